@@ -1,0 +1,91 @@
+"""fm_lab: design, run and analyse AI workflows and agents inside JupyterLab.
+
+>>> import fm_lab
+>>> wf = fm_lab.Workflow.from_file("examples/quickstart.flow.yaml")  # doctest: +SKIP
+>>> run = fm_lab.run(wf, inputs={"topic": "duckdb"})                   # doctest: +SKIP
+
+Names are imported lazily so ``import fm_lab`` stays fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "Workflow": "fm_lab.spec",
+    "Node": "fm_lab.spec",
+    "Edge": "fm_lab.spec",
+    "RetryPolicy": "fm_lab.spec",
+    "WorkflowBuilder": "fm_lab.spec",
+    "WorkflowValidationError": "fm_lab.spec",
+    "ValidationIssue": "fm_lab.spec",
+    "NodeType": "fm_lab.nodes",
+    "NodeContext": "fm_lab.nodes",
+    "register_node": "fm_lab.nodes",
+    "register_function": "fm_lab.nodes",
+    "NodeError": "fm_lab.engine",
+    "Run": "fm_lab.engine",
+    "NodeResult": "fm_lab.engine",
+    "RunFailedError": "fm_lab.engine",
+    "StateValidationError": "fm_lab.engine",
+    "connect": "fm_lab.engine",
+    "default_store": "fm_lab.engine",
+    "run": "fm_lab.engine",
+    "arun": "fm_lab.engine",
+    "resume": "fm_lab.engine",
+    "aresume": "fm_lab.engine",
+    "runs": "fm_lab.engine",
+    "get_run": "fm_lab.engine",
+    "validate": "fm_lab.engine",
+    "Store": "fm_lab.store",
+    "StoreLockedError": "fm_lab.store",
+    "RunNotFoundError": "fm_lab.store",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fm_lab' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:
+    from fm_lab.engine import (
+        NodeError,
+        NodeResult,
+        Run,
+        RunFailedError,
+        StateValidationError,
+        aresume,
+        arun,
+        connect,
+        default_store,
+        get_run,
+        resume,
+        run,
+        runs,
+        validate,
+    )
+    from fm_lab.nodes import NodeContext, NodeType, register_function, register_node
+    from fm_lab.spec import (
+        Edge,
+        Node,
+        RetryPolicy,
+        ValidationIssue,
+        Workflow,
+        WorkflowBuilder,
+        WorkflowValidationError,
+    )
+    from fm_lab.store import RunNotFoundError, Store, StoreLockedError

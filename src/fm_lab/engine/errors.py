@@ -1,0 +1,86 @@
+"""Errors of node executions, classified so retry policies and users can act on them."""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from typing import Any, Literal
+
+ErrorKind = Literal["user", "validation", "provider", "timeout", "system"]
+
+
+class NodeError(Exception):
+    """An error a node raises on purpose, with its kind and whether a retry may help.
+
+    >>> raise NodeError("quota exceeded", kind="provider", retryable=True)
+    Traceback (most recent call last):
+    fm_lab.engine.errors.NodeError: quota exceeded
+    """
+
+    def __init__(self, message: str, *, kind: ErrorKind = "user", retryable: bool | None = None,
+                 domain: str | None = None) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.retryable = retryable
+        self.domain = domain
+
+
+class StateValidationError(NodeError):
+    """A state update does not match the workflow's state schema."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind="validation", retryable=False, domain="state")
+
+
+class RunFailedError(RuntimeError):
+    """Raised by ``Run.raise_for_status()`` for a failed run."""
+
+
+def classify(exc: BaseException, node_type: str) -> dict[str, Any]:
+    """Describe ``exc`` as a stored error: kind, domain, retryable, message, type, traceback."""
+    kind: ErrorKind
+    retryable: bool
+    domain = node_type
+    if isinstance(exc, NodeError):
+        kind = exc.kind
+        retryable = exc.retryable if exc.retryable is not None else kind in (
+            "provider", "timeout", "system")
+        domain = exc.domain or node_type
+    elif isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        kind, retryable = "timeout", True
+    elif _is_validation(exc):
+        kind, retryable = "validation", False
+    elif _is_provider(exc):
+        kind, retryable = "provider", True
+    elif isinstance(exc, MemoryError | OSError) and not isinstance(exc, FileNotFoundError):
+        kind, retryable = "system", True
+    else:
+        kind, retryable = "user", False
+    message = str(exc) or type(exc).__name__
+    return {
+        "kind": kind,
+        "domain": domain,
+        "retryable": retryable,
+        "type": type(exc).__name__,
+        "message": message,
+        "traceback": "".join(traceback.format_exception(exc, limit=-8)),
+    }
+
+
+def _is_validation(exc: BaseException) -> bool:
+    from jinja2 import TemplateError
+    from pydantic import ValidationError
+
+    from fm_lab.spec.errors import WorkflowValidationError
+    from fm_lab.store.codec import NotSerialisableError
+
+    return isinstance(exc, ValidationError | TemplateError | WorkflowValidationError
+                      | NotSerialisableError)
+
+
+def _is_provider(exc: BaseException) -> bool:
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code >= 500 or exc.response.status_code == 429
+    return isinstance(exc, httpx.TransportError)

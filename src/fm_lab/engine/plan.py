@@ -1,0 +1,106 @@
+"""A validated workflow prepared for execution: adjacency, node classes, static configs."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from fm_lab.engine.errors import StateValidationError
+from fm_lab.engine.templating import has_templates
+from fm_lab.spec.errors import ValidationIssue, WorkflowValidationError
+
+if TYPE_CHECKING:
+    from fm_lab.nodes.base import NodeType
+    from fm_lab.nodes.registry import NodeRegistry
+    from fm_lab.spec.models import Edge, Workflow
+
+
+class Plan:
+    """Everything the scheduler needs about a workflow, computed once."""
+
+    def __init__(self, workflow: Workflow, registry: NodeRegistry) -> None:
+        workflow.validate(registry)
+        self.workflow = workflow
+        self.nodes = workflow.nodes
+        self.incoming: dict[str, list[Edge]] = {n: [] for n in workflow.nodes}
+        self.outgoing: dict[str, list[Edge]] = {n: [] for n in workflow.nodes}
+        for edge in workflow.edges:
+            self.incoming[edge.target].append(edge)
+            self.outgoing[edge.source].append(edge)
+        self.predecessors = {
+            n: list(dict.fromkeys(e.source for e in edges)) for n, edges in self.incoming.items()
+        }
+        self.entry = list(workflow.entry) or [n for n, e in self.incoming.items() if not e]
+        self.types: dict[str, type[NodeType]] = {}
+        self.static_config: dict[str, BaseModel] = {}
+        for node_id, node in workflow.nodes.items():
+            node_type = registry.lookup(node.type)
+            assert node_type is not None  # validated above
+            self.types[node_id] = node_type
+            if not has_templates(node.config):
+                self.static_config[node_id] = node_type.Config.model_validate(node.config)
+        self.order = self._topological()
+        self._inputs_validator = _validator(workflow.inputs)
+        self._state_validator = _validator(workflow.state)
+
+    def _topological(self) -> list[str]:
+        indegree = {n: len(self.predecessors[n]) for n in self.nodes}
+        queue = deque(n for n, d in indegree.items() if d == 0)
+        order = []
+        while queue:
+            current = queue.popleft()
+            order.append(current)
+            for target in dict.fromkeys(e.target for e in self.outgoing[current]):
+                indegree[target] -= 1
+                if indegree[target] == 0:
+                    queue.append(target)
+        return order
+
+    def prepare_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Fill schema defaults and validate; raise every problem at once."""
+        result = _with_defaults(self.workflow.inputs, inputs)
+        if self._inputs_validator is not None:
+            issues = _schema_issues(self._inputs_validator, result, "inputs")
+            if issues:
+                raise WorkflowValidationError(issues, subject="run inputs")
+        return result
+
+    def initial_state(self) -> dict[str, Any]:
+        """The state before any node ran: the state schema's defaults."""
+        return _with_defaults(self.workflow.state, {})
+
+    def check_state(self, state: dict[str, Any], node_id: str) -> None:
+        """Raise :class:`StateValidationError` if ``state`` breaks the state schema."""
+        if self._state_validator is None:
+            return
+        issues = _schema_issues(self._state_validator, state, "state")
+        if issues:
+            raise StateValidationError(
+                f"node {node_id!r} set an invalid state: " + "; ".join(str(i) for i in issues))
+
+
+def _validator(schema: dict[str, Any]) -> Any:
+    if not schema:
+        return None
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)
+
+
+def _schema_issues(validator: Any, value: Any, root: str) -> list[ValidationIssue]:
+    issues = []
+    for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        issues.append(ValidationIssue(f"{root}{path}", error.message, error.validator))
+    return issues
+
+
+def _with_defaults(schema: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    result = dict(values)
+    for key, prop in (schema.get("properties") or {}).items():
+        if key not in result and isinstance(prop, dict) and "default" in prop:
+            result[key] = prop["default"]
+    return result

@@ -1,0 +1,128 @@
+"""The ``Run`` handle: status, outputs and per-node results of one run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fm_lab.engine.errors import RunFailedError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fm_lab.spec.models import Workflow
+    from fm_lab.store.duckdb_store import Store
+
+STATUSES = ("running", "succeeded", "failed", "suspended", "cancelled")
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """One node's latest result in a run."""
+
+    node_id: str
+    status: str
+    output: Any
+    error: dict[str, Any] | None
+    attempts: int
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds() * 1000
+
+
+class Run:
+    """A workflow run: ``status``, ``outputs``, ``node(id)``, ``nodes_df()``.
+
+    >>> import fm_lab
+    >>> wf = fm_lab.Workflow.from_dict({"id": "demo", "nodes": {"hi": {"type": "template",
+    ...     "config": {"template": "hi {{ inputs.who }}"}}}})
+    >>> run = fm_lab.run(wf, inputs={"who": "there"}, store=fm_lab.Store(":memory:"))
+    >>> run.status, run.outputs
+    ('succeeded', {'hi': 'hi there'})
+    """
+
+    def __init__(self, run_id: str, store: Store, *, workflow: Workflow, status: str,
+                 outputs: Any, error: dict[str, Any] | None,
+                 nodes: dict[str, dict[str, Any]], state: dict[str, Any] | None = None) -> None:
+        self.run_id = run_id
+        self.store = store
+        self.workflow = workflow
+        self.status = status
+        self.outputs = outputs
+        self.error = error
+        self.state = state
+        self._nodes = nodes
+
+    @classmethod
+    def load(cls, run_id: str, store: Store) -> Run:
+        """Read a stored run."""
+        snap = store.load_run(run_id)
+        return cls(run_id, store, workflow=snap.workflow, status=snap.status,
+                   outputs=snap.outputs, error=snap.error, nodes=snap.nodes, state=snap.state)
+
+    def refresh(self) -> Run:
+        """Re-read this run from the store (e.g. after another process resumed it)."""
+        fresh = Run.load(self.run_id, self.store)
+        self.__dict__.update(fresh.__dict__)
+        return self
+
+    def node(self, node_id: str) -> NodeResult:
+        """The latest result of ``node_id`` (status ``pending`` if it has not run)."""
+        if node_id not in self.workflow.nodes:
+            raise KeyError(f"run {self.run_id} has no node {node_id!r}; nodes: "
+                           f"{', '.join(self.workflow.nodes)}")
+        rec = self._nodes.get(node_id)
+        if rec is None:
+            return NodeResult(node_id, "pending", None, None, 0, None, None)
+        return NodeResult(node_id, rec["status"], rec.get("output"), rec.get("error"),
+                          rec.get("attempts") or 0, _ts(rec.get("started")), _ts(rec.get("ended")))
+
+    def nodes_df(self) -> pd.DataFrame:
+        """One row per node: status, attempts, timings, output and error (from the store)."""
+        return self.store.node_executions(self.run_id)
+
+    def raise_for_status(self) -> Run:
+        """Raise :class:`RunFailedError` unless the run succeeded."""
+        if self.status == "failed":
+            err = self.error or {}
+            raise RunFailedError(
+                f"run {self.run_id} failed at node {err.get('node')!r}: "
+                f"[{err.get('kind')}] {err.get('message')}")
+        return self
+
+    def __repr__(self) -> str:
+        return f"<Run {self.run_id} {self.workflow.id} {self.status}>"
+
+    def _repr_html_(self) -> str:
+        colour = {"succeeded": "#2e7d32", "failed": "#c62828", "running": "#1565c0"}.get(
+            self.status, "#6d4c41")
+        rows = []
+        for node_id in self.workflow.nodes:
+            res = self.node(node_id)
+            ms = f"{res.duration_ms:.1f} ms" if res.duration_ms is not None else ""
+            detail = html.escape((res.error or {}).get("message", "") or _short(res.output))
+            rows.append(f"<tr><td><code>{html.escape(node_id)}</code></td><td>{res.status}</td>"
+                        f"<td>{ms}</td><td>{detail}</td></tr>")
+        return (f"<div><b>Run {html.escape(self.run_id)}</b> of "
+                f"<code>{html.escape(self.workflow.id)}</code>: "
+                f"<span style='color:{colour}'>{self.status}</span>"
+                f"<table><tr><th>node</th><th>status</th><th>time</th><th>output / error</th>"
+                f"</tr>{''.join(rows)}</table></div>")
+
+
+def _ts(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    return dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

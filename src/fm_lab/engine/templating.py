@@ -1,0 +1,76 @@
+"""Rendering config templates in a sandboxed Jinja2 environment.
+
+A string that is one whole expression (``"{{ nodes.fetch.output.items }}"``) keeps its JSON
+type; any other templated string renders to text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from fm_lab.spec.templates import is_template
+
+_WHOLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
+
+
+def _tojson(value: Any) -> str:
+    from fm_lab.store.codec import dumps
+
+    return dumps(value)
+
+
+@lru_cache(maxsize=1)
+def environment() -> ImmutableSandboxedEnvironment:
+    """The shared sandbox: no attribute access to internals, no mutation of values."""
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env.filters["tojson"] = _tojson
+    env.globals["json"] = json.loads
+    return env
+
+
+@lru_cache(maxsize=8192)
+def _compiled(source: str) -> Any:
+    env = environment()
+    match = _WHOLE.match(source)
+    if match:
+        return env.compile_expression(match["expr"], undefined_to_none=False)
+    return env.from_string(source)
+
+
+def render_template(source: str, scope: dict[str, Any]) -> Any:
+    """Render one template string against ``scope`` (nodes, inputs, state)."""
+    compiled = _compiled(source)
+    if hasattr(compiled, "render"):
+        return compiled.render(scope)
+    value = compiled(**scope)
+    if isinstance(value, StrictUndefined):
+        str(value)  # raises UndefinedError naming what is missing
+    return value
+
+
+def render_value(value: Any, scope: dict[str, Any]) -> Any:
+    """Render every template inside ``value`` (dicts and lists walked recursively)."""
+    if isinstance(value, str):
+        return render_template(value, scope) if is_template(value) else value
+    if isinstance(value, dict):
+        return {key: render_value(item, scope) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render_value(item, scope) for item in value]
+    return value
+
+
+def has_templates(value: Any) -> bool:
+    """True when ``value`` contains a template anywhere."""
+    if isinstance(value, str):
+        return is_template(value)
+    if isinstance(value, dict):
+        return any(has_templates(item) for item in value.values())
+    if isinstance(value, list):
+        return any(has_templates(item) for item in value)
+    return False

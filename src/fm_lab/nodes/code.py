@@ -1,0 +1,90 @@
+"""The ``code`` node: calls a Python function, referenced by name or ``module:function``."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fm_lab.nodes.base import NodeContext, NodeType
+
+F = TypeVar("F", bound=Callable[..., Any])
+_FUNCTIONS: dict[str, Callable[..., Any]] = {}
+
+
+def register_function(fn: F | None = None, *, name: str | None = None) -> Any:
+    """Make ``fn`` callable from ``code`` nodes as ``function: <name>``.
+
+    >>> @register_function
+    ... def add(a: int, b: int) -> int:
+    ...     return a + b
+    >>> resolve_function("add")(1, 2)
+    3
+    """
+
+    def decorate(func: F) -> F:
+        _FUNCTIONS[name or func.__name__] = func
+        return func
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def resolve_function(reference: str) -> Callable[..., Any]:
+    """Find a registered function, or import ``package.module:attr``."""
+    if reference in _FUNCTIONS:
+        return _FUNCTIONS[reference]
+    if ":" not in reference:
+        known = ", ".join(sorted(_FUNCTIONS)) or "none"
+        raise LookupError(
+            f"no function {reference!r}: register it with @fm_lab.register_function or write "
+            f"'module:function' (registered: {known})"
+        )
+    module_name, _, attr = reference.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise TypeError(f"{reference!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+class CodeNode(NodeType):
+    """Calls ``function(**args)``; a parameter named ``ctx`` gets the node context and one
+    named ``inputs`` the upstream outputs. Sync functions run in a worker thread."""
+
+    type_name = "code"
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        function: str = Field(description="Registered name or 'module:function'.")
+        args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments.")
+        thread: bool = Field(True, description="Run a sync function in a worker thread.")
+
+    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
+        config = self.config
+        fn = resolve_function(config.function)  # type: ignore[attr-defined]
+        kwargs = dict(config.args)  # type: ignore[attr-defined]
+        params = _parameters(fn)
+        if "ctx" in params:
+            kwargs["ctx"] = ctx
+        if "inputs" in params:
+            kwargs["inputs"] = inputs
+        if inspect.iscoroutinefunction(fn):
+            return await fn(**kwargs)
+        if config.thread:  # type: ignore[attr-defined]
+            return await asyncio.to_thread(fn, **kwargs)
+        result = fn(**kwargs)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+
+def _parameters(fn: Callable[..., Any]) -> frozenset[str]:
+    try:
+        return frozenset(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return frozenset()

@@ -1,0 +1,62 @@
+"""Nodes that steer a run: ``branch`` and ``set_state``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fm_lab.nodes.base import NodeContext, NodeType
+
+
+class Route(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    handle: str = Field(description="Name of the route; edges pick it with source_handle.")
+    when: Any = Field(description="A template such as '{{ inputs.amount > 100 }}'.")
+
+
+class BranchNode(NodeType):
+    """Routes to named handles: the first route whose ``when`` is truthy (or all of them with
+    ``mode: all``), else ``default``. Untaken paths are skipped, not failed."""
+
+    type_name = "branch"
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        routes: list[Route] = Field(min_length=1)
+        default: str | None = Field(None, description="Handle taken when no route matches.")
+        mode: Literal["first", "all"] = "first"
+
+    def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
+        config = self.config
+        taken = [r.handle for r in config.routes if r.when]  # type: ignore[attr-defined]
+        if config.mode == "first":  # type: ignore[attr-defined]
+            taken = taken[:1]
+        if not taken and config.default:  # type: ignore[attr-defined]
+            taken = [config.default]  # type: ignore[attr-defined]
+        return {"route": taken[0] if taken else None, "routes": taken}
+
+    @classmethod
+    def output_handles(cls, config: dict[str, Any]) -> list[str] | None:
+        handles = [r.get("handle") for r in config.get("routes", []) if isinstance(r, dict)]
+        if config.get("default"):
+            handles.append(config["default"])
+        return [h for h in handles if isinstance(h, str)]
+
+    @classmethod
+    def taken_handles(cls, output: Any) -> set[str] | None:
+        return set(output.get("routes", [])) if isinstance(output, dict) else set()
+
+
+class SetStateNode(NodeType):
+    """Merges ``values`` into the run's state (validated against the state schema)."""
+
+    type_name = "set_state"
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        values: dict[str, Any] = Field(description="Keys to set; values may be templates.")
+
+    def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
+        ctx.set_state(self.config.values)  # type: ignore[attr-defined]
+        return dict(self.config.values)  # type: ignore[attr-defined]

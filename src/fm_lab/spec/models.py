@@ -1,0 +1,200 @@
+"""The workflow spec: pydantic models whose JSON form is canonical."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fm_lab.spec.errors import ValidationIssue, WorkflowValidationError, pydantic_issues
+
+if TYPE_CHECKING:
+    from fm_lab.spec.validate import NodeTypeLookup
+
+NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ErrorKind = Literal["user", "validation", "provider", "timeout", "system"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
+
+
+class RetryPolicy(_Model):
+    """How often a failed node is tried again, and for which error kinds."""
+
+    max_attempts: int = Field(1, ge=1, le=100, description="Total attempts, the first included.")
+    backoff_s: float = Field(0.5, ge=0, description="Wait before the second attempt.")
+    multiplier: float = Field(2.0, ge=1, description="Backoff growth per attempt.")
+    max_backoff_s: float = Field(30.0, ge=0)
+    retry_on: list[ErrorKind] = Field(
+        default_factory=lambda: ["provider", "timeout", "system"],
+        description="Error kinds that are retried; 'user' and 'validation' are not by default.",
+    )
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return float(min(self.max_backoff_s, self.backoff_s * self.multiplier ** (attempt - 1)))
+
+
+class Position(_Model):
+    x: float
+    y: float
+
+
+class Node(_Model):
+    """One step of a workflow: a registered node ``type`` with its ``config``."""
+
+    id: str
+    type: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
+    description: str | None = None
+    position: Position | None = None
+    retry: RetryPolicy | None = None
+    timeout_s: float | None = Field(None, gt=0)
+    cache: bool = True
+
+
+class Edge(_Model):
+    """A dependency: ``target`` runs after ``source``.
+
+    ``source_handle`` picks one named route of a branching node; ``condition`` is a template
+    evaluated once the source has finished (the edge is taken when it is truthy).
+    """
+
+    source: str
+    target: str
+    source_handle: str | None = None
+    condition: str | None = None
+
+
+class Workflow(_Model):
+    """A validated graph of typed nodes. JSON (``to_json``) is the canonical form.
+
+    >>> wf = Workflow.from_dict({"id": "hello", "nodes": {"greet": {"type": "template",
+    ...     "config": {"template": "Hello {{ inputs.name }}"}}}})
+    >>> Workflow.from_json(wf.to_json()) == wf
+    True
+    """
+
+    id: str
+    name: str | None = None
+    version: int = Field(1, ge=1)
+    description: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict, description="JSON schema of run inputs.")
+    state: dict[str, Any] = Field(default_factory=dict, description="JSON schema of run state.")
+    nodes: dict[str, Node] = Field(default_factory=dict)
+    edges: list[Edge] = Field(default_factory=list)
+    entry: list[str] = Field(default_factory=list, description="Start nodes (default: no inputs).")
+    outputs: dict[str, Any] = Field(
+        default_factory=dict, description="Run outputs as templates (default: output nodes)."
+    )
+    max_concurrency: int | None = Field(None, ge=1, description="Nodes running at once.")
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Workflow:
+        """Build from the canonical dict (nodes keyed by id, or a list of nodes with ids)."""
+        from fm_lab.spec.io import normalise
+
+        normalised, issues = normalise(data)
+        try:
+            workflow = cls.model_validate(normalised)
+        except ValidationError as exc:
+            raise WorkflowValidationError(issues + pydantic_issues(exc, "")) from None
+        if issues:
+            raise WorkflowValidationError(issues)
+        return workflow
+
+    @classmethod
+    def from_json(cls, text: str) -> Workflow:
+        """Parse the canonical JSON form."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise WorkflowValidationError([ValidationIssue("$", f"not JSON: {exc}")]) from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> Workflow:
+        """Parse YAML (same structure as JSON; duplicate keys are reported)."""
+        from fm_lab.spec.io import load_yaml
+
+        return cls.from_dict(load_yaml(text))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Workflow:
+        """Load ``*.json``, ``*.yaml`` or ``*.yml`` (e.g. ``examples/quickstart.flow.yaml``)."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no workflow file at {path}")
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            return cls.from_json(text)
+        return cls.from_yaml(text)
+
+    # ---- serialisation ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical dict: defaults left out, nodes keyed by id."""
+        data = self.model_dump(mode="json", exclude_defaults=True, exclude={"nodes", "edges"})
+        ordered: dict[str, Any] = {"id": self.id}
+        for key in type(self).model_fields:
+            if key == "nodes":
+                ordered["nodes"] = {
+                    node_id: node.model_dump(mode="json", exclude_defaults=True, exclude={"id"})
+                    for node_id, node in self.nodes.items()
+                }
+            elif key == "edges" and self.edges:
+                ordered["edges"] = [
+                    e.model_dump(mode="json", exclude_defaults=True) for e in self.edges
+                ]
+            elif key in data:
+                ordered[key] = data[key]
+        return ordered
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The canonical JSON text."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def to_yaml(self) -> str:
+        """YAML text that loads back to an equal workflow."""
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    def content_hash(self) -> str:
+        """A stable hash of the canonical JSON (identifies a workflow version)."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """The JSON schema of the workflow document (used by editors and the widget)."""
+        return cls.model_json_schema()
+
+    # ---- checks -------------------------------------------------------------------------
+    def validate(  # type: ignore[override]
+        self, registry: NodeTypeLookup | None = None
+    ) -> Workflow:
+        """Raise :class:`WorkflowValidationError` listing every problem; return self if valid."""
+        from fm_lab.spec.validate import check
+
+        issues = check(self, registry)
+        if issues:
+            raise WorkflowValidationError(issues, subject=f"workflow {self.id!r}")
+        return self
+
+    def issues(self, registry: NodeTypeLookup | None = None) -> list[ValidationIssue]:
+        """Every problem found, without raising."""
+        from fm_lab.spec.validate import check
+
+        return check(self, registry)
+
+    def _repr_html_(self) -> str:
+        from fm_lab.spec.render import workflow_html
+
+        return workflow_html(self)

@@ -1,0 +1,247 @@
+"""Semantic checks of a workflow: every problem is collected, none stops the others."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from fm_lab.spec.errors import ValidationIssue, pydantic_issues
+from fm_lab.spec.templates import is_template, iter_templates, template_refs
+
+if TYPE_CHECKING:
+    from fm_lab.spec.models import Workflow
+
+
+class NodeTypeInfo(Protocol):
+    """What validation needs to know of a node type."""
+
+    Config: type[BaseModel]
+
+    @classmethod
+    def output_handles(cls, config: dict[str, Any]) -> list[str] | None: ...
+
+
+class NodeTypeLookup(Protocol):
+    """A registry of node types by name."""
+
+    def lookup(self, type_name: str) -> type[NodeTypeInfo] | None: ...
+
+    def names(self) -> list[str]: ...
+
+
+def check(workflow: Workflow, registry: NodeTypeLookup | None = None) -> list[ValidationIssue]:
+    """Return every problem in ``workflow`` (an empty list when it is valid)."""
+    from fm_lab.spec.models import NODE_ID
+
+    if registry is None:
+        from fm_lab.nodes.registry import default_registry
+
+        registry = default_registry()
+    issues: list[ValidationIssue] = []
+    if not workflow.nodes:
+        issues.append(ValidationIssue("nodes", "a workflow needs at least one node", "empty"))
+    for node_id in workflow.nodes:
+        if not NODE_ID.match(node_id):
+            issues.append(ValidationIssue(
+                f"nodes.{node_id}", "a node id is letters, digits and '_' and does not start "
+                "with a digit (templates read it as nodes.<id>)", "bad_id"))
+    issues += _check_schemas(workflow)
+    handles = _check_nodes(workflow, registry, issues)
+    issues += _check_edges(workflow, handles)
+    ancestors, cycle_issues = _ancestors(workflow)
+    issues += cycle_issues
+    issues += _check_reachable(workflow)
+    issues += _check_templates(workflow, ancestors)
+    return issues
+
+
+def _check_schemas(workflow: Workflow) -> list[ValidationIssue]:
+    import jsonschema
+
+    issues = []
+    for name in ("inputs", "state"):
+        schema = getattr(workflow, name)
+        if not schema:
+            continue
+        try:
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            where = ".".join(str(p) for p in exc.absolute_path)
+            issues.append(ValidationIssue(
+                f"{name}{'.' + where if where else ''}", f"not a valid JSON schema: {exc.message}",
+                "bad_schema"))
+            continue
+        if schema.get("type", "object") != "object":
+            issues.append(ValidationIssue(f"{name}.type", "must be 'object'", "bad_schema"))
+    return issues
+
+
+def _check_nodes(
+    workflow: Workflow, registry: NodeTypeLookup, issues: list[ValidationIssue]
+) -> dict[str, list[str] | None]:
+    handles: dict[str, list[str] | None] = {}
+    for node_id, node in workflow.nodes.items():
+        node_type = registry.lookup(node.type)
+        if node_type is None:
+            known = ", ".join(sorted(registry.names()))
+            issues.append(ValidationIssue(
+                f"nodes.{node_id}.type", f"unknown node type {node.type!r} (known: {known})",
+                "unknown_type"))
+            handles[node_id] = None
+            continue
+        issues += config_issues(node_type.Config, node.config, f"nodes.{node_id}.config")
+        handles[node_id] = node_type.output_handles(node.config)
+    return handles
+
+
+def config_issues(
+    config_model: type[BaseModel], config: dict[str, Any], prefix: str
+) -> list[ValidationIssue]:
+    """Validate ``config`` against the node type's model; templated values are checked at run
+    time, once rendered, so errors on them are not reported here."""
+    try:
+        config_model.model_validate(config)
+    except ValidationError as exc:
+        kept = [err for err in exc.errors(include_url=False) if not is_template(err.get("input"))]
+        if not kept:
+            return []
+        return pydantic_issues(ValidationError.from_exception_data(exc.title, kept), prefix)  # type: ignore[arg-type]
+    return []
+
+
+def _check_edges(
+    workflow: Workflow, handles: dict[str, list[str] | None]
+) -> list[ValidationIssue]:
+    issues = []
+    seen: set[tuple[str, str, str | None]] = set()
+    for index, edge in enumerate(workflow.edges):
+        where = f"edges[{index}]"
+        for end in ("source", "target"):
+            node_id = getattr(edge, end)
+            if node_id not in workflow.nodes:
+                issues.append(ValidationIssue(
+                    f"{where}.{end}", f"edge {end} {node_id!r} is not a node", "dangling_edge"))
+        if edge.source == edge.target:
+            issues.append(ValidationIssue(where, "an edge cannot connect a node to itself", "cycle"))
+        key = (edge.source, edge.target, edge.source_handle)
+        if key in seen:
+            issues.append(ValidationIssue(where, "duplicate edge", "duplicate_edge"))
+        seen.add(key)
+        declared = handles.get(edge.source)
+        if edge.source_handle is not None and edge.source in workflow.nodes:
+            if declared is None:
+                issues.append(ValidationIssue(
+                    f"{where}.source_handle",
+                    f"node {edge.source!r} has no named routes; remove the handle", "bad_handle"))
+            elif edge.source_handle not in declared:
+                issues.append(ValidationIssue(
+                    f"{where}.source_handle",
+                    f"{edge.source!r} has no route {edge.source_handle!r} "
+                    f"(routes: {', '.join(declared)})", "bad_handle"))
+    for index, entry in enumerate(workflow.entry):
+        if entry not in workflow.nodes:
+            issues.append(ValidationIssue(f"entry[{index}]", f"{entry!r} is not a node",
+                                          "dangling_edge"))
+    return issues
+
+
+def _graph(workflow: Workflow) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    succ: dict[str, list[str]] = {n: [] for n in workflow.nodes}
+    pred: dict[str, list[str]] = {n: [] for n in workflow.nodes}
+    for edge in workflow.edges:
+        if edge.source in succ and edge.target in pred and edge.source != edge.target:
+            succ[edge.source].append(edge.target)
+            pred[edge.target].append(edge.source)
+    return succ, pred
+
+
+def _ancestors(workflow: Workflow) -> tuple[dict[str, set[str]], list[ValidationIssue]]:
+    succ, pred = _graph(workflow)
+    indegree = {n: len(p) for n, p in pred.items()}
+    queue = deque(n for n, d in indegree.items() if d == 0)
+    order = []
+    while queue:
+        current = queue.popleft()
+        order.append(current)
+        for nxt in succ[current]:
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                queue.append(nxt)
+    issues = []
+    cyclic = [n for n, d in indegree.items() if d > 0]
+    if cyclic:
+        issues.append(ValidationIssue(
+            "edges", f"cycle through nodes {', '.join(sorted(cyclic))} (loops are written with a "
+            "loop node such as foreach, not with edges)", "cycle"))
+    ancestors: dict[str, set[str]] = {}
+    for node_id in order:
+        acc: set[str] = set()
+        for parent in pred[node_id]:
+            acc.add(parent)
+            acc |= ancestors.get(parent, set())
+        ancestors[node_id] = acc
+    for node_id in cyclic:
+        ancestors[node_id] = set(workflow.nodes)  # do not pile template errors on a cycle
+    return ancestors, issues
+
+
+def _check_reachable(workflow: Workflow) -> list[ValidationIssue]:
+    succ, pred = _graph(workflow)
+    starts = [n for n in workflow.entry if n in succ] or [n for n, p in pred.items() if not p]
+    seen = set(starts)
+    queue = deque(starts)
+    while queue:
+        for nxt in succ[queue.popleft()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    return [
+        ValidationIssue(f"nodes.{n}", "unreachable from the entry nodes", "unreachable")
+        for n in workflow.nodes
+        if n not in seen
+    ]
+
+
+def _check_templates(workflow: Workflow, ancestors: dict[str, set[str]]) -> list[ValidationIssue]:
+    places: list[tuple[str, str, set[str] | None]] = []
+    for node_id, node in workflow.nodes.items():
+        for loc, source in iter_templates(node.config, f"nodes.{node_id}.config"):
+            places.append((loc, source, ancestors.get(node_id, set())))
+    for index, edge in enumerate(workflow.edges):
+        if edge.condition is not None:
+            upstream = ancestors.get(edge.source, set()) | {edge.source}
+            places.append((f"edges[{index}].condition", edge.condition, upstream))
+    for loc, source in iter_templates(workflow.outputs, "outputs"):
+        places.append((loc, source, None))
+    input_keys = _declared(workflow.inputs)
+    state_keys = _declared(workflow.state)
+    issues = []
+    for loc, source, upstream in places:
+        refs = template_refs(source)
+        if refs.error:
+            issues.append(ValidationIssue(loc, refs.error, "template_syntax"))
+            continue
+        for ref in sorted(refs.nodes):
+            if ref not in workflow.nodes:
+                issues.append(ValidationIssue(loc, f"refers to unknown node {ref!r}",
+                                              "template_ref"))
+            elif upstream is not None and ref not in upstream:
+                issues.append(ValidationIssue(
+                    loc, f"refers to node {ref!r}, which is not upstream of this node "
+                    "(add an edge so it runs first)", "template_ref"))
+        for kind, keys, refs_of in (("inputs", input_keys, refs.inputs),
+                                    ("state", state_keys, refs.state)):
+            if keys is None:
+                continue
+            for ref in sorted(refs_of - keys):
+                issues.append(ValidationIssue(
+                    loc, f"refers to {kind}.{ref}, which the {kind} schema does not declare",
+                    "template_ref"))
+    return issues
+
+
+def _declared(schema: dict[str, Any]) -> set[str] | None:
+    props = schema.get("properties")
+    return set(props) if isinstance(props, dict) else None

@@ -1,0 +1,114 @@
+"""An append-only, checksummed journal of node results: the durable checkpoint of a run.
+
+One file per run, locked (``flock``) by the process that runs it, so a journal whose lock can
+be taken belongs to a dead process. ``commit()`` writes every pending record with one
+``write`` and, in ``fsync`` durability, one ``fsync``: nodes that finish together share it
+(group commit). A torn last line (a crash mid-write) is detected by its CRC and ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+Durability = Literal["fsync", "process", "none"]
+
+
+class RunLockedError(RuntimeError):
+    """Another live process is running this run."""
+
+
+class Journal:
+    """The journal of one run."""
+
+    def __init__(self, path: Path, durability: Durability = "fsync") -> None:
+        self.path = path
+        self.durability = durability
+        self._pending: list[bytes] = []
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise RunLockedError(
+                f"run journal {path} is locked by another live process: that process is still "
+                "running this run"
+            ) from None
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Queue ``record``; it is durable once :meth:`commit` returns."""
+        body = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+        self._pending.append(b"%08x %s\n" % (zlib.crc32(body), body))
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def commit(self) -> None:
+        """Write every queued record at once and make it durable."""
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        if self.durability == "fsync":
+            os.fsync(self._fd)
+
+    def close(self, remove: bool = False) -> None:
+        """Release the lock; ``remove`` deletes the file (its records are ingested)."""
+        if self._fd < 0:
+            return
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        os.close(self._fd)
+        self._fd = -1
+
+    def truncate(self) -> None:
+        """Drop the records already written (they are now in the database)."""
+        os.ftruncate(self._fd, 0)
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """Every intact record of a journal, stopping at the first torn or corrupt line."""
+    return list(_records(path))
+
+
+def _records(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    for line in data.split(b"\n"):
+        if len(line) < 10 or line[8:9] != b" ":
+            return
+        body = line[9:]
+        try:
+            if int(line[:8], 16) != zlib.crc32(body):
+                return
+            yield json.loads(body)
+        except ValueError:
+            return
+
+
+def try_lock(path: Path) -> int | None:
+    """Lock an existing journal if its owner is gone; returns the fd to close, or None."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

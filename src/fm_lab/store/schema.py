@@ -1,0 +1,54 @@
+"""The store's tables, as numbered migrations applied in order."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        create table if not exists workflows (
+            workflow_id varchar not null,
+            version integer not null,
+            hash varchar not null,
+            name varchar,
+            spec json not null,
+            created_at timestamptz not null default current_timestamp,
+            primary key (workflow_id, version)
+        );
+        create table if not exists runs (
+            run_id varchar primary key,
+            workflow_id varchar not null,
+            workflow_version integer not null,
+            status varchar not null,
+            inputs json,
+            outputs json,
+            state json,
+            error json,
+            created_at timestamptz not null default current_timestamp,
+            ended_at timestamptz,
+            owner_pid integer,
+            owner_host varchar,
+            parent_run_id varchar,
+            journal_seq bigint not null default 0
+        );
+        create table if not exists node_executions (
+            run_id varchar not null,
+            node_id varchar not null,
+            seq bigint not null,
+            node_type varchar,
+            status varchar not null,
+            attempts integer,
+            input json,
+            output json,
+            error json,
+            state_patch json,
+            started_at timestamptz,
+            ended_at timestamptz,
+            duration_ms double
+        );
+        create index if not exists node_executions_run on node_executions (run_id);
+        """,
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]
