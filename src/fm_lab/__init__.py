@@ -45,7 +45,36 @@ _EXPORTS: dict[str, str] = {
     "RunNotFoundError": "fm_lab.store",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Edge",
+    "Node",
+    "NodeContext",
+    "NodeError",
+    "NodeResult",
+    "NodeType",
+    "RetryPolicy",
+    "Run",
+    "RunFailedError",
+    "RunNotFoundError",
+    "StateValidationError",
+    "Store",
+    "StoreLockedError",
+    "ValidationIssue",
+    "Workflow",
+    "WorkflowBuilder",
+    "WorkflowValidationError",
+    "aresume",
+    "arun",
+    "connect",
+    "default_store",
+    "get_run",
+    "register_function",
+    "register_node",
+    "resume",
+    "run",
+    "runs",
+    "validate",
+]
 
 
 def __getattr__(name: str) -> Any:

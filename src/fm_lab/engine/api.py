@@ -34,8 +34,9 @@ def home() -> Path:
     return Path(os.environ.get("FM_LAB_HOME", ".fm_lab")).expanduser()
 
 
-def connect(path: str | Path | None = None, *, read_only: bool = False,
-            durability: Durability = "fsync") -> Store:
+def connect(
+    path: str | Path | None = None, *, read_only: bool = False, durability: Durability = "fsync"
+) -> Store:
     """Open (and make default) the store at ``path`` (default ``$FM_LAB_HOME/fm_lab.duckdb``).
 
     ``":memory:"`` gives a throw-away store for tests. ``durability``: ``fsync`` (a committed
@@ -70,17 +71,23 @@ def load_workflow(workflow: Workflow | str | Path | dict[str, Any]) -> Workflow:
     return Workflow.from_file(workflow)
 
 
-def validate(workflow: Workflow | str | Path | dict[str, Any],
-             registry: NodeRegistry | None = None) -> Workflow:
+def validate(
+    workflow: Workflow | str | Path | dict[str, Any], registry: NodeRegistry | None = None
+) -> Workflow:
     """Load and validate; raises :class:`WorkflowValidationError` listing every problem."""
     return load_workflow(workflow).validate(registry)
 
 
-async def arun(workflow: Workflow | str | Path | dict[str, Any],
-               inputs: dict[str, Any] | None = None, *, run_id: str | None = None,
-               store: Store | None = None, request_context: dict[str, Any] | None = None,
-               registry: NodeRegistry | None = None,
-               parent_run_id: str | None = None) -> Run:
+async def arun(
+    workflow: Workflow | str | Path | dict[str, Any],
+    inputs: dict[str, Any] | None = None,
+    *,
+    run_id: str | None = None,
+    store: Store | None = None,
+    request_context: dict[str, Any] | None = None,
+    registry: NodeRegistry | None = None,
+    parent_run_id: str | None = None,
+) -> Run:
     """Run a workflow to its end (async). Invalid workflows or inputs raise before anything
     is stored."""
     from fm_lab.nodes.registry import default_registry
@@ -96,9 +103,13 @@ async def arun(workflow: Workflow | str | Path | dict[str, Any],
     return _run_from(runner)
 
 
-async def aresume(run_id: str, *, store: Store | None = None,
-                  request_context: dict[str, Any] | None = None,
-                  registry: NodeRegistry | None = None) -> Run:
+async def aresume(
+    run_id: str,
+    *,
+    store: Store | None = None,
+    request_context: dict[str, Any] | None = None,
+    registry: NodeRegistry | None = None,
+) -> Run:
     """Continue a run that stopped (crash, kill, failure): committed nodes are not re-run."""
     from fm_lab.nodes.registry import default_registry
 
@@ -115,13 +126,23 @@ async def aresume(run_id: str, *, store: Store | None = None,
 
 
 def _run_from(runner: Runner) -> Run:
-    return Run(runner.run_id, runner.store, workflow=runner.plan.workflow,
-               status=runner.run_status, outputs=runner.outputs, error=runner.error,
-               nodes=runner.results, state=runner.state)
+    return Run(
+        runner.run_id,
+        runner.store,
+        workflow=runner.plan.workflow,
+        status=runner.run_status,
+        outputs=runner.outputs,
+        error=runner.error,
+        nodes=runner.results,
+        state=runner.state,
+    )
 
 
-def run(workflow: Workflow | str | Path | dict[str, Any], inputs: dict[str, Any] | None = None,
-        **kwargs: Any) -> Run:
+def run(
+    workflow: Workflow | str | Path | dict[str, Any],
+    inputs: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> Run:
     """Run a workflow and wait for it; works in scripts and inside Jupyter's running loop.
 
     Takes the same arguments as :func:`arun`.
@@ -139,8 +160,9 @@ def get_run(run_id: str, store: Store | None = None) -> Run:
     return Run.load(run_id, store or default_store())
 
 
-def runs(limit: int | None = 100, status: str | None = None,
-         store: Store | None = None) -> pd.DataFrame:
+def runs(
+    limit: int | None = 100, status: str | None = None, store: Store | None = None
+) -> pd.DataFrame:
     """Recent runs as a DataFrame (newest first)."""
     return (store or default_store()).runs(limit=limit, status=status)
 
@@ -155,5 +177,18 @@ def _sync(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
-__all__ = ["StoreError", "arun", "aresume", "connect", "default_store", "get_run", "home",
-           "load_workflow", "new_run_id", "resume", "run", "runs", "validate"]
+__all__ = [
+    "StoreError",
+    "aresume",
+    "arun",
+    "connect",
+    "default_store",
+    "get_run",
+    "home",
+    "load_workflow",
+    "new_run_id",
+    "resume",
+    "run",
+    "runs",
+    "validate",
+]

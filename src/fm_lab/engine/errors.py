@@ -17,8 +17,14 @@ class NodeError(Exception):
     fm_lab.engine.errors.NodeError: quota exceeded
     """
 
-    def __init__(self, message: str, *, kind: ErrorKind = "user", retryable: bool | None = None,
-                 domain: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: ErrorKind = "user",
+        retryable: bool | None = None,
+        domain: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.kind: ErrorKind = kind
         self.retryable = retryable
@@ -43,8 +49,11 @@ def classify(exc: BaseException, node_type: str) -> dict[str, Any]:
     domain = node_type
     if isinstance(exc, NodeError):
         kind = exc.kind
-        retryable = exc.retryable if exc.retryable is not None else kind in (
-            "provider", "timeout", "system")
+        retryable = (
+            exc.retryable
+            if exc.retryable is not None
+            else kind in ("provider", "timeout", "system")
+        )
         domain = exc.domain or node_type
     elif isinstance(exc, TimeoutError | asyncio.TimeoutError):
         kind, retryable = "timeout", True
@@ -74,8 +83,9 @@ def _is_validation(exc: BaseException) -> bool:
     from fm_lab.spec.errors import WorkflowValidationError
     from fm_lab.store.codec import NotSerialisableError
 
-    return isinstance(exc, ValidationError | TemplateError | WorkflowValidationError
-                      | NotSerialisableError)
+    return isinstance(
+        exc, ValidationError | TemplateError | WorkflowValidationError | NotSerialisableError
+    )
 
 
 def _is_provider(exc: BaseException) -> bool:

@@ -78,7 +78,8 @@ class Plan:
         issues = _schema_issues(self._state_validator, state, "state")
         if issues:
             raise StateValidationError(
-                f"node {node_id!r} set an invalid state: " + "; ".join(str(i) for i in issues))
+                f"node {node_id!r} set an invalid state: " + "; ".join(str(i) for i in issues)
+            )
 
 
 def _validator(schema: dict[str, Any]) -> Any:

@@ -48,9 +48,18 @@ class Run:
     ('succeeded', {'hi': 'hi there'})
     """
 
-    def __init__(self, run_id: str, store: Store, *, workflow: Workflow, status: str,
-                 outputs: Any, error: dict[str, Any] | None,
-                 nodes: dict[str, dict[str, Any]], state: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        store: Store,
+        *,
+        workflow: Workflow,
+        status: str,
+        outputs: Any,
+        error: dict[str, Any] | None,
+        nodes: dict[str, dict[str, Any]],
+        state: dict[str, Any] | None = None,
+    ) -> None:
         self.run_id = run_id
         self.store = store
         self.workflow = workflow
@@ -64,8 +73,16 @@ class Run:
     def load(cls, run_id: str, store: Store) -> Run:
         """Read a stored run."""
         snap = store.load_run(run_id)
-        return cls(run_id, store, workflow=snap.workflow, status=snap.status,
-                   outputs=snap.outputs, error=snap.error, nodes=snap.nodes, state=snap.state)
+        return cls(
+            run_id,
+            store,
+            workflow=snap.workflow,
+            status=snap.status,
+            outputs=snap.outputs,
+            error=snap.error,
+            nodes=snap.nodes,
+            state=snap.state,
+        )
 
     def refresh(self) -> Run:
         """Re-read this run from the store (e.g. after another process resumed it)."""
@@ -76,13 +93,22 @@ class Run:
     def node(self, node_id: str) -> NodeResult:
         """The latest result of ``node_id`` (status ``pending`` if it has not run)."""
         if node_id not in self.workflow.nodes:
-            raise KeyError(f"run {self.run_id} has no node {node_id!r}; nodes: "
-                           f"{', '.join(self.workflow.nodes)}")
+            raise KeyError(
+                f"run {self.run_id} has no node {node_id!r}; nodes: "
+                f"{', '.join(self.workflow.nodes)}"
+            )
         rec = self._nodes.get(node_id)
         if rec is None:
             return NodeResult(node_id, "pending", None, None, 0, None, None)
-        return NodeResult(node_id, rec["status"], rec.get("output"), rec.get("error"),
-                          rec.get("attempts") or 0, _ts(rec.get("started")), _ts(rec.get("ended")))
+        return NodeResult(
+            node_id,
+            rec["status"],
+            rec.get("output"),
+            rec.get("error"),
+            rec.get("attempts") or 0,
+            _ts(rec.get("started")),
+            _ts(rec.get("ended")),
+        )
 
     def nodes_df(self) -> pd.DataFrame:
         """One row per node: status, attempts, timings, output and error (from the store)."""
@@ -94,7 +120,8 @@ class Run:
             err = self.error or {}
             raise RunFailedError(
                 f"run {self.run_id} failed at node {err.get('node')!r}: "
-                f"[{err.get('kind')}] {err.get('message')}")
+                f"[{err.get('kind')}] {err.get('message')}"
+            )
         return self
 
     def __repr__(self) -> str:
@@ -102,19 +129,24 @@ class Run:
 
     def _repr_html_(self) -> str:
         colour = {"succeeded": "#2e7d32", "failed": "#c62828", "running": "#1565c0"}.get(
-            self.status, "#6d4c41")
+            self.status, "#6d4c41"
+        )
         rows = []
         for node_id in self.workflow.nodes:
             res = self.node(node_id)
             ms = f"{res.duration_ms:.1f} ms" if res.duration_ms is not None else ""
             detail = html.escape((res.error or {}).get("message", "") or _short(res.output))
-            rows.append(f"<tr><td><code>{html.escape(node_id)}</code></td><td>{res.status}</td>"
-                        f"<td>{ms}</td><td>{detail}</td></tr>")
-        return (f"<div><b>Run {html.escape(self.run_id)}</b> of "
-                f"<code>{html.escape(self.workflow.id)}</code>: "
-                f"<span style='color:{colour}'>{self.status}</span>"
-                f"<table><tr><th>node</th><th>status</th><th>time</th><th>output / error</th>"
-                f"</tr>{''.join(rows)}</table></div>")
+            rows.append(
+                f"<tr><td><code>{html.escape(node_id)}</code></td><td>{res.status}</td>"
+                f"<td>{ms}</td><td>{detail}</td></tr>"
+            )
+        return (
+            f"<div><b>Run {html.escape(self.run_id)}</b> of "
+            f"<code>{html.escape(self.workflow.id)}</code>: "
+            f"<span style='color:{colour}'>{self.status}</span>"
+            f"<table><tr><th>node</th><th>status</th><th>time</th><th>output / error</th>"
+            f"</tr>{''.join(rows)}</table></div>"
+        )
 
 
 def _ts(value: Any) -> dt.datetime | None:

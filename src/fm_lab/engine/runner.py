@@ -42,9 +42,15 @@ class _Finished:
 class Runner:
     """Executes one run of a :class:`Plan` against a :class:`Store`."""
 
-    def __init__(self, plan: Plan, store: Store, run_id: str, inputs: dict[str, Any],
-                 request_context: dict[str, Any] | None = None,
-                 snapshot: RunSnapshot | None = None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        store: Store,
+        run_id: str,
+        inputs: dict[str, Any],
+        request_context: dict[str, Any] | None = None,
+        snapshot: RunSnapshot | None = None,
+    ) -> None:
         self.plan = plan
         self.store = store
         self.run_id = run_id
@@ -69,8 +75,12 @@ class Runner:
         self.error: dict[str, Any] | None = None
         self.run_status = "running"
         self._stored = False
-        self._scope = {"nodes": self.view, "inputs": self.inputs, "state": self.state,
-                       "run": {"id": run_id}}
+        self._scope = {
+            "nodes": self.view,
+            "inputs": self.inputs,
+            "state": self.state,
+            "run": {"id": run_id},
+        }
 
     def scope(self) -> dict[str, Any]:
         """The template scope (live view: nodes, inputs, state, run)."""
@@ -82,7 +92,11 @@ class Runner:
         self._journal = self.store.open_journal(self.run_id)
         try:
             self._start()
-            await self._loop()
+            try:
+                await self._loop()
+            except Exception as exc:  # an engine fault: keep what is committed, fail the run
+                self.run_status = "failed"
+                self.error = {"node": None, **classify(exc, "engine"), "kind": "system"}
             self._finish()
         except BaseException:
             self._flush()
@@ -168,39 +182,68 @@ class Runner:
                 if config is None:
                     rendered = render_value(node.config, self._scope)
                     config = node_type.Config.model_validate(rendered)
-                inputs = {p: self.view[p]["output"] for p in plan.predecessors[node_id]
-                          if self.status[p] == "succeeded"}
+                inputs = {
+                    p: self.view[p]["output"]
+                    for p in plan.predecessors[node_id]
+                    if self.status[p] == "succeeded"
+                }
                 result = node_type(config).run(ctx, inputs)
                 if inspect.isawaitable(result):
                     if node.timeout_s is not None:
                         result = await asyncio.wait_for(result, node.timeout_s)
                     else:
                         result = await result
-                self._finished.append(_Finished(
-                    node_id, True, result, None, attempt, started, time.time(),
-                    ctx.state_patch, rendered))
+                self._finished.append(
+                    _Finished(
+                        node_id,
+                        True,
+                        result,
+                        None,
+                        attempt,
+                        started,
+                        time.time(),
+                        ctx.state_patch,
+                        rendered,
+                    )
+                )
                 break
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 error = classify(exc, node.type)
-                if (attempt < policy.max_attempts and error["retryable"]
-                        and error["kind"] in policy.retry_on and not self.abort.is_set()):
+                if (
+                    attempt < policy.max_attempts
+                    and error["retryable"]
+                    and error["kind"] in policy.retry_on
+                    and not self.abort.is_set()
+                ):
                     await asyncio.sleep(policy.delay(attempt))
                     continue
                 error["attempts"] = attempt
-                self._finished.append(_Finished(
-                    node_id, False, None, error, attempt, started, time.time(), None, rendered))
+                self._finished.append(
+                    _Finished(
+                        node_id, False, None, error, attempt, started, time.time(), None, rendered
+                    )
+                )
                 break
         self._wake.set()
 
     # ---- results -------------------------------------------------------------------------
     def _record(self, done: _Finished) -> bool:
         """Journal a finished node; returns False if it failed (or its output cannot be kept)."""
-        record = {"k": "node", "node": done.node_id, "type": self.plan.nodes[done.node_id].type,
-                  "status": "succeeded" if done.ok else "failed", "attempts": done.attempts,
-                  "input": done.input, "output": done.output, "error": done.error,
-                  "state_patch": done.state_patch, "started": done.started, "ended": done.ended}
+        record = {
+            "k": "node",
+            "node": done.node_id,
+            "type": self.plan.nodes[done.node_id].type,
+            "status": "succeeded" if done.ok else "failed",
+            "attempts": done.attempts,
+            "input": done.input,
+            "output": done.output,
+            "error": done.error,
+            "state_patch": done.state_patch,
+            "started": done.started,
+            "ended": done.ended,
+        }
         if done.ok:
             try:
                 self._append(record)
@@ -236,11 +279,15 @@ class Runner:
         edges = self.plan.outgoing[node_id]
         if not edges:
             return
-        taken = self.plan.types[node_id].taken_handles(self.view[node_id]["output"]) \
-            if succeeded else None
+        taken = (
+            self.plan.types[node_id].taken_handles(self.view[node_id]["output"])
+            if succeeded
+            else None
+        )
         for edge in edges:
-            live = succeeded and (edge.source_handle is None or taken is None
-                                  or edge.source_handle in taken)
+            live = succeeded and (
+                edge.source_handle is None or taken is None or edge.source_handle in taken
+            )
             if live and edge.condition is not None:
                 live = bool(render_template(edge.condition, self._scope))
             target = edge.target
@@ -258,9 +305,19 @@ class Runner:
         self.status[node_id] = "skipped"
         self.view[node_id] = {"output": None, "status": "skipped"}
         now = time.time()
-        record = {"k": "node", "node": node_id, "type": self.plan.nodes[node_id].type,
-                  "status": "skipped", "attempts": 0, "input": None, "output": None,
-                  "error": None, "state_patch": None, "started": now, "ended": now}
+        record = {
+            "k": "node",
+            "node": node_id,
+            "type": self.plan.nodes[node_id].type,
+            "status": "skipped",
+            "attempts": 0,
+            "input": None,
+            "output": None,
+            "error": None,
+            "state_patch": None,
+            "started": now,
+            "ended": now,
+        }
         self._append(record)
         self.results[node_id] = record
         self._resolve_outgoing(node_id, False)
@@ -273,8 +330,16 @@ class Runner:
             except Exception as exc:
                 self.run_status = "failed"
                 self.error = {"node": None, **classify(exc, "outputs")}
-        self._append({"k": "run", "status": self.run_status, "outputs": self.outputs,
-                      "error": self.error, "state": self.state, "ended": time.time()})
+        self._append(
+            {
+                "k": "run",
+                "status": self.run_status,
+                "outputs": self.outputs,
+                "error": self.error,
+                "state": self.state,
+                "ended": time.time(),
+            }
+        )
         self._commit()
         self._flush()
         self._stored = True
@@ -302,6 +367,8 @@ class Runner:
         self._last_ingest = time.monotonic()
 
     def _maybe_ingest(self) -> None:
-        if (len(self._unflushed) >= INGEST_EVERY_RECORDS
-                or time.monotonic() - self._last_ingest > INGEST_EVERY_S):
+        if (
+            len(self._unflushed) >= INGEST_EVERY_RECORDS
+            or time.monotonic() - self._last_ingest > INGEST_EVERY_S
+        ):
             self._flush()

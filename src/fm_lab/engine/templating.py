@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -25,10 +26,20 @@ def _tojson(value: Any) -> str:
     return dumps(value)
 
 
+class _DataEnvironment(ImmutableSandboxedEnvironment):
+    """A sandbox where ``a.b`` on a mapping reads the key ``b`` first, so JSON data with keys
+    such as ``items`` or ``values`` reads as data, not as dict methods."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 @lru_cache(maxsize=1)
 def environment() -> ImmutableSandboxedEnvironment:
     """The shared sandbox: no attribute access to internals, no mutation of values."""
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env = _DataEnvironment(undefined=StrictUndefined, autoescape=False)
     env.filters["tojson"] = _tojson
     env.globals["json"] = json.loads
     return env

@@ -18,12 +18,23 @@ class NoConfig(BaseModel):
 class NodeContext(Protocol):
     """What a running node sees of its run (the engine provides it)."""
 
-    run_id: str
-    node_id: str
-    attempt: int
-    inputs: Mapping[str, Any]
-    request_context: dict[str, Any]
-    abort: asyncio.Event
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def inputs(self) -> Mapping[str, Any]: ...
+
+    @property
+    def request_context(self) -> dict[str, Any]: ...
+
+    @property
+    def abort(self) -> asyncio.Event: ...
 
     @property
     def state(self) -> Mapping[str, Any]: ...

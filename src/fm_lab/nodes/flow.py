@@ -51,8 +51,10 @@ class MergeNode(NodeType):
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
         mode: Literal["dict", "list", "first"] = Field(
-            "dict", description="dict: {node: output}; list: outputs in edge order; "
-            "first: the first output that arrived from a taken path")
+            "dict",
+            description="dict: {node: output}; list: outputs in edge order; "
+            "first: the first output that arrived from a taken path",
+        )
 
     def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         mode = self.config.mode  # type: ignore[attr-defined]

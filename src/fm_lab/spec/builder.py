@@ -50,9 +50,17 @@ class WorkflowBuilder:
     def __init__(self, id: str, **fields: Any) -> None:
         self._data: dict[str, Any] = {"id": id, **fields, "nodes": {}, "edges": []}
 
-    def node(self, id: str, type: str, *, label: str | None = None,
-             retry: dict[str, Any] | None = None, timeout_s: float | None = None,
-             cache: bool = True, **config: Any) -> NodeRef:
+    def node(
+        self,
+        id: str,
+        type: str,
+        *,
+        label: str | None = None,
+        retry: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+        cache: bool = True,
+        **config: Any,
+    ) -> NodeRef:
         """Add node ``id`` of ``type``; keyword arguments are its config."""
         node: dict[str, Any] = {"type": type, "config": config}
         for key, value in (("label", label), ("retry", retry), ("timeout_s", timeout_s)):
@@ -63,8 +71,9 @@ class WorkflowBuilder:
         self._data["nodes"][id] = node
         return NodeRef(self, id)
 
-    def edge(self, source: str, target: str, *, handle: str | None = None,
-             condition: str | None = None) -> WorkflowBuilder:
+    def edge(
+        self, source: str, target: str, *, handle: str | None = None, condition: str | None = None
+    ) -> WorkflowBuilder:
         """Add an edge, optionally on a named route or with a condition template."""
         edge: dict[str, Any] = {"source": source, "target": target}
         if handle is not None:

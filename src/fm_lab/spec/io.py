@@ -23,7 +23,7 @@ class _DuplicateKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _DuplicateKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node)
         if key in seen:
             loader.duplicates.append((str(key), key_node.start_mark.line + 1))
         seen.add(key)
@@ -32,7 +32,7 @@ def _construct_mapping(loader: _DuplicateKeyLoader, node: yaml.MappingNode) -> d
 
 _DuplicateKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 
@@ -41,11 +41,11 @@ def load_yaml(text: str) -> dict[str, Any]:
     loader = _DuplicateKeyLoader(text)
     loader.duplicates = []
     try:
-        data = loader.get_single_data()  # type: ignore[no-untyped-call]
+        data = loader.get_single_data()
     except yaml.YAMLError as exc:
         raise WorkflowValidationError([ValidationIssue("$", f"not valid YAML: {exc}")]) from None
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     if not isinstance(data, dict):
         raise WorkflowValidationError([ValidationIssue("$", "a workflow document is a mapping")])
     if loader.duplicates:
@@ -74,8 +74,9 @@ def normalise(data: Any) -> tuple[dict[str, Any], list[ValidationIssue]]:
                 issues.append(ValidationIssue(f"nodes[{index}].id", "a node needs a string id"))
             elif node_id in keyed:
                 issues.append(
-                    ValidationIssue(f"nodes[{index}].id", f"duplicate node id {node_id!r}",
-                                    "duplicate_id")
+                    ValidationIssue(
+                        f"nodes[{index}].id", f"duplicate node id {node_id!r}", "duplicate_id"
+                    )
                 )
             else:
                 keyed[node_id] = node
@@ -102,8 +103,9 @@ def _edge(edge: Any, index: int, issues: list[ValidationIssue]) -> Any:
     match = _EDGE_SHORTHAND.match(edge)
     if match is None:
         issues.append(
-            ValidationIssue(f"edges[{index}]", f"cannot read edge {edge!r}; write 'a -> b' "
-                            "or 'a.handle -> b'")
+            ValidationIssue(
+                f"edges[{index}]", f"cannot read edge {edge!r}; write 'a -> b' or 'a.handle -> b'"
+            )
         )
         return {"source": "", "target": ""}
     result = {"source": match["source"], "target": match["target"]}

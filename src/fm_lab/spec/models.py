@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ErrorKind = Literal["user", "validation", "provider", "timeout", "system"]
+_RETRYABLE: tuple[ErrorKind, ...] = ("provider", "timeout", "system")
 
 
 class _Model(BaseModel):
@@ -31,7 +32,7 @@ class RetryPolicy(_Model):
     multiplier: float = Field(2.0, ge=1, description="Backoff growth per attempt.")
     max_backoff_s: float = Field(30.0, ge=0)
     retry_on: list[ErrorKind] = Field(
-        default_factory=lambda: ["provider", "timeout", "system"],
+        default_factory=lambda: list(_RETRYABLE),
         description="Error kinds that are retried; 'user' and 'validation' are not by default.",
     )
 

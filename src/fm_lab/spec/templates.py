@@ -53,11 +53,15 @@ def template_refs(source: str) -> TemplateRefs:
         return TemplateRefs(error=f"template syntax error: {exc.message}")
     found: dict[str, set[str]] = {root: set() for root in _ROOTS}
     for node in tree.find_all((jnodes.Getattr, jnodes.Getitem)):
-        base = node.node
+        base = node.node  # type: ignore[attr-defined]
         if isinstance(base, jnodes.Name) and base.name in found:
             if isinstance(node, jnodes.Getattr):
                 found[base.name].add(node.attr)
-            elif isinstance(node.arg, jnodes.Const) and isinstance(node.arg.value, str):
+            elif (
+                isinstance(node, jnodes.Getitem)
+                and isinstance(node.arg, jnodes.Const)
+                and isinstance(node.arg.value, str)
+            ):
                 found[base.name].add(node.arg.value)
     return TemplateRefs(
         nodes=frozenset(found["nodes"]),

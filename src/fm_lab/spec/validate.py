@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 class NodeTypeInfo(Protocol):
     """What validation needs to know of a node type."""
 
-    Config: type[BaseModel]
+    Config: ClassVar[type[BaseModel]]
 
     @classmethod
     def output_handles(cls, config: dict[str, Any]) -> list[str] | None: ...
@@ -39,14 +39,20 @@ def check(workflow: Workflow, registry: NodeTypeLookup | None = None) -> list[Va
         from fm_lab.nodes.registry import default_registry
 
         registry = default_registry()
+    assert registry is not None
     issues: list[ValidationIssue] = []
     if not workflow.nodes:
         issues.append(ValidationIssue("nodes", "a workflow needs at least one node", "empty"))
     for node_id in workflow.nodes:
         if not NODE_ID.match(node_id):
-            issues.append(ValidationIssue(
-                f"nodes.{node_id}", "a node id is letters, digits and '_' and does not start "
-                "with a digit (templates read it as nodes.<id>)", "bad_id"))
+            issues.append(
+                ValidationIssue(
+                    f"nodes.{node_id}",
+                    "a node id is letters, digits and '_' and does not start "
+                    "with a digit (templates read it as nodes.<id>)",
+                    "bad_id",
+                )
+            )
     issues += _check_schemas(workflow)
     handles = _check_nodes(workflow, registry, issues)
     issues += _check_edges(workflow, handles)
@@ -69,9 +75,13 @@ def _check_schemas(workflow: Workflow) -> list[ValidationIssue]:
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except jsonschema.SchemaError as exc:
             where = ".".join(str(p) for p in exc.absolute_path)
-            issues.append(ValidationIssue(
-                f"{name}{'.' + where if where else ''}", f"not a valid JSON schema: {exc.message}",
-                "bad_schema"))
+            issues.append(
+                ValidationIssue(
+                    f"{name}{'.' + where if where else ''}",
+                    f"not a valid JSON schema: {exc.message}",
+                    "bad_schema",
+                )
+            )
             continue
         if schema.get("type", "object") != "object":
             issues.append(ValidationIssue(f"{name}.type", "must be 'object'", "bad_schema"))
@@ -86,9 +96,13 @@ def _check_nodes(
         node_type = registry.lookup(node.type)
         if node_type is None:
             known = ", ".join(sorted(registry.names()))
-            issues.append(ValidationIssue(
-                f"nodes.{node_id}.type", f"unknown node type {node.type!r} (known: {known})",
-                "unknown_type"))
+            issues.append(
+                ValidationIssue(
+                    f"nodes.{node_id}.type",
+                    f"unknown node type {node.type!r} (known: {known})",
+                    "unknown_type",
+                )
+            )
             handles[node_id] = None
             continue
         issues += config_issues(node_type.Config, node.config, f"nodes.{node_id}.config")
@@ -111,9 +125,7 @@ def config_issues(
     return []
 
 
-def _check_edges(
-    workflow: Workflow, handles: dict[str, list[str] | None]
-) -> list[ValidationIssue]:
+def _check_edges(workflow: Workflow, handles: dict[str, list[str] | None]) -> list[ValidationIssue]:
     issues = []
     seen: set[tuple[str, str, str | None]] = set()
     for index, edge in enumerate(workflow.edges):
@@ -121,10 +133,15 @@ def _check_edges(
         for end in ("source", "target"):
             node_id = getattr(edge, end)
             if node_id not in workflow.nodes:
-                issues.append(ValidationIssue(
-                    f"{where}.{end}", f"edge {end} {node_id!r} is not a node", "dangling_edge"))
+                issues.append(
+                    ValidationIssue(
+                        f"{where}.{end}", f"edge {end} {node_id!r} is not a node", "dangling_edge"
+                    )
+                )
         if edge.source == edge.target:
-            issues.append(ValidationIssue(where, "an edge cannot connect a node to itself", "cycle"))
+            issues.append(
+                ValidationIssue(where, "an edge cannot connect a node to itself", "cycle")
+            )
         key = (edge.source, edge.target, edge.source_handle)
         if key in seen:
             issues.append(ValidationIssue(where, "duplicate edge", "duplicate_edge"))
@@ -132,18 +149,27 @@ def _check_edges(
         declared = handles.get(edge.source)
         if edge.source_handle is not None and edge.source in workflow.nodes:
             if declared is None:
-                issues.append(ValidationIssue(
-                    f"{where}.source_handle",
-                    f"node {edge.source!r} has no named routes; remove the handle", "bad_handle"))
+                issues.append(
+                    ValidationIssue(
+                        f"{where}.source_handle",
+                        f"node {edge.source!r} has no named routes; remove the handle",
+                        "bad_handle",
+                    )
+                )
             elif edge.source_handle not in declared:
-                issues.append(ValidationIssue(
-                    f"{where}.source_handle",
-                    f"{edge.source!r} has no route {edge.source_handle!r} "
-                    f"(routes: {', '.join(declared)})", "bad_handle"))
+                issues.append(
+                    ValidationIssue(
+                        f"{where}.source_handle",
+                        f"{edge.source!r} has no route {edge.source_handle!r} "
+                        f"(routes: {', '.join(declared)})",
+                        "bad_handle",
+                    )
+                )
     for index, entry in enumerate(workflow.entry):
         if entry not in workflow.nodes:
-            issues.append(ValidationIssue(f"entry[{index}]", f"{entry!r} is not a node",
-                                          "dangling_edge"))
+            issues.append(
+                ValidationIssue(f"entry[{index}]", f"{entry!r} is not a node", "dangling_edge")
+            )
     return issues
 
 
@@ -172,9 +198,14 @@ def _ancestors(workflow: Workflow) -> tuple[dict[str, set[str]], list[Validation
     issues = []
     cyclic = [n for n, d in indegree.items() if d > 0]
     if cyclic:
-        issues.append(ValidationIssue(
-            "edges", f"cycle through nodes {', '.join(sorted(cyclic))} (loops are written with a "
-            "loop node such as foreach, not with edges)", "cycle"))
+        issues.append(
+            ValidationIssue(
+                "edges",
+                f"cycle through nodes {', '.join(sorted(cyclic))} (loops are written with a "
+                "loop node such as foreach, not with edges)",
+                "cycle",
+            )
+        )
     ancestors: dict[str, set[str]] = {}
     for node_id in order:
         acc: set[str] = set()
@@ -209,10 +240,16 @@ def _check_templates(workflow: Workflow, ancestors: dict[str, set[str]]) -> list
     for node_id, node in workflow.nodes.items():
         for loc, source in iter_templates(node.config, f"nodes.{node_id}.config"):
             places.append((loc, source, ancestors.get(node_id, set())))
+    upstream: set[str] | None
     for index, edge in enumerate(workflow.edges):
         if edge.condition is not None:
-            upstream = ancestors.get(edge.source, set()) | {edge.source}
-            places.append((f"edges[{index}].condition", edge.condition, upstream))
+            places.append(
+                (
+                    f"edges[{index}].condition",
+                    edge.condition,
+                    ancestors.get(edge.source, set()) | {edge.source},
+                )
+            )
     for loc, source in iter_templates(workflow.outputs, "outputs"):
         places.append((loc, source, None))
     input_keys = _declared(workflow.inputs)
@@ -225,20 +262,32 @@ def _check_templates(workflow: Workflow, ancestors: dict[str, set[str]]) -> list
             continue
         for ref in sorted(refs.nodes):
             if ref not in workflow.nodes:
-                issues.append(ValidationIssue(loc, f"refers to unknown node {ref!r}",
-                                              "template_ref"))
+                issues.append(
+                    ValidationIssue(loc, f"refers to unknown node {ref!r}", "template_ref")
+                )
             elif upstream is not None and ref not in upstream:
-                issues.append(ValidationIssue(
-                    loc, f"refers to node {ref!r}, which is not upstream of this node "
-                    "(add an edge so it runs first)", "template_ref"))
-        for kind, keys, refs_of in (("inputs", input_keys, refs.inputs),
-                                    ("state", state_keys, refs.state)):
+                issues.append(
+                    ValidationIssue(
+                        loc,
+                        f"refers to node {ref!r}, which is not upstream of this node "
+                        "(add an edge so it runs first)",
+                        "template_ref",
+                    )
+                )
+        for kind, keys, refs_of in (
+            ("inputs", input_keys, refs.inputs),
+            ("state", state_keys, refs.state),
+        ):
             if keys is None:
                 continue
             for ref in sorted(refs_of - keys):
-                issues.append(ValidationIssue(
-                    loc, f"refers to {kind}.{ref}, which the {kind} schema does not declare",
-                    "template_ref"))
+                issues.append(
+                    ValidationIssue(
+                        loc,
+                        f"refers to {kind}.{ref}, which the {kind} schema does not declare",
+                        "template_ref",
+                    )
+                )
     return issues
 
 

@@ -55,8 +55,14 @@ class Store:
 
     supports = frozenset({"runs", "journal", "sql"})
 
-    def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False,
-                 durability: Durability = "fsync", lock_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        read_only: bool = False,
+        durability: Durability = "fsync",
+        lock_timeout_s: float = 10.0,
+    ) -> None:
         self.memory = str(path) == ":memory:"
         self.path = str(path) if self.memory else str(Path(path).expanduser().resolve())
         self.read_only = read_only
@@ -137,8 +143,9 @@ class Store:
         return con
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
-        con.execute("create table if not exists meta (key varchar primary key, value varchar)"
-                    ) if not self.read_only else None
+        con.execute(
+            "create table if not exists meta (key varchar primary key, value varchar)"
+        ) if not self.read_only else None
         try:
             row = con.execute("select value from meta where key = 'schema_version'").fetchone()
         except Exception:  # read-only file without our tables yet
@@ -155,8 +162,9 @@ class Store:
                 if number > version:
                     con.execute("begin")
                     con.execute(sql)
-                    con.execute("insert or replace into meta values ('schema_version', ?)",
-                                [str(number)])
+                    con.execute(
+                        "insert or replace into meta values ('schema_version', ?)", [str(number)]
+                    )
                     con.execute("commit")
         self._migrated = True
 
@@ -164,20 +172,29 @@ class Store:
     def save_workflow(self, con: duckdb.DuckDBPyConnection, workflow: Workflow) -> int:
         """Store ``workflow`` if this exact content is new; return its stored version number."""
         digest = workflow.content_hash()
-        row = con.execute("select version from workflows where workflow_id = ? and hash = ?",
-                          [workflow.id, digest]).fetchone()
+        row = con.execute(
+            "select version from workflows where workflow_id = ? and hash = ?",
+            [workflow.id, digest],
+        ).fetchone()
         if row:
             return int(row[0])
-        latest = con.execute("select max(version) from workflows where workflow_id = ?",
-                             [workflow.id]).fetchone()
+        latest = con.execute(
+            "select max(version) from workflows where workflow_id = ?", [workflow.id]
+        ).fetchone()
         version = max(workflow.version, int(latest[0] or 0) + 1 if latest else 1)
-        con.execute("insert into workflows (workflow_id, version, hash, name, spec) "
-                    "values (?, ?, ?, ?, ?)",
-                    [workflow.id, version, digest, workflow.name, workflow.to_json(indent=None)])
+        con.execute(
+            "insert into workflows (workflow_id, version, hash, name, spec) values (?, ?, ?, ?, ?)",
+            [workflow.id, version, digest, workflow.name, workflow.to_json(indent=None)],
+        )
         return version
 
-    def begin_run(self, run_id: str, workflow: Workflow, inputs: dict[str, Any],
-                  parent_run_id: str | None = None) -> None:
+    def begin_run(
+        self,
+        run_id: str,
+        workflow: Workflow,
+        inputs: dict[str, Any],
+        parent_run_id: str | None = None,
+    ) -> None:
         """Record a new run as ``running``, owned by this process."""
         with self.connection() as con:
             con.execute("begin")
@@ -185,16 +202,26 @@ class Store:
             con.execute(
                 "insert into runs (run_id, workflow_id, workflow_version, status, inputs, "
                 "owner_pid, owner_host, parent_run_id) values (?, ?, ?, 'running', ?, ?, ?, ?)",
-                [run_id, workflow.id, version, codec.dumps(inputs), os.getpid(),
-                 socket.gethostname(), parent_run_id])
+                [
+                    run_id,
+                    workflow.id,
+                    version,
+                    codec.dumps(inputs),
+                    os.getpid(),
+                    socket.gethostname(),
+                    parent_run_id,
+                ],
+            )
             con.execute("commit")
 
     def claim_run(self, run_id: str) -> None:
         """Mark an existing run ``running`` and owned by this process (resume)."""
         with self.connection() as con:
-            con.execute("update runs set status = 'running', owner_pid = ?, owner_host = ?, "
-                        "ended_at = null, error = null where run_id = ?",
-                        [os.getpid(), socket.gethostname(), run_id])
+            con.execute(
+                "update runs set status = 'running', owner_pid = ?, owner_host = ?, "
+                "ended_at = null, error = null where run_id = ?",
+                [os.getpid(), socket.gethostname(), run_id],
+            )
 
     def open_journal(self, run_id: str) -> Journal | None:
         """The run's journal (None for a memory store, which keeps nothing across processes)."""
@@ -207,8 +234,7 @@ class Store:
         if not records:
             return
         with self.connection() as con:
-            row = con.execute("select journal_seq from runs where run_id = ?",
-                              [run_id]).fetchone()
+            row = con.execute("select journal_seq from runs where run_id = ?", [run_id]).fetchone()
             done = int(row[0]) if row else 0
             fresh = [r for r in records if r["seq"] > done]
             if not fresh:
@@ -221,58 +247,74 @@ class Store:
                 for record in fresh:
                     if record["k"] == "run":
                         self._end_run(con, run_id, record)
-                con.execute("update runs set journal_seq = ? where run_id = ?",
-                            [fresh[-1]["seq"], run_id])
+                con.execute(
+                    "update runs set journal_seq = ? where run_id = ?", [fresh[-1]["seq"], run_id]
+                )
                 con.execute("commit")
             except BaseException:
                 con.execute("rollback")
                 raise
 
-    def _insert_nodes(self, con: duckdb.DuckDBPyConnection, run_id: str,
-                      nodes: list[dict[str, Any]]) -> None:
+    def _insert_nodes(
+        self, con: duckdb.DuckDBPyConnection, run_id: str, nodes: list[dict[str, Any]]
+    ) -> None:
         import pyarrow as pa
 
         dumps = codec.dumps
-        table = pa.table({
-            "node_id": [r["node"] for r in nodes],
-            "seq": pa.array([r["seq"] for r in nodes], pa.int64()),
-            "node_type": [r.get("type") for r in nodes],
-            "status": [r["status"] for r in nodes],
-            "attempts": pa.array([r.get("attempts", 0) for r in nodes], pa.int32()),
-            "input": [dumps(r["input"]) if r.get("input") is not None else None for r in nodes],
-            "output": [dumps(r.get("output")) for r in nodes],
-            "error": [dumps(r["error"]) if r.get("error") else None for r in nodes],
-            "state_patch": [dumps(r["state_patch"]) if r.get("state_patch") else None
-                            for r in nodes],
-            "started": pa.array([r.get("started") for r in nodes], pa.float64()),
-            "ended": pa.array([r.get("ended") for r in nodes], pa.float64()),
-        })
+        table = pa.table(
+            {
+                "node_id": [r["node"] for r in nodes],
+                "seq": pa.array([r["seq"] for r in nodes], pa.int64()),
+                "node_type": [r.get("type") for r in nodes],
+                "status": [r["status"] for r in nodes],
+                "attempts": pa.array([r.get("attempts", 0) for r in nodes], pa.int32()),
+                "input": [dumps(r["input"]) if r.get("input") is not None else None for r in nodes],
+                "output": [dumps(r.get("output")) for r in nodes],
+                "error": [dumps(r["error"]) if r.get("error") else None for r in nodes],
+                "state_patch": [
+                    dumps(r["state_patch"]) if r.get("state_patch") else None for r in nodes
+                ],
+                "started": pa.array([r.get("started") for r in nodes], pa.float64()),
+                "ended": pa.array([r.get("ended") for r in nodes], pa.float64()),
+            }
+        )
         con.register("_fm_nodes", table)
         try:
             con.execute(
                 "insert into node_executions select ?, node_id, seq, node_type, status, attempts,"
                 " input, output, error, state_patch, to_timestamp(started), to_timestamp(ended),"
-                " (ended - started) * 1000 from _fm_nodes", [run_id])
+                " (ended - started) * 1000 from _fm_nodes",
+                [run_id],
+            )
         finally:
             con.unregister("_fm_nodes")
 
-    def _end_run(self, con: duckdb.DuckDBPyConnection, run_id: str,
-                 record: dict[str, Any]) -> None:
+    def _end_run(self, con: duckdb.DuckDBPyConnection, run_id: str, record: dict[str, Any]) -> None:
         ended = record.get("ended")
         con.execute(
             "update runs set status = ?, outputs = ?, error = ?, state = ?, "
             "ended_at = case when ? is null then null else to_timestamp(?) end "
             "where run_id = ?",
-            [record["status"], codec.dumps(record.get("outputs")),
-             codec.dumps(record["error"]) if record.get("error") else None,
-             codec.dumps(record.get("state")), ended, ended, run_id])
+            [
+                record["status"],
+                codec.dumps(record.get("outputs")),
+                codec.dumps(record["error"]) if record.get("error") else None,
+                codec.dumps(record.get("state")),
+                ended,
+                ended,
+                run_id,
+            ],
+        )
 
     def recover_journals(self, run_id: str | None = None) -> list[str]:
         """Ingest journals left by dead processes (all, or ``run_id``'s); return their runs."""
         if self.memory or not self.journal_dir.exists():
             return []
-        paths = ([self.journal_dir / f"{run_id}.journal"] if run_id
-                 else sorted(self.journal_dir.glob("*.journal")))
+        paths = (
+            [self.journal_dir / f"{run_id}.journal"]
+            if run_id
+            else sorted(self.journal_dir.glob("*.journal"))
+        )
         recovered = []
         for path in paths:
             fd = try_lock(path)
@@ -296,25 +338,43 @@ class Store:
             row = con.execute(
                 "select r.status, r.inputs, r.outputs, r.error, r.state, r.journal_seq, w.spec "
                 "from runs r join workflows w on w.workflow_id = r.workflow_id "
-                "and w.version = r.workflow_version where r.run_id = ?", [run_id]).fetchone()
+                "and w.version = r.workflow_version where r.run_id = ?",
+                [run_id],
+            ).fetchone()
             if row is None:
                 raise RunNotFoundError(f"no run {run_id!r} in {self.path}")
             node_rows = con.execute(
                 "select node_id, status, output, error, state_patch, attempts, seq, "
                 "epoch(started_at), epoch(ended_at), node_type from node_executions "
                 "where run_id = ? qualify row_number() over "
-                "(partition by node_id order by seq desc) = 1 order by seq", [run_id]).fetchall()
+                "(partition by node_id order by seq desc) = 1 order by seq",
+                [run_id],
+            ).fetchall()
         nodes = {
-            r[0]: {"status": r[1], "output": codec.loads(r[2]), "error": codec.loads(r[3]),
-                   "state_patch": codec.loads(r[4]), "attempts": r[5], "seq": r[6],
-                   "started": r[7], "ended": r[8], "type": r[9]}
+            r[0]: {
+                "status": r[1],
+                "output": codec.loads(r[2]),
+                "error": codec.loads(r[3]),
+                "state_patch": codec.loads(r[4]),
+                "attempts": r[5],
+                "seq": r[6],
+                "started": r[7],
+                "ended": r[8],
+                "type": r[9],
+            }
             for r in node_rows
         }
         return RunSnapshot(
-            run_id=run_id, workflow=Workflow.from_json(row[6]), status=row[0],
-            inputs=codec.loads(row[1]) or {}, outputs=codec.loads(row[2]),
-            error=codec.loads(row[3]), state=codec.loads(row[4]), journal_seq=int(row[5]),
-            nodes=nodes)
+            run_id=run_id,
+            workflow=Workflow.from_json(row[6]),
+            status=row[0],
+            inputs=codec.loads(row[1]) or {},
+            outputs=codec.loads(row[2]),
+            error=codec.loads(row[3]),
+            state=codec.loads(row[4]),
+            journal_seq=int(row[5]),
+            nodes=nodes,
+        )
 
     def runs(self, limit: int | None = 100, status: str | None = None) -> pd.DataFrame:
         """Recent runs, newest first, as a DataFrame."""
@@ -324,16 +384,23 @@ class Store:
             "select run_id, workflow_id, workflow_version, status, created_at, ended_at, "
             "epoch_ms(ended_at) - epoch_ms(created_at) as duration_ms, inputs, outputs, error, "
             "parent_run_id, owner_pid "
-            f"from runs {where} order by created_at desc {limit_sql}", params)
+            f"from runs {where} order by created_at desc {limit_sql}",
+            params,
+        )
 
     def node_executions(self, run_id: str, history: bool = False) -> pd.DataFrame:
         """One row per node of a run (its latest execution; every attempt with history=True)."""
-        latest = "" if history else (
-            "qualify row_number() over (partition by node_id order by seq desc) = 1")
+        latest = (
+            ""
+            if history
+            else ("qualify row_number() over (partition by node_id order by seq desc) = 1")
+        )
         return self.sql(
             "select node_id, node_type, status, attempts, started_at, ended_at, duration_ms, "
             f"input, output, error, seq from node_executions where run_id = ? {latest} "
-            "order by seq", [run_id])
+            "order by seq",
+            [run_id],
+        )
 
     def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
         """Run SQL on the store and return a DataFrame."""

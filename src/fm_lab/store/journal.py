@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from fm_lab.store.codec import dumps
+
 Durability = Literal["fsync", "process", "none"]
 
 
@@ -40,10 +42,14 @@ class Journal:
                 f"run journal {path} is locked by another live process: that process is still "
                 "running this run"
             ) from None
+        if os.fstat(self._fd).st_ino != _inode(path):
+            # recovery in another process removed the file between open and lock: start over
+            os.close(self._fd)
+            self.__init__(path, durability)  # type: ignore[misc]
 
     def append(self, record: dict[str, Any]) -> None:
         """Queue ``record``; it is durable once :meth:`commit` returns."""
-        body = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+        body = dumps(record).encode()
         self._pending.append(b"%08x %s\n" % (zlib.crc32(body), body))
 
     @property
@@ -98,6 +104,13 @@ def _records(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(body)
         except ValueError:
             return
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
 
 
 def try_lock(path: Path) -> int | None:

@@ -1,0 +1,222 @@
+"""The ``fm-lab`` command: run, resume, runs, show, validate.
+
+User errors (a bad workflow, a missing file, a locked store) print a message and exit 1,
+never a traceback. ``--json`` prints one JSON object for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fm_lab.engine.run import Run
+    from fm_lab.store.duckdb_store import Store
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fm-lab", description="Run and inspect fm_lab workflows.")
+    parser.add_argument("--store", help="DuckDB file (default: $FM_LAB_HOME/fm_lab.duckdb)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a workflow file")
+    run.add_argument("file", help="workflow .yaml/.yml/.json")
+    run.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an input (VALUE parsed as JSON when it is JSON); repeatable",
+    )
+    run.add_argument("--inputs-json", metavar="JSON", help="all inputs as one JSON object")
+    run.add_argument("--run-id", help="use this run id")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+
+    resume = sub.add_parser("resume", help="continue a stopped or failed run")
+    resume.add_argument("run_id")
+    resume.add_argument("--json", action="store_true")
+
+    runs = sub.add_parser("runs", help="list recent runs")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--status", help="only runs with this status")
+    runs.add_argument("--json", action="store_true")
+
+    show = sub.add_parser("show", help="show one run and its nodes")
+    show.add_argument("run_id")
+    show.add_argument("--json", action="store_true")
+
+    check = sub.add_parser("validate", help="validate a workflow file")
+    check.add_argument("file")
+    check.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``fm-lab``; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(_COMMANDS[args.command](args))
+    except Exception as exc:
+        from fm_lab.spec.errors import WorkflowValidationError
+        from fm_lab.store.errors import StoreError
+
+        if isinstance(exc, WorkflowValidationError | StoreError | FileNotFoundError | _UsageError):
+            return _fail(args, exc)
+        raise
+
+
+class _UsageError(ValueError):
+    pass
+
+
+def _fail(args: argparse.Namespace, exc: Exception) -> int:
+    from fm_lab.spec.errors import WorkflowValidationError
+
+    if getattr(args, "json", False):
+        payload: dict[str, Any] = {"status": "error", "error": str(exc)}
+        if isinstance(exc, WorkflowValidationError):
+            payload["issues"] = [
+                {"location": i.location, "message": i.message, "code": i.code} for i in exc.issues
+            ]
+        print(json.dumps(payload))
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+    return 1
+
+
+def _store(args: argparse.Namespace) -> Store:
+    from fm_lab.engine.api import connect
+
+    return connect(args.store) if args.store else connect()
+
+
+def _inputs(args: argparse.Namespace) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    if args.inputs_json:
+        try:
+            loaded = json.loads(args.inputs_json)
+        except json.JSONDecodeError as exc:
+            raise _UsageError(f"--inputs-json is not JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise _UsageError("--inputs-json must be a JSON object")
+        inputs.update(loaded)
+    for item in args.input:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise _UsageError(f"--input takes KEY=VALUE, got {item!r}")
+        try:
+            inputs[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            inputs[key] = raw
+    return inputs
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from fm_lab.engine.api import run
+
+    result = run(Path(args.file), _inputs(args), run_id=args.run_id, store=_store(args))
+    return _report(args, result)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from fm_lab.engine.api import resume
+
+    return _report(args, resume(args.run_id, store=_store(args)))
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from fm_lab.engine.api import get_run
+
+    result = get_run(args.run_id, store=_store(args))
+    return _report(args, result, exit_on_status=False)
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    frame = _store(args).runs(limit=args.limit, status=args.status)
+    if args.json:
+        print(frame.to_json(orient="records", date_format="iso"))
+    elif frame.empty:
+        print("no runs yet")
+    else:
+        cols = ["run_id", "workflow_id", "status", "created_at", "duration_ms"]
+        print(_table(frame[cols]))
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from fm_lab.engine.api import validate
+
+    workflow = validate(Path(args.file))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "status": "valid",
+                    "workflow": workflow.id,
+                    "nodes": len(workflow.nodes),
+                    "issues": [],
+                }
+            )
+        )
+    else:
+        print(f"{args.file}: workflow {workflow.id!r} is valid ({len(workflow.nodes)} nodes)")
+    return 0
+
+
+def _report(args: argparse.Namespace, result: Run, exit_on_status: bool = True) -> int:
+    from fm_lab.store.codec import dumps
+
+    code = 0 if result.status in ("succeeded", "suspended") or not exit_on_status else 1
+    if args.json:
+        print(
+            dumps(
+                {
+                    "run_id": result.run_id,
+                    "status": result.status,
+                    "outputs": result.outputs,
+                    "error": _brief(result.error),
+                }
+            )
+        )
+        return code
+    print(f"run {result.run_id} of {result.workflow.id}: {result.status}")
+    if result.error:
+        err = result.error
+        print(f"error at node {err.get('node')!r} [{err.get('kind')}]: {err.get('message')}")
+    frame = result.nodes_df()
+    if not frame.empty:
+        shown = frame[["node_id", "node_type", "status", "attempts", "duration_ms"]].copy()
+        shown["duration_ms"] = shown["duration_ms"].round(2)
+        print("\nnodes:\n" + _table(shown))
+    if result.outputs is not None:
+        print("\noutputs:\n" + json.dumps(result.outputs, indent=2, default=str))
+    return code
+
+
+def _brief(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not error:
+        return None
+    return {k: v for k, v in error.items() if k != "traceback"}
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_string(index=False)
+
+
+_COMMANDS = {
+    "run": _cmd_run,
+    "resume": _cmd_resume,
+    "runs": _cmd_runs,
+    "show": _cmd_show,
+    "validate": _cmd_validate,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())
