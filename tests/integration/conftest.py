@@ -1,0 +1,112 @@
+"""Shared fixtures of the integration tests: real DuckDB files in tmp_path, real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fm_lab
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    """Where this test's DuckDB file lives."""
+    return tmp_path / "fm_lab.duckdb"
+
+
+@pytest.fixture
+def store(store_path: Path) -> Iterator[fm_lab.Store]:
+    """A file store on ``store_path``."""
+    s = fm_lab.Store(store_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def register() -> Callable[[Callable[..., Any]], str]:
+    """Register a function for ``code`` nodes under a unique name; returns the name."""
+
+    def _register(fn: Callable[..., Any]) -> str:
+        name = f"it_{fn.__name__}_{uuid.uuid4().hex[:8]}"
+        fm_lab.register_function(fn, name=name)
+        return name
+
+    return _register
+
+
+def read_lines(path: Path) -> list[str]:
+    """The non-empty lines of a side-effect file (empty when it does not exist)."""
+    if not path.exists():
+        return []
+    return [line for line in path.read_text().splitlines() if line]
+
+
+class Spawner:
+    """Starts python scripts as real subprocesses; kills (by pid) what is left at teardown."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def write_module(self, name: str, source: str) -> str:
+        """Write ``<name>_<random>.py`` to tmp_path (importable by both processes); return the
+        module name."""
+        module = f"{name}_{uuid.uuid4().hex[:8]}"
+        (self.tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+        return module
+
+    def start(self, source: str, *args: str) -> subprocess.Popen[str]:
+        script = self.tmp_path / f"script_{uuid.uuid4().hex[:8]}.py"
+        script.write_text(textwrap.dedent(source))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(self.tmp_path), env.get("PYTHONPATH", "")) if p)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), *args], cwd=self.tmp_path, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs.append(proc)
+        return proc
+
+    @staticmethod
+    def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
+        """Wait until ``path`` exists; fail early (with its stderr) if ``proc`` exits first."""
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                pytest.fail(f"subprocess exited with {proc.returncode} before {path.name} "
+                            f"appeared\nstdout:\n{out}\nstderr:\n{err}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{path.name} did not appear within {timeout} s")
+            time.sleep(0.01)
+
+    @staticmethod
+    def finish(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
+        """Wait for a clean exit; return stdout (fails with stderr otherwise)."""
+        out, err = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, f"subprocess failed ({proc.returncode}):\n{err}"
+        return out
+
+    def cleanup(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+
+
+@pytest.fixture
+def spawner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Spawner]:
+    """Subprocess helper; tmp_path is also put on this process's sys.path."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sp = Spawner(tmp_path)
+    yield sp
+    sp.cleanup()
