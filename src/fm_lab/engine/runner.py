@@ -71,6 +71,7 @@ class Runner:
         self._last_ingest = time.monotonic()
         self._seq = snapshot.journal_seq if snapshot else 0
         self._committed = snapshot.nodes if snapshot else {}
+        self._restorable: set[str] = set()
         self.outputs: Any = None
         self.error: dict[str, Any] | None = None
         self.run_status = "running"
@@ -107,10 +108,26 @@ class Runner:
         return self.run_status
 
     def _start(self) -> None:
+        committed = {
+            n: c
+            for n, c in self._committed.items()
+            if c["status"] in ("succeeded", "skipped") and n in self.status
+        }
+        self._restorable = set(committed)
+        for record in committed.values():  # replay state patches in commit order
+            if record.get("state_patch"):
+                self.state.update(record["state_patch"])
         for node_id in self.plan.order:
-            committed = self._committed.get(node_id)
-            if committed and committed["status"] in ("succeeded", "skipped"):
-                self._restore(node_id, committed)
+            if node_id in self._restorable:
+                self._restorable.discard(node_id)
+                self._restore(node_id, committed[node_id])
+            elif (
+                self.status[node_id] == "pending"
+                and self.plan.incoming[node_id]
+                and self._unresolved[node_id] == 0
+                and not self._live[node_id]
+            ):
+                self._skip(node_id)  # its skip was not committed before the crash
         for node_id in self.plan.entry:
             if self.status[node_id] == "pending":
                 self.status[node_id] = "ready"
@@ -118,16 +135,13 @@ class Runner:
 
     def _restore(self, node_id: str, committed: dict[str, Any]) -> None:
         self.results[node_id] = committed
-        if committed["status"] == "succeeded":
-            self.status[node_id] = "succeeded"
-            self.view[node_id] = {"output": committed["output"], "status": "succeeded"}
-            if committed.get("state_patch"):
-                self.state.update(committed["state_patch"])
-            self._resolve_outgoing(node_id, True, restoring=True)
-        else:
-            self.status[node_id] = "skipped"
-            self.view[node_id] = {"output": None, "status": "skipped"}
-            self._resolve_outgoing(node_id, False, restoring=True)
+        succeeded = committed["status"] == "succeeded"
+        self.status[node_id] = committed["status"]
+        self.view[node_id] = {
+            "output": committed["output"] if succeeded else None,
+            "status": committed["status"],
+        }
+        self._resolve_outgoing(node_id, succeeded)
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -275,7 +289,7 @@ class Runner:
         if self._journal is not None:
             self._journal.commit()
 
-    def _resolve_outgoing(self, node_id: str, succeeded: bool, restoring: bool = False) -> None:
+    def _resolve_outgoing(self, node_id: str, succeeded: bool) -> None:
         edges = self.plan.outgoing[node_id]
         if not edges:
             return
@@ -294,11 +308,15 @@ class Runner:
             if live:
                 self._live[target] += 1
             self._unresolved[target] -= 1
-            if self._unresolved[target] == 0 and self.status[target] == "pending":
+            if (
+                self._unresolved[target] == 0
+                and self.status[target] == "pending"
+                and target not in self._restorable
+            ):
                 if self._live[target]:
                     self.status[target] = "ready"
                     self._ready.append(target)
-                elif not restoring:
+                else:
                     self._skip(target)
 
     def _skip(self, node_id: str) -> None:

@@ -105,14 +105,14 @@ class Store:
     @contextlib.contextmanager
     def hold(self) -> Iterator[Store]:
         """Keep the file open across many operations (a batch), releasing it afterwards."""
-        with self._lock:
-            self._holds += 1
-        try:
-            with self.connection():
-                yield self
-        finally:
+        with self.connection():
             with self._lock:
-                self._holds -= 1
+                self._holds += 1
+            try:
+                yield self
+            finally:
+                with self._lock:
+                    self._holds -= 1
 
     def close(self) -> None:
         """Close the DuckDB connection (a memory store loses its data)."""

@@ -1,0 +1,56 @@
+import duckdb
+import pytest
+
+import fm_lab
+from fm_lab.store import Store, StoreVersionError
+from fm_lab.store.schema import LATEST_VERSION
+
+WF = {"id": "w", "nodes": {"a": {"type": "template", "config": {"template": "x"}}}}
+
+
+def test_a_new_file_gets_the_latest_schema(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    frame = store.sql("select value from meta where key = 'schema_version'")
+    assert int(frame.iloc[0, 0]) == LATEST_VERSION
+
+
+def test_a_newer_file_is_refused_clearly(tmp_path):
+    path = tmp_path / "s.duckdb"
+    Store(path).runs()
+    con = duckdb.connect(str(path))
+    con.execute("update meta set value = '999' where key = 'schema_version'")
+    con.close()
+    with pytest.raises(StoreVersionError, match="newer fm_lab"):
+        Store(path).runs()
+
+
+def test_workflow_versions_follow_content(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    fm_lab.run(WF, store=store)
+    fm_lab.run(WF, store=store)
+    changed = {**WF, "nodes": {"a": {"type": "template", "config": {"template": "y"}}}}
+    fm_lab.run(changed, store=store)
+    versions = store.sql("select version from workflows order by version")["version"].tolist()
+    assert versions == [1, 2]
+    assert store.runs()["workflow_version"].tolist() == [2, 1, 1]
+
+
+def test_the_file_is_released_between_operations(tmp_path):
+    path = tmp_path / "s.duckdb"
+    store = Store(path)
+    fm_lab.run(WF, store=store)
+    con = duckdb.connect(str(path), read_only=True)  # would fail if the store still held it
+    assert con.execute("select count(*) from runs").fetchone() == (1,)
+    con.close()
+
+
+def test_hold_keeps_one_connection(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    with store.hold(), store.connection() as first, store.connection() as second:
+        assert first is second
+    assert store._con is None
+
+
+def test_unknown_run_is_a_clear_error():
+    with pytest.raises(fm_lab.RunNotFoundError, match="no run 'nope'"):
+        fm_lab.get_run("nope", store=Store(":memory:"))
