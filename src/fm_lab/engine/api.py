@@ -171,6 +171,10 @@ def _sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        running = False
+    else:
+        running = True
+    if not running:
         return asyncio.run(coro)
     # A loop is running (Jupyter): run ours on a worker thread and wait for it.
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fm_lab-run") as pool:

@@ -55,7 +55,7 @@ def classify(exc: BaseException, node_type: str) -> dict[str, Any]:
             else kind in ("provider", "timeout", "system")
         )
         domain = exc.domain or node_type
-    elif isinstance(exc, TimeoutError | asyncio.TimeoutError):
+    elif isinstance(exc, TimeoutError | asyncio.TimeoutError) or _is_http_timeout(exc):
         kind, retryable = "timeout", True
     elif _is_validation(exc):
         kind, retryable = "validation", False
@@ -86,6 +86,12 @@ def _is_validation(exc: BaseException) -> bool:
     return isinstance(
         exc, ValidationError | TemplateError | WorkflowValidationError | NotSerialisableError
     )
+
+
+def _is_http_timeout(exc: BaseException) -> bool:
+    import httpx
+
+    return isinstance(exc, httpx.TimeoutException)
 
 
 def _is_provider(exc: BaseException) -> bool:

@@ -14,7 +14,7 @@ from fm_lab.engine.context import NodeRunContext
 from fm_lab.engine.errors import classify
 from fm_lab.engine.templating import render_template, render_value
 from fm_lab.spec.models import RetryPolicy
-from fm_lab.store.codec import NotSerialisableError
+from fm_lab.store.codec import NotSerialisableError, dumps
 
 if TYPE_CHECKING:
     from fm_lab.engine.plan import Plan
@@ -283,6 +283,8 @@ class Runner:
         record["seq"] = self._seq
         if self._journal is not None:
             self._journal.append(record)
+        elif record.get("output") is not None:
+            dumps(record["output"])  # a memory store must refuse what a journal would refuse
         self._unflushed.append(record)
 
     def _commit(self) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from fm_lab.spec.templates import is_template
@@ -60,9 +60,20 @@ def render_template(source: str, scope: dict[str, Any]) -> Any:
     if hasattr(compiled, "render"):
         return compiled.render(scope)
     value = compiled(**scope)
-    if isinstance(value, StrictUndefined):
-        str(value)  # raises UndefinedError naming what is missing
+    _raise_undefined(value)
     return value
+
+
+def _raise_undefined(value: Any) -> None:
+    """Raise the UndefinedError (naming what is missing) of an Undefined anywhere in value."""
+    if isinstance(value, Undefined):
+        str(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _raise_undefined(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _raise_undefined(item)
 
 
 def render_value(value: Any, scope: dict[str, Any]) -> Any:

@@ -36,8 +36,8 @@ _DuplicateKeyLoader.add_constructor(
 )
 
 
-def load_yaml(text: str) -> dict[str, Any]:
-    """Parse YAML; a key given twice in one mapping (e.g. a node id) is a validation issue."""
+def load_yaml(text: str) -> tuple[dict[str, Any], list[ValidationIssue]]:
+    """Parse YAML; a key given twice in one mapping (e.g. a node id) is returned as an issue."""
     loader = _DuplicateKeyLoader(text)
     loader.duplicates = []
     try:
@@ -48,14 +48,18 @@ def load_yaml(text: str) -> dict[str, Any]:
         loader.dispose()
     if not isinstance(data, dict):
         raise WorkflowValidationError([ValidationIssue("$", "a workflow document is a mapping")])
-    if loader.duplicates:
-        raise WorkflowValidationError(
-            [
-                ValidationIssue(f"line {line}", f"duplicate id or key {key!r}", "duplicate_id")
-                for key, line in loader.duplicates
-            ]
+    nodes = data.get("nodes")
+    node_ids = set(nodes) if isinstance(nodes, dict) else set()
+    issues = [
+        ValidationIssue(
+            f"nodes.{key}" if key in node_ids else f"line {line}",
+            f"{'node id' if key in node_ids else 'key'} {key!r} is given twice (line {line}); "
+            "the last one would silently win",
+            "duplicate_id",
         )
-    return data
+        for key, line in loader.duplicates
+    ]
+    return data, issues
 
 
 def normalise(data: Any) -> tuple[dict[str, Any], list[ValidationIssue]]:

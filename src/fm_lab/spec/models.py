@@ -98,17 +98,24 @@ class Workflow(_Model):
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Workflow:
-        """Build from the canonical dict (nodes keyed by id, or a list of nodes with ids)."""
+    def from_dict(
+        cls, data: dict[str, Any], load_issues: list[ValidationIssue] | None = None
+    ) -> Workflow:
+        """Build from the canonical dict (nodes keyed by id, or a list of nodes with ids).
+
+        Problems that still leave a workflow to look at (a duplicate id, an unreadable edge)
+        are raised together with everything :meth:`validate` finds.
+        """
         from fm_lab.spec.io import normalise
 
         normalised, issues = normalise(data)
+        issues = [*(load_issues or []), *issues]
         try:
             workflow = cls.model_validate(normalised)
         except ValidationError as exc:
             raise WorkflowValidationError(issues + pydantic_issues(exc, "")) from None
         if issues:
-            raise WorkflowValidationError(issues)
+            raise WorkflowValidationError(issues + workflow.issues())
         return workflow
 
     @classmethod
@@ -125,7 +132,8 @@ class Workflow(_Model):
         """Parse YAML (same structure as JSON; duplicate keys are reported)."""
         from fm_lab.spec.io import load_yaml
 
-        return cls.from_dict(load_yaml(text))
+        data, issues = load_yaml(text)
+        return cls.from_dict(data, issues)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Workflow:
@@ -175,7 +183,11 @@ class Workflow(_Model):
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
         """The JSON schema of the workflow document (used by editors and the widget)."""
-        return cls.model_json_schema()
+        schema = cls.model_json_schema()
+        node = schema.get("$defs", {}).get("Node", {})
+        # in a document the id is the key of the node in `nodes`, so it is not required inside
+        node["required"] = [r for r in node.get("required", []) if r != "id"]
+        return schema
 
     # ---- checks -------------------------------------------------------------------------
     def validate(  # type: ignore[override]

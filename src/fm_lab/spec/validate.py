@@ -130,6 +130,8 @@ def _check_edges(workflow: Workflow, handles: dict[str, list[str] | None]) -> li
     seen: set[tuple[str, str, str | None]] = set()
     for index, edge in enumerate(workflow.edges):
         where = f"edges[{index}]"
+        if not edge.source and not edge.target:
+            continue  # an unreadable edge string, reported where it was read
         for end in ("source", "target"):
             node_id = getattr(edge, end)
             if node_id not in workflow.nodes:
