@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "Store": "fm_lab.store",
     "StoreLockedError": "fm_lab.store",
     "RunNotFoundError": "fm_lab.store",
+    "RunLockedError": "fm_lab.store",
 }
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "RetryPolicy",
     "Run",
     "RunFailedError",
+    "RunLockedError",
     "RunNotFoundError",
     "StateValidationError",
     "Store",
@@ -117,4 +119,4 @@ if TYPE_CHECKING:
         WorkflowBuilder,
         WorkflowValidationError,
     )
-    from fm_lab.store import RunNotFoundError, Store, StoreLockedError
+    from fm_lab.store import RunLockedError, RunNotFoundError, Store, StoreLockedError

@@ -43,13 +43,6 @@ def register() -> Callable[[Callable[..., Any]], str]:
     return _register
 
 
-def read_lines(path: Path) -> list[str]:
-    """The non-empty lines of a side-effect file (empty when it does not exist)."""
-    if not path.exists():
-        return []
-    return [line for line in path.read_text().splitlines() if line]
-
-
 class Spawner:
     """Starts python scripts as real subprocesses; kills (by pid) what is left at teardown."""
 
@@ -69,10 +62,16 @@ class Spawner:
         script.write_text(textwrap.dedent(source))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(self.tmp_path), env.get("PYTHONPATH", "")) if p)
+            p for p in (str(self.tmp_path), env.get("PYTHONPATH", "")) if p
+        )
         proc = subprocess.Popen(
-            [sys.executable, str(script), *args], cwd=self.tmp_path, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [sys.executable, str(script), *args],
+            cwd=self.tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.procs.append(proc)
         return proc
 
@@ -83,8 +82,10 @@ class Spawner:
         while not path.exists():
             if proc.poll() is not None:
                 out, err = proc.communicate()
-                pytest.fail(f"subprocess exited with {proc.returncode} before {path.name} "
-                            f"appeared\nstdout:\n{out}\nstderr:\n{err}")
+                pytest.fail(
+                    f"subprocess exited with {proc.returncode} before {path.name} "
+                    f"appeared\nstdout:\n{out}\nstderr:\n{err}"
+                )
             if time.monotonic() > deadline:
                 pytest.fail(f"{path.name} did not appear within {timeout} s")
             time.sleep(0.01)

@@ -7,7 +7,8 @@ import fm_lab
 
 EXPECTED = {
     "Edge", "Node", "NodeContext", "NodeError", "NodeResult", "NodeType", "RetryPolicy", "Run",
-    "RunFailedError", "RunNotFoundError", "StateValidationError", "Store", "StoreLockedError",
+    "RunFailedError", "RunLockedError", "RunNotFoundError", "StateValidationError", "Store",
+    "StoreLockedError",
     "ValidationIssue", "Workflow", "WorkflowBuilder", "WorkflowValidationError", "aresume", "arun",
     "connect", "default_store", "get_run", "register_function", "register_node", "resume", "run",
     "runs", "validate",

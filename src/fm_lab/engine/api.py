@@ -119,8 +119,16 @@ async def aresume(
     if snapshot.status == "succeeded":
         return Run.load(run_id, store)
     plan = Plan(snapshot.workflow, registry or default_registry())
-    runner = Runner(plan, store, run_id, snapshot.inputs, request_context, snapshot=snapshot)
-    store.claim_run(run_id)
+    journal = store.open_journal(run_id)  # RunLockedError while another process runs it
+    try:
+        store.claim_run(run_id)
+    except BaseException:
+        if journal is not None:
+            journal.close()
+        raise
+    runner = Runner(
+        plan, store, run_id, snapshot.inputs, request_context, snapshot=snapshot, journal=journal
+    )
     await runner.execute()
     return _run_from(runner)
 

@@ -95,7 +95,14 @@ def _schema_issues(validator: Any, value: Any, root: str) -> list[ValidationIssu
     issues = []
     for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        issues.append(ValidationIssue(f"{root}{path}", error.message, error.validator))
+        if error.validator == "required" and isinstance(error.instance, dict):
+            for name in error.validator_value:
+                if name not in error.instance:
+                    issues.append(
+                        ValidationIssue(f"{root}{path}.{name}", "required but missing", "required")
+                    )
+            continue
+        issues.append(ValidationIssue(f"{root}{path}", error.message, str(error.validator)))
     return issues
 
 

@@ -15,6 +15,7 @@ from fm_lab.engine.errors import classify
 from fm_lab.engine.templating import render_template, render_value
 from fm_lab.spec.models import RetryPolicy
 from fm_lab.store.codec import NotSerialisableError, dumps
+from fm_lab.store.errors import StoreLockedError
 
 if TYPE_CHECKING:
     from fm_lab.engine.plan import Plan
@@ -50,6 +51,7 @@ class Runner:
         inputs: dict[str, Any],
         request_context: dict[str, Any] | None = None,
         snapshot: RunSnapshot | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
@@ -66,7 +68,7 @@ class Runner:
         self._ready: deque[str] = deque()
         self._finished: deque[_Finished] = deque()
         self._wake = asyncio.Event()
-        self._journal: Journal | None = None
+        self._journal: Journal | None = journal
         self._unflushed: list[dict[str, Any]] = []
         self._last_ingest = time.monotonic()
         self._seq = snapshot.journal_seq if snapshot else 0
@@ -90,7 +92,8 @@ class Runner:
     # ---- the loop ------------------------------------------------------------------------
     async def execute(self) -> str:
         """Run to the end; return the final status."""
-        self._journal = self.store.open_journal(self.run_id)
+        if self._journal is None:
+            self._journal = self.store.open_journal(self.run_id)
         try:
             self._start()
             try:
@@ -100,7 +103,7 @@ class Runner:
                 self.error = {"node": None, **classify(exc, "engine"), "kind": "system"}
             self._finish()
         except BaseException:
-            self._flush()
+            self._flush(wait=False)
             raise
         finally:
             if self._journal is not None:
@@ -361,8 +364,7 @@ class Runner:
             }
         )
         self._commit()
-        self._flush()
-        self._stored = True
+        self._stored = self._flush(wait=True)
 
     def _collect_outputs(self) -> Any:
         workflow = self.plan.workflow
@@ -380,15 +382,26 @@ class Runner:
             outputs[name or node_id] = self.view[node_id]["output"]
         return outputs
 
-    def _flush(self) -> None:
-        if self._unflushed:
-            records, self._unflushed = self._unflushed, []
-            self.store.ingest(self.run_id, records)
+    def _flush(self, wait: bool) -> bool:
+        """Ingest journaled records into DuckDB; returns False when the file is busy (the
+        records stay in the journal, which is ingested later, so nothing is lost)."""
         self._last_ingest = time.monotonic()
+        if not self._unflushed:
+            return True
+        try:
+            self.store.ingest(self.run_id, self._unflushed, wait=wait)
+        except StoreLockedError:
+            if self._journal is None:
+                raise
+            if wait:
+                self.store.recover_later()
+            return False
+        self._unflushed = []
+        return True
 
     def _maybe_ingest(self) -> None:
         if (
             len(self._unflushed) >= INGEST_EVERY_RECORDS
             or time.monotonic() - self._last_ingest > INGEST_EVERY_S
         ):
-            self._flush()
+            self._flush(wait=False)

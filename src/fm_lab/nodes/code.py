@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import importlib
 import inspect
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -76,11 +79,25 @@ class CodeNode(NodeType):
         if inspect.iscoroutinefunction(fn):
             return await fn(**kwargs)
         if config.thread:  # type: ignore[attr-defined]
-            return await asyncio.to_thread(fn, **kwargs)
+            call = contextvars.copy_context().run
+            return await asyncio.get_running_loop().run_in_executor(
+                _executor(), functools.partial(call, fn, **kwargs)
+            )
         result = fn(**kwargs)
         if inspect.isawaitable(result):
             return await result
         return result
+
+
+_EXECUTOR: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    """fm_lab's own pool for sync code: a run that times out a node does not wait for it."""
+    global _EXECUTOR
+    if _EXECUTOR is None:
+        _EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="fm_lab-code")
+    return _EXECUTOR
 
 
 def _parameters(fn: Callable[..., Any]) -> frozenset[str]:

@@ -73,6 +73,7 @@ class Store:
         self._leases = 0
         self._holds = 0
         self._migrated = False
+        self._recovery_due = False
         if not self.memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             if not read_only:
@@ -88,12 +89,16 @@ class Store:
         return Path(self.path + ".journal")
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A DuckDB connection for the duration of the block (opened on demand)."""
+    def connection(self, timeout_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection for the duration of the block (opened on demand, waiting up to
+        ``timeout_s``, default ``lock_timeout_s``, for another process to release the file)."""
         with self._lock:
             if self._con is None:
-                self._con = self._open()
+                self._con = self._open(self.lock_timeout_s if timeout_s is None else timeout_s)
             self._leases += 1
+            if self._recovery_due:
+                self._recovery_due = False
+                self.recover_journals()
             try:
                 yield self._con
             finally:
@@ -121,10 +126,10 @@ class Store:
                 self._con.close()
                 self._con = None
 
-    def _open(self) -> duckdb.DuckDBPyConnection:
+    def _open(self, timeout_s: float) -> duckdb.DuckDBPyConnection:
         import duckdb
 
-        deadline = time.monotonic() + self.lock_timeout_s
+        deadline = time.monotonic() + timeout_s
         delay = 0.005
         while True:
             try:
@@ -229,11 +234,14 @@ class Store:
             return None
         return Journal(self.journal_dir / f"{run_id}.journal", self.durability)
 
-    def ingest(self, run_id: str, records: list[dict[str, Any]]) -> None:
-        """Write journal records (node results, run end) to DuckDB in one transaction."""
+    def ingest(self, run_id: str, records: list[dict[str, Any]], wait: bool = True) -> None:
+        """Write journal records (node results, run end) to DuckDB in one transaction.
+
+        ``wait=False`` raises :class:`StoreLockedError` at once if another process holds the
+        file (the records are safe in the journal; ingest them later)."""
         if not records:
             return
-        with self.connection() as con:
+        with self.connection(None if wait else 0.0) as con:
             row = con.execute("select journal_seq from runs where run_id = ?", [run_id]).fetchone()
             done = int(row[0]) if row else 0
             fresh = [r for r in records if r["seq"] > done]
@@ -305,6 +313,10 @@ class Store:
                 run_id,
             ],
         )
+
+    def recover_later(self) -> None:
+        """Ingest leftover journals the next time this process opens the file."""
+        self._recovery_due = True
 
     def recover_journals(self, run_id: str | None = None) -> list[str]:
         """Ingest journals left by dead processes (all, or ``run_id``'s); return their runs."""

@@ -60,7 +60,7 @@ def test_invalid_inputs_are_rejected_before_the_run(run, store):
         run({"id": "w", "inputs": {"type": "object", "properties": {"a": {"type": "integer"}},
                                    "required": ["a", "b"]},
              "nodes": {"i": {"type": "input"}}}, {"a": "x"})
-    assert {i.location for i in info.value.issues} == {"inputs.a", "inputs"}
+    assert {i.location for i in info.value.issues} == {"inputs.a", "inputs.b"}
     assert len(fm_lab.runs(store=store)) == 0
 
 

@@ -1,0 +1,472 @@
+"""fm_lab engine overhead per node, next to LangGraph as a peer.
+
+Every node is a no-op, so the figures are what the engine itself costs per node: validation and
+planning, scheduling, the journal (group commit) and ingestion into DuckDB. Each figure is the
+wall time of one ``fm_lab.run(wf, store=store)`` divided by N, the median of ``--reps`` runs
+(each on a fresh temp dir). The store is created and its schema initialised before the clock
+starts (what a user has after the first run; LangGraph's ``SqliteSaver.setup()`` is untimed too).
+
+Graphs: ``chain`` (n0 -> n1 -> ... -> n{N-1}) and ``fanout`` (start -> N independent nodes ->
+join; per-node figures divide by N, as the LangGraph peer does).
+
+fm_lab modes: ``memory`` (``Store(":memory:")``, no journal), ``fsync`` (file store, the
+default durability: one write + one fsync per group commit) and ``process`` (file store, the
+journal is written but not fsynced). LangGraph modes: ``memory`` (no checkpointer) and
+``sqlite`` (``SqliteSaver``, ``durability="sync"``), see ``_langgraph_peer.py``.
+
+For fm_lab the total is split into ``plan`` (``Workflow.validate`` + ``Plan``, inside
+``fm_lab.run``), ``ingest`` (journal records into DuckDB) and ``rest`` (the scheduler, the
+journal, ``begin_run``, event-loop setup).
+
+Usage::
+
+    .venv/bin/python benchmarks/engine_overhead.py            # full run (a few minutes)
+    .venv/bin/python benchmarks/engine_overhead.py --quick    # smaller sizes
+    .venv/bin/python benchmarks/engine_overhead.py --json out.json
+    .venv/bin/python benchmarks/engine_overhead.py --profile chain:10000:fsync
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import dataclasses
+import gc
+import io
+import json
+import os
+import platform
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import fm_lab
+import fm_lab.engine.api as fm_api
+import fm_lab.engine.plan as fm_plan
+from fm_lab.nodes.base import NodeContext
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _langgraph_peer as peer
+
+SPEEDUP_TARGET = 5.0
+FLATNESS_TARGET = 1.3
+FM_MODES = ("memory", "fsync", "process")
+LG_MODES = ("memory", "sqlite")
+
+
+# ---- the no-op node type ---------------------------------------------------------------------
+@fm_lab.register_node
+class Noop(fm_lab.NodeType):
+    """Does nothing: what is left is engine overhead."""
+
+    type_name = "noop"
+    description = "No-op node for the engine-overhead benchmark."
+
+    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> None:
+        return None
+
+
+# ---- graphs ----------------------------------------------------------------------------------
+def chain_spec(n: int) -> dict[str, Any]:
+    """n0 -> n1 -> ... -> n{n-1}."""
+    return {
+        "id": f"bench_chain_{n}",
+        "nodes": {f"n{i}": {"type": "noop"} for i in range(n)},
+        "edges": [{"source": f"n{i}", "target": f"n{i + 1}"} for i in range(n - 1)],
+    }
+
+
+def fanout_spec(n: int) -> dict[str, Any]:
+    """start -> n0..n{n-1} (independent) -> join."""
+    nodes: dict[str, Any] = {"start": {"type": "noop"}}
+    nodes.update({f"n{i}": {"type": "noop"} for i in range(n)})
+    nodes["join"] = {"type": "noop"}
+    edges = [{"source": "start", "target": f"n{i}"} for i in range(n)]
+    edges += [{"source": f"n{i}", "target": "join"} for i in range(n)]
+    return {"id": f"bench_fanout_{n}", "nodes": nodes, "edges": edges}
+
+
+SPECS: dict[str, Callable[[int], dict[str, Any]]] = {"chain": chain_spec, "fanout": fanout_spec}
+PEERS: dict[str, Callable[[int, str | None], float]] = {
+    "chain": peer.chain,
+    "fanout": peer.fanout,
+}
+
+
+# ---- fm_lab instrumentation --------------------------------------------------------------------
+PHASES = ("plan", "begin", "journal", "ingest")
+_PLAN = "Plan"
+
+
+def _timed(spent: dict[str, float], phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[phase] += time.perf_counter() - t0
+
+    return wrapper
+
+
+class TimedStore(fm_lab.Store):
+    """A Store that adds up where a run spends its time: ``begin`` (``begin_run``), ``journal``
+    (``Journal.append`` + ``commit``: encoding, write, fsync) and ``ingest`` (into DuckDB)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spent: dict[str, float] = dict.fromkeys(PHASES, 0.0)
+        self.begin_run = _timed(self.spent, "begin", self.begin_run)  # type: ignore[method-assign]
+        self.ingest = _timed(self.spent, "ingest", self.ingest)  # type: ignore[method-assign]
+
+    def open_journal(self, run_id: str) -> Any:
+        journal = super().open_journal(run_id)
+        if journal is not None:
+            journal.append = _timed(self.spent, "journal", journal.append)  # type: ignore[method-assign]
+            journal.commit = _timed(self.spent, "journal", journal.commit)  # type: ignore[method-assign]
+        return journal
+
+
+@contextlib.contextmanager
+def timed_plan(spent: dict[str, float]) -> Iterator[None]:
+    """Time the ``Plan(...)`` (validation + planning) that ``fm_lab.run`` builds."""
+    original = fm_plan.Plan
+    setattr(fm_api, _PLAN, _timed(spent, "plan", original))  # fm_lab.run looks it up there
+    try:
+        yield
+    finally:
+        setattr(fm_api, _PLAN, original)
+
+
+def open_store(mode: str, tmp: str) -> TimedStore:
+    """A fresh store for ``mode``, schema initialised (untimed)."""
+    if mode == "memory":
+        store = TimedStore(":memory:")
+    else:
+        store = TimedStore(os.path.join(tmp, "bench.duckdb"), durability=mode)
+    with store.connection():
+        pass  # opens DuckDB once and creates the tables
+    return store
+
+
+def fm_once(graph: str, n: int, mode: str) -> dict[str, float]:
+    """One timed ``fm_lab.run``; seconds in total and per phase (``rest``: the scheduler)."""
+    wf = fm_lab.Workflow.from_dict(SPECS[graph](n))
+    with tempfile.TemporaryDirectory(prefix="fm_bench_") as tmp:
+        store = open_store(mode, tmp)
+        try:
+            gc.collect()
+            with timed_plan(store.spent):
+                t0 = time.perf_counter()
+                result = fm_lab.run(wf, store=store)
+                total = time.perf_counter() - t0
+            if result.status != "succeeded":
+                raise RuntimeError(f"fm_lab {graph} {n} {mode}: run {result.status}")
+        finally:
+            store.close()
+    return {"total": total, **store.spent, "rest": total - sum(store.spent.values())}
+
+
+def lg_once(graph: str, n: int, mode: str) -> float:
+    """One timed LangGraph invoke; ms per node."""
+    with tempfile.TemporaryDirectory(prefix="lg_bench_") as tmp:
+        db = None if mode == "memory" else os.path.join(tmp, "bench.sqlite")
+        gc.collect()
+        return PEERS[graph](n, db)
+
+
+# ---- measurements ------------------------------------------------------------------------------
+@dataclass
+class Row:
+    graph: str
+    n: int
+    engine: str
+    mode: str
+    ms_per_node: float
+    runs_ms_per_node: list[float]
+    split_ms_per_node: dict[str, float] | None = None  # fm_lab: the median run's phases
+    seconds: float = 0.0
+
+
+@dataclass
+class Sizes:
+    chain: list[int]
+    fanout: list[int]
+    flatness: tuple[int, int]
+    lg_chain: list[int]
+    lg_fanout: list[int]
+    reps: int
+    notes: list[str] = field(default_factory=list)
+
+
+FULL = Sizes(chain=[250, 1_000, 10_000], fanout=[5_000], flatness=(1_000, 10_000),
+            lg_chain=[250, 1_000], lg_fanout=[5_000], reps=3)
+QUICK = Sizes(chain=[100, 250, 2_000], fanout=[1_000], flatness=(250, 2_000),
+             lg_chain=[100, 250], lg_fanout=[1_000], reps=3)
+
+
+def fm_row(graph: str, n: int, mode: str, runs: list[dict[str, float]], seconds: float) -> Row:
+    mid = sorted(runs, key=lambda r: r["total"])[len(runs) // 2]  # the median run (reps odd)
+    per = 1000.0 / n
+    split = {k: v * per for k, v in mid.items() if k != "total"}
+    return Row(graph, n, "fm_lab", mode, mid["total"] * per, [r["total"] * per for r in runs],
+               split, seconds)
+
+
+def warm_up() -> None:
+    """Run each engine and mode once, small, so no row pays imports (duckdb, pyarrow, ...)."""
+    for mode in FM_MODES:
+        fm_once("chain", 20, mode)
+        fm_once("fanout", 20, mode)
+    for graph in PEERS:
+        for mode in LG_MODES:
+            lg_once(graph, 20, mode)
+
+
+def fsync_probe(count: int = 200) -> dict[str, float]:
+    """This disk's latency of a small append + fsync (the floor of a durable chain node)."""
+    with tempfile.TemporaryDirectory(prefix="fsync_probe_") as tmp:
+        fd = os.open(os.path.join(tmp, "probe"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        line = b"x" * 200 + b"\n"
+        times = []
+        try:
+            for _ in range(count):
+                t0 = time.perf_counter()
+                os.write(fd, line)
+                os.fsync(fd)
+                times.append((time.perf_counter() - t0) * 1000.0)
+        finally:
+            os.close(fd)
+    times.sort()
+    return {"median_ms": times[len(times) // 2], "p90_ms": times[int(len(times) * 0.9)]}
+
+
+def run_all(plan: Sizes, log: Callable[[str], None]) -> list[Row]:
+    """Every figure; for each (graph, n) the engines and modes take turns, rep by rep, so a
+    slow spell of the disk hits fm_lab and LangGraph alike."""
+    groups: list[tuple[str, int, list[tuple[str, str]]]] = []
+    for graph, fm_sizes, lg_sizes in (("chain", plan.chain, plan.lg_chain),
+                                      ("fanout", plan.fanout, plan.lg_fanout)):
+        for n in sorted({*fm_sizes, *lg_sizes}):
+            combos = [("fm_lab", m) for m in FM_MODES] if n in fm_sizes else []
+            combos += [("langgraph", m) for m in LG_MODES] if n in lg_sizes else []
+            groups.append((graph, n, combos))
+    rows: list[Row] = []
+    for graph, n, combos in groups:
+        fm_runs: dict[str, list[dict[str, float]]] = {}
+        lg_runs: dict[str, list[float]] = {}
+        spent: dict[tuple[str, str], float] = {}
+        for _ in range(plan.reps):
+            for engine, mode in combos:
+                t0 = time.perf_counter()
+                if engine == "fm_lab":
+                    fm_runs.setdefault(mode, []).append(fm_once(graph, n, mode))
+                else:
+                    lg_runs.setdefault(mode, []).append(lg_once(graph, n, mode))
+                spent[engine, mode] = spent.get((engine, mode), 0.0) + time.perf_counter() - t0
+        for engine, mode in combos:
+            if engine == "fm_lab":
+                row = fm_row(graph, n, mode, fm_runs[mode], spent[engine, mode])
+            else:
+                runs = lg_runs[mode]
+                row = Row(graph, n, engine, mode, statistics.median(runs), runs,
+                          seconds=spent[engine, mode])
+            log(f"  {engine:<9} {graph:<6} {n:>6} {mode:<7} {row.ms_per_node:8.4f} ms/node "
+                f"({row.seconds:.1f} s)")
+            rows.append(row)
+    return rows
+
+
+# ---- reporting ---------------------------------------------------------------------------------
+def _find(rows: list[Row], engine: str, graph: str, n: int, mode: str) -> Row | None:
+    for row in rows:
+        if (row.engine, row.graph, row.n, row.mode) == (engine, graph, n, mode):
+            return row
+    return None
+
+
+def summarise(rows: list[Row], plan: Sizes) -> dict[str, Any]:
+    ratios = []
+    for graph in ("chain", "fanout"):
+        for n in sorted({r.n for r in rows if r.graph == graph}):
+            fm = _find(rows, "fm_lab", graph, n, "fsync")
+            lg = _find(rows, "langgraph", graph, n, "sqlite")
+            fm_mem = _find(rows, "fm_lab", graph, n, "memory")
+            lg_mem = _find(rows, "langgraph", graph, n, "memory")
+            if fm is None or lg is None:
+                continue
+            ratios.append({
+                "graph": graph, "n": n,
+                "langgraph_sqlite_ms": lg.ms_per_node, "fm_lab_fsync_ms": fm.ms_per_node,
+                "ratio": lg.ms_per_node / fm.ms_per_node,
+                "memory_ratio": (lg_mem.ms_per_node / fm_mem.ms_per_node
+                                 if fm_mem and lg_mem else None),
+                "met": lg.ms_per_node / fm.ms_per_node >= SPEEDUP_TARGET,
+            })
+    small, large = plan.flatness
+    flatness = []
+    for mode in FM_MODES:
+        a = _find(rows, "fm_lab", "chain", small, mode)
+        b = _find(rows, "fm_lab", "chain", large, mode)
+        if a and b:
+            ratio = b.ms_per_node / a.ms_per_node
+            excl = None
+            if a.split_ms_per_node and b.split_ms_per_node:
+                excl = ((b.ms_per_node - b.split_ms_per_node["plan"])
+                        / (a.ms_per_node - a.split_ms_per_node["plan"]))
+            flatness.append({"mode": mode, "small": small, "large": large, "ratio": ratio,
+                             "ratio_excluding_plan": excl, "met": ratio <= FLATNESS_TARGET})
+    speed_met = bool(ratios) and all(r["met"] for r in ratios)
+    flat_met = bool(flatness) and all(f["met"] for f in flatness)
+    return {"ratios": ratios, "flatness": flatness,
+            "targets": {"speedup_vs_langgraph_sqlite": {"target": SPEEDUP_TARGET,
+                                                          "met": speed_met},
+                        "chain_flatness": {"target": FLATNESS_TARGET, "met": flat_met}}}
+
+
+def _f(value: float | None, width: int, digits: int = 4) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+
+
+def render(rows: list[Row], summary: dict[str, Any], plan: Sizes) -> str:
+    out = io.StringIO()
+    w = out.write
+    cols = (*PHASES, "rest")
+    head = (f"{'graph':<7}{'n':>7}  {'engine':<10}{'mode':<8}{'ms/node':>9}  |"
+            + "".join(f"{c:>9}" for c in cols) + "  |  runs (ms/node)\n")
+    w(f"\nPer-node overhead, median of {plan.reps} runs; the split (ms/node) is the median "
+      "run's\n")
+    w(head)
+    w("-" * (len(head) + 12) + "\n")
+    order = {(e, m): i for i, (e, m) in enumerate(
+        [("fm_lab", m) for m in FM_MODES] + [("langgraph", m) for m in LG_MODES])}
+    for row in sorted(rows, key=lambda r: (r.graph, r.n, order[r.engine, r.mode])):
+        runs = ", ".join(f"{v:.3f}" for v in row.runs_ms_per_node)
+        split = row.split_ms_per_node or {}
+        w(f"{row.graph:<7}{row.n:>7}  {row.engine:<10}{row.mode:<8}{row.ms_per_node:>9.4f}  |"
+          + "".join(_f(split.get(c), 9) for c in cols) + f"  |  [{runs}]\n")
+    w("  plan: validate + Plan; begin: begin_run; journal: append + commit (write, fsync); "
+      "ingest: into DuckDB; rest: scheduler, asyncio, the rest of fm_lab.run\n")
+    w("\nLangGraph+SqliteSaver(sync) / fm_lab(fsync), per node "
+      f"(target >= {SPEEDUP_TARGET:g}x)\n")
+    for r in summary["ratios"]:
+        mem = "" if r["memory_ratio"] is None else f"   (in-memory: {r['memory_ratio']:.2f}x)"
+        w(f"  {r['graph']:<7}{r['n']:>7}: {r['langgraph_sqlite_ms']:.4f} / "
+          f"{r['fm_lab_fsync_ms']:.4f} = {r['ratio']:6.2f}x  "
+          f"{'MET' if r['met'] else 'MISSED'}{mem}\n")
+    small, large = plan.flatness
+    w(f"\nChain flatness, fm_lab ms/node at {large} / at {small} "
+      f"(target <= {FLATNESS_TARGET:g}x)\n")
+    for f in summary["flatness"]:
+        excl = ("" if f["ratio_excluding_plan"] is None
+                else f"   (excluding plan: {f['ratio_excluding_plan']:.2f}x)")
+        w(f"  {f['mode']:<8}: {f['ratio']:6.2f}x  {'MET' if f['met'] else 'MISSED'}{excl}\n")
+    t = summary["targets"]
+    w(f"\nTargets: speed-up >= {SPEEDUP_TARGET:g}x: "
+      f"{'MET' if t['speedup_vs_langgraph_sqlite']['met'] else 'MISSED'}; "
+      f"flatness <= {FLATNESS_TARGET:g}x: {'MET' if t['chain_flatness']['met'] else 'MISSED'}\n")
+    for note in plan.notes:
+        w(f"Note: {note}\n")
+    return out.getvalue()
+
+
+def environment() -> dict[str, Any]:
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            **{name: version(name) for name in ("fm_lab", "duckdb", "pyarrow", "pydantic",
+                                                  "langgraph", "langgraph-checkpoint-sqlite")}}
+
+
+# ---- profiling ---------------------------------------------------------------------------------
+def profile(target: str, top: int) -> None:
+    """cProfile one fm_lab run, ``GRAPH:N:MODE`` (e.g. ``chain:10000:fsync``)."""
+    graph, n_text, mode = target.split(":")
+    n = int(n_text)
+    fm_once(graph, 20, mode)  # warm-up
+    wf = fm_lab.Workflow.from_dict(SPECS[graph](n))
+    with tempfile.TemporaryDirectory(prefix="fm_prof_") as tmp:
+        store = open_store(mode, tmp)
+        profiler = cProfile.Profile()
+        gc.collect()
+        t0 = time.perf_counter()
+        profiler.enable()
+        fm_lab.run(wf, store=store)
+        profiler.disable()
+        elapsed = time.perf_counter() - t0
+        store.close()
+    print(f"fm_lab {graph} n={n} {mode}: {elapsed * 1000 / n:.4f} ms/node under cProfile "
+          f"({elapsed:.2f} s)")
+    for key in ("cumulative", "tottime"):
+        buf = io.StringIO()
+        pstats.Stats(profiler, stream=buf).strip_dirs().sort_stats(key).print_stats(top)
+        print(buf.getvalue())
+
+
+# ---- main --------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (well under a minute)")
+    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON to PATH")
+    parser.add_argument("--reps", type=int, default=None, help="runs per figure (odd; default 3)")
+    parser.add_argument("--profile", metavar="GRAPH:N:MODE",
+                        help="cProfile one fm_lab run instead (e.g. chain:10000:fsync)")
+    parser.add_argument("--top", type=int, default=25, help="rows of --profile output")
+    args = parser.parse_args(argv)
+
+    if args.profile:
+        profile(args.profile, args.top)
+        return 0
+
+    plan = dataclasses.replace(QUICK if args.quick else FULL, notes=[])
+    if args.reps is not None:
+        if args.reps < 1 or args.reps % 2 == 0:
+            parser.error("--reps must be an odd number >= 1")
+        plan.reps = args.reps
+    plan.notes.append("fanout divides by N (the parallel nodes), not N+2; LangGraph's peer "
+                      "divides by N too.")
+    plan.notes.append("store/checkpointer set-up is untimed: fm_lab schema created before "
+                      "the clock, SqliteSaver.setup() likewise; imports warmed up first.")
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    log("warming up ...")
+    warm_up()
+    probe_before = fsync_probe()
+    rows = run_all(plan, log)
+    probe_after = fsync_probe()
+    summary = summarise(rows, plan)
+    summary["fsync_probe"] = {"before": probe_before, "after": probe_after}
+    plan.notes.append(
+        "this disk's append+fsync latency, median/p90 in ms: "
+        f"before {probe_before['median_ms']:.3f}/{probe_before['p90_ms']:.3f}, "
+        f"after {probe_after['median_ms']:.3f}/{probe_after['p90_ms']:.3f} "
+        "(a durable chain node cannot cost less than one fsync).")
+    elapsed = time.perf_counter() - started
+    print(render(rows, summary, plan), end="")
+    print(f"(benchmark wall time {elapsed:.0f} s)")
+    if args.json:
+        doc = {"quick": args.quick, "plan": asdict(plan), "environment": environment(),
+               "rows": [asdict(r) for r in rows], **summary, "wall_s": elapsed}
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        log(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
