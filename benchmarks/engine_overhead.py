@@ -15,12 +15,18 @@ journal is written but not fsynced). LangGraph modes: ``memory`` (no checkpointe
 ``sqlite`` (``SqliteSaver``, ``durability="sync"``), see ``_langgraph_peer.py``.
 
 For fm_lab the total is split into ``plan`` (``Workflow.validate`` + ``Plan``, inside
-``fm_lab.run``), ``ingest`` (journal records into DuckDB) and ``rest`` (the scheduler, the
-journal, ``begin_run``, event-loop setup).
+``fm_lab.run``), ``begin`` (``Store.begin_run``), ``journal`` (``Journal.append`` + ``commit``:
+encoding, write, fsync), ``ingest`` (journal records into DuckDB) and ``rest`` (the scheduler,
+asyncio and the rest of ``fm_lab.run``). For each (graph, N) the engines and modes take turns
+rep by rep, so a slow spell of the disk hits fm_lab and LangGraph alike. An append+fsync probe
+of the temp disk is printed too: a durable chain node cannot cost less than one fsync.
+
+``--profile GRAPH:N:MODE`` runs one fm_lab run under cProfile instead and prints the top
+functions (cumulative and own time).
 
 Usage::
 
-    .venv/bin/python benchmarks/engine_overhead.py            # full run (a few minutes)
+    .venv/bin/python benchmarks/engine_overhead.py            # full run (~2 minutes)
     .venv/bin/python benchmarks/engine_overhead.py --quick    # smaller sizes
     .venv/bin/python benchmarks/engine_overhead.py --json out.json
     .venv/bin/python benchmarks/engine_overhead.py --profile chain:10000:fsync
@@ -249,12 +255,12 @@ def fsync_probe(count: int = 200) -> dict[str, float]:
     return {"median_ms": times[len(times) // 2], "p90_ms": times[int(len(times) * 0.9)]}
 
 
-def run_all(plan: Sizes, log: Callable[[str], None]) -> list[Row]:
+def run_all(sizes: Sizes, log: Callable[[str], None]) -> list[Row]:
     """Every figure; for each (graph, n) the engines and modes take turns, rep by rep, so a
     slow spell of the disk hits fm_lab and LangGraph alike."""
     groups: list[tuple[str, int, list[tuple[str, str]]]] = []
-    for graph, fm_sizes, lg_sizes in (("chain", plan.chain, plan.lg_chain),
-                                      ("fanout", plan.fanout, plan.lg_fanout)):
+    for graph, fm_sizes, lg_sizes in (("chain", sizes.chain, sizes.lg_chain),
+                                      ("fanout", sizes.fanout, sizes.lg_fanout)):
         for n in sorted({*fm_sizes, *lg_sizes}):
             combos = [("fm_lab", m) for m in FM_MODES] if n in fm_sizes else []
             combos += [("langgraph", m) for m in LG_MODES] if n in lg_sizes else []
@@ -264,7 +270,7 @@ def run_all(plan: Sizes, log: Callable[[str], None]) -> list[Row]:
         fm_runs: dict[str, list[dict[str, float]]] = {}
         lg_runs: dict[str, list[float]] = {}
         spent: dict[tuple[str, str], float] = {}
-        for _ in range(plan.reps):
+        for _ in range(sizes.reps):
             for engine, mode in combos:
                 t0 = time.perf_counter()
                 if engine == "fm_lab":
@@ -293,7 +299,7 @@ def _find(rows: list[Row], engine: str, graph: str, n: int, mode: str) -> Row | 
     return None
 
 
-def summarise(rows: list[Row], plan: Sizes) -> dict[str, Any]:
+def summarise(rows: list[Row], sizes: Sizes) -> dict[str, Any]:
     ratios = []
     for graph in ("chain", "fanout"):
         for n in sorted({r.n for r in rows if r.graph == graph}):
@@ -311,7 +317,7 @@ def summarise(rows: list[Row], plan: Sizes) -> dict[str, Any]:
                                  if fm_mem and lg_mem else None),
                 "met": lg.ms_per_node / fm.ms_per_node >= SPEEDUP_TARGET,
             })
-    small, large = plan.flatness
+    small, large = sizes.flatness
     flatness = []
     for mode in FM_MODES:
         a = _find(rows, "fm_lab", "chain", small, mode)
@@ -336,13 +342,13 @@ def _f(value: float | None, width: int, digits: int = 4) -> str:
     return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
 
 
-def render(rows: list[Row], summary: dict[str, Any], plan: Sizes) -> str:
+def render(rows: list[Row], summary: dict[str, Any], sizes: Sizes) -> str:
     out = io.StringIO()
     w = out.write
     cols = (*PHASES, "rest")
     head = (f"{'graph':<7}{'n':>7}  {'engine':<10}{'mode':<8}{'ms/node':>9}  |"
             + "".join(f"{c:>9}" for c in cols) + "  |  runs (ms/node)\n")
-    w(f"\nPer-node overhead, median of {plan.reps} runs; the split (ms/node) is the median "
+    w(f"\nPer-node overhead, median of {sizes.reps} runs; the split (ms/node) is the median "
       "run's\n")
     w(head)
     w("-" * (len(head) + 12) + "\n")
@@ -362,7 +368,7 @@ def render(rows: list[Row], summary: dict[str, Any], plan: Sizes) -> str:
         w(f"  {r['graph']:<7}{r['n']:>7}: {r['langgraph_sqlite_ms']:.4f} / "
           f"{r['fm_lab_fsync_ms']:.4f} = {r['ratio']:6.2f}x  "
           f"{'MET' if r['met'] else 'MISSED'}{mem}\n")
-    small, large = plan.flatness
+    small, large = sizes.flatness
     w(f"\nChain flatness, fm_lab ms/node at {large} / at {small} "
       f"(target <= {FLATNESS_TARGET:g}x)\n")
     for f in summary["flatness"]:
@@ -373,7 +379,7 @@ def render(rows: list[Row], summary: dict[str, Any], plan: Sizes) -> str:
     w(f"\nTargets: speed-up >= {SPEEDUP_TARGET:g}x: "
       f"{'MET' if t['speedup_vs_langgraph_sqlite']['met'] else 'MISSED'}; "
       f"flatness <= {FLATNESS_TARGET:g}x: {'MET' if t['chain_flatness']['met'] else 'MISSED'}\n")
-    for note in plan.notes:
+    for note in sizes.notes:
         w(f"Note: {note}\n")
     return out.getvalue()
 
@@ -431,14 +437,14 @@ def main(argv: list[str] | None = None) -> int:
         profile(args.profile, args.top)
         return 0
 
-    plan = dataclasses.replace(QUICK if args.quick else FULL, notes=[])
+    sizes = dataclasses.replace(QUICK if args.quick else FULL, notes=[])
     if args.reps is not None:
         if args.reps < 1 or args.reps % 2 == 0:
             parser.error("--reps must be an odd number >= 1")
-        plan.reps = args.reps
-    plan.notes.append("fanout divides by N (the parallel nodes), not N+2; LangGraph's peer "
+        sizes.reps = args.reps
+    sizes.notes.append("fanout divides by N (the parallel nodes), not N+2; LangGraph's peer "
                       "divides by N too.")
-    plan.notes.append("store/checkpointer set-up is untimed: fm_lab schema created before "
+    sizes.notes.append("store/checkpointer set-up is untimed: fm_lab schema created before "
                       "the clock, SqliteSaver.setup() likewise; imports warmed up first.")
 
     def log(text: str) -> None:
@@ -448,20 +454,20 @@ def main(argv: list[str] | None = None) -> int:
     log("warming up ...")
     warm_up()
     probe_before = fsync_probe()
-    rows = run_all(plan, log)
+    rows = run_all(sizes, log)
     probe_after = fsync_probe()
-    summary = summarise(rows, plan)
+    summary = summarise(rows, sizes)
     summary["fsync_probe"] = {"before": probe_before, "after": probe_after}
-    plan.notes.append(
+    sizes.notes.append(
         "this disk's append+fsync latency, median/p90 in ms: "
         f"before {probe_before['median_ms']:.3f}/{probe_before['p90_ms']:.3f}, "
         f"after {probe_after['median_ms']:.3f}/{probe_after['p90_ms']:.3f} "
         "(a durable chain node cannot cost less than one fsync).")
     elapsed = time.perf_counter() - started
-    print(render(rows, summary, plan), end="")
+    print(render(rows, summary, sizes), end="")
     print(f"(benchmark wall time {elapsed:.0f} s)")
     if args.json:
-        doc = {"quick": args.quick, "plan": asdict(plan), "environment": environment(),
+        doc = {"quick": args.quick, "sizes": asdict(sizes), "environment": environment(),
                "rows": [asdict(r) for r in rows], **summary, "wall_s": elapsed}
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         log(f"wrote {args.json}")
