@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import fm_lab
+from fm_lab.store.errors import StoreError
 from fm_lab.store.journal import read_journal
 
 pytestmark = pytest.mark.slow
@@ -156,10 +157,11 @@ def test_killed_run_resumes_without_rerunning_committed_nodes(spawner, tmp_path,
 def test_resume_alone_recovers_the_dead_journal(spawner, tmp_path, store_path):
     """resume() itself ingests the leftover journal (no earlier Store(path) did it)."""
     run_id, log, _ = _killed_run(spawner, tmp_path, store_path)
-    ro = fm_lab.Store(store_path, read_only=True)  # read-only: recovers nothing
-    assert ro.runs().set_index("run_id").loc[run_id, "status"] == "running"
+    # the run lived only in its journal (a short run writes DuckDB once, at its end), and a
+    # read-only store recovers nothing
     assert _journal(store_path, run_id).exists()
-    ro.close()
+    with pytest.raises(StoreError, match="no fm_lab store"):
+        fm_lab.Store(store_path, read_only=True).runs()
 
     run = fm_lab.resume(run_id, store=fm_lab.Store(store_path))
 
@@ -170,7 +172,7 @@ def test_resume_alone_recovers_the_dead_journal(spawner, tmp_path, store_path):
 def test_torn_last_journal_line_is_ignored(spawner, tmp_path, store_path):
     run_id, log, _ = _killed_run(spawner, tmp_path, store_path)
     journal = _journal(store_path, run_id)
-    intact = read_journal(journal)
+    intact = [r for r in read_journal(journal) if r["k"] == "node"]
     assert sorted(r["node"] for r in intact) == ["a", "b", "c"]
     with journal.open("ab") as fh:  # a crash in the middle of writing the next record
         fh.write(b'0badf00d {"k":"node","node":"d","status":"succeeded","output":99')
@@ -191,7 +193,7 @@ def test_truncated_last_record_is_not_committed(spawner, tmp_path, store_path):
     the records before it are kept."""
     run_id, log, _ = _killed_run(spawner, tmp_path, store_path)
     journal = _journal(store_path, run_id)
-    records = read_journal(journal)
+    records = [r for r in read_journal(journal) if r["k"] == "node"]
     data = journal.read_bytes()
     last_line = data.rstrip(b"\n").rsplit(b"\n", 1)[-1]
     journal.write_bytes(data[: len(data) - len(last_line) // 2 - 1])

@@ -57,8 +57,18 @@ print("released")
 """
 
 
+def _row(store: fm_lab.Store, run_id: str):
+    """The run's row; a live run of another process shows once it has run for a moment."""
+    deadline = time.monotonic() + 5
+    while True:
+        runs = store.runs().set_index("run_id")
+        if run_id in runs.index or time.monotonic() > deadline:
+            return runs.loc[run_id]
+        time.sleep(0.05)
+
+
 def _status(store: fm_lab.Store, run_id: str) -> str:
-    return store.runs().set_index("run_id").loc[run_id, "status"]
+    return _row(store, run_id)["status"]
 
 
 def test_two_processes_share_one_file(spawner, tmp_path, store_path):
@@ -161,7 +171,7 @@ def test_resume_of_a_run_live_in_another_process_is_refused_without_side_effects
     proc = spawner.start(RUNNER, str(store_path), str(wf_path), "live-run")
     spawner.wait_for(marker, proc)
     store = fm_lab.Store(store_path)
-    assert store.runs().set_index("run_id").loc["live-run", "owner_pid"] == proc.pid
+    assert _row(store, "live-run")["owner_pid"] == proc.pid
 
     with pytest.raises(RunLockedError, match="live-run"):
         fm_lab.resume("live-run", store=store)

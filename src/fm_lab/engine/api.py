@@ -97,8 +97,14 @@ async def arun(
     prepared = plan.prepare_inputs(dict(inputs or {}))
     store = store or default_store()
     run_id = run_id or new_run_id()
-    store.begin_run(run_id, wf, prepared, parent_run_id=parent_run_id)
-    runner = Runner(plan, store, run_id, prepared, request_context)
+    runner = Runner(
+        plan,
+        store,
+        run_id,
+        prepared,
+        request_context,
+        start=store.start_record(run_id, wf, prepared, parent_run_id),
+    )
     await runner.execute()
     return _run_from(runner)
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 _NO_RETRY = RetryPolicy()
 INGEST_EVERY_RECORDS = 20_000
 INGEST_EVERY_S = 2.0
+INGEST_FIRST_S = 0.25  # a run still going after this shows in runs() of other processes
 
 
 @dataclass(slots=True)
@@ -52,6 +53,7 @@ class Runner:
         request_context: dict[str, Any] | None = None,
         snapshot: RunSnapshot | None = None,
         journal: Journal | None = None,
+        start: dict[str, Any] | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
@@ -73,6 +75,8 @@ class Runner:
         self._last_ingest = time.monotonic()
         self._seq = snapshot.journal_seq if snapshot else 0
         self._committed = snapshot.nodes if snapshot else {}
+        self._start_record = start
+        self._ingested_once = start is None
         self._restorable: set[str] = set()
         self.outputs: Any = None
         self.error: dict[str, Any] | None = None
@@ -111,6 +115,10 @@ class Runner:
         return self.run_status
 
     def _start(self) -> None:
+        if self._start_record is not None:
+            self._append(self._start_record)
+            if self._journal is None:  # a memory store: show the run at once
+                self._flush(wait=True)
         committed = {
             n: c
             for n, c in self._committed.items()
@@ -159,7 +167,14 @@ class Runner:
                     running[node_id] = loop.create_task(self._execute(node_id))
                 if not running:
                     break
-                await wake.wait()
+                if self._unflushed:
+                    try:
+                        await asyncio.wait_for(wake.wait(), self._ingest_interval())
+                    except TimeoutError:
+                        self._maybe_ingest()
+                        continue
+                else:
+                    await wake.wait()
                 wake.clear()
                 batch = list(finished)
                 finished.clear()
@@ -397,11 +412,16 @@ class Runner:
                 self.store.recover_later()
             return False
         self._unflushed = []
+        self._ingested_once = True
         return True
+
+    def _ingest_interval(self) -> float:
+        return INGEST_EVERY_S if self._ingested_once else INGEST_FIRST_S
 
     def _maybe_ingest(self) -> None:
         if (
             len(self._unflushed) >= INGEST_EVERY_RECORDS
-            or time.monotonic() - self._last_ingest > INGEST_EVERY_S
+            or time.monotonic() - self._last_ingest >= self._ingest_interval()
         ):
+            self._commit()
             self._flush(wait=False)

@@ -89,6 +89,8 @@ def render_value(value: Any, scope: dict[str, Any]) -> Any:
 
 def has_templates(value: Any) -> bool:
     """True when ``value`` contains a template anywhere."""
+    if not value:
+        return False
     if isinstance(value, str):
         return is_template(value)
     if isinstance(value, dict):

@@ -149,19 +149,15 @@ class Workflow(_Model):
     # ---- serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The canonical dict: defaults left out, nodes keyed by id."""
-        data = self.model_dump(mode="json", exclude_defaults=True, exclude={"nodes", "edges"})
+        data = self.model_dump(mode="json", exclude_defaults=True)
         ordered: dict[str, Any] = {"id": self.id}
         for key in type(self).model_fields:
             if key == "nodes":
-                ordered["nodes"] = {
-                    node_id: node.model_dump(mode="json", exclude_defaults=True, exclude={"id"})
-                    for node_id, node in self.nodes.items()
-                }
-            elif key == "edges" and self.edges:
-                ordered["edges"] = [
-                    e.model_dump(mode="json", exclude_defaults=True) for e in self.edges
-                ]
-            elif key in data:
+                nodes = data.get("nodes", {})
+                for node in nodes.values():
+                    node.pop("id", None)
+                ordered["nodes"] = nodes
+            elif key in data and key != "id":
                 ordered[key] = data[key]
         return ordered
 
@@ -175,9 +171,12 @@ class Workflow(_Model):
 
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
-    def content_hash(self) -> str:
-        """A stable hash of the canonical JSON (identifies a workflow version)."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+    def content_hash(self, data: dict[str, Any] | None = None) -> str:
+        """A stable hash of the canonical JSON (identifies a workflow version); pass the
+        result of :meth:`to_dict` when you already have it."""
+        canonical = json.dumps(
+            self.to_dict() if data is None else data, sort_keys=True, separators=(",", ":")
+        )
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @classmethod

@@ -56,10 +56,10 @@ def check(workflow: Workflow, registry: NodeTypeLookup | None = None) -> list[Va
     issues += _check_schemas(workflow)
     handles = _check_nodes(workflow, registry, issues)
     issues += _check_edges(workflow, handles)
-    ancestors, cycle_issues = _ancestors(workflow)
-    issues += cycle_issues
+    upstream = _Upstream(workflow)
+    issues += upstream.issues()
     issues += _check_reachable(workflow)
-    issues += _check_templates(workflow, ancestors)
+    issues += _check_templates(workflow, upstream)
     return issues
 
 
@@ -185,39 +185,52 @@ def _graph(workflow: Workflow) -> tuple[dict[str, list[str]], dict[str, list[str
     return succ, pred
 
 
-def _ancestors(workflow: Workflow) -> tuple[dict[str, set[str]], list[ValidationIssue]]:
-    succ, pred = _graph(workflow)
-    indegree = {n: len(p) for n, p in pred.items()}
-    queue = deque(n for n, d in indegree.items() if d == 0)
-    order = []
-    while queue:
-        current = queue.popleft()
-        order.append(current)
-        for nxt in succ[current]:
-            indegree[nxt] -= 1
-            if indegree[nxt] == 0:
-                queue.append(nxt)
-    issues = []
-    cyclic = [n for n, d in indegree.items() if d > 0]
-    if cyclic:
-        issues.append(
+class _Upstream:
+    """Answers "does ``ref`` run before ``node``?" by a backward search pruned by topological
+    position: linear memory however long the graph (no ancestor set per node)."""
+
+    def __init__(self, workflow: Workflow) -> None:
+        succ, self.pred = _graph(workflow)
+        indegree = {n: len(p) for n, p in self.pred.items()}
+        queue = deque(n for n, d in indegree.items() if d == 0)
+        self.position: dict[str, int] = {}
+        while queue:
+            current = queue.popleft()
+            self.position[current] = len(self.position)
+            for nxt in succ[current]:
+                indegree[nxt] -= 1
+                if indegree[nxt] == 0:
+                    queue.append(nxt)
+        self.cyclic = sorted(n for n, d in indegree.items() if d > 0)
+
+    def issues(self) -> list[ValidationIssue]:
+        if not self.cyclic:
+            return []
+        return [
             ValidationIssue(
                 "edges",
-                f"cycle through nodes {', '.join(sorted(cyclic))} (loops are written with a "
+                f"cycle through nodes {', '.join(self.cyclic)} (loops are written with a "
                 "loop node such as foreach, not with edges)",
                 "cycle",
             )
-        )
-    ancestors: dict[str, set[str]] = {}
-    for node_id in order:
-        acc: set[str] = set()
-        for parent in pred[node_id]:
-            acc.add(parent)
-            acc |= ancestors.get(parent, set())
-        ancestors[node_id] = acc
-    for node_id in cyclic:
-        ancestors[node_id] = set(workflow.nodes)  # do not pile template errors on a cycle
-    return ancestors, issues
+        ]
+
+    def runs_before(self, ref: str, node: str) -> bool:
+        """True when ``ref`` is an ancestor of ``node`` (always, on a cycle: reported apart)."""
+        if node not in self.position or ref not in self.position:
+            return True
+        floor = self.position[ref]
+        if floor >= self.position[node]:
+            return False
+        stack, seen = [node], {node}
+        while stack:
+            for parent in self.pred[stack.pop()]:
+                if parent == ref:
+                    return True
+                if parent not in seen and self.position.get(parent, -1) > floor:
+                    seen.add(parent)
+                    stack.append(parent)
+        return False
 
 
 def _check_reachable(workflow: Workflow) -> list[ValidationIssue]:
@@ -237,27 +250,21 @@ def _check_reachable(workflow: Workflow) -> list[ValidationIssue]:
     ]
 
 
-def _check_templates(workflow: Workflow, ancestors: dict[str, set[str]]) -> list[ValidationIssue]:
-    places: list[tuple[str, str, set[str] | None]] = []
+def _check_templates(workflow: Workflow, upstream: _Upstream) -> list[ValidationIssue]:
+    # (location, template, the node it must run before, whether that node itself is allowed)
+    places: list[tuple[str, str, str | None, bool]] = []
     for node_id, node in workflow.nodes.items():
         for loc, source in iter_templates(node.config, f"nodes.{node_id}.config"):
-            places.append((loc, source, ancestors.get(node_id, set())))
-    upstream: set[str] | None
+            places.append((loc, source, node_id, False))
     for index, edge in enumerate(workflow.edges):
         if edge.condition is not None:
-            places.append(
-                (
-                    f"edges[{index}].condition",
-                    edge.condition,
-                    ancestors.get(edge.source, set()) | {edge.source},
-                )
-            )
+            places.append((f"edges[{index}].condition", edge.condition, edge.source, True))
     for loc, source in iter_templates(workflow.outputs, "outputs"):
-        places.append((loc, source, None))
+        places.append((loc, source, None, True))
     input_keys = _declared(workflow.inputs)
     state_keys = _declared(workflow.state)
     issues = []
-    for loc, source, upstream in places:
+    for loc, source, reader, itself in places:
         refs = template_refs(source)
         if refs.error:
             issues.append(ValidationIssue(loc, refs.error, "template_syntax"))
@@ -267,7 +274,11 @@ def _check_templates(workflow: Workflow, ancestors: dict[str, set[str]]) -> list
                 issues.append(
                     ValidationIssue(loc, f"refers to unknown node {ref!r}", "template_ref")
                 )
-            elif upstream is not None and ref not in upstream:
+            elif (
+                reader is not None
+                and not (itself and ref == reader)
+                and not upstream.runs_before(ref, reader)
+            ):
                 issues.append(
                     ValidationIssue(
                         loc,

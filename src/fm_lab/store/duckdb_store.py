@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store import codec
-from fm_lab.store.errors import RunNotFoundError, StoreLockedError, StoreVersionError
+from fm_lab.store.codec import dumps
+from fm_lab.store.errors import (
+    RunNotFoundError,
+    StoreError,
+    StoreLockedError,
+    StoreVersionError,
+)
 from fm_lab.store.journal import Durability, Journal, read_journal, try_lock
 from fm_lab.store.schema import LATEST_VERSION, MIGRATIONS
 
@@ -129,6 +135,8 @@ class Store:
     def _open(self, timeout_s: float) -> duckdb.DuckDBPyConnection:
         import duckdb
 
+        if self.read_only and not self.memory and not os.path.exists(self.path):
+            raise StoreError(f"no fm_lab store at {self.path} (nothing has been stored yet)")
         deadline = time.monotonic() + timeout_s
         delay = 0.005
         while True:
@@ -174,50 +182,67 @@ class Store:
         self._migrated = True
 
     # ---- writing -------------------------------------------------------------------------
-    def save_workflow(self, con: duckdb.DuckDBPyConnection, workflow: Workflow) -> int:
-        """Store ``workflow`` if this exact content is new; return its stored version number."""
-        digest = workflow.content_hash()
+    def _save_spec(self, con: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> int:
+        """Store a workflow spec if this exact content is new; return its version number."""
+        workflow_id, digest = record["workflow_id"], record["hash"]
         row = con.execute(
             "select version from workflows where workflow_id = ? and hash = ?",
-            [workflow.id, digest],
+            [workflow_id, digest],
         ).fetchone()
         if row:
             return int(row[0])
         latest = con.execute(
-            "select max(version) from workflows where workflow_id = ?", [workflow.id]
+            "select max(version) from workflows where workflow_id = ?", [workflow_id]
         ).fetchone()
-        version = max(workflow.version, int(latest[0] or 0) + 1 if latest else 1)
+        version: int = max(record["version"], int(latest[0] or 0) + 1 if latest else 1)
         con.execute(
             "insert into workflows (workflow_id, version, hash, name, spec) values (?, ?, ?, ?, ?)",
-            [workflow.id, version, digest, workflow.name, workflow.to_json(indent=None)],
+            [workflow_id, version, digest, record["spec"].get("name"), dumps(record["spec"])],
         )
         return version
 
-    def begin_run(
-        self,
+    @staticmethod
+    def start_record(
         run_id: str,
         workflow: Workflow,
         inputs: dict[str, Any],
         parent_run_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The journal record that creates a run (stored with the run's first checkpoint, so a
+        short run opens DuckDB once)."""
+        spec = workflow.to_dict()
+        return {
+            "k": "start",
+            "workflow_id": workflow.id,
+            "version": workflow.version,
+            "hash": workflow.content_hash(spec),
+            "spec": spec,
+            "inputs": inputs,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "parent": parent_run_id,
+            "created": time.time(),
+        }
+
+    def _insert_run(
+        self, con: duckdb.DuckDBPyConnection, run_id: str, record: dict[str, Any]
     ) -> None:
-        """Record a new run as ``running``, owned by this process."""
-        with self.connection() as con:
-            con.execute("begin")
-            version = self.save_workflow(con, workflow)
-            con.execute(
-                "insert into runs (run_id, workflow_id, workflow_version, status, inputs, "
-                "owner_pid, owner_host, parent_run_id) values (?, ?, ?, 'running', ?, ?, ?, ?)",
-                [
-                    run_id,
-                    workflow.id,
-                    version,
-                    codec.dumps(inputs),
-                    os.getpid(),
-                    socket.gethostname(),
-                    parent_run_id,
-                ],
-            )
-            con.execute("commit")
+        version = self._save_spec(con, record)
+        con.execute(
+            "insert into runs (run_id, workflow_id, workflow_version, status, inputs, "
+            "created_at, owner_pid, owner_host, parent_run_id) "
+            "values (?, ?, ?, 'running', ?, to_timestamp(?), ?, ?, ?)",
+            [
+                run_id,
+                record["workflow_id"],
+                version,
+                dumps(record["inputs"]),
+                record["created"],
+                record["pid"],
+                record["host"],
+                record["parent"],
+            ],
+        )
 
     def claim_run(self, run_id: str) -> None:
         """Mark an existing run ``running`` and owned by this process (resume)."""
@@ -250,6 +275,9 @@ class Store:
             nodes = [r for r in fresh if r["k"] == "node"]
             con.execute("begin")
             try:
+                for record in fresh:
+                    if record["k"] == "start":
+                        self._insert_run(con, run_id, record)
                 if nodes:
                     self._insert_nodes(con, run_id, nodes)
                 for record in fresh:
@@ -268,7 +296,6 @@ class Store:
     ) -> None:
         import pyarrow as pa
 
-        dumps = codec.dumps
         table = pa.table(
             {
                 "node_id": [r["node"] for r in nodes],
@@ -305,9 +332,9 @@ class Store:
             "where run_id = ?",
             [
                 record["status"],
-                codec.dumps(record.get("outputs")),
-                codec.dumps(record["error"]) if record.get("error") else None,
-                codec.dumps(record.get("state")),
+                dumps(record.get("outputs")),
+                dumps(record["error"]) if record.get("error") else None,
+                dumps(record.get("state")),
                 ended,
                 ended,
                 run_id,
