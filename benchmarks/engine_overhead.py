@@ -15,7 +15,7 @@ journal is written but not fsynced). LangGraph modes: ``memory`` (no checkpointe
 ``sqlite`` (``SqliteSaver``, ``durability="sync"``), see ``_langgraph_peer.py``.
 
 For fm_lab the total is split into ``plan`` (``Workflow.validate`` + ``Plan``, inside
-``fm_lab.run``), ``begin`` (``Store.begin_run``), ``journal`` (``Journal.append`` + ``commit``:
+``fm_lab.run``), ``begin`` (``Store.start_record``), ``journal`` (``Journal.append`` + ``commit``:
 encoding, write, fsync), ``ingest`` (journal records into DuckDB) and ``rest`` (the scheduler,
 asyncio and the rest of ``fm_lab.run``). For each (graph, N) the engines and modes take turns
 rep by rep, so a slow spell of the disk hits fm_lab and LangGraph alike. An append+fsync probe
@@ -63,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _langgraph_peer as peer
 
 SPEEDUP_TARGET = 5.0
+TARGET_SIZES = {"chain": 1000, "fanout": 5000}  # where the speed-up target applies
 FLATNESS_TARGET = 1.3
 FM_MODES = ("memory", "fsync", "process")
 LG_MODES = ("memory", "sqlite")
@@ -124,13 +125,13 @@ def _timed(spent: dict[str, float], phase: str, fn: Callable[..., Any]) -> Calla
 
 
 class TimedStore(fm_lab.Store):
-    """A Store that adds up where a run spends its time: ``begin`` (``begin_run``), ``journal``
+    """A Store that adds up where a run spends its time: ``begin`` (``start_record``), ``journal``
     (``Journal.append`` + ``commit``: encoding, write, fsync) and ``ingest`` (into DuckDB)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spent: dict[str, float] = dict.fromkeys(PHASES, 0.0)
-        self.begin_run = _timed(self.spent, "begin", self.begin_run)  # type: ignore[method-assign]
+        self.start_record = _timed(self.spent, "begin", self.start_record)  # type: ignore[method-assign]
         self.ingest = _timed(self.spent, "ingest", self.ingest)  # type: ignore[method-assign]
 
     def open_journal(self, run_id: str) -> Any:
@@ -315,7 +316,10 @@ def summarise(rows: list[Row], sizes: Sizes) -> dict[str, Any]:
                 "ratio": lg.ms_per_node / fm.ms_per_node,
                 "memory_ratio": (lg_mem.ms_per_node / fm_mem.ms_per_node
                                  if fm_mem and lg_mem else None),
-                "met": lg.ms_per_node / fm.ms_per_node >= SPEEDUP_TARGET,
+                # the issue sets the target on a 1,000-node chain and a 5,000-node fan-out;
+                # other sizes are shown for information
+                "met": (lg.ms_per_node / fm.ms_per_node >= SPEEDUP_TARGET
+                        if TARGET_SIZES.get(graph) == n else None),
             })
     small, large = sizes.flatness
     flatness = []
@@ -330,12 +334,17 @@ def summarise(rows: list[Row], sizes: Sizes) -> dict[str, Any]:
                         / (a.ms_per_node - a.split_ms_per_node["plan"]))
             flatness.append({"mode": mode, "small": small, "large": large, "ratio": ratio,
                              "ratio_excluding_plan": excl, "met": ratio <= FLATNESS_TARGET})
-    speed_met = bool(ratios) and all(r["met"] for r in ratios)
+    judged = [r for r in ratios if r["met"] is not None]
+    speed_met = all(r["met"] for r in judged) if judged else None
     flat_met = bool(flatness) and all(f["met"] for f in flatness)
     return {"ratios": ratios, "flatness": flatness,
             "targets": {"speedup_vs_langgraph_sqlite": {"target": SPEEDUP_TARGET,
                                                           "met": speed_met},
                         "chain_flatness": {"target": FLATNESS_TARGET, "met": flat_met}}}
+
+
+def _verdict(met: bool | None) -> str:
+    return "not judged at these sizes" if met is None else "MET" if met else "MISSED"
 
 
 def _f(value: float | None, width: int, digits: int = 4) -> str:
@@ -359,7 +368,7 @@ def render(rows: list[Row], summary: dict[str, Any], sizes: Sizes) -> str:
         split = row.split_ms_per_node or {}
         w(f"{row.graph:<7}{row.n:>7}  {row.engine:<10}{row.mode:<8}{row.ms_per_node:>9.4f}  |"
           + "".join(_f(split.get(c), 9) for c in cols) + f"  |  [{runs}]\n")
-    w("  plan: validate + Plan; begin: begin_run; journal: append + commit (write, fsync); "
+    w("  plan: validate + Plan; begin: start_record; journal: append + commit (write, fsync); "
       "ingest: into DuckDB; rest: scheduler, asyncio, the rest of fm_lab.run\n")
     w("\nLangGraph+SqliteSaver(sync) / fm_lab(fsync), per node "
       f"(target >= {SPEEDUP_TARGET:g}x)\n")
@@ -367,7 +376,7 @@ def render(rows: list[Row], summary: dict[str, Any], sizes: Sizes) -> str:
         mem = "" if r["memory_ratio"] is None else f"   (in-memory: {r['memory_ratio']:.2f}x)"
         w(f"  {r['graph']:<7}{r['n']:>7}: {r['langgraph_sqlite_ms']:.4f} / "
           f"{r['fm_lab_fsync_ms']:.4f} = {r['ratio']:6.2f}x  "
-          f"{'MET' if r['met'] else 'MISSED'}{mem}\n")
+          f"{'info' if r['met'] is None else 'MET' if r['met'] else 'MISSED'}{mem}\n")
     small, large = sizes.flatness
     w(f"\nChain flatness, fm_lab ms/node at {large} / at {small} "
       f"(target <= {FLATNESS_TARGET:g}x)\n")
@@ -377,7 +386,7 @@ def render(rows: list[Row], summary: dict[str, Any], sizes: Sizes) -> str:
         w(f"  {f['mode']:<8}: {f['ratio']:6.2f}x  {'MET' if f['met'] else 'MISSED'}{excl}\n")
     t = summary["targets"]
     w(f"\nTargets: speed-up >= {SPEEDUP_TARGET:g}x: "
-      f"{'MET' if t['speedup_vs_langgraph_sqlite']['met'] else 'MISSED'}; "
+      f"{_verdict(t['speedup_vs_langgraph_sqlite']['met'])}; "
       f"flatness <= {FLATNESS_TARGET:g}x: {'MET' if t['chain_flatness']['met'] else 'MISSED'}\n")
     for note in sizes.notes:
         w(f"Note: {note}\n")
