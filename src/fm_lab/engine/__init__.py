@@ -11,12 +11,20 @@ from fm_lab.engine.api import (
     runs,
     validate,
 )
-from fm_lab.engine.errors import NodeError, RunFailedError, StateValidationError
+from fm_lab.engine.errors import (
+    ResumeError,
+    ResumeValidationError,
+    RunFailedError,
+    StateValidationError,
+)
 from fm_lab.engine.run import NodeResult, Run
+from fm_lab.errors import NodeError
 
 __all__ = [
     "NodeError",
     "NodeResult",
+    "ResumeError",
+    "ResumeValidationError",
     "Run",
     "RunFailedError",
     "StateValidationError",

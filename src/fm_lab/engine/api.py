@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from fm_lab.engine.plan import Plan
 from fm_lab.engine.run import Run
 from fm_lab.engine.runner import Runner
+from fm_lab.engine.session import Recorder, RunSession
 from fm_lab.spec.models import Workflow
 from fm_lab.store.duckdb_store import Store
 from fm_lab.store.errors import StoreError
-from fm_lab.store.journal import Durability
+from fm_lab.store.journal import Durability, Journal, RunLockedError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -88,43 +89,77 @@ async def arun(
     registry: NodeRegistry | None = None,
     parent_run_id: str | None = None,
 ) -> Run:
-    """Run a workflow to its end (async). Invalid workflows or inputs raise before anything
-    is stored."""
+    """Run a workflow to its end or its first suspension (async). Invalid workflows or inputs
+    raise before anything is stored."""
     from fm_lab.nodes.registry import default_registry
 
+    registry = registry or default_registry()
     wf = load_workflow(workflow)
-    plan = Plan(wf, registry or default_registry())
+    plan = Plan(wf, registry)
     prepared = plan.prepare_inputs(dict(inputs or {}))
     store = store or default_store()
     run_id = run_id or new_run_id()
-    runner = Runner(
-        plan,
-        store,
-        run_id,
-        prepared,
-        request_context,
-        start=store.start_record(run_id, wf, prepared, parent_run_id),
+    journal = store.open_journal(run_id)
+    recorder = Recorder(store, run_id, journal, 0, ingested_once=False)
+    session = RunSession(
+        store=store,
+        run_id=run_id,
+        recorder=recorder,
+        registry=registry,
+        request_context=request_context,
     )
-    await runner.execute()
-    return _run_from(runner)
+    start = store.start_record(run_id, wf, prepared, parent_run_id)
+    return await _drive(Runner(plan, session, prepared, start=start), journal)
 
 
 async def aresume(
     run_id: str,
+    data: Any = None,
     *,
+    label: str | None = None,
+    node: str | None = None,
+    path_id: str | None = None,
     store: Store | None = None,
     request_context: dict[str, Any] | None = None,
     registry: NodeRegistry | None = None,
 ) -> Run:
-    """Continue a run that stopped (crash, kill, failure): committed nodes are not re-run."""
+    """Continue a run: after a crash or failure (committed nodes are not re-run), or, with
+    ``data`` and one of ``label``/``node``/``path_id``, a suspended path. ``data`` is
+    validated against the node's resume schema *before* anything changes: invalid data raises
+    :class:`ResumeValidationError` and the run stays suspended and unchanged. Resuming one of
+    several pending paths leaves the others pending.
+    """
+    from fm_lab.engine.resuming import check_resume_data, expired_resumes, resume_target
     from fm_lab.nodes.registry import default_registry
 
+    registry = registry or default_registry()
     store = store or default_store()
     store.recover_journals(run_id)
     snapshot = store.load_run(run_id)
-    if snapshot.status == "succeeded":
+    resume = dict(snapshot.resumes)
+    targeted = data is not None or label is not None or node is not None or path_id is not None
+    common: dict[str, Any] = {
+        "store": store,
+        "request_context": request_context,
+        "registry": registry,
+    }
+    if targeted:
+        target = resume_target(store, snapshot.status, run_id, label, node, path_id)
+        check_resume_data(target, data)
+        if target["run_id"] != run_id:  # the suspension is in a child run: resume it first
+            await aresume(target["run_id"], data, path_id=target["path_id"], **common)
+        else:
+            resume[target["path_id"]] = data
+    if snapshot.status == "suspended":
+        resume.update(expired_resumes(store, run_id, resume))
+    composite_waiting = any(
+        r["status"] == "suspended" and not r.get("leaf", True) for r in snapshot.nodes.values()
+    )
+    if snapshot.status in ("succeeded", "cancelled") or (
+        snapshot.status == "suspended" and not resume and not composite_waiting
+    ):
         return Run.load(run_id, store)
-    plan = Plan(snapshot.workflow, registry or default_registry())
+    plan = Plan(snapshot.workflow, registry)
     journal = store.open_journal(run_id)  # RunLockedError while another process runs it
     try:
         store.claim_run(run_id)
@@ -132,17 +167,35 @@ async def aresume(
         if journal is not None:
             journal.close()
         raise
-    runner = Runner(
-        plan, store, run_id, snapshot.inputs, request_context, snapshot=snapshot, journal=journal
+    recorder = Recorder(store, run_id, journal, snapshot.journal_seq, ingested_once=True)
+    session = RunSession(
+        store=store,
+        run_id=run_id,
+        recorder=recorder,
+        registry=registry,
+        request_context=request_context,
+        committed=snapshot.nodes,
+        steps=snapshot.steps,
+        resume=resume,
     )
-    await runner.execute()
-    return _run_from(runner)
+    return await _drive(Runner(plan, session, snapshot.inputs), journal)
 
 
-def _run_from(runner: Runner) -> Run:
+_LIVE: dict[str, RunSession] = {}
+
+
+async def _drive(runner: Runner, journal: Journal | None) -> Run:
+    session = runner.session
+    _LIVE[session.run_id] = session
+    try:
+        await runner.execute()
+    finally:
+        _LIVE.pop(session.run_id, None)
+        if journal is not None:
+            journal.close(remove=runner.stored)
     return Run(
-        runner.run_id,
-        runner.store,
+        session.run_id,
+        session.store,
         workflow=runner.plan.workflow,
         status=runner.run_status,
         outputs=runner.outputs,
@@ -150,6 +203,62 @@ def _run_from(runner: Runner) -> Run:
         nodes=runner.results,
         state=runner.state,
     )
+
+
+def pending(run_id: str | None = None, store: Store | None = None) -> pd.DataFrame:
+    """Every suspension waiting for data (run, node, label, path_id, payload, since,
+    expires_at), across runs or for one run and its child runs."""
+    store = store or default_store()
+    store.recover_journals()
+    frame = store.pending(run_id, with_children=True) if run_id else store.pending()
+    return frame.drop(columns=["resume_schema", "default_data", "on_timeout"])
+
+
+async def asignal(run_id: str, name: str, data: Any = None, **kwargs: Any) -> Run:
+    """Deliver event ``name`` to a run waiting in a ``wait_for_event`` node."""
+    return await aresume(run_id, data, label=name, **kwargs)
+
+
+def signal(run_id: str, name: str, data: Any = None, **kwargs: Any) -> Run:
+    """Synchronous :func:`asignal`."""
+    return _sync(asignal(run_id, name, data, **kwargs))
+
+
+def cancel(run_id: str, store: Store | None = None) -> None:
+    """Cancel a run: a live one stops at once (completed work is kept, status ``cancelled``);
+    a suspended or failed one is marked cancelled; one running in another process is asked to
+    stop at its next check."""
+    session = _LIVE.get(run_id)
+    if session is not None:
+        session.cancel()
+        return
+    store = store or default_store()
+    store.recover_journals(run_id)
+    status = store.run_status(run_id)
+    if status in ("suspended", "failed"):
+        store.set_status(run_id, "cancelled")
+    elif status == "running" and not store.memory:
+        (store.journal_dir / f"{run_id}.cancel").touch()
+
+
+def recover(store: Store | None = None) -> list[Run]:
+    """Resume every run left ``running`` by a process that died; live runs are left alone
+    (their journals are locked by their process)."""
+    store = store or default_store()
+    store.recover_journals()
+    left = store.sql(
+        "select run_id from runs where status = 'running' and parent_run_id is null "
+        "order by created_at"
+    )["run_id"].tolist()
+    resumed = []
+    for run_id in left:
+        if store.run_is_live(run_id):
+            continue
+        try:
+            resumed.append(resume(run_id, store=store))
+        except RunLockedError:
+            continue  # it came alive in the meantime
+    return resumed
 
 
 def run(
@@ -164,9 +273,9 @@ def run(
     return _sync(arun(workflow, inputs, **kwargs))
 
 
-def resume(run_id: str, **kwargs: Any) -> Run:
-    """Synchronous :func:`aresume`."""
-    return _sync(aresume(run_id, **kwargs))
+def resume(run_id: str, data: Any = None, **kwargs: Any) -> Run:
+    """Synchronous :func:`aresume`: ``fm_lab.resume(run_id, {"approved": True}, label="ok")``."""
+    return _sync(aresume(run_id, data, **kwargs))
 
 
 def get_run(run_id: str, store: Store | None = None) -> Run:
@@ -199,14 +308,19 @@ __all__ = [
     "StoreError",
     "aresume",
     "arun",
+    "asignal",
+    "cancel",
     "connect",
     "default_store",
     "get_run",
     "home",
     "load_workflow",
     "new_run_id",
+    "pending",
+    "recover",
     "resume",
     "run",
     "runs",
+    "signal",
     "validate",
 ]

@@ -1,30 +1,62 @@
-"""What a node sees while it runs: its run, the inputs, state and request context."""
+"""What a node sees while it runs: its run, inputs, state, request context, and the durable
+operations (suspend, journaled steps, sleeps, nested bodies, child runs)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from fm_lab.errors import NodeError, Suspended
+
 if TYPE_CHECKING:
     from fm_lab.engine.runner import Runner
+    from fm_lab.engine.session import RunSession
+
+EXPIRED = "__fm_expired__"
 
 
 class NodeRunContext:
     """The engine's implementation of :class:`fm_lab.nodes.NodeContext`."""
 
-    __slots__ = ("_runner", "attempt", "node_id", "state_patch")
+    __slots__ = (
+        "_resumed",
+        "_runner",
+        "_step_counts",
+        "attempt",
+        "node_id",
+        "path",
+        "resume_schema",
+        "state_patch",
+    )
 
-    def __init__(self, runner: Runner, node_id: str, attempt: int) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        node_id: str,
+        attempt: int,
+        path: str | None = None,
+        resume_schema: dict[str, Any] | None = None,
+    ) -> None:
         self._runner = runner
         self.node_id = node_id
+        self.path = path if path is not None else runner.prefix + node_id
         self.attempt = attempt
         self.state_patch: dict[str, Any] | None = None
+        self.resume_schema = resume_schema
+        self._resumed = False
+        self._step_counts: dict[str, int] = {}
+
+    @property
+    def session(self) -> RunSession:
+        return self._runner.session
 
     @property
     def run_id(self) -> str:
-        return self._runner.run_id
+        return self._runner.session.run_id
 
     @property
     def inputs(self) -> Mapping[str, Any]:
@@ -34,12 +66,12 @@ class NodeRunContext:
     @property
     def request_context(self) -> dict[str, Any]:
         """Per-run key-value context shared by every node (and later tools and agents)."""
-        return self._runner.request_context
+        return self._runner.session.request_context
 
     @property
     def abort(self) -> asyncio.Event:
         """Set when the run is cancelled or failing; long nodes should check it."""
-        return self._runner.abort
+        return self._runner.session.abort
 
     @property
     def state(self) -> Mapping[str, Any]:
@@ -58,3 +90,111 @@ class NodeRunContext:
     def scope(self) -> dict[str, Any]:
         """The template scope: ``nodes``, ``inputs``, ``state`` and ``run``."""
         return self._runner.scope()
+
+    # ---- human in the loop ---------------------------------------------------------------
+    @property
+    def resume_data(self) -> Any:
+        """The data this path was resumed with (None on a first run)."""
+        return self.session.resume.get(self.path)
+
+    async def suspend(
+        self,
+        payload: Any = None,
+        *,
+        label: str | None = None,
+        schema: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+        on_timeout: str = "fail",
+        default: Any = None,
+    ) -> Any:
+        """Wait for outside data: the run suspends here and, once resumed with data that
+        matches ``schema`` (default: the node type's resume schema), this call returns it.
+
+        ``timeout_s``: when it expires, ``on_timeout="fail"`` fails the path and
+        ``"default"`` resumes it with ``default``.
+        """
+        if not self._resumed and self.path in self.session.resume:
+            self._resumed = True
+            data = self.session.resume[self.path]
+            if isinstance(data, dict) and data.get(EXPIRED):
+                raise NodeError(
+                    f"the suspension of {self.path} expired before it was resumed",
+                    kind="timeout",
+                    retryable=False,
+                )
+            return data
+        expires = time.time() + timeout_s if timeout_s is not None else None
+        raise Suspended(
+            self.path,
+            label=label or self.node_id,
+            payload=payload,
+            resume_schema=schema if schema is not None else self.resume_schema,
+            expires_at=expires,
+            on_timeout=on_timeout,
+            default=default,
+        )
+
+    async def step(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` once per run: its result is journaled, and when the node runs again
+        (after a suspend or a crash) the recorded result is returned instead of re-running it.
+        Use it for side effects before a suspend (charges, e-mails)."""
+        count = self._step_counts.get(name, 0) + 1
+        self._step_counts[name] = count
+        key = f"{self.path}#{name}" + (f"#{count}" if count > 1 else "")
+        steps = self.session.steps
+        if key in steps:
+            return steps[key]
+        result = fn(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        recorder = self.session.recorder
+        recorder.append(
+            {"k": "step", "path": self.path, "name": key, "result": result, "created": time.time()}
+        )
+        recorder.commit()
+        steps[key] = result
+        return result
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep durably: after a restart only the time left is slept."""
+        wake_at = await self.step("sleep", time.time)
+        await self.sleep_until(float(wake_at) + seconds)
+
+    async def sleep_until(self, timestamp: float) -> None:
+        """Sleep until a UNIX time (returns at once if it has passed); stops on abort."""
+        remaining = timestamp - time.time()
+        if remaining <= 0:
+            return
+        try:
+            await asyncio.wait_for(self.abort.wait(), remaining)
+        except TimeoutError:
+            return
+        raise asyncio.CancelledError("run aborted")
+
+    # ---- composition ---------------------------------------------------------------------
+    async def run_body(
+        self,
+        body: Mapping[str, Any],
+        key: str,
+        *,
+        scope: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Run a body (``{"node": {...}}`` or ``{"workflow": ...}``) at ``path + key`` with
+        its own checkpoint; a finished body is not run again."""
+        from fm_lab.engine.bodies import run_body
+
+        return await run_body(self._runner, self.path + key, body, scope or {}, inputs or {})
+
+    async def run_child(self, workflow: Any, inputs: Mapping[str, Any]) -> Any:
+        """Run ``workflow`` as a child run linked to this run; returns its outputs."""
+        from fm_lab.engine.bodies import run_child
+
+        return await run_child(self._runner, self.path, workflow, dict(inputs))
+
+    def commit(self) -> None:
+        """Make the checkpoints written so far durable (group commit)."""
+        self.session.recorder.commit()
+
+    def awaitable(self, value: Any) -> Awaitable[Any] | None:
+        return value if inspect.isawaitable(value) else None

@@ -4,31 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from typing import Any, Literal
+from typing import Any
 
-ErrorKind = Literal["user", "validation", "provider", "timeout", "system"]
-
-
-class NodeError(Exception):
-    """An error a node raises on purpose, with its kind and whether a retry may help.
-
-    >>> raise NodeError("quota exceeded", kind="provider", retryable=True)
-    Traceback (most recent call last):
-    fm_lab.engine.errors.NodeError: quota exceeded
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        kind: ErrorKind = "user",
-        retryable: bool | None = None,
-        domain: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.kind: ErrorKind = kind
-        self.retryable = retryable
-        self.domain = domain
+from fm_lab.errors import ErrorKind, NodeError
 
 
 class StateValidationError(NodeError):
@@ -100,3 +78,18 @@ def _is_provider(exc: BaseException) -> bool:
     if isinstance(exc, httpx.HTTPStatusError):
         return exc.response.status_code >= 500 or exc.response.status_code == 429
     return isinstance(exc, httpx.TransportError)
+
+
+class ResumeError(ValueError):
+    """A resume request that cannot be applied; the run is left unchanged."""
+
+
+class ResumeValidationError(ResumeError):
+    """Resume data does not match the suspended node's resume schema.
+
+    ``.issues`` lists every problem (location and message), like WorkflowValidationError.
+    """
+
+    def __init__(self, message: str, issues: list[Any]) -> None:
+        self.issues = issues
+        super().__init__(message + "".join(f"\n  - {i}" for i in issues))

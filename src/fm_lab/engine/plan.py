@@ -39,7 +39,9 @@ class Plan:
             node_type = registry.lookup(node.type)
             assert node_type is not None  # validated above
             self.types[node_id] = node_type
-            if not has_templates(node.config):
+            if not has_templates(
+                {k: v for k, v in node.config.items() if k not in node_type.raw_fields}
+            ):
                 self.static_config[node_id] = node_type.Config.model_validate(node.config)
         self.order = self._topological()
         self._inputs_validator = _validator(workflow.inputs)
@@ -62,7 +64,7 @@ class Plan:
         """Fill schema defaults and validate; raise every problem at once."""
         result = _with_defaults(self.workflow.inputs, inputs)
         if self._inputs_validator is not None:
-            issues = _schema_issues(self._inputs_validator, result, "inputs")
+            issues = schema_issues(self._inputs_validator, result, "inputs")
             if issues:
                 raise WorkflowValidationError(issues, subject="run inputs")
         return result
@@ -75,7 +77,7 @@ class Plan:
         """Raise :class:`StateValidationError` if ``state`` breaks the state schema."""
         if self._state_validator is None:
             return
-        issues = _schema_issues(self._state_validator, state, "state")
+        issues = schema_issues(self._state_validator, state, "state")
         if issues:
             raise StateValidationError(
                 f"node {node_id!r} set an invalid state: " + "; ".join(str(i) for i in issues)
@@ -91,7 +93,7 @@ def _validator(schema: dict[str, Any]) -> Any:
     return cls(schema)
 
 
-def _schema_issues(validator: Any, value: Any, root: str) -> list[ValidationIssue]:
+def schema_issues(validator: Any, value: Any, root: str) -> list[ValidationIssue]:
     issues = []
     for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)

@@ -1,5 +1,10 @@
 """The scheduler: runs a plan's nodes as their inputs become ready, checkpointing each result
-in the run journal (group commit) before any dependent starts."""
+in the run journal (group commit) before any dependent starts.
+
+A root runner owns the run (start and end records, ingestion ticks, cancel checks); nested
+runners execute sub-graphs (foreach bodies, parallel branches) under a path prefix in the same
+journal.
+"""
 
 from __future__ import annotations
 
@@ -7,60 +12,190 @@ import asyncio
 import inspect
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.engine.context import NodeRunContext
 from fm_lab.engine.errors import classify
-from fm_lab.engine.templating import render_template, render_value
+from fm_lab.engine.templating import render_config, render_template, render_value
+from fm_lab.errors import Suspended
 from fm_lab.spec.models import RetryPolicy
-from fm_lab.store.codec import NotSerialisableError, dumps
-from fm_lab.store.errors import StoreLockedError
+from fm_lab.store.codec import NotSerialisableError
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from fm_lab.engine.plan import Plan
-    from fm_lab.store.duckdb_store import RunSnapshot, Store
-    from fm_lab.store.journal import Journal
+    from fm_lab.engine.session import RunSession
+    from fm_lab.nodes.base import NodeType
+    from fm_lab.spec.models import Node
 
 _NO_RETRY = RetryPolicy()
-INGEST_EVERY_RECORDS = 20_000
-INGEST_EVERY_S = 2.0
-INGEST_FIRST_S = 0.25  # a run still going after this shows in runs() of other processes
 
 
 @dataclass(slots=True)
-class _Finished:
-    node_id: str
-    ok: bool
-    output: Any
-    error: dict[str, Any] | None
-    attempts: int
-    started: float
-    ended: float
-    state_patch: dict[str, Any] | None
-    input: Any
+class Outcome:
+    """How one node execution ended."""
+
+    path: str
+    status: str  # succeeded | failed | suspended
+    output: Any = None
+    error: dict[str, Any] | None = None
+    attempts: int = 0
+    started: float = 0.0
+    ended: float = 0.0
+    state_patch: dict[str, Any] | None = None
+    input: Any = None
+    suspension: Suspended | None = field(default=None)
+
+
+async def execute_node(
+    runner: Runner,
+    node: Node,
+    node_type: type[NodeType],
+    static_config: BaseModel | None,
+    scope: dict[str, Any],
+    inputs: dict[str, Any],
+    path: str,
+) -> Outcome:
+    """Run one node with its retry policy and timeout; never raises (but for cancellation)."""
+    policy = node.retry or _NO_RETRY
+    started = time.time()
+    attempt = 0
+    rendered: Any = None
+    resume_schema = _resume_schema(node_type)
+    while True:
+        attempt += 1
+        ctx = NodeRunContext(runner, node.id, attempt, path, resume_schema)
+        try:
+            config = static_config
+            if config is None:
+                rendered = render_config(node.config, scope, node_type.raw_fields)
+                config = node_type.Config.model_validate(rendered)
+            result = node_type(config).run(ctx, inputs)
+            if inspect.isawaitable(result):
+                if node.timeout_s is not None:
+                    result = await asyncio.wait_for(result, node.timeout_s)
+                else:
+                    result = await result
+            return Outcome(
+                path,
+                "succeeded",
+                result,
+                None,
+                attempt,
+                started,
+                time.time(),
+                ctx.state_patch,
+                rendered,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Suspended as suspension:
+            return Outcome(
+                path,
+                "suspended",
+                None,
+                None,
+                attempt,
+                started,
+                time.time(),
+                None,
+                rendered,
+                suspension,
+            )
+        except Exception as exc:
+            error = classify(exc, node.type)
+            if (
+                attempt < policy.max_attempts
+                and error["retryable"]
+                and error["kind"] in policy.retry_on
+                and not runner.session.abort.is_set()
+            ):
+                await asyncio.sleep(policy.delay(attempt))
+                continue
+            error["attempts"] = attempt
+            return Outcome(
+                path, "failed", None, error, attempt, started, time.time(), None, rendered
+            )
+
+
+def _resume_schema(node_type: type[NodeType]) -> dict[str, Any] | None:
+    schema = getattr(node_type, "resume_schema", None)
+    if schema is None:
+        return None
+    if isinstance(schema, dict):
+        return schema
+    return schema.model_json_schema()  # type: ignore[no-any-return]
+
+
+def record_outcome(
+    session: RunSession, outcome: Outcome, node_type: str, node_id: str
+) -> dict[str, Any]:
+    """Journal a finished execution (and its suspension); returns the node record. An output
+    that cannot be stored turns the outcome into a failure."""
+    record = {
+        "k": "node",
+        "node": outcome.path,
+        "type": node_type,
+        "status": outcome.status,
+        "attempts": outcome.attempts,
+        "input": outcome.input,
+        "output": outcome.output,
+        "error": outcome.error,
+        "state_patch": outcome.state_patch,
+        "started": outcome.started,
+        "ended": outcome.ended,
+    }
+    recorder = session.recorder
+    if outcome.status == "suspended":
+        suspension = outcome.suspension
+        assert suspension is not None
+        record["leaf"] = suspension.leaf
+        if suspension.leaf:
+            recorder.append(
+                {
+                    "k": "suspend",
+                    "path": suspension.path,
+                    "node": node_id,
+                    "label": suspension.label,
+                    "payload": suspension.payload,
+                    "schema": suspension.resume_schema,
+                    "since": outcome.ended,
+                    "expires": suspension.expires_at,
+                    "on_timeout": suspension.on_timeout,
+                    "default": suspension.default,
+                }
+            )
+    try:
+        recorder.append(record)
+    except NotSerialisableError as exc:
+        outcome.status, outcome.output, outcome.state_patch = "failed", None, None
+        outcome.error = classify(exc, node_type)
+        record.update(status="failed", output=None, error=outcome.error, state_patch=None)
+        recorder.append(record)
+    return record
 
 
 class Runner:
-    """Executes one run of a :class:`Plan` against a :class:`Store`."""
+    """Executes a :class:`Plan` inside a :class:`RunSession` (the root graph, or a nested one
+    under ``prefix``)."""
 
     def __init__(
         self,
         plan: Plan,
-        store: Store,
-        run_id: str,
+        session: RunSession,
         inputs: dict[str, Any],
-        request_context: dict[str, Any] | None = None,
-        snapshot: RunSnapshot | None = None,
-        journal: Journal | None = None,
+        *,
+        prefix: str = "",
         start: dict[str, Any] | None = None,
+        root: bool = True,
     ) -> None:
         self.plan = plan
-        self.store = store
-        self.run_id = run_id
+        self.session = session
         self.inputs = inputs
-        self.request_context = request_context if request_context is not None else {}
-        self.abort = asyncio.Event()
+        self.prefix = prefix
+        self.root = root
         self.state: dict[str, Any] = plan.initial_state()
         self.status: dict[str, str] = dict.fromkeys(plan.nodes, "pending")
         self.view: dict[str, dict[str, Any]] = {}
@@ -68,65 +203,126 @@ class Runner:
         self._unresolved = {n: len(e) for n, e in plan.incoming.items()}
         self._live = dict.fromkeys(plan.nodes, 0)
         self._ready: deque[str] = deque()
-        self._finished: deque[_Finished] = deque()
+        self._finished: deque[Outcome] = deque()
         self._wake = asyncio.Event()
-        self._journal: Journal | None = journal
-        self._unflushed: list[dict[str, Any]] = []
-        self._last_ingest = time.monotonic()
-        self._seq = snapshot.journal_seq if snapshot else 0
-        self._committed = snapshot.nodes if snapshot else {}
         self._start_record = start
-        self._ingested_once = start is None
         self._restorable: set[str] = set()
+        self._tick_handle: asyncio.TimerHandle | None = None
         self.outputs: Any = None
         self.error: dict[str, Any] | None = None
         self.run_status = "running"
-        self._stored = False
+        self.stored = False
         self._scope = {
             "nodes": self.view,
             "inputs": self.inputs,
             "state": self.state,
-            "run": {"id": run_id},
+            "run": {"id": session.run_id},
         }
+
+    @property
+    def run_id(self) -> str:
+        return self.session.run_id
 
     def scope(self) -> dict[str, Any]:
         """The template scope (live view: nodes, inputs, state, run)."""
         return self._scope
 
-    # ---- the loop ------------------------------------------------------------------------
+    # ---- the root run --------------------------------------------------------------------
     async def execute(self) -> str:
-        """Run to the end; return the final status."""
-        if self._journal is None:
-            self._journal = self.store.open_journal(self.run_id)
+        """Run the whole run to its end (or suspension); return the final status."""
+        session, recorder = self.session, self.session.recorder
+        session.wake = self._wake
+        loop = asyncio.get_running_loop()
+        self._tick_handle = loop.call_later(recorder.interval(), self._tick)
         try:
-            self._start()
+            if self._start_record is not None:
+                recorder.append(self._start_record)
+                if recorder.journal is None:  # a memory store: show the run at once
+                    recorder.flush(wait=True)
+            for path, data in session.resume.items():
+                recorder.append({"k": "resume", "path": path, "data": data, "at": time.time()})
             try:
-                await self._loop()
+                await self.run_graph()
             except Exception as exc:  # an engine fault: keep what is committed, fail the run
                 self.run_status = "failed"
                 self.error = {"node": None, **classify(exc, "engine"), "kind": "system"}
             self._finish()
         except BaseException:
-            self._flush(wait=False)
-            raise
+            try:
+                recorder.flush(wait=False)
+            finally:
+                raise
         finally:
-            if self._journal is not None:
-                self._journal.close(remove=self._stored)
+            if self._tick_handle is not None:
+                self._tick_handle.cancel()
+        return self.run_status
+
+    def _tick(self) -> None:
+        session, recorder = self.session, self.session.recorder
+        cancel_file = session.store.journal_dir / f"{session.run_id}.cancel"
+        if recorder.journal is not None and not session.cancel_requested and cancel_file.exists():
+            session.cancel()
+        recorder.maybe_ingest()
+        loop = asyncio.get_running_loop()
+        self._tick_handle = loop.call_later(recorder.interval(), self._tick)
+
+    def _finish(self) -> None:
+        if self.run_status == "running":
+            self._settle_status()
+        recorder = self.session.recorder
+        recorder.append(
+            {
+                "k": "run",
+                "status": self.run_status,
+                "outputs": self.outputs,
+                "error": self.error,
+                "state": self.state,
+                "ended": time.time(),
+            }
+        )
+        recorder.commit()
+        self.stored = recorder.flush(wait=True)
+
+    def _settle_status(self) -> None:
+        if self.session.cancel_requested:
+            self.run_status = "cancelled"
+        elif any(s == "suspended" for s in self.status.values()):
+            self.run_status = "suspended"
+        else:
+            try:
+                self.outputs = self._collect_outputs()
+                self.run_status = "succeeded"
+            except Exception as exc:
+                self.run_status = "failed"
+                self.error = {"node": None, **classify(exc, "outputs")}
+
+    # ---- the graph -----------------------------------------------------------------------
+    async def run_graph(self) -> str:
+        """Run this graph's nodes; returns running (finished normally), failed or cancelled.
+        For a nested graph the final status (succeeded/suspended/failed) is settled here."""
+        self._start()
+        await self._loop()
+        if not self.root and self.run_status == "running":
+            self._settle_status()
         return self.run_status
 
     def _start(self) -> None:
-        if self._start_record is not None:
-            self._append(self._start_record)
-            if self._journal is None:  # a memory store: show the run at once
-                self._flush(wait=True)
-        committed = {
-            n: c
-            for n, c in self._committed.items()
-            if c["status"] in ("succeeded", "skipped") and n in self.status
-        }
+        session, prefix = self.session, self.prefix
+        committed: dict[str, dict[str, Any]] = {}
+        for node_id in self.plan.nodes:
+            record = session.committed.get(prefix + node_id)
+            if record is None:
+                continue
+            status = record["status"]
+            if status in ("succeeded", "skipped") or (
+                status == "suspended"
+                and record.get("leaf", True)
+                and not session.has_resume(prefix + node_id)
+            ):
+                committed[node_id] = record
         self._restorable = set(committed)
-        for record in committed.values():  # replay state patches in commit order
-            if record.get("state_patch"):
+        for record in sorted(committed.values(), key=lambda r: r.get("seq") or 0):
+            if record.get("state_patch"):  # replay state patches in commit order
                 self.state.update(record["state_patch"])
         for node_id in self.plan.order:
             if node_id in self._restorable:
@@ -146,168 +342,97 @@ class Runner:
 
     def _restore(self, node_id: str, committed: dict[str, Any]) -> None:
         self.results[node_id] = committed
-        succeeded = committed["status"] == "succeeded"
-        self.status[node_id] = committed["status"]
+        status = committed["status"]
+        self.status[node_id] = status
+        succeeded = status == "succeeded"
         self.view[node_id] = {
             "output": committed["output"] if succeeded else None,
-            "status": committed["status"],
+            "status": status,
         }
-        self._resolve_outgoing(node_id, succeeded)
+        if status != "suspended":
+            self._resolve_outgoing(node_id, succeeded)
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         running: dict[str, asyncio.Task[None]] = {}
         limit = self.plan.workflow.max_concurrency
         ready, finished, wake = self._ready, self._finished, self._wake
+        session, recorder = self.session, self.session.recorder
         try:
             while True:
+                if session.cancel_requested:
+                    self.run_status = "cancelled"
+                    return
                 while ready and (limit is None or len(running) < limit):
                     node_id = ready.popleft()
                     self.status[node_id] = "running"
                     running[node_id] = loop.create_task(self._execute(node_id))
                 if not running:
                     break
-                if self._unflushed:
-                    try:
-                        await asyncio.wait_for(wake.wait(), self._ingest_interval())
-                    except TimeoutError:
-                        self._maybe_ingest()
-                        continue
-                else:
-                    await wake.wait()
+                await wake.wait()
                 wake.clear()
                 batch = list(finished)
                 finished.clear()
                 failure = None
-                for done in batch:
-                    del running[done.node_id]
-                    if not self._record(done) and failure is None:
-                        failure = done
-                self._commit()
+                for outcome in batch:
+                    node_id = outcome.path[len(self.prefix) :]
+                    del running[node_id]
+                    if not self._record(node_id, outcome) and failure is None:
+                        failure = (node_id, outcome)
+                recorder.commit()
                 if failure is not None:
                     self.run_status = "failed"
-                    self.error = {"node": failure.node_id, **(failure.error or {})}
+                    self.error = {"node": failure[0], **(failure[1].error or {})}
+                    if self.prefix:
+                        self.error["path"] = failure[1].path
                     return
-                for done in batch:
-                    self._resolve_outgoing(done.node_id, True)
-                self._maybe_ingest()
+                for outcome in batch:
+                    if outcome.status == "succeeded":
+                        self._resolve_outgoing(outcome.path[len(self.prefix) :], True)
         finally:
             if running:
-                self.abort.set()
+                if self.root:
+                    session.abort.set()
                 for task in running.values():
                     task.cancel()
                 await asyncio.gather(*running.values(), return_exceptions=True)
 
     async def _execute(self, node_id: str) -> None:
         plan = self.plan
-        node = plan.nodes[node_id]
-        node_type = plan.types[node_id]
-        policy = node.retry or _NO_RETRY
-        started = time.time()
-        attempt = 0
-        rendered: Any = None
-        while True:
-            attempt += 1
-            ctx = NodeRunContext(self, node_id, attempt)
-            try:
-                config = plan.static_config.get(node_id)
-                if config is None:
-                    rendered = render_value(node.config, self._scope)
-                    config = node_type.Config.model_validate(rendered)
-                inputs = {
-                    p: self.view[p]["output"]
-                    for p in plan.predecessors[node_id]
-                    if self.status[p] == "succeeded"
-                }
-                result = node_type(config).run(ctx, inputs)
-                if inspect.isawaitable(result):
-                    if node.timeout_s is not None:
-                        result = await asyncio.wait_for(result, node.timeout_s)
-                    else:
-                        result = await result
-                self._finished.append(
-                    _Finished(
-                        node_id,
-                        True,
-                        result,
-                        None,
-                        attempt,
-                        started,
-                        time.time(),
-                        ctx.state_patch,
-                        rendered,
-                    )
-                )
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                error = classify(exc, node.type)
-                if (
-                    attempt < policy.max_attempts
-                    and error["retryable"]
-                    and error["kind"] in policy.retry_on
-                    and not self.abort.is_set()
-                ):
-                    await asyncio.sleep(policy.delay(attempt))
-                    continue
-                error["attempts"] = attempt
-                self._finished.append(
-                    _Finished(
-                        node_id, False, None, error, attempt, started, time.time(), None, rendered
-                    )
-                )
-                break
-        self._wake.set()
+        inputs = {
+            p: self.view[p]["output"]
+            for p in plan.predecessors[node_id]
+            if self.status[p] == "succeeded"
+        }
+        try:
+            outcome = await execute_node(
+                self,
+                plan.nodes[node_id],
+                plan.types[node_id],
+                plan.static_config.get(node_id),
+                self._scope,
+                inputs,
+                self.prefix + node_id,
+            )
+            self._finished.append(outcome)
+        finally:
+            self._wake.set()
 
     # ---- results -------------------------------------------------------------------------
-    def _record(self, done: _Finished) -> bool:
-        """Journal a finished node; returns False if it failed (or its output cannot be kept)."""
-        record = {
-            "k": "node",
-            "node": done.node_id,
-            "type": self.plan.nodes[done.node_id].type,
-            "status": "succeeded" if done.ok else "failed",
-            "attempts": done.attempts,
-            "input": done.input,
-            "output": done.output,
-            "error": done.error,
-            "state_patch": done.state_patch,
-            "started": done.started,
-            "ended": done.ended,
-        }
-        if done.ok:
-            try:
-                self._append(record)
-            except NotSerialisableError as exc:
-                done.ok = False
-                done.error = classify(exc, record["type"])
-                record.update(status="failed", output=None, error=done.error, state_patch=None)
-                self._append(record)
-        else:
-            self._append(record)
-        self.results[done.node_id] = record
-        if not done.ok:
-            self.status[done.node_id] = "failed"
+    def _record(self, node_id: str, outcome: Outcome) -> bool:
+        """Journal a finished node; returns False if it failed."""
+        record = record_outcome(self.session, outcome, self.plan.nodes[node_id].type, node_id)
+        self.results[node_id] = record
+        self.status[node_id] = outcome.status
+        if outcome.status == "failed":
             return False
-        self.status[done.node_id] = "succeeded"
-        self.view[done.node_id] = {"output": done.output, "status": "succeeded"}
-        if done.state_patch:
-            self.state.update(done.state_patch)
+        if outcome.status == "suspended":
+            self.view[node_id] = {"output": None, "status": "suspended"}
+            return True
+        self.view[node_id] = {"output": outcome.output, "status": "succeeded"}
+        if outcome.state_patch:
+            self.state.update(outcome.state_patch)
         return True
-
-    def _append(self, record: dict[str, Any]) -> None:
-        self._seq += 1
-        record["seq"] = self._seq
-        if self._journal is not None:
-            self._journal.append(record)
-        elif record.get("output") is not None:
-            dumps(record["output"])  # a memory store must refuse what a journal would refuse
-        self._unflushed.append(record)
-
-    def _commit(self) -> None:
-        if self._journal is not None:
-            self._journal.commit()
 
     def _resolve_outgoing(self, node_id: str, succeeded: bool) -> None:
         edges = self.plan.outgoing[node_id]
@@ -345,7 +470,7 @@ class Runner:
         now = time.time()
         record = {
             "k": "node",
-            "node": node_id,
+            "node": self.prefix + node_id,
             "type": self.plan.nodes[node_id].type,
             "status": "skipped",
             "attempts": 0,
@@ -356,30 +481,9 @@ class Runner:
             "started": now,
             "ended": now,
         }
-        self._append(record)
+        self.session.recorder.append(record)
         self.results[node_id] = record
         self._resolve_outgoing(node_id, False)
-
-    def _finish(self) -> None:
-        if self.run_status == "running":
-            try:
-                self.outputs = self._collect_outputs()
-                self.run_status = "succeeded"
-            except Exception as exc:
-                self.run_status = "failed"
-                self.error = {"node": None, **classify(exc, "outputs")}
-        self._append(
-            {
-                "k": "run",
-                "status": self.run_status,
-                "outputs": self.outputs,
-                "error": self.error,
-                "state": self.state,
-                "ended": time.time(),
-            }
-        )
-        self._commit()
-        self._stored = self._flush(wait=True)
 
     def _collect_outputs(self) -> Any:
         workflow = self.plan.workflow
@@ -396,32 +500,3 @@ class Runner:
             name = config.get("name") if isinstance(config, dict) else None
             outputs[name or node_id] = self.view[node_id]["output"]
         return outputs
-
-    def _flush(self, wait: bool) -> bool:
-        """Ingest journaled records into DuckDB; returns False when the file is busy (the
-        records stay in the journal, which is ingested later, so nothing is lost)."""
-        self._last_ingest = time.monotonic()
-        if not self._unflushed:
-            return True
-        try:
-            self.store.ingest(self.run_id, self._unflushed, wait=wait)
-        except StoreLockedError:
-            if self._journal is None:
-                raise
-            if wait:
-                self.store.recover_later()
-            return False
-        self._unflushed = []
-        self._ingested_once = True
-        return True
-
-    def _ingest_interval(self) -> float:
-        return INGEST_EVERY_S if self._ingested_once else INGEST_FIRST_S
-
-    def _maybe_ingest(self) -> None:
-        if (
-            len(self._unflushed) >= INGEST_EVERY_RECORDS
-            or time.monotonic() - self._last_ingest >= self._ingest_interval()
-        ):
-            self._commit()
-            self._flush(wait=False)

@@ -87,6 +87,15 @@ def render_value(value: Any, scope: dict[str, Any]) -> Any:
     return value
 
 
+def render_config(
+    config: dict[str, Any], scope: dict[str, Any], raw: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Render a node config, passing ``raw`` keys (bodies rendered per item) through as is."""
+    return {
+        key: value if key in raw else render_value(value, scope) for key, value in config.items()
+    }
+
+
 def has_templates(value: Any) -> bool:
     """True when ``value`` contains a template anywhere."""
     if not value:

@@ -43,6 +43,44 @@ class NodeContext(Protocol):
 
     def scope(self) -> dict[str, Any]: ...
 
+    @property
+    def path(self) -> str:
+        """This execution's stable path id (``node``, ``loop[3]``, ``loop[3]/approve``)."""
+        ...
+
+    @property
+    def resume_data(self) -> Any: ...
+
+    async def suspend(
+        self,
+        payload: Any = None,
+        *,
+        label: str | None = None,
+        schema: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+        on_timeout: str = "fail",
+        default: Any = None,
+    ) -> Any: ...
+
+    async def step(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    async def sleep_until(self, timestamp: float) -> None: ...
+
+    async def run_body(
+        self,
+        body: Mapping[str, Any],
+        key: str,
+        *,
+        scope: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> Any: ...
+
+    async def run_child(self, workflow: Any, inputs: Mapping[str, Any]) -> Any: ...
+
+    def commit(self) -> None: ...
+
 
 class NodeType:
     """Base class of node types.
@@ -63,9 +101,13 @@ class NodeType:
     Config: ClassVar[type[BaseModel]] = NoConfig
     idempotent: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    raw_fields: ClassVar[frozenset[str]] = frozenset()
+    """Config keys the engine passes through unrendered (bodies rendered per item)."""
+    resume_schema: ClassVar[type[BaseModel] | dict[str, Any] | None] = None
+    """What ``fm_lab.resume`` data must look like for this node type."""
 
     def __init__(self, config: BaseModel) -> None:
-        self.config = config
+        self.config: Any = config  # the type's Config instance
 
     def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         """Compute the node's output from its upstream outputs (``inputs``, keyed by node id)."""
@@ -80,6 +122,11 @@ class NodeType:
     def taken_handles(cls, output: Any) -> set[str] | None:
         """The routes a finished node took (None: every outgoing edge is followed)."""
         return None
+
+    @classmethod
+    def check(cls, config: dict[str, Any], location: str) -> list[Any]:
+        """Extra validation issues of a config (e.g. of a nested body); none by default."""
+        return []
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:

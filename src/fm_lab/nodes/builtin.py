@@ -4,17 +4,31 @@ from __future__ import annotations
 
 from fm_lab.nodes.base import NodeType
 from fm_lab.nodes.code import CodeNode
-from fm_lab.nodes.control import BranchNode, SetStateNode
-from fm_lab.nodes.flow import InputNode, MergeNode, OutputNode
+from fm_lab.nodes.composite import ForeachNode, ParallelNode, SubflowNode
+from fm_lab.nodes.control import BranchNode, FailNode, RouterNode, SetStateNode
+from fm_lab.nodes.flow import InputNode, LogNode, MergeNode, OutputNode
+from fm_lab.nodes.human import ApprovalNode, UserInputNode, WaitForEventNode
 from fm_lab.nodes.text import TemplateNode, TransformNode
+from fm_lab.nodes.timing import SleepNode, SleepUntilNode
 
 BUILTIN_TYPES: tuple[type[NodeType], ...] = (
     InputNode,
     OutputNode,
     MergeNode,
+    LogNode,
     CodeNode,
     TemplateNode,
     TransformNode,
     BranchNode,
+    RouterNode,
     SetStateNode,
+    FailNode,
+    ForeachNode,
+    ParallelNode,
+    SubflowNode,
+    SleepNode,
+    SleepUntilNode,
+    ApprovalNode,
+    UserInputNode,
+    WaitForEventNode,
 )

@@ -69,8 +69,8 @@ class CodeNode(NodeType):
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         config = self.config
-        fn = resolve_function(config.function)  # type: ignore[attr-defined]
-        kwargs = dict(config.args)  # type: ignore[attr-defined]
+        fn = resolve_function(config.function)
+        kwargs = dict(config.args)
         params = _parameters(fn)
         if "ctx" in params:
             kwargs["ctx"] = ctx
@@ -78,7 +78,7 @@ class CodeNode(NodeType):
             kwargs["inputs"] = inputs
         if inspect.iscoroutinefunction(fn):
             return await fn(**kwargs)
-        if config.thread:  # type: ignore[attr-defined]
+        if config.thread:
             call = contextvars.copy_context().run
             return await asyncio.get_running_loop().run_in_executor(
                 _executor(), functools.partial(call, fn, **kwargs)

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fm_lab.errors import NodeError
 from fm_lab.nodes.base import NodeContext, NodeType
 
 
@@ -29,11 +30,11 @@ class BranchNode(NodeType):
 
     def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         config = self.config
-        taken = [r.handle for r in config.routes if r.when]  # type: ignore[attr-defined]
-        if config.mode == "first":  # type: ignore[attr-defined]
+        taken = [r.handle for r in config.routes if r.when]
+        if config.mode == "first":
             taken = taken[:1]
-        if not taken and config.default:  # type: ignore[attr-defined]
-            taken = [config.default]  # type: ignore[attr-defined]
+        if not taken and config.default:
+            taken = [config.default]
         return {"route": taken[0] if taken else None, "routes": taken}
 
     @classmethod
@@ -58,5 +59,30 @@ class SetStateNode(NodeType):
         values: dict[str, Any] = Field(description="Keys to set; values may be templates.")
 
     def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
-        ctx.set_state(self.config.values)  # type: ignore[attr-defined]
-        return dict(self.config.values)  # type: ignore[attr-defined]
+        ctx.set_state(self.config.values)
+        return dict(self.config.values)
+
+
+class RouterNode(BranchNode):
+    """Routes to the first route whose ``when`` is truthy, else ``default``."""
+
+    type_name = "router"
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        routes: list[Route] = Field(min_length=1)
+        default: str | None = Field(None, description="Handle taken when no route matches.")
+        mode: Literal["first"] = "first"
+
+
+class FailNode(NodeType):
+    """Fails the run with ``message`` (a user error, never retried)."""
+
+    type_name = "fail"
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        message: str
+
+    def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
+        raise NodeError(self.config.message, kind="user", retryable=False)

@@ -20,7 +20,7 @@ class InputNode(NodeType):
 
     def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         data = dict(ctx.inputs)
-        fields = self.config.fields  # type: ignore[attr-defined]
+        fields = self.config.fields
         return data if fields is None else {key: data.get(key) for key in fields}
 
 
@@ -35,7 +35,7 @@ class OutputNode(NodeType):
         value: Any = Field(None, description="The output; default: the single upstream output.")
 
     def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
-        value = self.config.value  # type: ignore[attr-defined]
+        value = self.config.value
         if value is not None:
             return value
         if len(inputs) == 1:
@@ -57,10 +57,39 @@ class MergeNode(NodeType):
         )
 
     def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
-        mode = self.config.mode  # type: ignore[attr-defined]
+        mode = self.config.mode
         if mode == "dict":
             return dict(inputs)
         values = list(inputs.values())
         if mode == "list":
             return values
         return values[0] if values else None
+
+
+class LogNode(NodeType):
+    """Writes ``message`` (and ``data``) to the ``fm_lab.workflow`` logger and outputs it."""
+
+    type_name = "log"
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        message: str
+        level: Literal["debug", "info", "warning", "error"] = "info"
+        data: Any = None
+
+    def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
+        import logging
+
+        config = self.config
+        logging.getLogger("fm_lab.workflow").log(
+            logging.getLevelName(config.level.upper()),
+            "%s [%s] %s",
+            ctx.run_id,
+            ctx.path,
+            config.message,
+        )
+        return {
+            "message": config.message,
+            "level": config.level,
+            "data": config.data,
+        }

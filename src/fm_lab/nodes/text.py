@@ -21,8 +21,8 @@ class TemplateNode(NodeType):
         parse: Literal["text", "json"] = Field("text", description="Parse the result as JSON.")
 
     def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
-        value = self.config.template  # type: ignore[attr-defined]
-        if self.config.parse == "json" and isinstance(value, str):  # type: ignore[attr-defined]
+        value = self.config.template
+        if self.config.parse == "json" and isinstance(value, str):
             return json.loads(value)
         return value
 
@@ -43,7 +43,7 @@ class TransformNode(NodeType):
     def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         import jmespath
 
-        data = self.config.data  # type: ignore[attr-defined]
+        data = self.config.data
         if data is None:
             data = ctx.scope()
-        return jmespath.search(self.config.expression, data)  # type: ignore[attr-defined]
+        return jmespath.search(self.config.expression, data)

@@ -18,6 +18,10 @@ class NodeTypeInfo(Protocol):
     """What validation needs to know of a node type."""
 
     Config: ClassVar[type[BaseModel]]
+    raw_fields: ClassVar[frozenset[str]]
+
+    @classmethod
+    def check(cls, config: dict[str, Any], location: str) -> list[Any]: ...
 
     @classmethod
     def output_handles(cls, config: dict[str, Any]) -> list[str] | None: ...
@@ -54,12 +58,13 @@ def check(workflow: Workflow, registry: NodeTypeLookup | None = None) -> list[Va
                 )
             )
     issues += _check_schemas(workflow)
-    handles = _check_nodes(workflow, registry, issues)
+    raw_fields: dict[str, frozenset[str]] = {}
+    handles = _check_nodes(workflow, registry, issues, raw_fields)
     issues += _check_edges(workflow, handles)
     upstream = _Upstream(workflow)
     issues += upstream.issues()
     issues += _check_reachable(workflow)
-    issues += _check_templates(workflow, upstream)
+    issues += _check_templates(workflow, upstream, raw_fields)
     return issues
 
 
@@ -89,10 +94,14 @@ def _check_schemas(workflow: Workflow) -> list[ValidationIssue]:
 
 
 def _check_nodes(
-    workflow: Workflow, registry: NodeTypeLookup, issues: list[ValidationIssue]
+    workflow: Workflow,
+    registry: NodeTypeLookup,
+    issues: list[ValidationIssue],
+    raw_fields: dict[str, frozenset[str]],
 ) -> dict[str, list[str] | None]:
     handles: dict[str, list[str] | None] = {}
     for node_id, node in workflow.nodes.items():
+        raw_fields[node_id] = frozenset()
         node_type = registry.lookup(node.type)
         if node_type is None:
             known = ", ".join(sorted(registry.names()))
@@ -105,8 +114,11 @@ def _check_nodes(
             )
             handles[node_id] = None
             continue
-        issues += config_issues(node_type.Config, node.config, f"nodes.{node_id}.config")
+        location = f"nodes.{node_id}.config"
+        issues += config_issues(node_type.Config, node.config, location)
+        issues += node_type.check(node.config, location)
         handles[node_id] = node_type.output_handles(node.config)
+        raw_fields[node_id] = node_type.raw_fields
     return handles
 
 
@@ -250,11 +262,15 @@ def _check_reachable(workflow: Workflow) -> list[ValidationIssue]:
     ]
 
 
-def _check_templates(workflow: Workflow, upstream: _Upstream) -> list[ValidationIssue]:
+def _check_templates(
+    workflow: Workflow, upstream: _Upstream, raw_fields: dict[str, frozenset[str]]
+) -> list[ValidationIssue]:
     # (location, template, the node it must run before, whether that node itself is allowed)
     places: list[tuple[str, str, str | None, bool]] = []
     for node_id, node in workflow.nodes.items():
-        for loc, source in iter_templates(node.config, f"nodes.{node_id}.config"):
+        raw = raw_fields.get(node_id, frozenset())
+        config = {k: v for k, v in node.config.items() if k not in raw}
+        for loc, source in iter_templates(config, f"nodes.{node_id}.config"):
             places.append((loc, source, node_id, False))
     for index, edge in enumerate(workflow.edges):
         if edge.condition is not None:

@@ -46,6 +46,9 @@ class RunSnapshot:
     state: dict[str, Any] | None
     journal_seq: int
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    steps: dict[str, Any] = field(default_factory=dict)
+    resumes: dict[str, Any] = field(default_factory=dict)
+    parent_run_id: str | None = None
 
 
 class Store:
@@ -281,8 +284,35 @@ class Store:
                 if nodes:
                     self._insert_nodes(con, run_id, nodes)
                 for record in fresh:
-                    if record["k"] == "run":
+                    kind = record["k"]
+                    if kind == "run":
                         self._end_run(con, run_id, record)
+                    elif kind == "suspend":
+                        self._insert_suspension(con, run_id, record)
+                    elif kind == "resume":
+                        con.execute(
+                            "update suspensions set resumed_at = to_timestamp(?), resumed_seq = ?,"
+                            " resume_data = ? where run_id = ? and path = ? and resumed_at is null",
+                            [
+                                record["at"],
+                                record["seq"],
+                                dumps(record.get("data")),
+                                run_id,
+                                record["path"],
+                            ],
+                        )
+                    elif kind == "step":
+                        con.execute(
+                            "insert into steps values (?, ?, ?, ?, ?, to_timestamp(?))",
+                            [
+                                run_id,
+                                record["path"],
+                                record["name"],
+                                record["seq"],
+                                dumps(record.get("result")),
+                                record["created"],
+                            ],
+                        )
                 con.execute(
                     "update runs set journal_seq = ? where run_id = ?", [fresh[-1]["seq"], run_id]
                 )
@@ -311,6 +341,7 @@ class Store:
                 ],
                 "started": pa.array([r.get("started") for r in nodes], pa.float64()),
                 "ended": pa.array([r.get("ended") for r in nodes], pa.float64()),
+                "leaf": pa.array([r.get("leaf") for r in nodes], pa.bool_()),
             }
         )
         con.register("_fm_nodes", table)
@@ -318,11 +349,34 @@ class Store:
             con.execute(
                 "insert into node_executions select ?, node_id, seq, node_type, status, attempts,"
                 " input, output, error, state_patch, to_timestamp(started), to_timestamp(ended),"
-                " (ended - started) * 1000 from _fm_nodes",
+                " (ended - started) * 1000, leaf from _fm_nodes",
                 [run_id],
             )
         finally:
             con.unregister("_fm_nodes")
+
+    def _insert_suspension(
+        self, con: duckdb.DuckDBPyConnection, run_id: str, record: dict[str, Any]
+    ) -> None:
+        con.execute(
+            "insert into suspensions (run_id, path, node_id, seq, label, payload, resume_schema,"
+            " since, expires_at, on_timeout, default_data) values (?, ?, ?, ?, ?, ?, ?,"
+            " to_timestamp(?), case when ? is null then null else to_timestamp(?) end, ?, ?)",
+            [
+                run_id,
+                record["path"],
+                record.get("node"),
+                record["seq"],
+                record.get("label"),
+                dumps(record.get("payload")),
+                dumps(record.get("schema")),
+                record["since"],
+                record.get("expires"),
+                record.get("expires"),
+                record.get("on_timeout"),
+                dumps(record.get("default")),
+            ],
+        )
 
     def _end_run(self, con: duckdb.DuckDBPyConnection, run_id: str, record: dict[str, Any]) -> None:
         ended = record.get("ended")
@@ -340,6 +394,19 @@ class Store:
                 run_id,
             ],
         )
+
+    def run_is_live(self, run_id: str) -> bool:
+        """True while a process runs ``run_id`` (it holds the run's journal lock)."""
+        if self.memory:
+            return False
+        path = self.journal_dir / f"{run_id}.journal"
+        if not path.exists():
+            return False
+        fd = try_lock(path)
+        if fd is None:
+            return True
+        os.close(fd)
+        return False
 
     def recover_later(self) -> None:
         """Ingest leftover journals the next time this process opens the file."""
@@ -370,13 +437,14 @@ class Store:
 
     # ---- reading -------------------------------------------------------------------------
     def load_run(self, run_id: str) -> RunSnapshot:
-        """The stored run with its workflow, state and each node's latest committed result."""
+        """The stored run: workflow, state, each path's latest committed result, journaled
+        steps, and resume data not yet consumed by a finished node."""
         from fm_lab.spec.models import Workflow
 
         with self.connection() as con:
             row = con.execute(
-                "select r.status, r.inputs, r.outputs, r.error, r.state, r.journal_seq, w.spec "
-                "from runs r join workflows w on w.workflow_id = r.workflow_id "
+                "select r.status, r.inputs, r.outputs, r.error, r.state, r.journal_seq, w.spec, "
+                "r.parent_run_id from runs r join workflows w on w.workflow_id = r.workflow_id "
                 "and w.version = r.workflow_version where r.run_id = ?",
                 [run_id],
             ).fetchone()
@@ -384,9 +452,17 @@ class Store:
                 raise RunNotFoundError(f"no run {run_id!r} in {self.path}")
             node_rows = con.execute(
                 "select node_id, status, output, error, state_patch, attempts, seq, "
-                "epoch(started_at), epoch(ended_at), node_type from node_executions "
+                "epoch(started_at), epoch(ended_at), node_type, leaf from node_executions "
                 "where run_id = ? qualify row_number() over "
                 "(partition by node_id order by seq desc) = 1 order by seq",
+                [run_id],
+            ).fetchall()
+            step_rows = con.execute(
+                "select name, result from steps where run_id = ?", [run_id]
+            ).fetchall()
+            resume_rows = con.execute(
+                "select path, resume_data, resumed_seq from suspensions "
+                "where run_id = ? and resumed_seq is not null",
                 [run_id],
             ).fetchall()
         nodes = {
@@ -400,8 +476,14 @@ class Store:
                 "started": r[7],
                 "ended": r[8],
                 "type": r[9],
+                "leaf": True if r[10] is None else bool(r[10]),
             }
             for r in node_rows
+        }
+        resumes = {  # resumed, but the path has not finished since: the data still applies
+            path: codec.loads(data)
+            for path, data, seq in resume_rows
+            if path in nodes and nodes[path]["status"] == "suspended" and nodes[path]["seq"] < seq
         }
         return RunSnapshot(
             run_id=run_id,
@@ -413,6 +495,55 @@ class Store:
             state=codec.loads(row[4]),
             journal_seq=int(row[5]),
             nodes=nodes,
+            steps={name: codec.loads(result) for name, result in step_rows},
+            resumes=resumes,
+            parent_run_id=row[7],
+        )
+
+    def run_status(self, run_id: str) -> str:
+        """The stored status of a run (raises RunNotFoundError)."""
+        with self.connection() as con:
+            row = con.execute("select status from runs where run_id = ?", [run_id]).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"no run {run_id!r} in {self.path}")
+        return str(row[0])
+
+    def set_status(self, run_id: str, status: str) -> None:
+        """Set a stored (not live) run's status, e.g. cancel a suspended run."""
+        with self.connection() as con:
+            con.execute(
+                "update runs set status = ?, ended_at = current_timestamp where run_id = ?",
+                [status, run_id],
+            )
+
+    def latest_workflow(self, workflow_id: str) -> Workflow:
+        """The newest stored version of ``workflow_id``."""
+        from fm_lab.spec.models import Workflow
+
+        with self.connection() as con:
+            row = con.execute(
+                "select spec from workflows where workflow_id = ? order by version desc limit 1",
+                [workflow_id],
+            ).fetchone()
+        if row is None:
+            raise FileNotFoundError(f"no workflow file or stored workflow named {workflow_id!r}")
+        return Workflow.from_json(row[0])
+
+    def pending(self, run_id: str | None = None, with_children: bool = False) -> pd.DataFrame:
+        """Suspensions waiting for data, oldest first (of one run, optionally with its child
+        runs, or of every suspended run)."""
+        where, params = "", []
+        if run_id is not None:
+            where = "and (s.run_id = ?" + (" or s.run_id like ?" if with_children else "") + ")"
+            params = [run_id, run_id + ".%"] if with_children else [run_id]
+        return self.sql(
+            "select s.run_id, r.workflow_id, s.node_id, s.label, s.path as path_id, s.payload, "
+            "s.since, s.expires_at, s.on_timeout, s.resume_schema, s.default_data "
+            "from suspensions s join runs r on r.run_id = s.run_id "
+            f"where s.resumed_at is null and r.status = 'suspended' {where} "
+            "qualify row_number() over (partition by s.run_id, s.path order by s.seq desc) = 1 "
+            "order by s.since",
+            params,
         )
 
     def runs(self, limit: int | None = 100, status: str | None = None) -> pd.DataFrame:

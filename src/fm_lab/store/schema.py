@@ -51,4 +51,39 @@ MIGRATIONS: list[tuple[int, str]] = [
     ),
 ]
 
+MIGRATIONS.append(
+    (
+        2,
+        """
+        alter table node_executions add column if not exists leaf boolean;
+        create table if not exists suspensions (
+            run_id varchar not null,
+            path varchar not null,
+            node_id varchar,
+            seq bigint not null,
+            label varchar,
+            payload json,
+            resume_schema json,
+            since timestamptz,
+            expires_at timestamptz,
+            on_timeout varchar,
+            default_data json,
+            resumed_at timestamptz,
+            resumed_seq bigint,
+            resume_data json
+        );
+        create index if not exists suspensions_run on suspensions (run_id);
+        create table if not exists steps (
+            run_id varchar not null,
+            path varchar not null,
+            name varchar not null,
+            seq bigint not null,
+            result json,
+            created_at timestamptz
+        );
+        create index if not exists steps_run on steps (run_id);
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,173 @@
+"""Nested execution: a body (one node, or a sub-workflow) at a path inside the run, and child
+runs of other workflows. Both checkpoint so a finished part is never run again."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fm_lab.errors import NodeError, Suspended
+from fm_lab.spec.models import Node, Workflow
+from fm_lab.store.errors import RunNotFoundError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from fm_lab.engine.plan import Plan
+    from fm_lab.engine.runner import Runner
+    from fm_lab.nodes.base import NodeType
+
+
+def _cached(runner: Runner, key: Any, build: Any) -> Any:
+    cache: dict[Any, Any] = runner.session.__dict__.setdefault("_body_cache", {})
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
+async def run_body(
+    runner: Runner,
+    path: str,
+    body: Mapping[str, Any],
+    scope: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+) -> Any:
+    """Run ``body`` at ``path``; a committed success is returned as it was."""
+    session = runner.session
+    record = session.committed.get(path)
+    if record is not None:
+        if record["status"] == "succeeded":
+            return record["output"]
+        if (
+            record["status"] == "suspended"
+            and record.get("leaf", True)
+            and not session.has_resume(path)
+        ):
+            raise Suspended(path, leaf=False)
+    if "node" in body:
+        return await _run_node(runner, path, body["node"], scope, inputs)
+    if "workflow" in body:
+        return await _run_graph(runner, path, body["workflow"], dict(inputs))
+    raise NodeError("a body is {'node': {...}} or {'workflow': ...}", kind="validation")
+
+
+async def _run_node(
+    runner: Runner,
+    path: str,
+    spec: Mapping[str, Any],
+    scope: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+) -> Any:
+    from fm_lab.engine.runner import execute_node, record_outcome
+    from fm_lab.engine.templating import has_templates
+
+    def build() -> tuple[Node, type[NodeType], BaseModel | None]:
+        node = Node(
+            id=str(spec.get("id") or "body"), **{k: v for k, v in spec.items() if k != "id"}
+        )
+        node_type = runner.session.registry.lookup(node.type)
+        if node_type is None:
+            raise NodeError(f"unknown node type {node.type!r} in body", kind="validation")
+        templated = has_templates(
+            {k: v for k, v in node.config.items() if k not in node_type.raw_fields}
+        )
+        static = None if templated else node_type.Config.model_validate(node.config)
+        return node, node_type, static
+
+    node, node_type, static = _cached(runner, ("node", id(spec)), build)
+    full_scope = {**runner.scope(), **scope}
+    outcome = await execute_node(runner, node, node_type, static, full_scope, dict(inputs), path)
+    record_outcome(runner.session, outcome, node.type, node.id)
+    return _result(outcome.status, outcome.output, outcome.error, path)
+
+
+async def _run_graph(runner: Runner, path: str, reference: Any, inputs: dict[str, Any]) -> Any:
+    from fm_lab.engine.plan import Plan
+    from fm_lab.engine.runner import Outcome, Runner, record_outcome
+
+    session = runner.session
+    key = ("graph", id(reference)) if isinstance(reference, dict) else ("graph", reference)
+    plan: Plan = _cached(
+        runner, key, lambda: Plan(resolve_workflow(reference, session.store), session.registry)
+    )
+    nested = Runner(plan, session, plan.prepare_inputs(inputs), prefix=path + "/", root=False)
+    status = await nested.run_graph()
+    outcome = Outcome(path, status, nested.outputs, nested.error, 1)
+    if status == "suspended":
+        outcome.suspension = Suspended(path, leaf=False)
+    record_outcome(session, outcome, "workflow", path.rsplit("/", 1)[-1])
+    return _result(status, nested.outputs, nested.error, path)
+
+
+def _result(status: str, output: Any, error: dict[str, Any] | None, path: str) -> Any:
+    if status == "succeeded":
+        return output
+    if status == "suspended":
+        raise Suspended(path, leaf=False)
+    err = error or {}
+    raise NodeError(
+        f"{err.get('path', path)}: {err.get('message', status)}",
+        kind=err.get("kind", "system"),
+        retryable=False,
+        domain=err.get("domain"),
+    )
+
+
+def resolve_workflow(reference: Any, store: Any) -> Workflow:
+    """A workflow from an inline dict, a file path, or a workflow id stored earlier."""
+    if isinstance(reference, Workflow):
+        return reference
+    if isinstance(reference, dict):
+        return Workflow.from_dict(reference)
+    text = str(reference)
+    if Path(text).suffix in (".yaml", ".yml", ".json") or Path(text).exists():
+        return Workflow.from_file(text)
+    return store.latest_workflow(text)  # type: ignore[no-any-return]
+
+
+def child_run_id(run_id: str, path: str) -> str:
+    """The id of the child run started at ``path``: the same on every resume."""
+    return f"{run_id}.{hashlib.sha1(path.encode()).hexdigest()[:10]}"
+
+
+async def run_child(runner: Runner, path: str, reference: Any, inputs: dict[str, Any]) -> Any:
+    """Run (or continue) the child run for ``path`` and return its outputs."""
+    from fm_lab.engine.api import aresume, arun
+
+    session = runner.session
+    child_id = child_run_id(session.run_id, path)
+    common: dict[str, Any] = {
+        "store": session.store,
+        "request_context": session.request_context,
+        "registry": session.registry,
+    }
+    session.store.recover_journals(child_id)  # a child left by a crash
+    try:
+        status = session.store.run_status(child_id)
+    except RunNotFoundError:
+        status = None
+    if status is None:
+        child = await arun(
+            resolve_workflow(reference, session.store),
+            inputs,
+            run_id=child_id,
+            parent_run_id=session.run_id,
+            **common,
+        )
+    elif status == "succeeded":
+        return session.store.load_run(child_id).outputs
+    else:
+        child = await aresume(child_id, **common)
+    if child.status == "succeeded":
+        return child.outputs
+    if child.status == "suspended":
+        raise Suspended(path, leaf=False, payload={"child_run_id": child_id})
+    err = child.error or {}
+    raise NodeError(
+        f"child run {child_id} {child.status} at node {err.get('node')!r}: "
+        f"{err.get('message', '')}",
+        kind=err.get("kind", "system"),
+        retryable=False,
+    )

@@ -1,0 +1,127 @@
+"""What every runner of one run shares: the recorder (journal + ingestion), committed results,
+journaled steps, resume data and the cancel signal. Nested runners (foreach bodies, parallel
+branches) write into the same journal under their path prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from fm_lab.store.codec import dumps
+from fm_lab.store.errors import StoreLockedError
+
+if TYPE_CHECKING:
+    from fm_lab.nodes.registry import NodeRegistry
+    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.journal import Journal
+
+INGEST_EVERY_RECORDS = 20_000
+INGEST_EVERY_S = 2.0
+INGEST_FIRST_S = 0.25  # a run still going after this shows in runs() of other processes
+_PATH_SEPARATORS = ("/", "[", ".")
+
+
+class Recorder:
+    """The durable side of a run: records go to the journal (group commit) and, in batches,
+    into DuckDB."""
+
+    def __init__(
+        self, store: Store, run_id: str, journal: Journal | None, seq: int, ingested_once: bool
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.journal = journal
+        self.seq = seq
+        self.unflushed: list[dict[str, Any]] = []
+        self.last_ingest = time.monotonic()
+        self.ingested_once = ingested_once
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Queue ``record`` (durable at the next :meth:`commit`)."""
+        self.seq += 1
+        record["seq"] = self.seq
+        if self.journal is not None:
+            self.journal.append(record)
+        elif record.get("output") is not None:
+            dumps(record["output"])  # a memory store must refuse what a journal would refuse
+        self.unflushed.append(record)
+
+    def commit(self) -> None:
+        """Make every queued record durable (one write, one fsync)."""
+        if self.journal is not None:
+            self.journal.commit()
+
+    def flush(self, wait: bool) -> bool:
+        """Ingest into DuckDB; False when the file is busy (the journal keeps the records)."""
+        self.last_ingest = time.monotonic()
+        if not self.unflushed:
+            return True
+        try:
+            self.store.ingest(self.run_id, self.unflushed, wait=wait)
+        except StoreLockedError:
+            if self.journal is None:
+                raise
+            if wait:
+                self.store.recover_later()
+            return False
+        self.unflushed = []
+        self.ingested_once = True
+        return True
+
+    def interval(self) -> float:
+        return INGEST_EVERY_S if self.ingested_once else INGEST_FIRST_S
+
+    def maybe_ingest(self) -> None:
+        """Ingest when enough records or time have gathered (never waits for the file)."""
+        if self.unflushed and (
+            len(self.unflushed) >= INGEST_EVERY_RECORDS
+            or time.monotonic() - self.last_ingest >= self.interval()
+        ):
+            self.commit()
+            self.flush(wait=False)
+
+
+class RunSession:
+    """Shared by the root runner of a run and every nested runner inside it."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        run_id: str,
+        recorder: Recorder,
+        registry: NodeRegistry,
+        request_context: dict[str, Any] | None,
+        committed: dict[str, dict[str, Any]] | None = None,
+        steps: dict[str, Any] | None = None,
+        resume: dict[str, Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.recorder = recorder
+        self.registry = registry
+        self.request_context = request_context if request_context is not None else {}
+        self.committed = committed or {}
+        self.steps = steps or {}
+        self.resume = dict(resume or {})
+        self.abort = asyncio.Event()
+        self.cancel_requested = False
+        self.wake: asyncio.Event | None = None  # the root loop's wake-up event
+
+    def has_resume(self, path: str) -> bool:
+        """True when resume data waits for ``path`` or a path inside it."""
+        if path in self.resume:
+            return True
+        return any(
+            key.startswith(path) and key[len(path)] in _PATH_SEPARATORS
+            for key in self.resume
+            if len(key) > len(path)
+        )
+
+    def cancel(self) -> None:
+        """Ask the run to stop: nodes see ``ctx.abort`` set and running tasks are cancelled."""
+        self.cancel_requested = True
+        self.abort.set()
+        if self.wake is not None:
+            self.wake.set()

@@ -1,0 +1,45 @@
+"""Durable waits: ``sleep`` and ``sleep_until`` (a resumed run sleeps only the time left)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fm_lab.nodes.base import NodeContext, NodeType
+
+
+class SleepNode(NodeType):
+    """Waits ``seconds``; the wake-up time is journaled, so a restart sleeps the rest."""
+
+    type_name = "sleep"
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        seconds: float = Field(ge=0)
+
+    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
+        await ctx.sleep(self.config.seconds)
+        return {"slept_s": self.config.seconds}
+
+
+class SleepUntilNode(NodeType):
+    """Waits until ``until`` (ISO 8601 text, a datetime, or a UNIX time)."""
+
+    type_name = "sleep_until"
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        until: dt.datetime | float
+
+    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
+        until = self.config.until
+        if isinstance(until, dt.datetime):
+            if until.tzinfo is None:
+                until = until.replace(tzinfo=dt.UTC)
+            stamp = until.timestamp()
+        else:
+            stamp = float(until)
+        await ctx.sleep_until(stamp)
+        return {"until": dt.datetime.fromtimestamp(stamp, dt.UTC).isoformat()}
