@@ -210,7 +210,10 @@ def pending(run_id: str | None = None, store: Store | None = None) -> pd.DataFra
     expires_at), across runs or for one run and its child runs."""
     store = store or default_store()
     store.recover_journals()
+    from fm_lab.store.codec import loads
+
     frame = store.pending(run_id, with_children=True) if run_id else store.pending()
+    frame["payload"] = frame["payload"].map(loads)
     return frame.drop(columns=["resume_schema", "default_data", "on_timeout"])
 
 

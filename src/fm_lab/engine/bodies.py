@@ -33,6 +33,7 @@ async def run_body(
     body: Mapping[str, Any],
     scope: Mapping[str, Any],
     inputs: Mapping[str, Any],
+    default_id: str = "body",
 ) -> Any:
     """Run ``body`` at ``path``; a committed success is returned as it was."""
     session = runner.session
@@ -47,7 +48,7 @@ async def run_body(
         ):
             raise Suspended(path, leaf=False)
     if "node" in body:
-        return await _run_node(runner, path, body["node"], scope, inputs)
+        return await _run_node(runner, path, body["node"], scope, inputs, default_id)
     if "workflow" in body:
         return await _run_graph(runner, path, body["workflow"], dict(inputs))
     raise NodeError("a body is {'node': {...}} or {'workflow': ...}", kind="validation")
@@ -59,13 +60,14 @@ async def _run_node(
     spec: Mapping[str, Any],
     scope: Mapping[str, Any],
     inputs: Mapping[str, Any],
+    default_id: str,
 ) -> Any:
     from fm_lab.engine.runner import execute_node, record_outcome
     from fm_lab.engine.templating import has_templates
 
     def build() -> tuple[Node, type[NodeType], BaseModel | None]:
         node = Node(
-            id=str(spec.get("id") or "body"), **{k: v for k, v in spec.items() if k != "id"}
+            id=str(spec.get("id") or default_id), **{k: v for k, v in spec.items() if k != "id"}
         )
         node_type = runner.session.registry.lookup(node.type)
         if node_type is None:

@@ -184,7 +184,9 @@ class NodeRunContext:
         its own checkpoint; a finished body is not run again."""
         from fm_lab.engine.bodies import run_body
 
-        return await run_body(self._runner, self.path + key, body, scope or {}, inputs or {})
+        return await run_body(
+            self._runner, self.path + key, body, scope or {}, inputs or {}, default_id=self.node_id
+        )
 
     async def run_child(self, workflow: Any, inputs: Mapping[str, Any]) -> Any:
         """Run ``workflow`` as a child run linked to this run; returns its outputs."""

@@ -7,6 +7,7 @@ from fm_lab.nodes.code import CodeNode
 from fm_lab.nodes.composite import ForeachNode, ParallelNode, SubflowNode
 from fm_lab.nodes.control import BranchNode, FailNode, RouterNode, SetStateNode
 from fm_lab.nodes.flow import InputNode, LogNode, MergeNode, OutputNode
+from fm_lab.nodes.http import HttpNode
 from fm_lab.nodes.human import ApprovalNode, UserInputNode, WaitForEventNode
 from fm_lab.nodes.text import TemplateNode, TransformNode
 from fm_lab.nodes.timing import SleepNode, SleepUntilNode
@@ -17,6 +18,7 @@ BUILTIN_TYPES: tuple[type[NodeType], ...] = (
     MergeNode,
     LogNode,
     CodeNode,
+    HttpNode,
     TemplateNode,
     TransformNode,
     BranchNode,

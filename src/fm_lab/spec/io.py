@@ -86,6 +86,16 @@ def normalise(data: Any) -> tuple[dict[str, Any], list[ValidationIssue]]:
                 keyed[node_id] = node
         nodes = keyed
     if isinstance(nodes, dict):
+        for key in [k for k in nodes if not isinstance(k, str)]:
+            hint = (
+                " (YAML reads yes/no/on/off/true/false as booleans: quote the id)"
+                if isinstance(key, bool)
+                else ""
+            )
+            issues.append(
+                ValidationIssue(f"nodes.{key}", f"node id {key!r} is not a string{hint}", "bad_id")
+            )
+            nodes = {**{k: v for k, v in nodes.items() if k != key}, str(key): nodes[key]}
         out["nodes"] = {
             key: ({**value, "id": key} if isinstance(value, dict) else value)
             for key, value in nodes.items()
