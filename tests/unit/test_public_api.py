@@ -11,7 +11,8 @@ EXPECTED = {
     "StoreLockedError",
     "ValidationIssue", "Workflow", "WorkflowBuilder", "WorkflowValidationError", "aresume", "arun",
     "connect", "default_store", "get_run", "register_function", "register_node", "resume", "run",
-    "runs", "validate",
+    "runs", "validate", "pending", "signal", "asignal", "cancel", "recover", "ResumeError",
+    "ResumeValidationError",
 }
 
 
