@@ -39,9 +39,31 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--run-id", help="use this run id")
     run.add_argument("--json", action="store_true", help="print one JSON object")
 
-    resume = sub.add_parser("resume", help="continue a stopped or failed run")
+    resume = sub.add_parser(
+        "resume", help="continue a stopped or failed run, or resume a suspended path with data"
+    )
     resume.add_argument("run_id")
+    resume.add_argument("--label", help="the suspension's label")
+    resume.add_argument("--node", help="the suspended node")
+    resume.add_argument("--path", dest="path_id", help="the suspension's path id")
+    resume.add_argument("--data", metavar="JSON", help="resume data (JSON)")
     resume.add_argument("--json", action="store_true")
+
+    pending = sub.add_parser("pending", help="list suspensions waiting for data")
+    pending.add_argument("run_id", nargs="?", help="only this run (and its child runs)")
+    pending.add_argument("--json", action="store_true")
+
+    signal = sub.add_parser("signal", help="deliver an event to a waiting run")
+    signal.add_argument("run_id")
+    signal.add_argument("event")
+    signal.add_argument("--data", metavar="JSON", help="event data (JSON)")
+    signal.add_argument("--json", action="store_true")
+
+    cancel = sub.add_parser("cancel", help="cancel a run")
+    cancel.add_argument("run_id")
+
+    recover = sub.add_parser("recover", help="resume runs left running by dead processes")
+    recover.add_argument("--json", action="store_true")
 
     runs = sub.add_parser("runs", help="list recent runs")
     runs.add_argument("--limit", type=int, default=20)
@@ -64,10 +86,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(_COMMANDS[args.command](args))
     except Exception as exc:
+        from fm_lab.engine.errors import ResumeError
         from fm_lab.spec.errors import WorkflowValidationError
         from fm_lab.store.errors import StoreError
+        from fm_lab.store.journal import RunLockedError
 
-        if isinstance(exc, WorkflowValidationError | StoreError | FileNotFoundError | _UsageError):
+        user_errors = (
+            WorkflowValidationError,
+            StoreError,
+            FileNotFoundError,
+            _UsageError,
+            ResumeError,
+            RunLockedError,
+        )
+        if isinstance(exc, user_errors):
             return _fail(args, exc)
         raise
 
@@ -77,11 +109,12 @@ class _UsageError(ValueError):
 
 
 def _fail(args: argparse.Namespace, exc: Exception) -> int:
+    from fm_lab.engine.errors import ResumeValidationError
     from fm_lab.spec.errors import WorkflowValidationError
 
     if getattr(args, "json", False):
         payload: dict[str, Any] = {"status": "error", "error": str(exc)}
-        if isinstance(exc, WorkflowValidationError):
+        if isinstance(exc, WorkflowValidationError | ResumeValidationError):
             payload["issues"] = [
                 {"location": i.location, "message": i.message, "code": i.code} for i in exc.issues
             ]
@@ -125,10 +158,67 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return _report(args, result)
 
 
+def _json_arg(raw: str | None, flag: str) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _UsageError(f"{flag} is not JSON: {exc}") from None
+
+
 def _cmd_resume(args: argparse.Namespace) -> int:
     from fm_lab.engine.api import resume
 
-    return _report(args, resume(args.run_id, store=_store(args)))
+    data = _json_arg(args.data, "--data")
+    result = resume(
+        args.run_id,
+        data,
+        label=args.label,
+        node=args.node,
+        path_id=args.path_id,
+        store=_store(args),
+    )
+    return _report(args, result)
+
+
+def _cmd_pending(args: argparse.Namespace) -> int:
+    from fm_lab.engine.api import pending
+
+    frame = pending(args.run_id, store=_store(args))
+    if args.json:
+        print(frame.to_json(orient="records", date_format="iso"))
+    elif frame.empty:
+        print("nothing is waiting")
+    else:
+        print(_table(frame[["run_id", "node_id", "label", "path_id", "since", "payload"]]))
+    return 0
+
+
+def _cmd_signal(args: argparse.Namespace) -> int:
+    from fm_lab.engine.api import signal
+
+    result = signal(args.run_id, args.event, _json_arg(args.data, "--data"), store=_store(args))
+    return _report(args, result)
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    from fm_lab.engine.api import cancel
+
+    cancel(args.run_id, store=_store(args))
+    print(f"cancel requested for run {args.run_id}")
+    return 0
+
+
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from fm_lab.engine.api import recover
+
+    resumed = recover(store=_store(args))
+    if args.json:
+        print(json.dumps([{"run_id": r.run_id, "status": r.status} for r in resumed]))
+    else:
+        print("\n".join(f"{r.run_id}: {r.status}" for r in resumed) or "nothing to recover")
+    return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -215,6 +305,10 @@ _COMMANDS = {
     "resume": _cmd_resume,
     "runs": _cmd_runs,
     "show": _cmd_show,
+    "pending": _cmd_pending,
+    "signal": _cmd_signal,
+    "cancel": _cmd_cancel,
+    "recover": _cmd_recover,
     "validate": _cmd_validate,
 }
 

@@ -88,6 +88,9 @@ class ForeachNode(NodeType):
         items: Any = Field(description="A list, usually a template: '{{ inputs.rows }}'.")
         concurrency: int = Field(8, ge=1, le=10_000)
         on_item_error: Literal["fail", "skip", "collect"] = "fail"
+        inputs: dict[str, Any] = Field(
+            default_factory=dict,
+            description="Extra values for every item, next to 'item' and 'index'.")
 
     @classmethod
     def check(cls, config: dict[str, Any], location: str) -> list[Any]:
@@ -97,6 +100,7 @@ class ForeachNode(NodeType):
         config = self.config
         items = list(config.items)
         body = config.spec()
+        extra = dict(config.inputs)
         policy = config.on_item_error
         results: list[Any] = [None] * len(items)
         ok = [False] * len(items)
@@ -108,7 +112,7 @@ class ForeachNode(NodeType):
         async def worker() -> None:
             nonlocal last_commit
             for index in indexes:
-                item = {"item": items[index], "index": index}
+                item = {**extra, "item": items[index], "index": index}
                 try:
                     results[index] = await ctx.run_body(body, f"[{index}]", scope=item, inputs=item)
                     ok[index] = True
