@@ -49,9 +49,11 @@ def test_pending_then_resume_from_the_command_line(store_args, capsys):
 
 def test_signal_and_cancel(tmp_path, store_args, capsys):
     flow = tmp_path / "event.flow.yaml"
-    flow.write_text("id: ev\nnodes:\n  wait: {type: wait_for_event, config: {event: paid}}\n"
-                    "  after: {type: template, config: {template: 'got {{ nodes.wait.output.n }}'}}\n"
-                    "edges: [wait -> after]\n")
+    flow.write_text(
+        "id: ev\nnodes:\n  wait: {type: wait_for_event, config: {event: paid}}\n"
+        "  after: {type: template, config: {template: 'got {{ nodes.wait.output.n }}'}}\n"
+        "edges: [wait -> after]\n"
+    )
     main([*store_args, "run", str(flow), "--json"])
     first = _json(capsys)["run_id"]
     assert main([*store_args, "signal", first, "paid", "--data", '{"n": 3}', "--json"]) == 0
