@@ -69,11 +69,17 @@ def assess_expense(amount: float, category: str, policy: dict[str, Any]) -> dict
     limit = policy.get("limits", {}).get(category)
     auto_below = float(policy.get("auto_approve_below", 0))
     if limit is None:
-        return {"needs_approval": True, "within_limit": False,
-                "reason": f"no policy limit for category {category!r}"}
+        return {
+            "needs_approval": True,
+            "within_limit": False,
+            "reason": f"no policy limit for category {category!r}",
+        }
     within = amount <= float(limit)
-    return {"needs_approval": not within or amount >= auto_below, "within_limit": within,
-            "reason": f"{amount:.2f} of a {float(limit):.2f} limit for {category}"}
+    return {
+        "needs_approval": not within or amount >= auto_below,
+        "within_limit": within,
+        "reason": f"{amount:.2f} of a {float(limit):.2f} limit for {category}",
+    }
 
 
 BOOKINGS: list[dict[str, Any]] = []
@@ -81,7 +87,11 @@ BOOKINGS: list[dict[str, Any]] = []
 
 def book_expense(employee: str, amount: float, category: str) -> dict[str, Any]:
     """Book a reimbursement (a side effect: it appends to ``BOOKINGS``)."""
-    booking = {"id": f"EXP-{len(BOOKINGS) + 1:04d}", "employee": employee, "amount": amount,
-               "category": category}
+    booking = {
+        "id": f"EXP-{len(BOOKINGS) + 1:04d}",
+        "employee": employee,
+        "amount": amount,
+        "category": category,
+    }
     BOOKINGS.append(booking)
     return booking

@@ -107,8 +107,11 @@ async def arun(
         recorder=recorder,
         registry=registry,
         request_context=request_context,
+        workflow_id=wf.id,
+        trace=_trace_parent(parent_run_id),
     )
     start = store.start_record(run_id, wf, prepared, parent_run_id)
+    start["trace_id"] = session.trace_id
     return await _drive(Runner(plan, session, prepared, start=start), journal)
 
 
@@ -177,8 +180,22 @@ async def aresume(
         committed=snapshot.nodes,
         steps=snapshot.steps,
         resume=resume,
+        workflow_id=snapshot.workflow.id,
+        trace=(snapshot.trace_id, None)
+        if snapshot.trace_id
+        else _trace_parent(snapshot.parent_run_id),
     )
     return await _drive(Runner(plan, session, snapshot.inputs), journal)
+
+
+def _trace_parent(parent_run_id: str | None) -> tuple[str, str | None] | None:
+    """A child run joins its parent's trace, under the span that started it."""
+    from fm_lab.tracing.spans import current
+
+    ctx = current()
+    if parent_run_id is None or ctx is None:
+        return None
+    return ctx.trace_id, ctx.span_id
 
 
 _LIVE: dict[str, RunSession] = {}

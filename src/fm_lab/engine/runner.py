@@ -21,6 +21,7 @@ from fm_lab.engine.templating import render_config, render_template, render_valu
 from fm_lab.errors import Suspended
 from fm_lab.spec.models import RetryPolicy
 from fm_lab.store.codec import NotSerialisableError
+from fm_lab.tracing.spans import Span, activate, current, deactivate, new_span_id
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from fm_lab.spec.models import Node
 
 _NO_RETRY = RetryPolicy()
+_SPAN_STATUS = {"succeeded": "ok", "failed": "error"}
 
 
 @dataclass(slots=True)
@@ -47,6 +49,8 @@ class Outcome:
     state_patch: dict[str, Any] | None = None
     input: Any = None
     suspension: Suspended | None = field(default=None)
+    span_id: str | None = None
+    parent_span_id: str | None = None
 
 
 async def execute_node(
@@ -59,6 +63,27 @@ async def execute_node(
     path: str,
 ) -> Outcome:
     """Run one node with its retry policy and timeout; never raises (but for cancellation)."""
+    parent = current()
+    span_id = new_span_id()
+    token = activate(parent.child(span_id, node_id=path) if parent is not None else None)
+    try:
+        outcome = await _attempts(runner, node, node_type, static_config, scope, inputs, path)
+    finally:
+        deactivate(token)
+    outcome.span_id = span_id
+    outcome.parent_span_id = parent.span_id if parent is not None else None
+    return outcome
+
+
+async def _attempts(
+    runner: Runner,
+    node: Node,
+    node_type: type[NodeType],
+    static_config: BaseModel | None,
+    scope: dict[str, Any],
+    inputs: dict[str, Any],
+    path: str,
+) -> Outcome:
     policy = node.retry or _NO_RETRY
     started = time.time()
     attempt = 0
@@ -112,12 +137,22 @@ async def execute_node(
                 and error["kind"] in policy.retry_on
                 and not runner.session.abort.is_set()
             ):
+                _attempt_span(path, attempt, error)
                 await asyncio.sleep(policy.delay(attempt))
                 continue
             error["attempts"] = attempt
             return Outcome(
                 path, "failed", None, error, attempt, started, time.time(), None, rendered
             )
+
+
+def _attempt_span(path: str, attempt: int, error: dict[str, Any]) -> None:
+    """A failed attempt that will be retried becomes a span under the node's."""
+    attempt_span = Span(
+        current(), f"{path} attempt {attempt}", "attempt",
+        attributes={"attempt": attempt, "entity_id": path},
+    )
+    attempt_span.end("error", {k: error[k] for k in ("kind", "type", "message")})
 
 
 def _resume_schema(node_type: type[NodeType]) -> dict[str, Any] | None:
@@ -146,6 +181,10 @@ def record_outcome(
         "state_patch": outcome.state_patch,
         "started": outcome.started,
         "ended": outcome.ended,
+        "span": outcome.span_id,
+        "pspan": outcome.parent_span_id,
+        "trace": session.trace_id,
+        "entity": node_id,
     }
     recorder = session.recorder
     if outcome.status == "suspended":
@@ -212,6 +251,7 @@ class Runner:
         self.error: dict[str, Any] | None = None
         self.run_status = "running"
         self.stored = False
+        self._started = time.time()
         self._scope = {
             "nodes": self.view,
             "inputs": self.inputs,
@@ -241,11 +281,14 @@ class Runner:
                     recorder.flush(wait=True)
             for path, data in session.resume.items():
                 recorder.append({"k": "resume", "path": path, "data": data, "at": time.time()})
+            token = activate(session.workflow_span)
             try:
                 await self.run_graph()
             except Exception as exc:  # an engine fault: keep what is committed, fail the run
                 self.run_status = "failed"
                 self.error = {"node": None, **classify(exc, "engine"), "kind": "system"}
+            finally:
+                deactivate(token)
             self._finish()
         except BaseException:
             try:
@@ -269,17 +312,17 @@ class Runner:
     def _finish(self) -> None:
         if self.run_status == "running":
             self._settle_status()
-        recorder = self.session.recorder
-        recorder.append(
-            {
-                "k": "run",
-                "status": self.run_status,
-                "outputs": self.outputs,
-                "error": self.error,
-                "state": self.state,
-                "ended": time.time(),
-            }
-        )
+        session, recorder = self.session, self.session.recorder
+        ended = time.time()
+        recorder.append({
+            "k": "span", "trace": session.trace_id, "span": session.workflow_span.span_id,
+            "parent": session.parent_span_id, "run": session.run_id, "kind": "workflow",
+            "name": session.workflow_id, "entity": session.workflow_id,
+            "workflow": session.workflow_id, "started": self._started, "ended": ended,
+            "status": _SPAN_STATUS.get(self.run_status, self.run_status), "error": self.error,
+            "output": self.outputs})
+        recorder.append({"k": "run", "status": self.run_status, "outputs": self.outputs,
+                         "error": self.error, "state": self.state, "ended": ended})
         recorder.commit()
         self.stored = recorder.flush(wait=True)
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from fm_lab.store.codec import dumps
 from fm_lab.store.errors import StoreLockedError
+from fm_lab.tracing.redact import redactor
+from fm_lab.tracing.spans import SpanContext, new_span_id, new_trace_id
 
 if TYPE_CHECKING:
     from fm_lab.nodes.registry import NodeRegistry
@@ -20,6 +22,21 @@ INGEST_EVERY_RECORDS = 20_000
 INGEST_EVERY_S = 2.0
 INGEST_FIRST_S = 0.25  # a run still going after this shows in runs() of other processes
 _PATH_SEPARATORS = ("/", "[", ".")
+_REDACTED_FIELDS = (
+    "input",
+    "output",
+    "error",
+    "attrs",
+    "events",
+    "payload",
+    "result",
+    "data",
+    "inputs",
+    "outputs",
+    "state",
+    "state_patch",
+    "spec",
+)
 
 
 class Recorder:
@@ -36,9 +53,15 @@ class Recorder:
         self.unflushed: list[dict[str, Any]] = []
         self.last_ingest = time.monotonic()
         self.ingested_once = ingested_once
+        self._redact = redactor()
 
     def append(self, record: dict[str, Any]) -> None:
-        """Queue ``record`` (durable at the next :meth:`commit`)."""
+        """Queue ``record`` (secrets masked; durable at the next :meth:`commit`)."""
+        redact = self._redact
+        for key in _REDACTED_FIELDS:
+            value = record.get(key)
+            if value is not None:
+                record[key] = redact(value)
         self.seq += 1
         record["seq"] = self.seq
         if self.journal is not None:
@@ -96,6 +119,8 @@ class RunSession:
         committed: dict[str, dict[str, Any]] | None = None,
         steps: dict[str, Any] | None = None,
         resume: dict[str, Any] | None = None,
+        workflow_id: str | None = None,
+        trace: tuple[str, str | None] | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -108,6 +133,11 @@ class RunSession:
         self.abort = asyncio.Event()
         self.cancel_requested = False
         self.wake: asyncio.Event | None = None  # the root loop's wake-up event
+        self.workflow_id = workflow_id
+        self.trace_id, self.parent_span_id = trace if trace else (new_trace_id(), None)
+        self.workflow_span = SpanContext(
+            self.trace_id, new_span_id(), run_id, recorder.append, workflow_id
+        )
 
     def has_resume(self, path: str) -> bool:
         """True when resume data waits for ``path`` or a path inside it."""

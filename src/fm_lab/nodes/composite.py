@@ -90,7 +90,8 @@ class ForeachNode(NodeType):
         on_item_error: Literal["fail", "skip", "collect"] = "fail"
         inputs: dict[str, Any] = Field(
             default_factory=dict,
-            description="Extra values for every item, next to 'item' and 'index'.")
+            description="Extra values for every item, next to 'item' and 'index'.",
+        )
 
     @classmethod
     def check(cls, config: dict[str, Any], location: str) -> list[Any]:

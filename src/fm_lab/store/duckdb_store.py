@@ -49,6 +49,7 @@ class RunSnapshot:
     steps: dict[str, Any] = field(default_factory=dict)
     resumes: dict[str, Any] = field(default_factory=dict)
     parent_run_id: str | None = None
+    trace_id: str | None = None
 
 
 class Store:
@@ -233,8 +234,8 @@ class Store:
         version = self._save_spec(con, record)
         con.execute(
             "insert into runs (run_id, workflow_id, workflow_version, status, inputs, "
-            "created_at, owner_pid, owner_host, parent_run_id) "
-            "values (?, ?, ?, 'running', ?, to_timestamp(?), ?, ?, ?)",
+            "created_at, owner_pid, owner_host, parent_run_id, trace_id) "
+            "values (?, ?, ?, 'running', ?, to_timestamp(?), ?, ?, ?, ?)",
             [
                 run_id,
                 record["workflow_id"],
@@ -244,6 +245,7 @@ class Store:
                 record["pid"],
                 record["host"],
                 record["parent"],
+                record.get("trace_id"),
             ],
         )
 
@@ -283,6 +285,7 @@ class Store:
                         self._insert_run(con, run_id, record)
                 if nodes:
                     self._insert_nodes(con, run_id, nodes)
+                self._insert_spans(con, run_id, fresh)
                 for record in fresh:
                     kind = record["k"]
                     if kind == "run":
@@ -351,9 +354,19 @@ class Store:
                 " input, output, error, state_patch, to_timestamp(started), to_timestamp(ended),"
                 " (ended - started) * 1000, leaf from _fm_nodes",
                 [run_id],
-            )
+            ).fetchall()
         finally:
             con.unregister("_fm_nodes")
+
+    def _insert_spans(
+        self, con: duckdb.DuckDBPyConnection, run_id: str, records: list[dict[str, Any]]
+    ) -> None:
+        from fm_lab.store.span_table import arrow_table, insert_spans, rows_from_records
+
+        rows = con.execute("select workflow_id from runs where run_id = ?", [run_id]).fetchall()
+        cols = rows_from_records(run_id, rows[0][0] if rows else None, records)
+        if cols["span_id"]:
+            insert_spans(con, arrow_table(cols))
 
     def _insert_suspension(
         self, con: duckdb.DuckDBPyConnection, run_id: str, record: dict[str, Any]
@@ -444,7 +457,8 @@ class Store:
         with self.connection() as con:
             row = con.execute(
                 "select r.status, r.inputs, r.outputs, r.error, r.state, r.journal_seq, w.spec, "
-                "r.parent_run_id from runs r join workflows w on w.workflow_id = r.workflow_id "
+                "r.parent_run_id, r.trace_id from runs r join workflows w "
+                "on w.workflow_id = r.workflow_id "
                 "and w.version = r.workflow_version where r.run_id = ?",
                 [run_id],
             ).fetchone()
@@ -498,6 +512,7 @@ class Store:
             steps={name: codec.loads(result) for name, result in step_rows},
             resumes=resumes,
             parent_run_id=row[7],
+            trace_id=row[8],
         )
 
     def run_status(self, run_id: str) -> str:

@@ -86,4 +86,45 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        3,
+        """
+        alter table runs add column if not exists trace_id varchar;
+        create table if not exists spans (
+            trace_id varchar not null,
+            span_id varchar not null,
+            parent_span_id varchar,
+            run_id varchar,
+            kind varchar not null,
+            name varchar,
+            entity_id varchar,
+            workflow_id varchar,
+            node_id varchar,
+            agent varchar,
+            resource_id varchar,
+            started_at timestamptz,
+            ended_at timestamptz,
+            duration_ms double,
+            status varchar,
+            input json,
+            output json,
+            input_size bigint,
+            output_size bigint,
+            error json,
+            attributes json,
+            events json,
+            model varchar,
+            provider varchar,
+            input_tokens bigint,
+            output_tokens bigint,
+            cached_tokens bigint,
+            cache_write_tokens bigint,
+            reasoning_tokens bigint,
+            cost_usd double
+        );
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
