@@ -21,7 +21,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/fm-lab run examples/quickstart.flow.yaml \
 	  -i review="The export is broken and slow since the update. I want a refund!" \
-	  -i customer="Ada" -i tier=pro
+	  -i customer="Ada" -i tier=pro --trace --plot demo_trace.png
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks

@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--inputs-json", metavar="JSON", help="all inputs as one JSON object")
     run.add_argument("--run-id", help="use this run id")
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument("--trace", action="store_true",
+                     help="also print the run's trace and its model usage")
+    run.add_argument("--plot", metavar="PNG", help="write the run's waterfall to PNG")
 
     resume = sub.add_parser(
         "resume", help="continue a stopped or failed run, or resume a suspended path with data"
@@ -74,10 +77,74 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("run_id")
     show.add_argument("--json", action="store_true")
 
+    traces = sub.add_parser("traces", help="list spans (one run's trace with --run)")
+    traces.add_argument("--run", dest="run_id", help="one run's trace, in tree order")
+    traces.add_argument("--kind", help="only spans of this kind (node, llm, tool, ...)")
+    traces.add_argument("--limit", type=int, default=50)
+    _formats(traces)
+
+    usage = sub.add_parser("usage", help="tokens and cost of model calls")
+    usage.add_argument("--by", default="model",
+                       help="comma-separated: model, provider, run, workflow, node, agent, day, "
+                       "resource")
+    usage.add_argument("--since", help="ISO date or time")
+    usage.add_argument("--price-as", help="price every call as this model")
+    _formats(usage)
+
     check = sub.add_parser("validate", help="validate a workflow file")
     check.add_argument("file")
     check.add_argument("--json", action="store_true")
     return parser
+
+
+def _formats(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--json", action="store_true", help="JSON records")
+    group.add_argument("--csv", action="store_true", help="CSV")
+
+
+def _print_frame(args: argparse.Namespace, frame: pd.DataFrame, empty: str) -> None:
+    if getattr(args, "json", False):
+        print(frame.to_json(orient="records", date_format="iso"))
+    elif getattr(args, "csv", False):
+        print(frame.to_csv(index=False), end="")
+    elif frame.empty:
+        print(empty)
+    else:
+        print(_table(frame))
+
+
+def _cmd_traces(args: argparse.Namespace) -> int:
+    from fm_lab.tracing.query import trace, traces
+
+    store = _store(args)
+    if args.run_id:
+        frame = trace(args.run_id, store=store)
+        if not (args.json or args.csv) and not frame.empty:
+            frame = _trace_summary(frame)
+    else:
+        frame = traces(kind=args.kind, limit=args.limit, store=store)
+        if not (args.json or args.csv):
+            frame = frame[["started_at", "kind", "name", "status", "duration_ms", "run_id"]]
+    _print_frame(args, frame, "no spans")
+    return 0
+
+
+def _trace_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    shown = frame[["depth", "kind", "name", "status", "duration_ms", "model"]].copy()
+    shown["name"] = ["· " * d + str(n) for d, n in zip(shown["depth"], shown["name"],
+                                                       strict=True)]
+    shown["duration_ms"] = shown["duration_ms"].round(2)
+    return shown.drop(columns=["depth"])
+
+
+def _cmd_usage(args: argparse.Namespace) -> int:
+    from fm_lab.tracing.query import usage
+
+    frame = usage([g.strip() for g in args.by.split(",") if g.strip()], since=args.since,
+                  price_as=args.price_as, store=_store(args))
+    _print_frame(args, frame, "no model calls recorded")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,8 +221,22 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from fm_lab.engine.api import run
 
-    result = run(Path(args.file), _inputs(args), run_id=args.run_id, store=_store(args))
-    return _report(args, result)
+    store = _store(args)
+    result = run(Path(args.file), _inputs(args), run_id=args.run_id, store=store)
+    code = _report(args, result)
+    if args.trace and not args.json:
+        from fm_lab.tracing.query import trace, usage
+
+        print("\ntrace:\n" + _table(_trace_summary(trace(result.run_id, store=store))))
+        spent = usage(["model"], run_id=result.run_id, store=store)
+        print("\nusage:\n" + (_table(spent) if not spent.empty else "no model calls in this run"))
+    if args.plot:
+        from fm_lab.tracing.plots import plot_trace
+
+        plot_trace(result.run_id, store=store).savefig(args.plot, dpi=110)
+        if not args.json:
+            print(f"\nwaterfall written to {args.plot}")
+    return code
 
 
 def _json_arg(raw: str | None, flag: str) -> Any:
@@ -309,6 +390,8 @@ _COMMANDS = {
     "signal": _cmd_signal,
     "cancel": _cmd_cancel,
     "recover": _cmd_recover,
+    "traces": _cmd_traces,
+    "usage": _cmd_usage,
     "validate": _cmd_validate,
 }
 

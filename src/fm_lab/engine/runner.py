@@ -21,6 +21,7 @@ from fm_lab.engine.templating import render_config, render_template, render_valu
 from fm_lab.errors import Suspended
 from fm_lab.spec.models import RetryPolicy
 from fm_lab.store.codec import NotSerialisableError
+from fm_lab.tracing import otel
 from fm_lab.tracing.spans import Span, activate, current, deactivate, new_span_id
 
 if TYPE_CHECKING:
@@ -67,7 +68,12 @@ async def execute_node(
     span_id = new_span_id()
     token = activate(parent.child(span_id, node_id=path) if parent is not None else None)
     try:
-        outcome = await _attempts(runner, node, node_type, static_config, scope, inputs, path)
+        if otel.enabled() and parent is not None:
+            with otel.node_context(parent.trace_id, span_id):
+                outcome = await _attempts(runner, node, node_type, static_config, scope, inputs,
+                                          path)
+        else:
+            outcome = await _attempts(runner, node, node_type, static_config, scope, inputs, path)
     finally:
         deactivate(token)
     outcome.span_id = span_id

@@ -1,0 +1,93 @@
+"""Prices per token: your overrides first, then litellm's bundled price table (read offline).
+
+Token convention (as litellm reports usage): ``input_tokens`` counts every prompt token,
+cached reads and cache writes included; ``output_tokens`` counts reasoning tokens too. So a
+call costs ``(input - cached - cache_write) * input_price + cached * cache_read_price +
+cache_write * cache_write_price + output * output_price``: cache hits are never charged at full
+price and reasoning tokens are never charged twice.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per token."""
+
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+    source: str = "override"
+
+
+_OVERRIDES: dict[str, Price] = {}
+
+
+def set_price(model: str, *, input_per_mtok: float, output_per_mtok: float,
+              cached_input_per_mtok: float | None = None,
+              cache_write_per_mtok: float | None = None) -> None:
+    """Price ``model`` yourself (USD per million tokens); wins over litellm's table.
+
+    >>> set_price("my-finetune", input_per_mtok=1.0, output_per_mtok=4.0)
+    >>> price_of("my-finetune").output
+    4e-06
+    """
+    per = 1_000_000
+    _OVERRIDES[model] = Price(
+        input_per_mtok / per, output_per_mtok / per,
+        None if cached_input_per_mtok is None else cached_input_per_mtok / per,
+        None if cache_write_per_mtok is None else cache_write_per_mtok / per)
+
+
+def _litellm_table() -> dict[str, dict[str, float]]:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    return dict(litellm.model_cost)
+
+
+def price_of(model: str | None) -> Price | None:
+    """The price of ``model`` (None when nobody prices it, e.g. offline models)."""
+    if not model:
+        return None
+    if model in _OVERRIDES:
+        return _OVERRIDES[model]
+    if model.startswith("offline/"):
+        return None
+    table = _litellm_table()
+    entry = table.get(model) or table.get(model.split("/", 1)[-1])
+    if not entry or "input_cost_per_token" not in entry:
+        return None
+    return Price(float(entry["input_cost_per_token"]),
+                 float(entry.get("output_cost_per_token", 0.0)),
+                 entry.get("cache_read_input_token_cost"),
+                 entry.get("cache_creation_input_token_cost"), "litellm")
+
+
+def price_frame(models: list[str], price_as: str | None = None) -> pd.DataFrame:
+    """One row per model with per-token prices (all priced as ``price_as`` when given)."""
+    import pandas as pd
+
+    if price_as is not None and price_of(price_as) is None:
+        raise LookupError(f"no price known for {price_as!r}; set one with fm_lab.set_price()")
+    rows = []
+    for model in models:
+        price = price_of(price_as or model)
+        if price is None:
+            continue
+        rows.append({"model": model, "input_price": price.input, "output_price": price.output,
+                     "cache_read_price": price.cache_read if price.cache_read is not None
+                     else price.input,
+                     "cache_write_price": price.cache_write if price.cache_write is not None
+                     else price.input})
+    columns = ["model", "input_price", "output_price", "cache_read_price", "cache_write_price"]
+    return pd.DataFrame(rows, columns=columns).astype(
+        {c: "float64" for c in columns[1:]} | {"model": "object"})

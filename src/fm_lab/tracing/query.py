@@ -1,0 +1,170 @@
+"""Traces, usage and costs as pandas DataFrames."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fm_lab.store.duckdb_store import Store
+
+_SPAN_COLUMNS = (
+    "trace_id, span_id, parent_span_id, run_id, kind, name, entity_id, workflow_id, node_id, "
+    "agent, resource_id, started_at, ended_at, duration_ms, status, input, output, input_size, "
+    "output_size, error, attributes, model, provider, input_tokens, output_tokens, "
+    "cached_tokens, cache_write_tokens, reasoning_tokens, cost_usd")
+_GROUPS = {
+    "model": "model", "provider": "provider", "run": "root_run_id", "workflow": "workflow_id",
+    "node": "node_id", "agent": "agent", "day": "day", "resource": "resource_id",
+}
+
+
+def _store(store: Store | None) -> Store:
+    if store is not None:
+        return store
+    from fm_lab.engine.api import default_store
+
+    found = default_store()
+    found.recover_journals()
+    return found
+
+
+def _time(value: str | dt.datetime | dt.date | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    for column, op, value in (
+        ("kind", "=", filters.get("kind")), ("entity_id", "=", filters.get("entity")),
+        ("status", "=", filters.get("status")), ("run_id", "=", filters.get("run_id")),
+        ("started_at", ">=", _time(filters.get("since"))),
+        ("started_at", "<", _time(filters.get("until"))),
+    ):
+        if value is not None:
+            clauses.append(f"{column} {op} ?")
+            params.append(value)
+    return (" where " + " and ".join(clauses)) if clauses else "", params
+
+
+def traces(*, kind: str | None = None, entity: str | None = None, status: str | None = None,
+           since: str | dt.datetime | None = None, until: str | dt.datetime | None = None,
+           run_id: str | None = None, limit: int | None = 1000,
+           store: Store | None = None) -> pd.DataFrame:
+    """Spans, newest first, filtered by kind (workflow, node, item, attempt, agent, llm, tool,
+    ...), entity, status, time and run.
+
+    >>> fm_lab.traces(kind="node", status="error", since="2026-11-01")  # doctest: +SKIP
+    """
+    where, params = _where({"kind": kind, "entity": entity, "status": status, "since": since,
+                            "until": until, "run_id": run_id})
+    limit_sql = f" limit {int(limit)}" if limit else ""
+    return _store(store).sql(
+        f"select {_SPAN_COLUMNS} from spans{where} order by started_at desc{limit_sql}", params)
+
+
+def trace(run_id: str, store: Store | None = None) -> pd.DataFrame:
+    """Every span of a run's trace (its child runs included) in tree order, with ``depth``."""
+    import pandas as pd
+
+    store = _store(store)
+    frame = store.sql(
+        f"select {_SPAN_COLUMNS} from spans where trace_id = "
+        "(select trace_id from runs where run_id = ?) order by started_at", [run_id])
+    if frame.empty:
+        return frame.assign(depth=pd.Series(dtype="int64"))
+    ids = set(frame["span_id"])
+    children: dict[Any, list[int]] = {}
+    for index, parent in enumerate(frame["parent_span_id"]):
+        children.setdefault(parent if parent in ids else None, []).append(index)
+    order: list[int] = []
+    depth: list[int] = []
+    stack = [(i, 0) for i in reversed(children.get(None, []))]
+    while stack:
+        index, level = stack.pop()
+        order.append(index)
+        depth.append(level)
+        kids = children.get(frame.at[index, "span_id"], [])
+        stack.extend((kid, level + 1) for kid in reversed(kids))
+    result = frame.iloc[order].reset_index(drop=True)
+    result.insert(0, "depth", depth)
+    return result
+
+
+def usage(by: str | Sequence[str] = ("model",), *, since: str | dt.datetime | None = None,
+          until: str | dt.datetime | None = None, price_as: str | None = None,
+          run_id: str | None = None, store: Store | None = None) -> pd.DataFrame:
+    """Tokens, calls and cost of LLM calls grouped ``by`` model, provider, run (root run:
+    child runs and sub-agents roll up into it), workflow, node, agent, day or resource.
+
+    ``price_as="gpt-4o-mini"`` tells what the same calls would have cost on that model.
+    """
+    from fm_lab.tracing.pricing import price_frame
+
+    groups = [by] if isinstance(by, str) else list(by)
+    unknown = [g for g in groups if g not in _GROUPS]
+    if unknown:
+        raise ValueError(f"cannot group usage by {unknown}; choose from {sorted(_GROUPS)}")
+    store = _store(store)
+    where, params = _where({"kind": "llm", "since": since, "until": until})
+    if run_id is not None:
+        where += " and split_part(run_id, '.', 1) = ?"
+        params.append(run_id)
+    models = store.sql(f"select distinct model from spans{where} and model is not null",
+                       params)["model"].tolist()
+    prices = price_frame(models, price_as)
+    select = ", ".join(f"s.{_GROUPS[g]} as {g}" for g in groups)
+    group = ", ".join(f"s.{_GROUPS[g]}" for g in groups)
+    with store.connection() as con:
+        con.register("_fm_prices", prices)
+        try:
+            return con.execute(
+                f"with s as (select *, split_part(run_id, '.', 1) as root_run_id, "
+                f"date_trunc('day', started_at) as day from spans{where}) "
+                f"select {select}, count(*) as calls, "
+                "sum(coalesce(input_tokens, 0))::bigint as input_tokens, "
+                "sum(coalesce(output_tokens, 0))::bigint as output_tokens, "
+                "sum(coalesce(cached_tokens, 0))::bigint as cached_tokens, "
+                "sum(coalesce(cache_write_tokens, 0))::bigint as cache_write_tokens, "
+                "sum(coalesce(reasoning_tokens, 0))::bigint as reasoning_tokens, "
+                "sum(coalesce("
+                "(coalesce(input_tokens, 0) - coalesce(cached_tokens, 0)"
+                " - coalesce(cache_write_tokens, 0)) * p.input_price"
+                " + coalesce(cached_tokens, 0) * p.cache_read_price"
+                " + coalesce(cache_write_tokens, 0) * p.cache_write_price"
+                " + coalesce(output_tokens, 0) * p.output_price, "
+                + ("0" if price_as else "s.cost_usd, 0") + ")) as cost_usd, "
+                "bool_and(p.model is not null) as priced "
+                f"from s left join _fm_prices p on p.model = s.model group by {group} "
+                f"order by cost_usd desc, calls desc", params).df()
+        finally:
+            con.unregister("_fm_prices")
+
+
+def slowest(n: int = 10, kind: str | None = "node", store: Store | None = None) -> pd.DataFrame:
+    """The ``n`` longest spans (of ``kind``; None for all kinds)."""
+    where, params = _where({"kind": kind})
+    return _store(store).sql(
+        f"select {_SPAN_COLUMNS} from spans{where} order by duration_ms desc nulls last "
+        f"limit {int(n)}", params)
+
+
+def errors(since: str | dt.datetime | None = None, limit: int | None = 100,
+           store: Store | None = None) -> pd.DataFrame:
+    """Failed spans, newest first, with their error."""
+    return traces(status="error", since=since, limit=limit, store=store)
+
+
+def sql(query: str, params: list[Any] | None = None, store: Store | None = None) -> pd.DataFrame:
+    """Any SQL over the store (tables: runs, node_executions, spans, suspensions, steps,
+    workflows)."""
+    return _store(store).sql(query, params)
