@@ -21,15 +21,27 @@ asyncio and the rest of ``fm_lab.run``). For each (graph, N) the engines and mod
 rep by rep, so a slow spell of the disk hits fm_lab and LangGraph alike. An append+fsync probe
 of the temp disk is printed too: a durable chain node cannot cost less than one fsync.
 
+Foreach section: one ``foreach`` node over N no-op items (``items: "{{ inputs.xs }}"`` with
+inputs ``{xs: list(range(N))}``, body ``node: {type: noop}``, concurrency 64), fm_lab ``fsync``
+and ``memory``, next to LangGraph's ``Send`` fan-out (``foreach_send``, concurrency 64,
+``SqliteSaver`` with ``durability="sync"`` and without a checkpointer). Figures are ms per item.
+Each fm_lab run is checked: the run succeeded, the foreach output has ``succeeded == N`` and
+DuckDB holds N item checkpoints (``node_executions`` rows ``loop[i]``); the ``commits`` column
+counts the journal's group commits (one write + one fsync each). Targets: fm_lab durable
+<= 0.1 ms per item with every item checkpointed, and flat (ms/item at the large N / at the small
+N <= 1.3x). ``--section foreach`` (or ``graphs``) runs one section only.
+
 ``--profile GRAPH:N:MODE`` runs one fm_lab run under cProfile instead and prints the top
-functions (cumulative and own time).
+functions (cumulative and own time); GRAPH is ``chain``, ``fanout`` or ``foreach``.
 
 Usage::
 
-    .venv/bin/python benchmarks/engine_overhead.py            # full run (~2 minutes)
+    .venv/bin/python benchmarks/engine_overhead.py            # full run (~3 minutes)
     .venv/bin/python benchmarks/engine_overhead.py --quick    # smaller sizes
     .venv/bin/python benchmarks/engine_overhead.py --json out.json
     .venv/bin/python benchmarks/engine_overhead.py --profile chain:10000:fsync
+    .venv/bin/python benchmarks/engine_overhead.py --section foreach
+    .venv/bin/python benchmarks/engine_overhead.py --profile foreach:100000:fsync
 """
 
 from __future__ import annotations
@@ -67,6 +79,11 @@ TARGET_SIZES = {"chain": 1000, "fanout": 5000}  # where the speed-up target appl
 FLATNESS_TARGET = 1.3
 FM_MODES = ("memory", "fsync", "process")
 LG_MODES = ("memory", "sqlite")
+FOREACH_CONCURRENCY = 64
+FOREACH_TARGET_MS = 0.1  # fm_lab durable (fsync), ms per item, every item checkpointed
+FOREACH_FM_MODES = ("memory", "fsync")
+LG_FOREACH_LIMIT_S = 60.0  # a LangGraph foreach run slower than this: fall back to a smaller N
+LG_FOREACH_FALLBACK = 2_000
 
 
 # ---- the no-op node type ---------------------------------------------------------------------
@@ -101,7 +118,33 @@ def fanout_spec(n: int) -> dict[str, Any]:
     return {"id": f"bench_fanout_{n}", "nodes": nodes, "edges": edges}
 
 
-SPECS: dict[str, Callable[[int], dict[str, Any]]] = {"chain": chain_spec, "fanout": fanout_spec}
+def foreach_spec(n: int) -> dict[str, Any]:
+    """One foreach node over ``inputs.xs`` (n ints, given at run time) with a no-op body."""
+    return {
+        "id": f"bench_foreach_{n}",
+        "nodes": {
+            "loop": {
+                "type": "foreach",
+                "config": {
+                    "items": "{{ inputs.xs }}",
+                    "node": {"type": "noop"},
+                    "concurrency": FOREACH_CONCURRENCY,
+                },
+            }
+        },
+    }
+
+
+def foreach_inputs(n: int) -> dict[str, Any]:
+    return {"xs": list(range(n))}
+
+
+SPECS: dict[str, Callable[[int], dict[str, Any]]] = {
+    "chain": chain_spec,
+    "fanout": fanout_spec,
+    "foreach": foreach_spec,
+}
+INPUTS: dict[str, Callable[[int], dict[str, Any]]] = {"foreach": foreach_inputs}
 PEERS: dict[str, Callable[[int, str | None], float]] = {
     "chain": peer.chain,
     "fanout": peer.fanout,
@@ -131,14 +174,22 @@ class TimedStore(fm_lab.Store):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spent: dict[str, float] = dict.fromkeys(PHASES, 0.0)
+        self.commits = 0  # journal commits that wrote (and, in fsync mode, fsynced) records
         self.start_record = _timed(self.spent, "begin", self.start_record)  # type: ignore[method-assign]
         self.ingest = _timed(self.spent, "ingest", self.ingest)  # type: ignore[method-assign]
 
     def open_journal(self, run_id: str) -> Any:
         journal = super().open_journal(run_id)
         if journal is not None:
+            commit = journal.commit
+
+            def counted_commit() -> None:
+                if journal.pending:
+                    self.commits += 1
+                commit()
+
             journal.append = _timed(self.spent, "journal", journal.append)  # type: ignore[method-assign]
-            journal.commit = _timed(self.spent, "journal", journal.commit)  # type: ignore[method-assign]
+            journal.commit = _timed(self.spent, "journal", counted_commit)  # type: ignore[method-assign]
         return journal
 
 
@@ -164,19 +215,40 @@ def open_store(mode: str, tmp: str) -> TimedStore:
     return store
 
 
-def fm_once(graph: str, n: int, mode: str) -> dict[str, float]:
-    """One timed ``fm_lab.run``; seconds in total and per phase (``rest``: the scheduler)."""
+def foreach_checks(result: Any, store: TimedStore, n: int) -> dict[str, int]:
+    """Check a foreach run (untimed): ``succeeded == n`` and n item checkpoints in DuckDB."""
+    output = result.outputs["loop"]
+    checkpoints = int(store.sql(
+        "select count(*) from node_executions where run_id = ? and node_id like 'loop[%'",
+        [result.run_id],
+    ).iloc[0, 0])
+    if output["succeeded"] != n or output["failed"] or checkpoints != n:
+        raise RuntimeError(f"fm_lab foreach {n}: succeeded={output['succeeded']}, "
+                           f"failed={output['failed']}, item checkpoints={checkpoints}")
+    return {"succeeded": int(output["succeeded"]), "checkpoints": checkpoints,
+            "commits": store.commits}
+
+
+def fm_once(graph: str, n: int, mode: str, checks: dict[str, int] | None = None
+            ) -> dict[str, float]:
+    """One timed ``fm_lab.run``; seconds in total and per phase (``rest``: the scheduler).
+    For ``foreach`` the run is checked (untimed) and ``checks`` filled in."""
     wf = fm_lab.Workflow.from_dict(SPECS[graph](n))
+    inputs = INPUTS[graph](n) if graph in INPUTS else None
     with tempfile.TemporaryDirectory(prefix="fm_bench_") as tmp:
         store = open_store(mode, tmp)
         try:
             gc.collect()
             with timed_plan(store.spent):
                 t0 = time.perf_counter()
-                result = fm_lab.run(wf, store=store)
+                result = fm_lab.run(wf, inputs, store=store)
                 total = time.perf_counter() - t0
             if result.status != "succeeded":
                 raise RuntimeError(f"fm_lab {graph} {n} {mode}: run {result.status}")
+            if graph == "foreach":
+                found = foreach_checks(result, store, n)
+                if checks is not None:
+                    checks.update(found)
         finally:
             store.close()
     return {"total": total, **store.spent, "rest": total - sum(store.spent.values())}
@@ -201,6 +273,7 @@ class Row:
     runs_ms_per_node: list[float]
     split_ms_per_node: dict[str, float] | None = None  # fm_lab: the median run's phases
     seconds: float = 0.0
+    checks: dict[str, int] | None = None  # fm_lab foreach: the median run's checks
 
 
 @dataclass
@@ -211,21 +284,28 @@ class Sizes:
     lg_chain: list[int]
     lg_fanout: list[int]
     reps: int
+    foreach: tuple[int, int]  # fm_lab foreach sizes (the flatness pair)
+    lg_foreach: int  # LangGraph foreach_send size (the ratio is taken there)
     notes: list[str] = field(default_factory=list)
 
 
 FULL = Sizes(chain=[250, 1_000, 10_000], fanout=[5_000], flatness=(1_000, 10_000),
-            lg_chain=[250, 1_000], lg_fanout=[5_000], reps=3)
+            lg_chain=[250, 1_000], lg_fanout=[5_000], reps=3,
+            foreach=(10_000, 100_000), lg_foreach=10_000)
 QUICK = Sizes(chain=[100, 250, 2_000], fanout=[1_000], flatness=(250, 2_000),
-             lg_chain=[100, 250], lg_fanout=[1_000], reps=3)
+             lg_chain=[100, 250], lg_fanout=[1_000], reps=3,
+             foreach=(1_000, 5_000), lg_foreach=1_000)
 
 
-def fm_row(graph: str, n: int, mode: str, runs: list[dict[str, float]], seconds: float) -> Row:
-    mid = sorted(runs, key=lambda r: r["total"])[len(runs) // 2]  # the median run (reps odd)
+def fm_row(graph: str, n: int, mode: str, runs: list[dict[str, float]], seconds: float,
+           checks: list[dict[str, int]] | None = None) -> Row:
+    order = sorted(range(len(runs)), key=lambda i: runs[i]["total"])
+    median = order[len(runs) // 2]  # the median run (reps odd)
+    mid = runs[median]
     per = 1000.0 / n
     split = {k: v * per for k, v in mid.items() if k != "total"}
     return Row(graph, n, "fm_lab", mode, mid["total"] * per, [r["total"] * per for r in runs],
-               split, seconds)
+               split, seconds, checks[median] if checks else None)
 
 
 def warm_up() -> None:
@@ -290,6 +370,166 @@ def run_all(sizes: Sizes, log: Callable[[str], None]) -> list[Row]:
                 f"({row.seconds:.1f} s)")
             rows.append(row)
     return rows
+
+
+# ---- foreach ------------------------------------------------------------------------------------
+def lg_foreach_once(n: int, mode: str) -> float:
+    """One timed LangGraph ``Send`` fan-out over n items; ms per item."""
+    with tempfile.TemporaryDirectory(prefix="lg_bench_") as tmp:
+        db = None if mode == "memory" else os.path.join(tmp, "bench.sqlite")
+        gc.collect()
+        return peer.foreach_send(n, db, FOREACH_CONCURRENCY)
+
+
+def warm_up_foreach() -> None:
+    for mode in FOREACH_FM_MODES:
+        fm_once("foreach", 50, mode)
+    for mode in LG_MODES:
+        lg_foreach_once(50, mode)
+
+
+def run_foreach(sizes: Sizes, log: Callable[[str], None]) -> list[Row]:
+    """The foreach figures, engines and modes taking turns rep by rep. LangGraph's sqlite run
+    goes first; if the very first one takes longer than ``LG_FOREACH_LIMIT_S``, LangGraph
+    falls back to ``LG_FOREACH_FALLBACK`` items (noted in the output)."""
+    lg_n = sizes.lg_foreach
+    combos: list[tuple[str, str, int]] = [("langgraph", m, 0) for m in reversed(LG_MODES)]
+    combos += [("fm_lab", m, n) for n in sizes.foreach for m in FOREACH_FM_MODES]
+    fm_runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+    fm_checks: dict[tuple[str, int], list[dict[str, int]]] = {}
+    lg_runs: dict[str, list[float]] = {}
+    spent: dict[tuple[str, str, int], float] = {}
+    for rep in range(sizes.reps):
+        for engine, mode, n in combos:
+            t0 = time.perf_counter()
+            if engine == "fm_lab":
+                checks: dict[str, int] = {}
+                fm_runs.setdefault((mode, n), []).append(fm_once("foreach", n, mode, checks))
+                fm_checks.setdefault((mode, n), []).append(checks)
+            else:
+                ms = lg_foreach_once(lg_n, mode)
+                wall = time.perf_counter() - t0
+                too_slow = wall > LG_FOREACH_LIMIT_S and lg_n > LG_FOREACH_FALLBACK
+                if rep == 0 and not lg_runs and too_slow:
+                    sizes.notes.append(
+                        f"LangGraph foreach_send over {lg_n:,} items took {wall:.0f} s "
+                        f"(> {LG_FOREACH_LIMIT_S:.0f} s): LangGraph's foreach figures use "
+                        f"{LG_FOREACH_FALLBACK:,} items instead.")
+                    log(f"  langgraph foreach {lg_n} {mode}: {wall:.0f} s, falling back to "
+                        f"{LG_FOREACH_FALLBACK}")
+                    lg_n = sizes.lg_foreach = LG_FOREACH_FALLBACK
+                    t0 = time.perf_counter()
+                    ms = lg_foreach_once(lg_n, mode)
+                lg_runs.setdefault(mode, []).append(ms)
+            key = (engine, mode, n)
+            spent[key] = spent.get(key, 0.0) + time.perf_counter() - t0
+    rows: list[Row] = []
+    for engine, mode, n in combos:
+        if engine == "fm_lab":
+            row = fm_row("foreach", n, mode, fm_runs[mode, n], spent[engine, mode, n],
+                         fm_checks[mode, n])
+            assert row.checks is not None
+            extra = (f"  checkpoints {row.checks['checkpoints']}/{n}, "
+                     f"{row.checks['commits']} commits")
+        else:
+            runs = lg_runs[mode]
+            row = Row("foreach", lg_n, engine, mode, statistics.median(runs), runs,
+                      seconds=spent[engine, mode, n])
+            extra = ""
+        log(f"  {engine:<9} foreach {row.n:>6} {mode:<7} {row.ms_per_node:8.4f} ms/item "
+            f"({row.seconds:.1f} s){extra}")
+        rows.append(row)
+    return rows
+
+
+def summarise_foreach(rows: list[Row], sizes: Sizes) -> dict[str, Any]:
+    small, large = sizes.foreach
+    durable = []
+    for n in sizes.foreach:
+        row = _find(rows, "fm_lab", "foreach", n, "fsync")
+        if row is None or row.checks is None:
+            continue
+        checked = row.checks["checkpoints"] == n and row.checks["succeeded"] == n
+        durable.append({"n": n, "ms_per_item": row.ms_per_node,
+                        "checkpoints": row.checks["checkpoints"],
+                        "commits": row.checks["commits"],
+                        "met": row.ms_per_node <= FOREACH_TARGET_MS and checked})
+    flatness = []
+    for mode in FOREACH_FM_MODES:
+        a = _find(rows, "fm_lab", "foreach", small, mode)
+        b = _find(rows, "fm_lab", "foreach", large, mode)
+        if a and b:
+            ratio = b.ms_per_node / a.ms_per_node
+            flatness.append({"mode": mode, "small": small, "large": large, "ratio": ratio,
+                             "met": ratio <= FLATNESS_TARGET})
+    lg_n = sizes.lg_foreach
+    fm_n = lg_n if lg_n in sizes.foreach else small  # the fm_lab size the ratio is taken at
+    ratio = None
+    fm = _find(rows, "fm_lab", "foreach", fm_n, "fsync")
+    lg = _find(rows, "langgraph", "foreach", lg_n, "sqlite")
+    fm_mem = _find(rows, "fm_lab", "foreach", fm_n, "memory")
+    lg_mem = _find(rows, "langgraph", "foreach", lg_n, "memory")
+    if fm and lg:
+        ratio = {"fm_lab_n": fm_n, "langgraph_n": lg_n,
+                 "langgraph_sqlite_ms": lg.ms_per_node, "fm_lab_fsync_ms": fm.ms_per_node,
+                 "ratio": lg.ms_per_node / fm.ms_per_node,
+                 "memory_ratio": (lg_mem.ms_per_node / fm_mem.ms_per_node
+                                  if fm_mem and lg_mem else None)}
+    return {"durable": durable, "flatness": flatness, "ratio": ratio,
+            "targets": {"durable_ms_per_item": {"target": FOREACH_TARGET_MS,
+                                                "met": bool(durable)
+                                                and all(d["met"] for d in durable)},
+                        "flatness": {"target": FLATNESS_TARGET,
+                                     "met": bool(flatness)
+                                     and all(f["met"] for f in flatness)}}}
+
+
+def render_foreach(rows: list[Row], summary: dict[str, Any], sizes: Sizes) -> str:
+    out = io.StringIO()
+    w = out.write
+    cols = (*PHASES, "rest")
+    head = (f"{'n':>7}  {'engine':<10}{'mode':<8}{'ms/item':>9}  |"
+            + "".join(f"{c:>9}" for c in cols)
+            + f"  |{'checkpoints':>12}{'commits':>9}  |  runs (ms/item)\n")
+    w(f"\nForeach: one foreach node over N no-op items (items: \"{{{{ inputs.xs }}}}\", "
+      f"concurrency {FOREACH_CONCURRENCY}),\nms per item, median of {sizes.reps} runs; the "
+      "split and checks are the median run's\n")
+    w(head)
+    w("-" * (len(head) + 12) + "\n")
+    order = {(e, m): i for i, (e, m) in enumerate(
+        [("fm_lab", m) for m in FOREACH_FM_MODES] + [("langgraph", m) for m in LG_MODES])}
+    for row in sorted((r for r in rows if r.graph == "foreach"),
+                      key=lambda r: (order[r.engine, r.mode] // 2, r.n, order[r.engine, r.mode])):
+        runs = ", ".join(f"{v:.4f}" for v in row.runs_ms_per_node)
+        split = row.split_ms_per_node or {}
+        checks = row.checks
+        chk = (f"{checks['checkpoints']:>12}{checks['commits']:>9}" if checks
+               else f"{'-':>12}{'-':>9}")
+        w(f"{row.n:>7}  {row.engine:<10}{row.mode:<8}{row.ms_per_node:>9.4f}  |"
+          + "".join(_f(split.get(c), 9) for c in cols) + f"  |{chk}  |  [{runs}]\n")
+    w("  checkpoints: item rows (loop[i]) in DuckDB's node_executions; commits: journal group "
+      "commits (one write + fsync each; 0 in memory)\n")
+    t = summary["targets"]
+    w(f"\nfm_lab durable (fsync) <= {FOREACH_TARGET_MS:g} ms/item, every item checkpointed: "
+      f"{'MET' if t['durable_ms_per_item']['met'] else 'MISSED'}\n")
+    for d in summary["durable"]:
+        w(f"  {d['n']:>7} items: {d['ms_per_item']:.4f} ms/item, {d['checkpoints']:,} item "
+          f"checkpoints, {d['commits']:,} commits (~{d['n'] / max(d['commits'], 1):.0f} "
+          f"items/commit)  {'MET' if d['met'] else 'MISSED'}\n")
+    small, large = sizes.foreach
+    w(f"Foreach flatness, fm_lab ms/item at {large:,} / at {small:,} (target <= "
+      f"{FLATNESS_TARGET:g}x): {'MET' if t['flatness']['met'] else 'MISSED'}\n")
+    for f in summary["flatness"]:
+        w(f"  {f['mode']:<8}: {f['ratio']:6.2f}x  {'MET' if f['met'] else 'MISSED'}\n")
+    r = summary["ratio"]
+    if r is not None:
+        at = (f"{r['fm_lab_n']:,} items" if r["fm_lab_n"] == r["langgraph_n"]
+              else f"LangGraph {r['langgraph_n']:,} / fm_lab {r['fm_lab_n']:,} items")
+        mem = "" if r["memory_ratio"] is None else f"   (in-memory: {r['memory_ratio']:.2f}x)"
+        w(f"LangGraph+SqliteSaver(sync) / fm_lab(fsync), per item, at {at}: "
+          f"{r['langgraph_sqlite_ms']:.4f} / {r['fm_lab_fsync_ms']:.4f} = "
+          f"{r['ratio']:.1f}x{mem}\n")
+    return out.getvalue()
 
 
 # ---- reporting ---------------------------------------------------------------------------------
@@ -388,8 +628,6 @@ def render(rows: list[Row], summary: dict[str, Any], sizes: Sizes) -> str:
     w(f"\nTargets: speed-up >= {SPEEDUP_TARGET:g}x: "
       f"{_verdict(t['speedup_vs_langgraph_sqlite']['met'])}; "
       f"flatness <= {FLATNESS_TARGET:g}x: {'MET' if t['chain_flatness']['met'] else 'MISSED'}\n")
-    for note in sizes.notes:
-        w(f"Note: {note}\n")
     return out.getvalue()
 
 
@@ -413,15 +651,20 @@ def profile(target: str, top: int) -> None:
     n = int(n_text)
     fm_once(graph, 20, mode)  # warm-up
     wf = fm_lab.Workflow.from_dict(SPECS[graph](n))
+    inputs = INPUTS[graph](n) if graph in INPUTS else None
     with tempfile.TemporaryDirectory(prefix="fm_prof_") as tmp:
         store = open_store(mode, tmp)
         profiler = cProfile.Profile()
         gc.collect()
         t0 = time.perf_counter()
         profiler.enable()
-        fm_lab.run(wf, store=store)
+        result = fm_lab.run(wf, inputs, store=store)
         profiler.disable()
         elapsed = time.perf_counter() - t0
+        if result.status != "succeeded":
+            raise RuntimeError(f"fm_lab {graph} {n} {mode}: run {result.status}")
+        if graph == "foreach":
+            foreach_checks(result, store, n)
         store.close()
     print(f"fm_lab {graph} n={n} {mode}: {elapsed * 1000 / n:.4f} ms/node under cProfile "
           f"({elapsed:.2f} s)")
@@ -440,6 +683,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="GRAPH:N:MODE",
                         help="cProfile one fm_lab run instead (e.g. chain:10000:fsync)")
     parser.add_argument("--top", type=int, default=25, help="rows of --profile output")
+    parser.add_argument("--section", choices=("all", "graphs", "foreach"), default="all",
+                        help="run the chain/fanout graphs, the foreach section, or both")
     args = parser.parse_args(argv)
 
     if args.profile:
@@ -451,8 +696,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.reps < 1 or args.reps % 2 == 0:
             parser.error("--reps must be an odd number >= 1")
         sizes.reps = args.reps
-    sizes.notes.append("fanout divides by N (the parallel nodes), not N+2; LangGraph's peer "
-                      "divides by N too.")
+    graphs = args.section in ("all", "graphs")
+    foreach = args.section in ("all", "foreach")
+    if graphs:
+        sizes.notes.append("fanout divides by N (the parallel nodes), not N+2; LangGraph's peer "
+                          "divides by N too.")
+    if foreach:
+        sizes.notes.append(
+            "foreach: the run inputs carry no JSON schema (a declared "
+            "{xs: {type: array, items: {type: integer}}} adds its validation, ~3 us/item); "
+            "LangGraph's figure is foreach_send (Send per item, operator.add reduce, "
+            f"max_concurrency {FOREACH_CONCURRENCY}).")
     sizes.notes.append("store/checkpointer set-up is untimed: fm_lab schema created before "
                       "the clock, SqliteSaver.setup() likewise; imports warmed up first.")
 
@@ -461,11 +715,16 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     log("warming up ...")
-    warm_up()
+    if graphs:
+        warm_up()
+    if foreach:
+        warm_up_foreach()
     probe_before = fsync_probe()
-    rows = run_all(sizes, log)
+    rows = run_all(sizes, log) if graphs else []
+    foreach_rows = run_foreach(sizes, log) if foreach else []
     probe_after = fsync_probe()
-    summary = summarise(rows, sizes)
+    summary = summarise(rows, sizes) if graphs else {}
+    foreach_summary = summarise_foreach(foreach_rows, sizes) if foreach else None
     summary["fsync_probe"] = {"before": probe_before, "after": probe_after}
     sizes.notes.append(
         "this disk's append+fsync latency, median/p90 in ms: "
@@ -473,11 +732,20 @@ def main(argv: list[str] | None = None) -> int:
         f"after {probe_after['median_ms']:.3f}/{probe_after['p90_ms']:.3f} "
         "(a durable chain node cannot cost less than one fsync).")
     elapsed = time.perf_counter() - started
-    print(render(rows, summary, sizes), end="")
+    if graphs:
+        print(render(rows, summary, sizes), end="")
+    if foreach_summary is not None:
+        print(render_foreach(foreach_rows, foreach_summary, sizes), end="")
+    print()
+    for note in sizes.notes:
+        print(f"Note: {note}")
     print(f"(benchmark wall time {elapsed:.0f} s)")
     if args.json:
-        doc = {"quick": args.quick, "sizes": asdict(sizes), "environment": environment(),
-               "rows": [asdict(r) for r in rows], **summary, "wall_s": elapsed}
+        doc = {"quick": args.quick, "section": args.section, "sizes": asdict(sizes),
+               "environment": environment(), "rows": [asdict(r) for r in rows], **summary,
+               "foreach": ({"rows": [asdict(r) for r in foreach_rows], **foreach_summary}
+                           if foreach_summary is not None else None),
+               "wall_s": elapsed}
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         log(f"wrote {args.json}")
     return 0

@@ -12,7 +12,8 @@ EXPECTED = {
     "ValidationIssue", "Workflow", "WorkflowBuilder", "WorkflowValidationError", "aresume", "arun",
     "connect", "default_store", "get_run", "register_function", "register_node", "resume", "run",
     "runs", "validate", "pending", "signal", "asignal", "cancel", "recover", "ResumeError",
-    "ResumeValidationError",
+    "ResumeValidationError", "traces", "trace", "usage", "sql", "slowest", "errors", "set_price",
+    "plot_trace", "plot_usage", "secret", "export_otel",
 }
 
 
