@@ -181,11 +181,18 @@ async def aresume(
         steps=snapshot.steps,
         resume=resume,
         workflow_id=snapshot.workflow.id,
-        trace=(snapshot.trace_id, None)
-        if snapshot.trace_id
-        else _trace_parent(snapshot.parent_run_id),
+        trace=_resumed_trace(snapshot.trace_id, snapshot.parent_run_id),
     )
     return await _drive(Runner(plan, session, snapshot.inputs), journal)
+
+
+def _resumed_trace(trace_id: str | None, parent_run_id: str | None
+                   ) -> tuple[str, str | None] | None:
+    """A resumed run keeps its trace; a child resumed by its parent's node nests under it."""
+    parent = _trace_parent(parent_run_id)
+    if trace_id is None:
+        return parent
+    return trace_id, parent[1] if parent else None
 
 
 def _trace_parent(parent_run_id: str | None) -> tuple[str, str | None] | None:

@@ -9,6 +9,7 @@ journal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 from collections import deque
@@ -67,12 +68,10 @@ async def execute_node(
     parent = current()
     span_id = new_span_id()
     token = activate(parent.child(span_id, node_id=path) if parent is not None else None)
+    otel_context = (otel.node_context(parent.trace_id, span_id)
+                    if otel.enabled() and parent is not None else contextlib.nullcontext())
     try:
-        if otel.enabled() and parent is not None:
-            with otel.node_context(parent.trace_id, span_id):
-                outcome = await _attempts(runner, node, node_type, static_config, scope, inputs,
-                                          path)
-        else:
+        with otel_context:
             outcome = await _attempts(runner, node, node_type, static_config, scope, inputs, path)
     finally:
         deactivate(token)
