@@ -125,12 +125,14 @@ async def aresume(
     store: Store | None = None,
     request_context: dict[str, Any] | None = None,
     registry: NodeRegistry | None = None,
+    continue_parent: bool = True,
 ) -> Run:
     """Continue a run: after a crash or failure (committed nodes are not re-run), or, with
     ``data`` and one of ``label``/``node``/``path_id``, a suspended path. ``data`` is
     validated against the node's resume schema *before* anything changes: invalid data raises
     :class:`ResumeValidationError` and the run stays suspended and unchanged. Resuming one of
-    several pending paths leaves the others pending.
+    several pending paths leaves the others pending. A child run resumed on its own lets its
+    suspended parent continue (``continue_parent=False`` to leave the parent waiting).
     """
     from fm_lab.engine.resuming import check_resume_data, expired_resumes, resume_target
     from fm_lab.nodes.registry import default_registry
@@ -150,7 +152,8 @@ async def aresume(
         target = resume_target(store, snapshot.status, run_id, label, node, path_id)
         check_resume_data(target, data)
         if target["run_id"] != run_id:  # the suspension is in a child run: resume it first
-            await aresume(target["run_id"], data, path_id=target["path_id"], **common)
+            await aresume(target["run_id"], data, path_id=target["path_id"],
+                          continue_parent=False, **common)
         else:
             resume[target["path_id"]] = data
     if snapshot.status == "suspended":
@@ -183,7 +186,13 @@ async def aresume(
         workflow_id=snapshot.workflow.id,
         trace=_resumed_trace(snapshot.trace_id, snapshot.parent_run_id),
     )
-    return await _drive(Runner(plan, session, snapshot.inputs), journal)
+    result = await _drive(Runner(plan, session, snapshot.inputs), journal)
+    parent = snapshot.parent_run_id
+    if (continue_parent and parent is not None and parent not in _LIVE
+            and result.status != "suspended" and store.run_status(parent) == "suspended"):
+        # resumed directly (not by the parent's subflow node): let the parent pick it up
+        await aresume(parent, **common)
+    return result
 
 
 def _resumed_trace(trace_id: str | None, parent_run_id: str | None
@@ -260,12 +269,18 @@ def cancel(run_id: str, store: Store | None = None) -> None:
         session.cancel()
         return
     store = store or default_store()
+    if store.run_is_live(run_id):  # running in another process: ask it to stop
+        (store.journal_dir / f"{run_id}.cancel").touch()
+        return
     store.recover_journals(run_id)
     status = store.run_status(run_id)
     if status in ("suspended", "failed"):
         store.set_status(run_id, "cancelled")
-    elif status == "running" and not store.memory:
-        (store.journal_dir / f"{run_id}.cancel").touch()
+        children = store.sql("select run_id from runs where run_id like ? and status in "
+                             "('suspended', 'failed', 'running')", [run_id + ".%"])
+        for child in children["run_id"]:
+            if not store.run_is_live(child):
+                store.set_status(child, "cancelled")
 
 
 def recover(store: Store | None = None) -> list[Run]:

@@ -4,6 +4,7 @@ runs of other workflows. Both checkpoint so a finished part is never run again."
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,8 +96,9 @@ async def _run_graph(runner: Runner, path: str, reference: Any, inputs: dict[str
         runner, key, lambda: Plan(resolve_workflow(reference, session.store), session.registry)
     )
     nested = Runner(plan, session, plan.prepare_inputs(inputs), prefix=path + "/", root=False)
+    started = time.time()
     status = await nested.run_graph()
-    outcome = Outcome(path, status, nested.outputs, nested.error, 1)
+    outcome = Outcome(path, status, nested.outputs, nested.error, 1, started, time.time())
     if status == "suspended":
         outcome.suspension = Suspended(path, leaf=False)
     record_outcome(session, outcome, "workflow", path.rsplit("/", 1)[-1])

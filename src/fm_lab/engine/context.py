@@ -23,9 +23,9 @@ class NodeRunContext:
     """The engine's implementation of :class:`fm_lab.nodes.NodeContext`."""
 
     __slots__ = (
-        "_resumed",
         "_runner",
         "_step_counts",
+        "_suspends",
         "attempt",
         "node_id",
         "path",
@@ -47,7 +47,7 @@ class NodeRunContext:
         self.attempt = attempt
         self.state_patch: dict[str, Any] | None = None
         self.resume_schema = resume_schema
-        self._resumed = False
+        self._suspends = 0
         self._step_counts: dict[str, int] = {}
 
     @property
@@ -113,19 +113,20 @@ class NodeRunContext:
         ``timeout_s``: when it expires, ``on_timeout="fail"`` fails the path and
         ``"default"`` resumes it with ``default``.
         """
-        if not self._resumed and self.path in self.session.resume:
-            self._resumed = True
-            data = self.session.resume[self.path]
+        self._suspends += 1
+        key = self.path if self._suspends == 1 else f"{self.path}#{self._suspends}"
+        if key in self.session.resume:  # answered: every later execution gets the same answer
+            data = self.session.resume[key]
             if isinstance(data, dict) and data.get(EXPIRED):
                 raise NodeError(
-                    f"the suspension of {self.path} expired before it was resumed",
+                    f"the suspension of {key} expired before it was resumed",
                     kind="timeout",
                     retryable=False,
                 )
             return data
         expires = time.time() + timeout_s if timeout_s is not None else None
         raise Suspended(
-            self.path,
+            key,
             label=label or self.node_id,
             payload=payload,
             resume_schema=schema if schema is not None else self.resume_schema,

@@ -38,10 +38,10 @@ def resume_target(
             f" waiting: {waiting}"
         )
     if len(matches) > 1:
-        raise ResumeError(
-            f"{len(matches)} suspensions of run {run_id} match; name one with "
-            f"path_id=: {', '.join(m['path_id'] for m in matches)}"
-        )
+        choices = ", ".join(m["path_id"] if m["run_id"] == run_id
+                            else f"{m['path_id']} in child run {m['run_id']}" for m in matches)
+        raise ResumeError(f"{len(matches)} suspensions of run {run_id} match; name one with "
+                          f"path_id= (a child run's by resuming that run id): {choices}")
     return {str(key): value for key, value in matches[0].items()}
 
 

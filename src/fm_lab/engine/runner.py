@@ -286,6 +286,7 @@ class Runner:
                     recorder.flush(wait=True)
             for path, data in session.resume.items():
                 recorder.append({"k": "resume", "path": path, "data": data, "at": time.time()})
+            recorder.commit()  # an accepted answer is durable before anything runs
             token = activate(session.workflow_span)
             try:
                 await self.run_graph()

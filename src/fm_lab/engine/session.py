@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 INGEST_EVERY_RECORDS = 20_000
 INGEST_EVERY_S = 2.0
 INGEST_FIRST_S = 0.25  # a run still going after this shows in runs() of other processes
-_PATH_SEPARATORS = ("/", "[", ".")
+_PATH_SEPARATORS = ("/", "[", ".", "#")
 _REDACTED_FIELDS = (
     "input",
     "output",

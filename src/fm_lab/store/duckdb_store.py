@@ -494,10 +494,10 @@ class Store:
             }
             for r in node_rows
         }
-        resumes = {  # resumed, but the path has not finished since: the data still applies
+        resumes = {  # answers for paths that have not succeeded since: they still apply
             path: codec.loads(data)
-            for path, data, seq in resume_rows
-            if path in nodes and nodes[path]["status"] == "suspended" and nodes[path]["seq"] < seq
+            for path, data, _seq in resume_rows
+            if nodes.get(path.split("#", 1)[0], {}).get("status") != "succeeded"
         }
         return RunSnapshot(
             run_id=run_id,
