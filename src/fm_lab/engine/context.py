@@ -27,6 +27,7 @@ class NodeRunContext:
         "_step_counts",
         "_suspends",
         "attempt",
+        "events",
         "node_id",
         "path",
         "resume_schema",
@@ -46,6 +47,7 @@ class NodeRunContext:
         self.path = path if path is not None else runner.prefix + node_id
         self.attempt = attempt
         self.state_patch: dict[str, Any] | None = None
+        self.events: list[dict[str, Any]] | None = None
         self.resume_schema = resume_schema
         self._suspends = 0
         self._step_counts: dict[str, int] = {}
@@ -86,6 +88,12 @@ class NodeRunContext:
         merged = {**self._runner.state, **(self.state_patch or {}), **updates}
         self._runner.plan.check_state(merged, self.node_id)
         self.state_patch = {**(self.state_patch or {}), **updates}
+
+    def add_event(self, name: str, **attributes: Any) -> None:
+        """Attach an event (a log line, a milestone) to this node's span."""
+        if self.events is None:
+            self.events = []
+        self.events.append({"name": name, "time": time.time(), "attributes": attributes})
 
     def scope(self) -> dict[str, Any]:
         """The template scope: ``nodes``, ``inputs``, ``state`` and ``run``."""

@@ -53,6 +53,7 @@ class Outcome:
     suspension: Suspended | None = field(default=None)
     span_id: str | None = None
     parent_span_id: str | None = None
+    events: list[dict[str, Any]] | None = None
 
 
 async def execute_node(
@@ -118,6 +119,7 @@ async def _attempts(
                 time.time(),
                 ctx.state_patch,
                 rendered,
+                events=ctx.events,
             )
         except asyncio.CancelledError:
             raise
@@ -190,6 +192,7 @@ def record_outcome(
         "pspan": outcome.parent_span_id,
         "trace": session.trace_id,
         "entity": node_id,
+        "events": outcome.events,
     }
     recorder = session.recorder
     if outcome.status == "suspended":

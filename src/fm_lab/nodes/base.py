@@ -81,6 +81,8 @@ class NodeContext(Protocol):
 
     def commit(self) -> None: ...
 
+    def add_event(self, name: str, **attributes: Any) -> None: ...
+
 
 class NodeType:
     """Base class of node types.

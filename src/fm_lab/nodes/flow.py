@@ -67,7 +67,8 @@ class MergeNode(NodeType):
 
 
 class LogNode(NodeType):
-    """Writes ``message`` (and ``data``) to the ``fm_lab.workflow`` logger and outputs it."""
+    """Writes ``message`` (and ``data``) as an event on this node's span and to the
+    ``fm_lab.workflow`` logger; outputs what it logged."""
 
     type_name = "log"
 
@@ -81,15 +82,8 @@ class LogNode(NodeType):
         import logging
 
         config = self.config
+        ctx.add_event("log", level=config.level, message=config.message, data=config.data)
         logging.getLogger("fm_lab.workflow").log(
-            logging.getLevelName(config.level.upper()),
-            "%s [%s] %s",
-            ctx.run_id,
-            ctx.path,
-            config.message,
-        )
-        return {
-            "message": config.message,
-            "level": config.level,
-            "data": config.data,
-        }
+            logging.getLevelName(config.level.upper()), "%s [%s] %s", ctx.run_id, ctx.path,
+            config.message)
+        return {"message": config.message, "level": config.level, "data": config.data}

@@ -51,6 +51,7 @@ def rows_from_records(run_id: str, workflow_id: str | None, records: list[dict[s
                 "node_id": path, "started": r.get("started"), "ended": r.get("ended"),
                 "status": _NODE_STATUS.get(r["status"], r["status"]),
                 "attributes": {"node_type": r.get("type"), "attempts": r.get("attempts")},
+                "events": r.get("events"),
             }
             src_in, src_out = r.get("input"), r.get("output")
         elif kind == "span":

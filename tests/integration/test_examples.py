@@ -1,0 +1,78 @@
+"""The example workflows run as the README says (HTTP against a local policy server)."""
+
+import http.server
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+import fm_lab
+from fm_lab import demo_functions
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.flow.yaml"))
+POLICY = {"limits": {"travel": 500, "meals": 100}, "auto_approve_below": 50}
+
+
+@pytest.fixture
+def policy_url():
+    class Policy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps(POLICY).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Policy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/policy.json"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_is_valid(path):
+    assert fm_lab.validate(path).nodes
+
+
+def test_small_expense_is_booked_without_asking(store, policy_url):
+    run = fm_lab.run(ROOT / "examples/expense_approval.flow.yaml",
+                     {"employee": "ada", "amount": 20, "category": "meals",
+                      "policy_url": policy_url}, store=store)
+    assert run.status == "succeeded", run.error
+    assert run.outputs["result"]["employee"] == "ada"
+    assert run.node("manager").status == "skipped"
+
+
+def test_large_expense_waits_for_the_manager_and_books_once(store, policy_url):
+    before = len(demo_functions.BOOKINGS)
+    run = fm_lab.run(ROOT / "examples/expense_approval.flow.yaml",
+                     {"employee": "bo", "amount": 420, "category": "travel",
+                      "policy_url": policy_url}, store=store)
+    assert run.status == "suspended"
+    (waiting,) = fm_lab.pending(run.run_id, store=store).to_dict("records")
+    assert waiting["label"] == "manager"
+    assert "420" in waiting["payload"]["message"]
+    done = fm_lab.resume(run.run_id, {"approved": True, "by": "lee"}, label="manager",
+                         store=store)
+    assert done.status == "succeeded"
+    assert done.outputs["result"]["amount"] == 420
+    assert len(demo_functions.BOOKINGS) == before + 1
+
+
+def test_rejected_expense_is_declined(store, policy_url):
+    run = fm_lab.run(ROOT / "examples/expense_approval.flow.yaml",
+                     {"employee": "cy", "amount": 900, "category": "travel",
+                      "policy_url": policy_url}, store=store)
+    done = fm_lab.resume(run.run_id, {"approved": False, "comment": "over budget"},
+                         label="manager", store=store)
+    assert done.outputs == {"result": "Declined: over budget"}
+    assert done.node("book").status == "skipped"
