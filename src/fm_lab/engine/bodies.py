@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fm_lab.engine.runner import Outcome, Runner, execute_node, record_outcome
+from fm_lab.engine.templating import has_templates
 from fm_lab.errors import NodeError, Suspended
 from fm_lab.spec.models import Node, Workflow
 from fm_lab.store.errors import RunNotFoundError
@@ -17,7 +19,6 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from fm_lab.engine.plan import Plan
-    from fm_lab.engine.runner import Runner
     from fm_lab.nodes.base import NodeType
 
 
@@ -63,9 +64,6 @@ async def _run_node(
     inputs: Mapping[str, Any],
     default_id: str,
 ) -> Any:
-    from fm_lab.engine.runner import execute_node, record_outcome
-    from fm_lab.engine.templating import has_templates
-
     def build() -> tuple[Node, type[NodeType], BaseModel | None]:
         node = Node(
             id=str(spec.get("id") or default_id), **{k: v for k, v in spec.items() if k != "id"}
@@ -88,7 +86,6 @@ async def _run_node(
 
 async def _run_graph(runner: Runner, path: str, reference: Any, inputs: dict[str, Any]) -> Any:
     from fm_lab.engine.plan import Plan
-    from fm_lab.engine.runner import Outcome, Runner, record_outcome
 
     session = runner.session
     key = ("graph", id(reference)) if isinstance(reference, dict) else ("graph", reference)

@@ -48,9 +48,12 @@ def _default(value: Any) -> Any:
     )
 
 
+_ENCODER = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(value: Any) -> str:
     """Encode ``value`` as compact JSON (DataFrames and bytes are tagged to come back)."""
-    return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def _hook(obj: dict[str, Any]) -> Any:

@@ -337,7 +337,8 @@ class Store:
                 "status": [r["status"] for r in nodes],
                 "attempts": pa.array([r.get("attempts", 0) for r in nodes], pa.int32()),
                 "input": [dumps(r["input"]) if r.get("input") is not None else None for r in nodes],
-                "output": [dumps(r.get("output")) for r in nodes],
+                "output": ["null" if r.get("output") is None else dumps(r["output"])
+                           for r in nodes],
                 "error": [dumps(r["error"]) if r.get("error") else None for r in nodes],
                 "state_patch": [
                     dumps(r["state_patch"]) if r.get("state_patch") else None for r in nodes

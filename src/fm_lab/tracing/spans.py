@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Callable
 from contextvars import ContextVar, Token
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 SpanSink = Callable[[dict[str, Any]], None]
@@ -35,8 +35,12 @@ class SpanContext:
     agent: str | None = None
     resource_id: str | None = None
 
-    def child(self, span_id: str, **fields: Any) -> SpanContext:
-        return replace(self, span_id=span_id, **fields)
+    def child(self, span_id: str, node_id: str | None = None,
+              agent: str | None = None) -> SpanContext:
+        """The context of a span opened under this one."""
+        return SpanContext(self.trace_id, span_id, self.run_id, self.sink, self.workflow_id,
+                           node_id if node_id is not None else self.node_id,
+                           agent if agent is not None else self.agent, self.resource_id)
 
 
 _CURRENT: ContextVar[SpanContext | None] = ContextVar("fm_lab_span", default=None)
