@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {
     "NodeContext": "fm_lab.nodes",
     "register_node": "fm_lab.nodes",
     "register_function": "fm_lab.nodes",
-    "NodeError": "fm_lab.errors",
+    "NodeError": "fm_lab.exceptions",
     "Run": "fm_lab.engine",
     "NodeResult": "fm_lab.engine",
     "RunFailedError": "fm_lab.engine",
@@ -151,7 +151,7 @@ if TYPE_CHECKING:
         signal,
         validate,
     )
-    from fm_lab.errors import NodeError
+    from fm_lab.exceptions import NodeError
     from fm_lab.nodes import NodeContext, NodeType, register_function, register_node
     from fm_lab.spec import (
         Edge,

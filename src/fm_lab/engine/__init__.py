@@ -23,7 +23,7 @@ from fm_lab.engine.errors import (
     StateValidationError,
 )
 from fm_lab.engine.run import NodeResult, Run
-from fm_lab.errors import NodeError
+from fm_lab.exceptions import NodeError
 
 __all__ = [
     "NodeError",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from fm_lab.engine.runner import Outcome, Runner, execute_node, record_outcome
 from fm_lab.engine.templating import has_templates
-from fm_lab.errors import NodeError, Suspended
+from fm_lab.exceptions import NodeError, Suspended
 from fm_lab.spec.models import Node, Workflow
 from fm_lab.store.errors import RunNotFoundError
 

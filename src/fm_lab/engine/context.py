@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.errors import NodeError, Suspended
+from fm_lab.exceptions import NodeError, Suspended
 
 if TYPE_CHECKING:
     from fm_lab.engine.runner import Runner

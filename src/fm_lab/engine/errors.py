@@ -6,7 +6,7 @@ import asyncio
 import traceback
 from typing import Any
 
-from fm_lab.errors import ErrorKind, NodeError
+from fm_lab.exceptions import ErrorKind, NodeError
 
 
 class StateValidationError(NodeError):

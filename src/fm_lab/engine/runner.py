@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 from fm_lab.engine.context import NodeRunContext
 from fm_lab.engine.errors import classify
 from fm_lab.engine.templating import render_config, render_template, render_value
-from fm_lab.errors import Suspended
+from fm_lab.exceptions import Suspended
 from fm_lab.spec.models import RetryPolicy
 from fm_lab.store.codec import NotSerialisableError
 from fm_lab.tracing import otel
-from fm_lab.tracing.spans import Span, activate, current, deactivate, new_span_id
+from fm_lab.tracing.spans import Span, SpanContext, activate, current, deactivate, new_span_id
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -54,6 +54,7 @@ class Outcome:
     span_id: str | None = None
     parent_span_id: str | None = None
     events: list[dict[str, Any]] | None = None
+    spans: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def execute_node(
@@ -68,7 +69,10 @@ async def execute_node(
     """Run one node with its retry policy and timeout; never raises (but for cancellation)."""
     parent = current()
     span_id = new_span_id()
-    token = activate(parent.child(span_id, node_id=path) if parent is not None else None)
+    spans: list[dict[str, Any]] = []  # journaled with the node's checkpoint, not before
+    token = activate(SpanContext(parent.trace_id, span_id, parent.run_id, spans.append,
+                                 parent.workflow_id, path, parent.agent, parent.resource_id)
+                     if parent is not None else None)
     otel_context = (otel.node_context(parent.trace_id, span_id)
                     if otel.enabled() and parent is not None else contextlib.nullcontext())
     try:
@@ -78,6 +82,7 @@ async def execute_node(
         deactivate(token)
     outcome.span_id = span_id
     outcome.parent_span_id = parent.span_id if parent is not None else None
+    outcome.spans = spans
     return outcome
 
 
@@ -195,6 +200,8 @@ def record_outcome(
         "events": outcome.events,
     }
     recorder = session.recorder
+    for span_record in outcome.spans:  # spans opened in the node: journaled with its checkpoint
+        recorder.append(span_record)
     if outcome.status == "suspended":
         suspension = outcome.suspension
         assert suspension is not None

@@ -5,13 +5,15 @@ branches) write into the same journal under their path prefix."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store.codec import dumps
 from fm_lab.store.errors import StoreLockedError
 from fm_lab.tracing.redact import redactor
-from fm_lab.tracing.spans import SpanContext, new_span_id, new_trace_id
+from fm_lab.tracing.spans import SpanContext, new_trace_id
 
 if TYPE_CHECKING:
     from fm_lab.nodes.registry import NodeRegistry
@@ -54,6 +56,7 @@ class Recorder:
         self.last_ingest = time.monotonic()
         self.ingested_once = ingested_once
         self._redact = redactor()
+        self._lock = threading.Lock()  # spans end in worker threads too
 
     def append(self, record: dict[str, Any]) -> None:
         """Queue ``record`` (secrets masked; durable at the next :meth:`commit`)."""
@@ -62,13 +65,14 @@ class Recorder:
             value = record.get(key)
             if value is not None:
                 record[key] = redact(value)
-        self.seq += 1
-        record["seq"] = self.seq
-        if self.journal is not None:
-            self.journal.append(record)
-        elif record.get("output") is not None:
-            dumps(record["output"])  # a memory store must refuse what a journal would refuse
-        self.unflushed.append(record)
+        with self._lock:
+            self.seq += 1
+            record["seq"] = self.seq
+            if self.journal is not None:
+                self.journal.append(record)
+            elif record.get("output") is not None:
+                dumps(record["output"])  # a memory store must refuse what a journal would
+            self.unflushed.append(record)
 
     def commit(self) -> None:
         """Make every queued record durable (one write, one fsync)."""
@@ -78,17 +82,20 @@ class Recorder:
     def flush(self, wait: bool) -> bool:
         """Ingest into DuckDB; False when the file is busy (the journal keeps the records)."""
         self.last_ingest = time.monotonic()
-        if not self.unflushed:
+        with self._lock:
+            batch, self.unflushed = self.unflushed, []
+        if not batch:
             return True
         try:
-            self.store.ingest(self.run_id, self.unflushed, wait=wait)
-        except StoreLockedError:
-            if self.journal is None:
+            self.store.ingest(self.run_id, batch, wait=wait)
+        except BaseException as exc:
+            with self._lock:
+                self.unflushed[:0] = batch
+            if not isinstance(exc, StoreLockedError) or self.journal is None:
                 raise
             if wait:
                 self.store.recover_later()
             return False
-        self.unflushed = []
         self.ingested_once = True
         return True
 
@@ -135,8 +142,9 @@ class RunSession:
         self.wake: asyncio.Event | None = None  # the root loop's wake-up event
         self.workflow_id = workflow_id
         self.trace_id, self.parent_span_id = trace if trace else (new_trace_id(), None)
-        self.workflow_span = SpanContext(
-            self.trace_id, new_span_id(), run_id, recorder.append, workflow_id
+        self.workflow_span = SpanContext(  # one workflow span per run, across resumes
+            self.trace_id, hashlib.sha1(run_id.encode()).hexdigest()[:16], run_id,
+            recorder.append, workflow_id
         )
 
     def has_resume(self, path: str) -> bool:

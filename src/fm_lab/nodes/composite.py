@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fm_lab.errors import Suspended
+from fm_lab.exceptions import Suspended
 from fm_lab.nodes.base import NodeContext, NodeType
 
 COMMIT_EVERY_S = 0.005

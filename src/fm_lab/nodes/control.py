@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fm_lab.errors import NodeError
+from fm_lab.exceptions import NodeError
 from fm_lab.nodes.base import NodeContext, NodeType
 
 

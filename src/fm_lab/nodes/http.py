@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from fm_lab.errors import NodeError
+from fm_lab.exceptions import NodeError
 from fm_lab.nodes.base import NodeContext, NodeType
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]

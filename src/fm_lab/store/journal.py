@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ class Journal:
         self.path = path
         self.durability = durability
         self._pending: list[bytes] = []
+        self._lock = threading.Lock()
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -50,7 +52,9 @@ class Journal:
     def append(self, record: dict[str, Any]) -> None:
         """Queue ``record``; it is durable once :meth:`commit` returns."""
         body = dumps(record).encode()
-        self._pending.append(b"%08x %s\n" % (zlib.crc32(body), body))
+        line = b"%08x %s\n" % (zlib.crc32(body), body)
+        with self._lock:
+            self._pending.append(line)
 
     @property
     def pending(self) -> int:
@@ -58,10 +62,11 @@ class Journal:
 
     def commit(self) -> None:
         """Write every queued record at once and make it durable."""
-        if not self._pending:
-            return
-        data = b"".join(self._pending)
-        self._pending.clear()
+        with self._lock:
+            if not self._pending:
+                return
+            data = b"".join(self._pending)
+            self._pending.clear()
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)

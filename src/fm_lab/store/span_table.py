@@ -105,6 +105,8 @@ def insert_spans(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
         return
     con.register("_fm_spans", table)
     try:
+        con.execute("delete from spans where kind = 'workflow' and span_id in "
+                    "(select span_id from _fm_spans where kind = 'workflow')")
         con.execute(
             "insert into spans select trace_id, span_id, parent_span_id, run_id, kind, name, "
             "entity_id, workflow_id, node_id, agent, resource_id, to_timestamp(started), "

@@ -116,6 +116,9 @@ class _Mirror:
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         return None
 
+    def _on_ending(self, span: Any) -> None:  # called by opentelemetry-sdk >= 1.3x
+        return None
+
     def on_end(self, span: Any) -> None:
         from fm_lab.tracing.spans import current
 

@@ -116,8 +116,12 @@ def usage(by: str | Sequence[str] = ("model",), *, since: str | dt.datetime | No
         raise ValueError(f"cannot group usage by {unknown}; choose from {sorted(_GROUPS)}")
     store = _store(store)
     where, params = _where({"kind": "llm", "since": since, "until": until})
+    roots = ("with recursive _roots as (select run_id, run_id as root_run_id from runs "
+             "where parent_run_id is null union all select r.run_id, t.root_run_id from runs r "
+             "join _roots t on r.parent_run_id = t.run_id) ")
     if run_id is not None:
-        where += " and split_part(run_id, '.', 1) = ?"
+        where += (" and run_id in (select run_id from (" + roots +
+                  "select * from _roots) where root_run_id = ?)")
         params.append(run_id)
     models = store.sql(f"select distinct model from spans{where} and model is not null",
                        params)["model"].tolist()
@@ -128,8 +132,10 @@ def usage(by: str | Sequence[str] = ("model",), *, since: str | dt.datetime | No
         con.register("_fm_prices", prices)
         try:
             return con.execute(
-                f"with s as (select *, split_part(run_id, '.', 1) as root_run_id, "
-                f"date_trunc('day', started_at) as day from spans{where}) "
+                roots + ", s as (select spans.*, coalesce(_roots.root_run_id, spans.run_id) "
+                "as root_run_id, "
+                f"date_trunc('day', started_at) as day from spans left join _roots using "
+                f"(run_id){where}) "
                 f"select {select}, count(*) as calls, "
                 "sum(coalesce(input_tokens, 0))::bigint as input_tokens, "
                 "sum(coalesce(output_tokens, 0))::bigint as output_tokens, "

@@ -105,7 +105,20 @@ class Redactor:
             if any(a is not b for a, b in zip(items, value, strict=True)):
                 return items
             return value
-        return value
+        if value is None or isinstance(value, int | float | bool):
+            return value
+        # pydantic models, dataclasses, DataFrames, sets...: redact the JSON form the codec
+        # would store (only when something in it is a secret)
+        import json
+
+        from fm_lab.store.codec import NotSerialisableError, dumps
+
+        try:
+            plain = json.loads(dumps(value))
+        except (NotSerialisableError, ValueError):
+            return value
+        masked = self(plain)
+        return value if masked is plain else masked
 
 
 _REDACTOR: Redactor | None = None

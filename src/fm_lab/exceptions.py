@@ -12,7 +12,7 @@ class NodeError(Exception):
 
     >>> raise NodeError("quota exceeded", kind="provider", retryable=True)
     Traceback (most recent call last):
-    fm_lab.errors.NodeError: quota exceeded
+    fm_lab.exceptions.NodeError: quota exceeded
     """
 
     def __init__(
