@@ -9,9 +9,13 @@ price and reasoning tokens are never charged twice.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import json
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,7 +51,20 @@ def set_price(model: str, *, input_per_mtok: float, output_per_mtok: float,
         None if cache_write_per_mtok is None else cache_write_per_mtok / per)
 
 
-def _litellm_table() -> dict[str, dict[str, float]]:
+@functools.lru_cache(maxsize=1)
+def _litellm_table() -> dict[str, dict[str, Any]]:
+    """litellm's bundled price table, read from its JSON file (importing litellm takes ~2 s;
+    falls back to the import when the file is not where litellm ships it)."""
+    spec = importlib.util.find_spec("litellm")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "model_prices_and_context_window_backup.json"
+        if path.exists():
+            table: dict[str, dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+            for name, entry in list(table.items()):  # aliases point at another entry
+                target = entry.get("alias_of") if isinstance(entry, dict) else None
+                if target and target in table:
+                    table[name] = {**table[target], **entry}
+            return table
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
