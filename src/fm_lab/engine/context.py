@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -206,6 +206,3 @@ class NodeRunContext:
     def commit(self) -> None:
         """Make the checkpoints written so far durable (group commit)."""
         self.session.recorder.commit()
-
-    def awaitable(self, value: Any) -> Awaitable[Any] | None:
-        return value if inspect.isawaitable(value) else None
