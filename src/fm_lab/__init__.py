@@ -9,10 +9,14 @@ Names are imported lazily so ``import fm_lab`` stays fast.
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# litellm downloads its price table at import unless told not to: fm_lab prices offline
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 _EXPORTS: dict[str, str] = {
     "Workflow": "fm_lab.spec",

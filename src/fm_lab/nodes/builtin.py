@@ -9,6 +9,7 @@ from fm_lab.nodes.control import BranchNode, FailNode, RouterNode, SetStateNode
 from fm_lab.nodes.flow import InputNode, LogNode, MergeNode, OutputNode
 from fm_lab.nodes.http import HttpNode
 from fm_lab.nodes.human import ApprovalNode, UserInputNode, WaitForEventNode
+from fm_lab.nodes.llm import LlmNode
 from fm_lab.nodes.text import TemplateNode, TransformNode
 from fm_lab.nodes.timing import SleepNode, SleepUntilNode
 
@@ -19,6 +20,7 @@ BUILTIN_TYPES: tuple[type[NodeType], ...] = (
     LogNode,
     CodeNode,
     HttpNode,
+    LlmNode,
     TemplateNode,
     TransformNode,
     BranchNode,

@@ -1,0 +1,133 @@
+"""The offline provider: a litellm custom provider (``offline/<name>``) that answers from a
+script, so tests and the demo run with no network and no key.
+
+>>> from fm_lab.llm.offline import script
+>>> model = script("greeter", [("hello", "Hi there!")], default="Sorry?")
+>>> model
+'offline/greeter'
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Reply = str | dict[str, Any]
+ReplyFn = Callable[[list[dict[str, Any]], list[dict[str, Any]] | None], Reply]
+
+
+@dataclass
+class Script:
+    """Rules tried in order against the last user message (regex search), else ``default``;
+    or a function of (messages, tools) that returns the reply. A reply is text, or
+    ``{"tool_calls": [{"name": ..., "arguments": {...}}]}`` and/or ``{"content": ...}``."""
+
+    rules: list[tuple[str, Reply]] = field(default_factory=list)
+    default: Reply | None = None
+    fn: ReplyFn | None = None
+
+    def reply(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> Reply:
+        if self.fn is not None:
+            return self.fn(messages, tools)
+        last = _last_user_text(messages)
+        for pattern, answer in self.rules:
+            if re.search(pattern, last, re.IGNORECASE):
+                return answer
+        if self.default is not None:
+            return self.default
+        return f"(offline) {last}"
+
+
+_SCRIPTS: dict[str, Script] = {}
+_LOCK = threading.Lock()
+
+
+def script(name: str, rules: list[tuple[str, Reply]] | None = None, *, default: Reply | None = None,
+           fn: ReplyFn | None = None) -> str:
+    """Register a scripted offline model and return its litellm name ``offline/<name>``."""
+    with _LOCK:
+        _SCRIPTS[name] = Script(list(rules or []), default, fn)
+    register()
+    return f"offline/{name}"
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") in ("user", "tool"):
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            return str(content or "")
+    return ""
+
+
+def _response(model: str, messages: list[dict[str, Any]], reply: Reply) -> Any:
+    import litellm
+    from litellm.types.utils import ModelResponse, Usage
+
+    content: str | None
+    tool_calls = None
+    if isinstance(reply, dict):
+        content = reply.get("content")
+        if isinstance(content, dict | list):
+            content = json.dumps(content)
+        calls = reply.get("tool_calls") or []
+        tool_calls = [{"id": call.get("id") or f"call_{uuid.uuid4().hex[:12]}",
+                       "type": "function",
+                       "function": {"name": call["name"],
+                                    "arguments": json.dumps(call.get("arguments", {}))}}
+                      for call in calls] or None
+    else:
+        content = reply
+    prompt = litellm.token_counter(model="gpt-4o", messages=messages)
+    completion = litellm.token_counter(model="gpt-4o", text=content or "") + (
+        10 * len(tool_calls or []))
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return ModelResponse(
+        id=f"offline-{uuid.uuid4().hex[:16]}", created=int(time.time()),
+        model=model, object="chat.completion",
+        choices=[{"index": 0, "message": message,
+                  "finish_reason": "tool_calls" if tool_calls else "stop"}],
+        usage=Usage(prompt_tokens=prompt, completion_tokens=completion,
+                    total_tokens=prompt + completion))
+
+
+_PROVIDER: Any = None
+
+
+def register() -> None:
+    """Make ``offline/<name>`` models known to litellm (idempotent)."""
+    global _PROVIDER
+    if _PROVIDER is not None:
+        return
+    import litellm
+    from litellm.llms.custom_llm import CustomLLM
+
+    class OfflineLLM(CustomLLM):
+        def completion(self, model: str, messages: list[Any], *args: Any,
+                       **kwargs: Any) -> Any:
+            name = model.split("/", 1)[-1]
+            found = _SCRIPTS.get(name, Script())
+            tools = (kwargs.get("optional_params") or {}).get("tools")
+            return _response(f"offline/{name}", messages, found.reply(messages, tools))
+
+        async def acompletion(self, model: str, messages: list[Any], *args: Any,
+                              **kwargs: Any) -> Any:
+            return self.completion(model, messages, *args, **kwargs)
+
+    _PROVIDER = OfflineLLM()
+    litellm.custom_provider_map = [
+        *[p for p in litellm.custom_provider_map if p.get("provider") != "offline"],
+        {"provider": "offline", "custom_handler": _PROVIDER},
+    ]
+    from litellm.utils import custom_llm_setup
+
+    custom_llm_setup()  # type: ignore[no-untyped-call]
