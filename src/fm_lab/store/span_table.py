@@ -23,64 +23,80 @@ _INTS = ("input_size", "output_size", "input_tokens", "output_tokens", "cached_t
 _FLOATS = ("started", "ended", "cost_usd")
 
 
-def _clip(value: Any, limit: int) -> tuple[str | None, int | None]:
-    """JSON text of ``value``, cut to ``limit`` characters (as a JSON string), and its size."""
-    if value is None:
-        return None, None
-    text = dumps(value)
-    if len(text) <= limit:
-        return text, len(text)
-    return dumps(text[:limit] + "…"), len(text)
-
-
 def rows_from_records(run_id: str, workflow_id: str | None, records: list[dict[str, Any]],
                       limit: int = MAX_CHARS) -> dict[str, list[Any]]:
     """Column lists for the spans of ``records``: node records (which carry their span) and
     span records."""
     cols: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+    (trace_id, span_id, parent_span_id, run, kind_, name_, entity_id, workflow, node_id, agent,
+     resource_id, started, ended, status, input_, output, input_size, output_size, error_,
+     attributes, events, model, provider, input_tokens, output_tokens, cached_tokens,
+     cache_write_tokens, reasoning_tokens, cost_usd) = (cols[c] for c in COLUMNS)
+    encode = dumps
     for r in records:
         kind = r["k"]
-        if kind == "node":
-            if not r.get("span"):
+        get = r.get
+        if kind == "span":
+            trace_id.append(r["trace"])
+            span_id.append(r["span"])
+            parent_span_id.append(get("parent"))
+            run.append(get("run") or run_id)
+            kind_.append(r["kind"])
+            name_.append(get("name"))
+            entity_id.append(get("entity"))
+            workflow.append(get("workflow") or workflow_id)
+            node_id.append(get("node"))
+            agent.append(get("agent"))
+            resource_id.append(get("resource"))
+            status.append(get("status"))
+            attrs, evts = get("attrs"), get("events")
+            attributes.append(encode(attrs) if attrs else None)
+            events.append(encode(evts) if evts else None)
+            model.append(get("model"))
+            provider.append(get("provider"))
+            input_tokens.append(get("input_tokens"))
+            output_tokens.append(get("output_tokens"))
+            cached_tokens.append(get("cached_tokens"))
+            cache_write_tokens.append(get("cache_write_tokens"))
+            reasoning_tokens.append(get("reasoning_tokens"))
+            cost_usd.append(get("cost_usd"))
+        elif kind == "node":
+            if not get("span"):
                 continue
             path = r["node"]
-            row = {
-                "trace_id": r["trace"], "span_id": r["span"], "parent_span_id": r.get("pspan"),
-                "run_id": run_id, "kind": "item" if path.endswith("]") else "node",
-                "name": path, "entity_id": r.get("entity"), "workflow_id": workflow_id,
-                "node_id": path, "started": r.get("started"), "ended": r.get("ended"),
-                "status": _NODE_STATUS.get(r["status"], r["status"]),
-                "attributes": {"node_type": r.get("type"), "attempts": r.get("attempts")},
-                "events": r.get("events"),
-            }
-            src_in, src_out = r.get("input"), r.get("output")
-        elif kind == "span":
-            row = {
-                "trace_id": r["trace"], "span_id": r["span"], "parent_span_id": r.get("parent"),
-                "run_id": r.get("run") or run_id, "kind": r["kind"], "name": r.get("name"),
-                "entity_id": r.get("entity"), "workflow_id": r.get("workflow") or workflow_id,
-                "node_id": r.get("node"), "agent": r.get("agent"),
-                "resource_id": r.get("resource"), "started": r.get("started"),
-                "ended": r.get("ended"), "status": r.get("status"),
-                "attributes": r.get("attrs"), "events": r.get("events"),
-                "model": r.get("model"), "provider": r.get("provider"),
-                "input_tokens": r.get("input_tokens"), "output_tokens": r.get("output_tokens"),
-                "cached_tokens": r.get("cached_tokens"),
-                "cache_write_tokens": r.get("cache_write_tokens"),
-                "reasoning_tokens": r.get("reasoning_tokens"), "cost_usd": r.get("cost_usd"),
-            }
-            src_in, src_out = r.get("input"), r.get("output")
+            trace_id.append(r["trace"])
+            span_id.append(r["span"])
+            parent_span_id.append(get("pspan"))
+            run.append(run_id)
+            kind_.append("item" if path.endswith("]") else "node")
+            name_.append(path)
+            entity_id.append(get("entity"))
+            workflow.append(workflow_id)
+            node_id.append(path)
+            agent.append(None)
+            resource_id.append(None)
+            status.append(_NODE_STATUS.get(r["status"], r["status"]))
+            attributes.append(encode({"node_type": get("type"), "attempts": get("attempts")}))
+            evts = get("events")
+            events.append(encode(evts) if evts else None)
+            for column in (model, provider, input_tokens, output_tokens, cached_tokens,
+                           cache_write_tokens, reasoning_tokens, cost_usd):
+                column.append(None)
         else:
             continue
-        row["input"], row["input_size"] = _clip(src_in, limit)
-        row["output"], row["output_size"] = _clip(src_out, limit)
-        error = r.get("error")
-        row["error"] = dumps(error) if error else None
-        for key in ("attributes", "events"):
-            value = row.get(key)
-            row[key] = dumps(value) if value else None
-        for name in COLUMNS:
-            cols[name].append(row.get(name))
+        started.append(get("started"))
+        ended.append(get("ended"))
+        for value, text_col, size_col in ((get("input"), input_, input_size),
+                                          (get("output"), output, output_size)):
+            if value is None:
+                text_col.append(None)
+                size_col.append(None)
+                continue
+            text = encode(value)
+            size_col.append(len(text))
+            text_col.append(text if len(text) <= limit else encode(text[:limit] + "…"))
+        error = get("error")
+        error_.append(encode(error) if error else None)
     return cols
 
 
