@@ -98,7 +98,10 @@ async def arun(
     plan = Plan(wf, registry)
     prepared = plan.prepare_inputs(dict(inputs or {}))
     store = store or default_store()
-    run_id = run_id or new_run_id()
+    if run_id is None:
+        run_id = new_run_id()
+    else:
+        _check_new_run_id(store, run_id)
     journal = store.open_journal(run_id)
     recorder = Recorder(store, run_id, journal, 0, ingested_once=False)
     session = RunSession(
@@ -195,6 +198,23 @@ async def aresume(
     return result
 
 
+def _check_new_run_id(store: Store, run_id: str) -> None:
+    """A run id given by the caller must not name an existing run (that would mix two runs)."""
+    from fm_lab.store.errors import RunNotFoundError
+
+    if store.run_is_live(run_id):
+        raise ValueError(f"run id {run_id!r} is in use by a live run")
+    store.recover_journals(run_id)
+    if not store.memory and not Path(store.path).exists():
+        return  # nothing stored yet (and no journal left): the id is free
+    try:
+        status = store.run_status(run_id)
+    except RunNotFoundError:
+        return
+    raise ValueError(f"run id {run_id!r} already names a {status} run; resume it with "
+                     "fm_lab.resume() or choose another id")
+
+
 def _resumed_trace(trace_id: str | None, parent_run_id: str | None
                    ) -> tuple[str, str | None] | None:
     """A resumed run keeps its trace; a child resumed by its parent's node nests under it."""
@@ -274,7 +294,7 @@ def cancel(run_id: str, store: Store | None = None) -> None:
         return
     store.recover_journals(run_id)
     status = store.run_status(run_id)
-    if status in ("suspended", "failed"):
+    if status in ("suspended", "failed", "running"):  # running here: its process died
         store.set_status(run_id, "cancelled")
         children = store.sql("select run_id from runs where run_id like ? and status in "
                              "('suspended', 'failed', 'running')", [run_id + ".%"])

@@ -14,6 +14,7 @@ from fm_lab.engine.templating import has_templates
 from fm_lab.exceptions import NodeError, Suspended
 from fm_lab.spec.models import Node, Workflow
 from fm_lab.store.errors import RunNotFoundError
+from fm_lab.tracing.spans import activate, current, deactivate, new_span_id
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -22,11 +23,15 @@ if TYPE_CHECKING:
     from fm_lab.nodes.base import NodeType
 
 
-def _cached(runner: Runner, key: Any, build: Any) -> Any:
+def _cached(runner: Runner, kind: str, spec: Any, build: Any) -> Any:
+    """What ``build`` makes of ``spec``, once per run. The cache keeps ``spec`` alive, so its
+    ``id()`` cannot be reused by another body while the entry exists."""
     cache: dict[Any, Any] = runner.session.__dict__.setdefault("_body_cache", {})
-    if key not in cache:
-        cache[key] = build()
-    return cache[key]
+    key = (kind, spec if isinstance(spec, str) else id(spec))
+    entry = cache.get(key)
+    if entry is None or entry[0] is not spec:
+        entry = cache[key] = (spec, build())
+    return entry[1]
 
 
 async def run_body(
@@ -77,10 +82,12 @@ async def _run_node(
         static = None if templated else node_type.Config.model_validate(node.config)
         return node, node_type, static
 
-    node, node_type, static = _cached(runner, ("node", id(spec)), build)
+    node, node_type, static = _cached(runner, "node", spec, build)
     full_scope = {**runner.scope(), **scope}
     outcome = await execute_node(runner, node, node_type, static, full_scope, dict(inputs), path)
     record_outcome(runner.session, outcome, node.type, node.id)
+    if outcome.status == "succeeded" and outcome.state_patch:
+        runner.state.update(outcome.state_patch)  # a body node shares its graph's state
     return _result(outcome.status, outcome.output, outcome.error, path)
 
 
@@ -88,14 +95,21 @@ async def _run_graph(runner: Runner, path: str, reference: Any, inputs: dict[str
     from fm_lab.engine.plan import Plan
 
     session = runner.session
-    key = ("graph", id(reference)) if isinstance(reference, dict) else ("graph", reference)
     plan: Plan = _cached(
-        runner, key, lambda: Plan(resolve_workflow(reference, session.store), session.registry)
+        runner, "graph", reference,
+        lambda: Plan(resolve_workflow(reference, session.store), session.registry),
     )
     nested = Runner(plan, session, plan.prepare_inputs(inputs), prefix=path + "/", root=False)
     started = time.time()
-    status = await nested.run_graph()
-    outcome = Outcome(path, status, nested.outputs, nested.error, 1, started, time.time())
+    parent = current()
+    span_id = new_span_id()
+    token = activate(parent.child(span_id, node_id=path) if parent is not None else None)
+    try:
+        status = await nested.run_graph()
+    finally:
+        deactivate(token)
+    outcome = Outcome(path, status, nested.outputs, nested.error, 1, started, time.time(),
+                      span_id=span_id, parent_span_id=parent.span_id if parent else None)
     if status == "suspended":
         outcome.suspension = Suspended(path, leaf=False)
     record_outcome(session, outcome, "workflow", path.rsplit("/", 1)[-1])

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from fm_lab.engine.context import NodeRunContext
 from fm_lab.engine.errors import classify
 from fm_lab.engine.templating import render_config, render_template, render_value
-from fm_lab.exceptions import Suspended
+from fm_lab.exceptions import NodeError, Suspended
 from fm_lab.spec.models import RetryPolicy
 from fm_lab.store.codec import NotSerialisableError
 from fm_lab.tracing import otel
@@ -70,11 +70,25 @@ async def execute_node(
     parent = current()
     span_id = new_span_id()
     spans: list[dict[str, Any]] = []  # journaled with the node's checkpoint, not before
-    token = activate(SpanContext(parent.trace_id, span_id, parent.run_id, spans.append,
-                                 parent.workflow_id, path, parent.agent, parent.resource_id)
-                     if parent is not None else None)
-    otel_context = (otel.node_context(parent.trace_id, span_id)
-                    if otel.enabled() and parent is not None else contextlib.nullcontext())
+    token = activate(
+        SpanContext(
+            parent.trace_id,
+            span_id,
+            parent.run_id,
+            spans.append,
+            parent.workflow_id,
+            path,
+            parent.agent,
+            parent.resource_id,
+        )
+        if parent is not None
+        else None
+    )
+    otel_context = (
+        otel.node_context(parent.trace_id, span_id)
+        if otel.enabled() and parent is not None
+        else contextlib.nullcontext()
+    )
     try:
         with otel_context:
             outcome = await _attempts(runner, node, node_type, static_config, scope, inputs, path)
@@ -161,7 +175,9 @@ async def _attempts(
 def _attempt_span(path: str, attempt: int, error: dict[str, Any]) -> None:
     """A failed attempt that will be retried becomes a span under the node's."""
     attempt_span = Span(
-        current(), f"{path} attempt {attempt}", "attempt",
+        current(),
+        f"{path} attempt {attempt}",
+        "attempt",
         attributes={"attempt": attempt, "entity_id": path},
     )
     attempt_span.end("error", {k: error[k] for k in ("kind", "type", "message")})
@@ -202,33 +218,40 @@ def record_outcome(
     recorder = session.recorder
     for span_record in outcome.spans:  # spans opened in the node: journaled with its checkpoint
         recorder.append(span_record)
-    if outcome.status == "suspended":
-        suspension = outcome.suspension
-        assert suspension is not None
-        record["leaf"] = suspension.leaf
-        if suspension.leaf:
-            recorder.append(
-                {
-                    "k": "suspend",
-                    "path": suspension.path,
-                    "node": node_id,
-                    "label": suspension.label,
-                    "payload": suspension.payload,
-                    "schema": suspension.resume_schema,
-                    "since": outcome.ended,
-                    "expires": suspension.expires_at,
-                    "on_timeout": suspension.on_timeout,
-                    "default": suspension.default,
-                }
-            )
     try:
+        if outcome.status == "suspended":
+            _record_suspension(recorder, outcome, record, node_id)
         recorder.append(record)
-    except NotSerialisableError as exc:
+    except NotSerialisableError as exc:  # the output or the suspend payload
         outcome.status, outcome.output, outcome.state_patch = "failed", None, None
         outcome.error = classify(exc, node_type)
+        record.pop("leaf", None)
         record.update(status="failed", output=None, error=outcome.error, state_patch=None)
         recorder.append(record)
     return record
+
+
+def _record_suspension(
+    recorder: Any, outcome: Outcome, record: dict[str, Any], node_id: str
+) -> None:
+    suspension = outcome.suspension
+    assert suspension is not None
+    record["leaf"] = suspension.leaf
+    if suspension.leaf:
+        recorder.append(
+            {
+                "k": "suspend",
+                "path": suspension.path,
+                "node": node_id,
+                "label": suspension.label,
+                "payload": suspension.payload,
+                "schema": suspension.resume_schema,
+                "since": outcome.ended,
+                "expires": suspension.expires_at,
+                "on_timeout": suspension.on_timeout,
+                "default": suspension.default,
+            }
+        )
 
 
 class Runner:
@@ -300,9 +323,12 @@ class Runner:
             token = activate(session.workflow_span)
             try:
                 await self.run_graph()
-            except Exception as exc:  # an engine fault: keep what is committed, fail the run
+            except Exception as exc:  # keep what is committed, fail the run
                 self.run_status = "failed"
-                self.error = {"node": None, **classify(exc, "engine"), "kind": "system"}
+                error = classify(exc, "engine")
+                if not isinstance(exc, NodeError):
+                    error["kind"] = "system"  # an engine fault
+                self.error = {"node": None, **error}
             finally:
                 deactivate(token)
             self._finish()
@@ -320,6 +346,7 @@ class Runner:
         session, recorder = self.session, self.session.recorder
         cancel_file = session.store.journal_dir / f"{session.run_id}.cancel"
         if recorder.journal is not None and not session.cancel_requested and cancel_file.exists():
+            cancel_file.unlink(missing_ok=True)  # consumed: it must not cancel a later resume
             session.cancel()
         recorder.maybe_ingest()
         loop = asyncio.get_running_loop()
@@ -330,15 +357,34 @@ class Runner:
             self._settle_status()
         session, recorder = self.session, self.session.recorder
         ended = time.time()
-        recorder.append({
-            "k": "span", "trace": session.trace_id, "span": session.workflow_span.span_id,
-            "parent": session.parent_span_id, "run": session.run_id, "kind": "workflow",
-            "name": session.workflow_id, "entity": session.workflow_id,
-            "workflow": session.workflow_id, "started": self._started, "ended": ended,
-            "status": _SPAN_STATUS.get(self.run_status, self.run_status), "error": self.error,
-            "output": self.outputs})
-        recorder.append({"k": "run", "status": self.run_status, "outputs": self.outputs,
-                         "error": self.error, "state": self.state, "ended": ended})
+        recorder.append(
+            {
+                "k": "span",
+                "trace": session.trace_id,
+                "span": session.workflow_span.span_id,
+                "parent": session.parent_span_id,
+                "run": session.run_id,
+                "kind": "workflow",
+                "name": session.workflow_id,
+                "entity": session.workflow_id,
+                "workflow": session.workflow_id,
+                "started": self._started,
+                "ended": ended,
+                "status": _SPAN_STATUS.get(self.run_status, self.run_status),
+                "error": self.error,
+                "output": self.outputs,
+            }
+        )
+        recorder.append(
+            {
+                "k": "run",
+                "status": self.run_status,
+                "outputs": self.outputs,
+                "error": self.error,
+                "state": self.state,
+                "ended": ended,
+            }
+        )
         recorder.commit()
         self.stored = recorder.flush(wait=True)
 
@@ -380,9 +426,16 @@ class Runner:
             ):
                 committed[node_id] = record
         self._restorable = set(committed)
-        for record in sorted(committed.values(), key=lambda r: r.get("seq") or 0):
-            if record.get("state_patch"):  # replay state patches in commit order
-                self.state.update(record["state_patch"])
+        patches = [  # this graph's nodes and the single-node bodies they ran (loop[3], par.a)
+            r
+            for path, r in session.committed.items()
+            if r.get("state_patch")
+            and r["status"] == "succeeded"
+            and path.startswith(prefix)
+            and "/" not in path[len(prefix) :]
+        ]
+        for record in sorted(patches, key=lambda r: r.get("seq") or 0):
+            self.state.update(record["state_patch"])  # replayed in commit order
         for node_id in self.plan.order:
             if node_id in self._restorable:
                 self._restorable.discard(node_id)
@@ -507,7 +560,16 @@ class Runner:
                 edge.source_handle is None or taken is None or edge.source_handle in taken
             )
             if live and edge.condition is not None:
-                live = bool(render_template(edge.condition, self._scope))
+                try:
+                    live = bool(render_template(edge.condition, self._scope))
+                except Exception as exc:
+                    raise NodeError(
+                        f"the condition {edge.condition!r} of edge {edge.source} -> "
+                        f"{edge.target} failed: {exc}",
+                        kind="validation",
+                        retryable=False,
+                        domain="edge",
+                    ) from exc
             target = edge.target
             if live:
                 self._live[target] += 1

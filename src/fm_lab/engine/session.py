@@ -10,7 +10,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.store.codec import dumps
+from fm_lab.store.codec import NotSerialisableError, dumps
 from fm_lab.store.errors import StoreLockedError
 from fm_lab.tracing.redact import redactor
 from fm_lab.tracing.spans import SpanContext, new_trace_id
@@ -41,6 +41,15 @@ _REDACTED_FIELDS = (
 )
 
 
+def _jsonable(value: Any) -> Any:
+    """``value`` if it can be stored as JSON, else its ``repr`` (for span payloads)."""
+    try:
+        dumps(value)
+    except NotSerialisableError:
+        return repr(value)
+    return value
+
+
 class Recorder:
     """The durable side of a run: records go to the journal (group commit) and, in batches,
     into DuckDB."""
@@ -61,17 +70,18 @@ class Recorder:
     def append(self, record: dict[str, Any]) -> None:
         """Queue ``record`` (secrets masked; durable at the next :meth:`commit`)."""
         redact = self._redact
+        lenient = record.get("k") == "span"  # a span never fails its node for its payload
         for key in _REDACTED_FIELDS:
             value = record.get(key)
             if value is not None:
-                record[key] = redact(value)
+                record[key] = redact(_jsonable(value) if lenient else value)
         with self._lock:
             self.seq += 1
             record["seq"] = self.seq
             if self.journal is not None:
                 self.journal.append(record)
-            elif record.get("output") is not None:
-                dumps(record["output"])  # a memory store must refuse what a journal would
+            else:
+                dumps(record)  # a memory store must refuse what a journal would
             self.unflushed.append(record)
 
     def commit(self) -> None:

@@ -7,6 +7,7 @@ import contextvars
 import functools
 import importlib
 import inspect
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -78,7 +79,7 @@ class CodeNode(NodeType):
             kwargs["inputs"] = inputs
         if inspect.iscoroutinefunction(fn):
             return await fn(**kwargs)
-        if config.thread:
+        if config.thread and not threading.current_thread().name.startswith("fm_lab-code"):
             call = contextvars.copy_context().run
             return await asyncio.get_running_loop().run_in_executor(
                 _executor(), functools.partial(call, fn, **kwargs)
@@ -93,7 +94,9 @@ _EXECUTOR: ThreadPoolExecutor | None = None
 
 
 def _executor() -> ThreadPoolExecutor:
-    """fm_lab's own pool for sync code: a run that times out a node does not wait for it."""
+    """fm_lab's own pool for sync code: a run that times out a node does not wait for it.
+    Code already on one of its threads (a run inside a node) runs inline, so nested runs
+    cannot exhaust the pool."""
     global _EXECUTOR
     if _EXECUTOR is None:
         _EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="fm_lab-code")

@@ -188,9 +188,13 @@ class ParallelNode(NodeType):
                 return {"error": str(exc), "kind": getattr(exc, "kind", "user")}
 
         names = list(branches)
+        tasks = [asyncio.ensure_future(branch(n, branches[n])) for n in names]
         try:
-            outputs = await asyncio.gather(*(branch(n, branches[n]) for n in names))
+            outputs = await asyncio.gather(*tasks)
         finally:
+            for task in tasks:  # a failed branch stops its siblings
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             ctx.commit()
         if waiting:
             raise Suspended(ctx.path, leaf=False, payload={"waiting_branches": sorted(waiting)})

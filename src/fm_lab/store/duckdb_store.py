@@ -33,6 +33,13 @@ if TYPE_CHECKING:
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<holder>.*?)(?:\. See|$)", re.S)
 
 
+def _inode_of(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
 @dataclass
 class RunSnapshot:
     """A run as stored: its row, workflow and the latest committed result of each node."""
@@ -106,10 +113,10 @@ class Store:
             if self._con is None:
                 self._con = self._open(self.lock_timeout_s if timeout_s is None else timeout_s)
             self._leases += 1
-            if self._recovery_due:
-                self._recovery_due = False
-                self.recover_journals()
             try:
+                if self._recovery_due:
+                    self._recovery_due = False
+                    self.recover_journals()
                 yield self._con
             finally:
                 self._leases -= 1
@@ -441,12 +448,17 @@ class Store:
             if fd is None:
                 continue
             try:
+                if os.fstat(fd).st_ino != _inode_of(path):
+                    continue  # its run finished and removed it between our open and lock
                 records = read_journal(path)
                 self.ingest(path.stem, records)
-                path.unlink()
+                path.unlink(missing_ok=True)
                 recovered.append(path.stem)
             finally:
                 os.close(fd)
+        for stale in self.journal_dir.glob("*.cancel"):  # requests for runs no longer live
+            if not (self.journal_dir / f"{stale.stem}.journal").exists():
+                stale.unlink(missing_ok=True)
         return recovered
 
     # ---- reading -------------------------------------------------------------------------
