@@ -103,19 +103,25 @@ async def arun(
     else:
         _check_new_run_id(store, run_id)
     journal = store.open_journal(run_id)
-    recorder = Recorder(store, run_id, journal, 0, ingested_once=False)
-    session = RunSession(
-        store=store,
-        run_id=run_id,
-        recorder=recorder,
-        registry=registry,
-        request_context=request_context,
-        workflow_id=wf.id,
-        trace=_trace_parent(parent_run_id),
-    )
-    start = store.start_record(run_id, wf, prepared, parent_run_id)
-    start["trace_id"] = session.trace_id
-    return await _drive(Runner(plan, session, prepared, start=start), journal)
+    try:
+        recorder = Recorder(store, run_id, journal, 0, ingested_once=False)
+        session = RunSession(
+            store=store,
+            run_id=run_id,
+            recorder=recorder,
+            registry=registry,
+            request_context=request_context,
+            workflow_id=wf.id,
+            trace=_trace_parent(parent_run_id),
+        )
+        start = store.start_record(run_id, wf, prepared, parent_run_id)
+        start["trace_id"] = session.trace_id
+        runner = Runner(plan, session, prepared, start=start)
+    except BaseException:
+        if journal is not None:
+            journal.close(remove=True)  # nothing was written: leave no trace of this run
+        raise
+    return await _drive(runner, journal)
 
 
 async def aresume(

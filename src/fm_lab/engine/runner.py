@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -348,9 +349,14 @@ class Runner:
         if recorder.journal is not None and not session.cancel_requested and cancel_file.exists():
             cancel_file.unlink(missing_ok=True)  # consumed: it must not cancel a later resume
             session.cancel()
-        recorder.maybe_ingest()
-        loop = asyncio.get_running_loop()
-        self._tick_handle = loop.call_later(recorder.interval(), self._tick)
+        try:
+            recorder.maybe_ingest()
+        except Exception:  # the journal keeps the records: ingest again at the next tick
+            logging.getLogger("fm_lab").warning("periodic ingest of %s failed", session.run_id,
+                                                exc_info=True)
+        finally:
+            loop = asyncio.get_running_loop()
+            self._tick_handle = loop.call_later(recorder.interval(), self._tick)
 
     def _finish(self) -> None:
         if self.run_status == "running":

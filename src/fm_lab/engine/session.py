@@ -148,6 +148,10 @@ class RunSession:
         self.steps = steps or {}
         self.resume = dict(resume or {})
         self.abort = asyncio.Event()
+        try:
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
         self.cancel_requested = False
         self.wake: asyncio.Event | None = None  # the root loop's wake-up event
         self.workflow_id = workflow_id
@@ -168,8 +172,19 @@ class RunSession:
         )
 
     def cancel(self) -> None:
-        """Ask the run to stop: nodes see ``ctx.abort`` set and running tasks are cancelled."""
+        """Ask the run to stop: nodes see ``ctx.abort`` set and running tasks are cancelled.
+        Safe to call from any thread (a notebook cell while the run is on a worker thread)."""
         self.cancel_requested = True
+        try:
+            same_loop = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            same_loop = False
+        if same_loop or self.loop is None or self.loop.is_closed():
+            self._wake_up()
+        else:
+            self.loop.call_soon_threadsafe(self._wake_up)
+
+    def _wake_up(self) -> None:
         self.abort.set()
         if self.wake is not None:
             self.wake.set()
