@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import os
 import secrets
 import time
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,6 +16,7 @@ from fm_lab.spec.models import Workflow
 from fm_lab.store.duckdb_store import Store
 from fm_lab.store.errors import StoreError
 from fm_lab.store.journal import Durability, Journal, RunLockedError
+from fm_lab.sync import run_sync
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -358,18 +356,7 @@ def runs(
     return (store or default_store()).runs(limit=limit, status=status)
 
 
-def _sync(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        running = False
-    else:
-        running = True
-    if not running:
-        return asyncio.run(coro)
-    # A loop is running (Jupyter): run ours on a worker thread and wait for it.
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fm_lab-run") as pool:
-        return pool.submit(asyncio.run, coro).result()
+_sync = run_sync
 
 
 __all__ = [

@@ -4,18 +4,13 @@ model is asked again, with the problems, when its JSON is invalid)."""
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from fm_lab.exceptions import NodeError
+from fm_lab.llm.defaults import default_model
 from fm_lab.nodes.base import NodeContext, NodeType
-
-
-def default_model() -> str:
-    """``$FM_LAB_MODEL`` (any litellm model name) or the offline echo model."""
-    return os.environ.get("FM_LAB_MODEL", "offline/echo")
 
 
 class LlmNode(NodeType):
