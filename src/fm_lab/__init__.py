@@ -62,6 +62,8 @@ _EXPORTS: dict[str, str] = {
     "plot_usage": "fm_lab.tracing",
     "secret": "fm_lab.tracing",
     "export_otel": "fm_lab.tracing",
+    "Agent": "fm_lab.agents",
+    "tool": "fm_lab.agents",
     "Store": "fm_lab.store",
     "StoreLockedError": "fm_lab.store",
     "RunNotFoundError": "fm_lab.store",
@@ -69,6 +71,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "Agent",
     "Edge",
     "Node",
     "NodeContext",
@@ -112,6 +115,7 @@ __all__ = [
     "signal",
     "slowest",
     "sql",
+    "tool",
     "trace",
     "traces",
     "usage",
@@ -133,6 +137,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from fm_lab.agents import Agent, tool
     from fm_lab.engine import (
         NodeResult,
         ResumeError,

@@ -13,7 +13,7 @@ EXPECTED = {
     "connect", "default_store", "get_run", "register_function", "register_node", "resume", "run",
     "runs", "validate", "pending", "signal", "asignal", "cancel", "recover", "ResumeError",
     "ResumeValidationError", "traces", "trace", "usage", "sql", "slowest", "errors", "set_price",
-    "plot_trace", "plot_usage", "secret", "export_otel",
+    "plot_trace", "plot_usage", "secret", "export_otel", "Agent", "tool",
 }
 
 
