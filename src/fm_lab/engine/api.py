@@ -281,7 +281,7 @@ async def asignal(run_id: str, name: str, data: Any = None, **kwargs: Any) -> Ru
 
 def signal(run_id: str, name: str, data: Any = None, **kwargs: Any) -> Run:
     """Synchronous :func:`asignal`."""
-    return _sync(asignal(run_id, name, data, **kwargs))
+    return run_sync(asignal(run_id, name, data, **kwargs))
 
 
 def cancel(run_id: str, store: Store | None = None) -> None:
@@ -336,12 +336,12 @@ def run(
 
     Takes the same arguments as :func:`arun`.
     """
-    return _sync(arun(workflow, inputs, **kwargs))
+    return run_sync(arun(workflow, inputs, **kwargs))
 
 
 def resume(run_id: str, data: Any = None, **kwargs: Any) -> Run:
     """Synchronous :func:`aresume`: ``fm_lab.resume(run_id, {"approved": True}, label="ok")``."""
-    return _sync(aresume(run_id, data, **kwargs))
+    return run_sync(aresume(run_id, data, **kwargs))
 
 
 def get_run(run_id: str, store: Store | None = None) -> Run:
@@ -354,9 +354,6 @@ def runs(
 ) -> pd.DataFrame:
     """Recent runs as a DataFrame (newest first)."""
     return (store or default_store()).runs(limit=limit, status=status)
-
-
-_sync = run_sync
 
 
 __all__ = [

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def _cached(runner: Runner, kind: str, spec: Any, build: Any) -> Any:
     """What ``build`` makes of ``spec``, once per run. The cache keeps ``spec`` alive, so its
     ``id()`` cannot be reused by another body while the entry exists."""
-    cache: dict[Any, Any] = runner.session.__dict__.setdefault("_body_cache", {})
+    cache = runner.session.body_cache
     key = (kind, spec if isinstance(spec, str) else id(spec))
     entry = cache.get(key)
     if entry is None or entry[0] is not spec:

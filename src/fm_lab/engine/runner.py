@@ -184,13 +184,17 @@ def _attempt_span(path: str, attempt: int, error: dict[str, Any]) -> None:
     attempt_span.end("error", {k: error[k] for k in ("kind", "type", "message")})
 
 
+_RESUME_SCHEMAS: dict[type[Any], dict[str, Any] | None] = {}
+
+
 def _resume_schema(node_type: type[NodeType]) -> dict[str, Any] | None:
-    schema = getattr(node_type, "resume_schema", None)
-    if schema is None:
-        return None
-    if isinstance(schema, dict):
-        return schema
-    return schema.model_json_schema()  # type: ignore[no-any-return]
+    """The JSON schema resume data must match (computed once per node type)."""
+    if node_type not in _RESUME_SCHEMAS:
+        schema = getattr(node_type, "resume_schema", None)
+        if schema is not None and not isinstance(schema, dict):
+            schema = schema.model_json_schema()
+        _RESUME_SCHEMAS[node_type] = schema
+    return _RESUME_SCHEMAS[node_type]
 
 
 def record_outcome(

@@ -154,6 +154,7 @@ class RunSession:
             self.loop = None
         self.cancel_requested = False
         self.wake: asyncio.Event | None = None  # the root loop's wake-up event
+        self.body_cache: dict[Any, Any] = {}  # plans and node types of bodies, per run
         self.workflow_id = workflow_id
         self.trace_id, self.parent_span_id = trace if trace else (new_trace_id(), None)
         self.workflow_span = SpanContext(  # one workflow span per run, across resumes

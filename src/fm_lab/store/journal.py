@@ -56,9 +56,6 @@ class Journal:
         with self._lock:
             self._pending.append(line)
 
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
 
     def commit(self) -> None:
         """Write every queued record at once and make it durable."""
@@ -84,9 +81,6 @@ class Journal:
         os.close(self._fd)
         self._fd = -1
 
-    def truncate(self) -> None:
-        """Drop the records already written (they are now in the database)."""
-        os.ftruncate(self._fd, 0)
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:
