@@ -45,18 +45,16 @@ def test_async_branches_overlap(store, register, count):
 
     name = register(nap)
     workflow = _fan_out(name, count)
-    fm_lab.run(workflow, store=store)  # warm up: imports, schema migration
-    t0 = time.perf_counter()
     run = fm_lab.run(workflow, store=store)
-    elapsed = time.perf_counter() - t0
 
     assert run.status == "succeeded", run.error
     assert run.outputs == {"join": {f"n{i}": i for i in range(count)}}
     df = _intervals(run, count)
     _assert_all_overlap(df)
     span = (df["ended_at"].max() - df["started_at"].min()).total_seconds()
-    assert NAP_S <= span < NAP_S * 1.8, span  # sequential would be count * NAP_S
-    assert elapsed < NAP_S * (count - 0.5), elapsed  # sequential: count * NAP_S
+    # sequential would be count * NAP_S (the whole run's wall time includes store I/O, which
+    # a loaded machine stretches: the node intervals are the measure)
+    assert NAP_S <= span < NAP_S * 1.8, span
 
 
 def test_sync_functions_run_in_threads_and_overlap(store, register):

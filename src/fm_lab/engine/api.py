@@ -19,6 +19,8 @@ from fm_lab.store.journal import Durability, Journal, RunLockedError
 from fm_lab.sync import run_sync
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
     from fm_lab.nodes.registry import NodeRegistry
@@ -86,9 +88,12 @@ async def arun(
     request_context: dict[str, Any] | None = None,
     registry: NodeRegistry | None = None,
     parent_run_id: str | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> Run:
     """Run a workflow to its end or its first suspension (async). Invalid workflows or inputs
-    raise before anything is stored."""
+    raise before anything is stored. ``on_event`` hears of the run starting and ending and of
+    every node starting and finishing (``{"type": "node", "path", "node_id", "status",
+    "duration_ms", "error", "run_id"}``); it may be called from a worker thread."""
     from fm_lab.nodes.registry import default_registry
 
     registry = registry or default_registry()
@@ -111,6 +116,7 @@ async def arun(
             request_context=request_context,
             workflow_id=wf.id,
             trace=_trace_parent(parent_run_id),
+            on_event=on_event,
         )
         start = store.start_record(run_id, wf, prepared, parent_run_id)
         start["trace_id"] = session.trace_id
@@ -133,6 +139,7 @@ async def aresume(
     request_context: dict[str, Any] | None = None,
     registry: NodeRegistry | None = None,
     continue_parent: bool = True,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> Run:
     """Continue a run: after a crash or failure (committed nodes are not re-run), or, with
     ``data`` and one of ``label``/``node``/``path_id``, a suspended path. ``data`` is
@@ -192,6 +199,7 @@ async def aresume(
         resume=resume,
         workflow_id=snapshot.workflow.id,
         trace=_resumed_trace(snapshot.trace_id, snapshot.parent_run_id),
+        on_event=on_event,
     )
     result = await _drive(Runner(plan, session, snapshot.inputs), journal)
     parent = snapshot.parent_run_id

@@ -233,6 +233,8 @@ def record_outcome(
         record.pop("leaf", None)
         record.update(status="failed", output=None, error=outcome.error, state_patch=None)
         recorder.append(record)
+    session.emit(_node_event(outcome.path, node_id, outcome.status,
+                             (outcome.ended - outcome.started) * 1000, outcome.error))
     return record
 
 
@@ -257,6 +259,12 @@ def _record_suspension(
                 "default": suspension.default,
             }
         )
+
+
+def _node_event(path: str, node_id: str, status: str, duration_ms: float | None = None,
+                error: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"type": "node", "path": path, "node_id": node_id, "status": status,
+            "duration_ms": duration_ms, "error": error}
 
 
 class Runner:
@@ -325,6 +333,7 @@ class Runner:
             for path, data in session.resume.items():
                 recorder.append({"k": "resume", "path": path, "data": data, "at": time.time()})
             recorder.commit()  # an accepted answer is durable before anything runs
+            session.emit({"type": "run", "status": "running"})
             token = activate(session.workflow_span)
             try:
                 await self.run_graph()
@@ -397,6 +406,7 @@ class Runner:
         )
         recorder.commit()
         self.stored = recorder.flush(wait=True)
+        session.emit({"type": "run", "status": self.run_status, "error": self.error})
 
     def _settle_status(self) -> None:
         if self.session.cancel_requested:
@@ -467,6 +477,8 @@ class Runner:
         status = committed["status"]
         self.status[node_id] = status
         succeeded = status == "succeeded"
+        event = _node_event(self.prefix + node_id, node_id, status, None, committed.get("error"))
+        self.session.emit({**event, "restored": True})
         self.view[node_id] = {
             "output": committed["output"] if succeeded else None,
             "status": status,
@@ -488,6 +500,7 @@ class Runner:
                 while ready and (limit is None or len(running) < limit):
                     node_id = ready.popleft()
                     self.status[node_id] = "running"
+                    session.emit(_node_event(self.prefix + node_id, node_id, "running"))
                     running[node_id] = loop.create_task(self._execute(node_id))
                 if not running:
                     break
@@ -614,6 +627,7 @@ class Runner:
         }
         self.session.recorder.append(record)
         self.results[node_id] = record
+        self.session.emit(_node_event(self.prefix + node_id, node_id, "skipped"))
         self._resolve_outgoing(node_id, False)
 
     def _collect_outputs(self) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,8 @@ from fm_lab.tracing.redact import redactor
 from fm_lab.tracing.spans import SpanContext, new_trace_id
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fm_lab.nodes.registry import NodeRegistry
     from fm_lab.store.duckdb_store import Store
     from fm_lab.store.journal import Journal
@@ -138,8 +141,10 @@ class RunSession:
         resume: dict[str, Any] | None = None,
         workflow_id: str | None = None,
         trace: tuple[str, str | None] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.store = store
+        self.on_event = on_event
         self.run_id = run_id
         self.recorder = recorder
         self.registry = registry
@@ -161,6 +166,17 @@ class RunSession:
             self.trace_id, hashlib.sha1(run_id.encode()).hexdigest()[:16], run_id,
             recorder.append, workflow_id
         )
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Tell the ``on_event`` listener (a widget, a progress bar) what just happened; a
+        listener that raises is logged and never breaks the run."""
+        if self.on_event is None:
+            return
+        event["run_id"] = self.run_id
+        try:
+            self.on_event(event)
+        except Exception:
+            logging.getLogger("fm_lab").warning("on_event listener failed", exc_info=True)
 
     def has_resume(self, path: str) -> bool:
         """True when resume data waits for ``path`` or a path inside it."""
