@@ -19,7 +19,7 @@ from fm_lab.store.journal import Durability, Journal, RunLockedError
 from fm_lab.sync import run_sync
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     import pandas as pd
 
@@ -89,11 +89,20 @@ async def arun(
     registry: NodeRegistry | None = None,
     parent_run_id: str | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    cache: bool = False,
+    cache_from: str | None = None,
+    recompute: Iterable[str] = (),
 ) -> Run:
     """Run a workflow to its end or its first suspension (async). Invalid workflows or inputs
     raise before anything is stored. ``on_event`` hears of the run starting and ending and of
     every node starting and finishing (``{"type": "node", "path", "node_id", "status",
-    "duration_ms", "error", "run_id"}``); it may be called from a worker thread."""
+    "duration_ms", "error", "run_id"}``); it may be called from a worker thread.
+
+    With ``cache=True`` a node whose type, rendered config, upstream outputs and code are
+    those of a stored successful execution of this workflow reuses its result (status
+    ``cached`` in events, ``cached_from`` in ``nodes_df()``); ``cache_from`` adds a run's
+    results even if it ran without the cache, and ``recompute`` names nodes that always run.
+    Nodes with ``cache: false`` and side-effect types (http, approval, sleep, ...) always run."""
     from fm_lab.nodes.registry import default_registry
 
     registry = registry or default_registry()
@@ -101,6 +110,12 @@ async def arun(
     plan = Plan(wf, registry)
     prepared = plan.prepare_inputs(dict(inputs or {}))
     store = store or default_store()
+    node_cache = None
+    if cache or cache_from is not None:
+        from fm_lab.engine.cache import NodeCache
+
+        source = store.load_run(cache_from) if cache_from is not None else None
+        node_cache = NodeCache.load(store, plan, source=source, recompute=recompute)
     if run_id is None:
         run_id = new_run_id()
     else:
@@ -117,6 +132,7 @@ async def arun(
             workflow_id=wf.id,
             trace=_trace_parent(parent_run_id),
             on_event=on_event,
+            cache=node_cache,
         )
         start = store.start_record(run_id, wf, prepared, parent_run_id)
         start["trace_id"] = session.trace_id
@@ -350,6 +366,40 @@ def run(
 def resume(run_id: str, data: Any = None, **kwargs: Any) -> Run:
     """Synchronous :func:`aresume`: ``fm_lab.resume(run_id, {"approved": True}, label="ok")``."""
     return run_sync(aresume(run_id, data, **kwargs))
+
+
+async def arerun(
+    source: Run | str,
+    *nodes: str,
+    workflow: Workflow | str | Path | dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None,
+    store: Store | None = None,
+    **kwargs: Any,
+) -> Run:
+    """Run again like a notebook cell: ``nodes`` and everything downstream of them are
+    recomputed; every other node whose config and inputs are unchanged reuses its result from
+    ``source`` (or from earlier cached runs). Pass an edited ``workflow`` or new ``inputs``:
+    only what they change (and what depends on it) runs. Returns the new run."""
+    if isinstance(source, Run):
+        store = store or source.store
+        source_id = source.run_id
+    else:
+        store = store or default_store()
+        source_id = source
+    snapshot = store.load_run(source_id)
+    wf = snapshot.workflow if workflow is None else load_workflow(workflow)
+    unknown = [n for n in nodes if n not in wf.nodes]
+    if unknown:
+        raise KeyError(f"workflow {wf.id!r} has no node {', '.join(map(repr, unknown))}; "
+                       f"nodes: {', '.join(wf.nodes)}")
+    return await arun(wf, snapshot.inputs if inputs is None else inputs, store=store,
+                      cache=True, cache_from=source_id, recompute=wf.downstream(nodes),
+                      **kwargs)
+
+
+def rerun(source: Run | str, *nodes: str, **kwargs: Any) -> Run:
+    """Synchronous :func:`arerun`."""
+    return run_sync(arerun(source, *nodes, **kwargs))
 
 
 def get_run(run_id: str, store: Store | None = None) -> Run:

@@ -114,6 +114,19 @@ class Run:
         """One row per node: status, attempts, timings, output and error (from the store)."""
         return self.store.node_executions(self.run_id)
 
+    def rerun(self, *nodes: str, **kwargs: Any) -> Run:
+        """A new run recomputing ``nodes`` and what depends on them, reusing every other
+        unchanged result of this one (see :func:`fm_lab.rerun`)."""
+        from fm_lab.engine.api import rerun
+
+        return rerun(self, *nodes, **kwargs)
+
+    async def arerun(self, *nodes: str, **kwargs: Any) -> Run:
+        """Async :meth:`rerun`."""
+        from fm_lab.engine.api import arerun
+
+        return await arerun(self, *nodes, **kwargs)
+
     def raise_for_status(self) -> Run:
         """Raise :class:`RunFailedError` unless the run succeeded."""
         if self.status == "failed":

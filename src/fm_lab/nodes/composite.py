@@ -80,6 +80,7 @@ class ForeachNode(NodeType):
     "succeeded": n, "failed": n}``. ``on_item_error``: ``fail`` (the node fails), ``skip``
     (failed items are left out of results) or ``collect`` (None in results, error listed).
     """
+    cacheable = False
 
     type_name = "foreach"
     raw_fields = frozenset({"node", "workflow"})
@@ -150,6 +151,7 @@ class ForeachNode(NodeType):
 
 class ParallelNode(NodeType):
     """Runs named ``branches`` concurrently and joins them: ``{name: output}``."""
+    cacheable = False
 
     type_name = "parallel"
     raw_fields = frozenset({"branches"})
@@ -204,6 +206,7 @@ class ParallelNode(NodeType):
 class SubflowNode(NodeType):
     """Runs another workflow as a child run linked to this one and returns its outputs; a
     child that suspends suspends this run, and resumes with it."""
+    cacheable = False
 
     type_name = "subflow"
     raw_fields = frozenset({"workflow"})

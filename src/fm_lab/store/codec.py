@@ -51,6 +51,15 @@ def _default(value: Any) -> Any:
 _ENCODER = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False)
 
 
+_CANONICAL = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False,
+                              sort_keys=True)
+
+
+def canonical(value: Any) -> str:
+    """``value`` as JSON with sorted keys: equal values give equal text (cache keys)."""
+    return _CANONICAL.encode(value)
+
+
 def dumps(value: Any) -> str:
     """Encode ``value`` as compact JSON (DataFrames and bytes are tagged to come back)."""
     return _ENCODER.encode(value)

@@ -76,7 +76,11 @@ def rows_from_records(run_id: str, workflow_id: str | None, records: list[dict[s
             agent.append(None)
             resource_id.append(None)
             status.append(_NODE_STATUS.get(r["status"], r["status"]))
-            attributes.append(encode({"node_type": get("type"), "attempts": get("attempts")}))
+            node_attrs = {"node_type": get("type"), "attempts": get("attempts")}
+            if get("cached_from"):
+                node_attrs["fm_lab.cache.hit"] = True
+                node_attrs["fm_lab.cache.source"] = r["cached_from"]
+            attributes.append(encode(node_attrs))
             evts = get("events")
             events.append(encode(evts) if evts else None)
             for column in (model, provider, input_tokens, output_tokens, cached_tokens,
