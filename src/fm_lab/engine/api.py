@@ -12,6 +12,7 @@ from fm_lab.engine.plan import Plan
 from fm_lab.engine.run import Run
 from fm_lab.engine.runner import Runner
 from fm_lab.engine.session import Recorder, RunSession
+from fm_lab.progress import listener
 from fm_lab.spec.models import Workflow
 from fm_lab.store.duckdb_store import Store
 from fm_lab.store.errors import StoreError
@@ -92,6 +93,7 @@ async def arun(
     cache: bool = False,
     cache_from: str | None = None,
     recompute: Iterable[str] = (),
+    progress: bool | None = None,
 ) -> Run:
     """Run a workflow to its end or its first suspension (async). Invalid workflows or inputs
     raise before anything is stored. ``on_event`` hears of the run starting and ending and of
@@ -102,13 +104,16 @@ async def arun(
     those of a stored successful execution of this workflow reuses its result (status
     ``cached`` in events, ``cached_from`` in ``nodes_df()``); ``cache_from`` adds a run's
     results even if it ran without the cache, and ``recompute`` names nodes that always run.
-    Nodes with ``cache: false`` and side-effect types (http, approval, sleep, ...) always run."""
+    Nodes with ``cache: false`` and side-effect types (http, approval, sleep, ...) always run.
+    ``progress`` draws a progress bar (default: in notebooks only)."""
     from fm_lab.nodes.registry import default_registry
 
     registry = registry or default_registry()
     wf = load_workflow(workflow)
     plan = Plan(wf, registry)
     prepared = plan.prepare_inputs(dict(inputs or {}))
+    on_event = listener(len(plan.nodes), wf.id,
+                        False if parent_run_id is not None else progress, on_event)
     store = store or default_store()
     node_cache = None
     if cache or cache_from is not None:
@@ -156,6 +161,7 @@ async def aresume(
     registry: NodeRegistry | None = None,
     continue_parent: bool = True,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    progress: bool | None = None,
 ) -> Run:
     """Continue a run: after a crash or failure (committed nodes are not re-run), or, with
     ``data`` and one of ``label``/``node``/``path_id``, a suspended path. ``data`` is
@@ -196,6 +202,8 @@ async def aresume(
     ):
         return Run.load(run_id, store)
     plan = Plan(snapshot.workflow, registry)
+    on_event = listener(len(plan.nodes), snapshot.workflow.id,
+                        False if snapshot.parent_run_id is not None else progress, on_event)
     journal = store.open_journal(run_id)  # RunLockedError while another process runs it
     try:
         store.claim_run(run_id)

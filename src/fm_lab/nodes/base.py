@@ -83,6 +83,10 @@ class NodeContext(Protocol):
 
     def add_event(self, name: str, **attributes: Any) -> None: ...
 
+    def progress(self, total: int) -> None:
+        """Announce how many items this node will work through."""
+        ...
+
 
 class NodeType:
     """Base class of node types.

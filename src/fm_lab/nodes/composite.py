@@ -110,6 +110,7 @@ class ForeachNode(NodeType):
         waiting: list[int] = []
         indexes = iter(range(len(items)))
         last_commit = time.monotonic()
+        ctx.progress(len(items))
 
         async def worker() -> None:
             nonlocal last_commit
