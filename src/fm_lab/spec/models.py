@@ -222,3 +222,8 @@ class Workflow(_Model):
         from fm_lab.spec.render import workflow_html
 
         return workflow_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        from fm_lab.spec.render import workflow_text
+
+        printer.text(workflow_text(self))
