@@ -48,6 +48,8 @@ def _default(value: Any) -> Any:
     )
 
 
+json_default = _default  # for other encoders (orjson) that take a ``default`` hook
+
 _ENCODER = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False)
 
 
