@@ -25,10 +25,9 @@ class AgentNode(NodeType):
         agent: support                   # registered name, or my_pkg.agents:support
         prompt: "Answer {{ inputs.customer }}: {{ inputs.question }}"
         thread_id: "{{ inputs.customer }}"
-    inline:
+    fx:                                  # an inline agent, named after its node
       type: agent
       config:
-        name: fx
         instructions: Convert money.
         tools: ["my_pkg.tools:convert"]  # @tool objects or plain typed functions
         agents: [researcher]             # sub-agents by registry name or import path
@@ -40,8 +39,8 @@ class AgentNode(NodeType):
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        agent: str | None = Field(None, description="A registered agent or module:attr.")
-        name: str | None = Field(None, description="Inline agent: its name.")
+        agent: str | None = Field(None, description="A registered agent or module:attr "
+                                  "(leave it out for an inline agent named after the node).")
         instructions: str = ""
         model: str | None = Field(None, description="Inline agent: a litellm model name "
                                   "(default $FM_LAB_MODEL or offline/echo).")
@@ -60,25 +59,22 @@ class AgentNode(NodeType):
 
         @model_validator(mode="after")
         def _one_agent(self) -> AgentNode.Config:
-            if (self.agent is None) == (self.name is None):
-                raise ValueError("give either agent (a registered agent or module:attr) or "
-                                 "name (and instructions, model, tools) for an inline agent")
             if self.agent is not None and (self.tools or self.agents or self.instructions
                                            or self.model or self.fallbacks):
                 raise ValueError("tools, agents, instructions, model and fallbacks belong to an "
-                                 "inline agent (name:), not to a registered one (agent:)")
+                                 "inline agent (no agent:), not to a registered one")
             return self
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         config = self.config
-        agent = _agent(config)
+        agent = _agent(config, ctx.node_id)
         result = await agent.run_turn(
             config.prompt, thread_id=config.thread_id, resource_id=config.resource_id,
             request_context=ctx.request_context, durable=ctx, abort=ctx.abort)
         return result.to_dict()
 
 
-def _agent(config: AgentNode.Config) -> Any:
+def _agent(config: AgentNode.Config, node_id: str) -> Any:
     from fm_lab.agents import Agent, Tool, get, tool
     from fm_lab.agents.registry import import_object
     from fm_lab.nodes.code import resolve_function
@@ -89,7 +85,7 @@ def _agent(config: AgentNode.Config) -> Any:
     for ref in config.tools:
         found = import_object(ref) if ":" in ref else resolve_function(ref)
         tools.append(found if isinstance(found, Tool) else tool(found))
-    return Agent(config.name or "agent", config.instructions, model=config.model,
+    return Agent(node_id, config.instructions, model=config.model,
                  fallbacks=config.fallbacks, tools=tools,
                  agents={get(ref).name: get(ref) for ref in config.agents},
                  max_steps=config.max_steps)
