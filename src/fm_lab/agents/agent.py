@@ -227,12 +227,16 @@ class Agent:
                     await task
 
     def stream(self, message: Message, **kwargs: Any) -> Iterator[Chunk]:
-        """Synchronous :meth:`astream` (the turn runs on a worker thread)."""
+        """Synchronous :meth:`astream` (the turn runs on a worker thread; leaving the loop
+        early aborts the turn at its next chunk)."""
         items: queue.Queue[Chunk | BaseException | None] = queue.Queue()
+        stop = threading.Event()
 
         async def pump() -> None:
             try:
                 async for chunk in self.astream(message, **kwargs):
+                    if stop.is_set():
+                        break
                     items.put(chunk)
             except Exception as exc:
                 items.put(exc)
@@ -242,10 +246,13 @@ class Agent:
         worker = threading.Thread(target=asyncio.run, args=(pump(),), daemon=True,
                                   name=f"fm_lab-agent-{self.name}")
         worker.start()
-        while (item := items.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        try:
+            while (item := items.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
         worker.join()
 
     async def _run_durably(self, message: Message, thread_id: str | None,
