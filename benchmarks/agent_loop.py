@@ -149,6 +149,15 @@ async def bench_pydantic_ai(runs: int, steps: int) -> dict[str, float]:
     return {"pydantic-ai (FunctionModel)": statistics.median(await _timed(once, runs, steps))}
 
 
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=30)
@@ -159,8 +168,9 @@ async def main() -> None:
         figures.update(await bench_pydantic_ai(args.runs, args.steps))
     except ImportError:
         print("pydantic-ai is not installed (pip install -e '.[bench]'): no peer figure")
+    versions = ", ".join(f"{name} {_version(name)}" for name in ("litellm", "pydantic-ai-slim"))
     print(f"agent loop, {args.steps} steps per run ({args.steps - 1} tool calls), median of "
-          f"{args.runs} runs; python {platform.python_version()}, litellm {litellm.__version__ if hasattr(litellm, '__version__') else '?'}")  # noqa: E501
+          f"{args.runs} runs; python {platform.python_version()}, {versions}")
     for name, value in figures.items():
         print(f"  {name:30} {value:10.0f} us/step")
 
