@@ -90,6 +90,8 @@ def test_tool_suspends_and_another_process_resumes_the_agent(spawner, store_path
 @tool
 async def ask_human(question: str, ctx: ToolContext) -> str:
     """Ask a person."""
+    if ctx.workflow is not None:
+        ctx.workflow.set_state({"asked": question})  # before the suspend: kept on resume
     return str(await ctx.suspend({"question": question}))
 
 
@@ -113,6 +115,40 @@ def test_an_agent_node_suspends_inside_a_workflow_and_resumes(store):
     run = fm_lab.resume(run.run_id, "blue", store=store)
     assert run.status == "succeeded"
     assert run.outputs == {"after": "The person said: blue"}
+    assert run.state == {"asked": "Colour?"}
+
+
+@tool
+def mark(step: str, ctx: ToolContext) -> str:
+    """Mark a step in the workflow state."""
+    ctx.workflow.set_state({"marked": step})
+    MARKS.append(step)
+    return "marked"
+
+
+MARKS = []
+
+
+def test_state_set_by_a_replayed_tool_survives_the_resume(store):
+    def reply(messages, tools):
+        done = [m for m in messages if m["role"] == "tool"]
+        if not done:
+            return {"tool_calls": [{"name": "mark", "arguments": {"step": "before asking"}}]}
+        if len(done) == 1:
+            return {"tool_calls": [{"name": "ask_human", "arguments": {"question": "Size?"}}]}
+        return f"Size {done[-1]['content']}"
+
+    fm_lab.agents.register(Agent("marker", model=script("marker", fn=reply),
+                                 tools=[mark, ask_human]), replace=True)
+    flow = {"id": "mark", "nodes": {"m": {"type": "agent", "config": {
+        "agent": "marker", "prompt": "go"}}}}
+    MARKS.clear()
+    run = fm_lab.run(flow, store=store)
+    assert run.status == "suspended"
+    run = fm_lab.resume(run.run_id, "XL", store=store)
+    assert run.outputs["m"]["text"] == "Size XL"
+    assert MARKS == ["before asking"]  # the tool ran once; its result was replayed
+    assert run.state == {"marked": "before asking", "asked": "Size?"}
 
 
 def test_suspending_outside_a_workflow_fails_clearly():

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import queue
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -327,7 +329,7 @@ class Agent:
                               messages=unsaved)
 
         if turn.durable is not None:
-            await turn.durable.step(f"memory:{self.name}", save)
+            await _journaled(turn.durable, f"memory:{self.name}", save)
         else:
             await save()
 
@@ -388,7 +390,7 @@ class Agent:
                     "cost_usd": cost_usd(model, usage)}
 
         if turn.durable is not None:
-            answer: dict[str, Any] = await turn.durable.step(f"llm:{self.name}", call)
+            answer: dict[str, Any] = await _journaled(turn.durable, f"llm:{self.name}", call)
             return answer
         return await call()
 
@@ -423,7 +425,7 @@ class Agent:
                 return {"output": json.loads(json.dumps(output, default=str))}
 
             try:
-                done = (await turn.durable.step(f"tool:{self.name}:{call['id']}", invoke)
+                done = (await _journaled(turn.durable, f"tool:{self.name}:{call['id']}", invoke)
                         if turn.durable is not None else await invoke())
             except (Suspended, SuspendNotDurable, asyncio.CancelledError):
                 tool_span.status = "suspended"
@@ -466,7 +468,7 @@ class Agent:
                 return await durable.suspend(envelope, label=label or found.name,
                                              schema=schema)
 
-        workflow = (WorkflowInfo(durable.run_id, durable.state, durable.set_state)
+        workflow = (WorkflowInfo(durable.run_id, durable.state, _state_setter(durable))
                     if durable is not None else None)
         return ToolContext(
             request_context=turn.request_context, tracing=tool_span if tool_span.recording
@@ -475,3 +477,45 @@ class Agent:
             agent=AgentInfo(self.name, turn.thread_id, turn.resource_id, turn.ml.messages),
             workflow=workflow, _suspend=suspend)
 
+
+
+# state updates made inside a journaled step, so a replayed step applies them again
+_CAPTURE: ContextVar[dict[str, Any] | None] = ContextVar("fm_lab_agent_state", default=None)
+
+
+def _state_setter(durable: Durable) -> Callable[[Mapping[str, Any]], None]:
+    def set_state(updates: Mapping[str, Any]) -> None:
+        durable.set_state(updates)
+        captured = _CAPTURE.get()
+        if captured is not None:
+            captured.update(updates)
+
+    return set_state
+
+
+async def _journaled(durable: Durable, name: str, fn: Callable[[], Any]) -> Any:
+    """``durable.step(name, fn)``, also journaling the workflow state updates ``fn`` makes:
+    when the step is replayed (not run) they are applied again."""
+    captured: dict[str, Any] = {}
+    ran = False
+
+    async def run() -> dict[str, Any]:
+        nonlocal ran
+        ran = True
+        token = _CAPTURE.set(captured)
+        try:
+            value = fn()
+            if inspect.isawaitable(value):
+                value = await value
+        finally:
+            _CAPTURE.reset(token)
+        return {"value": value, "state": captured or None}
+
+    done = await durable.step(name, run)
+    if done["state"]:
+        if not ran:
+            durable.set_state(done["state"])
+        outer = _CAPTURE.get()
+        if outer is not None:
+            outer.update(done["state"])
+    return done["value"]

@@ -4,7 +4,7 @@ import pytest
 
 import fm_lab
 from fm_lab import demo_agents
-from fm_lab.agents import Agent, get, register
+from fm_lab.agents import Agent, ToolContext, get, register, tool
 from fm_lab.llm import script
 
 
@@ -64,3 +64,23 @@ def test_demo_agents_use_fm_lab_model_when_set(monkeypatch):
     assert demo_agents._model("demo-x", lambda m, t: "") == "gpt-4o-mini"
     monkeypatch.delenv("FM_LAB_MODEL")
     assert demo_agents._model("demo-x", lambda m, t: "") == "offline/demo-x"
+
+
+@tool
+def note_in_state(value: str, ctx: ToolContext) -> str:
+    """Keep a value in the workflow state."""
+    assert ctx.workflow is not None and ctx.agent.name == "noter"
+    ctx.workflow.set_state({"noted": value, "seen_run": ctx.workflow.run_id})
+    return f"noted; user {ctx.request_context['user']}"
+
+
+def test_tools_see_the_workflow_and_the_run_request_context():
+    register(Agent("noter", model=script("noter", fn=lambda messages, tools: (
+        messages[-1]["content"] if messages[-1]["role"] == "tool" else
+        {"tool_calls": [{"name": "note_in_state", "arguments": {"value": "blue"}}]})),
+        tools=[note_in_state]), replace=True)
+    run = fm_lab.run({"id": "note", "nodes": {"n": {"type": "agent", "config": {
+        "agent": "noter", "prompt": "note blue"}}}}, store=fm_lab.Store(":memory:"),
+        request_context={"user": "kim"})
+    assert run.outputs["n"]["text"] == "noted; user kim"
+    assert run.state["noted"] == "blue" and run.state["seen_run"] == run.run_id
