@@ -26,7 +26,8 @@ ReplyFn = Callable[[list[dict[str, Any]], list[dict[str, Any]] | None], Reply]
 class Script:
     """Rules tried in order against the last user message (regex search), else ``default``;
     or a function of (messages, tools) that returns the reply. A reply is text, or
-    ``{"tool_calls": [{"name": ..., "arguments": {...}}]}`` and/or ``{"content": ...}``."""
+    ``{"tool_calls": [{"name": ..., "arguments": {...}}]}`` and/or ``{"content": ...}``
+    (plus ``"reasoning"`` text, for models that show their reasoning)."""
 
     rules: list[tuple[str, Reply]] = field(default_factory=list)
     default: Reply | None = None
@@ -94,40 +95,62 @@ def _tokens(messages: list[dict[str, Any]], content: str | None,
     return prompt, completion
 
 
+def _usage(prompt: int, completion: int, reasoning: int) -> dict[str, Any]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion + reasoning,
+            "total_tokens": prompt + completion + reasoning,
+            "completion_tokens_details": {"reasoning_tokens": reasoning} if reasoning else None}
+
+
+def _reasoning(reply: Reply) -> tuple[str | None, int]:
+    import litellm
+
+    text = reply.get("reasoning") if isinstance(reply, dict) else None
+    return text, litellm.token_counter(model="gpt-4o", text=text) if text else 0
+
+
 def _response(model: str, messages: list[dict[str, Any]], reply: Reply) -> Any:
     from litellm.types.utils import ModelResponse, Usage
 
     content, tool_calls = _message(reply)
     prompt, completion = _tokens(messages, content, tool_calls)
+    reasoning, reasoning_tokens = _reasoning(reply)
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
+    if reasoning:
+        message["reasoning_content"] = reasoning
     return ModelResponse(
         id=f"offline-{uuid.uuid4().hex[:16]}", created=int(time.time()),
         model=model, object="chat.completion",
         choices=[{"index": 0, "message": message,
                   "finish_reason": "tool_calls" if tool_calls else "stop"}],
-        usage=Usage(prompt_tokens=prompt, completion_tokens=completion,
-                    total_tokens=prompt + completion))
+        usage=Usage(**_usage(prompt, completion, reasoning_tokens)))
 
 
 _PIECE = re.compile(r"\S+\s*|\s+")
 
 
-def _stream(messages: list[dict[str, Any]], reply: Reply) -> list[dict[str, Any]]:
-    """The reply as litellm ``GenericStreamingChunk`` dicts: a text piece per word, one chunk
-    per tool call, then the finish with usage."""
+def _stream(messages: list[dict[str, Any]], reply: Reply) -> list[Any]:
+    """The reply as litellm stream chunks: reasoning pieces (``ModelResponseStream``), a text
+    piece per word and one chunk per tool call (``GenericStreamingChunk`` dicts), then the
+    finish with usage."""
+    from litellm.types.utils import Delta, ModelResponseStream, StreamingChoices
+
     content, tool_calls = _message(reply)
     prompt, completion = _tokens(messages, content, tool_calls)
+    reasoning, reasoning_tokens = _reasoning(reply)
     blank = {"is_finished": False, "finish_reason": "", "usage": None, "index": 0,
              "tool_use": None}
-    chunks = [{**blank, "text": piece} for piece in _PIECE.findall(content or "")]
+    chunks: list[Any] = [
+        ModelResponseStream(choices=[StreamingChoices(index=0, delta=Delta(
+            reasoning_content=piece))]) for piece in _PIECE.findall(reasoning or "")]
+    chunks += [{**blank, "text": piece} for piece in _PIECE.findall(content or "")]
     chunks += [{**blank, "text": "", "tool_use": {**call, "index": index}}
                for index, call in enumerate(tool_calls or [])]
+    usage = _usage(prompt, completion, reasoning_tokens)
+    usage.pop("completion_tokens_details")
     chunks.append({**blank, "text": "", "is_finished": True,
-                   "finish_reason": "tool_calls" if tool_calls else "stop",
-                   "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                             "total_tokens": prompt + completion}})
+                   "finish_reason": "tool_calls" if tool_calls else "stop", "usage": usage})
     return chunks
 
 

@@ -124,3 +124,18 @@ def test_stream_errors_surface_to_the_consumer():
                                                      model="gpt-4o")})
     with pytest.raises(fm_lab.NodeError, match="AuthenticationError"):
         list(agent.stream("hi"))
+
+
+async def test_reasoning_streams_before_the_answer_and_is_counted():
+    from fm_lab.llm import ReasoningDelta, acomplete
+
+    model = script("thinker", default={"reasoning": "Two plus two is four.", "content": "4"})
+    chunks = [c async for c in astream(HELLO, model=model)]
+    assert [c.type for c in chunks] == ["reasoning"] * 5 + ["text-delta", "finish"]
+    assert "".join(c.text for c in chunks if isinstance(c, ReasoningDelta)) == (
+        "Two plus two is four.")
+    answer = await acomplete(HELLO, model=model)
+    assert answer.reasoning == "Two plus two is four." and answer.text == "4"
+    reasoning = litellm.token_counter(model="gpt-4o", text="Two plus two is four.")
+    assert answer.usage["reasoning_tokens"] == reasoning
+    assert answer.usage["output_tokens"] == chunks[-1].usage["output_tokens"]
