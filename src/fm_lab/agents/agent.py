@@ -171,11 +171,15 @@ class Agent:
         return self.name
 
     def as_tool(self, name: str | None = None) -> Tool:
-        """This agent as a tool another agent can call with a ``message``."""
-        async def ask(message: str) -> str:  # run by the parent's loop, see _run_tool
-            raise RuntimeError("a sub-agent tool runs inside its parent agent")
+        """This agent as a tool (argument ``message``) any agent can call; it runs with the
+        caller's request context and abort event. (``agents=`` does this and also streams,
+        journals and rolls up the sub-agent's usage into the parent's result.)"""
+        async def ask(message: str, ctx: ToolContext) -> str | None:
+            answer = await self.run_turn(message, request_context=ctx.request_context,
+                                         resource_id=ctx.agent.resource_id, abort=ctx.abort)
+            return answer.text
 
-        return Tool(name or self.name, self.description, ask, _Ask)
+        return Tool(name or self.name, self.description, ask, _Ask, context_param="ctx")
 
     # ---- entry points ----------------------------------------------------------------------
     async def agenerate(self, message: Message, *, thread_id: str | None = None,
@@ -416,7 +420,8 @@ class Agent:
             async def invoke() -> dict[str, Any]:
                 if sub is not None:
                     answer = await sub.run_turn(
-                        args.message, request_context=turn.request_context,  # type: ignore[attr-defined]
+                        _Ask.model_validate(args.model_dump()).message,
+                        request_context=turn.request_context,
                         resource_id=turn.resource_id, durable=turn.durable, emit=turn.emit,
                         abort=turn.abort,
                         thread_id=f"{turn.thread_id}/{found.name}" if turn.thread_id else None)

@@ -90,3 +90,19 @@ def test_a_tool_and_a_sub_agent_cannot_share_a_name():
 
     with pytest.raises(ValueError, match="both a tool and a sub-agent"):
         Agent("x", agents={"find_facts": Agent("y")}, tools=[find_facts])
+
+
+def test_an_agent_as_a_plain_tool_runs_with_the_callers_context():
+    SEEN.clear()
+    researcher = Agent("researcher", model=_researcher_model(), tools=[find_facts])
+
+    def reply(messages, tools):
+        if messages[-1]["role"] == "tool":
+            return "Got: " + messages[-1]["content"]
+        return {"tool_calls": [{"name": "ask_researcher", "arguments": {"message": "Oslo"}}]}
+
+    boss = Agent("boss", model=script("boss", fn=reply),
+                 tools=[researcher.as_tool("ask_researcher")])
+    result = boss.generate("go", request_context={"user": "cy"})
+    assert result.text == "Got: Facts: Oslo is old; Oslo is big"
+    assert SEEN == [("cy", "researcher", True, "assistant")]
