@@ -14,7 +14,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -420,7 +420,7 @@ class Agent:
             async def invoke() -> dict[str, Any]:
                 if sub is not None:
                     answer = await sub.run_turn(
-                        _Ask.model_validate(args.model_dump()).message,
+                        cast(_Ask, args).message,
                         request_context=turn.request_context,
                         resource_id=turn.resource_id, durable=turn.durable, emit=turn.emit,
                         abort=turn.abort,
