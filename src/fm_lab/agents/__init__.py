@@ -6,6 +6,8 @@ from fm_lab.agents.context import AgentInfo, RequestContext, ToolContext, Workfl
 from fm_lab.agents.messages import MessageList
 from fm_lab.agents.registry import get, register, registered
 from fm_lab.agents.tools import Tool, tool
+from fm_lab.agents.workflow_tool import WorkflowTool, workflow_tool
 
 __all__ = ["Agent", "AgentInfo", "AgentResult", "MessageList", "RequestContext", "Tool",
-           "ToolContext", "WorkflowInfo", "get", "register", "registered", "tool"]
+           "ToolContext", "WorkflowInfo", "WorkflowTool", "get", "register", "registered", "tool",
+           "workflow_tool"]
