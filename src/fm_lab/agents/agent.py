@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import queue
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, Field, ValidationError
@@ -27,8 +25,10 @@ from fm_lab.agents.context import (
     WorkflowInfo,
     Writer,
 )
+from fm_lab.agents.durable import journaled, state_setter
 from fm_lab.agents.memory_api import AgentMemory, MemoryContext, Processor
 from fm_lab.agents.messages import MessageList
+from fm_lab.agents.result import AgentResult
 from fm_lab.agents.tools import Tool, validation_feedback
 from fm_lab.exceptions import Suspended
 from fm_lab.llm.chunks import Chunk, Finish, ToolCallChunk, ToolResultChunk
@@ -36,66 +36,10 @@ from fm_lab.sync import run_sync
 from fm_lab.tracing.spans import Span, span
 
 if TYPE_CHECKING:
-    from fm_lab.engine.run import Run
     from fm_lab.store.duckdb_store import Store
 
 Message = str | list[dict[str, Any]]
 Emit = Callable[[Chunk], None]
-
-
-@dataclass
-class AgentResult:
-    """The answer and what it took: tool calls, steps, token usage and cost (totals include
-    sub-agents; ``usage_by_agent`` splits them). A durable run that waits for a person has
-    ``status="suspended"`` and the ``run_id`` to ``fm_lab.resume``."""
-
-    text: str | None
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    steps: int = 0
-    usage: dict[str, int] = field(default_factory=dict)
-    cost_usd: float = 0.0
-    usage_by_agent: dict[str, dict[str, float]] = field(default_factory=dict)
-    status: str = "succeeded"
-    run_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (an ``agent`` node's output); messages are left out."""
-        return {"text": self.text, "tool_calls": self.tool_calls, "steps": self.steps,
-                "usage": self.usage, "cost_usd": self.cost_usd,
-                "usage_by_agent": self.usage_by_agent}
-
-    @classmethod
-    def from_run(cls, run: Run, node: str = "agent") -> AgentResult:
-        """The result of a durable agent run (suspended, or finished with its node output)."""
-        if run.status == "suspended":
-            return cls(None, status="suspended", run_id=run.run_id)
-        if run.status != "succeeded":
-            from fm_lab.exceptions import NodeError
-
-            raise NodeError(f"agent run {run.run_id} {run.status}: {run.error}",
-                            kind="user", retryable=False, domain="agent")
-        data = dict(run.node(node).output)
-        return cls(data.pop("text"), run_id=run.run_id, **data)
-
-    def _add(self, agent: str, model: str, usage: Mapping[str, int], cost: float) -> None:
-        for key, value in usage.items():
-            self.usage[key] = self.usage.get(key, 0) + value
-        self.cost_usd += cost
-        mine = self.usage_by_agent.setdefault(agent, {"calls": 0, "cost_usd": 0.0})
-        mine["calls"] += 1
-        mine["cost_usd"] += cost
-        for key, value in usage.items():
-            mine[key] = mine.get(key, 0) + value
-
-    def _merge(self, other: AgentResult) -> None:
-        for key, value in other.usage.items():
-            self.usage[key] = self.usage.get(key, 0) + value
-        self.cost_usd += other.cost_usd
-        for agent, figures in other.usage_by_agent.items():
-            mine = self.usage_by_agent.setdefault(agent, {})
-            for name, figure in figures.items():
-                mine[name] = mine.get(name, 0) + figure
 
 
 class _Ask(BaseModel):
@@ -333,7 +277,7 @@ class Agent:
                               messages=unsaved)
 
         if turn.durable is not None:
-            await _journaled(turn.durable, f"memory:{self.name}", save)
+            await journaled(turn.durable, f"memory:{self.name}", save)
         else:
             await save()
 
@@ -394,7 +338,7 @@ class Agent:
                     "cost_usd": cost_usd(model, usage)}
 
         if turn.durable is not None:
-            answer: dict[str, Any] = await _journaled(turn.durable, f"llm:{self.name}", call)
+            answer: dict[str, Any] = await journaled(turn.durable, f"llm:{self.name}", call)
             return answer
         return await call()
 
@@ -430,7 +374,7 @@ class Agent:
                 return {"output": json.loads(json.dumps(output, default=str))}
 
             try:
-                done = (await _journaled(turn.durable, f"tool:{self.name}:{call['id']}", invoke)
+                done = (await journaled(turn.durable, f"tool:{self.name}:{call['id']}", invoke)
                         if turn.durable is not None else await invoke())
             except (Suspended, SuspendNotDurable, asyncio.CancelledError):
                 tool_span.status = "suspended"
@@ -473,7 +417,7 @@ class Agent:
                 return await durable.suspend(envelope, label=label or found.name,
                                              schema=schema)
 
-        workflow = (WorkflowInfo(durable.run_id, durable.state, _state_setter(durable))
+        workflow = (WorkflowInfo(durable.run_id, durable.state, state_setter(durable))
                     if durable is not None else None)
         return ToolContext(
             request_context=turn.request_context, tracing=tool_span if tool_span.recording
@@ -483,44 +427,3 @@ class Agent:
             workflow=workflow, _suspend=suspend)
 
 
-
-# state updates made inside a journaled step, so a replayed step applies them again
-_CAPTURE: ContextVar[dict[str, Any] | None] = ContextVar("fm_lab_agent_state", default=None)
-
-
-def _state_setter(durable: Durable) -> Callable[[Mapping[str, Any]], None]:
-    def set_state(updates: Mapping[str, Any]) -> None:
-        durable.set_state(updates)
-        captured = _CAPTURE.get()
-        if captured is not None:
-            captured.update(updates)
-
-    return set_state
-
-
-async def _journaled(durable: Durable, name: str, fn: Callable[[], Any]) -> Any:
-    """``durable.step(name, fn)``, also journaling the workflow state updates ``fn`` makes:
-    when the step is replayed (not run) they are applied again."""
-    captured: dict[str, Any] = {}
-    ran = False
-
-    async def run() -> dict[str, Any]:
-        nonlocal ran
-        ran = True
-        token = _CAPTURE.set(captured)
-        try:
-            value = fn()
-            if inspect.isawaitable(value):
-                value = await value
-        finally:
-            _CAPTURE.reset(token)
-        return {"value": value, "state": captured or None}
-
-    done = await durable.step(name, run)
-    if done["state"]:
-        if not ran:
-            durable.set_state(done["state"])
-        outer = _CAPTURE.get()
-        if outer is not None:
-            outer.update(done["state"])
-    return done["value"]
