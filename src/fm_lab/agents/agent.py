@@ -245,8 +245,9 @@ class Agent:
                  **{name: sub.as_tool(name) for name, sub in self.agents.items()}}
         turn = _Turn(ml, AgentResult(None), tools, context, abort or asyncio.Event(), emit,
                      durable, thread_id, resource_id)
+        owner = {"resource_id": resource_id} if resource_id is not None else {}
         with span(self.name, kind="agent", input={"message": message}, agent=self.name,
-                  entity_id=self.name, resource_id=resource_id) as agent_span:
+                  entity_id=self.name, **owner) as agent_span:
             try:
                 await self._loop(turn, agent_span)
             except Suspended:
