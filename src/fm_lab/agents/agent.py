@@ -211,9 +211,11 @@ class Agent:
         from fm_lab.agents.registry import register
         from fm_lab.engine.api import arun
 
-        register(self, replace=True)
+        ref = self.ref
+        if ref == self.name:  # not importable (a notebook, __main__): resumable in this process
+            register(self, replace=True)
         workflow = {"id": f"agent_{self.name}", "nodes": {"agent": {"type": "agent", "config": {
-            "agent": self.ref, "prompt": "{{ inputs.message }}",
+            "agent": ref, "prompt": "{{ inputs.message }}",
             "thread_id": "{{ inputs.thread_id }}", "resource_id": "{{ inputs.resource_id }}"}}}}
         run = await arun(workflow, {"message": message, "thread_id": thread_id,
                                     "resource_id": resource_id},
