@@ -1,28 +1,64 @@
 """Agents: a model, instructions and tools, looping until the model answers without a tool
-call (or ``max_steps``). Every step is traced: agent → llm → tool spans."""
+call (or ``max_steps``). Every step is traced (agent → llm → tool spans); sub-agents are tools;
+memory is asked before the first model call and handed the turn's new messages after it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from dataclasses import dataclass, field
-from typing import Any
+import queue
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, cast
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from fm_lab.agents.context import (
+    AgentInfo,
+    Durable,
+    RequestContext,
+    SuspendNotDurable,
+    ToolContext,
+    WorkflowInfo,
+    Writer,
+)
+from fm_lab.agents.durable import journaled, state_setter
+from fm_lab.agents.memory_api import AgentMemory, MemoryContext, Processor
+from fm_lab.agents.messages import MessageList
+from fm_lab.agents.result import AgentResult
 from fm_lab.agents.tools import Tool, validation_feedback
+from fm_lab.exceptions import Suspended
+from fm_lab.llm.chunks import Chunk, Finish, ToolCallChunk, ToolResultChunk
 from fm_lab.sync import run_sync
-from fm_lab.tracing.spans import span
+from fm_lab.tracing.spans import Span, span
+
+if TYPE_CHECKING:
+    from fm_lab.store.duckdb_store import Store
+
+Message = str | list[dict[str, Any]]
+Emit = Callable[[Chunk], None]
+
+
+class _Ask(BaseModel):
+    message: str = Field(description="What to ask or tell this agent (it sees nothing else).")
 
 
 @dataclass
-class AgentResult:
-    """The answer, and what it took: steps, tool calls, token usage."""
+class _Turn:
+    """One ``generate``: the conversation, its result and how it runs."""
 
-    text: str | None
-    messages: list[dict[str, Any]]
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    steps: int = 0
-    usage: dict[str, int] = field(default_factory=dict)
+    ml: MessageList
+    result: AgentResult
+    tools: dict[str, Tool]
+    request_context: RequestContext
+    abort: asyncio.Event
+    emit: Emit | None
+    durable: Durable | None
+    thread_id: str | None
+    resource_id: str | None
 
 
 class Agent:
@@ -30,78 +66,367 @@ class Agent:
 
     >>> agent = Agent("helper", "Be brief.", model="offline/echo")
     >>> agent.generate("hi").text  # doctest: +SKIP
+
+    ``agents={"researcher": other}`` makes each sub-agent a tool (argument ``message``);
+    ``memory`` follows :class:`~fm_lab.agents.memory_api.AgentMemory`; ``processors`` rewrite
+    the messages before each model call; ``durable=True`` runs ``generate`` as a one-node
+    workflow so a tool may suspend it for a person (``fm_lab.resume`` continues it).
     """
 
     def __init__(self, name: str, instructions: str = "", *, model: str | None = None,
-                 fallbacks: list[str] | None = None, tools: list[Tool] | None = None,
-                 max_steps: int = 8) -> None:
+                 fallbacks: Sequence[str] | None = None, tools: Sequence[Tool] | None = None,
+                 agents: Mapping[str, Agent] | None = None, memory: AgentMemory | None = None,
+                 processors: Sequence[Processor] | None = None, max_steps: int = 8,
+                 description: str | None = None, durable: bool = False,
+                 model_params: Mapping[str, Any] | None = None) -> None:
         from fm_lab.llm.defaults import default_model
 
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, not {max_steps}")
         self.name = name
         self.instructions = instructions
+        self.description = description or (instructions.split("\n")[0] or f"The {name} agent.")
         self.model = model or default_model()
         self.fallbacks = list(fallbacks or [])
         self.tools = {t.name: t for t in tools or []}
+        self.agents = dict(agents or {})
+        clash = set(self.tools) & set(self.agents)
+        if clash:
+            raise ValueError(f"agent {name!r}: {sorted(clash)} name both a tool and a sub-agent")
+        self.memory = memory
+        self.processors = list(processors or [])
         self.max_steps = max_steps
+        self.durable = durable
+        self.model_params = dict(model_params or {})
+        self._module = sys._getframe(1).f_globals.get("__name__")
 
-    async def agenerate(self, message: str | list[dict[str, Any]]) -> AgentResult:
-        """Answer ``message`` (a text, or a list of chat messages), calling tools as asked."""
-        from fm_lab.llm.client import acomplete
+    def __repr__(self) -> str:
+        return f"Agent({self.name!r}, model={self.model!r}, tools={sorted(self.tools)})"
 
-        messages: list[dict[str, Any]] = []
-        if self.instructions:
-            messages.append({"role": "system", "content": self.instructions})
-        messages += ([{"role": "user", "content": message}] if isinstance(message, str)
-                     else list(message))
-        result = AgentResult(None, messages)
-        schemas = [t.schema() for t in self.tools.values()] or None
+    @property
+    def ref(self) -> str:
+        """How another process finds this agent: ``module:attr`` when it is a module global,
+        else its name (resolvable where it was registered)."""
+        module = sys.modules.get(self._module or "")
+        if module is not None and self._module != "__main__":
+            for attr, value in vars(module).items():
+                if value is self:
+                    return f"{self._module}:{attr}"
+        return self.name
+
+    def as_tool(self, name: str | None = None) -> Tool:
+        """This agent as a tool (argument ``message``) any agent can call; it runs with the
+        caller's request context and abort event. (``agents=`` does this and also streams,
+        journals and rolls up the sub-agent's usage into the parent's result.)"""
+        async def ask(message: str, ctx: ToolContext) -> str | None:
+            answer = await self.run_turn(message, request_context=ctx.request_context,
+                                         resource_id=ctx.agent.resource_id, abort=ctx.abort)
+            return answer.text
+
+        return Tool(name or self.name, self.description, ask, _Ask, context_param="ctx")
+
+    # ---- entry points ----------------------------------------------------------------------
+    async def agenerate(self, message: Message, *, thread_id: str | None = None,
+                        resource_id: str | None = None,
+                        request_context: Mapping[str, Any] | None = None,
+                        durable: bool | None = None, store: Store | None = None) -> AgentResult:
+        """Answer ``message`` (a text, or chat messages), calling tools as asked."""
+        if durable if durable is not None else self.durable:
+            return await self._run_durably(message, thread_id, resource_id, request_context,
+                                           store)
+        return await self.run_turn(message, thread_id=thread_id, resource_id=resource_id,
+                                   request_context=request_context)
+
+    def generate(self, message: Message, **kwargs: Any) -> AgentResult:
+        """Synchronous :meth:`agenerate` (works inside Jupyter's running loop too)."""
+        return run_sync(self.agenerate(message, **kwargs))
+
+    async def astream(self, message: Message, *, thread_id: str | None = None,
+                      resource_id: str | None = None,
+                      request_context: Mapping[str, Any] | None = None
+                      ) -> AsyncIterator[Chunk]:
+        """Stream the turn: text and reasoning deltas, tool calls and their results (and what
+        tools write), across every step and sub-agent, ending with ``finish``. Leaving the
+        loop early aborts the turn."""
+        chunks: asyncio.Queue[Chunk | BaseException | None] = asyncio.Queue()
+        abort = asyncio.Event()
+
+        async def produce() -> None:
+            try:
+                result = await self.run_turn(
+                    message, thread_id=thread_id, resource_id=resource_id,
+                    request_context=request_context, emit=chunks.put_nowait, abort=abort)
+                chunks.put_nowait(Finish("stop", result.text, self.model, result.usage,
+                                         result.steps, self.name))
+            except Exception as exc:
+                chunks.put_nowait(exc)
+            finally:
+                chunks.put_nowait(None)
+
+        task = asyncio.create_task(produce())
+        try:
+            while (item := await chunks.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            if not task.done():
+                abort.set()
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def stream(self, message: Message, **kwargs: Any) -> Iterator[Chunk]:
+        """Synchronous :meth:`astream` (the turn runs on a worker thread; leaving the loop
+        early aborts the turn at its next chunk)."""
+        items: queue.Queue[Chunk | BaseException | None] = queue.Queue()
+        stop = threading.Event()
+
+        async def pump() -> None:
+            try:
+                async for chunk in self.astream(message, **kwargs):
+                    if stop.is_set():
+                        break
+                    items.put(chunk)
+            except Exception as exc:
+                items.put(exc)
+            finally:
+                items.put(None)
+
+        worker = threading.Thread(target=asyncio.run, args=(pump(),), daemon=True,
+                                  name=f"fm_lab-agent-{self.name}")
+        worker.start()
+        try:
+            while (item := items.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+        worker.join()
+
+    async def _run_durably(self, message: Message, thread_id: str | None,
+                           resource_id: str | None, request_context: Mapping[str, Any] | None,
+                           store: Store | None) -> AgentResult:
+        from fm_lab.agents.registry import register
+        from fm_lab.engine.api import arun
+
+        ref = self.ref
+        if ref == self.name:  # not importable (a notebook, __main__): resumable in this process
+            register(self, replace=True)
+        workflow = {"id": f"agent_{self.name}", "nodes": {"agent": {"type": "agent", "config": {
+            "agent": ref, "prompt": "{{ inputs.message }}",
+            "thread_id": "{{ inputs.thread_id }}", "resource_id": "{{ inputs.resource_id }}"}}}}
+        run = await arun(workflow, {"message": message, "thread_id": thread_id,
+                                    "resource_id": resource_id},
+                         store=store, request_context=dict(request_context or {}))
+        return AgentResult.from_run(run)
+
+    # ---- the loop --------------------------------------------------------------------------
+    async def run_turn(self, message: Message, *, thread_id: str | None = None,
+                       resource_id: str | None = None,
+                       request_context: Mapping[str, Any] | None = None,
+                       durable: Durable | None = None, emit: Emit | None = None,
+                       abort: asyncio.Event | None = None) -> AgentResult:
+        """One turn: what ``generate`` runs (``durable`` is a node context when the agent runs
+        inside a workflow: model answers and tool results are journaled steps)."""
+        context = (request_context if isinstance(request_context, RequestContext)
+                   else RequestContext(request_context or {}))
+        ml = MessageList()
+        recalled = await self._recall(message, thread_id, resource_id)
+        system = "\n\n".join(s for s in (self.instructions, recalled.system) if s)
+        if system:
+            ml.add_system(system)
+        ml.add_memory(recalled.messages)
+        if isinstance(message, str):
+            ml.add_user(message)
+        else:
+            for item in message:
+                ml.add(item, "system" if item.get("role") == "system" else "user")
+        tools = {**self.tools, **{t.name: t for t in recalled.tools},
+                 **{name: sub.as_tool(name) for name, sub in self.agents.items()}}
+        turn = _Turn(ml, AgentResult(None), tools, context, abort or asyncio.Event(), emit,
+                     durable, thread_id, resource_id)
+        owner = {"resource_id": resource_id} if resource_id is not None else {}
         with span(self.name, kind="agent", input={"message": message}, agent=self.name,
-                  entity_id=self.name) as agent_span:
-            while result.steps < self.max_steps:
-                result.steps += 1
-                extra: dict[str, Any] = {"tools": schemas} if schemas else {}
-                answer = await acomplete(messages, model=self.model, fallbacks=self.fallbacks,
-                                         **extra)
-                for key, value in answer.usage.items():
-                    result.usage[key] = result.usage.get(key, 0) + value
-                if not answer.tool_calls:
-                    result.text = answer.text
-                    messages.append({"role": "assistant", "content": answer.text})
-                    agent_span.output = answer.text
-                    return result
-                messages.append({"role": "assistant", "content": answer.text, "tool_calls": [
-                    {"id": c["id"], "type": "function",
-                     "function": {"name": c["name"], "arguments": c["arguments"]}}
-                    for c in answer.tool_calls]})
-                for call in answer.tool_calls:
-                    content = await self._run_tool(call, result)
-                    messages.append({"role": "tool", "tool_call_id": call["id"],
-                                     "content": content})
-            agent_span.status = "error"
+                  entity_id=self.name, **owner) as agent_span:
+            try:
+                await self._loop(turn, agent_span)
+            except Suspended:
+                agent_span.end("suspended")
+                raise
+        if self.memory is not None:
+            await self._save(turn)
+        turn.result.messages = ml.to_storage()
+        return turn.result
+
+    async def _recall(self, message: Message, thread_id: str | None,
+                      resource_id: str | None) -> MemoryContext:
+        if self.memory is None:
+            return MemoryContext()
+        if thread_id is None:
+            raise ValueError(f"agent {self.name!r} has memory: pass thread_id= to generate")
+        query = message if isinstance(message, str) else str(
+            next((m.get("content") for m in reversed(message) if m.get("role") == "user"), ""))
+        return await self.memory.prepare(thread_id=thread_id, resource_id=resource_id,
+                                         query=query)
+
+    async def _save(self, turn: _Turn) -> None:
+        memory, unsaved = self.memory, turn.ml.drain_unsaved()
+        assert memory is not None and turn.thread_id is not None
+
+        async def save() -> None:
+            await memory.save(thread_id=turn.thread_id or "", resource_id=turn.resource_id,
+                              messages=unsaved)
+
+        if turn.durable is not None:
+            await journaled(turn.durable, f"memory:{self.name}", save)
+        else:
+            await save()
+
+    async def _loop(self, turn: _Turn, agent_span: Span) -> None:
+        schemas = [t.schema() for t in turn.tools.values()] or None
+        result = turn.result
+        while result.steps < self.max_steps:
+            if turn.abort.is_set():
+                raise asyncio.CancelledError(f"agent {self.name!r} aborted")
+            result.steps += 1
+            answer = await self._ask(turn, schemas)
+            result._add(self.name, answer["model"], answer["usage"], answer["cost_usd"])
+            calls = answer["tool_calls"]
+            turn.ml.add_response({"role": "assistant", "content": answer["text"],
+                                  "tool_calls": [
+                {"id": c["id"], "type": "function",
+                 "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for c in calls] or None})
+            if not calls:
+                result.text = answer["text"]
+                agent_span.output = answer["text"]
+                return
+            for call in calls:
+                content = await self._run_tool(turn, call)
+                turn.ml.add_response({"role": "tool", "tool_call_id": call["id"],
+                                      "content": content})
+        agent_span.status = "error"
         raise RuntimeError(f"agent {self.name!r} did not finish within max_steps="
                            f"{self.max_steps}")
 
-    async def _run_tool(self, call: dict[str, Any], result: AgentResult) -> str:
-        found = self.tools.get(call["name"])
-        record = {"name": call["name"], "arguments": call["arguments"], "ok": False}
-        result.tool_calls.append(record)
+    async def _ask(self, turn: _Turn, schemas: list[dict[str, Any]] | None) -> dict[str, Any]:
+        """One model call (a journaled step inside a workflow)."""
+        from fm_lab.llm.client import acomplete, astream, cost_usd
+
+        outgoing = turn.ml.to_openai()
+        for processor in self.processors:
+            outgoing = processor.process(outgoing)
+        params: dict[str, Any] = {**self.model_params, **({"tools": schemas} if schemas else {})}
+
+        async def call() -> dict[str, Any]:
+            if turn.emit is None:
+                answer = await acomplete(outgoing, model=self.model, fallbacks=self.fallbacks,
+                                         **params)
+                text, calls, model, usage = (answer.text, answer.tool_calls, answer.model,
+                                             answer.usage)
+            else:
+                text, model, usage, calls = None, self.model, {}, []
+                async for chunk in astream(outgoing, model=self.model, fallbacks=self.fallbacks,
+                                           **params):
+                    if isinstance(chunk, Finish):
+                        text, model, usage = chunk.text, chunk.model or self.model, chunk.usage
+                        continue
+                    if isinstance(chunk, ToolCallChunk):
+                        calls.append({"id": chunk.id, "name": chunk.name,
+                                      "arguments": chunk.arguments})
+                    turn.emit(replace(chunk, agent=self.name))
+            return {"text": text, "tool_calls": calls, "model": model, "usage": usage,
+                    "cost_usd": cost_usd(model, usage)}
+
+        if turn.durable is not None:
+            answer: dict[str, Any] = await journaled(turn.durable, f"llm:{self.name}", call)
+            return answer
+        return await call()
+
+    async def _run_tool(self, turn: _Turn, call: dict[str, Any]) -> str:
+        found = turn.tools.get(call["name"])
+        record: dict[str, Any] = {"name": call["name"], "arguments": call["arguments"],
+                                  "ok": False}
+        turn.result.tool_calls.append(record)
         with span(call["name"], kind="tool", input={"arguments": call["arguments"]},
                   agent=self.name, entity_id=call["name"]) as tool_span:
             if found is None:
                 tool_span.status = "error"
-                return f"There is no tool named {call['name']!r}; tools: {sorted(self.tools)}."
+                content = f"There is no tool named {call['name']!r}; tools: {sorted(turn.tools)}."
+                return self._tool_result(turn, call, content, False)
             try:
                 args = found.parse(call["arguments"])
             except (ValidationError, ValueError) as exc:
                 tool_span.status = "error"
                 record["error"] = "invalid arguments"
-                return validation_feedback(found.name, exc)
-            output = await found.call(args)
-            record["ok"] = True
-            record["output"] = output
-            tool_span.output = output
-            return output if isinstance(output, str) else json.dumps(output, default=str)
+                return self._tool_result(turn, call, validation_feedback(found.name, exc), False)
+            sub = self.agents.get(found.name)
 
-    def generate(self, message: str | list[dict[str, Any]]) -> AgentResult:
-        """Synchronous :meth:`agenerate` (works inside Jupyter's running loop too)."""
-        return run_sync(self.agenerate(message))
+            async def invoke() -> dict[str, Any]:
+                if sub is not None:
+                    answer = await sub.run_turn(
+                        cast(_Ask, args).message,
+                        request_context=turn.request_context,
+                        resource_id=turn.resource_id, durable=turn.durable, emit=turn.emit,
+                        abort=turn.abort,
+                        thread_id=f"{turn.thread_id}/{found.name}" if turn.thread_id else None)
+                    return {"output": answer.text, "sub": answer.to_dict()}
+                output = await found.call(args, self._context(turn, found, call, tool_span))
+                return {"output": json.loads(json.dumps(output, default=str))}
+
+            try:
+                done = (await journaled(turn.durable, f"tool:{self.name}:{call['id']}", invoke)
+                        if turn.durable is not None else await invoke())
+            except (Suspended, SuspendNotDurable, asyncio.CancelledError):
+                tool_span.status = "suspended"
+                raise
+            except Exception as exc:  # the model reads what went wrong and may try again
+                tool_span.status = "error"
+                record["error"] = f"{type(exc).__name__}: {exc}"
+                return self._tool_result(
+                    turn, call, f"The tool {found.name} failed: {type(exc).__name__}: {exc}",
+                    False)
+            if "sub" in done:
+                turn.result._merge(AgentResult(None, **{
+                    k: v for k, v in done["sub"].items() if k in ("usage", "cost_usd",
+                                                                  "usage_by_agent")}))
+            output = done["output"]
+            record.update(ok=True, output=output)
+            tool_span.output = output
+            content = output if isinstance(output, str) else json.dumps(output, default=str)
+            return self._tool_result(turn, call, content, True, output)
+
+    def _tool_result(self, turn: _Turn, call: dict[str, Any], content: str, ok: bool,
+                     output: Any = None) -> str:
+        if turn.emit is not None:
+            turn.emit(ToolResultChunk(call["id"], call["name"], output if ok else content, ok,
+                                      self.name))
+        return content
+
+    def _context(self, turn: _Turn, found: Tool, call: dict[str, Any],
+                 tool_span: Span) -> ToolContext | None:
+        if found.context_param is None:
+            return None
+        durable = turn.durable
+        suspend = None
+        if durable is not None:
+            async def suspend(payload: Any, label: str | None,
+                              schema: dict[str, Any] | None) -> Any:
+                envelope = {"agent": self.name, "tool": found.name, "tool_call_id": call["id"],
+                            "arguments": call["arguments"], "payload": payload,
+                            "messages": turn.ml.serialize()}
+                return await durable.suspend(envelope, label=label or found.name,
+                                             schema=schema)
+
+        workflow = (WorkflowInfo(durable.run_id, durable.state, state_setter(durable))
+                    if durable is not None else None)
+        return ToolContext(
+            request_context=turn.request_context, tracing=tool_span if tool_span.recording
+            else None, abort=turn.abort,
+            writer=Writer(found.name, self.name, turn.emit, tool_span),
+            agent=AgentInfo(self.name, turn.thread_id, turn.resource_id, turn.ml.messages),
+            workflow=workflow, _suspend=suspend)
+
+

@@ -11,6 +11,8 @@ from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from fm_lab.agents.context import ToolContext
+
 
 @dataclass
 class Tool:
@@ -20,6 +22,8 @@ class Tool:
     description: str
     fn: Callable[..., Any]
     args_model: type[BaseModel]
+    context_param: str | None = None
+    """The parameter that receives the :class:`ToolContext` (not in the schema)."""
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI-style tool definition litellm sends to every provider."""
@@ -34,8 +38,14 @@ class Tool:
             arguments = json.loads(arguments or "{}")
         return self.args_model.model_validate(arguments)
 
-    async def call(self, args: BaseModel) -> Any:
-        result = self.fn(**{name: getattr(args, name) for name in type(args).model_fields})
+    async def call(self, args: BaseModel, context: ToolContext | None = None) -> Any:
+        """Run the tool with validated ``args`` (and its context, when it takes one)."""
+        kwargs = {name: getattr(args, name) for name in type(args).model_fields}
+        if self.context_param is not None:
+            if context is None:
+                raise TypeError(f"tool {self.name!r} needs a ToolContext")
+            kwargs[self.context_param] = context
+        result = self.fn(**kwargs)
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -56,14 +66,18 @@ def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None,
     def make(func: Callable[..., Any]) -> Tool:
         hints = get_type_hints(func)
         fields: dict[str, Any] = {}
+        context_param = None
         for param in inspect.signature(func).parameters.values():
             annotation = hints.get(param.name, Any)
+            if annotation is ToolContext:
+                context_param = param.name
+                continue
             default = ... if param.default is inspect.Parameter.empty else param.default
             fields[param.name] = (annotation, default)
         model = create_model(
             f"{func.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields)
         return Tool(name or func.__name__, description or inspect.getdoc(func) or func.__name__,
-                    func, model)
+                    func, model, context_param)
 
     return make(fn) if fn is not None else make
 

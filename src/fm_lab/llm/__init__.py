@@ -1,6 +1,19 @@
-"""Model calls through litellm: fallbacks, retries, spans with usage; the offline provider."""
+"""Model calls through litellm: fallbacks, retries, streaming, spans with usage, record/replay
+cassettes; the offline provider."""
 
-from fm_lab.llm.client import Completion, acomplete
+from fm_lab.llm.cassette import Cassette, CassetteMiss, cassette
+from fm_lab.llm.chunks import (
+    Chunk,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallChunk,
+    ToolOutputChunk,
+    ToolResultChunk,
+)
+from fm_lab.llm.client import Completion, acomplete, astream, cost_usd
 from fm_lab.llm.offline import script
 
-__all__ = ["Completion", "acomplete", "script"]
+__all__ = ["Cassette", "CassetteMiss", "Chunk", "Completion", "Finish", "ReasoningDelta",
+           "TextDelta", "ToolCallChunk", "ToolOutputChunk", "ToolResultChunk", "acomplete",
+           "astream", "cassette", "cost_usd", "script"]

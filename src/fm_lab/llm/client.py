@@ -1,16 +1,21 @@
-"""One async entry over ``litellm.acompletion``: spans with usage, an ordered fallback chain
-with retries per model, and clear errors for what must not fall back."""
+"""One async entry over ``litellm.acompletion`` (and its streaming sibling): spans with usage,
+an ordered fallback chain with retries per model, clear errors for what must not fall back,
+and record/replay through an open :func:`~fm_lab.llm.cassette`."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from fm_lab.exceptions import NodeError
-from fm_lab.tracing.spans import span
+from fm_lab.llm.cassette import CassetteMiss, active
+from fm_lab.llm.chunks import Chunk, Finish, ReasoningDelta, TextDelta, ToolCallChunk
+from fm_lab.tracing.spans import Span, current
 
+T = TypeVar("T")
 # move on to the next model for these (after this model's retries, but at once for a full
 # context window); never for authentication or bad requests, which fail clearly
 _RETRYABLE = ("RateLimitError", "ServiceUnavailableError", "InternalServerError", "Timeout",
@@ -30,6 +35,7 @@ class Completion:
     usage: dict[str, int]
     attempts: list[dict[str, Any]] = field(default_factory=list)
     raw: Any = None
+    reasoning: str | None = None
 
 
 def _names(exc: BaseException) -> set[str]:
@@ -60,6 +66,53 @@ def _usage(response: Any) -> dict[str, int]:
     }
 
 
+def _litellm() -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    from fm_lab.llm.offline import register
+
+    register()
+    return litellm
+
+
+async def _with_fallbacks(models: list[str], messages: list[dict[str, Any]], retries: int,
+                          backoff_s: float, attempts: list[dict[str, Any]],
+                          call: Callable[[str], Awaitable[T]]) -> tuple[T, str, Span]:
+    """``call(model)`` for each model in order with its retries; returns the first answer, the
+    model that gave it and its open ``llm`` span (the caller ends it)."""
+    last: BaseException | None = None
+    for name in models:
+        provider = name.split("/", 1)[0] if "/" in name else "openai"
+        for attempt in range(retries + 1):
+            span = Span(current(), name, "llm", {"messages": messages}, {"attempt": attempt + 1})
+            span.set_usage(model=name, provider=provider)
+            try:
+                return await call(name), name, span
+            except CassetteMiss:
+                span.end("error", {"type": "CassetteMiss"})
+                raise
+            except Exception as exc:
+                span.end("error", {"type": type(exc).__name__, "message": str(exc)[:500]})
+                attempts.append({"model": name, "error": type(exc).__name__,
+                                 "message": str(exc)[:500]})
+                last = exc
+                names = _names(exc)
+                if names & set(_NEXT_MODEL):  # (a BadRequestError too): the next model
+                    break
+                if names & set(_FATAL):
+                    raise NodeError(f"{name}: {type(exc).__name__}: {exc}", kind="provider",
+                                    retryable=False, domain="llm") from exc
+                if not names & set(_RETRYABLE):
+                    break
+                if attempt < retries:
+                    await asyncio.sleep(_retry_after(exc) or backoff_s * 2 ** attempt)
+    raise NodeError(
+        f"every model failed ({', '.join(models)}); last: "
+        f"{type(last).__name__ if last else 'no answer'}: {last}",
+        kind="provider", retryable=True, domain="llm")
+
+
 async def acomplete(messages: list[dict[str, Any]], *, model: str,
                     fallbacks: list[str] | tuple[str, ...] = (), retries: int = 2,
                     backoff_s: float = 0.5, timeout_s: float = 60.0,
@@ -71,49 +124,135 @@ async def acomplete(messages: list[dict[str, Any]], *, model: str,
 
     >>> await acomplete([{"role": "user", "content": "hi"}], model="offline/echo")  # doctest: +SKIP
     """
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+    litellm = _litellm()
+    from litellm.types.utils import ModelResponse
 
-    from fm_lab.llm.offline import register
+    async def call(name: str) -> Any:
+        extra = {**params, **(model_params or {}).get(name, {})}
+        tape = active()
+        if tape is not None:
+            key, entry = tape.lookup(name, messages, extra, stream=False)
+            if entry is not None:
+                return ModelResponse(**entry["response"])
+        response = await litellm.acompletion(model=name, messages=messages, timeout=timeout_s,
+                                             **extra)
+        if tape is not None:
+            tape.record(key, name, messages, response=response.model_dump(mode="json"))
+        return response
 
-    register()
     attempts: list[dict[str, Any]] = []
-    last: BaseException | None = None
-    for name in [model, *fallbacks]:
-        provider = name.split("/", 1)[0] if "/" in name else "openai"
-        for attempt in range(retries + 1):
-            with span(name, kind="llm", input={"messages": messages}) as call:
-                call.set_attribute("attempt", attempt + 1)
-                try:
-                    extra = {**params, **(model_params or {}).get(name, {})}
-                    response = await litellm.acompletion(model=name, messages=messages,
-                                                         timeout=timeout_s, **extra)
-                except Exception as exc:
-                    names = _names(exc)
-                    attempts.append({"model": name, "error": type(exc).__name__,
-                                     "message": str(exc)[:500]})
-                    call.set_usage(model=name, provider=provider)
-                    call.status = "error"
-                    last = exc
-                    if names & set(_NEXT_MODEL):  # (a BadRequestError too): the next model
-                        break
-                    if names & set(_FATAL):
-                        raise NodeError(f"{name}: {type(exc).__name__}: {exc}", kind="provider",
-                                        retryable=False, domain="llm") from exc
-                    if not names & set(_RETRYABLE):
-                        break
-                    if attempt < retries:
-                        await asyncio.sleep(_retry_after(exc) or backoff_s * 2 ** attempt)
-                    continue
-                usage = _usage(response)
-                message = response.choices[0].message
-                calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
-                         for c in (getattr(message, "tool_calls", None) or [])]
-                call.set_usage(model=name, provider=provider, **usage)
-                call.output = {"content": message.content, "tool_calls": calls or None}
-                attempts.append({"model": name, "ok": True})
-                return Completion(message.content, calls, name, usage, attempts, response)
-    raise NodeError(
-        f"every model failed ({', '.join([model, *fallbacks])}); last: "
-        f"{type(last).__name__ if last else 'no answer'}: {last}",
-        kind="provider", retryable=True, domain="llm")
+    response, name, span = await _with_fallbacks([model, *fallbacks], messages, retries,
+                                                 backoff_s, attempts, call)
+    usage = _usage(response)
+    message = response.choices[0].message
+    calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
+             for c in (getattr(message, "tool_calls", None) or [])]
+    span.set_usage(**cast(dict[str, Any], usage))
+    span.output = {"content": message.content, "tool_calls": calls or None}
+    span.end()
+    attempts.append({"model": name, "ok": True})
+    return Completion(message.content, calls, name, usage, attempts, response,
+                      getattr(message, "reasoning_content", None))
+
+
+async def _replayed(chunks: list[dict[str, Any]]) -> AsyncIterator[Any]:
+    from litellm.types.utils import ModelResponseStream
+
+    for chunk in chunks:
+        yield ModelResponseStream(**chunk)
+
+
+async def _recording(stream: Any, record: Callable[[list[dict[str, Any]]], None]
+                     ) -> AsyncIterator[Any]:
+    seen: list[dict[str, Any]] = []
+    async for chunk in stream:
+        seen.append(chunk.model_dump(mode="json"))
+        yield chunk
+    record(seen)
+
+
+async def astream(messages: list[dict[str, Any]], *, model: str,
+                  fallbacks: list[str] | tuple[str, ...] = (), retries: int = 2,
+                  backoff_s: float = 0.5, timeout_s: float = 60.0,
+                  model_params: dict[str, dict[str, Any]] | None = None,
+                  **params: Any) -> AsyncIterator[Chunk]:
+    """Stream ``model``'s answer as typed chunks: ``text-delta``/``reasoning`` pieces, one
+    ``tool-call`` per complete tool call, then ``finish`` with the whole text and token usage.
+    Falls back like :func:`acomplete` until the first chunk arrives; an error after that
+    raises (part of the answer was already handed out)."""
+    litellm = _litellm()
+
+    async def call(name: str) -> tuple[Any, Any]:
+        extra = {**params, **(model_params or {}).get(name, {})}
+        tape = active()
+        stream: AsyncIterator[Any]
+        if tape is not None:
+            key, entry = tape.lookup(name, messages, extra, stream=True)
+            if entry is not None:
+                stream = _replayed(entry["chunks"])
+                return stream, await anext(stream)
+        stream = await litellm.acompletion(
+            model=name, messages=messages, timeout=timeout_s, stream=True,
+            stream_options={"include_usage": True}, **extra)
+        if tape is not None:
+            stream = _recording(stream, lambda chunks: tape.record(
+                key, name, messages, chunks=chunks))
+        iterator = aiter(stream)
+        return iterator, await anext(iterator)
+
+    attempts: list[dict[str, Any]] = []
+    (iterator, first), name, span = await _with_fallbacks(
+        [model, *fallbacks], messages, retries, backoff_s, attempts, call)
+    text: list[str] = []
+    calls: dict[int, dict[str, str]] = {}
+    usage: dict[str, int] = {}
+    reason = "stop"
+    try:
+        chunk = first
+        while True:
+            if getattr(chunk, "usage", None) is not None:
+                usage = _usage(chunk)
+            for choice in chunk.choices or []:
+                delta = choice.delta
+                if choice.finish_reason:
+                    reason = choice.finish_reason
+                if getattr(delta, "reasoning_content", None):
+                    yield ReasoningDelta(delta.reasoning_content)
+                if delta.content:
+                    text.append(delta.content)
+                    yield TextDelta(delta.content)
+                for piece in getattr(delta, "tool_calls", None) or []:
+                    found = calls.setdefault(piece.index or 0,
+                                             {"id": "", "name": "", "arguments": ""})
+                    found["id"] = piece.id or found["id"]
+                    found["name"] = piece.function.name or found["name"]
+                    found["arguments"] += piece.function.arguments or ""
+            try:
+                chunk = await anext(iterator)
+            except StopAsyncIteration:
+                break
+        for index in sorted(calls):
+            yield ToolCallChunk(calls[index]["id"], calls[index]["name"],
+                                calls[index]["arguments"] or "{}")
+    except BaseException as exc:
+        span.end("error", {"type": type(exc).__name__, "message": str(exc)[:500]})
+        raise
+    whole = "".join(text) or None
+    span.set_usage(**cast(dict[str, Any], usage))
+    span.output = {"content": whole, "tool_calls": [calls[i] for i in sorted(calls)] or None}
+    span.end()
+    yield Finish("tool_calls" if calls else reason, whole, name, usage)
+
+
+def cost_usd(model: str, usage: dict[str, int]) -> float:
+    """What ``usage`` of ``model`` cost at today's prices (0.0 when nobody prices it, e.g.
+    offline models); spans are re-priced at query time, this is the figure of the moment."""
+    from fm_lab.tracing.pricing import price_of
+
+    price = price_of(model)
+    if price is None:
+        return 0.0
+    cached = usage.get("cached_tokens", 0)
+    cache_read = price.cache_read if price.cache_read is not None else price.input
+    return ((usage.get("input_tokens", 0) - cached) * price.input + cached * cache_read
+            + usage.get("output_tokens", 0) * price.output)

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,8 @@ ReplyFn = Callable[[list[dict[str, Any]], list[dict[str, Any]] | None], Reply]
 class Script:
     """Rules tried in order against the last user message (regex search), else ``default``;
     or a function of (messages, tools) that returns the reply. A reply is text, or
-    ``{"tool_calls": [{"name": ..., "arguments": {...}}]}`` and/or ``{"content": ...}``."""
+    ``{"tool_calls": [{"name": ..., "arguments": {...}}]}`` and/or ``{"content": ...}``
+    (plus ``"reasoning"`` text, for models that show their reasoning)."""
 
     rules: list[tuple[str, Reply]] = field(default_factory=list)
     default: Reply | None = None
@@ -67,37 +68,90 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
-def _response(model: str, messages: list[dict[str, Any]], reply: Reply) -> Any:
-    import litellm
-    from litellm.types.utils import ModelResponse, Usage
+def _message(reply: Reply) -> tuple[str | None, list[dict[str, Any]] | None]:
+    """The reply as assistant text and OpenAI tool calls."""
+    if not isinstance(reply, dict):
+        return reply, None
+    content = reply.get("content")
+    if isinstance(content, dict | list):
+        content = json.dumps(content)
+    calls = reply.get("tool_calls") or []
+    tool_calls = [{"id": call.get("id") or f"call_{uuid.uuid4().hex[:12]}",
+                   "type": "function",
+                   "function": {"name": call["name"],
+                                "arguments": json.dumps(call.get("arguments", {}))}}
+                  for call in calls] or None
+    return content, tool_calls
 
-    content: str | None
-    tool_calls = None
-    if isinstance(reply, dict):
-        content = reply.get("content")
-        if isinstance(content, dict | list):
-            content = json.dumps(content)
-        calls = reply.get("tool_calls") or []
-        tool_calls = [{"id": call.get("id") or f"call_{uuid.uuid4().hex[:12]}",
-                       "type": "function",
-                       "function": {"name": call["name"],
-                                    "arguments": json.dumps(call.get("arguments", {}))}}
-                      for call in calls] or None
-    else:
-        content = reply
+
+def _tokens(messages: list[dict[str, Any]], content: str | None,
+            tool_calls: list[dict[str, Any]] | None) -> tuple[int, int]:
+    """Prompt and completion tokens, from litellm's own token counter."""
+    import litellm
+
     prompt = litellm.token_counter(model="gpt-4o", messages=messages)
     completion = litellm.token_counter(model="gpt-4o", text=content or "") + (
         10 * len(tool_calls or []))
+    return prompt, completion
+
+
+def _usage(prompt: int, completion: int, reasoning: int) -> dict[str, Any]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion + reasoning,
+            "total_tokens": prompt + completion + reasoning,
+            "completion_tokens_details": {"reasoning_tokens": reasoning} if reasoning else None}
+
+
+def _reasoning(reply: Reply) -> tuple[str | None, int]:
+    import litellm
+
+    text = reply.get("reasoning") if isinstance(reply, dict) else None
+    return text, litellm.token_counter(model="gpt-4o", text=text) if text else 0
+
+
+def _response(model: str, messages: list[dict[str, Any]], reply: Reply) -> Any:
+    from litellm.types.utils import ModelResponse, Usage
+
+    content, tool_calls = _message(reply)
+    prompt, completion = _tokens(messages, content, tool_calls)
+    reasoning, reasoning_tokens = _reasoning(reply)
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
+    if reasoning:
+        message["reasoning_content"] = reasoning
     return ModelResponse(
         id=f"offline-{uuid.uuid4().hex[:16]}", created=int(time.time()),
         model=model, object="chat.completion",
         choices=[{"index": 0, "message": message,
                   "finish_reason": "tool_calls" if tool_calls else "stop"}],
-        usage=Usage(prompt_tokens=prompt, completion_tokens=completion,
-                    total_tokens=prompt + completion))
+        usage=Usage(**_usage(prompt, completion, reasoning_tokens)))
+
+
+_PIECE = re.compile(r"\S+\s*|\s+")
+
+
+def _stream(messages: list[dict[str, Any]], reply: Reply) -> list[Any]:
+    """The reply as litellm stream chunks: reasoning pieces (``ModelResponseStream``), a text
+    piece per word and one chunk per tool call (``GenericStreamingChunk`` dicts), then the
+    finish with usage."""
+    from litellm.types.utils import Delta, ModelResponseStream, StreamingChoices
+
+    content, tool_calls = _message(reply)
+    prompt, completion = _tokens(messages, content, tool_calls)
+    reasoning, reasoning_tokens = _reasoning(reply)
+    blank = {"is_finished": False, "finish_reason": "", "usage": None, "index": 0,
+             "tool_use": None}
+    chunks: list[Any] = [
+        ModelResponseStream(choices=[StreamingChoices(index=0, delta=Delta(
+            reasoning_content=piece))]) for piece in _PIECE.findall(reasoning or "")]
+    chunks += [{**blank, "text": piece} for piece in _PIECE.findall(content or "")]
+    chunks += [{**blank, "text": "", "tool_use": {**call, "index": index}}
+               for index, call in enumerate(tool_calls or [])]
+    usage = _usage(prompt, completion, reasoning_tokens)
+    usage.pop("completion_tokens_details")
+    chunks.append({**blank, "text": "", "is_finished": True,
+                   "finish_reason": "tool_calls" if tool_calls else "stop", "usage": usage})
+    return chunks
 
 
 _PROVIDER: Any = None
@@ -122,6 +176,18 @@ def register() -> None:
         async def acompletion(self, model: str, messages: list[Any], *args: Any,
                               **kwargs: Any) -> Any:
             return self.completion(model, messages, *args, **kwargs)
+
+        def streaming(self, model: str, messages: list[Any], *args: Any,
+                      **kwargs: Any) -> Iterator[Any]:
+            found = _SCRIPTS.get(model.split("/", 1)[-1], Script())
+            tools = (kwargs.get("optional_params") or {}).get("tools")
+            yield from _stream(messages, found.reply(messages, tools))
+
+        async def astreaming(  # type: ignore[override]  # litellm iterates an async generator
+            self, model: str, messages: list[Any], *args: Any, **kwargs: Any
+        ) -> AsyncIterator[Any]:
+            for chunk in self.streaming(model, messages, *args, **kwargs):
+                yield chunk
 
     _PROVIDER = OfflineLLM()
     litellm.custom_provider_map = [

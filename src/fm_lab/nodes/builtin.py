@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fm_lab.nodes.agent import AgentNode
 from fm_lab.nodes.base import NodeType
 from fm_lab.nodes.code import CodeNode
 from fm_lab.nodes.composite import ForeachNode, ParallelNode, SubflowNode
@@ -35,4 +36,5 @@ BUILTIN_TYPES: tuple[type[NodeType], ...] = (
     ApprovalNode,
     UserInputNode,
     WaitForEventNode,
+    AgentNode,
 )

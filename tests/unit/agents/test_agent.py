@@ -75,3 +75,27 @@ def test_max_steps_bounds_a_model_that_never_stops():
                                                       "arguments": {"amount": 1}}]})
     with pytest.raises(RuntimeError, match="max_steps=2"):
         Agent("stuck", model=loop, tools=[convert], max_steps=2).generate("go")
+
+
+def test_unknown_tools_and_tool_failures_go_back_to_the_model():
+    @tool
+    def fragile(x: int) -> int:
+        """Fails on zero."""
+        return 10 // x
+
+    def reply(messages, tools):
+        results = [m["content"] for m in messages if m["role"] == "tool"]
+        if not results:
+            return {"tool_calls": [{"name": "missing", "arguments": {}}]}
+        if len(results) == 1:
+            assert "no tool named 'missing'" in results[0] and "fragile" in results[0]
+            return {"tool_calls": [{"name": "fragile", "arguments": {"x": 0}}]}
+        if len(results) == 2:
+            assert "ZeroDivisionError" in results[1]
+            return {"tool_calls": [{"name": "fragile", "arguments": {"x": 5}}]}
+        return f"result {results[2]}"
+
+    result = Agent("careful", model=script("careful", fn=reply), tools=[fragile]).generate("go")
+    assert result.text == "result 2"
+    assert [c["ok"] for c in result.tool_calls] == [False, False, True]
+    assert result.tool_calls[1]["error"].startswith("ZeroDivisionError")
