@@ -3,6 +3,8 @@ and what they show is what a reader is told they will see."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -43,3 +45,30 @@ def test_traces_and_costs(execute, name):
     shown = _outputs(nb)
     assert "gpt-4o-mini" in shown and "offline/support" in shown
     assert _images(nb) >= 2
+
+
+def _cell_text(cell) -> str:
+    return "".join(out.get("text", "") + out.get("data", {}).get("text/plain", "")
+                   for out in cell.get("outputs", []))
+
+
+def test_agents(execute):
+    nb = execute("agents.ipynb")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    answer = "Oslo in brief: capital of Norway, about 700,000 people, founded around 1040."
+    assert answer in _cell_text(code[2])
+    trace = _cell_text(code[3])
+    assert "coordinator" in trace and "search_notes" in trace and "writer" in trace
+    usage = _cell_text(code[4])
+    assert all(name in usage for name in ("coordinator", "researcher", "writer"))
+    stream = _cell_text(code[5])
+    assert "tool-output" in stream and stream.rstrip().splitlines()[-1].startswith("finish")
+
+
+def test_notebooks_are_committed_without_outputs():
+    import nbformat
+
+    notebooks = Path(__file__).resolve().parents[2] / "notebooks"
+    for path in notebooks.glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path
