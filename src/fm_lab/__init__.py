@@ -134,7 +134,14 @@ def load_ipython_extension(ipython: Any) -> None:
     load(ipython)
 
 
+# subpackages reachable as attributes after a bare ``import fm_lab`` (``fm_lab.llm.script``)
+_SUBMODULES = frozenset({"agents", "llm", "tracing", "memory", "kb", "batch", "widget", "nodes",
+                         "spec", "engine", "store", "progress"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return import_module(f"fm_lab.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'fm_lab' has no attribute {name!r}")

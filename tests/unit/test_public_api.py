@@ -43,3 +43,9 @@ def test_import_does_not_load_heavy_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_subpackages_are_attributes_after_a_bare_import():
+    code = "import fm_lab; print(fm_lab.llm.script.__name__, fm_lab.agents.Agent.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["script", "Agent"]
