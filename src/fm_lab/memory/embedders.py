@@ -163,7 +163,9 @@ class SentenceTransformerEmbedder:
                               "pip install 'fm_lab[embeddings-local]'") from exc
         self.model_name = model or _packaged_minilm()
         self._model = SentenceTransformer(self.model_name, device=device)
-        dim = self._model.get_sentence_embedding_dimension()
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension
+        dim = get_dim()
         if dim is None:
             raise ValueError(f"{self.model_name} does not report an embedding dimension")
         self._dim = int(dim)

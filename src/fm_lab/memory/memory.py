@@ -118,8 +118,9 @@ class Memory:
         it was written by another embedder)."""
         if self._vectors is None:
             path = self._vector_path or lance_path(self.store)
-            self._vectors = MessageVectors(path, self.embedder)
-            _ = self._vectors.table
+            vectors = MessageVectors(path, self.embedder)
+            _ = vectors.table  # checks the embedder
+            self._vectors = vectors
         return self._vectors
 
     def _working(self) -> WorkingMemory | None:
@@ -172,6 +173,8 @@ class Memory:
                  if m.get("role") != "system"]
         if not batch:
             return []
+        if self.recall_settings is not None:
+            _ = self.vectors  # an embedder mismatch refuses the save before anything is stored
         stored = self.history.append(thread_id, resource_id, batch)
         for mid, message in batch:
             self._remember(message, mid)

@@ -193,12 +193,14 @@ class WorkingMemory:
         or ``replace_all``. JSON (schema) memories merge ``text`` as an object."""
         async with self._lock(key):
             for attempt in range(max_attempts):
-                content, version = self.read(key)
-                new, message = self.apply(content, text, search=search, replace_all=replace_all)
-                if new == content:
-                    return UpdateResult(False, message, content, version)
-                if self._swap(key, new, version):
-                    return UpdateResult(True, message, new, version + 1)
+                with self._store().hold():  # one open of the file for read + swap
+                    content, version = self.read(key)
+                    new, message = self.apply(content, text, search=search,
+                                              replace_all=replace_all)
+                    if new == content:
+                        return UpdateResult(False, message, content, version)
+                    if self._swap(key, new, version):
+                        return UpdateResult(True, message, new, version + 1)
                 await asyncio.sleep(min(0.001 * 2 ** attempt, 0.05))  # another process won
         raise WorkingMemoryError(f"working memory {key!r} kept changing under this update "
                                  f"({max_attempts} attempts); nothing was changed")
