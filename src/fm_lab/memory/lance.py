@@ -27,9 +27,11 @@ class EmbedderMismatchError(ValueError):
     """A vector table was written by another embedder (its vectors are not comparable)."""
 
 
-def lance_path(store: Store) -> Path:
-    """The LanceDB folder of ``store``: ``<db file>.lance`` (a temporary folder, removed at
-    exit, for a ``:memory:`` store)."""
+def lance_path(store: Store | str | Path) -> Path:
+    """The LanceDB folder of ``store`` (a Store or the path of its DuckDB file):
+    ``<db file>.lance`` (a temporary folder, removed at exit, for a ``:memory:`` store)."""
+    if isinstance(store, str | Path):
+        return Path(str(Path(store).expanduser().resolve()) + ".lance")
     if not store.memory:
         return Path(store.path + ".lance")
     with _TEMP_LOCK:
