@@ -1,11 +1,11 @@
 """Threads and messages in DuckDB: append with per-thread sequence numbers (a message id is
-stored once), the last N of a thread, and windows of neighbours around recalled messages."""
+stored once), the last N of a thread, a thread's messages by sequence range."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -157,23 +157,6 @@ class History:
                 f"select {COLUMNS} from memory_messages where thread_id = ? "
                 "order by sequence desc limit ?", [thread_id, n]).fetchall()
         return [from_row(r) for r in reversed(rows)]
-
-    def windows(self, hits: Iterable[tuple[str, int]], before: int,
-                after: int) -> list[StoredMessage]:
-        """Each hit ``(thread_id, sequence)`` with ``before`` earlier and ``after`` later
-        messages of its own thread, in one query; distinct, in time order."""
-        pairs = sorted(set(hits))
-        if not pairs:
-            return []
-        with self.store.connection() as con:
-            rows = con.execute(
-                f"select distinct {COLUMNS.replace('epoch(created_at)', 'epoch(m.created_at)')}"
-                " from memory_messages m join (select unnest(?::varchar[]) as t, "
-                "unnest(?::bigint[]) as s) h on m.thread_id = h.t "
-                "and m.sequence between h.s - ? and h.s + ? "
-                "order by 11, sequence",
-                [[p[0] for p in pairs], [p[1] for p in pairs], before, after]).fetchall()
-        return [from_row(r) for r in rows]
 
     def messages(self, thread_id: str, since: int = 0,
                  until: int | None = None) -> list[StoredMessage]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.agents.memory_api import MemoryContext
-from fm_lab.memory.embedders import Embedder, HashingEmbedder
+from fm_lab.memory.embedders import Embedder, HashingEmbedder, Vectors
 from fm_lab.memory.history import History, StoredMessage, check_message
 from fm_lab.memory.lance import lance_path
 from fm_lab.memory.processors import repair_tool_pairs
@@ -183,12 +183,10 @@ class Memory:
         return stored
 
     async def _index(self, stored: Sequence[StoredMessage]) -> None:
-        with_text = [s for s in stored if s.text.strip()]
-        if not with_text:
-            return
-        vectors = await self.embedder.aembed([s.text for s in with_text])
+        texts = [s.text for s in stored if s.text.strip()]
+        vectors = await self.embedder.aembed(texts) if texts else None
         try:
-            self.vectors.add(with_text, vectors)
+            self.vectors.add(stored, vectors if vectors is not None else _empty(self.embedder))
         except Exception as exc:
             raise RuntimeError(f"messages were stored in {self.store.path} but indexing their "
                                f"vectors failed ({exc}); Memory.reindex() rebuilds them") from exc
@@ -225,7 +223,7 @@ class Memory:
                                    thread_id=thread_id, resource_id=resource_id,
                                    live_from=live_from)
         before, after = settings.bounds()
-        found = self.history.windows(hits, before, after)
+        found = self.vectors.windows(hits, before, after)
         return [s for s in found if not (s.thread_id == thread_id and live_from is not None
                                          and s.sequence >= live_from)]
 
@@ -243,11 +241,15 @@ class Memory:
         rows = self.store.sql("select thread_id from memory_threads")["thread_id"].tolist()
         total = 0
         for thread_id in rows:
-            stored = [s for s in self.history.messages(thread_id) if s.text.strip()]
+            stored = self.history.messages(thread_id)
             for start in range(0, len(stored), 256):
                 chunk = stored[start:start + 256]
-                self.vectors.add(chunk, self.embedder.embed([s.text for s in chunk]))
+                texts = [s.text for s in chunk if s.text.strip()]
+                self.vectors.add(chunk, self.embedder.embed(texts) if texts
+                                 else _empty(self.embedder))
                 total += len(chunk)
+        if total:
+            self.vectors.optimize()
         return total
 
     # ---- inspection ----------------------------------------------------------------------
@@ -274,6 +276,12 @@ class Memory:
         count = self.history.delete_thread(thread_id)
         MessageVectors.delete_thread_at(self._vector_path or lance_path(self.store), thread_id)
         return count
+
+
+def _empty(embedder: Embedder) -> Vectors:
+    import numpy as np
+
+    return np.zeros((0, embedder.dim), np.float32)
 
 
 def _open(path: str | Path) -> Store:
