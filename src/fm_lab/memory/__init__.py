@@ -12,11 +12,11 @@ from fm_lab.memory.embedders import (
     SentenceTransformerEmbedder,
 )
 from fm_lab.memory.history import StoredMessage, ThreadResourceError
-from fm_lab.memory.inspect import delete_thread, messages, threads, working
 from fm_lab.memory.lance import EmbedderMismatchError
 from fm_lab.memory.memory import Memory, Recall
 from fm_lab.memory.processors import TokenLimiter, ToolCallFilter, repair_tool_pairs
 from fm_lab.memory.summary import Summarizer
+from fm_lab.memory.views import delete_thread, messages, threads, working
 from fm_lab.memory.working import UpdateResult, WorkingMemory, WorkingMemoryError
 
 __all__ = [

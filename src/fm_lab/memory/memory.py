@@ -255,21 +255,21 @@ class Memory:
     # ---- inspection ----------------------------------------------------------------------
     def threads(self) -> pd.DataFrame:
         """Threads of this memory's store as a DataFrame."""
-        from fm_lab.memory import inspect
+        from fm_lab.memory import views
 
-        return inspect.threads(self.store)
+        return views.threads(self.store)
 
     def messages(self, thread_id: str) -> pd.DataFrame:
         """A thread's messages as a DataFrame."""
-        from fm_lab.memory import inspect
+        from fm_lab.memory import views
 
-        return inspect.messages(thread_id, self.store)
+        return views.messages(thread_id, self.store)
 
     def working(self, thread_or_resource: str) -> pd.DataFrame:
         """Working memories kept under a thread or resource id, as a DataFrame."""
-        from fm_lab.memory import inspect
+        from fm_lab.memory import views
 
-        return inspect.working(thread_or_resource, self.store)
+        return views.working(thread_or_resource, self.store)
 
     def delete_thread(self, thread_id: str) -> int:
         """Delete a thread's messages and vectors; return how many messages it had."""
