@@ -36,6 +36,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 COLUMNS = ("id", "doc_id", "source", "chunk", "heading", "text", "metadata", "created_at")
 FIXED = frozenset({"id", "doc_id", "source", "chunk", "heading"})
 Scalar = str | int | float | bool | None
+OPTIMIZE_EVERY = 50
 
 
 class KnowledgeBaseError(ValueError):
@@ -101,6 +102,7 @@ class KnowledgeBase:
         self.embedder = embedder
         self.chunk_size = chunk_size
         self.overlap = overlap
+        self._writes = 0
 
     def __repr__(self) -> str:
         return f"KnowledgeBase({self.name!r}, chunks={self.count()})"
@@ -140,10 +142,20 @@ class KnowledgeBase:
         return len(pieces)
 
     def _index_text(self) -> None:
+        """Create the full-text index on the first ingest; later rows are searched unindexed
+        (LanceDB scans them too) until :meth:`optimize` folds them in, every 50 writes."""
         from lancedb.index import FTS
 
-        if self.count():
-            self.table.create_index("text", config=FTS(), replace=True)
+        self._writes += 1
+        if not any(i.name == "text_idx" for i in self.table.list_indices()):
+            if self.count():
+                self.table.create_index("text", config=FTS(), replace=True)
+        elif self._writes % OPTIMIZE_EVERY == 0:
+            self.optimize()
+
+    def optimize(self) -> None:
+        """Compact the table and bring its full-text index up to date (after bulk ingests)."""
+        self.table.optimize()
 
     @staticmethod
     def _doc_id(source: str, doc_id: str | None) -> str:

@@ -143,3 +143,14 @@ async def test_kb_search_tool(kb):
     assert tool.name == "kb_search"
     out = await tool.call(tool.parse({"query": "neap tides at the quarter moons"}))
     assert len(out) == 2 and out[0]["source"] == "tides.md"
+
+
+def test_rows_added_after_the_text_index_are_found(kb):
+    kb.add_text("The quokka is a small marsupial of Rottnest Island.", source="animals.txt")
+    (stats,) = [i for i in kb.table.list_indices() if i.name == "text_idx"]
+    hits = kb.search("quokka", k=1, mode="fts")
+    assert hits["source"].tolist() == ["animals.txt"]
+    kb.optimize()
+    assert kb.search("quokka marsupial", k=1)["source"].tolist() == ["animals.txt"]
+    (stats,) = [i for i in kb.table.list_indices() if i.name == "text_idx"]
+    assert stats.num_unindexed_rows == 0
