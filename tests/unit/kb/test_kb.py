@@ -147,7 +147,6 @@ async def test_kb_search_tool(kb):
 
 def test_rows_added_after_the_text_index_are_found(kb):
     kb.add_text("The quokka is a small marsupial of Rottnest Island.", source="animals.txt")
-    (stats,) = [i for i in kb.table.list_indices() if i.name == "text_idx"]
     hits = kb.search("quokka", k=1, mode="fts")
     assert hits["source"].tolist() == ["animals.txt"]
     kb.optimize()

@@ -135,3 +135,17 @@ async def test_delete_thread_removes_vectors(memory, store):
     assert fmm.threads(store)["thread_id"].tolist() == ["u"]
     assert fmm.messages("t", store).empty
     assert History(store).last("u", 5)[0].text == "tell me about bananas"
+
+
+async def test_memory_store_and_module_level_views(tmp_path):
+    import fm_lab.memory as fmm
+
+    memory = Memory(store=":memory:", last_messages=5, working_memory=True)
+    await memory.save(thread_id="t", resource_id="r", messages=turn(2))
+    ctx = await memory.prepare(thread_id="t", resource_id="r", query="cherries")
+    assert [m["content"] for m in ctx.messages] == [m["content"] for m in turn(2)]
+    await ctx.tools[0].call(ctx.tools[0].parse({"text": "- Name: Rui"}))
+    assert fmm.working("r", memory.store)["content"][0].count("Rui") == 1
+    assert fmm.threads(memory.store)[["thread_id", "resource_id", "messages"]].values.tolist() \
+        == [["t", "r", 2]]
+    assert memory.vectors.path.exists()  # a temporary LanceDB folder for a memory store
