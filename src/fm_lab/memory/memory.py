@@ -134,7 +134,11 @@ class Memory:
         """Recalled messages (time order), then the last N of the thread; working memory and
         summary as system text; the ``update_working_memory`` tool when enabled."""
         _check_ids(thread_id, resource_id)
-        last = self.history.last(thread_id, self.last_messages)
+        working = self._working()
+        key = working.key_for(thread_id, resource_id) if working is not None else None
+        with self.store.hold():  # one open of the DuckDB file for both reads
+            last = self.history.last(thread_id, self.last_messages)
+            note = working.get(key) if working is not None and key is not None else None
         live_from = last[0].sequence if last else None
         recalled: list[StoredMessage] = []
         if self.recall_settings is not None and query.strip():
@@ -148,10 +152,8 @@ class Memory:
             text = await self.summary.refresh(self.store, thread_id, live_from)
             if text:
                 system.append(f"## Summary of earlier messages\n{text}")
-        working = self._working()
-        if working is not None:
-            key = working.key_for(thread_id, resource_id)
-            system.append(working.system_text(working.get(key)))
+        if working is not None and note is not None:
+            system.append(working.system_text(note))
             tools.append(working.tool(thread_id, resource_id))
         return MemoryContext(messages=repair_tool_pairs(s.message for s in [*recalled, *last]),
                              system="\n\n".join(system) or None, tools=tools)
