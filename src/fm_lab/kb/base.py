@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from fm_lab.kb.chunking import chunk_text, markdown_sections
-from fm_lab.memory.embedders import Embedder, HashingEmbedder
+from fm_lab.memory.embedders import Embedder, default_embedder, embedder_from_stamp
 from fm_lab.memory.lance import (
+    DIM_KEY,
     EMBEDDER_KEY,
     check_embedder,
     connect,
@@ -327,18 +328,20 @@ def _schema(embedder: Embedder) -> Any:
 
 
 def _embedder_for(table: Any, where: str) -> Embedder:
-    stamped = (table.schema.metadata or {}).get(EMBEDDER_KEY, b"").decode()
-    match = re.fullmatch(r"hashing-v1-(\d+)", stamped)
-    if match is None:
+    meta = table.schema.metadata or {}
+    stamped = meta.get(EMBEDDER_KEY, b"").decode()
+    found = embedder_from_stamp(stamped, int(meta.get(DIM_KEY, b"0").decode() or 0))
+    if found is None:
         raise KnowledgeBaseError(f"{where} was built with embedder {stamped!r}: pass that "
                                  "embedder to fm_lab.kb.open(..., embedder=...)")
-    return HashingEmbedder(int(match[1]))
+    return found
 
 
 def create(name: str, *, store: Store | str | Path | None = None,
            embedder: Embedder | None = None, chunk_size: int = 800, overlap: int = 100,
            exist_ok: bool = False) -> KnowledgeBase:
-    """Create knowledge base ``name`` beside the store (default embedder: hashing).
+    """Create knowledge base ``name`` beside the store (default embedder:
+    :func:`~fm_lab.memory.embedders.default_embedder`).
 
     >>> kb = create("docs", store=Store(":memory:"))  # doctest: +SKIP
     """
@@ -351,7 +354,7 @@ def create(name: str, *, store: Store | str | Path | None = None,
                                      "fm_lab.kb.open (or create(..., exist_ok=True))")
         return open(name, store=store, embedder=embedder, chunk_size=chunk_size,
                     overlap=overlap)
-    chosen = embedder or HashingEmbedder()
+    chosen = embedder or default_embedder()
     chunk_text("", size=chunk_size, overlap=overlap)  # validates the settings
     table = db.create_table(table_name, schema=_schema(chosen))
     return KnowledgeBase(name, table, chosen, chunk_size=chunk_size, overlap=overlap)
@@ -361,7 +364,7 @@ def open(name: str, *, store: Store | str | Path | None = None,
          embedder: Embedder | None = None, chunk_size: int = 800,
          overlap: int = 100) -> KnowledgeBase:
     """Open knowledge base ``name``; ``embedder`` must match the one it was built with
-    (a hashing embedder is recognised by itself)."""
+    (hashing and litellm embedders are recognised from the table)."""
     table_name = _table_name(name)
     path = lance_path(_store(store))
     db = connect(path)

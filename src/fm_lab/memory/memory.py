@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.agents.memory_api import MemoryContext
-from fm_lab.memory.embedders import Embedder, HashingEmbedder, Vectors
+from fm_lab.memory.embedders import Embedder, Vectors, default_embedder
 from fm_lab.memory.history import History, StoredMessage, check_message
 from fm_lab.memory.lance import lance_path
 from fm_lab.memory.processors import repair_tool_pairs
@@ -65,8 +65,9 @@ class Memory:
     older messages with their neighbours, optional ``working_memory`` and ``summary``.
 
     ``store`` is a :class:`~fm_lab.Store`, a path, or None for the default store; vectors go
-    to ``<db>.lance`` beside it (``vector_path`` to choose). ``embedder`` defaults to the
-    lexical :class:`HashingEmbedder`.
+    to ``<db>.lance`` beside it (``vector_path`` to choose). ``embedder`` defaults to
+    ``LiteLLMEmbedder($FM_LAB_EMBEDDING_MODEL)`` when that is set, else the lexical
+    :class:`HashingEmbedder`.
 
     >>> memory = Memory(store=":memory:", last_messages=10)
     >>> memory.last_messages
@@ -94,7 +95,7 @@ class Memory:
             WorkingMemory() if working_memory is True
             else (working_memory if isinstance(working_memory, WorkingMemory) else None))
         self.summary = summary
-        self.embedder: Embedder = embedder or HashingEmbedder()
+        self.embedder: Embedder = embedder or default_embedder()
         self._vector_path = Path(vector_path) if vector_path is not None else None
         self._vectors: MessageVectors | None = None
         self._seen: OrderedDict[int, tuple[Mapping[str, Any], str]] = OrderedDict()

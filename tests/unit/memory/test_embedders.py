@@ -70,3 +70,26 @@ def test_local_minilm_finds_paraphrases():
     v = emb.embed(["How do I bake bread?", "What's the recipe for a loaf?", "Stock prices fell"])
     assert v.shape == (3, 384) and emb.name == "sentence-transformers:model"
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+
+
+def test_default_embedder_follows_the_environment(monkeypatch, store):
+    from fm_lab.memory import default_embedder
+
+    monkeypatch.delenv("FM_LAB_EMBEDDING_MODEL", raising=False)
+    assert default_embedder().name == "hashing-v1-256"
+    monkeypatch.setenv("FM_LAB_EMBEDDING_MODEL", "text-embedding-3-small")
+    monkeypatch.setenv("FM_LAB_EMBEDDING_DIM", "1536")
+    chosen = default_embedder()
+    assert isinstance(chosen, LiteLLMEmbedder) and (chosen.name, chosen.dim) == (
+        "litellm:text-embedding-3-small", 1536)
+    assert Memory(store=store).embedder.name == "litellm:text-embedding-3-small"
+
+
+def test_a_litellm_knowledge_base_reopens_without_naming_its_embedder(store):
+    import fm_lab.kb
+
+    emb = LiteLLMEmbedder("text-embedding-3-small", batch_size=1, mock_response=[0.0, 1.0])
+    kb = fm_lab.kb.create("mocked", store=store, embedder=emb)
+    kb.add_text("hello there", source="a.txt")
+    again = fm_lab.kb.open("mocked", store=store)
+    assert (again.embedder.name, again.embedder.dim) == ("litellm:text-embedding-3-small", 2)
