@@ -3,11 +3,17 @@ objects on one file: working memory through the tool, recall across threads of a
 
 import re
 
+import pytest
+
 from fm_lab.agents import Agent
 from fm_lab.llm import script
 from fm_lab.memory import Memory, Recall, WorkingMemory
 from fm_lab.store import Store
 
+
+@pytest.fixture(autouse=True)
+def _hashing_by_default(monkeypatch):
+    monkeypatch.delenv("FM_LAB_EMBEDDING_MODEL", raising=False)
 
 def reply(messages, tools):
     last = messages[-1]

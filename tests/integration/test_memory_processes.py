@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from fm_lab.memory import Memory
 from fm_lab.store import Store
 
@@ -20,6 +22,10 @@ SAVER = textwrap.dedent("""
     asyncio.run(main())
 """)
 
+
+@pytest.fixture(autouse=True)
+def _hashing_by_default(monkeypatch):
+    monkeypatch.delenv("FM_LAB_EMBEDDING_MODEL", raising=False)
 
 def test_two_processes_save_to_one_thread(tmp_path):
     path = str(tmp_path / "fm.duckdb")
