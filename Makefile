@@ -37,6 +37,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/engine_overhead.py
 	$(BIN)/python benchmarks/tracing.py
 	$(BIN)/python benchmarks/agent_loop.py
+	$(BIN)/python benchmarks/memory.py
 
 clean:
 	rm -rf $(VENV) .fm_lab .pytest_cache .mypy_cache .ruff_cache

@@ -66,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     "export_otel": "fm_lab.tracing",
     "Agent": "fm_lab.agents",
     "tool": "fm_lab.agents",
+    "Memory": "fm_lab.memory",
     "Store": "fm_lab.store",
     "StoreLockedError": "fm_lab.store",
     "RunNotFoundError": "fm_lab.store",
@@ -75,6 +76,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "Agent",
     "Edge",
+    "Memory",
     "Node",
     "NodeContext",
     "NodeError",
@@ -181,6 +183,7 @@ if TYPE_CHECKING:
         validate,
     )
     from fm_lab.exceptions import NodeError
+    from fm_lab.memory import Memory
     from fm_lab.nodes import NodeContext, NodeType, register_function, register_node
     from fm_lab.spec import (
         Edge,

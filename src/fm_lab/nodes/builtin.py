@@ -10,6 +10,7 @@ from fm_lab.nodes.control import BranchNode, FailNode, RouterNode, SetStateNode
 from fm_lab.nodes.flow import InputNode, LogNode, MergeNode, OutputNode
 from fm_lab.nodes.http import HttpNode
 from fm_lab.nodes.human import ApprovalNode, UserInputNode, WaitForEventNode
+from fm_lab.nodes.kb import KbQueryNode
 from fm_lab.nodes.llm import LlmNode
 from fm_lab.nodes.text import TemplateNode, TransformNode
 from fm_lab.nodes.timing import SleepNode, SleepUntilNode
@@ -37,4 +38,5 @@ BUILTIN_TYPES: tuple[type[NodeType], ...] = (
     UserInputNode,
     WaitForEventNode,
     AgentNode,
+    KbQueryNode,
 )

@@ -129,6 +129,48 @@ MIGRATIONS.append(
 
 MIGRATIONS.append(
     (
+        4,
+        """
+        create table if not exists memory_threads (
+            thread_id varchar primary key,
+            resource_id varchar,
+            created_at timestamptz not null,
+            updated_at timestamptz not null
+        );
+        create table if not exists memory_messages (
+            message_id varchar primary key,
+            thread_id varchar not null,
+            resource_id varchar,
+            sequence bigint not null,
+            role varchar not null,
+            content json,
+            text varchar,
+            tool_calls json,
+            tool_call_id varchar,
+            name varchar,
+            created_at timestamptz not null
+        );
+        create index if not exists memory_messages_thread on memory_messages (thread_id, sequence);
+        create table if not exists memory_working (
+            scope varchar not null,
+            key varchar not null,
+            content varchar not null,
+            version bigint not null,
+            updated_at timestamptz not null,
+            primary key (scope, key)
+        );
+        create table if not exists memory_summaries (
+            thread_id varchar primary key,
+            summary varchar not null,
+            through_sequence bigint not null,
+            updated_at timestamptz not null
+        );
+        """,
+    )
+)
+
+MIGRATIONS.append(
+    (
         6,
         """
         alter table node_executions add column if not exists cache_key varchar;
