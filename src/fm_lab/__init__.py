@@ -68,11 +68,13 @@ _EXPORTS: dict[str, str] = {
     "StoreLockedError": "fm_lab.store",
     "RunNotFoundError": "fm_lab.store",
     "RunLockedError": "fm_lab.store",
+    "GraphWidget": "fm_lab.widget",
 }
 
 __all__ = [
     "Agent",
     "Edge",
+    "GraphWidget",
     "Node",
     "NodeContext",
     "NodeError",
@@ -185,3 +187,4 @@ if TYPE_CHECKING:
         traces,
         usage,
     )
+    from fm_lab.widget import GraphWidget

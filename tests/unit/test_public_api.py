@@ -14,6 +14,7 @@ EXPECTED = {
     "runs", "validate", "pending", "signal", "asignal", "cancel", "recover", "ResumeError",
     "ResumeValidationError", "traces", "trace", "usage", "sql", "slowest", "errors", "set_price",
     "plot_trace", "plot_usage", "secret", "export_otel", "Agent", "tool",
+    "GraphWidget",
 }
 
 
