@@ -24,17 +24,21 @@ function Input(props: { field: Field; raw: Raw; onChange: (raw: Raw) => void }):
   if (field.kind === "enum") {
     return (
       <select name={name} value={String(raw)} onChange={(e) => onChange(e.target.value)}>
-        {!field.required && <option value="">—</option>}
+        {!field.required && (
+          <option value="">
+            {field.default !== undefined && field.default !== null ? `default (${String(field.default)})` : "—"}
+          </option>
+        )}
         {(field.options ?? []).map((o) => (
           <option key={JSON.stringify(o)} value={JSON.stringify(o)}>{String(o)}</option>
         ))}
       </select>
     );
   }
-  if (field.kind === "text" || field.kind === "json") {
+  if (field.kind === "text" || field.kind === "json" || field.kind === "any") {
     return (
-      <textarea name={name} rows={field.kind === "json" ? 3 : 4} value={String(raw)}
-        placeholder={field.kind === "json" ? "JSON" : ""}
+      <textarea name={name} rows={field.kind === "text" ? 4 : 3} value={String(raw)}
+        placeholder={field.kind === "text" ? "" : "JSON or text"}
         onChange={(e) => onChange(e.target.value)} />
     );
   }

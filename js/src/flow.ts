@@ -56,9 +56,7 @@ export function toFlow(input: FlowInput): FlowOutput {
     },
   }));
   const edges: Edge<FmEdgeData>[] = (graph.edges ?? []).map((e, index) => {
-    const label = [e.source_handle, e.condition ? `if ${e.condition}` : null]
-      .filter(Boolean)
-      .join(" · ");
+    const label = e.condition ? `if ${e.condition}` : "";  // routes are named on the handles
     const status = results[e.target]?.status;
     const edge: Edge<FmEdgeData> = {
       id: `e${index}`,

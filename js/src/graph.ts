@@ -126,6 +126,17 @@ export function layout(wf: WorkflowDict): Record<string, XY> {
   return out;
 }
 
+/** A spot for a new node near `p` (its centre) that overlaps no node in `taken`. */
+export function freeSpot(taken: Record<string, XY>, p: XY): XY {
+  const spot = { x: p.x - NODE_WIDTH / 2, y: p.y - NODE_HEIGHT / 2 };
+  const clash = (q: XY): boolean =>
+    Math.abs(q.x - spot.x) < NODE_WIDTH + 10 && Math.abs(q.y - spot.y) < NODE_HEIGHT + 10;
+  for (let tries = 0; tries < 1000 && Object.values(taken).some(clash); tries++) {
+    spot.y += NODE_HEIGHT + 20;
+  }
+  return round(spot);
+}
+
 /** The same workflow with every missing position filled from `positions` (freezes a layout). */
 export function freeze(wf: WorkflowDict, positions: Record<string, XY>): WorkflowDict {
   const nodes = wf.nodes ?? {};

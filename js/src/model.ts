@@ -13,7 +13,7 @@ export interface Traits {
   issues: Issue[];
   results: Record<string, NodeResult>;
   pending: PendingItem[];
-  run: RunInfo;
+  run_state: RunInfo;
   height: number;
   [key: string]: unknown;
 }

@@ -1,7 +1,10 @@
 /** JSON schema -> form fields, and form text -> JSON values (no React here). */
 import type { JsonSchema } from "./types";
 
-export type FieldKind = "string" | "text" | "number" | "integer" | "boolean" | "enum" | "json";
+/** `json`: an object/array/union typed as JSON text; `any`: an untyped field (text is kept as
+ * a string unless it reads as JSON, e.g. a template "{{ ... }}" stays a string). */
+export type FieldKind =
+  | "string" | "text" | "number" | "integer" | "boolean" | "enum" | "json" | "any";
 
 export interface Field {
   name: string;
@@ -28,6 +31,8 @@ function resolve(schema: JsonSchema, root: JsonSchema): JsonSchema {
   }
   return schema;
 }
+
+const TYPED = { properties: 1, items: 1, allOf: 1, additionalProperties: 1 };
 
 function kindOf(schema: JsonSchema, name: string): { kind: FieldKind; nullable: boolean } {
   let nullable = false;
@@ -56,6 +61,8 @@ function kindOf(schema: JsonSchema, name: string): { kind: FieldKind; nullable: 
       return { kind: "number", nullable };
     case "boolean":
       return { kind: "boolean", nullable };
+    case undefined:
+      return { kind: Object.keys(s).some((k) => k in TYPED) ? "json" : "any", nullable };
     default:
       return { kind: "json", nullable };
   }
@@ -99,7 +106,8 @@ export function toRaw(field: Field, value: unknown): Raw {
     return v === true;
   }
   if (value === undefined || value === null) return "";
-  if (field.kind === "json") return JSON.stringify(value, null, 2);
+  if (field.kind === "any" && typeof value === "string") return value;
+  if (field.kind === "json" || field.kind === "any") return JSON.stringify(value, null, 2);
   if (field.kind === "enum") return JSON.stringify(value);
   return String(value);
 }
@@ -130,6 +138,12 @@ export function parseRaw(field: Field, raw: Raw): Parsed {
       if (TEMPLATE.test(text)) return { ok: true, value: text, omit: false };
       return { ok: false, error: `${field.title} must be ${field.kind === "integer" ? "an integer" : "a number"}` };
     }
+    case "any":
+      try {
+        return { ok: true, value: JSON.parse(text), omit: false };
+      } catch {
+        return { ok: true, value: text, omit: false };
+      }
     case "enum":
     case "json":
       try {

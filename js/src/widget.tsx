@@ -13,7 +13,7 @@ import { createRoot } from "react-dom/client";
 
 import { FmNode } from "./FmNode";
 import { type FmEdgeData, type FmNodeData, toFlow } from "./flow";
-import { applyEdit, type Edit, freeze } from "./graph";
+import { applyEdit, type Edit, freeSpot, freeze } from "./graph";
 import { colourOf } from "./look";
 import { type Model, type Traits, useDarkTheme, useTrait } from "./model";
 import { Panel, type Selection } from "./Panel";
@@ -29,15 +29,19 @@ function record(el: HTMLElement, key: "roundtrip" | "render", ms: number): void 
   el.dataset[key] = JSON.stringify(list.slice(-KEEP));
 }
 
-function RenderTimer(props: { el: HTMLElement; started: number }): null {
+/** Fits the view once every node is measured (the output area may have had no size when
+ * React Flow mounted) and records the time to that first full render. */
+function FirstRender(props: { el: HTMLElement; started: number }): null {
   const ready = useNodesInitialized();
+  const { fitView } = useReactFlow();
   const done = useRef(false);
   useEffect(() => {
     if (ready && !done.current) {
       done.current = true;
+      void fitView({ padding: 0.1 });
       requestAnimationFrame(() => record(props.el, "render", performance.now() - props.started));
     }
-  }, [ready, props]);
+  }, [ready, props, fitView]);
   return null;
 }
 
@@ -57,7 +61,7 @@ function Editor(props: { model: Model; el: HTMLElement; started: number }): JSX.
   const issues = useTrait(model, "issues");
   const results = useTrait(model, "results");
   const pending = useTrait(model, "pending");
-  const runInfo = useTrait(model, "run");
+  const runInfo = useTrait(model, "run_state");
   const height = useTrait(model, "height");
   const dark = useDarkTheme();
   const flow = useMemo(
@@ -136,7 +140,7 @@ function Editor(props: { model: Model; el: HTMLElement; started: number }): JSX.
     const centre = box
       ? rf.screenToFlowPosition({ x: box.left + box.width / 2, y: box.top + box.height / 2 })
       : { x: 0, y: 0 };
-    commit({ kind: "add", type, position: centre });
+    commit({ kind: "add", type, position: freeSpot(positions.current, centre) });
   };
   const run = (inputs: Record<string, unknown>): void => {
     model.send({ kind: "run", inputs });
@@ -198,9 +202,9 @@ function Editor(props: { model: Model; el: HTMLElement; started: number }): JSX.
             deleteKeyCode={["Backspace", "Delete"]} colorMode={dark ? "dark" : "light"}
             minZoom={0.05} fitView proOptions={{ hideAttribution: true }}>
             <Background />
-            <MiniMap pannable zoomable nodeColor={(n) => colourOf((n.data as FmNodeData).spec.type)} />
+            <MiniMap pannable zoomable style={{ width: 140, height: 90 }} nodeColor={(n) => colourOf((n.data as FmNodeData).spec.type)} />
             <Controls />
-            <RenderTimer el={el} started={props.started} />
+            <FirstRender el={el} started={props.started} />
           </ReactFlow>
         </div>
         <Panel selection={selection} graph={graph} types={types} issues={issues}

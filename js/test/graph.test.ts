@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import { toFlow } from "../src/flow";
-import { applyEdit, freeze, freshId, layout, sourceHandles } from "../src/graph";
+import { applyEdit, freeSpot, freeze, freshId, layout, NODE_HEIGHT, NODE_WIDTH, sourceHandles } from "../src/graph";
 import type { WorkflowDict } from "../src/types";
 
 const wf = (): WorkflowDict => ({
@@ -88,6 +88,14 @@ describe("layout", () => {
     expect(freeze(frozen, pos)).toBe(frozen);
   });
 
+  it("finds a free spot for a new node", () => {
+    const centre = { x: 100 + NODE_WIDTH / 2, y: 50 + NODE_HEIGHT / 2 };
+    expect(freeSpot({}, centre)).toEqual({ x: 100, y: 50 });
+    const spot = freeSpot({ a: { x: 100, y: 50 }, b: { x: 120, y: 130 } }, centre);
+    expect(spot.x).toBe(100);
+    expect(spot.y).toBeGreaterThanOrEqual(130 + NODE_HEIGHT + 10);
+  });
+
   it("lays out 200 nodes", () => {
     const nodes: WorkflowDict["nodes"] = {};
     const edges = [];
@@ -126,6 +134,6 @@ describe("handles and flow elements", () => {
     expect(flow.edges[1].className).toContain("fm-edge-issue");
     expect(flow.edges[1].className).toContain("fm-edge-dead");
     expect(flow.edges[1].sourceHandle).toBe("yes");
-    expect(flow.edges[1].label).toBe("yes");
+    expect(flow.edges[1].label).toBeUndefined();
   });
 });

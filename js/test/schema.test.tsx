@@ -15,6 +15,8 @@ const CONFIG = {
     retries: { type: "integer", default: 1 },
     notify: { type: "boolean", default: false },
     details: { default: null },
+    template: { description: "Text with {{ ... }}", title: "Template" },
+    headers: { type: "object", additionalProperties: { type: "string" } },
     mode: { $ref: "#/$defs/Mode" },
   },
   $defs: { Mode: { enum: ["fast", "slow"], type: "string" } },
@@ -28,7 +30,9 @@ describe("fieldsFromSchema", () => {
     expect(fields.on_timeout).toMatchObject({ kind: "enum", options: ["reject", "fail"] });
     expect(fields.retries.kind).toBe("integer");
     expect(fields.notify.kind).toBe("boolean");
-    expect(fields.details.kind).toBe("json");
+    expect(fields.details.kind).toBe("any");
+    expect(fields.template.kind).toBe("any");
+    expect(fields.headers.kind).toBe("json");
     expect(fields.mode).toMatchObject({ kind: "enum", options: ["fast", "slow"] });
   });
 
@@ -44,7 +48,7 @@ describe("parsing", () => {
     expect(parseRaw(fields.message, "")).toEqual({ ok: false, error: "Message is required" });
     expect(parseRaw(fields.retries, "1.5")).toEqual({ ok: false, error: "retries must be an integer" });
     expect(parseRaw(fields.timeout_s, "soon")).toEqual({ ok: false, error: "timeout_s must be a number" });
-    expect(parseRaw(fields.details, "{oops")).toEqual({ ok: false, error: "details is not valid JSON" });
+    expect(parseRaw(fields.headers, "{oops")).toEqual({ ok: false, error: "headers is not valid JSON" });
   });
 
   it("accepts numbers, templates, JSON and enums", () => {
@@ -52,6 +56,13 @@ describe("parsing", () => {
     expect(parseRaw(fields.retries, "{{ inputs.n }}")).toEqual({ ok: true, value: "{{ inputs.n }}", omit: false });
     expect(parseRaw(fields.details, '{"a": [1]}')).toEqual({ ok: true, value: { a: [1] }, omit: false });
     expect(parseRaw(fields.on_timeout, '"fail"')).toEqual({ ok: true, value: "fail", omit: false });
+  });
+
+  it("keeps text in untyped fields, and JSON values as values", () => {
+    expect(parseRaw(fields.template, "pay {{ x }}")).toEqual({ ok: true, value: "pay {{ x }}", omit: false });
+    expect(parseRaw(fields.template, "{{ x }}")).toEqual({ ok: true, value: "{{ x }}", omit: false });
+    expect(parseRaw(fields.details, "[1, 2]")).toEqual({ ok: true, value: [1, 2], omit: false });
+    expect(toRaw(fields.template, "pay {{ x }}")).toBe("pay {{ x }}");
   });
 
   it("round-trips values through the inputs", () => {
