@@ -149,8 +149,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium, for one module only: Playwright's sync API keeps an event loop running in
+    this thread, which the asyncio tests after it must not see."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

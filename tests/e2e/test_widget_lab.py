@@ -59,6 +59,10 @@ CELLS = [
     "big",
     # 4: the node dragged in the big canvas
     "print('BIG', json.dumps(big.workflow.nodes['n0'].position.model_dump()))",
+    # 5: a change made in Python
+    "wf2 = w.workflow.model_copy(deep=True)\n"
+    "wf2.nodes['paid'].label = 'Paid from Python'\n"
+    "w.workflow = wf2",
 ]
 
 
@@ -182,16 +186,26 @@ def test_canvas_edits_reach_python(lab_page: Any) -> None:
     minimap.evaluate("el => { el.style.visibility = 'visible'; }")
     assert canvas.locator(".react-flow__edge").count() == 4
 
-    node(canvas, "log_1").click()  # 4: config forms in the side panel
+    canvas.locator('[data-testid="fm-add"]').click()  # 4: add another and delete it by key
+    node(canvas, "log_2").click()
+    cells = page.locator(".jp-Notebook .jp-Cell").count()
+    page.keyboard.press("Delete")
+    node(canvas, "log_2").wait_for(state="detached")
+    page.keyboard.press("d")  # notebook shortcuts ("d d" deletes a cell) stay out of the canvas
+    page.keyboard.press("d")
+    assert page.locator(".jp-Notebook .jp-Cell").count() == cells
+    synced_edits(page, canvas, 5)
+
+    node(canvas, "log_1").click()  # 5: config forms in the side panel
     form = canvas.locator('[data-testid="fm-config-form"]')
     form.locator('textarea[name="fm-field-message"]').fill("paid {{ inputs.amount }}")
     form.locator("button[type=submit]").click()
-    synced_edits(page, canvas, 4)
+    synced_edits(page, canvas, 6)
     page.wait_for_function("el => el.innerText === 'valid'", arg=issues.element_handle())
     node(canvas, "draft").click()
     form.locator('textarea[name="fm-field-template"]').fill("pay {{ inputs.amount }} EUR")
     form.locator("button[type=submit]").click()
-    trips = synced_edits(page, canvas, 5)
+    trips = synced_edits(page, canvas, 7)
     save_screenshot(canvas, "graph-editor.png")
 
     run_cell(page, 1)
@@ -228,6 +242,11 @@ def test_run_colours_nodes_and_approval_resumes_from_the_form(lab_page: Any) -> 
     assert canvas.locator('[data-node-id="paid"]').get_attribute("data-status") == "succeeded"
     assert canvas.locator('[data-node-id="refused"]').get_attribute("data-status") == "skipped"
     canvas.locator('[data-testid="fm-run-status"][data-status="succeeded"]').wait_for()
+
+    node(canvas, "draft").click()  # a node's output and timings in the side panel
+    result_panel = canvas.locator('[data-testid="fm-result"]')
+    assert "pay 12 EUR" in result_panel.inner_text()
+    assert "succeeded" in result_panel.inner_text() and " ms" in result_panel.inner_text()
 
     run_cell(page, 2)
     result = cell_output(page, 2, "RUN")
@@ -266,3 +285,10 @@ def test_200_nodes_render_and_stay_responsive(lab_page: Any) -> None:
     FIGURES["cell_run_to_200_nodes_visible_ms"] = round(cell_to_canvas)
     FIGURES["edit_roundtrip_200_nodes_ms"] = trip
     assert render_ms < 10_000
+
+
+def test_python_side_changes_redraw_the_canvas(lab_page: Any) -> None:
+    page = lab_page
+    canvas = page.locator(".fm-lab-graph").first
+    run_cell(page, 5)
+    canvas.locator('[data-testid="rf__node-paid"]', has_text="Paid from Python").wait_for()

@@ -35,14 +35,16 @@ class BundleMissingError(RuntimeError):
     """The built JavaScript of the widget is not installed."""
 
 
-def _bundle() -> Path:
-    if not BUNDLE.exists():
+def _bundle() -> tuple[str, str]:
+    """The built ESM and CSS of the canvas (read per widget, so a rebuild is picked up)."""
+    css = BUNDLE.with_suffix(".css")
+    if not BUNDLE.is_file() or not css.is_file():
         raise BundleMissingError(
             f"the widget's JavaScript bundle is missing ({BUNDLE}); build it with "
             "`npm --prefix js ci && npm --prefix js run build` or reinstall fm_lab "
             "(`pip install -e .` builds it when node and npm are available)"
         )
-    return BUNDLE
+    return BUNDLE.read_text(encoding="utf-8"), css.read_text(encoding="utf-8")
 
 
 class GraphWidget(anywidget.AnyWidget):
@@ -56,9 +58,6 @@ class GraphWidget(anywidget.AnyWidget):
     >>> w = GraphWidget(Workflow.from_file("examples/quickstart.flow.yaml"))  # doctest: +SKIP
     >>> w.workflow.nodes.keys()                                               # doctest: +SKIP
     """
-
-    _esm = STATIC / "widget.js"
-    _css = STATIC / "widget.css"
 
     graph = traitlets.Dict().tag(sync=True)
     edit_seq = traitlets.Int(0).tag(sync=True)
@@ -83,7 +82,8 @@ class GraphWidget(anywidget.AnyWidget):
         from fm_lab.engine.api import load_workflow
         from fm_lab.nodes.registry import default_registry
 
-        _bundle()
+        # set per instance, not on the class: anywidget reads class-level files at import time
+        self._esm, self._css = _bundle()
         self._registry = registry or default_registry()
         self._store = store
         self._lock = threading.RLock()
