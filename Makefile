@@ -29,11 +29,13 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-# the widget's TypeScript: type check and vitest (schema form, graph state reducer)
+# the widget's TypeScript: type check, vitest (schema form, graph state reducer), and a fresh
+# bundle for the browser tests
 jstest:
 	npm --prefix js ci
 	npm --prefix js run typecheck
 	npm --prefix js test
+	npm --prefix js run build
 
 test: lint typecheck jstest
 	$(BIN)/python -m pytest -q

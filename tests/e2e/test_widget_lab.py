@@ -284,7 +284,6 @@ def test_200_nodes_render_and_stay_responsive(lab_page: Any) -> None:
     FIGURES["first_render_200_nodes_ms"] = render_ms
     FIGURES["cell_run_to_200_nodes_visible_ms"] = round(cell_to_canvas)
     FIGURES["edit_roundtrip_200_nodes_ms"] = trip
-    assert render_ms < 10_000
 
 
 def test_python_side_changes_redraw_the_canvas(lab_page: Any) -> None:
