@@ -63,6 +63,15 @@ CELLS = [
     "wf2 = w.workflow.model_copy(deep=True)\n"
     "wf2.nodes['paid'].label = 'Paid from Python'\n"
     "w.workflow = wf2",
+    # 6: a workflow with a slow node, run from a cell
+    "live = GraphWidget({'id': 'live', 'nodes': {\n"
+    "    'a': {'type': 'template', 'config': {'template': 'a'}},\n"
+    "    'nap': {'type': 'sleep', 'config': {'seconds': 2}},\n"
+    "    'b': {'type': 'template', 'config': {'template': 'b'}}},\n"
+    "    'edges': ['a -> nap', 'nap -> b']}, height=260)\n"
+    "live",
+    # 7
+    "print('LIVE', json.dumps(live.run().status))",
 ]
 
 
@@ -86,13 +95,13 @@ def lab_page(lab: Lab, browser: Any) -> Iterator[Any]:
 
 
 def run_cell(page: Any, index: int) -> None:
-    """Execute notebook cell ``index`` (as Shift+Enter would)."""
+    """Start executing notebook cell ``index`` (as Shift+Enter would); does not wait for it."""
     page.evaluate(
         """async (index) => {
             const panel = window.jupyterapp.shell.currentWidget;
             await panel.sessionContext.ready;
             panel.content.activeCellIndex = index;
-            await window.jupyterapp.commands.execute('notebook:run-cell');
+            void window.jupyterapp.commands.execute('notebook:run-cell');
         }""",
         index,
     )
@@ -291,3 +300,18 @@ def test_python_side_changes_redraw_the_canvas(lab_page: Any) -> None:
     canvas = page.locator(".fm-lab-graph").first
     run_cell(page, 5)
     canvas.locator('[data-testid="rf__node-paid"]', has_text="Paid from Python").wait_for()
+
+
+def test_statuses_update_live_while_a_cell_runs(lab_page: Any) -> None:
+    page = lab_page
+    run_cell(page, 6)
+    canvas = page.locator(".fm-lab-graph").nth(2)
+    node(canvas, "nap").wait_for(timeout=30_000)
+    run_cell(page, 7)
+    canvas.locator('[data-node-id="nap"][data-status="running"]').wait_for(timeout=30_000)
+    assert canvas.locator('[data-node-id="a"]').get_attribute("data-status") == "succeeded"
+    assert canvas.locator('[data-node-id="b"]').get_attribute("data-status") == "idle"
+    prompt = page.locator(".jp-Notebook .jp-Cell").nth(7).locator(".jp-InputPrompt")
+    assert "*" in prompt.inner_text()  # the cell is still running
+    canvas.locator('[data-node-id="b"][data-status="succeeded"]').wait_for(timeout=30_000)
+    assert cell_output(page, 7, "LIVE") == "succeeded"
