@@ -40,6 +40,8 @@ _EXPORTS: dict[str, str] = {
     "run": "fm_lab.engine",
     "arun": "fm_lab.engine",
     "resume": "fm_lab.engine",
+    "rerun": "fm_lab.engine",
+    "arerun": "fm_lab.engine",
     "aresume": "fm_lab.engine",
     "runs": "fm_lab.engine",
     "get_run": "fm_lab.engine",
@@ -94,6 +96,7 @@ __all__ = [
     "Workflow",
     "WorkflowBuilder",
     "WorkflowValidationError",
+    "arerun",
     "aresume",
     "arun",
     "asignal",
@@ -109,6 +112,7 @@ __all__ = [
     "recover",
     "register_function",
     "register_node",
+    "rerun",
     "resume",
     "run",
     "runs",
@@ -123,6 +127,13 @@ __all__ = [
     "usage",
     "validate",
 ]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext fm_lab``: the ``%%flow`` and ``%flow`` magics."""
+    from fm_lab.magics import load_ipython_extension as load
+
+    load(ipython)
 
 
 def __getattr__(name: str) -> Any:
@@ -147,6 +158,7 @@ if TYPE_CHECKING:
         Run,
         RunFailedError,
         StateValidationError,
+        arerun,
         aresume,
         arun,
         asignal,
@@ -156,6 +168,7 @@ if TYPE_CHECKING:
         get_run,
         pending,
         recover,
+        rerun,
         resume,
         run,
         runs,

@@ -1,6 +1,7 @@
 """The kernel-side engine: plans, the scheduler, runs and the user-facing entry points."""
 
 from fm_lab.engine.api import (
+    arerun,
     aresume,
     arun,
     asignal,
@@ -10,6 +11,7 @@ from fm_lab.engine.api import (
     get_run,
     pending,
     recover,
+    rerun,
     resume,
     run,
     runs,
@@ -33,6 +35,7 @@ __all__ = [
     "Run",
     "RunFailedError",
     "StateValidationError",
+    "arerun",
     "aresume",
     "arun",
     "asignal",
@@ -42,6 +45,7 @@ __all__ = [
     "get_run",
     "pending",
     "recover",
+    "rerun",
     "resume",
     "run",
     "runs",

@@ -12,6 +12,7 @@ from fm_lab.engine.plan import Plan
 from fm_lab.engine.run import Run
 from fm_lab.engine.runner import Runner
 from fm_lab.engine.session import Recorder, RunSession
+from fm_lab.progress import listener
 from fm_lab.spec.models import Workflow
 from fm_lab.store.duckdb_store import Store
 from fm_lab.store.errors import StoreError
@@ -19,7 +20,7 @@ from fm_lab.store.journal import Durability, Journal, RunLockedError
 from fm_lab.sync import run_sync
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     import pandas as pd
 
@@ -89,18 +90,37 @@ async def arun(
     registry: NodeRegistry | None = None,
     parent_run_id: str | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    cache: bool = False,
+    cache_from: str | None = None,
+    recompute: Iterable[str] = (),
+    progress: bool | None = None,
 ) -> Run:
     """Run a workflow to its end or its first suspension (async). Invalid workflows or inputs
     raise before anything is stored. ``on_event`` hears of the run starting and ending and of
     every node starting and finishing (``{"type": "node", "path", "node_id", "status",
-    "duration_ms", "error", "run_id"}``); it may be called from a worker thread."""
+    "duration_ms", "error", "run_id"}``); it may be called from a worker thread.
+
+    With ``cache=True`` a node whose type, rendered config, upstream outputs and code are
+    those of a stored successful execution of this workflow reuses its result (status
+    ``cached`` in events, ``cached_from`` in ``nodes_df()``); ``cache_from`` adds a run's
+    results even if it ran without the cache, and ``recompute`` names nodes that always run.
+    Nodes with ``cache: false`` and side-effect types (http, approval, sleep, ...) always run.
+    ``progress`` draws a progress bar (default: in notebooks only)."""
     from fm_lab.nodes.registry import default_registry
 
     registry = registry or default_registry()
     wf = load_workflow(workflow)
     plan = Plan(wf, registry)
     prepared = plan.prepare_inputs(dict(inputs or {}))
+    on_event = listener(len(plan.nodes), wf.id,
+                        False if parent_run_id is not None else progress, on_event)
     store = store or default_store()
+    node_cache = None
+    if cache or cache_from is not None:
+        from fm_lab.engine.cache import NodeCache
+
+        source = store.load_run(cache_from) if cache_from is not None else None
+        node_cache = NodeCache.load(store, plan, source=source, recompute=recompute)
     if run_id is None:
         run_id = new_run_id()
     else:
@@ -117,6 +137,7 @@ async def arun(
             workflow_id=wf.id,
             trace=_trace_parent(parent_run_id),
             on_event=on_event,
+            cache=node_cache,
         )
         start = store.start_record(run_id, wf, prepared, parent_run_id)
         start["trace_id"] = session.trace_id
@@ -140,6 +161,7 @@ async def aresume(
     registry: NodeRegistry | None = None,
     continue_parent: bool = True,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    progress: bool | None = None,
 ) -> Run:
     """Continue a run: after a crash or failure (committed nodes are not re-run), or, with
     ``data`` and one of ``label``/``node``/``path_id``, a suspended path. ``data`` is
@@ -180,6 +202,8 @@ async def aresume(
     ):
         return Run.load(run_id, store)
     plan = Plan(snapshot.workflow, registry)
+    on_event = listener(len(plan.nodes), snapshot.workflow.id,
+                        False if snapshot.parent_run_id is not None else progress, on_event)
     journal = store.open_journal(run_id)  # RunLockedError while another process runs it
     try:
         store.claim_run(run_id)
@@ -350,6 +374,40 @@ def run(
 def resume(run_id: str, data: Any = None, **kwargs: Any) -> Run:
     """Synchronous :func:`aresume`: ``fm_lab.resume(run_id, {"approved": True}, label="ok")``."""
     return run_sync(aresume(run_id, data, **kwargs))
+
+
+async def arerun(
+    source: Run | str,
+    *nodes: str,
+    workflow: Workflow | str | Path | dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None,
+    store: Store | None = None,
+    **kwargs: Any,
+) -> Run:
+    """Run again like a notebook cell: ``nodes`` and everything downstream of them are
+    recomputed; every other node whose config and inputs are unchanged reuses its result from
+    ``source`` (or from earlier cached runs). Pass an edited ``workflow`` or new ``inputs``:
+    only what they change (and what depends on it) runs. Returns the new run."""
+    if isinstance(source, Run):
+        store = store or source.store
+        source_id = source.run_id
+    else:
+        store = store or default_store()
+        source_id = source
+    snapshot = store.load_run(source_id)
+    wf = snapshot.workflow if workflow is None else load_workflow(workflow)
+    unknown = [n for n in nodes if n not in wf.nodes]
+    if unknown:
+        raise KeyError(f"workflow {wf.id!r} has no node {', '.join(map(repr, unknown))}; "
+                       f"nodes: {', '.join(wf.nodes)}")
+    return await arun(wf, snapshot.inputs if inputs is None else inputs, store=store,
+                      cache=True, cache_from=source_id, recompute=wf.downstream(nodes),
+                      **kwargs)
+
+
+def rerun(source: Run | str, *nodes: str, **kwargs: Any) -> Run:
+    """Synchronous :func:`arerun`."""
+    return run_sync(arerun(source, *nodes, **kwargs))
 
 
 def get_run(run_id: str, store: Store | None = None) -> Run:

@@ -95,6 +95,11 @@ class NodeRunContext:
             self.events = []
         self.events.append({"name": name, "time": time.time(), "attributes": attributes})
 
+    def progress(self, total: int) -> None:
+        """Announce how many items this node will work through (progress bars, widgets)."""
+        self._runner.session.emit({"type": "items", "path": self.path, "node_id": self.node_id,
+                                   "total": total})
+
     def scope(self) -> dict[str, Any]:
         """The template scope: ``nodes``, ``inputs``, ``state`` and ``run``."""
         return self._runner.scope()

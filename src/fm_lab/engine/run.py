@@ -114,6 +114,19 @@ class Run:
         """One row per node: status, attempts, timings, output and error (from the store)."""
         return self.store.node_executions(self.run_id)
 
+    def rerun(self, *nodes: str, **kwargs: Any) -> Run:
+        """A new run recomputing ``nodes`` and what depends on them, reusing every other
+        unchanged result of this one (see :func:`fm_lab.rerun`)."""
+        from fm_lab.engine.api import rerun
+
+        return rerun(self, *nodes, **kwargs)
+
+    async def arerun(self, *nodes: str, **kwargs: Any) -> Run:
+        """Async :meth:`rerun`."""
+        from fm_lab.engine.api import arerun
+
+        return await arerun(self, *nodes, **kwargs)
+
     def raise_for_status(self) -> Run:
         """Raise :class:`RunFailedError` unless the run succeeded."""
         if self.status == "failed":
@@ -126,6 +139,17 @@ class Run:
 
     def __repr__(self) -> str:
         return f"<Run {self.run_id} {self.workflow.id} {self.status}>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """The plain-text summary terminals show: status and one line per node."""
+        width = max((len(n) for n in self.workflow.nodes), default=4)
+        lines = [f"Run {self.run_id} of {self.workflow.id}: {self.status}"]
+        for node_id in self.workflow.nodes:
+            res = self.node(node_id)
+            ms = f"{res.duration_ms:8.1f} ms" if res.duration_ms is not None else " " * 11
+            detail = (res.error or {}).get("message", "") or _short(res.output, 60)
+            lines.append(f"  {node_id:<{width}}  {res.status:<9} {ms}  {detail}")
+        printer.text("\n".join(lines))
 
     def _repr_html_(self) -> str:
         colour = {"succeeded": "#2e7d32", "failed": "#c62828", "running": "#1565c0"}.get(

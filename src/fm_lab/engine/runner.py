@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fm_lab.engine.cache import cache_key
 from fm_lab.engine.context import NodeRunContext
 from fm_lab.engine.errors import classify
 from fm_lab.engine.templating import render_config, render_template, render_value
@@ -56,6 +57,8 @@ class Outcome:
     parent_span_id: str | None = None
     events: list[dict[str, Any]] | None = None
     spans: list[dict[str, Any]] = field(default_factory=list)
+    cache_key: str | None = None
+    cached_from: dict[str, str] | None = None
 
 
 async def execute_node(
@@ -114,6 +117,11 @@ async def _attempts(
     started = time.time()
     attempt = 0
     rendered: Any = None
+    key = None
+    if runner.session.cache is not None and node.cache and node_type.cacheable:
+        hit, key = _from_cache(runner, node, node_type, static_config, scope, inputs, path)
+        if hit is not None:
+            return hit
     resume_schema = _resume_schema(node_type)
     while True:
         attempt += 1
@@ -140,6 +148,7 @@ async def _attempts(
                 ctx.state_patch,
                 rendered,
                 events=ctx.events,
+                cache_key=key,
             )
         except asyncio.CancelledError:
             raise
@@ -171,6 +180,37 @@ async def _attempts(
             return Outcome(
                 path, "failed", None, error, attempt, started, time.time(), None, rendered
             )
+
+
+def _from_cache(
+    runner: Runner,
+    node: Node,
+    node_type: type[NodeType],
+    static_config: BaseModel | None,
+    scope: dict[str, Any],
+    inputs: dict[str, Any],
+    path: str,
+) -> tuple[Outcome | None, str | None]:
+    """A cached result standing in for this execution (and the execution's cache key)."""
+    cache = runner.session.cache
+    assert cache is not None
+    started = time.time()
+    try:
+        rendered = None
+        config = static_config
+        if config is None:
+            rendered = render_config(node.config, scope, node_type.raw_fields)
+            config = node_type.Config.model_validate(rendered)
+    except Exception:  # the execution itself reports it
+        return None, None
+    key = cache_key(node, node_type, config, rendered, inputs)
+    hit = cache.get(key, path) if key is not None else None
+    if hit is None:
+        return None, key
+    outcome = Outcome(path, "succeeded", hit.output, None, 0, started, time.time(),
+                      hit.state_patch, rendered, cache_key=key,
+                      cached_from={"run_id": hit.run_id, "path": hit.path})
+    return outcome, key
 
 
 def _attempt_span(path: str, attempt: int, error: dict[str, Any]) -> None:
@@ -220,6 +260,10 @@ def record_outcome(
         "entity": node_id,
         "events": outcome.events,
     }
+    if outcome.cache_key is not None:
+        record["cache_key"] = outcome.cache_key
+    if outcome.cached_from is not None:
+        record["cached_from"] = outcome.cached_from
     recorder = session.recorder
     for span_record in outcome.spans:  # spans opened in the node: journaled with its checkpoint
         recorder.append(span_record)
@@ -233,7 +277,8 @@ def record_outcome(
         record.pop("leaf", None)
         record.update(status="failed", output=None, error=outcome.error, state_patch=None)
         recorder.append(record)
-    session.emit(_node_event(outcome.path, node_id, outcome.status,
+    status = "cached" if outcome.cached_from is not None else outcome.status
+    session.emit(_node_event(outcome.path, node_id, status,
                              (outcome.ended - outcome.started) * 1000, outcome.error))
     return record
 

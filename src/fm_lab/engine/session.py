@@ -19,6 +19,7 @@ from fm_lab.tracing.spans import SpanContext, new_trace_id
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from fm_lab.engine.cache import NodeCache
     from fm_lab.nodes.registry import NodeRegistry
     from fm_lab.store.duckdb_store import Store
     from fm_lab.store.journal import Journal
@@ -142,9 +143,11 @@ class RunSession:
         workflow_id: str | None = None,
         trace: tuple[str, str | None] | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        cache: NodeCache | None = None,
     ) -> None:
         self.store = store
         self.on_event = on_event
+        self.cache = cache
         self.run_id = run_id
         self.recorder = recorder
         self.registry = registry

@@ -83,6 +83,10 @@ class NodeContext(Protocol):
 
     def add_event(self, name: str, **attributes: Any) -> None: ...
 
+    def progress(self, total: int) -> None:
+        """Announce how many items this node will work through."""
+        ...
+
 
 class NodeType:
     """Base class of node types.
@@ -102,6 +106,9 @@ class NodeType:
     type_name: ClassVar[str] = ""
     Config: ClassVar[type[BaseModel]] = NoConfig
     idempotent: ClassVar[bool] = False
+    cacheable: ClassVar[bool] = True
+    """Whether a run with the cache on may reuse a stored result instead of running (False for
+    side effects, waits and humans)."""
     description: ClassVar[str] = ""
     raw_fields: ClassVar[frozenset[str]] = frozenset()
     """Config keys the engine passes through unrendered (bodies rendered per item)."""
@@ -114,6 +121,10 @@ class NodeType:
     def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         """Compute the node's output from its upstream outputs (``inputs``, keyed by node id)."""
         raise NotImplementedError
+
+    def cache_version(self) -> str:
+        """Part of the cache key beyond config and inputs (e.g. the code a node calls)."""
+        return ""
 
     @classmethod
     def output_handles(cls, config: dict[str, Any]) -> list[str] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import hashlib
 import importlib
 import inspect
 import threading
@@ -68,6 +69,10 @@ class CodeNode(NodeType):
         args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments.")
         thread: bool = Field(True, description="Run a sync function in a worker thread.")
 
+    def cache_version(self) -> str:
+        """The called function's code: editing it invalidates cached results."""
+        return code_fingerprint(resolve_function(self.config.function))
+
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         config = self.config
         fn = resolve_function(config.function)
@@ -88,6 +93,16 @@ class CodeNode(NodeType):
         if inspect.isawaitable(result):
             return await result
         return result
+
+
+def code_fingerprint(fn: Callable[..., Any]) -> str:
+    """A digest of a function's bytecode and constants (its source may not be available)."""
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    if code is None:
+        return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
+    digest = hashlib.sha256(code.co_code)
+    digest.update(repr((code.co_consts, code.co_names, code.co_varnames)).encode())
+    return digest.hexdigest()[:16]
 
 
 _EXECUTOR: ThreadPoolExecutor | None = None

@@ -80,6 +80,7 @@ class ForeachNode(NodeType):
     "succeeded": n, "failed": n}``. ``on_item_error``: ``fail`` (the node fails), ``skip``
     (failed items are left out of results) or ``collect`` (None in results, error listed).
     """
+    cacheable = False
 
     type_name = "foreach"
     raw_fields = frozenset({"node", "workflow"})
@@ -109,6 +110,7 @@ class ForeachNode(NodeType):
         waiting: list[int] = []
         indexes = iter(range(len(items)))
         last_commit = time.monotonic()
+        ctx.progress(len(items))
 
         async def worker() -> None:
             nonlocal last_commit
@@ -150,6 +152,7 @@ class ForeachNode(NodeType):
 
 class ParallelNode(NodeType):
     """Runs named ``branches`` concurrently and joins them: ``{name: output}``."""
+    cacheable = False
 
     type_name = "parallel"
     raw_fields = frozenset({"branches"})
@@ -204,6 +207,7 @@ class ParallelNode(NodeType):
 class SubflowNode(NodeType):
     """Runs another workflow as a child run linked to this one and returns its outputs; a
     child that suspends suspends this run, and resumes with it."""
+    cacheable = False
 
     type_name = "subflow"
     raw_fields = frozenset({"workflow"})

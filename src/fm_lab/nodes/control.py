@@ -77,6 +77,7 @@ class RouterNode(BranchNode):
 
 class FailNode(NodeType):
     """Fails the run with ``message`` (a user error, never retried)."""
+    cacheable = False
 
     type_name = "fail"
 

@@ -69,6 +69,7 @@ class MergeNode(NodeType):
 class LogNode(NodeType):
     """Writes ``message`` (and ``data``) as an event on this node's span and to the
     ``fm_lab.workflow`` logger; outputs what it logged."""
+    cacheable = False
 
     type_name = "log"
 

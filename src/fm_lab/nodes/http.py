@@ -138,6 +138,7 @@ class HttpNode(NodeType):
     "attempts": 1}`` — header names lower-case, ``url`` after redirects, ``elapsed_ms`` the
     wall time of the whole call (retries and waits included).
     """
+    cacheable = False
 
     type_name = "http"
     description = "Calls an HTTP endpoint; outputs status, headers and the parsed body."

@@ -32,6 +32,7 @@ class ApprovalNode(NodeType):
       config: {message: "Pay {{ inputs.amount }} EUR to {{ inputs.vendor }}?", timeout_s: 86400}
     ```
     """
+    cacheable = False
 
     type_name = "approval"
     resume_schema = Decision
@@ -67,6 +68,7 @@ class ApprovalNode(NodeType):
 
 class UserInputNode(NodeType):
     """Asks for data matching ``schema`` (a JSON schema) and outputs what was given."""
+    cacheable = False
 
     type_name = "user_input"
 
@@ -96,6 +98,7 @@ class UserInputNode(NodeType):
 
 class WaitForEventNode(NodeType):
     """Waits for ``fm_lab.signal(run_id, event, data)`` (or ``fm-lab signal``)."""
+    cacheable = False
 
     type_name = "wait_for_event"
 

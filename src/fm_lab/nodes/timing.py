@@ -12,6 +12,7 @@ from fm_lab.nodes.base import NodeContext, NodeType
 
 class SleepNode(NodeType):
     """Waits ``seconds``; the wake-up time is journaled, so a restart sleeps the rest."""
+    cacheable = False
 
     type_name = "sleep"
 
@@ -26,6 +27,7 @@ class SleepNode(NodeType):
 
 class SleepUntilNode(NodeType):
     """Waits until ``until`` (ISO 8601 text, a datetime, or a UNIX time)."""
+    cacheable = False
 
     type_name = "sleep_until"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class WorkflowValidationError(ValueError):
         count = len(self.issues)
         head = f"{self.subject} is invalid ({count} problem{'s' if count != 1 else ''}):"
         return "\n".join([head, *(f"  - {issue}" for issue in self.issues)])
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
 
     def _repr_html_(self) -> str:
         rows = "".join(

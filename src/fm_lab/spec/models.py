@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -147,6 +148,17 @@ class Workflow(_Model):
         return cls.from_yaml(text)
 
     # ---- serialisation ------------------------------------------------------------------
+    def downstream(self, nodes: Iterable[str]) -> list[str]:
+        """``nodes`` and every node reachable from them along edges."""
+        seen = list(dict.fromkeys(nodes))
+        reached = set(seen)
+        for node_id in seen:  # grows while iterating: a breadth-first walk
+            for edge in self.edges:
+                if edge.source == node_id and edge.target not in reached:
+                    reached.add(edge.target)
+                    seen.append(edge.target)
+        return seen
+
     def to_dict(self) -> dict[str, Any]:
         """The canonical dict: defaults left out, nodes keyed by id."""
         data = self.model_dump(mode="json", exclude_defaults=True)
@@ -210,3 +222,8 @@ class Workflow(_Model):
         from fm_lab.spec.render import workflow_html
 
         return workflow_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        from fm_lab.spec.render import workflow_text
+
+        printer.text(workflow_text(self))

@@ -48,7 +48,18 @@ def _default(value: Any) -> Any:
     )
 
 
+json_default = _default  # for other encoders (orjson) that take a ``default`` hook
+
 _ENCODER = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False)
+
+
+_CANONICAL = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False,
+                              sort_keys=True)
+
+
+def canonical(value: Any) -> str:
+    """``value`` as JSON with sorted keys: equal values give equal text (cache keys)."""
+    return _CANONICAL.encode(value)
 
 
 def dumps(value: Any) -> str:

@@ -353,6 +353,9 @@ class Store:
                 "started": pa.array([r.get("started") for r in nodes], pa.float64()),
                 "ended": pa.array([r.get("ended") for r in nodes], pa.float64()),
                 "leaf": pa.array([r.get("leaf") for r in nodes], pa.bool_()),
+                "cache_key": pa.array([r.get("cache_key") for r in nodes], pa.string()),
+                "cached_from": [dumps(r["cached_from"]) if r.get("cached_from") else None
+                                for r in nodes],
             }
         )
         con.register("_fm_nodes", table)
@@ -360,7 +363,7 @@ class Store:
             con.execute(
                 "insert into node_executions select ?, node_id, seq, node_type, status, attempts,"
                 " input, output, error, state_patch, to_timestamp(started), to_timestamp(ended),"
-                " (ended - started) * 1000, leaf from _fm_nodes",
+                " (ended - started) * 1000, leaf, cache_key, cached_from from _fm_nodes",
                 [run_id],
             ).fetchall()
         finally:
@@ -479,7 +482,8 @@ class Store:
                 raise RunNotFoundError(f"no run {run_id!r} in {self.path}")
             node_rows = con.execute(
                 "select node_id, status, output, error, state_patch, attempts, seq, "
-                "epoch(started_at), epoch(ended_at), node_type, leaf from node_executions "
+                "epoch(started_at), epoch(ended_at), node_type, leaf, input, cache_key "
+                "from node_executions "
                 "where run_id = ? qualify row_number() over "
                 "(partition by node_id order by seq desc) = 1 order by seq",
                 [run_id],
@@ -504,6 +508,8 @@ class Store:
                 "ended": r[8],
                 "type": r[9],
                 "leaf": True if r[10] is None else bool(r[10]),
+                "input": codec.loads(r[11]),
+                "cache_key": r[12],
             }
             for r in node_rows
         }
@@ -595,10 +601,26 @@ class Store:
         )
         return self.sql(
             "select node_id, node_type, status, attempts, started_at, ended_at, duration_ms, "
-            f"input, output, error, seq from node_executions where run_id = ? {latest} "
+            "input, output, error, cached_from, seq from node_executions "
+            f"where run_id = ? {latest} "
             "order by seq",
             [run_id],
         )
+
+    def cache_entries(self, workflow_id: str) -> dict[str, tuple[str, str | None, str, str]]:
+        """The newest successful result per cache key among the runs of ``workflow_id``:
+        ``{key: (output JSON, state patch JSON, run_id, path)}``."""
+        if not self.memory and not Path(self.path).exists():
+            return {}
+        with self.connection() as con:
+            rows = con.execute(
+                "select n.cache_key, n.output, n.state_patch, n.run_id, n.node_id "
+                "from node_executions n join runs r on r.run_id = n.run_id "
+                "where r.workflow_id = ? and n.cache_key is not null and n.status = 'succeeded' "
+                "qualify row_number() over (partition by n.cache_key order by n.ended_at desc) = 1",
+                [workflow_id],
+            ).fetchall()
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
     def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
         """Run SQL on the store and return a DataFrame."""

@@ -127,4 +127,16 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        6,
+        """
+        alter table node_executions add column if not exists cache_key varchar;
+        alter table node_executions add column if not exists cached_from json;
+        create index if not exists node_executions_cache on node_executions (cache_key);
+        """,
+    )
+)
+MIGRATIONS.sort()
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +23,27 @@ STATUS_EDGES = {"error": "#c62828", "suspended": "#f9a825", "cancelled": "#75757
 def _figure(width: float, height: float) -> tuple[Figure, Any]:
     from matplotlib.figure import Figure
 
+    _display_inline(Figure)
     figure = Figure(figsize=(width, height), layout="constrained")
     return figure, figure.add_subplot()
+
+
+def _display_inline(figure_type: type[Figure]) -> None:
+    """In IPython, show returned figures as PNG (a Figure made without pyplot has no
+    display of its own)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters["image/png"]
+    if figure_type not in formatter.type_printers:
+        formatter.for_type(figure_type, _png)
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
 
 
 def plot_trace(run_id: str, *, store: Store | None = None, max_spans: int = 300) -> Figure:

@@ -193,6 +193,7 @@ class GraphWidget(anywidget.AnyWidget):
 
     def _run_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         kwargs.setdefault("registry", self._registry)
+        kwargs.setdefault("progress", False)  # the canvas is the progress display
         if self._store is not None:
             kwargs.setdefault("store", self._store)
         kwargs["on_event"] = self._on_event
