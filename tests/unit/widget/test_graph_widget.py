@@ -204,3 +204,49 @@ def test_show_displays_and_returns_the_widget(capsys) -> None:
     widget = fm_lab.widget.show(APPROVAL_FLOW, height=300)
     assert isinstance(widget, GraphWidget) and widget.height == 300
     assert "GraphWidget" in capsys.readouterr().out
+
+
+def test_foreach_item_suspensions_resume_one_by_one(store) -> None:
+    wf = {
+        "id": "approve_each",
+        "nodes": {
+            "loop": {"type": "foreach", "config": {
+                "items": ["x", "y"],
+                "node": {"type": "approval", "config": {"message": "{{ item }}?"}},
+            }},
+        },
+    }
+    widget = GraphWidget(wf, store=store)
+    widget.run()
+    assert widget.results["loop"]["status"] == "suspended"
+    assert [(p["node"], p["path_id"]) for p in widget.pending] == [
+        ("loop", "loop[0]"), ("loop", "loop[1]"),
+    ]
+    assert [p["payload"]["message"] for p in widget.pending] == ["x?", "y?"]
+    first = widget.pending[1]
+    browser_message(widget, {"kind": "resume", "run_id": first["run_id"],
+                             "path_id": first["path_id"], "data": {"approved": False}})
+    assert [p["path_id"] for p in widget.pending] == ["loop[0]"]
+    assert widget.run_state["status"] == "suspended"
+    second = widget.pending[0]
+    browser_message(widget, {"kind": "resume", "run_id": second["run_id"],
+                             "path_id": second["path_id"], "data": {"approved": True}})
+    assert widget.run_state["status"] == "succeeded"
+    assert widget.pending == []
+    assert '"approved": false' in widget.results["loop"]["output"]
+
+
+def test_subflow_suspension_is_shown_on_the_subflow_node(store) -> None:
+    child = {"id": "child", "nodes": {"ok": {"type": "approval", "config": {"message": "ok?"}}}}
+    wf = {"id": "parent", "nodes": {
+        "start": {"type": "template", "config": {"template": "go"}},
+        "sub": {"type": "subflow", "config": {"workflow": child}},
+    }, "edges": ["start -> sub"]}
+    widget = GraphWidget(wf, store=store)
+    run = widget.run()
+    [waiting] = widget.pending
+    assert waiting["node"] == "sub" and waiting["run_id"] != run.run_id
+    widget.resume({"approved": True}, run_id=waiting["run_id"], path_id=waiting["path_id"])
+    assert widget.last_run is not None and widget.last_run.run_id == run.run_id
+    assert widget.run_state["status"] == "succeeded"
+    assert widget.results["sub"]["status"] == "succeeded"
