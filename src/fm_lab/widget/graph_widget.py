@@ -91,12 +91,13 @@ class GraphWidget(anywidget.AnyWidget):
         self._workflow = load_workflow(workflow)
         self._run: Run | None = None
         self.last_error: BaseException | None = None
-        super().__init__(
-            graph=self._workflow.to_dict(),
-            node_types=node_type_rows(self._registry),
-            height=height,
-            **kwargs,
-        )
+        with self._own():  # validated once, below
+            super().__init__(
+                graph=self._workflow.to_dict(),
+                node_types=node_type_rows(self._registry),
+                height=height,
+                **kwargs,
+            )
         self._check(self._workflow)
         self.on_msg(self._on_message)
 
