@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FM_LAB_HOME ?= $(CURDIR)/.fm_lab
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck jstest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,15 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-test: lint typecheck
+# the widget's TypeScript: type check, vitest (schema form, graph state reducer), and a fresh
+# bundle for the browser tests
+jstest:
+	npm --prefix js ci
+	npm --prefix js run typecheck
+	npm --prefix js test
+	npm --prefix js run build
+
+test: lint typecheck jstest
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-test

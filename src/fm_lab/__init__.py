@@ -71,11 +71,13 @@ _EXPORTS: dict[str, str] = {
     "StoreLockedError": "fm_lab.store",
     "RunNotFoundError": "fm_lab.store",
     "RunLockedError": "fm_lab.store",
+    "GraphWidget": "fm_lab.widget",
 }
 
 __all__ = [
     "Agent",
     "Edge",
+    "GraphWidget",
     "Memory",
     "Node",
     "NodeContext",
@@ -208,3 +210,4 @@ if TYPE_CHECKING:
         traces,
         usage,
     )
+    from fm_lab.widget import GraphWidget

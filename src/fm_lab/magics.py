@@ -7,7 +7,6 @@ Run objects.
 
 from __future__ import annotations
 
-import importlib
 import json
 import shlex
 from typing import TYPE_CHECKING, Any
@@ -87,12 +86,13 @@ class FlowMagics(Magics):
         old = self.widgets.pop(name, None)
         if old is not None:
             old.close()
+        from fm_lab.widget import BundleMissingError, GraphWidget
+
         try:
-            widgets = importlib.import_module("fm_lab.widget")
-        except ImportError:  # the widget needs anywidget: fall back to the static picture
+            widget = GraphWidget(workflow)
+        except BundleMissingError:  # a source checkout whose JS was never built
             display(workflow)
             return
-        widget = widgets.GraphWidget(workflow)
         self.widgets[name] = widget
         display(widget)
 

@@ -17,6 +17,7 @@ EXPECTED = {
     "ResumeValidationError", "traces", "trace", "usage", "sql", "slowest", "errors", "set_price",
     "plot_trace", "plot_usage", "secret", "export_otel", "Agent", "tool",
     "Memory",
+    "GraphWidget",
 }
 
 

@@ -1,0 +1,5 @@
+"""The graph editor widget: ``GraphWidget(workflow)`` and ``show(workflow)``."""
+
+from fm_lab.widget.graph_widget import BundleMissingError, GraphWidget, show
+
+__all__ = ["BundleMissingError", "GraphWidget", "show"]
