@@ -37,6 +37,9 @@ def test_human_in_the_loop(execute):
     shown = _outputs(nb)
     assert "manager" in shown and "approved" in shown
     assert "booked 420 for Ada" in shown and "booked 12 for Bob" in shown
+    assert "booked 250 for Cy" in shown  # resumed through the widget
+    assert any("application/vnd.jupyter.widget-view+json" in out.get("data", {})
+               for cell in nb.cells for out in cell.get("outputs", []))
 
 
 @pytest.mark.parametrize("name", ["traces_and_costs.ipynb"])
