@@ -13,7 +13,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from fm_lab.store.duckdb_store import Store
 
 Mode = Literal["record", "replay", "auto"]
 # request parameters that change the answer (anything else, e.g. timeouts or litellm's
@@ -108,12 +111,29 @@ def active() -> Cassette | None:
     return _ACTIVE[-1] if _ACTIVE else None
 
 
+def cassette_path(path_or_store: str | Path | Store, name: str = "default") -> Path:
+    """Where a cassette lives: the path given, or ``<store>.cassettes/<name>.jsonl`` beside a
+    store's DuckDB file (so a notebook's recordings travel with its runs)."""
+    from fm_lab.store.duckdb_store import Store
+
+    if not isinstance(path_or_store, Store):
+        return Path(path_or_store)
+    if path_or_store.memory:
+        raise ValueError("a memory store has no folder for cassettes: give a file path")
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"cassette name {name!r} must be a plain file name")
+    return Path(str(path_or_store.path) + ".cassettes") / f"{name}.jsonl"
+
+
 @contextmanager
-def cassette(path: str | Path, mode: Mode = "auto") -> Iterator[Cassette]:
-    """Record provider responses to ``path`` (``record``), answer only from it (``replay``:
+def cassette(path_or_store: str | Path | Store, mode: Mode = "auto", *,
+             name: str = "default") -> Iterator[Cassette]:
+    """Record provider responses (``record``), answer only from the recording (``replay``:
     no provider is called; an unknown request raises :class:`CassetteMiss` naming it), or
-    both (``auto``: replay what is there, record the rest)."""
-    tape = Cassette(path, mode)
+    both (``auto``: replay what is there, record the rest). The recording is a JSONL file:
+    ``path_or_store`` is its path, or a :class:`~fm_lab.Store` (``fm_lab.default_store()``)
+    whose folder keeps it as ``<name>.jsonl``."""
+    tape = Cassette(cassette_path(path_or_store, name), mode)
     _ACTIVE.append(tape)
     try:
         yield tape

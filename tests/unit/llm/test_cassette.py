@@ -106,3 +106,22 @@ def test_parameters_that_change_the_answer_change_the_key(tmp_path):
     assert request_key("gpt-4o", ASK, {}, True) != base
     with pytest.raises(ValueError, match="mode"):
         cassette(tmp_path / "x.jsonl", mode="rewind").__enter__()
+
+
+def test_a_store_keeps_named_cassettes_beside_its_file(tmp_path, monkeypatch):
+    from fm_lab.store import Store
+
+    store = Store(tmp_path / "fm.duckdb")
+    answers = []
+    agent = Agent("geo", model=_geo_model("geo_store", answers), tools=[capital])
+    with cassette(store, mode="record", name="geo") as recording:
+        agent.generate("Capital of Norway?")
+    assert recording.path == tmp_path / "fm.duckdb.cassettes" / "geo.jsonl"
+    _refuse_provider(monkeypatch)
+    with cassette(store, mode="replay", name="geo") as replay:
+        assert agent.generate("Capital of Norway?").text == "It is Oslo."
+    assert replay.hits == 2
+    with pytest.raises(ValueError, match="memory store"):
+        cassette(Store(":memory:")).__enter__()
+    with pytest.raises(ValueError, match="plain file name"):
+        cassette(store, name="../escape").__enter__()
