@@ -164,6 +164,7 @@ class Store:
                 delay = min(delay * 2, 0.1)
         if not self._migrated:
             self._migrate(con)
+        self._attach_shards(con)
         return con
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -181,16 +182,49 @@ class Store:
                 f"{self.path} was written by a newer fm_lab (schema v{version}); this fm_lab "
                 f"reads up to v{LATEST_VERSION}. Upgrade fm_lab to open it."
             )
-        if version < LATEST_VERSION and not self.read_only:
-            for number, sql in MIGRATIONS:
-                if number > version:
+        applied = self._applied_migrations(con, version)
+        if not self.read_only and any(number not in applied for number, _ in MIGRATIONS):
+            for number, sql in MIGRATIONS:  # a gap (v5 before v4 landed) is filled in later
+                if number not in applied:
+                    applied.add(number)
                     con.execute("begin")
                     con.execute(sql)
                     con.execute(
-                        "insert or replace into meta values ('schema_version', ?)", [str(number)]
+                        "insert or replace into meta values ('schema_version', ?), "
+                        "('schema_versions', ?)",
+                        [str(max(applied)), ",".join(map(str, sorted(applied)))],
                     )
                     con.execute("commit")
         self._migrated = True
+
+    @staticmethod
+    def _applied_migrations(con: duckdb.DuckDBPyConnection, version: int) -> set[int]:
+        """Migration numbers already applied (files from before this was recorded: all up
+        to their schema version)."""
+        try:
+            row = con.execute("select value from meta where key = 'schema_versions'").fetchone()
+        except Exception:  # read-only file without our tables yet
+            row = None
+        if row and row[0]:
+            return {int(n) for n in str(row[0]).split(",")}
+        return {number for number, _ in MIGRATIONS if number <= version}
+
+    @property
+    def shard_dir(self) -> Path:
+        """Where Dask batch workers write their Parquet shards (``<store>.batches``)."""
+        return Path(self.path + ".batches")
+
+    def _attach_shards(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Temp views ``all_runs``, ``all_node_executions``, ``all_spans``: the tables plus
+        every Parquet shard written by batch workers (see :mod:`fm_lab.store.shards`)."""
+        from fm_lab.store.shards import attach_views
+
+        attach_views(con, None if self.memory else self.shard_dir)
+
+    def refresh_shards(self) -> None:
+        """Re-read the shard folder (after a batch wrote its first shards)."""
+        with self.connection() as con:
+            self._attach_shards(con)
 
     # ---- writing -------------------------------------------------------------------------
     def _save_spec(self, con: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> int:
@@ -582,7 +616,7 @@ class Store:
             "select run_id, workflow_id, workflow_version, status, created_at, ended_at, "
             "epoch_ms(ended_at) - epoch_ms(created_at) as duration_ms, inputs, outputs, error, "
             "parent_run_id, owner_pid "
-            f"from runs {where} order by created_at desc {limit_sql}",
+            f"from all_runs {where} order by created_at desc {limit_sql}",
             params,
         )
 
