@@ -71,7 +71,7 @@ def run_on_dask(wf: Workflow, items: list[Item], store: Store, folder: Path, exe
     folder.mkdir(parents=True, exist_ok=True)
     spec = wf.to_dict()
     distributed = _distributed()
-    with dask_client(executor) as client:
+    with dask_client(executor) as client, store.hold():  # workers never open the file
         queue = iter(pending)
         by_future: dict[Any, Item] = {}
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fm_lab.batch.params import inject_parameters
+from fm_lab.sync import run_sync
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 DEFAULT_KERNEL = "python3"
@@ -58,7 +59,7 @@ def execute_notebook(source: str | Path, output: str | Path, parameters: Mapping
     started = time.time()
     error: dict[str, Any] | None = None
     try:
-        client.execute(env={**os.environ, **(env or {})})
+        run_sync(client.async_execute(env={**os.environ, **(env or {})}))  # closes its loop
     except Exception as exc:
         error = {"kind": "notebook", "type": type(exc).__name__,
                  "message": _ANSI.sub("", str(exc)).strip().splitlines()[-1:][0]
@@ -71,7 +72,7 @@ def execute_notebook(source: str | Path, output: str | Path, parameters: Mapping
                      traceback=_ANSI.sub("", "\n".join(out.get("traceback", []))))
         error["message"] = f"{out.get('ename')}: {out.get('evalue')}"
     meta.update(start_time=_iso(started), end_time=_iso(ended), duration=ended - started,
-                exception=error is not None)
+                exception=True if error else None)  # papermill's values
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(output))
     return {"status": "failed" if error else "succeeded", "error": error, "error_cell": cell,

@@ -3,17 +3,22 @@ Workers never open the batch's DuckDB file."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fm_lab.batch.shards import export_run, read_result
 
 if TYPE_CHECKING:
+    from fm_lab.engine.run import Run
     from fm_lab.store.duckdb_store import Store
 
+T = TypeVar("T")
 _LOCAL: Store | None = None
+_LOOP: asyncio.AbstractEventLoop | None = None
 _LOCAL_LOCK = threading.Lock()
 
 
@@ -28,14 +33,23 @@ def local_store() -> Store:
         return _LOCAL
 
 
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on this process's one background loop (worker threads share it, and so
+    does litellm's logging, which is bound to the loop it first saw)."""
+    global _LOOP
+    with _LOCAL_LOCK:
+        if _LOOP is None:
+            _LOOP = asyncio.new_event_loop()
+            threading.Thread(target=_LOOP.run_forever, name="fm_lab-batch-loop",
+                             daemon=True).start()
+        loop = _LOOP
+    return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+
 def run_item(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, trace_id: str,
              span_id: str, batch_dir: str) -> dict[str, Any]:
     """Run one item (unless its shard already holds a finished run: a retry after the worker
     died between writing the shard and reporting) and return its result."""
-    from fm_lab.engine.api import arun
-    from fm_lab.sync import run_sync
-    from fm_lab.tracing.spans import link_trace
-
     folder = Path(batch_dir)
     done = read_result(folder, run_id)
     if done is not None and done["status"] == "succeeded":
@@ -43,8 +57,7 @@ def run_item(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, trace_id
     store = local_store()
     started = time.time()
     try:
-        with link_trace(trace_id, span_id):
-            result = run_sync(arun(spec, inputs, run_id=run_id, store=store))
+        result = _run(_linked(spec, inputs, run_id, trace_id, span_id, store))
     except Exception as exc:  # invalid inputs: nothing was stored
         return {"run_id": None, "status": "failed", "outputs": None, "started": started,
                 "ended": time.time(),
@@ -52,3 +65,12 @@ def run_item(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, trace_id
     export_run(store, run_id, folder)
     return {"run_id": run_id, "status": result.status, "outputs": result.outputs,
             "error": result.error, "started": started, "ended": time.time()}
+
+
+async def _linked(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, trace_id: str,
+                  span_id: str, store: Store) -> Run:
+    from fm_lab.engine.api import arun
+    from fm_lab.tracing.spans import link_trace
+
+    with link_trace(trace_id, span_id):
+        return await arun(spec, inputs, run_id=run_id, store=store)
