@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from fm_lab.batch.records import Item
 
 if TYPE_CHECKING:
-    from fm_lab.batch.sweep import ItemCallback, OnError
+    from fm_lab.batch.sweep import ItemCallback, ItemWriter, OnError
     from fm_lab.spec.models import Workflow
     from fm_lab.store.duckdb_store import Store
 
@@ -55,24 +56,30 @@ def run_on_dask(wf: Workflow, items: list[Item], store: Store, folder: Path, exe
     """Run ``items`` on Dask workers (at most ``concurrency`` submitted at a time) and record
     each result as it arrives."""
     from fm_lab.batch.shards import read_result
-    from fm_lab.batch.sweep import finish
+    from fm_lab.batch.sweep import ItemWriter
+
+    with store.hold(), ItemWriter(store, wf.id, on_error, on_item) as writer:
+        pending = []
+        for item in items:  # finished on a worker before this process died: the shard says so
+            done = read_result(folder, item.run_id)
+            if done is not None and done["status"] == "succeeded":
+                _apply(item, done)
+                writer.add(item, item.run_id)
+            else:
+                pending.append(item)
+        if pending:
+            _submit_all(wf, pending, folder, executor, concurrency, writer)
+
+
+def _submit_all(wf: Workflow, items: list[Item], folder: Path, executor: Any, concurrency: int,
+                writer: ItemWriter) -> None:
     from fm_lab.batch.worker import run_item
 
-    pending = []
-    for item in items:  # finished on a worker before this process died: take the shard's word
-        done = read_result(folder, item.run_id)
-        if done is not None and done["status"] == "succeeded":
-            _apply(item, done)
-            finish(item, store, wf.id, item.run_id, on_error, on_item)
-        else:
-            pending.append(item)
-    if not pending:
-        return
     folder.mkdir(parents=True, exist_ok=True)
     spec = wf.to_dict()
     distributed = _distributed()
-    with dask_client(executor) as client, store.hold():  # workers never open the file
-        queue = iter(pending)
+    with dask_client(executor) as client:  # workers never open the DuckDB file
+        queue = iter(items)
         by_future: dict[Any, Item] = {}
 
         def submit(item: Item) -> Any:
@@ -83,21 +90,16 @@ def run_on_dask(wf: Workflow, items: list[Item], store: Store, folder: Path, exe
             by_future[future] = item
             return future
 
-        running = distributed.as_completed([submit(i) for _, i in zip(range(concurrency), queue,
-                                                                         strict=False)])
-        stop = False
+        running = distributed.as_completed([submit(i) for i in itertools.islice(queue,
+                                                                                concurrency)])
         for future in running:
             item = by_future.pop(future)
-            _apply(item, future.result())
-            try:
-                finish(item, store, wf.id, item.run_id, on_error, on_item)
-            except BaseException:
-                stop = True
-                raise
-            finally:
-                nxt = None if stop else next(queue, None)
-                if nxt is not None:
-                    running.add(submit(nxt))
+            result = future.result()
+            _apply(item, result)
+            writer.add(item, result["run_id"])
+            following = next(queue, None)
+            if following is not None:
+                running.add(submit(following))
 
 
 def _apply(item: Item, result: dict[str, Any]) -> None:

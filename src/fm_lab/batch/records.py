@@ -120,43 +120,86 @@ def load_items(store: Store, batch_id: str, wanted: list[tuple[str, dict[str, An
 
 def save_item(store: Store, item: Item, kind: str, target: str,
               run_id: str | None = None) -> None:
-    """Upsert the item's row and replace its span (kind ``batch_item``) in one transaction."""
+    """Upsert one item's row and replace its span (see :func:`save_items`)."""
+    save_items(store, [(item, run_id)], kind, target)
+
+
+def save_items(store: Store, entries: list[tuple[Item, str | None]], kind: str,
+               target: str) -> None:
+    """Upsert the items' rows and replace their spans (kind ``batch_item``; none while an item
+    is ``running``) in one transaction. ``entries``: ``(item, run_id)``."""
+    import pyarrow as pa
+
     from fm_lab.store.span_table import arrow_table, insert_spans
 
-    ended = item.ended if item.ended is not None else time.time()
-    started = item.started if item.started is not None else ended
-    span: dict[str, list[Any]] = {name: [None] for name in _SPAN_NONE}
-    span.update(
-        trace_id=[item.trace_id], span_id=[item.span_id], run_id=[run_id], kind=["batch_item"],
-        name=[f"{item.batch_id}[{item.key}]"], entity_id=[target], started=[started],
-        ended=[ended], status=["ok" if item.status == DONE else "error"],
-        input=[dumps(item.parameters)],
-        output=[dumps(item.outputs) if item.outputs is not None else None],
-        error=[dumps(item.error) if item.error else None],
-        attributes=[dumps({"batch_id": item.batch_id, "item_key": item.key, "kind": kind,
-                           "output_path": item.output_path, "error_cell": item.error_cell})])
+    if not entries:
+        return
+    items = [item for item, _ in entries]
+    rows = pa.table({
+        "batch_id": [i.batch_id for i in items], "item_key": [i.key for i in items],
+        "item_index": pa.array([i.index for i in items], pa.int32()),
+        "parameters": [dumps(i.parameters) for i in items],
+        "status": [i.status for i in items],
+        "attempts": pa.array([i.attempts for i in items], pa.int32()),
+        "started": pa.array([i.started for i in items], pa.float64()),
+        "ended": pa.array([i.ended for i in items], pa.float64()),
+        "duration_ms": pa.array([i.duration_ms for i in items], pa.float64()),
+        "run_id": pa.array([run_id for _, run_id in entries], pa.string()),
+        "trace_id": [i.trace_id for i in items], "span_id": [i.span_id for i in items],
+        "outputs": pa.array([_json_or_none(i.outputs) for i in items], pa.string()),
+        "error": pa.array([dumps(i.error) if i.error else None for i in items], pa.string()),
+        "error_cell": pa.array([i.error_cell for i in items], pa.int32()),
+        "output_path": pa.array([i.output_path for i in items], pa.string()),
+    })
+    spans = arrow_table(_span_columns([e for e in entries if e[0].status != "running"],
+                                      kind, target))
     with store.connection() as con:
+        con.register("_fm_items", rows)
         con.execute("begin")
         try:
-            con.execute("delete from batch_items where batch_id = ? and item_key = ?",
-                        [item.batch_id, item.key])
+            con.execute("delete from batch_items where (batch_id, item_key) in "
+                        "(select batch_id, item_key from _fm_items)")
             con.execute(
-                "insert into batch_items values (?, ?, ?, ?, ?, ?, "
-                "case when ? is null then null else to_timestamp(?) end, "
-                "case when ? is null then null else to_timestamp(?) end, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [item.batch_id, item.key, item.index, dumps(item.parameters), item.status,
-                 item.attempts, item.started, item.started, item.ended, item.ended,
-                 item.duration_ms, run_id, item.trace_id, item.span_id,
-                 dumps(item.outputs) if item.outputs is not None else None,
-                 dumps(item.error) if item.error else None, item.error_cell, item.output_path])
-            con.execute("delete from spans where span_id = ? and trace_id = ?",
-                        [item.span_id, item.trace_id])
-            if item.status != "running":
-                insert_spans(con, arrow_table(span))
+                "insert into batch_items select batch_id, item_key, item_index, parameters, "
+                "status, attempts, to_timestamp(started), to_timestamp(ended), duration_ms, "
+                "run_id, trace_id, span_id, outputs, error, error_cell, output_path "
+                "from _fm_items")
+            con.execute("delete from spans where kind = 'batch_item' and span_id in "
+                        "(select span_id from _fm_items)")
+            insert_spans(con, spans)
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
             raise
+        finally:
+            con.unregister("_fm_items")
+
+
+def _json_or_none(value: Any) -> str | None:
+    return dumps(value) if value is not None else None
+
+
+def _span_columns(entries: list[tuple[Item, str | None]], kind: str, target: str
+                  ) -> dict[str, list[Any]]:
+    """Spans-table columns of the items' ``batch_item`` spans (roots of the items' traces)."""
+    cols: dict[str, list[Any]] = {name: [None] * len(entries) for name in _SPAN_NONE}
+    items = [item for item, _ in entries]
+    now = time.time()
+    ended = [i.ended if i.ended is not None else now for i in items]
+    cols.update(
+        trace_id=[i.trace_id for i in items], span_id=[i.span_id for i in items],
+        run_id=[run_id for _, run_id in entries], kind=["batch_item"] * len(items),
+        name=[f"{i.batch_id}[{i.key}]" for i in items], entity_id=[target] * len(items),
+        started=[i.started if i.started is not None else e for i, e in zip(items, ended,
+                                                                           strict=True)],
+        ended=ended, status=["ok" if i.status == DONE else "error" for i in items],
+        input=[dumps(i.parameters) for i in items],
+        output=[_json_or_none(i.outputs) for i in items],
+        error=[dumps(i.error) if i.error else None for i in items],
+        attributes=[dumps({"batch_id": i.batch_id, "item_key": i.key, "kind": kind,
+                           "output_path": i.output_path, "error_cell": i.error_cell})
+                    for i in items])
+    return cols
 
 
 _SPAN_NONE = ("parent_span_id", "workflow_id", "node_id", "agent", "resource_id",

@@ -16,7 +16,7 @@ from fm_lab.batch.records import (
     ensure_batch,
     load_items,
     new_batch_id,
-    save_item,
+    save_items,
     status,
 )
 
@@ -96,14 +96,38 @@ def _shard_folder(store: Store, batch_id: str) -> Path:
     return store.shard_dir / batch_id
 
 
-def finish(item: Item, store: Store, target: str, run_id: str | None,
-           on_error: OnError, on_item: ItemCallback | None) -> None:
-    """Record a finished item; report it; raise under ``on_error="raise"``."""
-    save_item(store, item, "workflow", target, run_id)
-    if on_item is not None:
-        on_item(item)
-    if on_error == "raise" and item.status != DONE:
-        raise BatchItemError(item)
+class ItemWriter:
+    """Records finished items in groups (one transaction per 100 items or per second, and
+    whatever is left when the batch stops), reports each, and raises under
+    ``on_error="raise"``. An unrecorded item is not lost: its run is in the store (or its
+    shard on disk) and a re-run of the batch picks it up."""
+
+    def __init__(self, store: Store, target: str, on_error: OnError,
+                 on_item: ItemCallback | None, every: int = 100, every_s: float = 1.0) -> None:
+        self.store, self.target, self.on_error, self.on_item = store, target, on_error, on_item
+        self.every, self.every_s = every, every_s
+        self.pending: list[tuple[Item, str | None]] = []
+        self.last = time.monotonic()
+
+    def __enter__(self) -> ItemWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+
+    def add(self, item: Item, run_id: str | None) -> None:
+        self.pending.append((item, run_id))
+        if self.on_item is not None:
+            self.on_item(item)
+        if self.on_error == "raise" and item.status != DONE:
+            raise BatchItemError(item)
+        if len(self.pending) >= self.every or time.monotonic() - self.last >= self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        self.last = time.monotonic()
+        batch, self.pending = self.pending, []
+        save_items(self.store, batch, "workflow", self.target)
 
 
 async def _run_local(wf: Workflow, items: list[Item], store: Store, concurrency: int,
@@ -112,17 +136,18 @@ async def _run_local(wf: Workflow, items: list[Item], store: Store, concurrency:
     gate = asyncio.Semaphore(concurrency)
     failed: list[BaseException] = []
 
-    async def one(item: Item) -> None:
+    async def one(item: Item, writer: ItemWriter) -> None:
         async with gate:
-            if failed:  # on_error="raise": start nothing new, let running items finish
+            if failed:  # stopping: start nothing new, let running items finish
                 return
             run_id = await _attempt(wf, item, store, item.run_id in known)
             try:
-                finish(item, store, wf.id, run_id, on_error, on_item)
+                writer.add(item, run_id)
             except BaseException as exc:
                 failed.append(exc)
 
-    await asyncio.gather(*(one(item) for item in items))
+    with ItemWriter(store, wf.id, on_error, on_item) as writer:
+        await asyncio.gather(*(one(item, writer) for item in items))
     if failed:
         raise failed[0]
 
