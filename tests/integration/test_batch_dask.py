@@ -97,3 +97,4 @@ def test_a_worker_killed_mid_batch_loses_no_item(store):
     runs = fm_lab.sql("select run_id, count(*) as n from all_runs group by 1", store=store)
     assert len(runs) == 24 and (runs["n"] == 1).all()  # every item once, none twice
     assert len(list((store.shard_dir / "kill" / "items").iterdir())) == 24
+

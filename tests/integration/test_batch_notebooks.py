@@ -150,3 +150,18 @@ def test_bad_notebook_input_is_a_clear_error(store, tmp_path):
     with pytest.raises(ValueError, match="not a readable Jupyter notebook"):
         fm_lab.batch.run_notebook(tmp_path / "junk.ipynb", {}, store=store)
     assert fm_lab.sql("select count(*) as n from batches", store=store)["n"][0] == 0
+
+
+def test_notebooks_on_dask_bring_their_runs_back_as_shards(store, notebook):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        frame = fm_lab.batch.run_notebooks(notebook, {"x": [1, 2]}, executor=client,
+                                           batch_id="nbd", store=store)
+    assert list(frame["status"]) == ["succeeded", "succeeded"]
+    assert fm_lab.sql("select count(*) as n from runs", store=store)["n"][0] == 0
+    runs = fm_lab.sql("select r.run_id, b.item_key from all_runs r join batch_items b "
+                      "using (trace_id) where b.batch_id = 'nbd' order by 2", store=store)
+    assert list(runs["item_key"]) == ["0", "1"]  # the kernels' runs, linked to their items
+    assert not list((store.shard_dir / "nbd" / "tmp").glob("*.duckdb"))

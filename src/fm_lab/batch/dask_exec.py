@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 TASK_RETRIES = 2  # an exception in the item's task (not its workflow) is retried this often
 
 
-def _distributed() -> Any:
+def load_distributed() -> Any:
+    """The ``distributed`` module (a clear error when dask is not installed)."""
     try:
         import distributed
     except ImportError:
@@ -32,22 +33,22 @@ def _distributed() -> Any:
 def dask_client(executor: Any) -> Iterator[Any]:
     """A ``distributed.Client`` for ``executor``: the client itself, a scheduler address, or
     ``"dask"`` for a LocalCluster started (and closed) here."""
-    distributed = _distributed()
-    if isinstance(executor, distributed.Client):
+    dist = load_distributed()
+    if isinstance(executor, dist.Client):
         yield executor
         return
     if not isinstance(executor, str):
         raise TypeError(f"executor must be 'local', 'dask', a scheduler address or a "
                         f"distributed.Client, not {type(executor).__name__}")
     if executor == "dask":
-        with distributed.LocalCluster(processes=True, dashboard_address=None) as cluster, \
-                distributed.Client(cluster) as client:
+        with dist.LocalCluster(processes=True, dashboard_address=None) as cluster, \
+                dist.Client(cluster) as client:
             yield client
         return
     if "://" not in executor and ":" not in executor:
         raise ValueError(f"unknown executor {executor!r}: use 'local', 'dask' or a scheduler "
                          "address such as 'tcp://127.0.0.1:8786'")
-    with distributed.Client(executor) as client:
+    with dist.Client(executor) as client:
         yield client
 
 
@@ -77,7 +78,6 @@ def _submit_all(wf: Workflow, items: list[Item], folder: Path, executor: Any, co
 
     folder.mkdir(parents=True, exist_ok=True)
     spec = wf.to_dict()
-    distributed = _distributed()
     with dask_client(executor) as client:  # workers never open the DuckDB file
         queue = iter(items)
         by_future: dict[Any, Item] = {}
@@ -90,7 +90,7 @@ def _submit_all(wf: Workflow, items: list[Item], folder: Path, executor: Any, co
             by_future[future] = item
             return future
 
-        running = distributed.as_completed([submit(i) for i in itertools.islice(queue,
+        running = load_distributed().as_completed([submit(i) for i in itertools.islice(queue,
                                                                                 concurrency)])
         for future in running:
             item = by_future.pop(future)

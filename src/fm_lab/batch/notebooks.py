@@ -6,7 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,14 +49,19 @@ def run_notebooks(path: str | Path, items: Any, *, concurrency: int = 2,
                   batch_id: str | None = None, output_dir: str | Path | None = None,
                   store: Store | None = None, kernel_name: str | None = None,
                   timeout: float | None = None, cwd: str | Path | None = None,
-                  on_item: ItemCallback | None = None) -> pd.DataFrame:
+                  on_item: ItemCallback | None = None, executor: Any = "local"
+                  ) -> pd.DataFrame:
     """Run the notebook once per item of ``items`` (a grid dict, a DataFrame, records or a
     .yaml/.json/.csv file), ``concurrency`` kernels at a time, and return :func:`status` of
-    the batch. Re-running the same ``batch_id`` skips succeeded items and retries the rest."""
+    the batch. Re-running the same ``batch_id`` skips succeeded items and retries the rest.
+
+    ``executor="dask"`` (or a scheduler address or ``distributed.Client``) runs the kernels on
+    Dask workers (paths must be visible to them); the runs a kernel starts are written to a
+    scratch file and come back as the item's Parquet shard."""
     batch_id = batch_id or new_batch_id()
     _run(path, as_items(items), batch_id=batch_id, store=store, concurrency=concurrency,
          kernel_name=kernel_name, timeout=timeout, cwd=cwd, output_dir=output_dir,
-         on_item=on_item)
+         on_item=on_item, executor=executor)
     from fm_lab.engine.api import default_store
 
     return status(batch_id, store=store or default_store())
@@ -67,7 +72,7 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
          timeout: float | None, cwd: str | Path | None,
          outputs: Mapping[str, str | Path] | None = None,
          output_dir: str | Path | None = None,
-         on_item: ItemCallback | None = None) -> list[Item]:
+         on_item: ItemCallback | None = None, executor: Any = "local") -> list[Item]:
     from fm_lab.engine.api import default_store
 
     if concurrency < 1:
@@ -81,29 +86,58 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
     items = load_items(store, batch_id, wanted)
     todo = [i for i in items if i.status != DONE]
 
-    def one(item: Item) -> Item:
-        target = (outputs or {}).get(item.key) or folder / _output_name(source, item.key)
+    def start(item: Item) -> Path:
+        target = Path((outputs or {}).get(item.key) or folder / _output_name(source, item.key))
         item.attempts += 1
         item.started, item.ended, item.status = time.time(), None, "running"
         item.output_path = str(target)
         save_item(store, item, "notebook", str(source))
-        env = {"FM_LAB_TRACEPARENT": item.traceparent}
-        if not store.memory:
-            env["FM_LAB_STORE"] = store.path
-        result = execute_notebook(source, target, item.parameters, env=env,
-                                  kernel_name=kernel_name, timeout=timeout, cwd=cwd,
-                                  extra_metadata={"batch_id": batch_id, "item": item.key})
+        return target
+
+    def done(item: Item, result: dict[str, Any]) -> None:
         item.status, item.error = result["status"], result["error"]
         item.error_cell = result["error_cell"]
         item.started, item.ended = result["started"], result["ended"]
         save_item(store, item, "notebook", str(source))
         if on_item is not None:
             on_item(item)
-        return item
 
-    with concurrent.futures.ThreadPoolExecutor(concurrency, "fm_lab-nb") as pool:
-        list(pool.map(one, todo))
+    options: dict[str, Any] = {"kernel_name": kernel_name, "timeout": timeout, "cwd": cwd}
+
+    def one(item: Item) -> None:
+        env = {"FM_LAB_TRACEPARENT": item.traceparent}
+        if not store.memory:
+            env["FM_LAB_STORE"] = store.path
+        done(item, execute_notebook(source, start(item), item.parameters, env=env,
+                                    extra_metadata={"batch_id": batch_id, "item": item.key},
+                                    **options))
+
+    if isinstance(executor, str) and executor == "local":
+        with concurrent.futures.ThreadPoolExecutor(concurrency, "fm_lab-nb") as pool:
+            list(pool.map(one, todo))
+    elif todo:
+        _on_dask(executor, source, todo, store.shard_dir / batch_id, options, start, done)
     return items
+
+
+def _on_dask(executor: Any, source: Path, todo: list[Item], folder: Path,
+             options: dict[str, Any], start: Callable[[Item], Path],
+             done: Callable[[Item, dict[str, Any]], None]) -> None:
+    from fm_lab.batch.dask_exec import TASK_RETRIES, dask_client, load_distributed
+    from fm_lab.batch.worker import run_notebook_item
+
+    with dask_client(executor) as client:
+        futures = {}
+        for item in todo:
+            target = start(item)
+            extra = {"batch_id": item.batch_id, "item": item.key}
+            futures[client.submit(
+                run_notebook_item, str(source.resolve()), str(target.resolve()),
+                item.parameters, item.traceparent, str(folder), item.run_id,
+                {**options, "extra_metadata": extra}, pure=False, retries=TASK_RETRIES,
+                key=f"fm_lab-nb-{item.run_id}-{item.attempts}")] = item
+        for future in load_distributed().as_completed(futures):
+            done(futures[future], future.result())
 
 
 def _default_dir(store: Store, batch_id: str) -> Path:

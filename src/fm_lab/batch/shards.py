@@ -21,31 +21,38 @@ def item_dir(batch_dir: Path, run_id: str) -> Path:
 
 
 def export_run(store: Store, run_id: str, batch_dir: Path) -> Path:
-    """Copy ``run_id`` (and its child runs) from ``store`` into the item's shard, atomically:
-    the files are written to ``<batch>/tmp/`` and the folder is renamed into ``items/``; a
-    shard that was there (a failed attempt) is swapped out. Then drop the rows from ``store``."""
-    import pyarrow.parquet as pq
-
-    target = item_dir(batch_dir, run_id)
-    tmp = batch_dir / "tmp" / f"{run_id}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    match = "run_id = ? or run_id like ?"
-    params = [run_id, run_id + ".%"]
+    """Copy ``run_id`` (and its child runs) from ``store`` into the item's shard, atomically
+    (see :func:`export_rows`), then drop those rows from ``store``."""
+    match = ("run_id = ? or run_id like ?", [run_id, run_id + ".%"])
+    target = export_rows(store, run_id, batch_dir, match)
     with store.connection() as con:
         for table in SHARDED_TABLES:
-            rows = con.sql(f"select * from {table} where {match}", params=params)
+            con.execute(f"delete from {table} where {match[0]}", match[1])
+    return target
+
+
+def export_rows(store: Store, name: str, batch_dir: Path,
+                match: tuple[str, list[Any]] = ("true", [])) -> Path:
+    """Write the rows of ``store`` that ``match`` (SQL, parameters) as the shard ``name``: the
+    files go to ``<batch>/tmp/`` and the folder is renamed into ``items/`` whole; a shard that
+    was there (a failed attempt) is swapped out."""
+    import pyarrow.parquet as pq
+
+    target = item_dir(batch_dir, name)
+    tmp = batch_dir / "tmp" / f"{name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    with store.connection() as con:
+        for table in SHARDED_TABLES:
+            rows = con.sql(f"select * from {table} where {match[0]}", params=match[1])
             pq.write_table(rows.to_arrow_table(), tmp / f"{table}.parquet")
     target.parent.mkdir(parents=True, exist_ok=True)
     old = None
     if target.exists():
-        old = batch_dir / "tmp" / f"{run_id}-old-{uuid.uuid4().hex[:8]}"
+        old = batch_dir / "tmp" / f"{name}-old-{uuid.uuid4().hex[:8]}"
         target.rename(old)
     tmp.rename(target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    with store.connection() as con:
-        for table in SHARDED_TABLES:
-            con.execute(f"delete from {table} where {match}", params)
     return target
 
 

@@ -4,13 +4,15 @@ Workers never open the batch's DuckDB file."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 import time
+import uuid
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fm_lab.batch.shards import export_run, read_result
+from fm_lab.batch.shards import export_rows, export_run, read_result
 
 if TYPE_CHECKING:
     from fm_lab.engine.run import Run
@@ -74,3 +76,28 @@ async def _linked(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, tra
 
     with link_trace(trace_id, span_id):
         return await arun(spec, inputs, run_id=run_id, store=store)
+
+
+def run_notebook_item(source: str, output: str, parameters: dict[str, Any], traceparent: str,
+                      batch_dir: str, name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Execute one notebook item; the runs its kernel starts go to a scratch DuckDB file that
+    becomes the item's shard (``options``: kernel_name, timeout, cwd, extra_metadata)."""
+    from fm_lab.batch.nbexec import execute_notebook
+    from fm_lab.store.duckdb_store import Store
+
+    folder = Path(batch_dir)
+    scratch = folder / "tmp" / f"{name}-{uuid.uuid4().hex[:8]}.duckdb"
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    env = {"FM_LAB_TRACEPARENT": traceparent, "FM_LAB_STORE": str(scratch)}
+    try:
+        result = execute_notebook(source, output, parameters, env=env, **options)
+        if scratch.exists():
+            store = Store(scratch)
+            try:
+                export_rows(store, name, folder)
+            finally:
+                store.close()
+    finally:
+        scratch.unlink(missing_ok=True)
+        shutil.rmtree(Path(str(scratch) + ".journal"), ignore_errors=True)
+    return result
