@@ -51,7 +51,7 @@ def _items_args(parser: argparse.ArgumentParser, *, grid: bool) -> None:
     source.add_argument("--csv", help="CSV, one item per row")
     parser.add_argument("--concurrency", type=int, help="items at a time")
     parser.add_argument("--dask", metavar="ADDRESS", help="run on this Dask scheduler "
-                        "('local' for a LocalCluster)" if not grid else argparse.SUPPRESS)
+                        "('local' for a LocalCluster)")
     parser.add_argument("--batch-id", help="resume (or name) this batch")
     parser.add_argument("--json", action="store_true", help="print the items as JSON")
 
@@ -88,7 +88,8 @@ def _notebook(args: argparse.Namespace, batch_id: str, store: Store) -> pd.DataF
     with _progress(len(items), args.json) as tick:
         return run_notebooks(args.notebook, items, concurrency=args.concurrency or 2,
                              batch_id=batch_id, output_dir=args.output_dir, store=store,
-                             kernel_name=args.kernel, timeout=args.timeout, on_item=tick)
+                             kernel_name=args.kernel, timeout=args.timeout, on_item=tick,
+                             executor=_executor(args))
 
 
 def _workflow(args: argparse.Namespace, batch_id: str, store: Store) -> pd.DataFrame:
@@ -96,13 +97,16 @@ def _workflow(args: argparse.Namespace, batch_id: str, store: Store) -> pd.DataF
     from fm_lab.batch.sweep import map as batch_map
 
     items = _items(args)
-    executor: Any = "local"
-    if args.dask:
-        executor = "dask" if args.dask == "local" else args.dask
     with _progress(len(items), args.json) as tick:
-        batch_map(Path(args.file), items, concurrency=args.concurrency, executor=executor,
+        batch_map(Path(args.file), items, concurrency=args.concurrency, executor=_executor(args),
                   batch_id=batch_id, on_error=args.on_error, store=store, on_item=tick)
     return status(batch_id, store=store)
+
+
+def _executor(args: argparse.Namespace) -> str:
+    if not args.dask:
+        return "local"
+    return "dask" if args.dask == "local" else str(args.dask)
 
 
 def _value(raw: str) -> Any:

@@ -55,6 +55,7 @@ def execute_notebook(source: str | Path, output: str | Path, parameters: Mapping
     name = kernel_name or nb.metadata.get("kernelspec", {}).get("name") or DEFAULT_KERNEL
     client = nbclient.NotebookClient(
         nb, timeout=timeout, kernel_name=name,
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not its TCP warning per item
         resources={"metadata": {"path": str(cwd or Path(source).resolve().parent)}})
     started = time.time()
     error: dict[str, Any] | None = None
