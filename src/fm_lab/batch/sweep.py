@@ -57,9 +57,11 @@ def map(
 
     ``executor``: ``"local"`` (asyncio in this process, ``concurrency`` runs at once, default
     8), ``"dask"`` (a new LocalCluster), a scheduler address or a ``distributed.Client``
-    (``concurrency`` items submitted at a time, default all). Re-running the same ``batch_id`` skips
-    finished items and retries (resumes) the others. ``on_error="raise"`` stops at the first
-    failed item (after recording it) with :class:`BatchItemError`.
+    (``concurrency`` items submitted at a time, default all). This process keeps the store
+    file open while the sweep runs (:meth:`Store.hold`); other processes wait for it.
+    Re-running the same ``batch_id`` skips finished items and retries (resumes) the others.
+    ``on_error="raise"`` stops at the first failed item (after recording it) with
+    :class:`BatchItemError`.
     """
     from fm_lab.engine.api import default_store, load_workflow
 
@@ -79,7 +81,8 @@ def map(
     if todo and local:
         from fm_lab.sync import run_sync
 
-        run_sync(_run_local(wf, todo, store, concurrency or 8, on_error, on_item))
+        with store.hold():  # one connection for every run of the sweep (not one per run)
+            run_sync(_run_local(wf, todo, store, concurrency or 8, on_error, on_item))
     elif todo:
         from fm_lab.batch.dask_exec import run_on_dask
 
