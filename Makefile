@@ -36,6 +36,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/engine_overhead.py
 	$(BIN)/python benchmarks/tracing.py
+	$(BIN)/python benchmarks/batch.py
 
 clean:
 	rm -rf $(VENV) .fm_lab .pytest_cache .mypy_cache .ruff_cache

@@ -44,7 +44,7 @@ def test_map_returns_inputs_outputs_status_tokens_and_cost(store, calls):
     set_price("offline/sweep-echo", input_per_mtok=1_000_000.0, output_per_mtok=2_000_000.0)
     frame = pd.DataFrame({"x": [1, 2, 3]}, index=["a", "b", "c"])
     out = fm_lab.batch.map(_workflow(name), frame, store=store, batch_id="m1")
-    assert list(out.index) == ["a", "b", "c"]
+    assert list(out.index) == ["a", "b", "c"] and out.attrs["batch_id"] == "m1"
     assert list(out["x"]) == [1, 2, 3]
     assert list(out["status"]) == ["succeeded", "failed", "succeeded"]
     assert out.loc["a", "outputs"] == {"ask": "(offline) value 3"}
@@ -126,3 +126,10 @@ def test_invalid_rows_are_collected_and_bad_arguments_are_clear(store, calls):
                          executor="dask")
     with pytest.raises(KeyError, match="no batch"):
         fm_lab.batch.status("nope", store=store)
+
+
+async def test_map_works_inside_a_running_event_loop(store, calls):
+    """As in a notebook: run_sync moves the sweep to a worker thread."""
+    _, _, name = calls
+    out = fm_lab.batch.map(_workflow(name), [{"x": 1}, {"x": 2}], store=store)
+    assert list(out["status"]) == ["succeeded", "succeeded"]

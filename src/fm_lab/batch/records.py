@@ -232,4 +232,5 @@ def status(batch_id: str, store: Store | None = None) -> pd.DataFrame:
     for column in ("input_tokens", "output_tokens"):
         merged[column] = merged[column].fillna(0).astype("int64")
     merged["cost_usd"] = merged["cost_usd"].fillna(0.0)
+    merged.attrs["batch_id"] = batch_id
     return merged

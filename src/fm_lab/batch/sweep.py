@@ -81,8 +81,7 @@ def map(
     if todo and local:
         from fm_lab.sync import run_sync
 
-        with store.hold():  # one connection for every run of the sweep (not one per run)
-            run_sync(_run_local(wf, todo, store, concurrency or 8, on_error, on_item))
+        run_sync(_run_local(wf, todo, store, concurrency or 8, on_error, on_item))
     elif todo:
         from fm_lab.batch.dask_exec import run_on_dask
 
@@ -149,7 +148,9 @@ async def _run_local(wf: Workflow, items: list[Item], store: Store, concurrency:
             except BaseException as exc:
                 failed.append(exc)
 
-    with ItemWriter(store, wf.id, on_error, on_item) as writer:
+    # one connection for every run of the sweep (not several opens per run), held by the
+    # thread of this loop: in Jupyter that is run_sync's worker thread, not the caller's
+    with store.hold(), ItemWriter(store, wf.id, on_error, on_item) as writer:
         await asyncio.gather(*(one(item, writer) for item in items))
     if failed:
         raise failed[0]
@@ -212,4 +213,5 @@ def result_frame(rows: Any, batch_id: str, store: Store) -> pd.DataFrame:
     frame = pd.concat([inputs, results], axis=1)
     if isinstance(rows, pd.DataFrame) and len(rows) == len(frame):
         frame.index = rows.index
+    frame.attrs["batch_id"] = batch_id
     return frame
