@@ -152,6 +152,12 @@ def test_bad_notebook_input_is_a_clear_error(store, tmp_path):
     assert fm_lab.sql("select count(*) as n from batches", store=store)["n"][0] == 0
 
 
+def test_notebooks_on_dask_need_a_file_store(notebook):
+    with pytest.raises(ValueError, match="needs a file store"):
+        fm_lab.batch.run_notebooks(notebook, [{"x": 1}], store=fm_lab.Store(":memory:"),
+                                   executor="dask")
+
+
 def test_notebooks_on_dask_bring_their_runs_back_as_shards(store, notebook):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,

@@ -21,6 +21,7 @@ from fm_lab.batch.records import (
     save_item,
     status,
 )
+from fm_lab.batch.shards import batch_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,8 +82,10 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
     read_notebook(source)  # a missing or broken notebook fails before anything is recorded
     store = store or default_store()
     batch_id = batch_id or new_batch_id()
+    local = isinstance(executor, str) and executor == "local"
+    shards = None if local else batch_folder(store, batch_id)
     folder = Path(output_dir) if output_dir else _default_dir(store, batch_id)
-    ensure_batch(store, batch_id, "notebook", str(source), "local", folder)
+    ensure_batch(store, batch_id, "notebook", str(source), "local" if local else "dask", folder)
     items = load_items(store, batch_id, wanted)
     todo = [i for i in items if i.status != DONE]
 
@@ -112,11 +115,11 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
                                     extra_metadata={"batch_id": batch_id, "item": item.key},
                                     **options))
 
-    if isinstance(executor, str) and executor == "local":
+    if shards is None:
         with concurrent.futures.ThreadPoolExecutor(concurrency, "fm_lab-nb") as pool:
             list(pool.map(one, todo))
     elif todo:
-        _on_dask(executor, source, todo, store.shard_dir / batch_id, options, start, done)
+        _on_dask(executor, source, todo, shards, options, start, done)
     return items
 
 

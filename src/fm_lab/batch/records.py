@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +45,6 @@ class Item:
     error: dict[str, Any] | None = None
     error_cell: int | None = None
     output_path: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def trace_id(self) -> str:

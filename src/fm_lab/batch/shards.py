@@ -15,6 +15,14 @@ if TYPE_CHECKING:
     from fm_lab.store.duckdb_store import Store
 
 
+def batch_folder(store: Store, batch_id: str) -> Path:
+    """Where a Dask batch's shards go (``<store>.batches/<batch_id>``)."""
+    if store.memory:
+        raise ValueError("a Dask batch needs a file store (its workers write Parquet shards "
+                         "next to it); connect to a DuckDB file, not ':memory:'")
+    return store.shard_dir / batch_id
+
+
 def item_dir(batch_dir: Path, run_id: str) -> Path:
     """Where the shard of the item whose run is ``run_id`` lives."""
     return batch_dir / "items" / run_id

@@ -19,6 +19,7 @@ from fm_lab.batch.records import (
     save_items,
     status,
 )
+from fm_lab.batch.shards import batch_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,7 +75,7 @@ def map(
     batch_id = batch_id or new_batch_id()
     wanted = as_items(rows)
     local = isinstance(executor, str) and executor == "local"
-    folder = None if local else _shard_folder(store, batch_id)
+    folder = None if local else batch_folder(store, batch_id)
     ensure_batch(store, batch_id, "workflow", wf.id, "local" if local else "dask", folder)
     items = load_items(store, batch_id, wanted)
     todo = [i for i in items if i.status != DONE]
@@ -89,13 +90,6 @@ def map(
         run_on_dask(wf, todo, store, folder, executor, concurrency or len(todo), on_error,
                     on_item)
     return result_frame(rows, batch_id, store)
-
-
-def _shard_folder(store: Store, batch_id: str) -> Path:
-    if store.memory:
-        raise ValueError("a Dask batch needs a file store (its workers write Parquet shards "
-                         "next to it); connect to a DuckDB file, not ':memory:'")
-    return store.shard_dir / batch_id
 
 
 class ItemWriter:
