@@ -221,11 +221,6 @@ class Store:
 
         attach_views(con, None if self.memory else self.shard_dir)
 
-    def refresh_shards(self) -> None:
-        """Re-read the shard folder (after a batch wrote its first shards)."""
-        with self.connection() as con:
-            self._attach_shards(con)
-
     # ---- writing -------------------------------------------------------------------------
     def _save_spec(self, con: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> int:
         """Store a workflow spec if this exact content is new; return its version number."""
