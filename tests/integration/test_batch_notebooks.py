@@ -93,6 +93,20 @@ def test_failing_notebook_records_the_failing_cell(store, notebook, tmp_path):
     assert row["error"]["ename"] == "RuntimeError"
 
 
+def test_a_cell_that_times_out_is_the_failing_cell(store, tmp_path):
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
+                                 "display_name": "Python 3"}
+    nb.cells = [new_code_cell("import time"), new_code_cell("time.sleep(60)"),
+                new_code_cell("after = 1")]
+    nbformat.write(nb, tmp_path / "slow.ipynb")
+    item = fm_lab.batch.run_notebook(tmp_path / "slow.ipynb", {}, tmp_path / "out.ipynb",
+                                     store=store, timeout=1.5)  # whole seconds
+    assert item.status == "failed" and item.error["type"] == "CellTimeoutError"
+    assert item.error_cell == 2  # the injected cell is at the top: the sleep is cell 2
+    assert "timed out" in item.error["message"]
+
+
 def test_resume_of_a_half_done_notebook_batch_runs_only_the_rest(store, notebook, tmp_path):
     marker = tmp_path / "marker"
     marker.touch()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 import time
@@ -54,24 +55,28 @@ def execute_notebook(source: str | Path, output: str | Path, parameters: Mapping
         nb.metadata["fm_lab"] = dict(extra_metadata)
     name = kernel_name or nb.metadata.get("kernelspec", {}).get("name") or DEFAULT_KERNEL
     client = nbclient.NotebookClient(
-        nb, timeout=timeout, kernel_name=name,
+        nb, timeout=None if timeout is None else max(1, math.ceil(timeout)), kernel_name=name,
         extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not its TCP warning per item
         resources={"metadata": {"path": str(cwd or Path(source).resolve().parent)}})
     started = time.time()
     error: dict[str, Any] | None = None
     try:
         run_sync(client.async_execute(env={**os.environ, **(env or {})}))  # closes its loop
-    except Exception as exc:
+    except Exception as exc:  # a cell raised, timed out, or the kernel died or never started
+        lines = _ANSI.sub("", str(exc)).strip().splitlines()
         error = {"kind": "notebook", "type": type(exc).__name__,
-                 "message": _ANSI.sub("", str(exc)).strip().splitlines()[-1:][0]
-                 if str(exc).strip() else type(exc).__name__}
+                 "message": lines[0] if lines else type(exc).__name__}
     ended = time.time()
-    cell = _failing_cell(nb) if error else None
-    if error is not None and cell is not None:
-        out = _error_output(nb.cells[cell])
-        error.update(cell=cell, ename=out.get("ename"), evalue=out.get("evalue"),
-                     traceback=_ANSI.sub("", "\n".join(out.get("traceback", []))))
-        error["message"] = f"{out.get('ename')}: {out.get('evalue')}"
+    cell = None
+    if error is not None:
+        cell = _failing_cell(nb)
+        out = _error_output(nb.cells[cell]) if cell is not None else {}
+        if out:
+            error.update(ename=out.get("ename"), evalue=out.get("evalue"),
+                         traceback=_ANSI.sub("", "\n".join(out.get("traceback", []))))
+            if error["type"] == "CellExecutionError":  # else keep "timed out", "kernel died"
+                error["message"] = f"{out.get('ename')}: {out.get('evalue')}"
+        error["cell"] = cell
     meta.update(start_time=_iso(started), end_time=_iso(ended), duration=ended - started,
                 exception=True if error else None)  # papermill's values
     Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -88,10 +93,17 @@ def _error_output(cell: Any) -> dict[str, Any]:
 
 
 def _failing_cell(nb: Any) -> int | None:
+    """The cell with an error output, else the last cell that started (a timeout or a dead
+    kernel leaves no error output)."""
+    started = None
     for index, cell in enumerate(nb.cells):
-        if cell.get("cell_type") == "code" and _error_output(cell):
+        if cell.get("cell_type") != "code":
+            continue
+        if _error_output(cell):
             return index
-    return None
+        if cell.get("execution_count") is not None:
+            started = index
+    return started
 
 
 def _iso(at: float) -> str:
