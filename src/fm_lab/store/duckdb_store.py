@@ -22,7 +22,7 @@ from fm_lab.store.errors import (
     StoreVersionError,
 )
 from fm_lab.store.journal import Durability, Journal, read_journal, try_lock
-from fm_lab.store.schema import LATEST_VERSION, MIGRATIONS
+from fm_lab.store.schema import LATEST_VERSION, MIGRATIONS, VIEWS_VERSION
 
 if TYPE_CHECKING:
     import duckdb
@@ -90,6 +90,7 @@ class Store:
         self._leases = 0
         self._holds = 0
         self._migrated = False
+        self._views_stored = True
         self._recovery_due = False
         if not self.memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +196,7 @@ class Store:
                         [str(max(applied)), ",".join(map(str, sorted(applied)))],
                     )
                     con.execute("commit")
+        self._views_stored = VIEWS_VERSION in applied  # else (read-only, old file): temp views
         self._migrated = True
 
     @staticmethod
@@ -219,7 +221,7 @@ class Store:
         every Parquet shard written by batch workers (see :mod:`fm_lab.store.shards`)."""
         from fm_lab.store.shards import attach_views
 
-        attach_views(con, None if self.memory else self.shard_dir)
+        attach_views(con, None if self.memory else self.shard_dir, stored=self._views_stored)
 
     # ---- writing -------------------------------------------------------------------------
     def _save_spec(self, con: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> int:

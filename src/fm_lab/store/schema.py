@@ -159,9 +159,14 @@ MIGRATIONS.append(
             output_path varchar,
             primary key (batch_id, item_key)
         );
+        create or replace view all_runs as select * from runs;
+        create or replace view all_node_executions as select * from node_executions;
+        create or replace view all_spans as select * from spans;
         """,
     )
 )
+
+VIEWS_VERSION = 5  # the all_* views the query functions read
 
 MIGRATIONS.sort(key=lambda migration: migration[0])  # versions may land out of order
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -101,3 +101,19 @@ def test_traceparent_links_top_level_runs(monkeypatch):
                               "where kind = 'workflow'")
         assert spans.iloc[0].tolist() == ["e" * 32, "f" * 16]
     assert linked_parent() == ("c" * 32, "d" * 16)
+
+
+def test_a_read_only_file_from_before_the_views_still_answers_queries(tmp_path):
+    path = tmp_path / "v3.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create table meta (key varchar primary key, value varchar)")
+    con.execute("insert into meta values ('schema_version', '3')")
+    for number, sql in schema.MIGRATIONS:
+        if number <= 3:
+            con.execute(sql)
+    con.close()
+    reader = Store(path, read_only=True)
+    assert reader.runs().empty
+    assert fm_lab.traces(store=reader).empty
+    reader.close()
+    assert "batches" not in _tables(path)  # a reader changes nothing
