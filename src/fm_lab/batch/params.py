@@ -131,7 +131,7 @@ def _plain(row: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 def read_items_file(path: Path) -> Any:
-    """A grid or item list from YAML/JSON, or a table from CSV."""
+    """A grid or item list from YAML/JSON, or rows from CSV."""
     import json
 
     import pandas as pd
@@ -140,8 +140,9 @@ def read_items_file(path: Path) -> Any:
     if not path.exists():
         raise FileNotFoundError(f"no parameters file {path}")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path)
+    if suffix == ".csv":  # an empty cell is a value not given (defaults apply), not None
+        rows = pd.read_csv(path).to_dict(orient="records")
+        return [{k: v for k, v in _plain(row).items() if v is not None} for row in rows]
     text = path.read_text()
     loaded = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
     if not isinstance(loaded, dict | list):

@@ -204,11 +204,11 @@ class Store:
         """Migration numbers already applied (files from before this was recorded: all up
         to their schema version)."""
         try:
-            row = con.execute("select value from meta where key = 'schema_versions'").fetchone()
+            rows = con.execute("select value from meta where key = 'schema_versions'").fetchall()
         except Exception:  # read-only file without our tables yet
-            row = None
-        if row and row[0]:
-            return {int(n) for n in str(row[0]).split(",")}
+            rows = []
+        if rows and rows[0][0]:  # fetchall: no unfinished result left on the connection
+            return {int(n) for n in str(rows[0][0]).split(",")}
         return {number for number, _ in MIGRATIONS if number <= version}
 
     @property

@@ -89,7 +89,7 @@ def test_items_from_frames_records_and_files(tmp_path):
     assert [p for _, p in as_items(tmp_path / "g.yaml")] == [{"m": "a", "n": 1},
                                                              {"m": "b", "n": 1}]
     frame.to_csv(tmp_path / "rows.csv", index=False)
-    assert [p["x"] for _, p in as_items(tmp_path / "rows.csv")] == [1, 2]
+    assert [p for _, p in as_items(tmp_path / "rows.csv")] == [{"x": 1, "y": "a"}, {"x": 2}]
 
 
 def test_bad_items_are_clear_errors(tmp_path):
