@@ -46,6 +46,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/tracing.py
 	$(BIN)/python benchmarks/agent_loop.py
 	$(BIN)/python benchmarks/memory.py
+	$(BIN)/python benchmarks/batch.py
 
 clean:
 	rm -rf $(VENV) .fm_lab .pytest_cache .mypy_cache .ruff_cache

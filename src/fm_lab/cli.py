@@ -94,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("validate", help="validate a workflow file")
     check.add_argument("file")
     check.add_argument("--json", action="store_true")
+
+    from fm_lab.batch.cli import add_parser as add_batch_parser
+
+    add_batch_parser(sub)
     return parser
 
 
@@ -381,7 +385,17 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_string(index=False)
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from fm_lab.batch.cli import run as run_batch
+
+    try:
+        return run_batch(args, _store(args))
+    except (KeyError, ValueError, TypeError, ImportError) as exc:  # bad items, unknown batch
+        raise _UsageError(exc.args[0] if exc.args else str(exc)) from None
+
+
 _COMMANDS = {
+    "batch": _cmd_batch,
     "run": _cmd_run,
     "resume": _cmd_resume,
     "runs": _cmd_runs,

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _STORE: Store | None = None
 DEFAULT_FILE = "fm_lab.duckdb"
+STORE_ENV = "FM_LAB_STORE"  # the default store's file (batch notebooks' kernels get it)
 
 
 def home() -> Path:
@@ -39,7 +40,8 @@ def home() -> Path:
 def connect(
     path: str | Path | None = None, *, read_only: bool = False, durability: Durability = "fsync"
 ) -> Store:
-    """Open (and make default) the store at ``path`` (default ``$FM_LAB_HOME/fm_lab.duckdb``).
+    """Open (and make default) the store at ``path`` (default ``$FM_LAB_STORE``, else
+    ``$FM_LAB_HOME/fm_lab.duckdb``).
 
     ``":memory:"`` gives a throw-away store for tests. ``durability``: ``fsync`` (a committed
     node survives a power cut), ``process`` (survives a killed process or kernel).
@@ -49,7 +51,7 @@ def connect(
     True
     """
     global _STORE
-    target = path if path is not None else home() / DEFAULT_FILE
+    target = path if path is not None else os.environ.get(STORE_ENV) or home() / DEFAULT_FILE
     _STORE = Store(target, read_only=read_only, durability=durability)
     return _STORE
 
@@ -261,11 +263,14 @@ def _resumed_trace(trace_id: str | None, parent_run_id: str | None
 
 
 def _trace_parent(parent_run_id: str | None) -> tuple[str, str | None] | None:
-    """A child run joins its parent's trace, under the span that started it."""
-    from fm_lab.tracing.spans import current
+    """A child run joins its parent's trace, under the span that started it; a top-level run
+    joins the linked trace of a batch item, if any (:func:`fm_lab.tracing.spans.linked_parent`)."""
+    from fm_lab.tracing.spans import current, linked_parent
 
+    if parent_run_id is None:
+        return linked_parent()
     ctx = current()
-    if parent_run_id is None or ctx is None:
+    if ctx is None:
         return None
     return ctx.trace_id, ctx.span_id
 

@@ -22,7 +22,7 @@ from fm_lab.store.errors import (
     StoreVersionError,
 )
 from fm_lab.store.journal import Durability, Journal, read_journal, try_lock
-from fm_lab.store.schema import LATEST_VERSION, MIGRATIONS
+from fm_lab.store.schema import LATEST_VERSION, MIGRATIONS, VIEWS_VERSION
 
 if TYPE_CHECKING:
     import duckdb
@@ -90,6 +90,7 @@ class Store:
         self._leases = 0
         self._holds = 0
         self._migrated = False
+        self._views_stored = True
         self._recovery_due = False
         if not self.memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -164,6 +165,7 @@ class Store:
                 delay = min(delay * 2, 0.1)
         if not self._migrated:
             self._migrate(con)
+        self._attach_shards(con)
         return con
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -181,16 +183,45 @@ class Store:
                 f"{self.path} was written by a newer fm_lab (schema v{version}); this fm_lab "
                 f"reads up to v{LATEST_VERSION}. Upgrade fm_lab to open it."
             )
-        if version < LATEST_VERSION and not self.read_only:
-            for number, sql in MIGRATIONS:
-                if number > version:
+        applied = self._applied_migrations(con, version)
+        if not self.read_only and any(number not in applied for number, _ in MIGRATIONS):
+            for number, sql in MIGRATIONS:  # a gap (v5 before v4 landed) is filled in later
+                if number not in applied:
+                    applied.add(number)
                     con.execute("begin")
                     con.execute(sql)
                     con.execute(
-                        "insert or replace into meta values ('schema_version', ?)", [str(number)]
+                        "insert or replace into meta values ('schema_version', ?), "
+                        "('schema_versions', ?)",
+                        [str(max(applied)), ",".join(map(str, sorted(applied)))],
                     )
                     con.execute("commit")
+        self._views_stored = VIEWS_VERSION in applied  # else (read-only, old file): temp views
         self._migrated = True
+
+    @staticmethod
+    def _applied_migrations(con: duckdb.DuckDBPyConnection, version: int) -> set[int]:
+        """Migration numbers already applied (files from before this was recorded: all up
+        to their schema version)."""
+        try:
+            rows = con.execute("select value from meta where key = 'schema_versions'").fetchall()
+        except Exception:  # read-only file without our tables yet
+            rows = []
+        if rows and rows[0][0]:  # fetchall: no unfinished result left on the connection
+            return {int(n) for n in str(rows[0][0]).split(",")}
+        return {number for number, _ in MIGRATIONS if number <= version}
+
+    @property
+    def shard_dir(self) -> Path:
+        """Where Dask batch workers write their Parquet shards (``<store>.batches``)."""
+        return Path(self.path + ".batches")
+
+    def _attach_shards(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Temp views ``all_runs``, ``all_node_executions``, ``all_spans``: the tables plus
+        every Parquet shard written by batch workers (see :mod:`fm_lab.store.shards`)."""
+        from fm_lab.store.shards import attach_views
+
+        attach_views(con, None if self.memory else self.shard_dir, stored=self._views_stored)
 
     # ---- writing -------------------------------------------------------------------------
     def _save_spec(self, con: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> int:
@@ -588,7 +619,7 @@ class Store:
             "select run_id, workflow_id, workflow_version, status, created_at, ended_at, "
             "epoch_ms(ended_at) - epoch_ms(created_at) as duration_ms, inputs, outputs, error, "
             "parent_run_id, owner_pid "
-            f"from runs {where} order by created_at desc {limit_sql}",
+            f"from all_runs {where} order by created_at desc {limit_sql}",
             params,
         )
 

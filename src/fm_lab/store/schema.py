@@ -171,6 +171,45 @@ MIGRATIONS.append(
 
 MIGRATIONS.append(
     (
+        5,
+        """
+        create table if not exists batches (
+            batch_id varchar primary key,
+            kind varchar not null,
+            target varchar,
+            executor varchar,
+            folder varchar,
+            trace_id varchar not null,
+            created_at timestamptz not null default current_timestamp
+        );
+        create table if not exists batch_items (
+            batch_id varchar not null,
+            item_key varchar not null,
+            item_index integer,
+            parameters json,
+            status varchar not null,
+            attempts integer not null default 0,
+            started_at timestamptz,
+            ended_at timestamptz,
+            duration_ms double,
+            run_id varchar,
+            trace_id varchar,
+            span_id varchar,
+            outputs json,
+            error json,
+            error_cell integer,
+            output_path varchar,
+            primary key (batch_id, item_key)
+        );
+        create or replace view all_runs as select * from runs;
+        create or replace view all_node_executions as select * from node_executions;
+        create or replace view all_spans as select * from spans;
+        """,
+    )
+)
+
+MIGRATIONS.append(
+    (
         6,
         """
         alter table node_executions add column if not exists cache_key varchar;
@@ -179,6 +218,8 @@ MIGRATIONS.append(
         """,
     )
 )
-MIGRATIONS.sort()
 
+VIEWS_VERSION = 5  # the all_* views the query functions read
+
+MIGRATIONS.sort(key=lambda migration: migration[0])  # versions may land out of order
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -19,6 +19,7 @@ _SPAN_COLUMNS = (
 _GROUPS = {
     "model": "model", "provider": "provider", "run": "root_run_id", "workflow": "workflow_id",
     "node": "node_id", "agent": "agent", "day": "day", "resource": "resource_id",
+    "trace": "trace_id",
 }
 
 
@@ -69,7 +70,7 @@ def traces(*, kind: str | None = None, entity: str | None = None, status: str | 
                             "until": until, "run_id": run_id})
     limit_sql = f" limit {int(limit)}" if limit else ""
     return _store(store).sql(
-        f"select {_SPAN_COLUMNS} from spans{where} order by started_at desc{limit_sql}", params)
+        f"select {_SPAN_COLUMNS} from all_spans{where} order by started_at desc{limit_sql}", params)
 
 
 def trace(run_id: str, store: Store | None = None) -> pd.DataFrame:
@@ -78,8 +79,8 @@ def trace(run_id: str, store: Store | None = None) -> pd.DataFrame:
 
     store = _store(store)
     frame = store.sql(
-        f"select {_SPAN_COLUMNS} from spans where trace_id = "
-        "(select trace_id from runs where run_id = ?) order by started_at", [run_id])
+        f"select {_SPAN_COLUMNS} from all_spans where trace_id = "
+        "(select trace_id from all_runs where run_id = ?) order by started_at", [run_id])
     if frame.empty:
         return frame.assign(depth=pd.Series(dtype="int64"))
     ids = set(frame["span_id"])
@@ -102,9 +103,11 @@ def trace(run_id: str, store: Store | None = None) -> pd.DataFrame:
 
 def usage(by: str | Sequence[str] = ("model",), *, since: str | dt.datetime | None = None,
           until: str | dt.datetime | None = None, price_as: str | None = None,
-          run_id: str | None = None, store: Store | None = None) -> pd.DataFrame:
+          run_id: str | None = None, batch_id: str | None = None,
+          store: Store | None = None) -> pd.DataFrame:
     """Tokens, calls and cost of LLM calls grouped ``by`` model, provider, run (root run:
-    child runs and sub-agents roll up into it), workflow, node, agent, day or resource.
+    child runs and sub-agents roll up into it), workflow, node, agent, day, resource or trace;
+    ``batch_id`` keeps the calls of one batch (:mod:`fm_lab.batch`).
 
     ``price_as="gpt-4o-mini"`` tells what the same calls would have cost on that model.
     """
@@ -116,14 +119,17 @@ def usage(by: str | Sequence[str] = ("model",), *, since: str | dt.datetime | No
         raise ValueError(f"cannot group usage by {unknown}; choose from {sorted(_GROUPS)}")
     store = _store(store)
     where, params = _where({"kind": "llm", "since": since, "until": until})
-    roots = ("with recursive _roots as (select run_id, run_id as root_run_id from runs "
-             "where parent_run_id is null union all select r.run_id, t.root_run_id from runs r "
-             "join _roots t on r.parent_run_id = t.run_id) ")
+    if batch_id is not None:
+        where += " and trace_id in (select trace_id from batch_items where batch_id = ?)"
+        params.append(batch_id)
+    roots = ("with recursive _roots as (select run_id, run_id as root_run_id from all_runs "
+             "where parent_run_id is null union all select r.run_id, t.root_run_id "
+             "from all_runs r join _roots t on r.parent_run_id = t.run_id) ")
     if run_id is not None:
         where += (" and run_id in (select run_id from (" + roots +
                   "select * from _roots) where root_run_id = ?)")
         params.append(run_id)
-    models = store.sql(f"select distinct model from spans{where} and model is not null",
+    models = store.sql(f"select distinct model from all_spans{where} and model is not null",
                        params)["model"].tolist()
     prices = price_frame(models, price_as)
     select = ", ".join(f"s.{_GROUPS[g]} as {g}" for g in groups)
@@ -134,7 +140,7 @@ def usage(by: str | Sequence[str] = ("model",), *, since: str | dt.datetime | No
             return con.execute(
                 roots + ", s as (select spans.*, coalesce(_roots.root_run_id, spans.run_id) "
                 "as root_run_id, "
-                f"date_trunc('day', started_at) as day from spans left join _roots using "
+                f"date_trunc('day', started_at) as day from all_spans spans left join _roots using "
                 f"(run_id){where}) "
                 f"select {select}, count(*) as calls, "
                 "sum(coalesce(input_tokens, 0))::bigint as input_tokens, "
@@ -160,7 +166,7 @@ def slowest(n: int = 10, kind: str | None = "node", store: Store | None = None) 
     """The ``n`` longest spans (of ``kind``; None for all kinds)."""
     where, params = _where({"kind": kind})
     return _store(store).sql(
-        f"select {_SPAN_COLUMNS} from spans{where} order by duration_ms desc nulls last "
+        f"select {_SPAN_COLUMNS} from all_spans{where} order by duration_ms desc nulls last "
         f"limit {int(n)}", params)
 
 
@@ -172,5 +178,6 @@ def errors(since: str | dt.datetime | None = None, limit: int | None = 100,
 
 def sql(query: str, params: list[Any] | None = None, store: Store | None = None) -> pd.DataFrame:
     """Any SQL over the store (tables: runs, node_executions, spans, suspensions, steps,
-    workflows)."""
+    workflows, batches, batch_items; views all_runs, all_node_executions, all_spans add the
+    Parquet shards of Dask batches)."""
     return _store(store).sql(query, params)

@@ -4,9 +4,11 @@ node's checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +59,42 @@ def activate(ctx: SpanContext | None) -> Token[SpanContext | None]:
 
 def deactivate(token: Token[SpanContext | None]) -> None:
     _CURRENT.reset(token)
+
+
+TRACEPARENT_ENV = "FM_LAB_TRACEPARENT"
+_LINK: ContextVar[tuple[str, str] | None] = ContextVar("fm_lab_trace_link", default=None)
+
+
+def parse_traceparent(value: str) -> tuple[str, str]:
+    """``(trace_id, span_id)`` of a W3C ``traceparent`` (``00-<32 hex>-<16 hex>-01``)."""
+    parts = value.strip().split("-")
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        raise ValueError(f"not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>): {value!r}")
+    try:
+        int(parts[1], 16), int(parts[2], 16)
+    except ValueError:
+        raise ValueError(f"traceparent ids must be hex: {value!r}") from None
+    return parts[1], parts[2]
+
+
+def linked_parent() -> tuple[str, str] | None:
+    """The span that new top-level runs hang under: set by :func:`link_trace` (a batch item)
+    or by ``$FM_LAB_TRACEPARENT`` (the kernel of a batch notebook); None otherwise."""
+    link = _LINK.get()
+    if link is not None:
+        return link
+    raw = os.environ.get(TRACEPARENT_ENV)
+    return parse_traceparent(raw) if raw else None
+
+
+@contextlib.contextmanager
+def link_trace(trace_id: str, span_id: str) -> Iterator[None]:
+    """Top-level runs started in this block join trace ``trace_id`` under span ``span_id``."""
+    token = _LINK.set((trace_id, span_id))
+    try:
+        yield
+    finally:
+        _LINK.reset(token)
 
 
 _USAGE_FIELDS = (

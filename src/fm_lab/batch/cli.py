@@ -1,0 +1,147 @@
+"""``fm-lab batch``: notebook and workflow batches from the command line, with a progress bar
+and a summary table; ``fm-lab batch status BATCH_ID``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fm_lab.batch.records import Item
+    from fm_lab.store.duckdb_store import Store
+
+_SUMMARY = ["item_key", "status", "duration_ms", "input_tokens", "output_tokens", "cost_usd"]
+
+
+def add_parser(sub: Any) -> None:
+    """Add the ``batch`` command group to ``fm-lab``'s subparsers."""
+    batch = sub.add_parser("batch", help="run a notebook or workflow over many inputs")
+    group = batch.add_subparsers(dest="batch_command", required=True, metavar="BATCH_COMMAND")
+
+    nb = group.add_parser("notebook", help="run a notebook once per parameter set")
+    nb.add_argument("notebook", help=".ipynb with a cell tagged 'parameters'")
+    _items_args(nb, grid=True)
+    nb.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                    metavar=("NAME", "VALUE"), help="a parameter for every item (VALUE parsed "
+                    "as JSON when it is JSON); repeatable")
+    nb.add_argument("--output-dir", help="where executed notebooks go")
+    nb.add_argument("--kernel", help="kernel name (default: the notebook's)")
+    nb.add_argument("--timeout", type=float, help="seconds per cell")
+
+    wf = group.add_parser("workflow", help="run a workflow once per row")
+    wf.add_argument("file", help="workflow .yaml/.yml/.json")
+    _items_args(wf, grid=False)
+    wf.add_argument("--on-error", choices=["collect", "raise"], default="collect")
+
+    st = group.add_parser("status", help="the items of a batch")
+    st.add_argument("batch_id")
+    st.add_argument("--json", action="store_true")
+
+
+def _items_args(parser: argparse.ArgumentParser, *, grid: bool) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    if grid:
+        source.add_argument("--grid", help="YAML/JSON grid (every combination) or item list")
+    source.add_argument("--csv", help="CSV, one item per row")
+    parser.add_argument("--concurrency", type=int, help="items at a time")
+    parser.add_argument("--dask", metavar="ADDRESS", help="run on this Dask scheduler "
+                        "('local' for a LocalCluster)")
+    parser.add_argument("--batch-id", help="resume (or name) this batch")
+    parser.add_argument("--json", action="store_true", help="print the items as JSON")
+
+
+def run(args: argparse.Namespace, store: Store) -> int:
+    """Run ``fm-lab batch ...``; returns the exit code (1 when an item failed)."""
+    from fm_lab.batch import records
+
+    command = args.batch_command
+    if command == "status":
+        frame = records.status(args.batch_id, store=store)
+        return _summary(args, args.batch_id, frame)
+    batch_id = args.batch_id or records.new_batch_id()
+    if command == "notebook":
+        frame = _notebook(args, batch_id, store)
+    else:
+        frame = _workflow(args, batch_id, store)
+    return _summary(args, batch_id, frame)
+
+
+def _items(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    from fm_lab.batch.params import as_items
+
+    source = getattr(args, "grid", None) or args.csv
+    items = [params for _, params in as_items(Path(source))]
+    return [{**params, **(extra or {})} for params in items]
+
+
+def _notebook(args: argparse.Namespace, batch_id: str, store: Store) -> pd.DataFrame:
+    from fm_lab.batch.notebooks import run_notebooks
+
+    fixed = {name: _value(raw) for name, raw in args.parameter}
+    items = _items(args, fixed)
+    with _progress(len(items), args.json) as tick:
+        return run_notebooks(args.notebook, items, concurrency=args.concurrency or 2,
+                             batch_id=batch_id, output_dir=args.output_dir, store=store,
+                             kernel_name=args.kernel, timeout=args.timeout, on_item=tick,
+                             executor=_executor(args))
+
+
+def _workflow(args: argparse.Namespace, batch_id: str, store: Store) -> pd.DataFrame:
+    from fm_lab.batch.records import status
+    from fm_lab.batch.sweep import map as batch_map
+
+    items = _items(args)
+    with _progress(len(items), args.json) as tick:
+        batch_map(Path(args.file), items, concurrency=args.concurrency, executor=_executor(args),
+                  batch_id=batch_id, on_error=args.on_error, store=store, on_item=tick)
+    return status(batch_id, store=store)
+
+
+def _executor(args: argparse.Namespace) -> str:
+    if not args.dask:
+        return "local"
+    return "dask" if args.dask == "local" else str(args.dask)
+
+
+def _value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+@contextmanager
+def _progress(total: int, quiet: bool) -> Iterator[Callable[[Item], None]]:
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="item", disable=quiet, dynamic_ncols=True) as bar:
+        def tick(item: Item) -> None:
+            bar.update(1)
+            bar.set_postfix_str(f"{item.key}: {item.status}")
+
+        yield tick
+
+
+def _summary(args: argparse.Namespace, batch_id: str, frame: pd.DataFrame) -> int:
+    failed = int((frame["status"] != "succeeded").sum())
+    if args.json:
+        print(frame.to_json(orient="records", date_format="iso"))
+        return 1 if failed else 0
+    shown = frame[_SUMMARY].copy()
+    shown["duration_ms"] = shown["duration_ms"].round(1)
+    if "error" in frame:
+        shown["error"] = [(e or {}).get("message", "") if isinstance(e, dict) else ""
+                          for e in frame["error"]]
+    print(shown.to_string(index=False))
+    print(f"\nbatch {batch_id}: {len(frame) - failed} succeeded, {failed} not succeeded, "
+          f"{frame['duration_ms'].sum() / 1000:.1f} s of item time, "
+          f"${frame['cost_usd'].sum():.6f}")
+    if failed:
+        print(f"resume with --batch-id {batch_id}")
+    return 1 if failed else 0

@@ -1,0 +1,154 @@
+"""``run_notebook`` / ``run_notebooks``: papermill-style parameterised notebooks, each item
+recorded in the store, runs started inside linked to the item's trace; resumable."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import re
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fm_lab.batch.nbexec import execute_notebook, read_notebook
+from fm_lab.batch.params import as_items
+from fm_lab.batch.records import (
+    DONE,
+    Item,
+    ensure_batch,
+    load_items,
+    new_batch_id,
+    save_item,
+    status,
+)
+from fm_lab.batch.shards import batch_folder
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fm_lab.batch.sweep import ItemCallback
+    from fm_lab.store.duckdb_store import Store
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def run_notebook(path: str | Path, parameters: Mapping[str, Any] | None = None,
+                 output: str | Path | None = None, *, batch_id: str | None = None,
+                 store: Store | None = None, kernel_name: str | None = None,
+                 timeout: float | None = None, cwd: str | Path | None = None) -> Item:
+    """Execute the notebook at ``path`` with ``parameters`` injected papermill's way, write the
+    executed copy to ``output`` and record it as a one-item batch. Returns the item: ``status``,
+    ``error`` (with the failing ``cell`` and ``traceback``), ``error_cell``, ``duration_ms``,
+    ``output_path``, ``trace_id`` (runs started inside the notebook are in that trace)."""
+    items = _run(path, [("0", dict(parameters or {}))], batch_id=batch_id, store=store,
+                 concurrency=1, kernel_name=kernel_name, timeout=timeout, cwd=cwd,
+                 outputs={"0": output} if output is not None else None)
+    return items[0]
+
+
+def run_notebooks(path: str | Path, items: Any, *, concurrency: int = 2,
+                  batch_id: str | None = None, output_dir: str | Path | None = None,
+                  store: Store | None = None, kernel_name: str | None = None,
+                  timeout: float | None = None, cwd: str | Path | None = None,
+                  on_item: ItemCallback | None = None, executor: Any = "local"
+                  ) -> pd.DataFrame:
+    """Run the notebook once per item of ``items`` (a grid dict, a DataFrame, records or a
+    .yaml/.json/.csv file), ``concurrency`` kernels at a time, and return :func:`status` of
+    the batch. Re-running the same ``batch_id`` skips succeeded items and retries the rest.
+
+    ``executor="dask"`` (or a scheduler address or ``distributed.Client``) runs the kernels on
+    Dask workers (paths must be visible to them); the runs a kernel starts are written to a
+    scratch file and come back as the item's Parquet shard."""
+    batch_id = batch_id or new_batch_id()
+    _run(path, as_items(items), batch_id=batch_id, store=store, concurrency=concurrency,
+         kernel_name=kernel_name, timeout=timeout, cwd=cwd, output_dir=output_dir,
+         on_item=on_item, executor=executor)
+    from fm_lab.engine.api import default_store
+
+    return status(batch_id, store=store or default_store())
+
+
+def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id: str | None,
+         store: Store | None, concurrency: int, kernel_name: str | None,
+         timeout: float | None, cwd: str | Path | None,
+         outputs: Mapping[str, str | Path] | None = None,
+         output_dir: str | Path | None = None,
+         on_item: ItemCallback | None = None, executor: Any = "local") -> list[Item]:
+    from fm_lab.engine.api import default_store
+
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    source = Path(path)
+    read_notebook(source)  # a missing or broken notebook fails before anything is recorded
+    store = store or default_store()
+    batch_id = batch_id or new_batch_id()
+    local = isinstance(executor, str) and executor == "local"
+    shards = None if local else batch_folder(store, batch_id)
+    folder = Path(output_dir) if output_dir else _default_dir(store, batch_id)
+    ensure_batch(store, batch_id, "notebook", str(source), "local" if local else "dask", folder)
+    items = load_items(store, batch_id, wanted)
+    todo = [i for i in items if i.status != DONE]
+
+    def start(item: Item) -> Path:
+        target = Path((outputs or {}).get(item.key) or folder / _output_name(source, item.key))
+        item.attempts += 1
+        item.started, item.ended, item.status = time.time(), None, "running"
+        item.output_path = str(target)
+        save_item(store, item, "notebook", str(source))
+        return target
+
+    def done(item: Item, result: dict[str, Any]) -> None:
+        item.status, item.error = result["status"], result["error"]
+        item.error_cell = result["error_cell"]
+        item.started, item.ended = result["started"], result["ended"]
+        save_item(store, item, "notebook", str(source))
+        if on_item is not None:
+            on_item(item)
+
+    options: dict[str, Any] = {"kernel_name": kernel_name, "timeout": timeout, "cwd": cwd}
+
+    def one(item: Item) -> None:
+        env = {"FM_LAB_TRACEPARENT": item.traceparent}
+        if not store.memory:
+            env["FM_LAB_STORE"] = store.path
+        done(item, execute_notebook(source, start(item), item.parameters, env=env,
+                                    extra_metadata={"batch_id": batch_id, "item": item.key},
+                                    **options))
+
+    if shards is None:
+        with concurrent.futures.ThreadPoolExecutor(concurrency, "fm_lab-nb") as pool:
+            list(pool.map(one, todo))
+    elif todo:
+        _on_dask(executor, source, todo, shards, options, start, done)
+    return items
+
+
+def _on_dask(executor: Any, source: Path, todo: list[Item], folder: Path,
+             options: dict[str, Any], start: Callable[[Item], Path],
+             done: Callable[[Item, dict[str, Any]], None]) -> None:
+    from fm_lab.batch.dask_exec import TASK_RETRIES, dask_client, load_distributed
+    from fm_lab.batch.worker import run_notebook_item
+
+    with dask_client(executor) as client:
+        futures = {}
+        for item in todo:
+            target = start(item)
+            extra = {"batch_id": item.batch_id, "item": item.key}
+            futures[client.submit(
+                run_notebook_item, str(source.resolve()), str(target.resolve()),
+                item.parameters, item.traceparent, str(folder), item.run_id,
+                {**options, "extra_metadata": extra}, pure=False, retries=TASK_RETRIES,
+                key=f"fm_lab-nb-{item.run_id}-{item.attempts}")] = item
+        for future in load_distributed().as_completed(futures):
+            done(futures[future], future.result())
+
+
+def _default_dir(store: Store, batch_id: str) -> Path:
+    from fm_lab.engine.api import home
+
+    base = home() / "batches" if store.memory else store.shard_dir
+    return base / batch_id / "notebooks"
+
+
+def _output_name(source: Path, key: str) -> str:
+    return f"{source.stem}-{_UNSAFE.sub('_', key)}.ipynb"
