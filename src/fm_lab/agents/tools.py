@@ -25,18 +25,20 @@ class Tool:
     context_param: str | None = None
     """The parameter that receives the :class:`ToolContext` (not in the schema)."""
 
+    def parameters(self) -> dict[str, Any]:
+        """The JSON schema of the arguments."""
+        return self.args_model.model_json_schema()
+
     def schema(self) -> dict[str, Any]:
         """The OpenAI-style tool definition litellm sends to every provider."""
-        parameters = self.args_model.model_json_schema()
+        parameters = dict(self.parameters())
         parameters.pop("title", None)
         return {"type": "function", "function": {
             "name": self.name, "description": self.description, "parameters": parameters}}
 
     def parse(self, arguments: str | dict[str, Any]) -> BaseModel:
         """Validated arguments (raises pydantic's ValidationError)."""
-        if isinstance(arguments, str):
-            arguments = json.loads(arguments or "{}")
-        return self.args_model.model_validate(arguments)
+        return self.args_model.model_validate(decode_arguments(arguments))
 
     async def call(self, args: BaseModel, context: ToolContext | None = None) -> Any:
         """Run the tool with validated ``args`` (and its context, when it takes one)."""
@@ -49,6 +51,11 @@ class Tool:
         if inspect.isawaitable(result):
             result = await result
         return result
+
+
+def decode_arguments(arguments: str | dict[str, Any]) -> Any:
+    """A model's arguments: its JSON text decoded (an empty text is no arguments)."""
+    return json.loads(arguments or "{}") if isinstance(arguments, str) else arguments
 
 
 def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None,

@@ -3,14 +3,13 @@ run of the agent's workflow run when there is one)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
 from fm_lab.agents.context import ToolContext
-from fm_lab.agents.tools import Tool
+from fm_lab.agents.tools import Tool, decode_arguments
 
 if TYPE_CHECKING:
     from fm_lab.engine.plan import Plan
@@ -32,16 +31,12 @@ class WorkflowTool(Tool):
         super().__init__(name, description, self._run, _Inputs, context_param="ctx")
         self.workflow, self.plan, self.store = workflow, plan, store
 
-    def schema(self) -> dict[str, Any]:
-        parameters = dict(self.workflow.inputs or {"type": "object", "properties": {}})
-        parameters.pop("title", None)
-        return {"type": "function", "function": {
-            "name": self.name, "description": self.description, "parameters": parameters}}
+    def parameters(self) -> dict[str, Any]:
+        return self.workflow.inputs or {"type": "object", "properties": {}}
 
     def parse(self, arguments: str | dict[str, Any]) -> BaseModel:
         """Arguments checked against the workflow's input schema (every problem at once)."""
-        if isinstance(arguments, str):
-            arguments = json.loads(arguments or "{}")
+        arguments = decode_arguments(arguments)
         if not isinstance(arguments, dict):
             raise ValueError("the arguments must be a JSON object")
         return _Inputs(**self.plan.prepare_inputs(arguments))
