@@ -403,12 +403,10 @@ class Store:
     def _insert_spans(
         self, con: duckdb.DuckDBPyConnection, run_id: str, records: list[dict[str, Any]]
     ) -> None:
-        from fm_lab.store.span_table import arrow_table, insert_spans, rows_from_records
+        from fm_lab.store.span_table import insert_records
 
         rows = con.execute("select workflow_id from runs where run_id = ?", [run_id]).fetchall()
-        cols = rows_from_records(run_id, rows[0][0] if rows else None, records)
-        if cols["span_id"]:
-            insert_spans(con, arrow_table(cols))
+        insert_records(con, run_id, rows[0][0] if rows else None, records)
 
     def _insert_suspension(
         self, con: duckdb.DuckDBPyConnection, run_id: str, record: dict[str, Any]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +130,67 @@ def arrow_table(cols: dict[str, list[Any]]) -> pa.Table:
         else:
             arrays[name] = pa.array(cols[name], pa.string())
     return pa.table(arrays)
+
+
+# what DuckDB's from_json reads out of a journal span record (payloads stay JSON text)
+_SPAN_RECORD = json.dumps({
+    "trace": "VARCHAR", "span": "VARCHAR", "parent": "VARCHAR", "run": "VARCHAR",
+    "kind": "VARCHAR", "name": "VARCHAR", "entity": "VARCHAR", "workflow": "VARCHAR",
+    "node": "VARCHAR", "agent": "VARCHAR", "resource": "VARCHAR", "started": "DOUBLE",
+    "ended": "DOUBLE", "status": "VARCHAR", "input": "JSON", "output": "JSON", "error": "JSON",
+    "attrs": "JSON", "events": "JSON", "model": "VARCHAR", "provider": "VARCHAR",
+    "input_tokens": "BIGINT", "output_tokens": "BIGINT", "cached_tokens": "BIGINT",
+    "cache_write_tokens": "BIGINT", "reasoning_tokens": "BIGINT", "cost_usd": "DOUBLE"})
+_EMPTY_JSON = "('{}', '[]', 'null', '\"\"')"
+
+
+def _payload(field: str) -> str:
+    """SQL for a payload column: its JSON text, cut to the limit as ``rows_from_records`` does."""
+    text = f"s.{field}::varchar"
+    return (f"case when length({text}) <= $limit then s.{field} "
+            f"else to_json(left({text}, $limit) || '…') end")
+
+
+def _optional(field: str) -> str:
+    """SQL for attributes/events/error: NULL when empty, as the Python path stores them."""
+    return f"case when s.{field}::varchar in {_EMPTY_JSON} then null else s.{field} end"
+
+
+_INSERT_SPAN_RECORDS = (
+    "insert into spans select s.trace, s.span, s.parent, coalesce(s.run, $run), s.kind, s.name, "
+    "s.entity, coalesce(s.workflow, $workflow), s.node, s.agent, s.resource, "
+    "to_timestamp(s.started), to_timestamp(s.ended), (s.ended - s.started) * 1000, s.status, "
+    f"{_payload('input')}, {_payload('output')}, length(s.input::varchar), "
+    f"length(s.output::varchar), {_optional('error')}, {_optional('attrs')}, "
+    f"{_optional('events')}, s.model, s.provider, s.input_tokens, s.output_tokens, "
+    "s.cached_tokens, s.cache_write_tokens, s.reasoning_tokens, s.cost_usd "
+    f"from (select from_json(line, '{_SPAN_RECORD}') as s from _fm_span_lines)")
+
+
+def insert_records(con: duckdb.DuckDBPyConnection, run_id: str, workflow_id: str | None,
+                   records: list[dict[str, Any]], limit: int = MAX_CHARS) -> None:
+    """Insert the spans of journal ``records``: node records through Arrow columns built here,
+    span records (the bulk: LLM, tool, agent calls) as JSON lines that DuckDB parses itself
+    (in C++, on every core) — about 1.5x the rows per second of building them in Python."""
+    import pyarrow as pa
+
+    nodes = [r for r in records if r["k"] == "node" and r.get("span")]
+    spans = [r for r in records if r["k"] == "span"]
+    if nodes:
+        insert_spans(con, arrow_table(rows_from_records(run_id, workflow_id, nodes, limit)))
+    if not spans:
+        return
+    workflow_spans = [r["span"] for r in spans if r.get("kind") == "workflow"]
+    if workflow_spans:  # one workflow span per run, rewritten when a run resumes
+        con.execute("delete from spans where kind = 'workflow' and span_id in "
+                    "(select unnest(?::varchar[]))", [workflow_spans])
+    lines = pa.table({"line": pa.array([_encode(r) for r in spans], pa.string())})
+    con.register("_fm_span_lines", lines)
+    try:
+        con.execute(_INSERT_SPAN_RECORDS,
+                    {"run": run_id, "workflow": workflow_id, "limit": limit}).fetchall()
+    finally:
+        con.unregister("_fm_span_lines")
 
 
 def insert_spans(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:

@@ -39,3 +39,33 @@ def test_payloads_of_every_kind_encode_as_json():
     assert decoded[3]["when"].startswith("2026-11-24T12:00:00")
     assert decoded[4] is None
     assert cols["output_size"] == [len(t) for t in cols["output"]]
+
+
+def test_span_records_parsed_by_duckdb_match_the_python_rows(tmp_path):
+    import duckdb
+
+    from fm_lab.store.schema import MIGRATIONS
+
+    records = [
+        {**_span({"answer": "x" * 50}), "span": f"{i:016x}", "input": {"q": "é ✓ " * i},
+         "attrs": {"gen_ai.request.model": "gpt-4o"} if i % 2 else {}, "events": [],
+         "error": {"message": "boom"} if i == 3 else None, "run": None if i == 4 else "r1",
+         "model": "gpt-4o", "input_tokens": 10 + i, "cost_usd": 0.5}
+        for i in range(6)
+    ]
+    records[5]["output"] = "y" * 100  # cut to the limit, full size kept
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))
+    for number, sql in MIGRATIONS:
+        if number == 3:
+            con.execute(sql.split(";", 1)[1])  # the spans table only
+    span_table.insert_records(con, "run-x", "wf", records, limit=40)
+    parsed = con.execute("select * from spans order by span_id").fetchall()
+    con.execute("delete from spans")
+    span_table.insert_spans(con, span_table.arrow_table(
+        span_table.rows_from_records("run-x", "wf", records, limit=40)))
+    built = con.execute("select * from spans order by span_id").fetchall()
+    assert parsed == built
+    row = {r[1]: r for r in parsed}
+    assert row["0000000000000004"][3] == "run-x"  # a span without a run gets the ingesting one
+    assert row["0000000000000005"][16] == json.dumps('"' + "y" * 39 + "…", ensure_ascii=False)
+    assert row["0000000000000005"][18] == len('"' + "y" * 100 + '"')  # the full size
