@@ -1,10 +1,10 @@
-"""Executing the example notebooks with nbclient, in a kernel running this interpreter (so the
-installed fm_lab is the one under test) and a throw-away ``FM_LAB_HOME``."""
+"""Executing the example notebooks with fm_lab.batch's runner (nbclient), in a kernel running
+this interpreter (so the installed fm_lab is the one under test) and a throw-away
+``FM_LAB_HOME``."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from fm_lab.batch.nbexec import execute_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 KERNEL = "fm_lab_test"
@@ -45,10 +46,13 @@ def execute(kernel_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         shutil.copytree(examples, tmp_path / "examples")
 
     def run(name: str) -> nbformat.NotebookNode:
-        nb = nbformat.read(work / name, as_version=4)
-        client = NotebookClient(nb, timeout=180, kernel_name=KERNEL,
-                                resources={"metadata": {"path": str(work)}})
-        client.execute(env=dict(os.environ))
+        out = tmp_path / "executed" / name
+        result = execute_notebook(work / name, out, {}, kernel_name=KERNEL, timeout=180,
+                                  cwd=work)
+        assert result["status"] == "succeeded", result["error"]
+        nb = nbformat.read(out, as_version=4)
+        nb.cells = [c for c in nb.cells  # the (empty) parameters cell the runner injects
+                    if "injected-parameters" not in c.metadata.get("tags", [])]
         return nb
 
     yield run

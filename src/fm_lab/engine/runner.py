@@ -118,19 +118,29 @@ async def _attempts(
     attempt = 0
     rendered: Any = None
     key = None
-    if runner.session.cache is not None and node.cache and node_type.cacheable:
-        hit, key = _from_cache(runner, node, node_type, static_config, scope, inputs, path)
-        if hit is not None:
-            return hit
+    first: tuple[BaseModel, Any] | None = None  # the config rendered for the cache lookup
+    cache = runner.session.cache
+    if cache is not None and node.cache and node_type.cacheable:
+        try:
+            first = _config(node, node_type, static_config, scope)
+        except Exception:  # the first attempt reports it
+            first = None
+        else:
+            key = cache_key(node, node_type, first[0], first[1], inputs)
+            hit = cache.get(key, path) if key is not None else None
+            if hit is not None:
+                return Outcome(path, "succeeded", hit.output, None, 0, started, time.time(),
+                               hit.state_patch, first[1], cache_key=key,
+                               cached_from={"run_id": hit.run_id, "path": hit.path})
     resume_schema = _resume_schema(node_type)
     while True:
         attempt += 1
         ctx = NodeRunContext(runner, node.id, attempt, path, resume_schema)
         try:
-            config = static_config
-            if config is None:
-                rendered = render_config(node.config, scope, node_type.raw_fields)
-                config = node_type.Config.model_validate(rendered)
+            if first is not None and attempt == 1:
+                config, rendered = first
+            else:
+                config, rendered = _config(node, node_type, static_config, scope)
             result = node_type(config).run(ctx, inputs)
             if inspect.isawaitable(result):
                 if node.timeout_s is not None:
@@ -182,35 +192,13 @@ async def _attempts(
             )
 
 
-def _from_cache(
-    runner: Runner,
-    node: Node,
-    node_type: type[NodeType],
-    static_config: BaseModel | None,
-    scope: dict[str, Any],
-    inputs: dict[str, Any],
-    path: str,
-) -> tuple[Outcome | None, str | None]:
-    """A cached result standing in for this execution (and the execution's cache key)."""
-    cache = runner.session.cache
-    assert cache is not None
-    started = time.time()
-    try:
-        rendered = None
-        config = static_config
-        if config is None:
-            rendered = render_config(node.config, scope, node_type.raw_fields)
-            config = node_type.Config.model_validate(rendered)
-    except Exception:  # the execution itself reports it
-        return None, None
-    key = cache_key(node, node_type, config, rendered, inputs)
-    hit = cache.get(key, path) if key is not None else None
-    if hit is None:
-        return None, key
-    outcome = Outcome(path, "succeeded", hit.output, None, 0, started, time.time(),
-                      hit.state_patch, rendered, cache_key=key,
-                      cached_from={"run_id": hit.run_id, "path": hit.path})
-    return outcome, key
+def _config(node: Node, node_type: type[NodeType], static_config: BaseModel | None,
+            scope: dict[str, Any]) -> tuple[BaseModel, Any]:
+    """The node's config for this execution, and its rendered form (None when static)."""
+    if static_config is not None:
+        return static_config, None
+    rendered = render_config(node.config, scope, node_type.raw_fields)
+    return node_type.Config.model_validate(rendered), rendered
 
 
 def _attempt_span(path: str, attempt: int, error: dict[str, Any]) -> None:
@@ -277,9 +265,9 @@ def record_outcome(
         record.pop("leaf", None)
         record.update(status="failed", output=None, error=outcome.error, state_patch=None)
         recorder.append(record)
-    status = "cached" if outcome.cached_from is not None else outcome.status
-    session.emit(_node_event(outcome.path, node_id, status,
-                             (outcome.ended - outcome.started) * 1000, outcome.error))
+    session.emit_node(outcome.path, node_id,
+                      "cached" if outcome.cached_from is not None else outcome.status,
+                      (outcome.ended - outcome.started) * 1000, outcome.error)
     return record
 
 
@@ -304,12 +292,6 @@ def _record_suspension(
                 "default": suspension.default,
             }
         )
-
-
-def _node_event(path: str, node_id: str, status: str, duration_ms: float | None = None,
-                error: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"type": "node", "path": path, "node_id": node_id, "status": status,
-            "duration_ms": duration_ms, "error": error}
 
 
 class Runner:
@@ -522,8 +504,8 @@ class Runner:
         status = committed["status"]
         self.status[node_id] = status
         succeeded = status == "succeeded"
-        event = _node_event(self.prefix + node_id, node_id, status, None, committed.get("error"))
-        self.session.emit({**event, "restored": True})
+        self.session.emit_node(self.prefix + node_id, node_id, status,
+                               error=committed.get("error"), restored=True)
         self.view[node_id] = {
             "output": committed["output"] if succeeded else None,
             "status": status,
@@ -545,7 +527,7 @@ class Runner:
                 while ready and (limit is None or len(running) < limit):
                     node_id = ready.popleft()
                     self.status[node_id] = "running"
-                    session.emit(_node_event(self.prefix + node_id, node_id, "running"))
+                    session.emit_node(self.prefix + node_id, node_id, "running")
                     running[node_id] = loop.create_task(self._execute(node_id))
                 if not running:
                     break
@@ -672,7 +654,7 @@ class Runner:
         }
         self.session.recorder.append(record)
         self.results[node_id] = record
-        self.session.emit(_node_event(self.prefix + node_id, node_id, "skipped"))
+        self.session.emit_node(self.prefix + node_id, node_id, "skipped")
         self._resolve_outgoing(node_id, False)
 
     def _collect_outputs(self) -> Any:

@@ -181,6 +181,14 @@ class RunSession:
         except Exception:
             logging.getLogger("fm_lab").warning("on_event listener failed", exc_info=True)
 
+    def emit_node(self, path: str, node_id: str, status: str,
+                  duration_ms: float | None = None, error: dict[str, Any] | None = None,
+                  **extra: Any) -> None:
+        """:meth:`emit` a node event; costs nothing when nobody listens (a hot path)."""
+        if self.on_event is not None:
+            self.emit({"type": "node", "path": path, "node_id": node_id, "status": status,
+                       "duration_ms": duration_ms, "error": error, **extra})
+
     def has_resume(self, path: str) -> bool:
         """True when resume data waits for ``path`` or a path inside it."""
         if path in self.resume:

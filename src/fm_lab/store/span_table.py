@@ -180,10 +180,7 @@ def insert_records(con: duckdb.DuckDBPyConnection, run_id: str, workflow_id: str
         insert_spans(con, arrow_table(rows_from_records(run_id, workflow_id, nodes, limit)))
     if not spans:
         return
-    workflow_spans = [r["span"] for r in spans if r.get("kind") == "workflow"]
-    if workflow_spans:  # one workflow span per run, rewritten when a run resumes
-        con.execute("delete from spans where kind = 'workflow' and span_id in "
-                    "(select unnest(?::varchar[]))", [workflow_spans])
+    replace_workflow_spans(con, [r["span"] for r in spans if r.get("kind") == "workflow"])
     lines = pa.table({"line": pa.array([_encode(r) for r in spans], pa.string())})
     con.register("_fm_span_lines", lines)
     try:
@@ -193,14 +190,20 @@ def insert_records(con: duckdb.DuckDBPyConnection, run_id: str, workflow_id: str
         con.unregister("_fm_span_lines")
 
 
+def replace_workflow_spans(con: duckdb.DuckDBPyConnection, span_ids: list[str]) -> None:
+    """Drop the stored copies of these workflow spans: a run has one, rewritten on resume."""
+    if span_ids:
+        con.execute("delete from spans where kind = 'workflow' and span_id in "
+                    "(select unnest(?::varchar[]))", [span_ids])
+
+
 def insert_spans(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
-    """Append an Arrow table of spans (columns as :data:`COLUMNS`)."""
+    """Append an Arrow table of spans (columns as :data:`COLUMNS`); a workflow span being
+    rewritten is dropped first by :func:`replace_workflow_spans`."""
     if table.num_rows == 0:
         return
     con.register("_fm_spans", table)
     try:
-        con.execute("delete from spans where kind = 'workflow' and span_id in "
-                    "(select span_id from _fm_spans where kind = 'workflow')")
         con.execute(
             "insert into spans select trace_id, span_id, parent_span_id, run_id, kind, name, "
             "entity_id, workflow_id, node_id, agent, resource_id, to_timestamp(started), "
