@@ -66,6 +66,7 @@ class Recorder:
         self.journal = journal
         self.seq = seq
         self.unflushed: list[dict[str, Any]] = []
+        self.unflushed_texts: dict[int, bytes] = {}  # span records' journal text, by seq
         self.last_ingest = time.monotonic()
         self.ingested_once = ingested_once
         self._redact = redactor()
@@ -83,7 +84,9 @@ class Recorder:
             self.seq += 1
             record["seq"] = self.seq
             if self.journal is not None:
-                self.journal.append(record)
+                text = self.journal.append(record)
+                if lenient:
+                    self.unflushed_texts[self.seq] = text
             else:
                 dumps(record)  # a memory store must refuse what a journal would
             self.unflushed.append(record)
@@ -98,13 +101,15 @@ class Recorder:
         self.last_ingest = time.monotonic()
         with self._lock:
             batch, self.unflushed = self.unflushed, []
+            texts, self.unflushed_texts = self.unflushed_texts, {}
         if not batch:
             return True
         try:
-            self.store.ingest(self.run_id, batch, wait=wait)
+            self.store.ingest(self.run_id, batch, wait=wait, texts=texts)
         except BaseException as exc:
             with self._lock:
                 self.unflushed[:0] = batch
+                self.unflushed_texts.update(texts)
             if not isinstance(exc, StoreLockedError) or self.journal is None:
                 raise
             if wait:

@@ -8,12 +8,12 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.store import codec
+from fm_lab.store import attachments, codec
 from fm_lab.store.codec import dumps
 from fm_lab.store.errors import (
     RunNotFoundError,
@@ -21,7 +21,7 @@ from fm_lab.store.errors import (
     StoreLockedError,
     StoreVersionError,
 )
-from fm_lab.store.journal import Durability, Journal, read_journal, try_lock
+from fm_lab.store.journal import Durability, Journal, read_journal, split_records, try_lock
 from fm_lab.store.schema import LATEST_VERSION, MIGRATIONS, VIEWS_VERSION
 
 if TYPE_CHECKING:
@@ -122,8 +122,7 @@ class Store:
             finally:
                 self._leases -= 1
                 if not self.memory and self._leases == 0 and self._holds == 0:
-                    self._con.close()
-                    self._con = None
+                    self._release()
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[Store]:
@@ -141,8 +140,7 @@ class Store:
         """Close the DuckDB connection (a memory store loses its data)."""
         with self._lock:
             if self._con is not None:
-                self._con.close()
-                self._con = None
+                self._release()
 
     def _open(self, timeout_s: float) -> duckdb.DuckDBPyConnection:
         import duckdb
@@ -153,20 +151,44 @@ class Store:
         delay = 0.005
         while True:
             try:
-                con = duckdb.connect(self.path, read_only=self.read_only and not self.memory)
+                con = (
+                    duckdb.connect(":memory:")
+                    if self.memory
+                    else attachments.lease(self.path, self.read_only)
+                )
                 break
-            except duckdb.IOException as exc:
-                match = _HOLDER.search(str(exc))
-                if match is None:
-                    raise
+            except (duckdb.IOException, attachments.AttachedReadOnlyError) as exc:
+                if isinstance(exc, attachments.AttachedReadOnlyError):
+                    holder = exc.holder
+                else:
+                    match = _HOLDER.search(str(exc))
+                    if match is None:
+                        raise
+                    holder = f"another process ({match['holder'].strip()})"
                 if time.monotonic() >= deadline:
-                    raise StoreLockedError(self.path, match["holder"].strip()) from None
+                    raise StoreLockedError(self.path, holder) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
-        if not self._migrated:
-            self._migrate(con)
-        self._attach_shards(con)
+        try:
+            if not self._migrated:
+                self._migrate(con)
+            self._attach_shards(con)
+        except BaseException:
+            self._release(con)
+            raise
         return con
+
+    def _release(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Close ``con`` (default: the open connection); a file is detached when no other
+        store in this process uses it."""
+        if con is None:
+            con, self._con = self._con, None
+        if con is None:
+            return
+        if self.memory:
+            con.close()
+        else:
+            attachments.release(self.path, con)
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
@@ -178,7 +200,6 @@ class Store:
             row = None
         version = int(row[0]) if row else 0
         if version > LATEST_VERSION:
-            con.close()
             raise StoreVersionError(
                 f"{self.path} was written by a newer fm_lab (schema v{version}); this fm_lab "
                 f"reads up to v{LATEST_VERSION}. Upgrade fm_lab to open it."
@@ -302,29 +323,39 @@ class Store:
             return None
         return Journal(self.journal_dir / f"{run_id}.journal", self.durability)
 
-    def ingest(self, run_id: str, records: list[dict[str, Any]], wait: bool = True) -> None:
+    def ingest(
+        self,
+        run_id: str,
+        records: list[dict[str, Any]],
+        wait: bool = True,
+        texts: Mapping[int, bytes] | None = None,
+    ) -> None:
         """Write journal records (node results, run end) to DuckDB in one transaction.
 
         ``wait=False`` raises :class:`StoreLockedError` at once if another process holds the
-        file (the records are safe in the journal; ingest them later)."""
+        file (the records are safe in the journal; ingest them later). ``texts``: span
+        records' JSON text as the journal wrote it, by ``seq``, which spares encoding them
+        again."""
         if not records:
             return
         with self.connection(None if wait else 0.0) as con:
             row = con.execute("select journal_seq from runs where run_id = ?", [run_id]).fetchone()
             done = int(row[0]) if row else 0
-            fresh = [r for r in records if r["seq"] > done]
+            # records come in journal (seq) order: all are new when the first is
+            fresh = records if records[0]["seq"] > done else [
+                r for r in records if r["seq"] > done]
             if not fresh:
                 return
-            nodes = [r for r in fresh if r["k"] == "node"]
+            nodes, spans, others = split_records(fresh)
             con.execute("begin")
             try:
-                for record in fresh:
+                for record in others:
                     if record["k"] == "start":
                         self._insert_run(con, run_id, record)
                 if nodes:
                     self._insert_nodes(con, run_id, nodes)
-                self._insert_spans(con, run_id, fresh)
-                for record in fresh:
+                self._insert_spans(con, run_id, nodes, spans, texts)
+                for record in others:
                     kind = record["k"]
                     if kind == "run":
                         self._end_run(con, run_id, record)
@@ -401,12 +432,17 @@ class Store:
             con.unregister("_fm_nodes")
 
     def _insert_spans(
-        self, con: duckdb.DuckDBPyConnection, run_id: str, records: list[dict[str, Any]]
+        self,
+        con: duckdb.DuckDBPyConnection,
+        run_id: str,
+        nodes: list[dict[str, Any]],
+        spans: list[dict[str, Any]],
+        texts: Mapping[int, bytes] | None,
     ) -> None:
-        from fm_lab.store.span_table import insert_records
+        from fm_lab.store.span_table import insert_split
 
         rows = con.execute("select workflow_id from runs where run_id = ?", [run_id]).fetchall()
-        insert_records(con, run_id, rows[0][0] if rows else None, records)
+        insert_split(con, run_id, rows[0][0] if rows else None, nodes, spans, texts=texts)
 
     def _insert_suspension(
         self, con: duckdb.DuckDBPyConnection, run_id: str, record: dict[str, Any]
@@ -482,8 +518,9 @@ class Store:
             try:
                 if os.fstat(fd).st_ino != _inode_of(path):
                     continue  # its run finished and removed it between our open and lock
-                records = read_journal(path)
-                self.ingest(path.stem, records)
+                texts: dict[int, bytes] = {}
+                records = read_journal(path, texts)
+                self.ingest(path.stem, records, texts=texts)
                 path.unlink(missing_ok=True)
                 recovered.append(path.stem)
             finally:

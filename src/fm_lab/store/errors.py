@@ -8,15 +8,15 @@ class StoreError(RuntimeError):
 
 
 class StoreLockedError(StoreError):
-    """Another process holds the DuckDB file."""
+    """Another process (or a read-only store in this one) holds the DuckDB file."""
 
     def __init__(self, path: str, holder: str) -> None:
         self.path = path
         self.holder = holder
         super().__init__(
-            f"the fm_lab store {path} is held by another process ({holder}); it is released "
-            "when that process finishes its current write. Close that process's store "
-            "(fm_lab.connect().close()) or point FM_LAB_HOME elsewhere."
+            f"the fm_lab store {path} is held by {holder}; it is released when that holder "
+            "finishes its current operation. Close its store (fm_lab.connect().close()) or "
+            "point FM_LAB_HOME elsewhere."
         )
 
 

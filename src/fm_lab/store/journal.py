@@ -18,9 +18,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from fm_lab.store.codec import dumps
+from fm_lab.store.codec import dumpb, dumps
 
 Durability = Literal["fsync", "process", "none"]
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """A record's journal text: span records (written by the thousand, and whose payloads are
+    informative copies) with orjson, everything else with the standard encoder, which keeps
+    what a resumed run reads back exactly (NaN stays NaN)."""
+    return dumpb(record) if record.get("k") == "span" else dumps(record).encode()
 
 
 class RunLockedError(RuntimeError):
@@ -49,13 +56,14 @@ class Journal:
             os.close(self._fd)
             self.__init__(path, durability)  # type: ignore[misc]
 
-    def append(self, record: dict[str, Any]) -> None:
-        """Queue ``record``; it is durable once :meth:`commit` returns."""
-        body = dumps(record).encode()
+    def append(self, record: dict[str, Any]) -> bytes:
+        """Queue ``record``; it is durable once :meth:`commit` returns. Returns its JSON
+        text as written (ingestion reuses a span record's instead of encoding it again)."""
+        body = encode_record(record)
         line = b"%08x %s\n" % (zlib.crc32(body), body)
         with self._lock:
             self._pending.append(line)
-
+        return body
 
     def commit(self) -> None:
         """Write every queued record at once and make it durable."""
@@ -83,12 +91,35 @@ class Journal:
 
 
 
-def read_journal(path: Path) -> list[dict[str, Any]]:
-    """Every intact record of a journal, stopping at the first torn or corrupt line."""
-    return list(_records(path))
+def read_journal(path: Path, texts: dict[int, bytes] | None = None) -> list[dict[str, Any]]:
+    """Every intact record of a journal, stopping at the first torn or corrupt line.
+    ``texts``, when given, receives each span record's JSON text by ``seq`` (for ingestion)."""
+    records = []
+    for body in _bodies(path):
+        try:
+            record = json.loads(body)
+        except ValueError:
+            break
+        records.append(record)
+        if texts is not None and record.get("k") == "span":
+            texts[record["seq"]] = body
+    return records
 
 
-def _records(path: Path) -> Iterator[dict[str, Any]]:
+def split_records(
+    records: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Node records, span records and the rest (in order), in one pass."""
+    nodes: list[dict[str, Any]] = []
+    spans: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
+    for record in records:
+        kind = record["k"]
+        (spans if kind == "span" else nodes if kind == "node" else others).append(record)
+    return nodes, spans, others
+
+
+def _bodies(path: Path) -> Iterator[bytes]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -100,9 +131,9 @@ def _records(path: Path) -> Iterator[dict[str, Any]]:
         try:
             if int(line[:8], 16) != zlib.crc32(body):
                 return
-            yield json.loads(body)
         except ValueError:
             return
+        yield body
 
 
 def _inode(path: Path) -> int | None:

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.store.codec import dumps, json_default
+from fm_lab.store.codec import dumpb
+from fm_lab.store.journal import split_records
 
-try:  # spans are encoded at ingest, in bulk: orjson is ~5x the standard library
-    import orjson
 
-    def _encode(value: Any) -> str:
-        try:
-            return orjson.dumps(value, default=json_default).decode()
-        except TypeError:  # e.g. an int beyond 64 bits: the standard encoder copes
-            return dumps(value)
+def _encode(value: Any) -> str:
+    return dumpb(value).decode()
 
-except ImportError:  # pragma: no cover - orjson is a dependency; keep working without it
-    _encode = dumps
 
 if TYPE_CHECKING:
     import duckdb
@@ -141,6 +136,7 @@ _SPAN_RECORD = json.dumps({
     "attrs": "JSON", "events": "JSON", "model": "VARCHAR", "provider": "VARCHAR",
     "input_tokens": "BIGINT", "output_tokens": "BIGINT", "cached_tokens": "BIGINT",
     "cache_write_tokens": "BIGINT", "reasoning_tokens": "BIGINT", "cost_usd": "DOUBLE"})
+_PARSE_CHUNK = 4096  # lines per Arrow batch: DuckDB's threads each take whole batches
 _EMPTY_JSON = "('{}', '[]', 'null', '\"\"')"
 
 
@@ -168,21 +164,39 @@ _INSERT_SPAN_RECORDS = (
 
 
 def insert_records(con: duckdb.DuckDBPyConnection, run_id: str, workflow_id: str | None,
-                   records: list[dict[str, Any]], limit: int = MAX_CHARS) -> None:
-    """Insert the spans of journal ``records``: node records through Arrow columns built here,
-    span records (the bulk: LLM, tool, agent calls) as JSON lines that DuckDB parses itself
-    (in C++, on every core) — about 1.5x the rows per second of building them in Python."""
+                   records: list[dict[str, Any]], limit: int = MAX_CHARS,
+                   texts: Mapping[int, bytes] | None = None) -> None:
+    """Insert the spans of journal ``records`` (see :func:`insert_split`)."""
+    nodes, spans, _ = split_records(records)
+    insert_split(con, run_id, workflow_id, nodes, spans, limit, texts)
+
+
+def insert_split(con: duckdb.DuckDBPyConnection, run_id: str, workflow_id: str | None,
+                 nodes: list[dict[str, Any]], spans: list[dict[str, Any]],
+                 limit: int = MAX_CHARS, texts: Mapping[int, bytes] | None = None) -> None:
+    """Insert the spans of node and span records: node records through Arrow columns built
+    here, span records (the bulk: LLM, tool, agent calls) as JSON lines that DuckDB parses
+    itself (in C++, on every core), about 1.5x the rows per second of building them in Python.
+    ``texts`` has span records' JSON as the journal wrote it, by ``seq``: reused as is."""
     import pyarrow as pa
 
-    nodes = [r for r in records if r["k"] == "node" and r.get("span")]
-    spans = [r for r in records if r["k"] == "span"]
+    nodes = [r for r in nodes if r.get("span")]
     if nodes:
         insert_spans(con, arrow_table(rows_from_records(run_id, workflow_id, nodes, limit)))
     if not spans:
         return
-    replace_workflow_spans(con, [r["span"] for r in spans if r.get("kind") == "workflow"])
-    lines = pa.table({"line": pa.array([_encode(r) for r in spans], pa.string())})
-    con.register("_fm_span_lines", lines)
+    known = texts or {}
+    lines, workflow_spans = [], []
+    for r in spans:
+        lines.append(known.get(r.get("seq", -1)) or dumpb(r))
+        if r["kind"] == "workflow":
+            workflow_spans.append(r["span"])
+    replace_workflow_spans(con, workflow_spans)
+    text = pa.array(lines, pa.binary()).cast(pa.string())
+    table = pa.Table.from_batches(  # Arrow batches of a few thousand: parsed in parallel
+        [pa.record_batch([text.slice(i, _PARSE_CHUNK)], names=["line"])
+         for i in range(0, len(text), _PARSE_CHUNK)])
+    con.register("_fm_span_lines", table)
     try:
         con.execute(_INSERT_SPAN_RECORDS,
                     {"run": run_id, "workflow": workflow_id, "limit": limit}).fetchall()

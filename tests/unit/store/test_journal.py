@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from fm_lab.store.journal import Journal, RunLockedError, read_journal, try_lock
@@ -12,6 +14,20 @@ def test_records_are_durable_after_commit_and_read_back(tmp_path):
     journal.commit()
     assert [r["seq"] for r in read_journal(path)] == [1, 2]
     journal.close()
+
+
+def test_span_records_come_back_with_their_text(tmp_path):
+    path = tmp_path / "r.journal"
+    journal = Journal(path)
+    node = journal.append({"seq": 1, "k": "node", "output": {"score": float("nan")}})
+    span = journal.append({"seq": 2, "k": "span", "output": {"score": float("nan")}})
+    journal.commit()
+    journal.close()
+    texts: dict[int, bytes] = {}
+    records = read_journal(path, texts)
+    assert texts == {2: span}  # spans only: what ingestion reuses
+    assert b"NaN" in node and math.isnan(records[0]["output"]["score"])  # a node output is exact
+    assert records[1]["output"] == {"score": None}  # a span is strict JSON
 
 
 def test_torn_or_corrupt_tail_is_ignored(tmp_path):

@@ -69,3 +69,31 @@ def test_span_records_parsed_by_duckdb_match_the_python_rows(tmp_path):
     assert row["0000000000000004"][3] == "run-x"  # a span without a run gets the ingesting one
     assert row["0000000000000005"][16] == json.dumps('"' + "y" * 39 + "…", ensure_ascii=False)
     assert row["0000000000000005"][18] == len('"' + "y" * 100 + '"')  # the full size
+
+
+def test_journal_text_is_ingested_as_is_with_the_same_rows(tmp_path):
+    import duckdb
+
+    from fm_lab.store.journal import encode_record
+    from fm_lab.store.schema import MIGRATIONS
+
+    records = [{**_span({"n": i, "score": float("nan")}), "span": f"{i:016x}", "seq": i + 1,
+                "attrs": {"gen_ai.request.model": "gpt-4o"}, "input": {"q": "é" * i}}
+               for i in range(5)]
+    texts = {r["seq"]: encode_record(r) for r in records}
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))
+    for number, sql in MIGRATIONS:
+        if number == 3:
+            con.execute(sql.split(";", 1)[1])
+    span_table.insert_records(con, "run-x", "wf", records, texts=texts)
+    from_text = con.execute("select * from spans order by span_id").fetchall()
+    con.execute("delete from spans")
+    span_table.insert_records(con, "run-x", "wf", records)
+    assert from_text == con.execute("select * from spans order by span_id").fetchall()
+    output = con.execute("select output from spans where span_id = ?", ["0" * 16]).fetchone()
+    assert output is not None and json.loads(output[0]) == {"n": 0, "score": None}  # NaN: null
+
+    con.execute("delete from spans")  # the text is what is stored, not the dict
+    texts[1] = encode_record({**records[0], "output": "as journaled"})
+    span_table.insert_records(con, "run-x", "wf", records[:1], texts=texts)
+    assert con.execute("select output from spans").fetchone() == ('"as journaled"',)

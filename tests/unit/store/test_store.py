@@ -54,3 +54,22 @@ def test_hold_keeps_one_connection(tmp_path):
 def test_unknown_run_is_a_clear_error():
     with pytest.raises(fm_lab.RunNotFoundError, match="no run 'nope'"):
         fm_lab.get_run("nope", store=Store(":memory:"))
+
+
+def test_spans_are_written_in_small_row_groups_and_the_file_stays_plain_duckdb(tmp_path):
+    from fm_lab.store.attachments import ROW_GROUP_SIZE
+
+    path = tmp_path / "my store.duckdb"  # a name that needs quoting
+    store = Store(path)
+    fm_lab.run(WF, store=store)
+    rows = [{"k": "span", "trace": f"{i // 100:032x}", "span": f"{i:016x}", "kind": "tool",
+             "started": 1.0, "ended": 2.0, "seq": 100 + i} for i in range(ROW_GROUP_SIZE * 2 + 5)]
+    run_id = store.runs()["run_id"].item()
+    store.ingest(run_id, rows)
+    groups = store.sql("select count(distinct row_group_id) as n from pragma_storage_info('spans')")
+    assert groups["n"].item() >= 3  # the default (122,880 rows) would be one
+    con = duckdb.connect(str(path), read_only=True)  # any DuckDB client reads the file
+    assert con.execute("select count(*) from all_spans").fetchone() == (len(rows) + 2,)
+    con.close()
+    reader = Store(path, read_only=True)
+    assert len(reader.runs()) == 1

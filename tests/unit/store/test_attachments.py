@@ -1,0 +1,60 @@
+"""Store files are attached to one DuckDB instance per process while in use."""
+
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+import fm_lab
+from fm_lab.store import Store, StoreLockedError, attachments
+
+WF = {"id": "w", "nodes": {"a": {"type": "template", "config": {"template": "x"}}}}
+
+
+def test_two_stores_on_one_file_share_it_while_one_holds_it(tmp_path):
+    path = tmp_path / "s.duckdb"
+    first, second = Store(path), Store(path)
+    with first.hold():
+        fm_lab.run(WF, store=second)  # would be a "file handle conflict" without sharing
+        assert len(first.runs()) == 1
+    assert str(path) not in attachments._attached  # the last lease detached it
+
+
+def test_a_released_file_is_free_for_another_process(tmp_path):
+    path = tmp_path / "s.duckdb"
+    store = Store(path)
+    fm_lab.run(WF, store=store)
+    script = f"import duckdb; print(duckdb.connect({str(path)!r}).sql('from runs').shape)"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True)
+    assert "(1," in out.stdout
+
+
+def test_files_with_the_same_name_get_their_own_catalog(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one, two = Store(tmp_path / "a" / "fm.duckdb"), Store(tmp_path / "b" / "fm.duckdb")
+    fm_lab.run(WF, store=one)
+    with one.hold(), two.hold():
+        assert len(one.runs()) == 1
+        assert two.runs().empty
+        names = {one.sql("select current_database() as d")["d"].item(),
+                 two.sql("select current_database() as d")["d"].item()}
+        assert names == {"fm", "fm_2"}
+
+
+def test_a_writer_waits_for_a_read_only_store_of_this_process(tmp_path):
+    path = tmp_path / "s.duckdb"
+    fm_lab.run(WF, store=Store(path))
+    reader = Store(path, read_only=True)
+    with reader.hold():
+        with pytest.raises(StoreLockedError, match="held by a read-only Store in this process"):
+            Store(path, lock_timeout_s=0.05).runs()
+        run = fm_lab.run(WF, store=Store(path, lock_timeout_s=0.05))  # file busy: journaled
+        assert run.status == "succeeded"
+        assert len(reader.runs()) == 1
+    con = duckdb.connect(str(path), read_only=True)  # not yet: nobody opened the file since
+    assert con.execute("select count(*) from runs").fetchone() == (1,)
+    con.close()
+    assert len(Store(path).runs()) == 2  # the next writer ingests the journaled run
