@@ -9,24 +9,30 @@ realistic token counts (prompts of 200-12,000 tokens, some of them cache hits; o
 reasoning tokens). Records are generated per batch, untimed, from a seeded RNG, so every path
 ingests the same rows.
 
-Ingestion, timed three ways (each into its own fresh file store):
+Ingestion, timed five ways (each into its own fresh file store):
 
-1. ``store``: the store's normal ingest path, ``Store.ingest(run_id, records)``, in batches of
-   50,000 records, after one ``start`` record so the ingesting run exists. As in a run, each call
-   opens the file and closes it afterwards (``Store.connection``); ``store_held`` is the same
-   inside ``Store.hold()`` (one connection for all batches).
-2. ``arrow``: the same rows as Arrow batches: ``span_table.arrow_table(cols)`` +
+1. ``store``: a run's path, ``Store.ingest(run_id, records, texts=...)`` in batches of 50,000
+   records, after one ``start`` record so the ingesting run exists. Each span record comes with
+   the JSON text the run's journal wrote when the span ended (encoded untimed here, its cost
+   printed separately); as in a run, each call opens the file and closes it afterwards
+   (``Store.connection``). ``store_held``: the same inside ``Store.hold()``.
+2. ``dicts``: ``Store.ingest(run_id, records)`` without the journal's text (encoding timed).
+3. ``arrow``: the same rows as Arrow batches: ``span_table.arrow_table(cols)`` +
    ``span_table.insert_spans(con, table)`` on one connection, one transaction per batch. The
    column lists come from ``rows_from_records`` (untimed here: its cost is ``rows_from_records``
    in the breakdown).
-3. ``executemany`` (peer): plain ``duckdb`` ``executemany`` of the same rows (tuples, already
+4. peer ``read_json``: DuckDB's own NDJSON loader on the same texts written to a file per
+   batch, through the same projection, into a plain ``duckdb.connect`` file.
+5. peer ``executemany``: plain ``duckdb`` ``executemany`` of the same rows (tuples, already
    JSON-encoded) into the same table, on a sample of the rows (it is slow); spans/s is
    extrapolated from the sample.
 
 Then, on the ``store`` file: ``fm_lab.usage(by=["model", "day"])`` (cold: the first call, which
 imports litellm; warm: median of 5), ``fm_lab.trace(run_id)`` for random runs (median of 5) and
 the DuckDB file size per million spans. Targets: ingestion >= 200,000 spans/s, usage roll-up
-< 0.5 s, one trace < 50 ms.
+< 0.5 s, one trace < 50 ms. Lookups by trace, kind+time, entity+time and status are timed too;
+``--art-indexes`` repeats the ingest with ART indexes on those columns to show what they cost
+and buy over DuckDB's zone maps.
 
 ``--profile`` prints where the time of one ingest batch and of one trace goes (cProfile).
 
@@ -261,6 +267,37 @@ def ingest_arrow(directory: Path, total: int) -> tuple[float, dict[str, float]]:
     return parts["arrow_table"] + parts["insert_spans"], parts
 
 
+def ingest_read_json(directory: Path, total: int) -> float:
+    """Peer: DuckDB's own bulk loader. Each batch is written (untimed) as an NDJSON file of
+    the journal's texts, then ``read_json`` loads it into the same table through the same
+    projection as the store's, in a plain ``duckdb.connect`` file with default settings, one
+    transaction per batch."""
+    from fm_lab.store.schema import MIGRATIONS
+
+    con = duckdb.connect(str(directory / "read_json.duckdb"))
+    for _, sql in MIGRATIONS:
+        con.execute(sql)
+    columns = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in
+                              json.loads(span_table._SPAN_RECORD).items()) + "}"
+    head = span_table._INSERT_SPAN_RECORDS.rsplit("from (select from_json", 1)[0]
+    path = directory / "batch.ndjson"
+    elapsed = 0.0
+    for batch in batches(total):
+        texts, _ = journal_texts(batch)
+        path.write_bytes(b"\n".join(texts.values()))
+        gc.collect()
+        t0 = time.perf_counter()
+        con.execute("begin")
+        con.execute(f"{head}from read_json('{path}', format='newline_delimited', "
+                    f"columns={columns}) s", {"run": INGEST_RUN, "workflow": "bench",
+                                              "limit": span_table.MAX_CHARS})
+        con.execute("commit")
+        elapsed += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    con.close()
+    return elapsed + time.perf_counter() - t0
+
+
 def ingest_executemany(directory: Path, sample: int) -> float:
     """Plain duckdb: executemany of already JSON-encoded rows (a sample)."""
     con = duckdb.connect(str(directory / "executemany.duckdb"))
@@ -313,6 +350,53 @@ def time_trace(store: Store, n_runs: int, reps: int = 5) -> tuple[float, int]:
     return statistics.median(times), size
 
 
+ART_INDEXES = ("create index spans_trace on spans (trace_id)",
+               "create index spans_kind_time on spans (kind, started_at)",
+               "create index spans_entity_time on spans (entity_id, started_at)")
+LAST_DAY = dt.datetime.fromtimestamp(NOW - 86400, dt.UTC)
+
+
+def time_filters(store: Store, reps: int = 5) -> dict[str, float]:
+    """Median seconds of the trace/kind+time/entity+time lookups the issue names."""
+    lookups = {
+        "trace(run_id)": lambda: fm_lab.trace(run_ids(3)[2], store=store),
+        "traces(kind='llm', since=<a day ago>)":
+            lambda: fm_lab.traces(kind="llm", since=LAST_DAY, limit=100, store=store),
+        "traces(entity='step3', since=<a day ago>)":
+            lambda: fm_lab.traces(entity="step3", since=LAST_DAY, limit=100, store=store),
+        "traces(status='error')": lambda: fm_lab.traces(status="error", limit=100, store=store),
+    }
+    medians = {}
+    with store.hold():
+        for label, call in lookups.items():
+            call()  # warm-up
+            times = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - t0)
+            medians[label] = statistics.median(times)
+    return medians
+
+
+def with_art_indexes(directory: Path, total: int, n_runs: int) -> tuple[float, dict[str, float]]:
+    """Ingest into a store with ART indexes on trace, kind/time and entity/time (DuckDB's
+    only explicit index), for its cost and what it buys over zone maps."""
+    store = _fresh_store(directory, "art")
+    with store.connection() as con:
+        for sql in ART_INDEXES:
+            con.execute(sql)
+    elapsed = 0.0
+    for batch in batches(total):
+        texts, _ = journal_texts(batch)
+        gc.collect()
+        t0 = time.perf_counter()
+        store.ingest(INGEST_RUN, batch, texts=texts)
+        elapsed += time.perf_counter() - t0
+    add_runs(store, n_runs)
+    return total / elapsed, time_filters(store)
+
+
 def profile(label: str, call: Any, top: int = 18) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
@@ -332,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--profile", action="store_true", help="profile one batch and a trace")
     parser.add_argument("--no-held", action="store_true", help="skip the Store.hold() variant")
+    parser.add_argument("--art-indexes", action="store_true",
+                        help="also ingest into a store with ART indexes and compare lookups")
     args = parser.parse_args(argv)
     total = args.spans or (100_000 if args.quick else 1_000_000)
     total -= total % SPANS_PER_RUN
@@ -366,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         results["arrow_s"] = arrow_s
         results["breakdown_s"] = parts
         sample = min(EXECUTEMANY_SAMPLE, total)
+        results["read_json_s"] = ingest_read_json(directory, total)
         results["executemany_s"] = ingest_executemany(directory, sample)
         results["executemany_sample"] = sample
 
@@ -386,6 +473,10 @@ def main(argv: list[str] | None = None) -> int:
             _, held_usage, _ = time_usage(store)
             held_trace, _ = time_trace(store, n_runs)
         results.update(usage_held_s=held_usage, trace_held_s=held_trace)
+        results["lookups_s"] = time_filters(store)
+        if args.art_indexes:
+            rate, lookups = with_art_indexes(directory, total, n_runs)
+            results.update(art_spans_per_s=rate, art_lookups_s=lookups)
 
         if args.profile:
             batch = next(batches(BATCH * 2, seed=1))
@@ -406,7 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("Store.ingest of records without journal text", total,
                  results["store_dicts_s"]))
     rows.append(("arrow_table + insert_spans", total, results["arrow_s"]))
-    rows.append((f"duckdb executemany (sample of {results['executemany_sample']:,})",
+    rows.append(("peer: DuckDB read_json of the same spans (NDJSON files)", total,
+                 results["read_json_s"]))
+    rows.append((f"peer: duckdb executemany (sample of {results['executemany_sample']:,})",
                  results["executemany_sample"], results["executemany_s"]))
     for label, n, seconds in rows:
         spans_per_s = n / seconds
@@ -428,6 +521,13 @@ def main(argv: list[str] | None = None) -> int:
           f"({results['trace_spans']} spans; inside hold(): {results['trace_held_s'] * 1000:.1f} "
           f"ms) target < {TRACE_TARGET_S * 1000:.0f} ms: "
           f"{'ok' if results['trace_s'] < TRACE_TARGET_S else 'MISS'}")
+    art = results.get("art_lookups_s", {})
+    print("lookups inside hold(), median of 5 (no explicit index: DuckDB's zone maps)"
+          + (f"; with ART indexes on trace, kind/time and entity/time, whose ingest ran at "
+             f"{results['art_spans_per_s']:,.0f} spans/s" if art else "") + ":")
+    for label, seconds in results["lookups_s"].items():
+        print(f"  {label:<44} {seconds * 1000:6.1f} ms"
+              + (f"   with ART indexes {art[label] * 1000:6.1f} ms" if art else ""))
     print(f"DuckDB file: {results['file_mb']:.0f} MB for {total:,} spans = "
           f"{results['mb_per_million']:.0f} MB per million spans")
     if args.json:
