@@ -71,6 +71,8 @@ class Agent:
     ``memory`` follows :class:`~fm_lab.agents.memory_api.AgentMemory`; ``processors`` rewrite
     the messages before each model call; ``durable=True`` runs ``generate`` as a one-node
     workflow so a tool may suspend it for a person (``fm_lab.resume`` continues it).
+    The tool calls of one model answer run concurrently (``parallel_tools=False``: one after
+    another); see :meth:`_run_tools` for what stays in order in a durable run.
     """
 
     def __init__(self, name: str, instructions: str = "", *, model: str | None = None,
@@ -78,7 +80,8 @@ class Agent:
                  agents: Mapping[str, Agent] | None = None, memory: AgentMemory | None = None,
                  processors: Sequence[Processor] | None = None, max_steps: int = 8,
                  description: str | None = None, durable: bool = False,
-                 model_params: Mapping[str, Any] | None = None) -> None:
+                 model_params: Mapping[str, Any] | None = None,
+                 parallel_tools: bool = True) -> None:
         from fm_lab.llm.defaults import default_model
 
         if max_steps < 1:
@@ -98,6 +101,7 @@ class Agent:
         self.max_steps = max_steps
         self.durable = durable
         self.model_params = dict(model_params or {})
+        self.parallel_tools = parallel_tools
         self._module = sys._getframe(1).f_globals.get("__name__")
 
     def __repr__(self) -> str:
@@ -156,8 +160,8 @@ class Agent:
                 result = await self.run_turn(
                     message, thread_id=thread_id, resource_id=resource_id,
                     request_context=request_context, emit=chunks.put_nowait, abort=abort)
-                chunks.put_nowait(Finish("stop", result.text, self.model, result.usage,
-                                         result.steps, self.name))
+                chunks.put_nowait(Finish("stop", result.text, result.model or self.model,
+                                         result.usage, result.steps, self.name))
             except Exception as exc:
                 chunks.put_nowait(exc)
             finally:
@@ -293,6 +297,7 @@ class Agent:
             result.steps += 1
             answer = await self._ask(turn, schemas)
             result._add(self.name, answer["model"], answer["usage"], answer["cost_usd"])
+            result.model = answer["model"]
             calls = answer["tool_calls"]
             turn.ml.add_response({"role": "assistant", "content": answer["text"],
                                   "tool_calls": [
@@ -303,8 +308,7 @@ class Agent:
                 result.text = answer["text"]
                 agent_span.output = answer["text"]
                 return
-            for call in calls:
-                content = await self._run_tool(turn, call)
+            for call, content in zip(calls, await self._run_tools(turn, calls), strict=True):
                 turn.ml.add_response({"role": "tool", "tool_call_id": call["id"],
                                       "content": content})
         agent_span.status = "error"
@@ -344,6 +348,37 @@ class Agent:
             answer: dict[str, Any] = await journaled(turn.durable, f"llm:{self.name}", call)
             return answer
         return await call()
+
+    async def _run_tools(self, turn: _Turn, calls: list[dict[str, Any]]) -> list[str]:
+        """The contents of a step's tool results, in call order. The calls run concurrently
+        (async tools overlap; a sync tool runs in the loop), except, in a durable run, calls
+        that journal steps or suspend inside themselves (tools taking a ToolContext and
+        sub-agents): those run one after another, in call order, beside the rest, so a node
+        that runs again replays their steps and suspensions in the same order. Every call ends
+        before a suspension or failure of one of them is raised: what finished is kept."""
+        if not self.parallel_tools or len(calls) < 2:
+            return [await self._run_tool(turn, call) for call in calls]
+        durable = turn.durable is not None
+        chained = [i for i, call in enumerate(calls) if durable and self._journals(turn, call)]
+        free = [i for i in range(len(calls)) if i not in chained]
+
+        async def chain() -> list[str]:
+            return [await self._run_tool(turn, calls[i]) for i in chained]
+
+        outcomes = await asyncio.gather(chain(), *(self._run_tool(turn, calls[i]) for i in free),
+                                        return_exceptions=True)
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if failed:
+            raise failed[0]
+        contents: dict[int, str] = dict(zip(chained, cast(list[str], outcomes[0]), strict=True))
+        contents.update(zip(free, cast(list[str], outcomes[1:]), strict=True))
+        return [contents[i] for i in range(len(calls))]
+
+    def _journals(self, turn: _Turn, call: dict[str, Any]) -> bool:
+        """Whether a call may journal steps or suspend inside itself."""
+        found = turn.tools.get(call["name"])
+        return found is not None and (found.context_param is not None
+                                      or found.name in self.agents)
 
     async def _run_tool(self, turn: _Turn, call: dict[str, Any]) -> str:
         found = turn.tools.get(call["name"])

@@ -25,11 +25,12 @@ class AgentResult:
     usage_by_agent: dict[str, dict[str, float]] = field(default_factory=dict)
     status: str = "succeeded"
     run_id: str | None = None
+    model: str | None = None  # the model that gave the final answer (a fallback, maybe)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (an ``agent`` node's output); messages are left out."""
         return {"text": self.text, "tool_calls": self.tool_calls, "steps": self.steps,
-                "usage": self.usage, "cost_usd": self.cost_usd,
+                "model": self.model, "usage": self.usage, "cost_usd": self.cost_usd,
                 "usage_by_agent": self.usage_by_agent}
 
     @classmethod
