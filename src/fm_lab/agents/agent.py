@@ -356,17 +356,23 @@ class Agent:
         sub-agents): those run one after another, in call order, beside the rest, so a node
         that runs again replays their steps and suspensions in the same order. Every call ends
         before a suspension or failure of one of them is raised: what finished is kept."""
+        records = []
+        for call in calls:  # result.tool_calls lists them in call order
+            records.append({"name": call["name"], "arguments": call["arguments"], "ok": False})
+            turn.result.tool_calls.append(records[-1])
         if not self.parallel_tools or len(calls) < 2:
-            return [await self._run_tool(turn, call) for call in calls]
+            return [await self._run_tool(turn, call, record)
+                    for call, record in zip(calls, records, strict=True)]
         durable = turn.durable is not None
         chained = [i for i, call in enumerate(calls) if durable and self._journals(turn, call)]
         free = [i for i in range(len(calls)) if i not in chained]
 
         async def chain() -> list[str]:
-            return [await self._run_tool(turn, calls[i]) for i in chained]
+            return [await self._run_tool(turn, calls[i], records[i]) for i in chained]
 
-        outcomes = await asyncio.gather(chain(), *(self._run_tool(turn, calls[i]) for i in free),
-                                        return_exceptions=True)
+        outcomes = await asyncio.gather(
+            chain(), *(self._run_tool(turn, calls[i], records[i]) for i in free),
+            return_exceptions=True)
         failed = [o for o in outcomes if isinstance(o, BaseException)]
         if failed:
             raise failed[0]
@@ -380,11 +386,9 @@ class Agent:
         return found is not None and (found.context_param is not None
                                       or found.name in self.agents)
 
-    async def _run_tool(self, turn: _Turn, call: dict[str, Any]) -> str:
+    async def _run_tool(self, turn: _Turn, call: dict[str, Any], record: dict[str, Any]) -> str:
+        """Run one call; ``record`` (its entry in ``result.tool_calls``) gets the outcome."""
         found = turn.tools.get(call["name"])
-        record: dict[str, Any] = {"name": call["name"], "arguments": call["arguments"],
-                                  "ok": False}
-        turn.result.tool_calls.append(record)
         with span(call["name"], kind="tool", input={"arguments": call["arguments"]},
                   agent=self.name, entity_id=call["name"]) as tool_span:
             if found is None:
