@@ -47,12 +47,11 @@ class Summarizer:
 
     async def refresh(self, store: Store, thread_id: str, live_from: int | None) -> str:
         """The thread's summary, condensing first if enough messages before ``live_from``
-        (the first sequence still in the last-N window) are not summarised yet."""
+        (the first sequence still in the last-N window; None: no window, every message is
+        old) are not summarised yet."""
         from fm_lab.llm.client import acomplete
 
         summary, through = self.read(store, thread_id)
-        if live_from is None:
-            return summary
         older = History(store).messages(thread_id, since=through, until=live_from)
         if len(older) < self.threshold:
             return summary

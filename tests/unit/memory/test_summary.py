@@ -32,3 +32,18 @@ async def test_summary_condenses_messages_past_the_threshold(store):
     ctx = await memory.prepare(thread_id="t", resource_id=None, query="")
     assert ctx.system.endswith("(none) + 6 messages (user: m0 .. user: m5) + "
                                "4 messages (user: m6 .. user: m9)")
+
+
+async def test_without_a_window_every_message_is_summarised(store):
+    model = script("summarizer", fn=summarize)
+    memory = Memory(store=store, last_messages=0, recall=False,
+                    summary=Summarizer(model, threshold=3))
+    await memory.save(thread_id="t", resource_id=None,
+                      messages=[{"role": "user", "content": f"m{i}"} for i in range(2)])
+    assert (await memory.prepare(thread_id="t", resource_id=None, query="")).system is None
+    await memory.save(thread_id="t", resource_id=None,
+                      messages=[{"role": "user", "content": "m2"}])
+    ctx = await memory.prepare(thread_id="t", resource_id=None, query="")
+    assert ctx.messages == []
+    assert ctx.system == ("## Summary of earlier messages\n"
+                          "(none) + 3 messages (user: m0 .. user: m2)")
