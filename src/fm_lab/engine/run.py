@@ -29,6 +29,7 @@ class NodeResult:
     attempts: int
     started_at: dt.datetime | None
     ended_at: dt.datetime | None
+    cached_from: dict[str, str] | None = None  # the run and path whose output was reused
 
     @property
     def duration_ms(self) -> float | None:
@@ -108,6 +109,7 @@ class Run:
             rec.get("attempts") or 0,
             _ts(rec.get("started")),
             _ts(rec.get("ended")),
+            rec.get("cached_from"),
         )
 
     def nodes_df(self) -> pd.DataFrame:

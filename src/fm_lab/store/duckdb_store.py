@@ -548,8 +548,8 @@ class Store:
                 raise RunNotFoundError(f"no run {run_id!r} in {self.path}")
             node_rows = con.execute(
                 "select node_id, status, output, error, state_patch, attempts, seq, "
-                "epoch(started_at), epoch(ended_at), node_type, leaf, input, cache_key "
-                "from node_executions "
+                "epoch(started_at), epoch(ended_at), node_type, leaf, input, cache_key, "
+                "cached_from from node_executions "
                 "where run_id = ? qualify row_number() over "
                 "(partition by node_id order by seq desc) = 1 order by seq",
                 [run_id],
@@ -576,6 +576,7 @@ class Store:
                 "leaf": True if r[10] is None else bool(r[10]),
                 "input": codec.loads(r[11]),
                 "cache_key": r[12],
+                "cached_from": codec.loads(r[13]),
             }
             for r in node_rows
         }

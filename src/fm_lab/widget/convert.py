@@ -97,8 +97,8 @@ def result_rows(run: Run) -> dict[str, dict[str, Any]]:
         result = run.node(node_id)
         if result.status == "pending":
             continue
-        rows[node_id] = {
-            "status": result.status,
+        rows[node_id] = {  # a node whose output came from the cache shows as cached
+            "status": "cached" if result.cached_from is not None else result.status,
             "duration_ms": result.duration_ms,
             "attempts": result.attempts,
             "error": jsonable(result.error),

@@ -189,6 +189,19 @@ def test_failed_node_error_is_shown(store) -> None:
     assert widget.run_state["status"] == "failed"
 
 
+def test_nodes_reused_from_the_cache_stay_cached_after_the_run(store) -> None:
+    wf = {"id": "twice", "nodes": {"a": {"type": "template", "config": {"template": "a"}},
+                                   "b": {"type": "template", "config": {"template": "b"}}},
+          "edges": [{"source": "a", "target": "b"}]}
+    widget = GraphWidget(wf, store=store)
+    widget.run(cache=True)
+    assert {n: r["status"] for n, r in widget.results.items()} == {
+        "a": "succeeded", "b": "succeeded"}
+    run = widget.run(cache=True)
+    assert {n: r["status"] for n, r in widget.results.items()} == {"a": "cached", "b": "cached"}
+    assert run.node("a").cached_from is not None and run.node("a").status == "succeeded"
+
+
 def test_unknown_message_is_reported(widget: GraphWidget) -> None:
     browser_message(widget, {"kind": "explode"})
     assert "unknown widget message kind 'explode'" in widget.run_state["message"]
