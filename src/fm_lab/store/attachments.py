@@ -11,6 +11,7 @@ ends.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,24 @@ class _Attachment:
 _lock = threading.Lock()
 _instance: duckdb.DuckDBPyConnection | None = None
 _attached: dict[str, _Attachment] = {}
+
+
+_inherited: list[duckdb.DuckDBPyConnection] = []
+
+
+def _forget_after_fork() -> None:
+    """A forked child starts afresh: the parent's DuckDB instance has no threads here and its
+    file locks were not inherited. That instance is kept referenced, never destroyed: its
+    destructor would join threads that only exist in the parent."""
+    global _lock, _instance
+    _lock = threading.Lock()
+    if _instance is not None:
+        _inherited.append(_instance)
+    _instance = None
+    _attached.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def lease(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:

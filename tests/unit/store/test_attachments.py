@@ -58,3 +58,19 @@ def test_a_writer_waits_for_a_read_only_store_of_this_process(tmp_path):
     assert con.execute("select count(*) from runs").fetchone() == (1,)
     con.close()
     assert len(Store(path).runs()) == 2  # the next writer ingests the journaled run
+
+
+def test_a_forked_child_opens_the_file_afresh(tmp_path):
+    import multiprocessing
+
+    path = tmp_path / "s.duckdb"
+    fm_lab.run(WF, store=Store(path))  # this process's DuckDB instance exists now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_run_and_count, (str(path),)) == 2  # a new instance in the child
+    assert len(Store(path).runs()) == 2
+
+
+def _run_and_count(path: str) -> int:
+    store = Store(path)
+    fm_lab.run(WF, store=store)
+    return len(store.runs())
