@@ -217,11 +217,15 @@ def journal_texts(batch: list[dict[str, Any]]) -> tuple[dict[int, bytes], float]
 
 
 def ingest_store(directory: Path, total: int, held: bool, journaled: bool = True,
-                 name: str = "store") -> tuple[Store, float, float]:
+                 name: str = "store", indexes: tuple[str, ...] = ()) -> tuple[Store, float, float]:
     """Store.ingest per batch; the final close (DuckDB's checkpoint) is timed too. With
     ``journaled``, each record comes with the text the run's journal wrote for it (as in a
-    run, where the journal encodes a span when it ends); returns that encoding time too."""
+    run, where the journal encodes a span when it ends); returns that encoding time too.
+    ``indexes``: statements run on the fresh store first."""
     store = _fresh_store(directory, name)
+    with store.connection() as con:
+        for sql in indexes:
+            con.execute(sql)
     elapsed = encoding = 0.0
     hold = store.hold() if held else None
     if hold is not None:
@@ -382,17 +386,8 @@ def time_filters(store: Store, reps: int = 5) -> dict[str, float]:
 def with_art_indexes(directory: Path, total: int, n_runs: int) -> tuple[float, dict[str, float]]:
     """Ingest into a store with ART indexes on trace, kind/time and entity/time (DuckDB's
     only explicit index), for its cost and what it buys over zone maps."""
-    store = _fresh_store(directory, "art")
-    with store.connection() as con:
-        for sql in ART_INDEXES:
-            con.execute(sql)
-    elapsed = 0.0
-    for batch in batches(total):
-        texts, _ = journal_texts(batch)
-        gc.collect()
-        t0 = time.perf_counter()
-        store.ingest(INGEST_RUN, batch, texts=texts)
-        elapsed += time.perf_counter() - t0
+    store, elapsed, _ = ingest_store(directory, total, held=False, name="art",
+                                     indexes=ART_INDEXES)
     add_runs(store, n_runs)
     return total / elapsed, time_filters(store)
 

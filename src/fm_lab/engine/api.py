@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from fm_lab.engine.plan import Plan
 from fm_lab.engine.run import Run
 from fm_lab.engine.runner import Runner
-from fm_lab.engine.session import Recorder, RunSession
+from fm_lab.engine.session import RunSession
 from fm_lab.progress import listener
 from fm_lab.spec.models import Workflow
 from fm_lab.store.duckdb_store import Store
@@ -129,11 +129,10 @@ async def arun(
         _check_new_run_id(store, run_id)
     journal = store.open_journal(run_id)
     try:
-        recorder = Recorder(store, run_id, journal, 0, ingested_once=False)
         session = RunSession(
             store=store,
             run_id=run_id,
-            recorder=recorder,
+            journal=journal,
             registry=registry,
             request_context=request_context,
             workflow_id=wf.id,
@@ -213,11 +212,11 @@ async def aresume(
         if journal is not None:
             journal.close()
         raise
-    recorder = Recorder(store, run_id, journal, snapshot.journal_seq, ingested_once=True)
     session = RunSession(
         store=store,
         run_id=run_id,
-        recorder=recorder,
+        journal=journal,
+        journal_seq=snapshot.journal_seq,
         registry=registry,
         request_context=request_context,
         committed=snapshot.nodes,

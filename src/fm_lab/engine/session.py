@@ -74,22 +74,35 @@ class Recorder:
 
     def append(self, record: dict[str, Any]) -> None:
         """Queue ``record`` (secrets masked; durable at the next :meth:`commit`)."""
-        redact = self._redact
-        lenient = record.get("k") == "span"  # a span never fails its node for its payload
-        for key in _REDACTED_FIELDS:
-            value = record.get(key)
-            if value is not None:
-                record[key] = redact(_jsonable(value) if lenient else value)
+        self._mask(record, lambda value: value)
         with self._lock:
             self.seq += 1
             record["seq"] = self.seq
-            if self.journal is not None:
-                text = self.journal.append(record)
-                if lenient:
-                    self.unflushed_texts[self.seq] = text
-            else:
-                dumps(record)  # a memory store must refuse what a journal would
+            try:
+                text = self._encode(record)
+            except NotSerialisableError:
+                if record.get("k") != "span":
+                    raise
+                # a span never fails its node for its payload: what JSON cannot hold is repr'd
+                self._mask(record, _jsonable)
+                text = self._encode(record)
+            if text is not None and record.get("k") == "span":
+                self.unflushed_texts[self.seq] = text
             self.unflushed.append(record)
+
+    def _mask(self, record: dict[str, Any], prepare: Callable[[Any], Any]) -> None:
+        redact = self._redact
+        for key in _REDACTED_FIELDS:
+            value = record.get(key)
+            if value is not None:
+                record[key] = redact(prepare(value))
+
+    def _encode(self, record: dict[str, Any]) -> bytes | None:
+        """Journal ``record``, returning its text (a memory store only checks it encodes)."""
+        if self.journal is not None:
+            return self.journal.append(record)
+        dumps(record)  # a memory store must refuse what a journal would
+        return None
 
     def commit(self) -> None:
         """Make every queued record durable (one write, one fsync)."""
@@ -139,7 +152,7 @@ class RunSession:
         *,
         store: Store,
         run_id: str,
-        recorder: Recorder,
+        journal: Journal | None,
         registry: NodeRegistry,
         request_context: dict[str, Any] | None,
         committed: dict[str, dict[str, Any]] | None = None,
@@ -149,12 +162,15 @@ class RunSession:
         trace: tuple[str, str | None] | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         cache: NodeCache | None = None,
+        journal_seq: int = 0,
     ) -> None:
+        """``journal_seq``: the last record already stored (a resumed run goes on from it)."""
         self.store = store
         self.on_event = on_event
         self.cache = cache
         self.run_id = run_id
-        self.recorder = recorder
+        self.recorder = Recorder(store, run_id, journal, journal_seq,
+                                 ingested_once=journal_seq > 0)
         self.registry = registry
         self.request_context = request_context if request_context is not None else {}
         self.committed = committed or {}
@@ -172,7 +188,7 @@ class RunSession:
         self.trace_id, self.parent_span_id = trace if trace else (new_trace_id(), None)
         self.workflow_span = SpanContext(  # one workflow span per run, across resumes
             self.trace_id, hashlib.sha1(run_id.encode()).hexdigest()[:16], run_id,
-            recorder.append, workflow_id
+            self.recorder.append, workflow_id
         )
 
     def emit(self, event: dict[str, Any]) -> None:

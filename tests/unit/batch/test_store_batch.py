@@ -51,8 +51,8 @@ def test_a_migration_landing_below_the_current_version_is_still_applied(tmp_path
     assert _tables(path) >= before
 
 
-def test_an_old_file_without_the_version_list_counts_versions_up_to_its_own(tmp_path):
-    path = tmp_path / "old.duckdb"
+def _write_v3_file(path) -> None:
+    """A store file as fm_lab wrote it at schema version 3 (no version list, no views)."""
     con = duckdb.connect(str(path))
     con.execute("create table meta (key varchar primary key, value varchar)")
     con.execute("insert into meta values ('schema_version', '3')")
@@ -60,6 +60,11 @@ def test_an_old_file_without_the_version_list_counts_versions_up_to_its_own(tmp_
         if number <= 3:
             con.execute(sql)
     con.close()
+
+
+def test_an_old_file_without_the_version_list_counts_versions_up_to_its_own(tmp_path):
+    path = tmp_path / "old.duckdb"
+    _write_v3_file(path)
     store = Store(path)
     assert store.runs().empty
     store.close()
@@ -109,13 +114,7 @@ def test_traceparent_links_top_level_runs(monkeypatch):
 
 def test_a_read_only_file_from_before_the_views_still_answers_queries(tmp_path):
     path = tmp_path / "v3.duckdb"
-    con = duckdb.connect(str(path))
-    con.execute("create table meta (key varchar primary key, value varchar)")
-    con.execute("insert into meta values ('schema_version', '3')")
-    for number, sql in schema.MIGRATIONS:
-        if number <= 3:
-            con.execute(sql)
-    con.close()
+    _write_v3_file(path)
     reader = Store(path, read_only=True)
     assert reader.runs().empty
     assert fm_lab.traces(store=reader).empty
