@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--path", dest="path_id", help="the suspension's path id")
     resume.add_argument("--data", metavar="JSON", help="resume data (JSON)")
     resume.add_argument("--json", action="store_true")
+    resume.add_argument("--force", action="store_true",
+                        help="resume although the run's journal is damaged or missing")
+    resume.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
+                        help="how long to wait for another process running the run (60)")
 
     pending = sub.add_parser("pending", help="list suspensions waiting for data")
     pending.add_argument("run_id", nargs="?", help="only this run (and its child runs)")
@@ -263,6 +267,8 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         node=args.node,
         path_id=args.path_id,
         store=_store(args),
+        force=args.force,
+        wait_s=args.wait,
     )
     return _report(args, result)
 

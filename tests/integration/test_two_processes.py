@@ -174,7 +174,7 @@ def test_resume_of_a_run_live_in_another_process_is_refused_without_side_effects
     assert _row(store, "live-run")["owner_pid"] == proc.pid
 
     with pytest.raises(RunLockedError, match="live-run"):
-        fm_lab.resume("live-run", store=store)
+        fm_lab.resume("live-run", store=store, wait_s=0.5)
 
     row = store.runs().set_index("run_id").loc["live-run"]
     assert row["status"] == "running"

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from fm_lab.engine.locking import RESUME_WAIT_S, lock_run, unlock_run
 from fm_lab.engine.plan import Plan
 from fm_lab.engine.run import Run
 from fm_lab.engine.runner import Runner
 from fm_lab.engine.session import RunSession
 from fm_lab.progress import listener
 from fm_lab.spec.models import Workflow
-from fm_lab.store.duckdb_store import Store
+from fm_lab.store.duckdb_store import RunSnapshot, Store
 from fm_lab.store.errors import StoreError
-from fm_lab.store.journal import Durability, Journal, RunLockedError
+from fm_lab.store.journal import Durability, Journal, JournalDamagedError, RunLockedError
 from fm_lab.sync import run_sync
 
 if TYPE_CHECKING:
@@ -163,6 +165,8 @@ async def aresume(
     continue_parent: bool = True,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     progress: bool | None = None,
+    force: bool = False,
+    wait_s: float = RESUME_WAIT_S,
 ) -> Run:
     """Continue a run: after a crash or failure (committed nodes are not re-run), or, with
     ``data`` and one of ``label``/``node``/``path_id``, a suspended path. ``data`` is
@@ -170,47 +174,44 @@ async def aresume(
     :class:`ResumeValidationError` and the run stays suspended and unchanged. Resuming one of
     several pending paths leaves the others pending. A child run resumed on its own lets its
     suspended parent continue (``continue_parent=False`` to leave the parent waiting).
+
+    Resumes of one run are serialised across processes: a resume waits up to ``wait_s``
+    while another process runs the run, then reads the run as that process left it (an answer
+    to a suspension someone else already answered is refused). A run whose journal is damaged
+    or missing raises :class:`JournalDamagedError` unless ``force=True``.
     """
-    from fm_lab.engine.resuming import check_resume_data, expired_resumes, resume_target
     from fm_lab.nodes.registry import default_registry
 
     registry = registry or default_registry()
     store = store or default_store()
-    store.recover_journals(run_id)
-    snapshot = store.load_run(run_id)
-    resume = dict(snapshot.resumes)
-    targeted = data is not None or label is not None or node is not None or path_id is not None
-    common: dict[str, Any] = {
-        "store": store,
-        "request_context": request_context,
-        "registry": registry,
-    }
-    if targeted:
-        target = resume_target(store, snapshot.status, run_id, label, node, path_id)
-        check_resume_data(target, data)
-        if target["run_id"] != run_id:  # the suspension is in a child run: resume it first
-            await aresume(target["run_id"], data, path_id=target["path_id"],
-                          continue_parent=False, **common)
-        else:
-            resume[target["path_id"]] = data
-    if snapshot.status == "suspended":
-        resume.update(expired_resumes(store, run_id, resume))
+    journal = await lock_run(store, run_id, wait_s)
+    try:
+        if journal is not None:
+            for note in store.adopt_journal(run_id, journal, force=force):
+                logging.getLogger("fm_lab").warning(note)
+        snapshot = store.load_run(run_id)
+        common: dict[str, Any] = {
+            "store": store, "request_context": request_context, "registry": registry,
+        }
+        resume = await _resume_data(snapshot, data, label, node, path_id, common)
+    except BaseException:
+        unlock_run(journal, stored=False)
+        raise
     composite_waiting = any(
         r["status"] == "suspended" and not r.get("leaf", True) for r in snapshot.nodes.values()
     )
     if snapshot.status in ("succeeded", "cancelled") or (
         snapshot.status == "suspended" and not resume and not composite_waiting
     ):
+        unlock_run(journal, stored=True)
         return Run.load(run_id, store)
     plan = Plan(snapshot.workflow, registry)
     on_event = listener(len(plan.nodes), snapshot.workflow.id,
                         False if snapshot.parent_run_id is not None else progress, on_event)
-    journal = store.open_journal(run_id)  # RunLockedError while another process runs it
     try:
         store.claim_run(run_id)
     except BaseException:
-        if journal is not None:
-            journal.close()
+        unlock_run(journal, stored=False)
         raise
     session = RunSession(
         store=store,
@@ -233,6 +234,35 @@ async def aresume(
         # resumed directly (not by the parent's subflow node): let the parent pick it up
         await aresume(parent, **common)
     return result
+
+
+async def _resume_data(
+    snapshot: RunSnapshot,
+    data: Any,
+    label: str | None,
+    node: str | None,
+    path_id: str | None,
+    common: dict[str, Any],
+) -> dict[str, Any]:
+    """The resume data the run continues with (the caller holds the run's lock): answers
+    stored before, the new answer (checked first; one for a child run is delivered to it),
+    and the defaults of expired waits."""
+    from fm_lab.engine.resuming import check_resume_data, expired_resumes, resume_target
+
+    store: Store = common["store"]
+    run_id = snapshot.run_id
+    resume = dict(snapshot.resumes)
+    if data is not None or label is not None or node is not None or path_id is not None:
+        target = resume_target(store, snapshot.status, run_id, label, node, path_id)
+        check_resume_data(target, data)
+        if target["run_id"] != run_id:  # the suspension is in a child run: resume it first
+            await aresume(target["run_id"], data, path_id=target["path_id"],
+                          continue_parent=False, **common)
+        else:
+            resume[target["path_id"]] = data
+    if snapshot.status == "suspended":
+        resume.update(expired_resumes(store, run_id, resume))
+    return resume
 
 
 def _check_new_run_id(store: Store, run_id: str) -> None:
@@ -320,27 +350,42 @@ def signal(run_id: str, name: str, data: Any = None, **kwargs: Any) -> Run:
     return run_sync(asignal(run_id, name, data, **kwargs))
 
 
-def cancel(run_id: str, store: Store | None = None) -> None:
+def cancel(run_id: str, store: Store | None = None, wait_s: float = 5.0) -> None:
     """Cancel a run: a live one stops at once (completed work is kept, status ``cancelled``);
     a suspended or failed one is marked cancelled; one running in another process is asked to
-    stop at its next check."""
+    stop at its next check (this waits up to ``wait_s`` for it, and marks it cancelled if it
+    suspended or failed meanwhile)."""
     session = _LIVE.get(run_id)
     if session is not None:
         session.cancel()
         return
     store = store or default_store()
-    if store.run_is_live(run_id):  # running in another process: ask it to stop
-        (store.journal_dir / f"{run_id}.cancel").touch()
-        return
-    store.recover_journals(run_id)
-    status = store.run_status(run_id)
-    if status in ("suspended", "failed", "running"):  # running here: its process died
-        store.set_status(run_id, "cancelled")
-        children = store.sql("select run_id from runs where run_id like ? and status in "
-                             "('suspended', 'failed', 'running')", [run_id + ".%"])
-        for child in children["run_id"]:
-            if not store.run_is_live(child):
-                store.set_status(child, "cancelled")
+    cancel_file = store.journal_dir / f"{run_id}.cancel"
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            journal = store.open_journal(run_id)
+            break
+        except RunLockedError:  # running in another process: ask it to stop
+            cancel_file.touch()
+            if time.monotonic() >= deadline:
+                return  # it stops at its next check
+            time.sleep(0.05)
+    stored = False
+    try:
+        if journal is not None:  # nothing will re-run: a damaged journal's intact part is kept
+            store.adopt_journal(run_id, journal, force=True)
+        stored = True
+        cancel_file.unlink(missing_ok=True)
+        if store.run_status(run_id) in ("suspended", "failed", "running"):  # running: it died
+            store.set_status(run_id, "cancelled")
+            children = store.sql("select run_id from runs where run_id like ? and status in "
+                                 "('suspended', 'failed', 'running')", [run_id + ".%"])
+            for child in children["run_id"]:
+                if not store.run_is_live(child):
+                    store.set_status(child, "cancelled")
+    finally:
+        unlock_run(journal, stored)
 
 
 def recover(store: Store | None = None) -> list[Run]:
@@ -357,9 +402,11 @@ def recover(store: Store | None = None) -> list[Run]:
         if store.run_is_live(run_id):
             continue
         try:
-            resumed.append(resume(run_id, store=store))
+            resumed.append(resume(run_id, store=store, wait_s=0.0))
         except RunLockedError:
             continue  # it came alive in the meantime
+        except JournalDamagedError as exc:  # needs a person: resume(run_id, force=True)
+            logging.getLogger("fm_lab").warning("%s", exc)
     return resumed
 
 

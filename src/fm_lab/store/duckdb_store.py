@@ -21,7 +21,14 @@ from fm_lab.store.errors import (
     StoreLockedError,
     StoreVersionError,
 )
-from fm_lab.store.journal import Durability, Journal, read_journal, split_records, try_lock
+from fm_lab.store.journal import (
+    Durability,
+    Journal,
+    JournalDamagedError,
+    scan_journal,
+    split_records,
+    try_lock,
+)
 from fm_lab.store.schema import LATEST_VERSION, MIGRATIONS, VIEWS_VERSION
 
 if TYPE_CHECKING:
@@ -38,6 +45,21 @@ def _inode_of(path: Path) -> int | None:
         return path.stat().st_ino
     except FileNotFoundError:
         return None
+
+
+_WARNED: set[tuple[str, int, int]] = set()
+
+
+def _warn_once(path: Path, message: str, *args: Any) -> None:
+    """Log a journal's problem once per process (stores reopen files often)."""
+    stat = path.stat()
+    key = (str(path), stat.st_ino, stat.st_size)
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    import logging
+
+    logging.getLogger("fm_lab").warning(message, path, *args)
 
 
 @dataclass
@@ -502,7 +524,9 @@ class Store:
         self._recovery_due = True
 
     def recover_journals(self, run_id: str | None = None) -> list[str]:
-        """Ingest journals left by dead processes (all, or ``run_id``'s); return their runs."""
+        """Ingest journals left by dead processes (all, or ``run_id``'s); return their runs.
+        A damaged journal is left in place, untouched, for :meth:`adopt_journal` (a resume)
+        to report."""
         if self.memory or not self.journal_dir.exists():
             return []
         paths = (
@@ -518,9 +542,17 @@ class Store:
             try:
                 if os.fstat(fd).st_ino != _inode_of(path):
                     continue  # its run finished and removed it between our open and lock
-                texts: dict[int, bytes] = {}
-                records = read_journal(path, texts)
-                self.ingest(path.stem, records, texts=texts)
+                scan = scan_journal(path)
+                if scan.damage:
+                    _warn_once(path, "journal %s is damaged (%s); its run is left as it is "
+                               "until it is resumed",
+                               "; ".join(d.describe() for d in scan.damage))
+                    continue
+                if scan.torn_tail:
+                    _warn_once(path, "the last record of journal %s was torn (a write cut "
+                               "short by a crash or a full disk) and is dropped")
+                self.ingest(path.stem, scan.records, texts=scan.texts)
+                self._mark_drained(path.stem)
                 path.unlink(missing_ok=True)
                 recovered.append(path.stem)
             finally:
@@ -529,6 +561,50 @@ class Store:
             if not (self.journal_dir / f"{stale.stem}.journal").exists():
                 stale.unlink(missing_ok=True)
         return recovered
+
+    def _mark_drained(self, run_id: str) -> None:
+        """A dead process's run whose journal is now wholly stored: no process owns it, so a
+        later resume that finds no journal knows nothing was lost."""
+        with self.connection() as con:
+            con.execute("update runs set owner_pid = null where run_id = ? and status = "
+                        "'running'", [run_id])
+
+    def adopt_journal(self, run_id: str, journal: Journal, force: bool = False) -> list[str]:
+        """Store what ``journal`` (locked by this process, about to continue the run) holds
+        from earlier segments. Raises :class:`JournalDamagedError`, storing nothing, when the
+        journal is damaged or missing where it may have held committed work, unless
+        ``force``: then the intact records are stored, the damaged file is kept beside it as
+        ``<run>.journal-damaged-<ms>`` and the journal starts afresh. Returns warnings."""
+        scan = scan_journal(journal.path)
+        with self.connection() as con:
+            row = con.execute("select journal_seq, status, owner_pid from runs where run_id = ?",
+                              [run_id]).fetchone()
+        stored_seq = int(row[0]) if row else 0
+        losses = scan.losses(stored_seq)
+        gap = scan.gap_before(stored_seq) if row else None
+        problems = [d.describe() for d in [*([gap] if gap else []), *losses]]
+        if journal.created and row is not None and row[1] == "running" and row[2] is not None:
+            problems.append(f"{journal.path.name} is missing, though the process that ran the "
+                            "run died before storing its records")
+        if problems and not force:
+            raise JournalDamagedError(
+                f"run {run_id}: its journal is damaged ({'; '.join(problems)}), so resuming "
+                "could re-run work that was already done; nothing was changed. Resume with "
+                f"force=True (fm-lab resume {run_id} --force) to continue from what is intact"
+            )
+        self.ingest(run_id, scan.records, texts=scan.texts)
+        notes = [f"run {run_id}: resumed despite a damaged journal: {p}" for p in problems]
+        if scan.torn_tail:
+            notes.append(f"run {run_id}: the last record of {journal.path.name} was torn (a "
+                         "write cut short by a crash or a full disk) and is dropped")
+        if scan.damage or scan.torn_tail:
+            if problems:
+                kept = journal.path.with_name(
+                    f"{journal.path.name}-damaged-{int(time.time() * 1000)}")
+                kept.write_bytes(journal.path.read_bytes())
+                notes.append(f"run {run_id}: the damaged journal is kept as {kept}")
+            journal.reset()  # its intact records are stored; go on from a clean file
+        return notes
 
     # ---- reading -------------------------------------------------------------------------
     def load_run(self, run_id: str) -> RunSnapshot:

@@ -3,7 +3,8 @@
 One file per run, locked (``flock``) by the process that runs it, so a journal whose lock can
 be taken belongs to a dead process. ``commit()`` writes every pending record with one
 ``write`` and, in ``fsync`` durability, one ``fsync``: nodes that finish together share it
-(group commit). A torn last line (a crash mid-write) is detected by its CRC and ignored.
+(group commit). Every line carries its record's CRC: a torn last line (a crash mid-write) is
+dropped, and damage inside the file is found, reported and skipped (:func:`scan_journal`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import json
 import os
 import threading
 import zlib
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from fm_lab.store.codec import dumpb, dumps
+from fm_lab.store.errors import StoreError
 
 Durability = Literal["fsync", "process", "none"]
 
@@ -34,6 +36,11 @@ class RunLockedError(RuntimeError):
     """Another live process is running this run."""
 
 
+class JournalDamagedError(StoreError):
+    """A run's journal is damaged or missing, so resuming could re-run committed work; the
+    run is unchanged until it is resumed with ``force=True``."""
+
+
 class Journal:
     """The journal of one run."""
 
@@ -42,7 +49,13 @@ class Journal:
         self.durability = durability
         self._pending: list[bytes] = []
         self._lock = threading.Lock()
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        flags = os.O_WRONLY | os.O_APPEND
+        try:  # ``created``: the file did not exist (a journal that should be there is missing)
+            self._fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+            self.created = True
+        except FileExistsError:
+            self._fd = os.open(path, flags | os.O_CREAT, 0o644)
+            self.created = False
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -79,6 +92,14 @@ class Journal:
         if self.durability == "fsync":
             os.fsync(self._fd)
 
+    def reset(self) -> None:
+        """Empty the file (its records are stored elsewhere); the lock is kept."""
+        with self._lock:
+            self._pending.clear()
+        os.ftruncate(self._fd, 0)
+        if self.durability == "fsync":
+            os.fsync(self._fd)
+
     def close(self, remove: bool = False) -> None:
         """Release the lock; ``remove`` deletes the file (its records are ingested)."""
         if self._fd < 0:
@@ -92,18 +113,128 @@ class Journal:
 
 
 def read_journal(path: Path, texts: dict[int, bytes] | None = None) -> list[dict[str, Any]]:
-    """Every intact record of a journal, stopping at the first torn or corrupt line.
+    """Every intact record of a journal (damaged lines are skipped, see :func:`scan_journal`).
     ``texts``, when given, receives each span record's JSON text by ``seq`` (for ingestion)."""
-    records = []
-    for body in _bodies(path):
-        try:
-            record = json.loads(body)
-        except ValueError:
-            break
-        records.append(record)
-        if texts is not None and record.get("k") == "span":
-            texts[record["seq"]] = body
-    return records
+    scan = scan_journal(path)
+    if texts is not None:
+        texts.update(scan.texts)
+    return scan.records
+
+
+@dataclass
+class Damage:
+    """One damaged place in a journal: ``line`` (1-based), what is wrong, and the record
+    numbers (``seq``) it may have destroyed (``last`` None: unknown, up to the end)."""
+
+    line: int
+    problem: str
+    first: int
+    last: int | None
+
+    def loses_after(self, stored_seq: int) -> bool:
+        """True when records the store does not have yet may be lost here."""
+        return self.last is None or (self.last >= self.first and self.last > stored_seq)
+
+    def describe(self) -> str:
+        lost = (f"record {self.first}" if self.last == self.first
+                else f"records from {self.first}" if self.last is None
+                else f"records {self.first}-{self.last}" if self.last > self.first
+                else "no record")
+        return f"line {self.line}: {self.problem} ({lost} lost)"
+
+
+@dataclass
+class JournalScan:
+    """What a journal holds: intact records in order, span texts, damage, and whether its
+    last line was torn (a write cut short, as a crash or a full disk leaves it)."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    texts: dict[int, bytes] = field(default_factory=dict)
+    damage: list[Damage] = field(default_factory=list)
+    torn_tail: bool = False
+    exists: bool = True
+
+    def losses(self, stored_seq: int) -> list[Damage]:
+        """Damage that may have destroyed records not yet in the store."""
+        return [d for d in self.damage if d.loses_after(stored_seq)]
+
+    def gap_before(self, stored_seq: int) -> Damage | None:
+        """Records missing between what the store has and the journal's first record."""
+        if self.records and self.records[0]["seq"] > stored_seq + 1:
+            return Damage(1, "the journal starts after the stored records", stored_seq + 1,
+                          self.records[0]["seq"] - 1)
+        return None
+
+
+def scan_journal(path: Path) -> JournalScan:
+    """Read a journal line by line, checking each record's CRC and that record numbers follow
+    one another. A damaged line is reported and skipped; intact records after it are kept
+    (lines resynchronise at the next newline). A last line without its newline is a torn
+    write: dropped, and noted in ``torn_tail``."""
+    scan = JournalScan()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        scan.exists = False
+        return scan
+    lines = data.split(b"\n")
+    tail = lines.pop()  # b"" when the file ends with a newline
+    if tail.strip(b"\0"):
+        scan.torn_tail = True
+    pending: Damage | None = None  # damage whose extent the next intact record tells
+    last_seq: int | None = None
+    for number, line in enumerate(lines, 1):
+        record = _decode_line(line)
+        if record is None:
+            if pending is None:
+                pending = Damage(number, _line_problem(line), (last_seq or 0) + 1, None)
+            continue
+        seq = record.get("seq")
+        if not isinstance(seq, int):
+            if pending is None:
+                pending = Damage(number, "a record without a sequence number",
+                                 (last_seq or 0) + 1, None)
+            continue
+        if pending is not None:
+            pending.last = seq - 1
+            scan.damage.append(pending)
+            pending = None
+        elif last_seq is not None and seq <= last_seq:
+            scan.damage.append(Damage(number, f"record {seq} repeated out of order",
+                                      last_seq + 1, last_seq))
+            continue
+        elif last_seq is not None and seq != last_seq + 1:
+            scan.damage.append(Damage(number, "records missing", last_seq + 1, seq - 1))
+        last_seq = seq
+        scan.records.append(record)
+        if record.get("k") == "span":
+            scan.texts[seq] = line[9:]
+    if pending is not None:
+        scan.damage.append(pending)  # damage at the end: what it destroyed is unknown
+    return scan
+
+
+def _decode_line(line: bytes) -> dict[str, Any] | None:
+    if len(line) < 10 or line[8:9] != b" ":
+        return None
+    body = line[9:]
+    try:
+        if int(line[:8], 16) != zlib.crc32(body):
+            return None
+        record = json.loads(body)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and "k" in record else None
+
+
+def _line_problem(line: bytes) -> str:
+    if len(line) < 10 or line[8:9] != b" ":
+        return "not a journal record"
+    try:
+        int(line[:8], 16)
+    except ValueError:
+        return "not a journal record"
+    return "checksum mismatch"
 
 
 def split_records(
@@ -117,23 +248,6 @@ def split_records(
         kind = record["k"]
         (spans if kind == "span" else nodes if kind == "node" else others).append(record)
     return nodes, spans, others
-
-
-def _bodies(path: Path) -> Iterator[bytes]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return
-    for line in data.split(b"\n"):
-        if len(line) < 10 or line[8:9] != b" ":
-            return
-        body = line[9:]
-        try:
-            if int(line[:8], 16) != zlib.crc32(body):
-                return
-        except ValueError:
-            return
-        yield body
 
 
 def _inode(path: Path) -> int | None:

@@ -33,13 +33,13 @@ def test_span_records_come_back_with_their_text(tmp_path):
 def test_torn_or_corrupt_tail_is_ignored(tmp_path):
     path = tmp_path / "r.journal"
     journal = Journal(path)
-    journal.append({"seq": 1})
+    journal.append({"seq": 1, "k": "node"})
     journal.commit()
     journal.close()
     with path.open("ab") as handle:
         handle.write(b'0000abcd {"seq": 2}\n')  # wrong checksum
         handle.write(b"12")  # torn line
-    assert read_journal(path) == [{"seq": 1}]
+    assert read_journal(path) == [{"seq": 1, "k": "node"}]
 
 
 def test_a_live_owner_keeps_the_lock(tmp_path):
@@ -56,7 +56,7 @@ def test_a_live_owner_keeps_the_lock(tmp_path):
 def test_close_with_remove_deletes_the_file(tmp_path):
     path = tmp_path / "r.journal"
     journal = Journal(path, durability="process")
-    journal.append({"seq": 1})
+    journal.append({"seq": 1, "k": "node"})
     journal.commit()
     journal.close(remove=True)
     assert not path.exists()
