@@ -24,6 +24,15 @@ def wait_for_release(marker, release, value):
     while not Path(release).exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     return value
+
+
+def die_once(marker):
+    # the first attempt kills its own process (SIGKILL), as a crashed kernel would
+    import os, signal
+    if not Path(marker).exists():
+        Path(marker).write_text("died")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "survived"
 """
 
 RUNNER = """
@@ -222,3 +231,31 @@ def test_run_survives_its_file_being_held_during_a_periodic_ingest(
     fresh = fm_lab.Store(store_path)
     assert fresh.runs().set_index("run_id").loc[run.run_id, "status"] == "succeeded"
     assert set(fresh.node_executions(run.run_id)["status"]) == {"succeeded"}
+
+
+def test_recover_resumes_dead_runs_and_leaves_live_ones_alone(spawner, tmp_path, store_path):
+    module = spawner.write_module("recover_fns", FUNCTIONS)
+    marker, release, died = tmp_path / "live.running", tmp_path / "live.release", tmp_path / "d"
+    live = fm_lab.WorkflowBuilder("live_one")
+    live.node("slow", "code", function=f"{module}:wait_for_release",
+              args={"marker": str(marker), "release": str(release), "value": 1})
+    dead = fm_lab.WorkflowBuilder("dead_one")
+    dead.node("die", "code", function=f"{module}:die_once", args={"marker": str(died)})
+    for name, builder in (("live", live), ("dead", dead)):
+        (tmp_path / f"{name}.flow.json").write_text(builder.build().to_json())
+    crashed = spawner.start(RUNNER, str(store_path), str(tmp_path / "dead.flow.json"), "dead-run")
+    crashed.communicate(timeout=120)
+    assert crashed.returncode == -9 and died.exists()
+    proc = spawner.start(RUNNER, str(store_path), str(tmp_path / "live.flow.json"), "live-run")
+    spawner.wait_for(marker, proc)
+    store = fm_lab.Store(store_path)
+    assert _row(store, "live-run")["status"] == "running"
+
+    recovered = fm_lab.recover(store=store)
+    assert [(r.run_id, r.status) for r in recovered] == [("dead-run", "succeeded")]
+    assert fm_lab.get_run("dead-run", store=store).node("die").output == "survived"
+    row = _row(store, "live-run")
+    assert row["status"] == "running" and row["owner_pid"] == proc.pid  # left to its owner
+    release.touch()
+    assert spawner.finish(proc).strip() == "succeeded"
+    assert store.run_status("live-run") == "succeeded"
