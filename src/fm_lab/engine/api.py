@@ -113,7 +113,7 @@ async def arun(
     registry = registry or default_registry()
     wf = load_workflow(workflow)
     plan = Plan(wf, registry)
-    prepared = plan.prepare_inputs(dict(inputs or {}))
+    prepared = plan.prepare_inputs(dict(inputs or {}), plain=parent_run_id is None)
     on_event = listener(len(plan.nodes), wf.id,
                         False if parent_run_id is not None else progress, on_event)
     store = store or default_store()
