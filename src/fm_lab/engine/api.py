@@ -16,6 +16,7 @@ from fm_lab.progress import listener
 from fm_lab.spec.models import Workflow
 from fm_lab.store.duckdb_store import Store
 from fm_lab.store.errors import StoreError
+from fm_lab.store.ids import RunIdInUseError, validate_run_id
 from fm_lab.store.journal import Durability, Journal, RunLockedError
 from fm_lab.sync import run_sync
 
@@ -126,7 +127,7 @@ async def arun(
     if run_id is None:
         run_id = new_run_id()
     else:
-        _check_new_run_id(store, run_id)
+        _check_new_run_id(store, validate_run_id(run_id))
     journal = store.open_journal(run_id)
     try:
         session = RunSession(
@@ -174,6 +175,7 @@ async def aresume(
     from fm_lab.engine.resuming import check_resume_data, expired_resumes, resume_target
     from fm_lab.nodes.registry import default_registry
 
+    validate_run_id(run_id)
     registry = registry or default_registry()
     store = store or default_store()
     store.recover_journals(run_id)
@@ -240,7 +242,7 @@ def _check_new_run_id(store: Store, run_id: str) -> None:
     from fm_lab.store.errors import RunNotFoundError
 
     if store.run_is_live(run_id):
-        raise ValueError(f"run id {run_id!r} is in use by a live run")
+        raise RunIdInUseError(f"run id {run_id!r} is in use by a live run")
     store.recover_journals(run_id)
     if not store.memory and not Path(store.path).exists():
         return  # nothing stored yet (and no journal left): the id is free
@@ -248,7 +250,7 @@ def _check_new_run_id(store: Store, run_id: str) -> None:
         status = store.run_status(run_id)
     except RunNotFoundError:
         return
-    raise ValueError(f"run id {run_id!r} already names a {status} run; resume it with "
+    raise RunIdInUseError(f"run id {run_id!r} already names a {status} run; resume it with "
                      "fm_lab.resume() or choose another id")
 
 
@@ -324,13 +326,13 @@ def cancel(run_id: str, store: Store | None = None) -> None:
     """Cancel a run: a live one stops at once (completed work is kept, status ``cancelled``);
     a suspended or failed one is marked cancelled; one running in another process is asked to
     stop at its next check."""
-    session = _LIVE.get(run_id)
+    session = _LIVE.get(validate_run_id(run_id))
     if session is not None:
         session.cancel()
         return
     store = store or default_store()
     if store.run_is_live(run_id):  # running in another process: ask it to stop
-        (store.journal_dir / f"{run_id}.cancel").touch()
+        store.cancel_path(run_id).touch()
         return
     store.recover_journals(run_id)
     status = store.run_status(run_id)
@@ -416,7 +418,7 @@ def rerun(source: Run | str, *nodes: str, **kwargs: Any) -> Run:
 
 def get_run(run_id: str, store: Store | None = None) -> Run:
     """A stored run by id."""
-    return Run.load(run_id, store or default_store())
+    return Run.load(validate_run_id(run_id), store or default_store())
 
 
 def runs(
