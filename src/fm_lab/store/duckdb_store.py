@@ -132,6 +132,10 @@ class Store:
                     self._recovery_due = False
                     self.recover_journals()
                 yield self._con
+            except Exception as exc:
+                if self._damaged(exc):
+                    raise StoreCorruptError.from_duckdb(self.path, exc) from None
+                raise
             finally:
                 self._leases -= 1
                 if not self.memory and self._leases == 0 and self._holds == 0:
@@ -189,10 +193,17 @@ class Store:
         except BaseException as exc:
             self._release(con)
             if isinstance(exc, duckdb.IOException | duckdb.InternalException
-                          | duckdb.SerializationException):
+                          | duckdb.SerializationException):  # its first reads failed
                 raise StoreCorruptError.from_duckdb(self.path, exc) from None
             raise
         return con
+
+    def _damaged(self, exc: Exception) -> bool:
+        """Whether ``exc`` is DuckDB failing to read this store's file (not a bad query)."""
+        import duckdb
+
+        return (not self.memory and self.path in str(exc) and isinstance(
+            exc, duckdb.IOException | duckdb.InternalException | duckdb.SerializationException))
 
     def _release(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
         """Close ``con`` (default: the open connection); a file is detached when no other
