@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -164,16 +164,31 @@ def _check_length(text: str) -> None:
 def safe_load(text: str) -> Any:
     """``yaml.safe_load`` bounded in size, depth and alias expansion; syntax errors, as the
     limits, raise :class:`DocumentError` with a one-line message."""
-    return _load(_BoundedLoader(text))
+    _check_length(text)
+    return _load(_loader(_BoundedLoader, text))
+
+
+_L = TypeVar("_L", bound=_BoundedLoader)
+
+
+def _loader(cls: type[_L], text: str) -> _L:
+    try:
+        return cls(text)  # reads the first chunk: a control character fails here
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc) from None
 
 
 def _load(loader: _BoundedLoader) -> Any:
     try:
         return loader.bounded_data()
     except yaml.YAMLError as exc:
-        raise DocumentError(f"not valid YAML: {_yaml_message(exc)}", code="yaml") from None
+        raise _yaml_error(exc) from None
     finally:
         loader.dispose()
+
+
+def _yaml_error(exc: yaml.YAMLError) -> DocumentError:
+    return DocumentError(f"not valid YAML: {_yaml_message(exc)}", code="yaml")
 
 
 def _yaml_message(exc: yaml.YAMLError) -> str:
@@ -202,7 +217,7 @@ def load_json(text: str) -> Any:
 def load_yaml(text: str) -> tuple[dict[str, Any], list[ValidationIssue]]:
     """Parse YAML; a key given twice in one mapping (e.g. a node id) is returned as an issue."""
     _check_length(text)
-    loader = _DuplicateKeyLoader(text)
+    loader = _loader(_DuplicateKeyLoader, text)
     loader.duplicates = []
     data = _load(loader)
     if not isinstance(data, dict):
