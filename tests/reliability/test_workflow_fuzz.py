@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import fm_lab
 from fm_lab.spec import Workflow, WorkflowValidationError, limits
 from fm_lab.spec.errors import DocumentError
-from fm_lab.spec.io import decode_document
+from fm_lab.spec.io import decode_document, safe_load
 
 ROOT = Path(__file__).resolve().parents[2]
 FUZZ = settings(max_examples=150, deadline=None, database=None,
@@ -122,8 +122,8 @@ def _rejected_or_runs(load: Any) -> None:
     assert run.status in ("succeeded", "failed")
 
 
-@FUZZ
-@given(doc=st.sampled_from(VALID), form=st.sampled_from(["yaml", "json", "dict"]))
+@pytest.mark.parametrize("form", ["yaml", "json", "dict"])
+@pytest.mark.parametrize("doc", VALID, ids=[d["id"] for d in VALID])
 def test_valid_workflows_run(doc, form):
     run = fm_lab.run(_load(doc, form), {}, store=fm_lab.Store(":memory:"), progress=False)
     assert run.status == "succeeded"
@@ -160,13 +160,21 @@ def alias_bomb(levels: int, width: int) -> str:
 @FUZZ
 @given(levels=st.integers(2, 14), width=st.integers(2, 14))
 def test_alias_bombs_are_refused_before_they_expand(levels, width):
-    expanded = sum(width ** n for n in range(1, levels + 1))
-    if expanded <= limits.MAX_YAML_NODES:
-        _rejected_or_runs(lambda: Workflow.from_yaml(alias_bomb(levels, width)))
+    sizes = [1 + width]  # each anchor's list, expanded: itself and its items
+    for _ in range(1, levels):
+        sizes.append(1 + width * sizes[-1])
+    expanded = sum(sizes) + sizes[-1]  # every anchor, and the last one again as "junk"
+    text = alias_bomb(levels, width)
+    if expanded > limits.MAX_YAML_NODES + 100:  # the document's own few nodes aside
+        with pytest.raises(DocumentError) as caught:
+            Workflow.from_yaml(text)
+        assert caught.value.issues[0].code == "too_big"
+    elif expanded > limits.MAX_YAML_NODES - 100:
         return
-    with pytest.raises(DocumentError) as caught:
-        Workflow.from_yaml(alias_bomb(levels, width))
-    assert caught.value.issues[0].code == "too_big"
+    elif expanded < 5_000:
+        _rejected_or_runs(lambda: Workflow.from_yaml(text))
+    else:  # big but allowed: it parses (running it is a benchmark's business)
+        assert safe_load(text)["id"] == "bomb"
 
 
 def _nested(depth: int, style: str) -> str:
@@ -178,7 +186,7 @@ def _nested(depth: int, style: str) -> str:
     return '{"id": "deep", "nodes": ' + "[" * depth + "]" * depth + "}"
 
 
-@settings(max_examples=30, deadline=None, database=None)
+@settings(max_examples=20, deadline=None, database=None)
 @given(extra=st.integers(1, 300), style=st.sampled_from(["flow", "block", "json"]))
 def test_documents_nested_too_deep_are_refused(extra, style):
     depth = limits.MAX_DEPTH + extra
