@@ -1,7 +1,8 @@
 """The ``fm-lab`` command: run, resume, runs, show, validate.
 
-User errors (a bad workflow, a missing file, a locked store) print a message and exit 1,
-never a traceback. ``--json`` prints one JSON object for scripts.
+User errors (a bad workflow, a missing file, a locked store) print one line,
+``fm-lab: error: ...``, and exit 1, never a traceback. ``--json`` prints one JSON object
+for scripts.
 """
 
 from __future__ import annotations
@@ -156,27 +157,43 @@ def _cmd_usage(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``fm-lab``; returns the exit code."""
+    """Entry point of ``fm-lab``; returns the exit code. A user error (a bad file or
+    argument, an invalid workflow, a store problem, an unknown run) is one line on stderr,
+    ``fm-lab: error: ...``, and exit code 1; output cut short by a closed pipe
+    (``fm-lab runs | head``) ends quietly."""
     args = _parser().parse_args(argv)
     try:
-        return int(_COMMANDS[args.command](args))
+        code = int(_COMMANDS[args.command](args))
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _pipe_closed()
     except Exception as exc:
-        from fm_lab.engine.errors import ResumeError
-        from fm_lab.spec.errors import WorkflowValidationError
-        from fm_lab.store.errors import StoreError
-        from fm_lab.store.journal import RunLockedError
-
-        user_errors = (
-            WorkflowValidationError,
-            StoreError,
-            FileNotFoundError,
-            _UsageError,
-            ResumeError,
-            RunLockedError,
-        )
-        if isinstance(exc, user_errors):
+        if isinstance(exc, _user_errors()):
             return _fail(args, exc)
         raise
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from fm_lab.engine.errors import ResumeError
+    from fm_lab.spec.errors import WorkflowValidationError
+    from fm_lab.store.errors import StoreError
+    from fm_lab.store.ids import InvalidIdError, RunIdInUseError
+    from fm_lab.store.journal import RunLockedError
+
+    return (WorkflowValidationError, StoreError, FileNotFoundError, IsADirectoryError,
+            _UsageError, ResumeError, RunLockedError, InvalidIdError, RunIdInUseError)
+
+
+def _pipe_closed() -> int:
+    """The reader of stdout went away: send the rest to /dev/null (so the flush at exit
+    cannot fail again) and stop without a traceback."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 1
 
 
 class _UsageError(ValueError):
@@ -195,8 +212,23 @@ def _fail(args: argparse.Namespace, exc: Exception) -> int:
             ]
         print(json.dumps(payload))
     else:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"fm-lab: error: {_one_line(args, exc)}", file=sys.stderr)
     return 1
+
+
+def _one_line(args: argparse.Namespace, exc: Exception) -> str:
+    """The error as one line: a list of issues joined by '; ', the workflow file named."""
+    from fm_lab.spec.errors import DocumentError, WorkflowValidationError
+
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    issues = getattr(exc, "issues", None)
+    if issues and not isinstance(exc, DocumentError):
+        text = text.splitlines()[0] + " " + "; ".join(str(issue) for issue in issues)
+    file = getattr(args, "file", None)
+    if (isinstance(exc, WorkflowValidationError) and not isinstance(exc, DocumentError)
+            and exc.subject.startswith("workflow") and file):
+        text = f"{file}: {text}"
+    return " ".join(text.split())
 
 
 def _store(args: argparse.Namespace) -> Store:
@@ -205,13 +237,24 @@ def _store(args: argparse.Namespace) -> Store:
     return connect(args.store) if args.store else connect()
 
 
+def _json_value(raw: str, flag: str) -> Any:
+    """``raw`` parsed as bounded JSON (see :mod:`fm_lab.spec.limits`), or a usage error."""
+    from fm_lab.spec.errors import DocumentError
+    from fm_lab.spec.io import load_json
+
+    try:
+        return load_json(raw)
+    except DocumentError as exc:
+        raise _UsageError(f"{flag}: {exc.problem}") from None
+
+
 def _inputs(args: argparse.Namespace) -> dict[str, Any]:
+    from fm_lab.spec.errors import DocumentError
+    from fm_lab.spec.io import load_json
+
     inputs: dict[str, Any] = {}
     if args.inputs_json:
-        try:
-            loaded = json.loads(args.inputs_json)
-        except json.JSONDecodeError as exc:
-            raise _UsageError(f"--inputs-json is not JSON: {exc}") from None
+        loaded = _json_value(args.inputs_json, "--inputs-json")
         if not isinstance(loaded, dict):
             raise _UsageError("--inputs-json must be a JSON object")
         inputs.update(loaded)
@@ -220,8 +263,10 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
         if not sep or not key:
             raise _UsageError(f"--input takes KEY=VALUE, got {item!r}")
         try:
-            inputs[key] = json.loads(raw)
-        except json.JSONDecodeError:
+            inputs[key] = load_json(raw)
+        except DocumentError as exc:
+            if exc.issues[0].code != "json":
+                raise _UsageError(f"--input {key}: {exc.problem}") from None
             inputs[key] = raw
     return inputs
 
@@ -248,12 +293,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _json_arg(raw: str | None, flag: str) -> Any:
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise _UsageError(f"{flag} is not JSON: {exc}") from None
+    return None if raw is None else _json_value(raw, flag)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -397,6 +437,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     try:
         return run_batch(args, _store(args))
     except (KeyError, ValueError, TypeError, ImportError) as exc:  # bad items, unknown batch
+        if isinstance(exc, _user_errors()):
+            raise
         raise _UsageError(exc.args[0] if exc.args else str(exc)) from None
 
 

@@ -59,8 +59,11 @@ def _items_args(parser: argparse.ArgumentParser, *, grid: bool) -> None:
 def run(args: argparse.Namespace, store: Store) -> int:
     """Run ``fm-lab batch ...``; returns the exit code (1 when an item failed)."""
     from fm_lab.batch import records
+    from fm_lab.store.ids import validate_run_id
 
     command = args.batch_command
+    if args.batch_id is not None:  # before any progress bar is drawn
+        validate_run_id(args.batch_id, "batch id")
     if command == "status":
         frame = records.status(args.batch_id, store=store)
         return _summary(args, args.batch_id, frame)

@@ -22,6 +22,7 @@ from fm_lab.batch.records import (
     status,
 )
 from fm_lab.batch.shards import batch_folder
+from fm_lab.store.ids import id_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -147,7 +148,7 @@ def _default_dir(store: Store, batch_id: str) -> Path:
     from fm_lab.engine.api import home
 
     base = home() / "batches" if store.memory else store.shard_dir
-    return base / batch_id / "notebooks"
+    return id_path(base, batch_id, what="batch id") / "notebooks"
 
 
 def _output_name(source: Path, key: str) -> str:

@@ -132,10 +132,10 @@ def _plain(row: Mapping[Any, Any]) -> dict[str, Any]:
 
 def read_items_file(path: Path) -> Any:
     """A grid or item list from YAML/JSON, or rows from CSV."""
-    import json
-
     import pandas as pd
-    import yaml
+
+    from fm_lab.spec.errors import DocumentError
+    from fm_lab.spec.io import load_json, read_document, safe_load
 
     if not path.exists():
         raise FileNotFoundError(f"no parameters file {path}")
@@ -143,8 +143,11 @@ def read_items_file(path: Path) -> Any:
     if suffix == ".csv":  # an empty cell is a value not given (defaults apply), not None
         rows = pd.read_csv(path).to_dict(orient="records")
         return [{k: v for k, v in _plain(row).items() if v is not None} for row in rows]
-    text = path.read_text()
-    loaded = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
+    text = read_document(path, "parameters file")
+    try:
+        loaded = load_json(text) if suffix == ".json" else safe_load(text)
+    except DocumentError as exc:
+        raise exc.at(str(path)) from None
     if not isinstance(loaded, dict | list):
         raise ValueError(f"{path} must hold a grid (a mapping) or a list of parameter mappings")
     return loaded

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store.codec import dumps, loads
+from fm_lab.store.ids import validate_run_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,7 +76,9 @@ class Item:
 
 def ensure_batch(store: Store, batch_id: str, kind: str, target: str, executor: str,
                  folder: Path | None) -> None:
-    """Create the batch row, or check that ``batch_id`` was a batch of the same kind."""
+    """Create the batch row, or check that ``batch_id`` was a batch of the same kind (and is
+    a safe id: it names folders)."""
+    validate_run_id(batch_id, "batch id")
     with store.connection() as con:
         row = con.execute("select kind, target from batches where batch_id = ?",
                           [batch_id]).fetchone()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store.codec import loads
+from fm_lab.store.ids import id_path
 from fm_lab.store.shards import SHARDED_TABLES
 
 if TYPE_CHECKING:
@@ -20,12 +21,12 @@ def batch_folder(store: Store, batch_id: str) -> Path:
     if store.memory:
         raise ValueError("a Dask batch needs a file store (its workers write Parquet shards "
                          "next to it); connect to a DuckDB file, not ':memory:'")
-    return store.shard_dir / batch_id
+    return id_path(store.shard_dir, batch_id, what="batch id")
 
 
 def item_dir(batch_dir: Path, run_id: str) -> Path:
     """Where the shard of the item whose run is ``run_id`` lives."""
-    return batch_dir / "items" / run_id
+    return id_path(batch_dir / "items", run_id)
 
 
 def export_run(store: Store, run_id: str, batch_dir: Path) -> Path:
@@ -47,7 +48,7 @@ def export_rows(store: Store, name: str, batch_dir: Path,
     import pyarrow.parquet as pq
 
     target = item_dir(batch_dir, name)
-    tmp = batch_dir / "tmp" / f"{name}-{uuid.uuid4().hex[:8]}"
+    tmp = id_path(batch_dir / "tmp", name, f"-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
     with store.connection() as con:
         for table in SHARDED_TABLES:
@@ -56,7 +57,7 @@ def export_rows(store: Store, name: str, batch_dir: Path,
     target.parent.mkdir(parents=True, exist_ok=True)
     old = None
     if target.exists():
-        old = batch_dir / "tmp" / f"{name}-old-{uuid.uuid4().hex[:8]}"
+        old = id_path(batch_dir / "tmp", name, f"-old-{uuid.uuid4().hex[:8]}")
         target.rename(old)
     tmp.rename(target)
     if old is not None:

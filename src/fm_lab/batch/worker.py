@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fm_lab.batch.shards import export_rows, export_run, read_result
+from fm_lab.store.ids import id_path
 
 if TYPE_CHECKING:
     from fm_lab.engine.run import Run
@@ -86,7 +87,7 @@ def run_notebook_item(source: str, output: str, parameters: dict[str, Any], trac
     from fm_lab.store.duckdb_store import Store
 
     folder = Path(batch_dir)
-    scratch = folder / "tmp" / f"{name}-{uuid.uuid4().hex[:8]}.duckdb"
+    scratch = id_path(folder / "tmp", name, f"-{uuid.uuid4().hex[:8]}.duckdb")
     scratch.parent.mkdir(parents=True, exist_ok=True)
     env = {"FM_LAB_TRACEPARENT": traceparent, "FM_LAB_STORE": str(scratch)}
     try:

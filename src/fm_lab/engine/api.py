@@ -18,6 +18,7 @@ from fm_lab.progress import listener
 from fm_lab.spec.models import Workflow
 from fm_lab.store.duckdb_store import RunSnapshot, Store
 from fm_lab.store.errors import StoreError
+from fm_lab.store.ids import RunIdInUseError, validate_run_id
 from fm_lab.store.journal import Durability, Journal, JournalDamagedError, RunLockedError
 from fm_lab.sync import run_sync
 
@@ -115,7 +116,7 @@ async def arun(
     registry = registry or default_registry()
     wf = load_workflow(workflow)
     plan = Plan(wf, registry)
-    prepared = plan.prepare_inputs(dict(inputs or {}))
+    prepared = plan.prepare_inputs(dict(inputs or {}), plain=parent_run_id is None)
     on_event = listener(len(plan.nodes), wf.id,
                         False if parent_run_id is not None else progress, on_event)
     store = store or default_store()
@@ -128,7 +129,7 @@ async def arun(
     if run_id is None:
         run_id = new_run_id()
     else:
-        _check_new_run_id(store, run_id)
+        _check_new_run_id(store, validate_run_id(run_id))
     journal = store.open_journal(run_id)
     try:
         session = RunSession(
@@ -182,6 +183,7 @@ async def aresume(
     """
     from fm_lab.nodes.registry import default_registry
 
+    validate_run_id(run_id)
     registry = registry or default_registry()
     store = store or default_store()
     journal = await lock_run(store, run_id, wait_s)
@@ -270,7 +272,7 @@ def _check_new_run_id(store: Store, run_id: str) -> None:
     from fm_lab.store.errors import RunNotFoundError
 
     if store.run_is_live(run_id):
-        raise ValueError(f"run id {run_id!r} is in use by a live run")
+        raise RunIdInUseError(f"run id {run_id!r} is in use by a live run")
     store.recover_journals(run_id)
     if not store.memory and not Path(store.path).exists():
         return  # nothing stored yet (and no journal left): the id is free
@@ -278,7 +280,7 @@ def _check_new_run_id(store: Store, run_id: str) -> None:
         status = store.run_status(run_id)
     except RunNotFoundError:
         return
-    raise ValueError(f"run id {run_id!r} already names a {status} run; resume it with "
+    raise RunIdInUseError(f"run id {run_id!r} already names a {status} run; resume it with "
                      "fm_lab.resume() or choose another id")
 
 
@@ -355,12 +357,12 @@ def cancel(run_id: str, store: Store | None = None, wait_s: float = 5.0) -> None
     a suspended or failed one is marked cancelled; one running in another process is asked to
     stop at its next check (this waits up to ``wait_s`` for it, and marks it cancelled if it
     suspended or failed meanwhile)."""
-    session = _LIVE.get(run_id)
+    session = _LIVE.get(validate_run_id(run_id))
     if session is not None:
         session.cancel()
         return
     store = store or default_store()
-    cancel_file = store.journal_dir / f"{run_id}.cancel"
+    cancel_file = store.cancel_path(run_id)
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -463,7 +465,7 @@ def rerun(source: Run | str, *nodes: str, **kwargs: Any) -> Run:
 
 def get_run(run_id: str, store: Store | None = None) -> Run:
     """A stored run by id."""
-    return Run.load(run_id, store or default_store())
+    return Run.load(validate_run_id(run_id), store or default_store())
 
 
 def runs(

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from fm_lab.engine.errors import StateValidationError
 from fm_lab.engine.templating import has_templates
 from fm_lab.spec.errors import ValidationIssue, WorkflowValidationError
+from fm_lab.spec.limits import json_problem
 
 if TYPE_CHECKING:
     from fm_lab.nodes.base import NodeType
@@ -60,8 +61,14 @@ class Plan:
                     queue.append(target)
         return order
 
-    def prepare_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Fill schema defaults and validate; raise every problem at once."""
+    def prepare_inputs(self, inputs: dict[str, Any], *, plain: bool = False) -> dict[str, Any]:
+        """Fill schema defaults and validate; raise every problem at once. ``plain``: the
+        inputs must be JSON values (no sets, bytes or other objects), nested at most
+        :data:`~fm_lab.spec.limits.MAX_DEPTH` levels (what a run stores as its inputs)."""
+        problem = json_problem(inputs, "inputs", plain=plain)
+        if problem is not None:
+            raise WorkflowValidationError([ValidationIssue(*problem, "not_json")],
+                                          subject="run inputs")
         result = _with_defaults(self.workflow.inputs, inputs)
         if self._inputs_validator is not None:
             issues = schema_issues(self._inputs_validator, result, "inputs")
@@ -98,14 +105,12 @@ def schema_issues(validator: Any, value: Any, root: str) -> list[ValidationIssue
     for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
         if error.validator == "required" and isinstance(error.instance, dict):
-            for name in error.validator_value:
-                if name not in error.instance:
-                    issues.append(
-                        ValidationIssue(f"{root}{path}.{name}", "required but missing", "required")
-                    )
+            # jsonschema reports each missing name apart, each error listing all of them
+            issues += [ValidationIssue(f"{root}{path}.{name}", "required but missing", "required")
+                       for name in error.validator_value if name not in error.instance]
             continue
         issues.append(ValidationIssue(f"{root}{path}", error.message, str(error.validator)))
-    return issues
+    return list(dict.fromkeys(issues))
 
 
 def _with_defaults(schema: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:

@@ -385,7 +385,7 @@ class Runner:
 
     def _tick(self) -> None:
         session, recorder = self.session, self.session.recorder
-        cancel_file = session.store.journal_dir / f"{session.run_id}.cancel"
+        cancel_file = session.store.cancel_path(session.run_id)
         if recorder.journal is not None and not session.cancel_requested and cancel_file.exists():
             cancel_file.unlink(missing_ok=True)  # consumed: it must not cancel a later resume
             session.cancel()

@@ -55,6 +55,29 @@ class WorkflowValidationError(ValueError):
         )
 
 
+class DocumentError(WorkflowValidationError):
+    """A document that cannot be read at all: not a file, too big, not UTF-8, not YAML or
+    JSON, nested too deep, an alias bomb. ``str()`` is one line naming the source.
+
+    >>> str(DocumentError("not UTF-8", "flow.yaml"))
+    'flow.yaml: not UTF-8'
+    """
+
+    def __init__(self, problem: str, source: str | None = None, code: str = "unreadable") -> None:
+        self.problem = problem
+        self.source = source
+        super().__init__([ValidationIssue("$", problem, code)], subject="workflow document")
+
+    def _summary(self) -> str:
+        return f"{self.source or 'document'}: {self.problem}"
+
+    def at(self, source: str) -> DocumentError:
+        """This error naming ``source`` (unless it already names one)."""
+        if self.source is not None:
+            return self
+        return DocumentError(self.problem, source, self.issues[0].code)
+
+
 def pydantic_issues(exc: object, prefix: str) -> list[ValidationIssue]:
     """Turn a pydantic ``ValidationError`` into located issues under ``prefix``."""
     from pydantic import ValidationError

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
 import json
 import re
@@ -11,7 +13,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fm_lab.spec.errors import ValidationIssue, WorkflowValidationError, pydantic_issues
+from fm_lab.spec.errors import (
+    DocumentError,
+    ValidationIssue,
+    WorkflowValidationError,
+    pydantic_issues,
+)
 
 if TYPE_CHECKING:
     from fm_lab.spec.validate import NodeTypeLookup
@@ -108,13 +115,22 @@ class Workflow(_Model):
         are raised together with everything :meth:`validate` finds.
         """
         from fm_lab.spec.io import normalise
+        from fm_lab.spec.limits import json_problem
 
+        problem = json_problem(data, "$", plain=False)
+        if problem is not None:
+            raise DocumentError(problem[1], code="too_deep")
         normalised, issues = normalise(data)
         issues = [*(load_issues or []), *issues]
         try:
             workflow = cls.model_validate(normalised)
         except ValidationError as exc:
-            raise WorkflowValidationError(issues + pydantic_issues(exc, "")) from None
+            issues += pydantic_issues(exc, "")
+            repaired = _repaired(normalised, exc)
+            if repaired is not None:  # e.g. only the id is missing: report the rest too
+                with contextlib.suppress(ValidationError):
+                    issues += cls.model_validate(repaired).issues()
+            raise WorkflowValidationError(issues) from None
         if issues:
             raise WorkflowValidationError(issues + workflow.issues())
         return workflow
@@ -122,10 +138,11 @@ class Workflow(_Model):
     @classmethod
     def from_json(cls, text: str) -> Workflow:
         """Parse the canonical JSON form."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise WorkflowValidationError([ValidationIssue("$", f"not JSON: {exc}")]) from None
+        from fm_lab.spec.io import load_json
+
+        data = load_json(text)
+        if not isinstance(data, dict):
+            raise DocumentError("a workflow document is a mapping", code="not_a_mapping")
         return cls.from_dict(data)
 
     @classmethod
@@ -139,13 +156,16 @@ class Workflow(_Model):
     @classmethod
     def from_file(cls, path: str | Path) -> Workflow:
         """Load ``*.json``, ``*.yaml`` or ``*.yml`` (e.g. ``examples/quickstart.flow.yaml``)."""
+        from fm_lab.spec.io import read_document
+
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no workflow file at {path}")
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".json":
-            return cls.from_json(text)
-        return cls.from_yaml(text)
+        text = read_document(path)
+        try:
+            if path.suffix == ".json":
+                return cls.from_json(text)
+            return cls.from_yaml(text)
+        except DocumentError as exc:
+            raise exc.at(str(path)) from None
 
     # ---- serialisation ------------------------------------------------------------------
     def downstream(self, nodes: Iterable[str]) -> list[str]:
@@ -227,3 +247,31 @@ class Workflow(_Model):
         from fm_lab.spec.render import workflow_text
 
         printer.text(workflow_text(self))
+
+
+# fields whose bad value can be left out (or, for the id, stood in for) so that the rest of
+# a document is still checked; the graph (node types and configs, edge ends) is not among them
+_TOP_OPTIONAL = {"name", "version", "description", "inputs", "state", "outputs",
+                 "max_concurrency"}
+_NODE_OPTIONAL = {"label", "description", "position", "retry", "timeout_s", "cache"}
+_EDGE_OPTIONAL = {"source_handle", "condition"}
+
+
+def _repaired(data: dict[str, Any], exc: ValidationError) -> dict[str, Any] | None:
+    """``data`` without the fields ``exc`` complains about, when all of them are optional
+    or the id; None when a complaint touches the graph itself."""
+    fixed = copy.deepcopy(data)
+    for err in exc.errors(include_url=False):
+        loc = err["loc"]
+        extra = err["type"] == "extra_forbidden"
+        if loc == ("id",):
+            fixed["id"] = "<missing id>"
+        elif len(loc) >= 1 and (loc[0] in _TOP_OPTIONAL or (extra and len(loc) == 1)):
+            fixed.pop(str(loc[0]), None)
+        elif (len(loc) >= 3 and loc[0] in ("nodes", "edges")
+              and (loc[2] in (_NODE_OPTIONAL if loc[0] == "nodes" else _EDGE_OPTIONAL)
+                   or (extra and len(loc) == 3))):
+            fixed[str(loc[0])][loc[1]].pop(loc[2], None)
+        else:
+            return None
+    return fixed

@@ -78,7 +78,10 @@ def lease(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
         attachment = _attached.get(path)
         if attachment is None:
             attachment = _Attachment(_alias(path), read_only)
-            options = f"ROW_GROUP_SIZE {ROW_GROUP_SIZE}" + (", READ_ONLY" if read_only else "")
+            # TYPE DUCKDB: a foreign file (SQLite, ...) is refused, never auto-detected (which
+            # would try to download a scanner extension)
+            options = f"TYPE DUCKDB, ROW_GROUP_SIZE {ROW_GROUP_SIZE}" + (
+                ", READ_ONLY" if read_only else "")
             _instance.execute(
                 f"attach {_literal(path)} as {_identifier(attachment.alias)} ({options})"
             )

@@ -17,10 +17,12 @@ from fm_lab.store import attachments, codec
 from fm_lab.store.codec import dumps
 from fm_lab.store.errors import (
     RunNotFoundError,
+    StoreCorruptError,
     StoreError,
     StoreLockedError,
     StoreVersionError,
 )
+from fm_lab.store.ids import id_path
 from fm_lab.store.journal import (
     Durability,
     Journal,
@@ -29,6 +31,7 @@ from fm_lab.store.journal import (
     split_records,
     try_lock,
 )
+from fm_lab.store.provenance import missing_run, note_created
 from fm_lab.store.schema import LATEST_VERSION, MIGRATIONS, VIEWS_VERSION
 
 if TYPE_CHECKING:
@@ -115,6 +118,8 @@ class Store:
         self._views_stored = True
         self._recovery_due = False
         if not self.memory:
+            if Path(self.path).is_dir():
+                raise StoreCorruptError(self.path, "is a directory, not a DuckDB file")
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             if not read_only:
                 self.journal_dir.mkdir(parents=True, exist_ok=True)
@@ -127,6 +132,14 @@ class Store:
     @property
     def journal_dir(self) -> Path:
         return Path(self.path + ".journal")
+
+    def journal_path(self, run_id: str) -> Path:
+        """The run's journal file (the id checked: it never leaves :attr:`journal_dir`)."""
+        return id_path(self.journal_dir, run_id, ".journal")
+
+    def cancel_path(self, run_id: str) -> Path:
+        """The file that asks the process running ``run_id`` to cancel it."""
+        return id_path(self.journal_dir, run_id, ".cancel")
 
     @contextlib.contextmanager
     def connection(self, timeout_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -141,6 +154,10 @@ class Store:
                     self._recovery_due = False
                     self.recover_journals()
                 yield self._con
+            except Exception as exc:
+                if self._damaged(exc):
+                    raise StoreCorruptError.from_duckdb(self.path, exc) from None
+                raise
             finally:
                 self._leases -= 1
                 if not self.memory and self._leases == 0 and self._holds == 0:
@@ -185,7 +202,7 @@ class Store:
                 else:
                     match = _HOLDER.search(str(exc))
                     if match is None:
-                        raise
+                        raise StoreCorruptError.from_duckdb(self.path, exc) from None
                     holder = f"another process ({match['holder'].strip()})"
                 if time.monotonic() >= deadline:
                     raise StoreLockedError(self.path, holder) from None
@@ -195,10 +212,20 @@ class Store:
             if not self._migrated:
                 self._migrate(con)
             self._attach_shards(con)
-        except BaseException:
+        except BaseException as exc:
             self._release(con)
+            if isinstance(exc, duckdb.IOException | duckdb.InternalException
+                          | duckdb.SerializationException):  # its first reads failed
+                raise StoreCorruptError.from_duckdb(self.path, exc) from None
             raise
         return con
+
+    def _damaged(self, exc: Exception) -> bool:
+        """Whether ``exc`` is DuckDB failing to read this store's file (not a bad query)."""
+        import duckdb
+
+        return (not self.memory and self.path in str(exc) and isinstance(
+            exc, duckdb.IOException | duckdb.InternalException | duckdb.SerializationException))
 
     def _release(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
         """Close ``con`` (default: the open connection); a file is detached when no other
@@ -227,6 +254,8 @@ class Store:
                 f"reads up to v{LATEST_VERSION}. Upgrade fm_lab to open it."
             )
         applied = self._applied_migrations(con, version)
+        if version == 0 and not self.read_only and not self.memory:
+            note_created(self.path, self.journal_dir)
         if not self.read_only and any(number not in applied for number, _ in MIGRATIONS):
             for number, sql in MIGRATIONS:  # a gap (v5 before v4 landed) is filled in later
                 if number not in applied:
@@ -343,7 +372,7 @@ class Store:
         """The run's journal (None for a memory store, which keeps nothing across processes)."""
         if self.memory:
             return None
-        return Journal(self.journal_dir / f"{run_id}.journal", self.durability)
+        return Journal(self.journal_path(run_id), self.durability)
 
     def ingest(
         self,
@@ -510,7 +539,7 @@ class Store:
         """True while a process runs ``run_id`` (it holds the run's journal lock)."""
         if self.memory:
             return False
-        path = self.journal_dir / f"{run_id}.journal"
+        path = self.journal_path(run_id)
         if not path.exists():
             return False
         fd = try_lock(path)
@@ -530,7 +559,7 @@ class Store:
         if self.memory or not self.journal_dir.exists():
             return []
         paths = (
-            [self.journal_dir / f"{run_id}.journal"]
+            [self.journal_path(run_id)]
             if run_id
             else sorted(self.journal_dir.glob("*.journal"))
         )
@@ -576,6 +605,8 @@ class Store:
         ``force``: then the intact records are stored, the damaged file is kept beside it as
         ``<run>.journal-damaged-<ms>`` and the journal starts afresh. Returns warnings."""
         scan = scan_journal(journal.path)
+        if not scan.records and not Path(self.path).exists():
+            return []  # nothing to store, and no file to make: the caller finds no run
         with self.connection() as con:
             row = con.execute("select journal_seq, status, owner_pid from runs where run_id = ?",
                               [run_id]).fetchone()
@@ -612,6 +643,7 @@ class Store:
         steps, and resume data not yet consumed by a finished node."""
         from fm_lab.spec.models import Workflow
 
+        self._check_stored(run_id)
         with self.connection() as con:
             row = con.execute(
                 "select r.status, r.inputs, r.outputs, r.error, r.state, r.journal_seq, w.spec, "
@@ -621,7 +653,7 @@ class Store:
                 [run_id],
             ).fetchone()
             if row is None:
-                raise RunNotFoundError(f"no run {run_id!r} in {self.path}")
+                raise RunNotFoundError(self._missing(run_id))
             node_rows = con.execute(
                 "select node_id, status, output, error, state_patch, attempts, seq, "
                 "epoch(started_at), epoch(ended_at), node_type, leaf, input, cache_key, "
@@ -679,11 +711,22 @@ class Store:
 
     def run_status(self, run_id: str) -> str:
         """The stored status of a run (raises RunNotFoundError)."""
+        self._check_stored(run_id)
         with self.connection() as con:
             row = con.execute("select status from runs where run_id = ?", [run_id]).fetchone()
         if row is None:
-            raise RunNotFoundError(f"no run {run_id!r} in {self.path}")
+            raise RunNotFoundError(self._missing(run_id))
         return str(row[0])
+
+    def _check_stored(self, run_id: str) -> None:
+        """Raise RunNotFoundError, without creating the file, when there is no store file."""
+        if not self.memory and not os.path.exists(self.path):
+            raise RunNotFoundError(self._missing(run_id))
+
+    def _missing(self, run_id: str) -> str:
+        if self.memory:
+            return f"no run {run_id!r} in {self.path}"
+        return missing_run(run_id, self.path, self.journal_dir, self.journal_path(run_id))
 
     def set_status(self, run_id: str, status: str) -> None:
         """Set a stored (not live) run's status, e.g. cancel a suspended run."""

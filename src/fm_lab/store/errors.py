@@ -26,3 +26,25 @@ class StoreVersionError(StoreError):
 
 class RunNotFoundError(StoreError, LookupError):
     """No run with that id."""
+
+
+class StoreCorruptError(StoreError):
+    """The store path is not a DuckDB file (a directory, garbage, an empty, truncated or
+    damaged file)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        super().__init__(
+            f"the fm_lab store {path} {problem}; move it aside or point FM_LAB_STORE "
+            "(or --store) elsewhere"
+        )
+
+    @classmethod
+    def from_duckdb(cls, path: str, exc: Exception) -> StoreCorruptError:
+        """Name what DuckDB's error means for the file at ``path``."""
+        text = " ".join(str(exc).split())
+        if "Is a directory" in text:
+            return cls(path, "is a directory, not a DuckDB file")
+        if "not a valid DuckDB database file" in text:
+            return cls(path, "is not a DuckDB file (or is damaged)")
+        return cls(path, f"cannot be read: it is damaged or truncated ({text})")
