@@ -71,11 +71,18 @@ def begin(store: Store | None = None) -> StandaloneTrace | None:
     None inside a run or a trace, or when the store is read-only."""
     if current() is not None:
         return None
-    if store is None:
-        from fm_lab.engine.api import default_store
+    from fm_lab.store.errors import StoreError
 
-        store = default_store()
-    return None if store.read_only else StandaloneTrace(store)
+    try:
+        if store is None:
+            from fm_lab.engine.api import default_store
+
+            store = default_store()
+        return None if store.read_only else StandaloneTrace(store)
+    except (OSError, StoreError):  # no store to write to: the call runs untraced
+        logging.getLogger("fm_lab").warning("this call is not traced: no usable store",
+                                            exc_info=True)
+        return None
 
 
 @contextlib.contextmanager

@@ -35,7 +35,7 @@ def stored_text(path):
 
 
 def disk(path):
-    return [path, lance_path(path), f"{path}.wal"]
+    return [path, lance_path(path), f"{path}.wal", f"{path}.journal"]
 
 
 async def test_memory_save_masks_every_part_of_a_message(store, files_containing):
@@ -93,9 +93,11 @@ async def test_agent_turn_with_memory_stores_no_secret(store, files_containing):
                     working_memory=WorkingMemory(scope="resource"),
                     summary=Summarizer(echo_summary, threshold=1))
     agent = Agent("keeper", "Keep things.", model=_chatty_model(), tools=[echo], memory=memory)
-    first = await agent.agenerate(f"{key} {word}", thread_id="t", resource_id="ada")
+    first = await agent.agenerate(f"{key} {word}", thread_id="t", resource_id="ada",
+                                  store=store)  # the turn's trace goes to the same file
     assert first.text == f"noted: {key} {word}"  # the turn itself sees the real values
-    await agent.agenerate("what do you know?", thread_id="t", resource_id="ada")
+    await agent.agenerate("what do you know?", thread_id="t", resource_id="ada", store=store)
+    assert len(fm_lab.trace(first.trace_id, store=store)) > 3
     assert memory.working("ada")["content"].str.contains(MASK, regex=False).all()
     text = stored_text(store.path)
     assert "the user gave" in text and MASK in text

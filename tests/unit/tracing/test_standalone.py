@@ -122,3 +122,10 @@ def test_a_busy_file_keeps_the_trace_in_a_journal_until_the_next_open(store, tmp
     shutil.copy(tmp_path / "copy", journal)  # as if it had died between ingest and unlink
     store.recover_journals()
     assert len(fm_lab.trace(result.trace_id)) == 4  # not twice
+
+
+def test_a_read_only_store_leaves_calls_untraced(tmp_path, monkeypatch):
+    monkeypatch.setattr("fm_lab.engine.api._STORE", None)
+    fm_lab.connect(tmp_path / "absent.duckdb", read_only=True)
+    result = Agent("adder", model=_adder("readonly-adder"), tools=[add]).generate("2 + 3?")
+    assert result.text == "the sum is 5" and result.trace_id is None
