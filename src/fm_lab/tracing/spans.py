@@ -247,7 +247,8 @@ class Span:
 
 
 def span(name: str, kind: str = "custom", *, input: Any = None, **attributes: Any) -> Span:
-    """Open a span under the current one (a no-op outside fm_lab runs).
+    """Open a span under the current one (a no-op outside fm_lab runs and traces: see
+    :func:`fm_lab.tracing.traced`).
 
     >>> with span("lookup", kind="tool", input={"q": "x"}) as s:
     ...     s.output = 42
