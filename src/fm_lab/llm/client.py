@@ -158,6 +158,13 @@ async def acomplete(messages: list[dict[str, Any]], *, model: str,
                       getattr(message, "reasoning_content", None))
 
 
+def complete(messages: list[dict[str, Any]], *, model: str, **options: Any) -> Completion:
+    """Synchronous :func:`acomplete` (works inside Jupyter's running loop too)."""
+    from fm_lab.sync import run_sync
+
+    return run_sync(acomplete(messages, model=model, **options))
+
+
 async def _replayed(chunks: list[dict[str, Any]]) -> AsyncIterator[Any]:
     from litellm.types.utils import ModelResponseStream
 

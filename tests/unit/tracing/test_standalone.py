@@ -11,7 +11,7 @@ import pytest
 
 import fm_lab
 from fm_lab.agents import Agent, tool
-from fm_lab.llm import acomplete, astream, script
+from fm_lab.llm import acomplete, astream, complete, script
 from fm_lab.tracing import traced
 from fm_lab.tracing.redact import MASK
 
@@ -87,8 +87,9 @@ async def test_standalone_llm_calls_and_streams_are_traces_of_their_own(store):
     chunks = [c async for c in astream([{"role": "user", "content": "two"}],
                                        model="offline/echo")]
     assert chunks[-1].type == "finish"
-    spans = fm_lab.traces()
-    assert list(spans["kind"]) == ["llm", "llm"] and spans["trace_id"].nunique() == 2
+    assert complete([{"role": "user", "content": "three"}], model="offline/echo").text
+    spans = fm_lab.traces()  # complete ran on a worker thread (a loop is running here)
+    assert list(spans["kind"]) == ["llm"] * 3 and spans["trace_id"].nunique() == 3
     assert spans["parent_span_id"].isna().all()
 
 
