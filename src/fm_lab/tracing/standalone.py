@@ -21,6 +21,7 @@ from fm_lab.tracing.spans import (
     linked_parent,
     new_span_id,
     new_trace_id,
+    span,
 )
 
 if TYPE_CHECKING:
@@ -112,8 +113,6 @@ def traced(name: str, *, store: Store | None = None, **attributes: Any) -> Itera
     ...     agent.generate("Summarise the day")
     >>> fm_lab.trace(root.trace_id)  # doctest: +SKIP
     """
-    from fm_lab.tracing.spans import span
-
     trace = begin(store)
     if trace is None:
         with span(name, kind="trace", **attributes) as inner:
