@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import queue
 import sys
@@ -34,6 +35,7 @@ from fm_lab.exceptions import Suspended
 from fm_lab.llm.chunks import Chunk, Finish, ToolCallChunk, ToolResultChunk
 from fm_lab.sync import run_sync
 from fm_lab.tracing.spans import Span, span
+from fm_lab.tracing.standalone import standalone
 
 if TYPE_CHECKING:
     from fm_lab.store.duckdb_store import Store
@@ -134,12 +136,15 @@ class Agent:
                         resource_id: str | None = None,
                         request_context: Mapping[str, Any] | None = None,
                         durable: bool | None = None, store: Store | None = None) -> AgentResult:
-        """Answer ``message`` (a text, or chat messages), calling tools as asked."""
+        """Answer ``message`` (a text, or chat messages), calling tools as asked. Outside a
+        run the call is a trace of its own (or part of a ``fm_lab.tracing.traced`` block) in
+        ``store`` (default: the default store), where durable runs go too."""
         if durable if durable is not None else self.durable:
             return await self._run_durably(message, thread_id, resource_id, request_context,
                                            store)
-        return await self.run_turn(message, thread_id=thread_id, resource_id=resource_id,
-                                   request_context=request_context)
+        with standalone(store):
+            return await self.run_turn(message, thread_id=thread_id, resource_id=resource_id,
+                                       request_context=request_context)
 
     def generate(self, message: Message, **kwargs: Any) -> AgentResult:
         """Synchronous :meth:`agenerate` (works inside Jupyter's running loop too)."""
@@ -157,9 +162,10 @@ class Agent:
 
         async def produce() -> None:
             try:
-                result = await self.run_turn(
-                    message, thread_id=thread_id, resource_id=resource_id,
-                    request_context=request_context, emit=chunks.put_nowait, abort=abort)
+                with standalone():
+                    result = await self.run_turn(
+                        message, thread_id=thread_id, resource_id=resource_id,
+                        request_context=request_context, emit=chunks.put_nowait, abort=abort)
                 chunks.put_nowait(Finish("stop", result.text, result.model or self.model,
                                          result.usage, result.steps, self.name))
             except Exception as exc:
@@ -197,7 +203,8 @@ class Agent:
             finally:
                 items.put(None)
 
-        worker = threading.Thread(target=asyncio.run, args=(pump(),), daemon=True,
+        worker = threading.Thread(target=contextvars.copy_context().run,  # spans, traces
+                                  args=(asyncio.run, pump()), daemon=True,
                                   name=f"fm_lab-agent-{self.name}")
         worker.start()
         try:
@@ -254,6 +261,7 @@ class Agent:
         owner = {"resource_id": resource_id} if resource_id is not None else {}
         with span(self.name, kind="agent", input={"message": message}, agent=self.name,
                   entity_id=self.name, **owner) as agent_span:
+            turn.result.trace_id = agent_span.trace_id
             try:
                 await self._loop(turn, agent_span)
             except Suspended:

@@ -26,6 +26,7 @@ class AgentResult:
     status: str = "succeeded"
     run_id: str | None = None
     model: str | None = None  # the model that gave the final answer (a fallback, maybe)
+    trace_id: str | None = None  # for fm_lab.trace(); None when nothing was traced
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (an ``agent`` node's output); messages are left out."""

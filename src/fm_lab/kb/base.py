@@ -1,5 +1,6 @@
 """A knowledge base: chunks of documents with metadata in a LanceDB table, searched by vector,
-by full text (LanceDB's native FTS index) or both (hybrid, reciprocal-rank fusion)."""
+by full text (LanceDB's native FTS index) or both (hybrid, reciprocal-rank fusion). Text,
+sources and metadata are stored (and embedded) with secrets masked, as spans are."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from fm_lab.memory.lance import (
     table_names,
     vector_schema,
 )
+from fm_lab.tracing.redact import redactor
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -115,10 +117,13 @@ class KnowledgeBase:
     # ---- ingest --------------------------------------------------------------------------
     def _add(self, doc_id: str, source: str, pieces: list[tuple[str, str]],
              metadata: Mapping[str, Any] | None) -> int:
-        """Store ``(heading, text)`` chunks of one document, replacing its earlier chunks."""
+        """Store ``(heading, text)`` chunks of one document (cut from masked text), replacing
+        its earlier chunks; the rest is masked here."""
         import pyarrow as pa
 
-        meta = _canonical(metadata)
+        redact = redactor()
+        meta = _canonical(redact(dict(metadata or {})))
+        doc_id, source = redact(doc_id), redact(source)
         pieces = [(h, t) for h, t in pieces if t.strip()]
         ids = [hashlib.sha256(f"{doc_id}\0{i}\0{h}\0{t}".encode()).hexdigest()[:24]
                for i, (h, t) in enumerate(pieces)]
@@ -166,14 +171,14 @@ class KnowledgeBase:
                  doc_id: str | None = None) -> int:
         """Chunk and add plain text (PDF-extracted text too); adding the same ``source`` (or
         ``doc_id``) again replaces it. Returns the number of chunks."""
-        chunks = chunk_text(text, size=self.chunk_size, overlap=self.overlap)
+        chunks = chunk_text(redactor().text(text), size=self.chunk_size, overlap=self.overlap)
         return self._add(self._doc_id(source, doc_id), source, [("", c) for c in chunks],
                          metadata)
 
     def add_markdown(self, text: str, *, source: str,
                      metadata: Mapping[str, Any] | None = None, doc_id: str | None = None) -> int:
         """Add Markdown split by headings; each chunk keeps its heading path."""
-        pieces = [(heading, chunk) for heading, body in markdown_sections(text)
+        pieces = [(heading, chunk) for heading, body in markdown_sections(redactor().text(text))
                   for chunk in chunk_text(body, size=self.chunk_size, overlap=self.overlap)]
         return self._add(self._doc_id(source, doc_id), source, pieces, metadata)
 

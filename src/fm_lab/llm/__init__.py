@@ -11,9 +11,9 @@ from fm_lab.llm.chunks import (
     ToolOutputChunk,
     ToolResultChunk,
 )
-from fm_lab.llm.client import Completion, acomplete, astream, cost_usd
+from fm_lab.llm.client import Completion, acomplete, astream, complete, cost_usd
 from fm_lab.llm.offline import script
 
 __all__ = ["Cassette", "CassetteMiss", "Chunk", "Completion", "Finish", "ReasoningDelta",
            "TextDelta", "ToolCallChunk", "ToolOutputChunk", "ToolResultChunk", "acomplete",
-           "astream", "cassette", "cost_usd", "script"]
+           "astream", "cassette", "complete", "cost_usd", "script"]

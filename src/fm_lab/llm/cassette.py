@@ -99,6 +99,7 @@ class Cassette:
         with self._lock:
             self.entries[key] = entry
             self.recorded += 1
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # a fresh store's folder
             with self.path.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(entry, default=str) + "\n")
 

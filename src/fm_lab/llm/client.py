@@ -13,7 +13,8 @@ from typing import Any, TypeVar, cast
 from fm_lab.exceptions import NodeError
 from fm_lab.llm.cassette import CassetteMiss, active
 from fm_lab.llm.chunks import Chunk, Finish, ReasoningDelta, TextDelta, ToolCallChunk
-from fm_lab.tracing.spans import Span, current
+from fm_lab.tracing.spans import Span, SpanContext, current
+from fm_lab.tracing.standalone import begin, standalone
 
 T = TypeVar("T")
 # move on to the next model for these (after this model's retries, but at once for a full
@@ -78,14 +79,15 @@ def _litellm() -> Any:
 
 async def _with_fallbacks(models: list[str], messages: list[dict[str, Any]], retries: int,
                           backoff_s: float, attempts: list[dict[str, Any]],
-                          call: Callable[[str], Awaitable[T]]) -> tuple[T, str, Span]:
+                          call: Callable[[str], Awaitable[T]],
+                          parent: SpanContext | None) -> tuple[T, str, Span]:
     """``call(model)`` for each model in order with its retries; returns the first answer, the
-    model that gave it and its open ``llm`` span (the caller ends it)."""
+    model that gave it and its open ``llm`` span under ``parent`` (the caller ends it)."""
     last: BaseException | None = None
     for name in models:
         provider = name.split("/", 1)[0] if "/" in name else "openai"
         for attempt in range(retries + 1):
-            span = Span(current(), name, "llm", {"messages": messages}, {"attempt": attempt + 1})
+            span = Span(parent, name, "llm", {"messages": messages}, {"attempt": attempt + 1})
             span.set_usage(model=name, provider=provider)
             try:
                 return await call(name), name, span
@@ -141,18 +143,26 @@ async def acomplete(messages: list[dict[str, Any]], *, model: str,
         return response
 
     attempts: list[dict[str, Any]] = []
-    response, name, span = await _with_fallbacks([model, *fallbacks], messages, retries,
-                                                 backoff_s, attempts, call)
-    usage = _usage(response)
-    message = response.choices[0].message
-    calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
-             for c in (getattr(message, "tool_calls", None) or [])]
-    span.set_usage(**cast(dict[str, Any], usage))
-    span.output = {"content": message.content, "tool_calls": calls or None}
-    span.end()
+    with standalone():  # a call on its own is a trace of its own
+        response, name, span = await _with_fallbacks([model, *fallbacks], messages, retries,
+                                                     backoff_s, attempts, call, current())
+        usage = _usage(response)
+        message = response.choices[0].message
+        calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
+                 for c in (getattr(message, "tool_calls", None) or [])]
+        span.set_usage(**cast(dict[str, Any], usage))
+        span.output = {"content": message.content, "tool_calls": calls or None}
+        span.end()
     attempts.append({"model": name, "ok": True})
     return Completion(message.content, calls, name, usage, attempts, response,
                       getattr(message, "reasoning_content", None))
+
+
+def complete(messages: list[dict[str, Any]], *, model: str, **options: Any) -> Completion:
+    """Synchronous :func:`acomplete` (works inside Jupyter's running loop too)."""
+    from fm_lab.sync import run_sync
+
+    return run_sync(acomplete(messages, model=model, **options))
 
 
 async def _replayed(chunks: list[dict[str, Any]]) -> AsyncIterator[Any]:
@@ -200,48 +210,54 @@ async def astream(messages: list[dict[str, Any]], *, model: str,
         iterator = aiter(stream)
         return iterator, await anext(iterator)
 
-    attempts: list[dict[str, Any]] = []
-    (iterator, first), name, span = await _with_fallbacks(
-        [model, *fallbacks], messages, retries, backoff_s, attempts, call)
-    text: list[str] = []
-    calls: dict[int, dict[str, str]] = {}
-    usage: dict[str, int] = {}
-    reason = "stop"
+    own = begin()  # a call on its own is a trace of its own
     try:
-        chunk = first
-        while True:
-            if getattr(chunk, "usage", None) is not None:
-                usage = _usage(chunk)
-            for choice in chunk.choices or []:
-                delta = choice.delta
-                if choice.finish_reason:
-                    reason = choice.finish_reason
-                if getattr(delta, "reasoning_content", None):
-                    yield ReasoningDelta(delta.reasoning_content)
-                if delta.content:
-                    text.append(delta.content)
-                    yield TextDelta(delta.content)
-                for piece in getattr(delta, "tool_calls", None) or []:
-                    found = calls.setdefault(piece.index or 0,
-                                             {"id": "", "name": "", "arguments": ""})
-                    found["id"] = piece.id or found["id"]
-                    found["name"] = piece.function.name or found["name"]
-                    found["arguments"] += piece.function.arguments or ""
-            try:
-                chunk = await anext(iterator)
-            except StopAsyncIteration:
-                break
-        for index in sorted(calls):
-            yield ToolCallChunk(calls[index]["id"], calls[index]["name"],
-                                calls[index]["arguments"] or "{}")
-    except BaseException as exc:
-        span.end("error", {"type": type(exc).__name__, "message": str(exc)[:500]})
-        raise
-    whole = "".join(text) or None
-    span.set_usage(**cast(dict[str, Any], usage))
-    span.output = {"content": whole, "tool_calls": [calls[i] for i in sorted(calls)] or None}
-    span.end()
-    yield Finish("tool_calls" if calls else reason, whole, name, usage)
+        attempts: list[dict[str, Any]] = []
+        (iterator, first), name, span = await _with_fallbacks(
+            [model, *fallbacks], messages, retries, backoff_s, attempts, call,
+            own.context if own is not None else current())
+        text: list[str] = []
+        calls: dict[int, dict[str, str]] = {}
+        usage: dict[str, int] = {}
+        reason = "stop"
+        try:
+            chunk = first
+            while True:
+                if getattr(chunk, "usage", None) is not None:
+                    usage = _usage(chunk)
+                for choice in chunk.choices or []:
+                    delta = choice.delta
+                    if choice.finish_reason:
+                        reason = choice.finish_reason
+                    if getattr(delta, "reasoning_content", None):
+                        yield ReasoningDelta(delta.reasoning_content)
+                    if delta.content:
+                        text.append(delta.content)
+                        yield TextDelta(delta.content)
+                    for piece in getattr(delta, "tool_calls", None) or []:
+                        found = calls.setdefault(piece.index or 0,
+                                                 {"id": "", "name": "", "arguments": ""})
+                        found["id"] = piece.id or found["id"]
+                        found["name"] = piece.function.name or found["name"]
+                        found["arguments"] += piece.function.arguments or ""
+                try:
+                    chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    break
+            for index in sorted(calls):
+                yield ToolCallChunk(calls[index]["id"], calls[index]["name"],
+                                    calls[index]["arguments"] or "{}")
+        except BaseException as exc:
+            span.end("error", {"type": type(exc).__name__, "message": str(exc)[:500]})
+            raise
+        whole = "".join(text) or None
+        span.set_usage(**cast(dict[str, Any], usage))
+        span.output = {"content": whole, "tool_calls": [calls[i] for i in sorted(calls)] or None}
+        span.end()
+        yield Finish("tool_calls" if calls else reason, whole, name, usage)
+    finally:
+        if own is not None:
+            own.close()
 
 
 def cost_usd(model: str, usage: dict[str, int]) -> float:

@@ -1,5 +1,6 @@
 """Threads and messages in DuckDB: append with per-thread sequence numbers (a message id is
-stored once), the last N of a thread, a thread's messages by sequence range."""
+stored once), the last N of a thread, a thread's messages by sequence range. Messages are
+stored with secrets masked (the tracing redaction), and so is everything derived from them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.agents.memory_api import Message
+from fm_lab.tracing.redact import redactor
 
 if TYPE_CHECKING:
     from fm_lab.store import Store
@@ -101,10 +103,13 @@ class History:
     def append(self, thread_id: str, resource_id: str | None,
                messages: Sequence[tuple[str, Mapping[str, Any]]]) -> list[StoredMessage]:
         """Store ``(message_id, message)`` pairs at the end of the thread in one transaction;
-        ids already stored are skipped. Returns what was stored."""
+        ids already stored are skipped. Returns what was stored: the messages with secrets
+        masked (their text, and so their vectors, too)."""
         import pyarrow as pa
 
         now = time.time()
+        redact = redactor()
+        masked = [(mid, redact(dict(message))) for mid, message in messages]
         with self.store.connection() as con:
             con.execute("begin")
             try:
@@ -114,12 +119,12 @@ class History:
                     raise ThreadResourceError(
                         f"thread {thread_id!r} belongs to resource {row[0]!r}, not "
                         f"{resource_id!r}; use another thread id for this resource")
-                ids = [mid for mid, _ in messages]
+                ids = [mid for mid, _ in masked]
                 known = {r[0] for r in con.execute(
                     "select message_id from memory_messages where message_id in "
                     "(select unnest(?::varchar[]))", [ids]).fetchall()} if ids else set()
                 fresh, seen = [], set()
-                for mid, message in messages:
+                for mid, message in masked:
                     if mid not in known and mid not in seen:
                         fresh.append((mid, message))
                         seen.add(mid)
@@ -127,7 +132,7 @@ class History:
                                   "where thread_id = ?", [thread_id]))
                 start = int(top[0] if top else 0) + 1
                 stored = [StoredMessage(mid, thread_id, resource_id, start + i, now + i * 1e-6,
-                                        dict(message), text_of(message))
+                                        message, text_of(message))
                           for i, (mid, message) in enumerate(fresh)]
                 if stored:
                     con.register("_fm_messages", arrow_rows(stored, pa))

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.memory.history import History, StoredMessage, first
+from fm_lab.tracing.redact import redactor
 
 if TYPE_CHECKING:
     from fm_lab.store import Store
@@ -56,7 +57,7 @@ class Summarizer:
         if len(older) < self.threshold:
             return summary
         answer = await acomplete(self.prompt(summary, older), model=self.model, **self.params)
-        new = (answer.text or "").strip()
+        new = redactor().text(answer.text or "").strip()  # a model may echo a secret
         if not new:
             return summary
         with store.connection() as con:  # only if nobody summarised these meanwhile

@@ -2,7 +2,8 @@
 resource, updated by the model through the ``update_working_memory`` tool.
 
 Updates are serialised per key by an asyncio lock in the process and, across processes, by a
-compare-and-swap on the row's ``version`` in the store (a lost race re-reads and re-applies)."""
+compare-and-swap on the row's ``version`` in the store (a lost race re-reads and re-applies).
+Secrets in updates are masked (the tracing redaction) before they are applied and stored."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from fm_lab.memory.history import first
+from fm_lab.tracing.redact import redactor
 
 if TYPE_CHECKING:
     from fm_lab.agents.tools import Tool
@@ -116,10 +118,12 @@ class WorkingMemory:
     def apply(self, content: str, text: str, *, search: str | None = None,
               replace_all: bool = False) -> tuple[str, str]:
         """The content after an update and a message saying what happened (raises
-        :class:`WorkingMemoryError` when the update cannot apply)."""
+        :class:`WorkingMemoryError` when the update cannot apply). Secrets in ``text`` and
+        ``search`` are masked first, as they are in the stored content."""
         if self.schema is not None:
             return self._apply_json(content, text, replace_all)
-        text = text.strip()
+        redact = redactor()
+        text, search = redact(text).strip(), redact(search)
         if replace_all:
             return text + "\n", "working memory replaced"
         if search:
@@ -149,7 +153,7 @@ class WorkingMemory:
     def _apply_json(self, content: str, text: str, replace_all: bool) -> tuple[str, str]:
         assert self.schema is not None
         try:
-            update = json.loads(text)
+            update = redactor()(json.loads(text))
         except json.JSONDecodeError as exc:
             raise WorkingMemoryError(f"working memory takes a JSON object here: {exc}") from exc
         if not isinstance(update, dict):

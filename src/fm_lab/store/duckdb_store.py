@@ -386,7 +386,9 @@ class Store:
         ``wait=False`` raises :class:`StoreLockedError` at once if another process holds the
         file (the records are safe in the journal; ingest them later). ``texts``: span
         records' JSON text as the journal wrote it, by ``seq``, which spares encoding them
-        again."""
+        again. A ``run_id`` that names no run (a standalone trace's journal key, see
+        :mod:`fm_lab.tracing.standalone`) stores spans without a run, replacing any stored
+        copy (a re-ingest after a crash)."""
         if not records:
             return
         with self.connection(None if wait else 0.0) as con:
@@ -398,6 +400,7 @@ class Store:
             if not fresh:
                 return
             nodes, spans, others = split_records(fresh)
+            is_run = row is not None or any(r["k"] == "start" for r in others)
             con.execute("begin")
             try:
                 for record in others:
@@ -405,7 +408,7 @@ class Store:
                         self._insert_run(con, run_id, record)
                 if nodes:
                     self._insert_nodes(con, run_id, nodes)
-                self._insert_spans(con, run_id, nodes, spans, texts)
+                self._insert_spans(con, run_id if is_run else None, nodes, spans, texts)
                 for record in others:
                     kind = record["k"]
                     if kind == "run":
@@ -485,13 +488,17 @@ class Store:
     def _insert_spans(
         self,
         con: duckdb.DuckDBPyConnection,
-        run_id: str,
+        run_id: str | None,
         nodes: list[dict[str, Any]],
         spans: list[dict[str, Any]],
         texts: Mapping[int, bytes] | None,
     ) -> None:
+        """Spans of a run (``run_id``) or, with None, of a standalone trace."""
         from fm_lab.store.span_table import insert_split
 
+        if run_id is None:
+            insert_split(con, None, None, nodes, spans, texts=texts, replace=True)
+            return
         rows = con.execute("select workflow_id from runs where run_id = ?", [run_id]).fetchall()
         insert_split(con, run_id, rows[0][0] if rows else None, nodes, spans, texts=texts)
 

@@ -31,7 +31,7 @@ _INTS = ("input_size", "output_size", "input_tokens", "output_tokens", "cached_t
 _FLOATS = ("started", "ended", "cost_usd")
 
 
-def rows_from_records(run_id: str, workflow_id: str | None, records: list[dict[str, Any]],
+def rows_from_records(run_id: str | None, workflow_id: str | None, records: list[dict[str, Any]],
                       limit: int = MAX_CHARS) -> dict[str, list[Any]]:
     """Column lists for the spans of ``records``: node records (which carry their span) and
     span records."""
@@ -171,13 +171,16 @@ def insert_records(con: duckdb.DuckDBPyConnection, run_id: str, workflow_id: str
     insert_split(con, run_id, workflow_id, nodes, spans, limit, texts)
 
 
-def insert_split(con: duckdb.DuckDBPyConnection, run_id: str, workflow_id: str | None,
+def insert_split(con: duckdb.DuckDBPyConnection, run_id: str | None, workflow_id: str | None,
                  nodes: list[dict[str, Any]], spans: list[dict[str, Any]],
-                 limit: int = MAX_CHARS, texts: Mapping[int, bytes] | None = None) -> None:
+                 limit: int = MAX_CHARS, texts: Mapping[int, bytes] | None = None,
+                 replace: bool = False) -> None:
     """Insert the spans of node and span records: node records through Arrow columns built
     here, span records (the bulk: LLM, tool, agent calls) as JSON lines that DuckDB parses
     itself (in C++, on every core), about 1.5x the rows per second of building them in Python.
-    ``texts`` has span records' JSON as the journal wrote it, by ``seq``: reused as is."""
+    ``texts`` has span records' JSON as the journal wrote it, by ``seq``: reused as is.
+    ``replace`` drops stored copies of the span records first (a standalone trace's journal
+    ingested again after a crash); ``run_id`` None: spans outside runs."""
     import pyarrow as pa
 
     nodes = [r for r in nodes if r.get("span")]
@@ -186,12 +189,12 @@ def insert_split(con: duckdb.DuckDBPyConnection, run_id: str, workflow_id: str |
     if not spans:
         return
     known = texts or {}
-    lines, workflow_spans = [], []
+    lines, replaced = [], []
     for r in spans:
         lines.append(known.get(r.get("seq", -1)) or dumpb(r))
-        if r["kind"] == "workflow":
-            workflow_spans.append(r["span"])
-    replace_workflow_spans(con, workflow_spans)
+        if r["kind"] == "workflow" or replace:
+            replaced.append(r["span"])
+    replace_spans(con, replaced, workflow_only=not replace)
     text = pa.array(lines, pa.binary()).cast(pa.string())
     table = pa.Table.from_batches(  # Arrow batches of a few thousand: parsed in parallel
         [pa.record_batch([text.slice(i, _PARSE_CHUNK)], names=["line"])
@@ -204,16 +207,19 @@ def insert_split(con: duckdb.DuckDBPyConnection, run_id: str, workflow_id: str |
         con.unregister("_fm_span_lines")
 
 
-def replace_workflow_spans(con: duckdb.DuckDBPyConnection, span_ids: list[str]) -> None:
-    """Drop the stored copies of these workflow spans: a run has one, rewritten on resume."""
+def replace_spans(con: duckdb.DuckDBPyConnection, span_ids: list[str],
+                  workflow_only: bool = True) -> None:
+    """Drop the stored copies of these (workflow) spans: a run has one workflow span,
+    rewritten on resume."""
     if span_ids:
-        con.execute("delete from spans where kind = 'workflow' and span_id in "
-                    "(select unnest(?::varchar[]))", [span_ids])
+        only = "kind = 'workflow' and " if workflow_only else ""
+        con.execute(f"delete from spans where {only}span_id in (select unnest(?::varchar[]))",
+                    [span_ids])
 
 
 def insert_spans(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
     """Append an Arrow table of spans (columns as :data:`COLUMNS`); a workflow span being
-    rewritten is dropped first by :func:`replace_workflow_spans`."""
+    rewritten is dropped first by :func:`replace_spans`."""
     if table.num_rows == 0:
         return
     con.register("_fm_spans", table)

@@ -6,6 +6,7 @@ from fm_lab.tracing.pricing import price_of, set_price
 from fm_lab.tracing.query import errors, slowest, sql, trace, traces, usage
 from fm_lab.tracing.redact import redact_pattern, secret
 from fm_lab.tracing.spans import Span, current, span
+from fm_lab.tracing.standalone import traced
 
 __all__ = [
     "Span",
@@ -23,6 +24,7 @@ __all__ = [
     "span",
     "sql",
     "trace",
+    "traced",
     "traces",
     "usage",
 ]

@@ -74,13 +74,15 @@ def traces(*, kind: str | None = None, entity: str | None = None, status: str | 
 
 
 def trace(run_id: str, store: Store | None = None) -> pd.DataFrame:
-    """Every span of a run's trace (its child runs included) in tree order, with ``depth``."""
+    """Every span of a run's trace (its child runs included), or of the trace with this id
+    (a standalone agent or LLM call, a ``traced`` block), in tree order, with ``depth``."""
     import pandas as pd
 
     store = _store(store)
     frame = store.sql(
-        f"select {_SPAN_COLUMNS} from all_spans where trace_id = "
-        "(select trace_id from all_runs where run_id = ?) order by started_at", [run_id])
+        f"select {_SPAN_COLUMNS} from all_spans where trace_id = coalesce("
+        "(select trace_id from all_runs where run_id = ?), ?) order by started_at",
+        [run_id, run_id])
     if frame.empty:
         return frame.assign(depth=pd.Series(dtype="int64"))
     ids = set(frame["span_id"])

@@ -26,11 +26,12 @@ def new_span_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class SpanContext:
-    """Where a new span goes: its trace, its parent, the run and what it belongs to."""
+    """Where a new span goes: its trace, its parent (None: a root), the run (None outside
+    runs) and what it belongs to."""
 
     trace_id: str
-    span_id: str
-    run_id: str
+    span_id: str | None
+    run_id: str | None
     sink: SpanSink
     workflow_id: str | None = None
     node_id: str | None = None
@@ -151,8 +152,13 @@ class Span:
 
     @property
     def recording(self) -> bool:
-        """False outside a run: the span is a no-op."""
+        """False outside a run or trace: the span is a no-op."""
         return self.parent is not None
+
+    @property
+    def trace_id(self) -> str | None:
+        """The trace this span belongs to (None when it is not recording)."""
+        return self.parent.trace_id if self.parent is not None else None
 
     def set_attribute(self, key: str, value: Any) -> None:
         self.attributes[key] = value
@@ -241,7 +247,8 @@ class Span:
 
 
 def span(name: str, kind: str = "custom", *, input: Any = None, **attributes: Any) -> Span:
-    """Open a span under the current one (a no-op outside fm_lab runs).
+    """Open a span under the current one (a no-op outside fm_lab runs and traces: see
+    :func:`fm_lab.tracing.traced`).
 
     >>> with span("lookup", kind="tool", input={"q": "x"}) as s:
     ...     s.output = 42

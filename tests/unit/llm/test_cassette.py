@@ -125,3 +125,20 @@ def test_a_store_keeps_named_cassettes_beside_its_file(tmp_path, monkeypatch):
         cassette(Store(":memory:")).__enter__()
     with pytest.raises(ValueError, match="plain file name"):
         cassette(store, name="../escape").__enter__()
+
+
+def test_default_mode_on_a_fresh_store_records_then_replays(tmp_path, monkeypatch):
+    """The README's ``cassette(fm_lab.default_store(), name=...)`` (mode auto) on a store
+    whose cassette folder does not exist yet."""
+    import fm_lab
+
+    monkeypatch.setattr("fm_lab.engine.api._STORE", None)
+    store = fm_lab.connect(tmp_path / "fresh" / "fm.duckdb")
+    agent = Agent("geo", model=_geo_model("geo_fresh", []), tools=[capital])
+    with cassette(fm_lab.default_store(), name="x") as first:
+        assert agent.generate("Capital of Norway?").text == "It is Oslo."
+    assert first.recorded == 2 and first.path.parent == tmp_path / "fresh" / "fm.duckdb.cassettes"
+    _refuse_provider(monkeypatch)
+    with cassette(store, name="x") as again:
+        assert agent.generate("Capital of Norway?").text == "It is Oslo."
+    assert again.hits == 2 and again.recorded == 0
