@@ -178,7 +178,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from fm_lab.store.journal import RunLockedError
 
     return (WorkflowValidationError, StoreError, FileNotFoundError, IsADirectoryError,
-            _UsageError, ResumeError, RunLockedError, InvalidIdError, RunIdInUseError)
+            NotADirectoryError, PermissionError, _UsageError, ResumeError, RunLockedError,
+            InvalidIdError, RunIdInUseError)
 
 
 def _pipe_closed() -> int:

@@ -16,7 +16,7 @@ from fm_lab.progress import listener
 from fm_lab.spec.models import Workflow
 from fm_lab.store.duckdb_store import Store
 from fm_lab.store.errors import StoreError
-from fm_lab.store.ids import RunIdInUseError, validate_run_id
+from fm_lab.store.ids import InvalidIdError, RunIdInUseError, validate_run_id
 from fm_lab.store.journal import Durability, Journal, RunLockedError
 from fm_lab.sync import run_sync
 
@@ -356,12 +356,14 @@ def recover(store: Store | None = None) -> list[Run]:
     )["run_id"].tolist()
     resumed = []
     for run_id in left:
-        if store.run_is_live(run_id):
-            continue
         try:
+            if store.run_is_live(run_id):
+                continue
             resumed.append(resume(run_id, store=store))
         except RunLockedError:
             continue  # it came alive in the meantime
+        except InvalidIdError:
+            continue  # stored before ids were checked: it cannot name its journal
     return resumed
 
 
