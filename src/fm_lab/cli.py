@@ -217,7 +217,7 @@ def _one_line(args: argparse.Namespace, exc: Exception) -> str:
     """The error as one line: a list of issues joined by '; ', the workflow file named."""
     from fm_lab.spec.errors import DocumentError, WorkflowValidationError
 
-    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    text = str(exc)
     issues = getattr(exc, "issues", None)
     if issues and not isinstance(exc, DocumentError):
         text = text.splitlines()[0] + " " + "; ".join(str(issue) for issue in issues)

@@ -250,8 +250,8 @@ def _check_new_run_id(store: Store, run_id: str) -> None:
         status = store.run_status(run_id)
     except RunNotFoundError:
         return
-    raise RunIdInUseError(f"run id {run_id!r} already names a {status} run; resume it with "
-                     "fm_lab.resume() or choose another id")
+    raise RunIdInUseError(f"run id {run_id!r} already names a {status} run; resume it "
+                          "with fm_lab.resume() or choose another id")
 
 
 def _resumed_trace(trace_id: str | None, parent_run_id: str | None
