@@ -185,11 +185,13 @@ def _user_errors() -> tuple[type[Exception], ...]:
 def _pipe_closed() -> int:
     """The reader of stdout went away: send the rest to /dev/null (so the flush at exit
     cannot fail again) and stop without a traceback."""
+    import contextlib
     import os
 
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    with contextlib.suppress(OSError, ValueError):  # ValueError: no file descriptor (tests)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return 1
 
 
