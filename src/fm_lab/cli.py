@@ -182,17 +182,20 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from fm_lab.store.journal import RunLockedError
 
     return (WorkflowValidationError, StoreError, FileNotFoundError, IsADirectoryError,
-            _UsageError, ResumeError, RunLockedError, InvalidIdError, RunIdInUseError)
+            NotADirectoryError, PermissionError, _UsageError, ResumeError, RunLockedError,
+            InvalidIdError, RunIdInUseError)
 
 
 def _pipe_closed() -> int:
     """The reader of stdout went away: send the rest to /dev/null (so the flush at exit
     cannot fail again) and stop without a traceback."""
+    import contextlib
     import os
 
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    with contextlib.suppress(OSError, ValueError):  # ValueError: no file descriptor (tests)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return 1
 
 
@@ -220,7 +223,7 @@ def _one_line(args: argparse.Namespace, exc: Exception) -> str:
     """The error as one line: a list of issues joined by '; ', the workflow file named."""
     from fm_lab.spec.errors import DocumentError, WorkflowValidationError
 
-    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    text = str(exc)
     issues = getattr(exc, "issues", None)
     if issues and not isinstance(exc, DocumentError):
         text = text.splitlines()[0] + " " + "; ".join(str(issue) for issue in issues)

@@ -7,7 +7,6 @@ Run objects.
 
 from __future__ import annotations
 
-import json
 import shlex
 from typing import TYPE_CHECKING, Any
 
@@ -115,10 +114,14 @@ class FlowMagics(Magics):
             if name not in self.shell.user_ns:
                 raise FlowUsageError(f"no variable {name!r} in the notebook")
             return self.shell.user_ns[name]
+        from fm_lab.spec.errors import DocumentError
+        from fm_lab.spec.io import load_json
+
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise FlowUsageError(f"not JSON and not {{variable}}: {text!r} ({exc})") from exc
+            return load_json(text)  # bounded in size and depth
+        except DocumentError as exc:
+            raise FlowUsageError(
+                f"not JSON and not {{variable}}: {text[:80]!r} ({exc.problem})") from None
 
     def _workflow(self, reference: str) -> Workflow | str:
         """A workflow bound in the notebook by ``%%flow`` (or assigned), else a file path."""

@@ -126,6 +126,9 @@ CASES: dict[str, tuple[Args, str]] = {
     "directory as --store": (
         lambda t: ["--store", folder(t, "st"), "run", write(t, "ok.yaml", OK_FLOW)],
         "is a directory, not a DuckDB file"),
+    "a file where the store's folder should be": (
+        lambda t: ["--store", write(t, "f", "x") + "/s.duckdb", "runs"],
+        "cannot make the folders of the fm_lab store"),
     "garbage store": (
         lambda t: ["--store", write(t, "g.duckdb", os.urandom(4096)), "runs"],
         "is not a DuckDB file"),

@@ -18,7 +18,7 @@ from fm_lab.progress import listener
 from fm_lab.spec.models import Workflow
 from fm_lab.store.duckdb_store import RunSnapshot, Store
 from fm_lab.store.errors import StoreError
-from fm_lab.store.ids import RunIdInUseError, validate_run_id
+from fm_lab.store.ids import InvalidIdError, RunIdInUseError, validate_run_id
 from fm_lab.store.journal import Durability, Journal, JournalDamagedError, RunLockedError
 from fm_lab.sync import run_sync
 
@@ -280,8 +280,8 @@ def _check_new_run_id(store: Store, run_id: str) -> None:
         status = store.run_status(run_id)
     except RunNotFoundError:
         return
-    raise RunIdInUseError(f"run id {run_id!r} already names a {status} run; resume it with "
-                     "fm_lab.resume() or choose another id")
+    raise RunIdInUseError(f"run id {run_id!r} already names a {status} run; resume it "
+                          "with fm_lab.resume() or choose another id")
 
 
 def _resumed_trace(trace_id: str | None, parent_run_id: str | None
@@ -401,12 +401,14 @@ def recover(store: Store | None = None) -> list[Run]:
     )["run_id"].tolist()
     resumed = []
     for run_id in left:
-        if store.run_is_live(run_id):
-            continue
         try:
+            if store.run_is_live(run_id):
+                continue
             resumed.append(resume(run_id, store=store, wait_s=0.0))
         except RunLockedError:
             continue  # it came alive in the meantime
+        except InvalidIdError:
+            continue  # stored before ids were checked: it cannot name its journal
         except JournalDamagedError as exc:  # needs a person: resume(run_id, force=True)
             logging.getLogger("fm_lab").warning("%s", exc)
     return resumed

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import yaml
 
 from fm_lab.spec import limits
-from fm_lab.spec.errors import DocumentError, ValidationIssue, WorkflowValidationError
+from fm_lab.spec.errors import DocumentError, ValidationIssue
 
 _EDGE_SHORTHAND = re.compile(
     r"^\s*(?P<source>[A-Za-z_]\w*)(?:\.(?P<handle>[A-Za-z_][\w-]*))?\s*->\s*(?P<target>[A-Za-z_]\w*)\s*$"
@@ -221,7 +221,7 @@ def load_yaml(text: str) -> tuple[dict[str, Any], list[ValidationIssue]]:
     loader.duplicates = []
     data = _load(loader)
     if not isinstance(data, dict):
-        raise WorkflowValidationError([ValidationIssue("$", "a workflow document is a mapping")])
+        raise DocumentError("a workflow document is a mapping", code="not_a_mapping")
     nodes = data.get("nodes")
     node_ids = set(nodes) if isinstance(nodes, dict) else set()
     issues = [

@@ -120,9 +120,14 @@ class Store:
         if not self.memory:
             if Path(self.path).is_dir():
                 raise StoreCorruptError(self.path, "is a directory, not a DuckDB file")
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                if not read_only:
+                    self.journal_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a file where a folder should be, no permission, ...
+                raise StoreError(f"cannot make the folders of the fm_lab store {self.path}: "
+                                 f"{exc.strerror} ({exc.filename})") from None
             if not read_only:
-                self.journal_dir.mkdir(parents=True, exist_ok=True)
                 self.recover_journals()
 
     def __repr__(self) -> str:

@@ -45,6 +45,8 @@ class StoreCorruptError(StoreError):
         text = " ".join(str(exc).split())
         if "Is a directory" in text:
             return cls(path, "is a directory, not a DuckDB file")
+        if "Permission denied" in text:
+            return cls(path, "cannot be opened: permission denied")
         if "not a valid DuckDB database file" in text:
             return cls(path, "is not a DuckDB file (or is damaged)")
         return cls(path, f"cannot be read: it is damaged or truncated ({text})")
