@@ -165,7 +165,7 @@ class NodeRunContext:
         recorder.append(
             {"k": "step", "path": self.path, "name": key, "result": result, "created": time.time()}
         )
-        recorder.commit()
+        await recorder.durable()
         steps[key] = result
         return result
 
@@ -209,5 +209,6 @@ class NodeRunContext:
         return await run_child(self._runner, self.path, workflow, dict(inputs))
 
     def commit(self) -> None:
-        """Make the checkpoints written so far durable (group commit)."""
+        """Make the checkpoints written so far durable now, on this thread. Rarely needed: the
+        engine commits every record within one write and fsync, off the event loop."""
         self.session.recorder.commit()

@@ -2,8 +2,9 @@
 
 One file per run, locked (``flock``) by the process that runs it, so a journal whose lock can
 be taken belongs to a dead process. ``commit()`` writes every pending record with one
-``write`` and, in ``fsync`` durability, one ``fsync``: nodes that finish together share it
-(group commit). A torn last line (a crash mid-write) is detected by its CRC and ignored.
+``write`` and, in ``fsync`` durability, one ``fsync``: records queued together share it
+(group commit). Commits may run on any thread; they are serialised, so lines land in queue
+order. A torn last line (a crash mid-write) is detected by its CRC and ignored.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ class RunLockedError(RuntimeError):
     """Another live process is running this run."""
 
 
+class JournalError(OSError):
+    """A write or fsync of the journal failed: its records may not be durable, and the journal
+    takes no more commits (what an ``fsync`` error leaves on disk is unknown)."""
+
+
 class Journal:
     """The journal of one run."""
 
@@ -42,6 +48,10 @@ class Journal:
         self.durability = durability
         self._pending: list[bytes] = []
         self._lock = threading.Lock()
+        self._commit_lock = threading.Lock()  # one commit at a time: lines stay in order
+        self.queued = 0  # records appended so far
+        self.durable = 0  # of which written (and fsynced): the first ``durable`` ones
+        self.failure: JournalError | None = None
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -63,21 +73,39 @@ class Journal:
         line = b"%08x %s\n" % (zlib.crc32(body), body)
         with self._lock:
             self._pending.append(line)
+            self.queued += 1
         return body
 
+    @property
+    def pending(self) -> int:
+        """Records queued and not yet written."""
+        return self.queued - self.durable
+
     def commit(self) -> None:
-        """Write every queued record at once and make it durable."""
-        with self._lock:
-            if not self._pending:
-                return
-            data = b"".join(self._pending)
-            self._pending.clear()
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        if self.durability == "fsync":
-            os.fsync(self._fd)
+        """Write every queued record at once and make it durable (any thread). Raises
+        :class:`JournalError` if that fails, and for every commit after such a failure."""
+        with self._commit_lock:
+            if self.failure is not None:
+                raise self.failure
+            with self._lock:
+                if not self._pending:
+                    return
+                data = b"".join(self._pending)
+                self._pending.clear()
+                count = self.queued
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+                if self.durability == "fsync":
+                    os.fsync(self._fd)
+            except OSError as exc:
+                self.failure = JournalError(
+                    exc.errno, f"writing the run journal {self.path} failed ({exc}): its "
+                    "last records are not durable")
+                raise self.failure from exc
+            self.durable = count
 
     def close(self, remove: bool = False) -> None:
         """Release the lock; ``remove`` deletes the file (its records are ingested)."""
