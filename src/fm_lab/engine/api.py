@@ -278,7 +278,10 @@ _LIVE: dict[str, RunSession] = {}
 
 
 async def _drive(runner: Runner, journal: Journal | None) -> Run:
+    from fm_lab.timers import autostart
+
     session = runner.session
+    autostart(session.store)  # a Jupyter kernel fires its stores' due waits by itself
     _LIVE[session.run_id] = session
     try:
         await runner.execute()
@@ -344,8 +347,11 @@ def cancel(run_id: str, store: Store | None = None) -> None:
 
 
 def recover(store: Store | None = None) -> list[Run]:
-    """Resume every run left ``running`` by a process that died; live runs are left alone
-    (their journals are locked by their process)."""
+    """Resume every run left ``running`` by a process that died, and every suspended run whose
+    wait has expired or whose sleep is due (:mod:`fm_lab.timers` does the latter on its own);
+    live runs are left alone (their journals are locked by their process)."""
+    from fm_lab.engine.wakeups import fire_due
+
     store = store or default_store()
     store.recover_journals()
     left = store.sql(
@@ -360,7 +366,7 @@ def recover(store: Store | None = None) -> list[Run]:
             resumed.append(resume(run_id, store=store))
         except RunLockedError:
             continue  # it came alive in the meantime
-    return resumed
+    return resumed + fire_due(store)[0]
 
 
 def run(
