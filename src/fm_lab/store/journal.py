@@ -10,6 +10,7 @@ order. A torn last line (a crash mid-write) is detected by its CRC and ignored.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -90,6 +91,8 @@ class Journal:
             with self._lock:
                 if not self._pending:
                     return
+                if self._fd < 0:
+                    raise JournalError(errno.EBADF, f"the run journal {self.path} is closed")
                 data = b"".join(self._pending)
                 self._pending.clear()
                 count = self.queued
@@ -108,14 +111,16 @@ class Journal:
             self.durable = count
 
     def close(self, remove: bool = False) -> None:
-        """Release the lock; ``remove`` deletes the file (its records are ingested)."""
-        if self._fd < 0:
-            return
-        if remove:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
-        os.close(self._fd)
-        self._fd = -1
+        """Release the lock (after a commit under way on another thread); ``remove`` deletes
+        the file (its records are ingested)."""
+        with self._commit_lock:
+            if self._fd < 0:
+                return
+            if remove:
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+            os.close(self._fd)
+            self._fd = -1
 
 
 
