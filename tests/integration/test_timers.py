@@ -152,3 +152,22 @@ def test_start_without_a_store_needs_one_opened(monkeypatch):
     monkeypatch.setattr(api, "_STORE", None)
     with pytest.raises(ValueError, match="connect"):
         fm_lab.timers.start()
+
+
+def test_cli_recover_fires_a_due_wait(store, register, capsys):
+    from fm_lab.cli import main
+
+    after, calls = _counter(register)
+    run = fm_lab.run(_approval(after, "cli"), store=store)
+    _until(lambda: due_runs(store)[0] == [run.run_id], "the wait expired")
+
+    assert main(["--store", store.path, "recover", "--json"]) == 0
+
+    assert [(r["run_id"], r["status"]) for r in _json_out(capsys)] == [(run.run_id, "succeeded")]
+    assert calls == ["cli"]
+
+
+def _json_out(capsys) -> list[dict]:
+    import json
+
+    return json.loads(capsys.readouterr().out)
