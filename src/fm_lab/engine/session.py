@@ -128,9 +128,12 @@ class Recorder:
 
     async def aflush(self, wait: bool) -> bool:
         """:meth:`flush` on a writer thread (the loop goes on meanwhile), after the periodic
-        ingest under way, if any."""
+        ingest under way, if any. Inline when this thread holds the store (a batch sweep):
+        a writer thread would wait for it, and it for the writer."""
         if self._ingesting is not None:
             await asyncio.wait([self._ingesting])
+        if self.store.held_here():
+            return self.flush(wait)
         return await asyncio.get_running_loop().run_in_executor(writer(), self.flush, wait)
 
     def flush(self, wait: bool) -> bool:
@@ -170,6 +173,9 @@ class Recorder:
             len(self.unflushed) < INGEST_EVERY_RECORDS
             and time.monotonic() - self.last_ingest < self.interval()
         ):
+            return
+        if self.store.held_here():  # see aflush
+            self._ingest()
             return
         self._ingesting = asyncio.get_running_loop().run_in_executor(writer(), self._ingest)
         self._ingesting.add_done_callback(self._ingested)
