@@ -70,8 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help="cancel a run")
     cancel.add_argument("run_id")
 
-    recover = sub.add_parser("recover", help="resume runs left running by dead processes")
+    recover = sub.add_parser(
+        "recover", help="resume runs left running by dead processes and fire due waits")
     recover.add_argument("--json", action="store_true")
+    recover.add_argument("--watch", action="store_true",
+                         help="keep doing so every --interval seconds until interrupted")
+    recover.add_argument("--interval", type=float, default=2.0, metavar="S")
 
     runs = sub.add_parser("runs", help="list recent runs")
     runs.add_argument("--limit", type=int, default=20)
@@ -345,14 +349,25 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
+    import time
+
     from fm_lab.engine.api import recover
 
-    resumed = recover(store=_store(args))
-    if args.json:
-        print(json.dumps([{"run_id": r.run_id, "status": r.status} for r in resumed]))
-    else:
-        print("\n".join(f"{r.run_id}: {r.status}" for r in resumed) or "nothing to recover")
-    return 0
+    store = _store(args)
+    while True:
+        resumed = recover(store=store)
+        if args.json and (resumed or not args.watch):
+            print(json.dumps([{"run_id": r.run_id, "status": r.status} for r in resumed]),
+                  flush=True)
+        elif resumed or not args.watch:
+            print("\n".join(f"{r.run_id}: {r.status}" for r in resumed) or "nothing to recover",
+                  flush=True)
+        if not args.watch:
+            return 0
+        try:
+            time.sleep(args.interval)
+        except KeyboardInterrupt:
+            return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:

@@ -310,7 +310,10 @@ _LIVE: dict[str, RunSession] = {}
 
 
 async def _drive(runner: Runner, journal: Journal | None) -> Run:
+    from fm_lab.timers import autostart
+
     session = runner.session
+    autostart(session.store)  # a Jupyter kernel fires its stores' due waits by itself
     _LIVE[session.run_id] = session
     try:
         await runner.execute()
@@ -391,8 +394,11 @@ def cancel(run_id: str, store: Store | None = None, wait_s: float = 5.0) -> None
 
 
 def recover(store: Store | None = None) -> list[Run]:
-    """Resume every run left ``running`` by a process that died; live runs are left alone
-    (their journals are locked by their process)."""
+    """Resume every run left ``running`` by a process that died, and every suspended run whose
+    wait has expired or whose sleep is due (:mod:`fm_lab.timers` does the latter on its own);
+    live runs are left alone (their journals are locked by their process)."""
+    from fm_lab.engine.wakeups import fire_due
+
     store = store or default_store()
     store.recover_journals()
     left = store.sql(
@@ -411,7 +417,7 @@ def recover(store: Store | None = None) -> list[Run]:
             continue  # stored before ids were checked: it cannot name its journal
         except JournalDamagedError as exc:  # needs a person: resume(run_id, force=True)
             logging.getLogger("fm_lab").warning("%s", exc)
-    return resumed
+    return resumed + fire_due(store)[0]
 
 
 def run(

@@ -42,7 +42,10 @@ async def run_body(
     inputs: Mapping[str, Any],
     default_id: str = "body",
 ) -> Any:
-    """Run ``body`` at ``path``; a committed success is returned as it was."""
+    """Run ``body`` at ``path``; a committed success is returned as it was. Returns (or
+    raises) once the body's checkpoint is durable: a foreach worker takes its next item only
+    then, so a crash re-runs at most one finished item per worker (those of the last group
+    commit), and bodies finishing together share one write and fsync."""
     session = runner.session
     record = session.committed.get(path)
     if record is not None:
@@ -88,6 +91,7 @@ async def _run_node(
     record_outcome(runner.session, outcome, node.type, node.id)
     if outcome.status == "succeeded" and outcome.state_patch:
         runner.state.update(outcome.state_patch)  # a body node shares its graph's state
+    await runner.session.recorder.durable()  # see run_body
     return _result(outcome.status, outcome.output, outcome.error, path)
 
 
@@ -113,6 +117,7 @@ async def _run_graph(runner: Runner, path: str, reference: Any, inputs: dict[str
     if status == "suspended":
         outcome.suspension = Suspended(path, leaf=False)
     record_outcome(session, outcome, "workflow", path.rsplit("/", 1)[-1])
+    await session.recorder.durable()  # see run_body
     return _result(status, nested.outputs, nested.error, path)
 
 

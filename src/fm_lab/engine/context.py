@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from fm_lab.engine.session import RunSession
 
 EXPIRED = "__fm_expired__"
+SUSPEND_SLEEPS_FROM_S = 60.0  # a sleep at least this long suspends the run (see sleep_until)
 
 
 class NodeRunContext:
@@ -126,8 +127,7 @@ class NodeRunContext:
         ``timeout_s``: when it expires, ``on_timeout="fail"`` fails the path and
         ``"default"`` resumes it with ``default``.
         """
-        self._suspends += 1
-        key = self.path if self._suspends == 1 else f"{self.path}#{self._suspends}"
+        key = self._suspend_key()
         if key in self.session.resume:  # answered: every later execution gets the same answer
             data = self.session.resume[key]
             if isinstance(data, dict) and data.get(EXPIRED):
@@ -148,6 +148,11 @@ class NodeRunContext:
             default=default,
         )
 
+    def _suspend_key(self) -> str:
+        """The path of this node's next suspension (``path``, ``path#2``, ...)."""
+        self._suspends += 1
+        return self.path if self._suspends == 1 else f"{self.path}#{self._suspends}"
+
     async def step(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` once per run: its result is journaled, and when the node runs again
         (after a suspend or a crash) the recorded result is returned instead of re-running it.
@@ -165,20 +170,35 @@ class NodeRunContext:
         recorder.append(
             {"k": "step", "path": self.path, "name": key, "result": result, "created": time.time()}
         )
-        recorder.commit()
+        await recorder.durable()
         steps[key] = result
         return result
 
-    async def sleep(self, seconds: float) -> None:
-        """Sleep durably: after a restart only the time left is slept."""
+    async def sleep(self, seconds: float, *, suspend: bool | None = None) -> None:
+        """Sleep durably: after a restart only the time left is slept. ``suspend``: see
+        :meth:`sleep_until` (default: for ``SUSPEND_SLEEPS_FROM_S`` seconds or more)."""
         wake_at = await self.step("sleep", time.time)
-        await self.sleep_until(float(wake_at) + seconds)
+        if suspend is None:
+            suspend = seconds >= SUSPEND_SLEEPS_FROM_S
+        await self.sleep_until(float(wake_at) + seconds, suspend=suspend)
 
-    async def sleep_until(self, timestamp: float) -> None:
-        """Sleep until a UNIX time (returns at once if it has passed); stops on abort."""
+    async def sleep_until(self, timestamp: float, *, suspend: bool | None = None) -> None:
+        """Sleep until a UNIX time (returns at once if it has passed); stops on abort.
+
+        With ``suspend`` (default: when the wait is ``SUSPEND_SLEEPS_FROM_S`` or more) the
+        path suspends instead, expiring at ``timestamp``: the process is free meanwhile, and a
+        timer (:mod:`fm_lab.timers`, ``fm-lab recover``) resumes the run once it is due."""
+        key = self._suspend_key()  # taken in every execution, so later suspends keep theirs
+        if key in self.session.resume:  # woken by a timer (or resumed early)
+            return
         remaining = timestamp - time.time()
         if remaining <= 0:
             return
+        if suspend is None:
+            suspend = remaining >= SUSPEND_SLEEPS_FROM_S
+        if suspend:
+            raise Suspended(key, label=self.node_id, payload={"sleep_until": timestamp},
+                            expires_at=timestamp, on_timeout="default")
         try:
             await asyncio.wait_for(self.abort.wait(), remaining)
         except TimeoutError:
@@ -209,5 +229,6 @@ class NodeRunContext:
         return await run_child(self._runner, self.path, workflow, dict(inputs))
 
     def commit(self) -> None:
-        """Make the checkpoints written so far durable (group commit)."""
+        """Make the checkpoints written so far durable now, on this thread. Rarely needed: the
+        engine commits every record within one write and fsync, off the event loop."""
         self.session.recorder.commit()

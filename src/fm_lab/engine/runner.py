@@ -1,5 +1,5 @@
 """The scheduler: runs a plan's nodes as their inputs become ready, checkpointing each result
-in the run journal (group commit) before any dependent starts.
+in the run journal (group commit, off the event loop) before any dependent starts.
 
 A root runner owns the run (start and end records, ingestion ticks, cancel checks); nested
 runners execute sub-graphs (foreach bodies, parallel branches) under a path prefix in the same
@@ -24,6 +24,7 @@ from fm_lab.engine.templating import render_config, render_template, render_valu
 from fm_lab.exceptions import NodeError, Suspended
 from fm_lab.spec.models import RetryPolicy
 from fm_lab.store.codec import NotSerialisableError
+from fm_lab.store.journal import JournalError
 from fm_lab.tracing import otel
 from fm_lab.tracing.spans import Span, SpanContext, activate, current, deactivate, new_span_id
 
@@ -359,7 +360,7 @@ class Runner:
                     recorder.flush(wait=True)
             for path, data in session.resume.items():
                 recorder.append({"k": "resume", "path": path, "data": data, "at": time.time()})
-            recorder.commit()  # an accepted answer is durable before anything runs
+            await recorder.durable()  # an accepted answer is durable before anything runs
             session.emit({"type": "run", "status": "running"})
             token = activate(session.workflow_span)
             try:
@@ -372,7 +373,7 @@ class Runner:
                 self.error = {"node": None, **error}
             finally:
                 deactivate(token)
-            self._finish()
+            await self._finish()
         except BaseException:
             try:
                 recorder.flush(wait=False)
@@ -398,9 +399,22 @@ class Runner:
             loop = asyncio.get_running_loop()
             self._tick_handle = loop.call_later(recorder.interval(), self._tick)
 
-    def _finish(self) -> None:
+    async def _finish(self) -> None:
         if self.run_status == "running":
             self._settle_status()
+        session, recorder = self.session, self.session.recorder
+        self._append_end()
+        try:
+            await recorder.durable()
+        except JournalError as exc:  # the end cannot be journaled: DuckDB gets it directly
+            self.run_status, self.outputs = "failed", None
+            self.error = {"node": None, **classify(exc, "engine"), "kind": "system"}
+            self._append_end()
+        self.stored = await recorder.aflush(wait=True)
+        session.emit({"type": "run", "status": self.run_status, "error": self.error})
+
+    def _append_end(self) -> None:
+        """Queue the workflow span and the run's end record."""
         session, recorder = self.session, self.session.recorder
         ended = time.time()
         recorder.append(
@@ -431,9 +445,6 @@ class Runner:
                 "ended": ended,
             }
         )
-        recorder.commit()
-        self.stored = recorder.flush(wait=True)
-        session.emit({"type": "run", "status": self.run_status, "error": self.error})
 
     def _settle_status(self) -> None:
         if self.session.cancel_requested:
@@ -541,7 +552,7 @@ class Runner:
                     del running[node_id]
                     if not self._record(node_id, outcome) and failure is None:
                         failure = (node_id, outcome)
-                recorder.commit()
+                await recorder.durable()  # dependents start once their inputs are durable
                 if failure is not None:
                     self.run_status = "failed"
                     self.error = {"node": failure[0], **(failure[1].error or {})}

@@ -11,6 +11,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from fm_lab.engine.committer import Committer, writer
 from fm_lab.store.codec import NotSerialisableError, dumps
 from fm_lab.store.errors import StoreLockedError
 from fm_lab.tracing.redact import redactor
@@ -55,11 +56,12 @@ def _jsonable(value: Any) -> Any:
 
 
 class Recorder:
-    """The durable side of a run: records go to the journal (group commit) and, in batches,
-    into DuckDB."""
+    """The durable side of a run: records go to the journal (group commit, off the event loop
+    when a ``loop`` is given) and, in batches, into DuckDB."""
 
     def __init__(
-        self, store: Store, run_id: str, journal: Journal | None, seq: int, ingested_once: bool
+        self, store: Store, run_id: str, journal: Journal | None, seq: int, ingested_once: bool,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -71,6 +73,11 @@ class Recorder:
         self.ingested_once = ingested_once
         self._redact = redactor()
         self._lock = threading.Lock()  # spans end in worker threads too
+        self._flush_lock = threading.Lock()  # ingests in order (journal_seq skips the older)
+        self.committer = (
+            Committer(journal, loop) if journal is not None and loop is not None else None
+        )
+        self._ingesting: asyncio.Future[bool] | None = None
 
     def append(self, record: dict[str, Any]) -> None:
         """Queue ``record`` (secrets masked; durable at the next :meth:`commit`)."""
@@ -89,6 +96,8 @@ class Recorder:
             if text is not None and record.get("k") == "span":
                 self.unflushed_texts[self.seq] = text
             self.unflushed.append(record)
+        if self.committer is not None:
+            self.committer.soon()  # durable within one write and fsync, nobody has to ask
 
     def _mask(self, record: dict[str, Any], prepare: Callable[[Any], Any]) -> None:
         redact = self._redact
@@ -105,12 +114,34 @@ class Recorder:
         return None
 
     def commit(self) -> None:
-        """Make every queued record durable (one write, one fsync)."""
+        """Make every queued record durable (one write, one fsync) on this thread."""
         if self.journal is not None:
             self.journal.commit()
 
+    async def durable(self) -> None:
+        """Wait until every record queued so far is durable (the write and fsync run off the
+        event loop); raises :class:`~fm_lab.store.journal.JournalError` if they failed."""
+        if self.committer is not None:
+            await self.committer.durable()
+        else:
+            self.commit()
+
+    async def aflush(self, wait: bool) -> bool:
+        """:meth:`flush` on a writer thread (the loop goes on meanwhile), after the periodic
+        ingest under way, if any. Inline when this thread holds the store (a batch sweep):
+        a writer thread would wait for it, and it for the writer."""
+        if self._ingesting is not None:
+            await asyncio.wait([self._ingesting])
+        if self.store.held_here():
+            return self.flush(wait)
+        return await asyncio.get_running_loop().run_in_executor(writer(), self.flush, wait)
+
     def flush(self, wait: bool) -> bool:
         """Ingest into DuckDB; False when the file is busy (the journal keeps the records)."""
+        with self._flush_lock:
+            return self._flush(wait)
+
+    def _flush(self, wait: bool) -> bool:
         self.last_ingest = time.monotonic()
         with self._lock:
             batch, self.unflushed = self.unflushed, []
@@ -135,13 +166,30 @@ class Recorder:
         return INGEST_EVERY_S if self.ingested_once else INGEST_FIRST_S
 
     def maybe_ingest(self) -> None:
-        """Ingest when enough records or time have gathered (never waits for the file)."""
-        if self.unflushed and (
-            len(self.unflushed) >= INGEST_EVERY_RECORDS
-            or time.monotonic() - self.last_ingest >= self.interval()
+        """Start an ingest on a writer thread when enough records or time have gathered and
+        none is under way (it never waits for the file; a failure is logged, the journal
+        keeps the records for the next one)."""
+        if self._ingesting is not None or not self.unflushed or (
+            len(self.unflushed) < INGEST_EVERY_RECORDS
+            and time.monotonic() - self.last_ingest < self.interval()
         ):
-            self.commit()
-            self.flush(wait=False)
+            return
+        if self.store.held_here():  # see aflush
+            self._ingest()
+            return
+        self._ingesting = asyncio.get_running_loop().run_in_executor(writer(), self._ingest)
+        self._ingesting.add_done_callback(self._ingested)
+
+    def _ingest(self) -> bool:
+        self.commit()  # DuckDB gets nothing the journal does not have
+        return self.flush(wait=False)
+
+    def _ingested(self, future: asyncio.Future[bool]) -> None:
+        self._ingesting = None
+        error = None if future.cancelled() else future.exception()
+        if error is not None:
+            logging.getLogger("fm_lab").warning(
+                "periodic ingest of %s failed", self.run_id, exc_info=error)
 
 
 class RunSession:
@@ -169,18 +217,18 @@ class RunSession:
         self.on_event = on_event
         self.cache = cache
         self.run_id = run_id
+        try:
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
         self.recorder = Recorder(store, run_id, journal, journal_seq,
-                                 ingested_once=journal_seq > 0)
+                                 ingested_once=journal_seq > 0, loop=self.loop)
         self.registry = registry
         self.request_context = request_context if request_context is not None else {}
         self.committed = committed or {}
         self.steps = steps or {}
         self.resume = dict(resume or {})
         self.abort = asyncio.Event()
-        try:
-            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            self.loop = None
         self.cancel_requested = False
         self.wake: asyncio.Event | None = None  # the root loop's wake-up event
         self.body_cache: dict[Any, Any] = {}  # plans and node types of bodies, per run

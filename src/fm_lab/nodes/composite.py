@@ -3,21 +3,19 @@
 A body is ``node: {type, config, retry, timeout_s}`` (one node, templates see ``item`` and
 ``index``) or ``workflow: <inline workflow | file | stored id>`` (a sub-graph whose inputs
 are ``{item, index}``). Every finished item or branch is checkpointed under its own path
-(``loop[3]``, ``fanout.left``), so a resumed run never redoes it.
+(``loop[3]``, ``fanout.left``) and committed by the engine within one write and fsync, so a
+resumed run never redoes it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fm_lab.exceptions import Suspended
 from fm_lab.nodes.base import NodeContext, NodeType
-
-COMMIT_EVERY_S = 0.005
 
 
 class Body(BaseModel):
@@ -109,11 +107,9 @@ class ForeachNode(NodeType):
         errors: list[dict[str, Any]] = []
         waiting: list[int] = []
         indexes = iter(range(len(items)))
-        last_commit = time.monotonic()
         ctx.progress(len(items))
 
         async def worker() -> None:
-            nonlocal last_commit
             for index in indexes:
                 item = {**extra, "item": items[index], "index": index}
                 try:
@@ -127,9 +123,6 @@ class ForeachNode(NodeType):
                     errors.append(
                         {"index": index, "error": str(exc), "kind": getattr(exc, "kind", "user")}
                     )
-                if time.monotonic() - last_commit >= COMMIT_EVERY_S:
-                    ctx.commit()  # items finishing together share one write and fsync
-                    last_commit = time.monotonic()
 
         workers = [
             asyncio.ensure_future(worker()) for _ in range(min(config.concurrency, len(items)) or 0)
@@ -139,7 +132,6 @@ class ForeachNode(NodeType):
         finally:
             for task in workers:
                 task.cancel()
-            ctx.commit()
         if waiting:
             raise Suspended(ctx.path, leaf=False, payload={"waiting_items": sorted(waiting)})
         if policy == "skip":
@@ -198,7 +190,6 @@ class ParallelNode(NodeType):
             for task in tasks:  # a failed branch stops its siblings
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            ctx.commit()
         if waiting:
             raise Suspended(ctx.path, leaf=False, payload={"waiting_branches": sorted(waiting)})
         return dict(zip(names, outputs, strict=True))

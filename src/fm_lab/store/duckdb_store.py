@@ -114,6 +114,7 @@ class Store:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._leases = 0
         self._holds = 0
+        self._owner: int | None = None  # the thread inside connection(), if any
         self._migrated = False
         self._views_stored = True
         self._recovery_due = False
@@ -154,6 +155,7 @@ class Store:
             if self._con is None:
                 self._con = self._open(self.lock_timeout_s if timeout_s is None else timeout_s)
             self._leases += 1
+            owner, self._owner = self._owner, threading.get_ident()
             try:
                 if self._recovery_due:
                     self._recovery_due = False
@@ -164,9 +166,15 @@ class Store:
                     raise StoreCorruptError.from_duckdb(self.path, exc) from None
                 raise
             finally:
+                self._owner = owner
                 self._leases -= 1
                 if not self.memory and self._leases == 0 and self._holds == 0:
                     self._release()
+
+    def held_here(self) -> bool:
+        """True while this thread is inside :meth:`connection` or :meth:`hold` (another
+        thread asking for the store would wait for this one)."""
+        return self._owner == threading.get_ident()
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[Store]:

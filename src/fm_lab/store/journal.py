@@ -2,14 +2,16 @@
 
 One file per run, locked (``flock``) by the process that runs it, so a journal whose lock can
 be taken belongs to a dead process. ``commit()`` writes every pending record with one
-``write`` and, in ``fsync`` durability, one ``fsync``: nodes that finish together share it
-(group commit). Every line carries its record's CRC: a torn last line (a crash mid-write) is
-dropped, and damage inside the file is found, reported and skipped (:func:`scan_journal`).
+``write`` and, in ``fsync`` durability, one ``fsync``: records queued together share it
+(group commit). Commits may run on any thread; they are serialised, so lines land in queue
+order. Every line carries its record's CRC: a torn last line (a crash mid-write) is dropped,
+and damage inside the file is found, reported and skipped (:func:`scan_journal`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -41,6 +43,11 @@ class JournalDamagedError(StoreError):
     run is unchanged until it is resumed with ``force=True``."""
 
 
+class JournalError(OSError):
+    """A write or fsync of the journal failed: its records may not be durable, and the journal
+    takes no more commits (what an ``fsync`` error leaves on disk is unknown)."""
+
+
 class Journal:
     """The journal of one run."""
 
@@ -49,6 +56,10 @@ class Journal:
         self.durability = durability
         self._pending: list[bytes] = []
         self._lock = threading.Lock()
+        self._commit_lock = threading.Lock()  # one commit at a time: lines stay in order
+        self.queued = 0  # records appended so far
+        self.durable = 0  # of which written (and fsynced): the first ``durable`` ones
+        self.failure: JournalError | None = None
         flags = os.O_WRONLY | os.O_APPEND
         try:  # ``created``: the file did not exist (a journal that should be there is missing)
             self._fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
@@ -76,39 +87,63 @@ class Journal:
         line = b"%08x %s\n" % (zlib.crc32(body), body)
         with self._lock:
             self._pending.append(line)
+            self.queued += 1
         return body
 
+    @property
+    def pending(self) -> int:
+        """Records queued and not yet written."""
+        return self.queued - self.durable
+
     def commit(self) -> None:
-        """Write every queued record at once and make it durable."""
-        with self._lock:
-            if not self._pending:
-                return
-            data = b"".join(self._pending)
-            self._pending.clear()
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        if self.durability == "fsync":
-            os.fsync(self._fd)
+        """Write every queued record at once and make it durable (any thread). Raises
+        :class:`JournalError` if that fails, and for every commit after such a failure."""
+        with self._commit_lock:
+            if self.failure is not None:
+                raise self.failure
+            with self._lock:
+                if not self._pending:
+                    return
+                if self._fd < 0:
+                    raise JournalError(errno.EBADF, f"the run journal {self.path} is closed")
+                data = b"".join(self._pending)
+                self._pending.clear()
+                count = self.queued
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+                if self.durability == "fsync":
+                    os.fsync(self._fd)
+            except OSError as exc:
+                self.failure = JournalError(
+                    exc.errno, f"writing the run journal {self.path} failed ({exc}): its "
+                    "last records are not durable")
+                raise self.failure from exc
+            self.durable = count
 
     def reset(self) -> None:
         """Empty the file (its records are stored elsewhere); the lock is kept."""
-        with self._lock:
-            self._pending.clear()
-        os.ftruncate(self._fd, 0)
-        if self.durability == "fsync":
-            os.fsync(self._fd)
+        with self._commit_lock:
+            with self._lock:
+                self._pending.clear()
+                self.durable = self.queued
+            os.ftruncate(self._fd, 0)
+            if self.durability == "fsync":
+                os.fsync(self._fd)
 
     def close(self, remove: bool = False) -> None:
-        """Release the lock; ``remove`` deletes the file (its records are ingested)."""
-        if self._fd < 0:
-            return
-        if remove:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
-        os.close(self._fd)
-        self._fd = -1
+        """Release the lock (after a commit under way on another thread); ``remove`` deletes
+        the file (its records are ingested)."""
+        with self._commit_lock:
+            if self._fd < 0:
+                return
+            if remove:
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+            os.close(self._fd)
+            self._fd = -1
 
 
 
