@@ -92,7 +92,7 @@ class Killed:
                                  str(wf_path), self.run_id, ingest], cwd=self.tmp_path, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            while not self.marker.exists():
+            while not self.marker.exists() or (ingest == "first" and not self.stored()):
                 assert proc.poll() is None, proc.communicate()[1].decode()
                 time.sleep(0.01)
         finally:
@@ -100,6 +100,16 @@ class Killed:
             proc.communicate(timeout=30)
         assert self.effects() == NODES
         self.release.touch()  # a resumed hold finishes
+
+    def stored(self) -> bool:
+        """The run's row is in the store (its first ingest, on a writer thread, is done)."""
+        if not self.store_path.exists():
+            return False
+        store = fm_lab.Store(self.store_path)
+        try:
+            return self.run_id in set(store.runs()["run_id"])
+        finally:
+            store.close()
 
     def effects(self) -> list[str]:
         return self.log.read_text().split() if self.log.exists() else []
