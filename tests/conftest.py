@@ -51,8 +51,11 @@ _NOT_WATCHED_FILES = (".coverage", "coverage.xml")
 
 def _tree_snapshot() -> dict[str, int]:
     snapshot: dict[str, int] = {}
+    chosen = os.environ.get("FM_LAB_E2E_OUT")  # the browser tests' output, where asked for
+    skip = os.path.abspath(chosen) if chosen else None
     for dirpath, dirnames, filenames in os.walk(REPO):
-        dirnames[:] = [d for d in dirnames if d not in _NOT_WATCHED_DIRS]
+        dirnames[:] = [d for d in dirnames if d not in _NOT_WATCHED_DIRS
+                       and os.path.join(dirpath, d) != skip]
         for name in filenames:
             if name.startswith(_NOT_WATCHED_FILES):
                 continue
