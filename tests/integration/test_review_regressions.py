@@ -90,12 +90,19 @@ def test_a_suspend_payload_that_is_not_json_fails_the_node_clearly(store, regist
 
 def test_a_failed_parallel_branch_stops_its_siblings(store, register):
     effects = []
+    sibling_started = asyncio.Event()
 
     async def boom():
+        await sibling_started.wait()  # fail only once the sibling is under way
         raise ValueError("branch a failed")
 
     async def slow_charge():
-        await asyncio.sleep(0.3)
+        sibling_started.set()
+        try:
+            await asyncio.Event().wait()  # never set: only a cancellation ends this branch
+        except asyncio.CancelledError:
+            effects.append("cancelled")
+            raise
         effects.append("charged")
 
     wf = {"id": "w", "nodes": {"p": {"type": "parallel", "config": {"branches": {
@@ -103,12 +110,17 @@ def test_a_failed_parallel_branch_stops_its_siblings(store, register):
         "b": {"node": {"type": "code", "config": {"function": register(slow_charge)}}}}}}}}
 
     async def main():
-        run = await fm_lab.arun(wf, store=store)
-        await asyncio.sleep(0.5)  # the loop stays alive: a leaked branch would still charge
-        return run
+        # the timeout only guards against a hang; the proof is the cancellation event and the
+        # absence of any task still running once the run has returned
+        run = await asyncio.wait_for(fm_lab.arun(wf, store=store), timeout=60)
+        leaked = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        return run, leaked
 
-    assert asyncio.run(main()).status == "failed"
-    assert effects == []
+    run, leaked = asyncio.run(main())
+    assert run.status == "failed"
+    assert (run.error["node"], run.error["message"]) == ("p", "p.a: branch a failed")
+    assert effects == ["cancelled"]  # the sibling was stopped before the run returned
+    assert leaked == []
 
 
 def test_a_failing_edge_condition_names_the_edge(store):
