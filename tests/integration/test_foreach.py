@@ -332,14 +332,18 @@ def test_sleep_resumed_after_a_kill_sleeps_only_the_rest(spawner, tmp_path, stor
     time.sleep(max(0.0, started + 1.0 - time.time()))
     _kill(proc)
 
-    t0 = time.monotonic()
     run = fm_lab.resume("nap-run", store=fm_lab.Store(store_path))
-    elapsed = time.monotonic() - t0
 
     assert run.status == "succeeded", run.error
     assert run.outputs == {"after": "awake"}
-    assert 1.2 < elapsed < 2.8, elapsed
-    assert time.time() >= started + 3.0
+    # the resumed sleep ran to the wake-up time journaled by the killed process: its start was
+    # replayed, not taken again (so only the rest was slept), and it did not wake early
+    store = fm_lab.Store(store_path)
+    steps = fm_lab.sql("select name, result from steps where run_id = 'nap-run'", store=store)
+    assert steps["name"].tolist() == ["nap#sleep"]
+    assert float(steps["result"].iloc[0]) == started
+    nap_ended = store.node_executions("nap-run").set_index("node_id").loc["nap", "ended_at"]
+    assert nap_ended.timestamp() >= started + 3.0
 
 
 # ---- cancellation --------------------------------------------------------------------------
@@ -370,12 +374,9 @@ async def test_cancel_stops_a_live_run_and_keeps_finished_work(store, register):
     task = asyncio.create_task(fm_lab.arun(wf, store=store, run_id="cancel-live"))
     await asyncio.wait_for(started.wait(), 10)
 
-    t0 = time.monotonic()
     fm_lab.cancel("cancel-live", store=store)
-    run = await asyncio.wait_for(task, 5)
-    elapsed = time.monotonic() - t0
+    run = await asyncio.wait_for(task, 20)  # a guard: the node would sleep 30 s more
 
-    assert elapsed < 1.0, elapsed
     assert run.status == "cancelled"
     assert seen == {"abort_seen": True, "cancelled_with_abort_set": True}
     assert run.node("fast").status == "succeeded"
@@ -507,9 +508,8 @@ def _watched_run(spawner, tmp_path: Path, store_path: Path, run_id: str):
 
 
 def _assert_cancelled_elsewhere(spawner, proc, seen: Path, store_path: Path, run_id: str) -> None:
-    t0 = time.monotonic()
-    assert spawner.finish(proc, timeout=15).strip() == "cancelled"
-    assert time.monotonic() - t0 < 5
+    # the node would sleep 30 s more if it were not cancelled; the timeout is a hang guard
+    assert spawner.finish(proc, timeout=20).strip() == "cancelled"
     assert seen.read_text() == "True"  # the node saw ctx.abort before it was cancelled
     stored = fm_lab.get_run(run_id, store=fm_lab.Store(store_path))
     assert stored.status == "cancelled"
