@@ -49,11 +49,11 @@ test: lint typecheck jstest pytest-all
 
 pytest-all: $(VENV)/.installed-test
 	@echo "test order seed: $(SEED) (replay with: make test SEED=$(SEED))"
-	rm -f .coverage .coverage.*
+	rm -f .coverage .coverage.* .coverage-summary.json
 	$(BIN)/python -m coverage run -m pytest -q -p randomly --randomly-seed=$(SEED); status=$$?; \
 	  $(BIN)/python -m coverage combine -q && $(BIN)/python -m coverage report | tail -n 25 \
-	  && $(BIN)/python -m coverage json -q -o .coverage.json \
-	  && $(BIN)/python .ci/coverage_summary.py .coverage.json; \
+	  && $(BIN)/python -m coverage json -q -o .coverage-summary.json \
+	  && $(BIN)/python .ci/coverage_summary.py .coverage-summary.json; \
 	  echo "test order seed: $(SEED)"; exit $$status
 
 # fast: no browser, no kernels-and-crashes tests marked slow, no coverage

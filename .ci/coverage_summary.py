@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-report = Path(sys.argv[1] if len(sys.argv) > 1 else ".coverage.json")
+report = Path(sys.argv[1] if len(sys.argv) > 1 else ".coverage-summary.json")
 totals = json.loads(report.read_text())["totals"]
 lines = 100 * totals["covered_lines"] / max(totals["num_statements"], 1)
 branches = 100 * totals["covered_branches"] / max(totals["num_branches"], 1)
