@@ -8,7 +8,8 @@ export FM_LAB_HOME ?= $(CURDIR)/.fm_lab
 # `make constraints`), so CI is red only for the project's own changes
 CONSTRAINTS := constraints.txt
 # the test order is random; `make test SEED=1234` replays one
-SEED ?= $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+RANDOM_SEED := $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+SEED ?= $(RANDOM_SEED)
 
 .PHONY: demo test check lint typecheck jstest pytest-all bench constraints clean
 
