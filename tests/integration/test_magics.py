@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -21,8 +23,11 @@ outputs: {text: "{{ nodes.hello.output }}", approved: "{{ nodes.ok.output.approv
 
 
 @pytest.fixture
-def shell(tmp_path):
+def shell(tmp_path, monkeypatch):
     fm_lab.connect(tmp_path / "fm_lab.duckdb")
+    # IPython makes its user namespace sys.modules["__main__"] (a module without __spec__,
+    # which breaks multiprocessing's spawn in any later test): put the real one back after
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "fm_lab")
     yield ip
