@@ -1,20 +1,94 @@
-"""Settings for every test: no network for litellm's price table, the default store in a
-temporary folder; a fixture that scans files for leaked secrets."""
+"""Settings for every test: no network for litellm's price table, none of the user's
+``FM_LAB_*`` variables, and a store and home of its own for each test.
+
+The session also checks that nothing was written into the repository's working tree: a file
+that appears (or changes) there during the run fails the session, with its name."""
+
+from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+REPO = Path(__file__).resolve().parents[1]
+# variables that configure the test run itself, not fm_lab
+TEST_SETTINGS = {"FM_LAB_CHROMIUM", "FM_LAB_UPDATE_SCREENSHOTS", "FM_LAB_E2E_OUT"}
+# the user's settings (FM_LAB_MODEL, FM_LAB_HOME, FM_LAB_STORE...) never reach a test; some are
+# read at import, so they go before fm_lab is imported
+USER_SETTINGS = sorted(k for k in os.environ if k.startswith("FM_LAB_") and k not in TEST_SETTINGS)
+for _name in USER_SETTINGS:
+    del os.environ[_name]
+
 
 @pytest.fixture(autouse=True)
-def _default_store_in_tmp(tmp_path_factory, monkeypatch):
-    """Standalone agent and LLM calls record their traces in the default store: keep it out
-    of the working directory (a test that connects one still gets that one)."""
-    home = tmp_path_factory.getbasetemp() / "fm_lab_home"
+def _own_home_and_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """``$FM_LAB_HOME`` is this test's folder and the default store is opened there on first
+    use (and closed after the test); subprocesses and kernels inherit the variable."""
+    from fm_lab.engine import api
+
+    home = tmp_path / "fm_lab_home"
+    for name in [k for k in os.environ if k.startswith("FM_LAB_") and k not in TEST_SETTINGS]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("FM_LAB_HOME", str(home))
+    monkeypatch.setattr(api, "_STORE", None)
+    yield home
+    opened = api._STORE
+    if opened is not None:
+        opened.close()
+
+
+# -- nothing lands in the repository's working tree -------------------------------------------
+
+# tools' own output and caches, not the tests'
+_NOT_WATCHED_DIRS = {".git", ".venv", "node_modules", "__pycache__", ".pytest_cache",
+                     ".mypy_cache", ".ruff_cache", "static", ".hypothesis"}
+_NOT_WATCHED_FILES = (".coverage", "coverage.xml")
+
+
+def _tree_snapshot() -> dict[str, int]:
+    snapshot: dict[str, int] = {}
+    chosen = os.environ.get("FM_LAB_E2E_OUT")  # the browser tests' output, where asked for
+    skip = os.path.abspath(chosen) if chosen else None
+    for dirpath, dirnames, filenames in os.walk(REPO):
+        dirnames[:] = [d for d in dirnames if d not in _NOT_WATCHED_DIRS
+                       and os.path.join(dirpath, d) != skip]
+        for name in filenames:
+            if name.startswith(_NOT_WATCHED_FILES):
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                snapshot[os.path.relpath(path, REPO)] = os.stat(path).st_mtime_ns
+            except FileNotFoundError:
+                continue
+    return snapshot
+
+
+_SNAPSHOT = pytest.StashKey[dict[str, int]]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_SNAPSHOT] = _tree_snapshot()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = session.config.stash.get(_SNAPSHOT, None)
+    if before is None or os.environ.get("FM_LAB_UPDATE_SCREENSHOTS") == "1":
+        return
+    after = _tree_snapshot()
+    written = sorted(p for p, mtime in after.items() if before.get(p) != mtime)
+    if not written:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = ("the tests wrote into the repository's working tree: "
+               + ", ".join(written[:20]) + (" ..." if len(written) > 20 else ""))
+    if reporter is not None:
+        reporter.write_sep("!", message, red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

@@ -1,10 +1,13 @@
 """A real JupyterLab on loopback (token, temp root) driven by Debian's Chromium through
-Playwright. Screenshots of failures and figures go to ``benchmarks/out/e2e/``."""
+Playwright. Every test opens its own notebook in its own browser context (and its kernel is
+shut down after it), so each passes alone and in any order. Screenshots of failures and the
+figures go to the session's temporary folder, or to ``$FM_LAB_E2E_OUT`` when that is set."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -12,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,8 @@ import pytest
 
 CHROMIUM = Path(os.environ.get("FM_LAB_CHROMIUM", "/usr/bin/chromium"))
 REPO = Path(__file__).resolve().parents[2]
-OUT = REPO / "benchmarks" / "out" / "e2e"
+_CHOSEN_OUT = os.environ.get("FM_LAB_E2E_OUT")
+OUT: Path | None = Path(_CHOSEN_OUT) if _CHOSEN_OUT else None  # else the session's temp folder
 SCREENSHOTS = REPO / "docs" / "screenshots"
 FIGURES: dict[str, Any] = {}
 CHROMIUM_ARGS = [
@@ -52,20 +56,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
     if report.when == "call" and report.failed:
-        page = getattr(item, "funcargs", {}).get("lab_page")
-        if page is not None:
-            OUT.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(OUT / f"failure-{item.name}.png"), full_page=True)
+        for page in getattr(item, "lab_pages", []):
+            out = out_dir()
+            page.screenshot(path=str(out / f"failure-{item.name}.png"), full_page=True)
             logs = "\n".join(getattr(page, "console_log", [])[-40:])
             report.sections.append(("browser console", logs))
+            report.sections.append(("failure screenshot", str(out / f"failure-{item.name}.png")))
+
+
+def out_dir() -> Path:
+    """Where screenshots and figures go (made on first use)."""
+    assert OUT is not None, "set by the _e2e_out fixture"
+    OUT.mkdir(parents=True, exist_ok=True)
+    return OUT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _e2e_out(tmp_path_factory: pytest.TempPathFactory) -> None:
+    global OUT
+    if OUT is None:
+        OUT = tmp_path_factory.getbasetemp() / "e2e"
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not FIGURES:
         return
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "widget_figures.json").write_text(json.dumps(FIGURES, indent=2))
-    terminalreporter.write_sep("-", "widget figures (benchmarks/out/e2e/widget_figures.json)")
+    out = out_dir()
+    (out / "widget_figures.json").write_text(json.dumps(FIGURES, indent=2))
+    terminalreporter.write_sep("-", f"widget figures ({out / 'widget_figures.json'})")
     for key, value in FIGURES.items():
         terminalreporter.write_line(f"{key}: {value}")
 
@@ -97,6 +115,17 @@ class Lab:
         }
         (self.root / name).write_text(json.dumps(nb))
         return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
+
+    def _api(self, method: str, path: str) -> Any:
+        req = urllib.request.Request(f"{self.url}/api/{path}?token={self.token}", method=method)
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
+
+    def shutdown_kernels(self) -> None:
+        """End every session and its kernel (each test starts its own)."""
+        for session in self._api("GET", "sessions"):
+            self._api("DELETE", f"sessions/{session['id']}")
 
 
 def _wait_until_up(url: str, token: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -161,13 +190,47 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+@pytest.fixture
+def open_notebook(lab: Lab, browser: Any, request: pytest.FixtureRequest
+                  ) -> Iterator[Callable[[list[str]], Any]]:
+    """``open_notebook(cells)``: a fresh notebook with ``cells`` opened in a new browser context,
+    its kernel started; returns the page. Contexts and kernels end with the test."""
+    contexts: list[Any] = []
+    request.node.lab_pages = []
+
+    def open_(cells: list[str]) -> Any:
+        context = browser.new_context(viewport={"width": 1300, "height": 950})
+        contexts.append(context)
+        page = context.new_page()
+        console: list[str] = []
+        page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+        page.console_log = console  # printed by the failure hook
+        request.node.lab_pages.append(page)
+        name = re.sub(r"[^A-Za-z0-9_-]+", "_", request.node.name)
+        page.goto(lab.notebook(f"{name}-{len(contexts)}.ipynb", cells))
+        page.wait_for_function(
+            "window.jupyterapp && window.jupyterapp.shell.currentWidget "
+            "&& window.jupyterapp.shell.currentWidget.sessionContext "
+            "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
+            "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
+            timeout=60_000)
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=30_000)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    lab.shutdown_kernels()
+
+
 def save_screenshot(locator: Any, name: str) -> None:
     """Keep a screenshot of the canvas ``locator`` (fitted to view); also refresh
     ``docs/screenshots`` when ``FM_LAB_UPDATE_SCREENSHOTS=1``."""
-    OUT.mkdir(parents=True, exist_ok=True)
+    out = out_dir()
     locator.locator(".react-flow__controls-fitview").click()
     locator.page.wait_for_timeout(300)
-    locator.screenshot(path=str(OUT / name))
+    locator.screenshot(path=str(out / name))
     if os.environ.get("FM_LAB_UPDATE_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(OUT / name, SCREENSHOTS / name)
+        shutil.copyfile(out / name, SCREENSHOTS / name)

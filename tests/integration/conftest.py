@@ -76,8 +76,9 @@ class Spawner:
         return proc
 
     @staticmethod
-    def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
-        """Wait until ``path`` exists; fail early (with its stderr) if ``proc`` exits first."""
+    def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 120.0) -> None:
+        """Wait until ``path`` exists; fail early (with its stderr) if ``proc`` exits first.
+        The timeout is a hang guard, generous for a loaded machine (and coverage)."""
         deadline = time.monotonic() + timeout
         while not path.exists():
             if proc.poll() is not None:
@@ -91,7 +92,7 @@ class Spawner:
             time.sleep(0.01)
 
     @staticmethod
-    def finish(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
+    def finish(proc: subprocess.Popen[str], timeout: float = 120.0) -> str:
         """Wait for a clean exit; return stdout (fails with stderr otherwise)."""
         out, err = proc.communicate(timeout=timeout)
         assert proc.returncode == 0, f"subprocess failed ({proc.returncode}):\n{err}"

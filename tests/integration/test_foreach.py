@@ -318,7 +318,7 @@ def test_sleep_resumed_after_a_kill_sleeps_only_the_rest(spawner, tmp_path, stor
     wf_path.write_text(wf.to_json())
     proc = spawner.start(RUNNER, str(store_path), str(wf_path), "nap-run")
     journal = _journal(store_path, "nap-run")
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120  # hang guards here are generous: a loaded machine
     started = None
     while started is None:
         steps = [r for r in read_journal(journal) if r["k"] == "step"]
@@ -332,14 +332,18 @@ def test_sleep_resumed_after_a_kill_sleeps_only_the_rest(spawner, tmp_path, stor
     time.sleep(max(0.0, started + 1.0 - time.time()))
     _kill(proc)
 
-    t0 = time.monotonic()
     run = fm_lab.resume("nap-run", store=fm_lab.Store(store_path))
-    elapsed = time.monotonic() - t0
 
     assert run.status == "succeeded", run.error
     assert run.outputs == {"after": "awake"}
-    assert 1.2 < elapsed < 2.8, elapsed
-    assert time.time() >= started + 3.0
+    # the resumed sleep ran to the wake-up time journaled by the killed process: its start was
+    # replayed, not taken again (so only the rest was slept), and it did not wake early
+    store = fm_lab.Store(store_path)
+    steps = fm_lab.sql("select name, result from steps where run_id = 'nap-run'", store=store)
+    assert steps["name"].tolist() == ["nap#sleep"]
+    assert float(steps["result"].iloc[0]) == started
+    nap_ended = store.node_executions("nap-run").set_index("node_id").loc["nap", "ended_at"]
+    assert nap_ended.timestamp() >= started + 3.0
 
 
 # ---- cancellation --------------------------------------------------------------------------
@@ -352,7 +356,7 @@ async def test_cancel_stops_a_live_run_and_keeps_finished_work(store, register):
         try:
             await ctx.abort.wait()  # a long node watching for cancellation
             seen["abort_seen"] = True
-            await asyncio.sleep(30)
+            await asyncio.sleep(3600)
         except asyncio.CancelledError:
             seen["cancelled_with_abort_set"] = ctx.abort.is_set()
             raise
@@ -368,14 +372,11 @@ async def test_cancel_stops_a_live_run_and_keeps_finished_work(store, register):
         "edges": ["fast -> slow", "slow -> after"],
     }
     task = asyncio.create_task(fm_lab.arun(wf, store=store, run_id="cancel-live"))
-    await asyncio.wait_for(started.wait(), 10)
+    await asyncio.wait_for(started.wait(), 60)
 
-    t0 = time.monotonic()
     fm_lab.cancel("cancel-live", store=store)
-    run = await asyncio.wait_for(task, 5)
-    elapsed = time.monotonic() - t0
+    run = await asyncio.wait_for(task, 60)  # a guard: the node would sleep an hour more
 
-    assert elapsed < 1.0, elapsed
     assert run.status == "cancelled"
     assert seen == {"abort_seen": True, "cancelled_with_abort_set": True}
     assert run.node("fast").status == "succeeded"
@@ -413,7 +414,7 @@ async def test_cancel_stops_a_running_foreach(store, register):
         await asyncio.sleep(0.01)
 
     fm_lab.cancel("cancel-loop", store=store)
-    run = await asyncio.wait_for(task, 5)
+    run = await asyncio.wait_for(task, 60)  # a hang guard
 
     assert run.status == "cancelled"
     assert len(ran) < 20
@@ -468,11 +469,11 @@ from pathlib import Path
 async def watch(ctx, marker, seen):
     Path(marker).write_text("running")
     try:
-        deadline = time.monotonic() + 8  # bounded: a cancel that never comes ends the node
+        deadline = time.monotonic() + 90  # bounded: a cancel that never comes ends the node
         while not ctx.abort.is_set() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         if ctx.abort.is_set():
-            await asyncio.sleep(30)  # the engine cancels this
+            await asyncio.sleep(300)  # the engine cancels this
     except asyncio.CancelledError:
         Path(seen).write_text(str(ctx.abort.is_set()))
         raise
@@ -507,9 +508,8 @@ def _watched_run(spawner, tmp_path: Path, store_path: Path, run_id: str):
 
 
 def _assert_cancelled_elsewhere(spawner, proc, seen: Path, store_path: Path, run_id: str) -> None:
-    t0 = time.monotonic()
-    assert spawner.finish(proc, timeout=15).strip() == "cancelled"
-    assert time.monotonic() - t0 < 5
+    # the node would sleep 300 s more if it were not cancelled; the timeout is a hang guard
+    assert spawner.finish(proc, timeout=120).strip() == "cancelled"
     assert seen.read_text() == "True"  # the node saw ctx.abort before it was cancelled
     stored = fm_lab.get_run(run_id, store=fm_lab.Store(store_path))
     assert stored.status == "cancelled"
@@ -520,7 +520,7 @@ def _assert_cancelled_elsewhere(spawner, proc, seen: Path, store_path: Path, run
 def test_cancel_of_a_run_live_in_another_process(spawner, tmp_path, store_path):
     proc, seen = _watched_run(spawner, tmp_path, store_path, "remote")
     store = fm_lab.Store(store_path)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while "remote" not in set(store.runs()["run_id"]):  # shows after its first ingest
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -616,7 +616,7 @@ def test_recover_resumes_dead_runs_and_leaves_live_ones_alone(spawner, tmp_path,
     live = spawner.start(RUNNER, str(store_path), str(live_flow), "live-run")
     spawner.wait_for(live_marker, live)
     store = fm_lab.Store(store_path)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while "live-run" not in set(store.runs()["run_id"]):  # shows after its first ingest
         assert time.monotonic() < deadline, "the live run never showed in runs()"
         time.sleep(0.05)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -21,8 +23,11 @@ outputs: {text: "{{ nodes.hello.output }}", approved: "{{ nodes.ok.output.approv
 
 
 @pytest.fixture
-def shell(tmp_path):
+def shell(tmp_path, monkeypatch):
     fm_lab.connect(tmp_path / "fm_lab.duckdb")
+    # IPython makes its user namespace sys.modules["__main__"] (a module without __spec__,
+    # which breaks multiprocessing's spawn in any later test): put the real one back after
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "fm_lab")
     yield ip
@@ -86,3 +91,34 @@ def test_invalid_cells_show_every_problem_and_bind_nothing(shell, capsys):
 def test_bad_lines_say_how_to_write_them(shell, line, message):
     with pytest.raises(FlowUsageError, match=message):
         shell.run_line_magic("flow", line)
+
+
+def test_the_flow_cell_shows_the_graph_editor_and_a_rerun_replaces_it(shell, monkeypatch):
+    from fm_lab.widget import GraphWidget
+
+    shown = []
+    monkeypatch.setattr(shell.display_pub, "publish",
+                        lambda data, metadata=None, **kwargs: shown.append(data))
+    magics = shell.magics_manager.registry["FlowMagics"]
+    assert shell.run_cell_magic("flow", "", CELL) is None  # the widget is the cell's output
+    first = magics.widgets["greet"]
+    assert isinstance(first, GraphWidget) and first.comm is not None
+    assert first.workflow.model_dump() == shell.user_ns["greet"].model_dump()
+    first_id = first.model_id
+    assert [d["application/vnd.jupyter.widget-view+json"]["model_id"] for d in shown] == [
+        first_id]
+
+    shell.run_cell_magic("flow", "", CELL.replace("Hello", "Hi"))  # re-running the cell
+    second = magics.widgets["greet"]
+    assert second is not first and second.comm is not None
+    assert first.comm is None  # the old editor is closed, not left behind
+    assert "Hi {{" in second.workflow.nodes["hello"].config["template"]
+    assert [d["application/vnd.jupyter.widget-view+json"]["model_id"] for d in shown] == [
+        first_id, second.model_id]
+    assert list(magics.widgets) == ["greet"]
+
+    shell.user_ns["who"] = {"who": "Ada"}  # --run with the widget: shows it, then runs
+    run = shell.run_cell_magic("flow", "--run --inputs {who}", CELL)
+    assert run.status == "suspended" and run is shell.user_ns["greet_run"]
+    assert second.comm is None and magics.widgets["greet"].comm is not None
+    assert len(shown) == 3

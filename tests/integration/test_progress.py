@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import nbformat
+
 import fm_lab
 from fm_lab.progress import RunProgress, in_notebook
 
@@ -33,7 +35,43 @@ def test_progress_counts_nodes_and_items(store):
     assert bar.items_done == {"loop": 3}
 
 
-def test_progress_shows_by_default_only_in_notebooks(store, capsys):
+def test_progress_shows_by_default_in_a_notebook(tmp_path):
+    """The notebook half: in a real kernel, a run draws its bar with no argument, and
+    ``progress=False`` hides it."""
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from fm_lab.batch.nbexec import execute_notebook
+
+    nb = new_notebook(cells=[
+        new_code_cell("import fm_lab\n"
+                      "from fm_lab.progress import in_notebook\n"
+                      "print(in_notebook())"),
+        new_code_cell("wf = {'id': 'loud', 'nodes': {'a': {'type': 'template',\n"
+                      "                                   'config': {'template': 'x'}}}}\n"
+                      "run = fm_lab.run(wf)"),
+        new_code_cell("run = fm_lab.run({**wf, 'id': 'hushed'}, progress=False)"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
+                                 "display_name": "Python 3"}
+    source = tmp_path / "progress.ipynb"
+    nbformat.write(nb, source)
+    # the batch runner turns bars off in its kernels; this kernel is a notebook's as a person
+    # runs it
+    result = execute_notebook(source, tmp_path / "out.ipynb", {}, env={"FM_LAB_PROGRESS": ""},
+                              timeout=120)
+    assert result["status"] == "succeeded", result["error"]
+    cells = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells
+    cells = [c for c in cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    assert [o.get("text") for o in cells[0].outputs] == ["True\n"]
+    [bar] = cells[1].outputs  # one bar, drawn as a widget with its text fallback
+    assert bar["output_type"] == "display_data"
+    assert "application/vnd.jupyter.widget-view+json" in bar["data"]
+    assert bar["data"]["text/plain"].startswith("loud")
+    assert cells[2].outputs == []
+
+
+def test_progress_is_hidden_by_default_in_a_terminal(store, capsys):
+    """The terminal half: no bar unless asked for."""
     assert not in_notebook()
     fm_lab.run(
         {"id": "quiet", "nodes": {"a": {"type": "template", "config": {"template": "x"}}}},

@@ -1,7 +1,7 @@
 """Regressions found in review: each test failed before its fix."""
 
 import asyncio
-import time
+import threading
 
 import pytest
 from pydantic import BaseModel
@@ -90,12 +90,19 @@ def test_a_suspend_payload_that_is_not_json_fails_the_node_clearly(store, regist
 
 def test_a_failed_parallel_branch_stops_its_siblings(store, register):
     effects = []
+    sibling_started = asyncio.Event()
 
     async def boom():
+        await sibling_started.wait()  # fail only once the sibling is under way
         raise ValueError("branch a failed")
 
     async def slow_charge():
-        await asyncio.sleep(0.3)
+        sibling_started.set()
+        try:
+            await asyncio.Event().wait()  # never set: only a cancellation ends this branch
+        except asyncio.CancelledError:
+            effects.append("cancelled")
+            raise
         effects.append("charged")
 
     wf = {"id": "w", "nodes": {"p": {"type": "parallel", "config": {"branches": {
@@ -103,12 +110,17 @@ def test_a_failed_parallel_branch_stops_its_siblings(store, register):
         "b": {"node": {"type": "code", "config": {"function": register(slow_charge)}}}}}}}}
 
     async def main():
-        run = await fm_lab.arun(wf, store=store)
-        await asyncio.sleep(0.5)  # the loop stays alive: a leaked branch would still charge
-        return run
+        # the timeout only guards against a hang; the proof is the cancellation event and the
+        # absence of any task still running once the run has returned
+        run = await asyncio.wait_for(fm_lab.arun(wf, store=store), timeout=60)
+        leaked = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        return run, leaked
 
-    assert asyncio.run(main()).status == "failed"
-    assert effects == []
+    run, leaked = asyncio.run(main())
+    assert run.status == "failed"
+    assert (run.error["node"], run.error["message"]) == ("p", "p.a: branch a failed")
+    assert effects == ["cancelled"]  # the sibling was stopped before the run returned
+    assert leaked == []
 
 
 def test_a_failing_edge_condition_names_the_edge(store):
@@ -147,10 +159,14 @@ def test_sync_code_that_runs_a_workflow_inside_many_items_does_not_deadlock(stor
     wf = {"id": "w", "nodes": {"loop": {"type": "foreach", "config": {
         "items": list(range(40)), "concurrency": 40,
         "node": {"type": "code", "config": {"function": register(outer_item)}}}}}}
-    started = time.monotonic()
-    run = fm_lab.run(wf, store=store)
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(run=fm_lab.run(wf, store=store)),
+                              daemon=True)
+    worker.start()
+    worker.join(timeout=300)  # a hang guard: a deadlocked run never returns
+    assert not worker.is_alive(), "the run deadlocked"
+    run = done["run"]
     assert run.status == "succeeded" and run.outputs["loop"]["succeeded"] == 40
-    assert time.monotonic() - started < 30
 
 
 def test_sub_workflow_items_have_item_spans(store):

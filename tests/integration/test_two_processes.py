@@ -125,15 +125,13 @@ def test_held_file_raises_store_locked_error_naming_the_file(spawner, tmp_path, 
     proc = spawner.start(HOLDER, str(store_path), str(marker), str(release))
     spawner.wait_for(marker, proc)
 
-    t0 = time.monotonic()
     with pytest.raises(fm_lab.StoreLockedError) as caught:
         fm_lab.Store(store_path, lock_timeout_s=0.5).runs()
-    waited = time.monotonic() - t0
 
     assert str(Path(store_path).resolve()) in str(caught.value)
     assert caught.value.path == str(Path(store_path).resolve())
     assert str(proc.pid) in str(caught.value)  # the holder is named too
-    assert 0.5 <= waited < 5, waited
+    assert proc.poll() is None and not release.exists()  # it failed while the file was held
 
     release.touch()
     assert spawner.finish(proc).strip() == "released"
@@ -149,13 +147,12 @@ def test_waiter_gets_the_file_once_the_holder_lets_go(spawner, tmp_path, store_p
 
     store = fm_lab.Store(store_path, lock_timeout_s=20)
     timer = threading.Timer(0.3, release.touch)
-    t0 = time.monotonic()
     timer.start()
     try:
         assert store.runs().empty  # starts while held, waits for the release
     finally:
         timer.cancel()
-    assert 0.3 <= time.monotonic() - t0 < 10
+    assert release.exists()  # the read got the file only after the holder was told to let go
     assert spawner.finish(proc).strip() == "released"
 
 

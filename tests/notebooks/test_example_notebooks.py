@@ -1,71 +1,147 @@
 """The notebooks in ``notebooks/`` run top to bottom on the offline model; their asserts hold
-and what they show is what a reader is told they will see."""
+and each cell shows what a reader is told they will see (checked cell by cell: a cell is found
+by a piece of its source, so reordering the notebook does not shift the checks)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-import pytest
+WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
-def _outputs(nb) -> str:
-    parts = []
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            parts.append(out.get("text", ""))
-            data = out.get("data", {})
-            parts.append(data.get("text/plain", ""))
-            parts.append(data.get("text/html", ""))
-    return "\n".join(parts)
+def cell(nb, snippet: str, *, exact: bool = False):
+    """The one code cell whose source contains ``snippet`` (is ``snippet``, if ``exact``)."""
+    [found] = [c for c in nb.cells if c.cell_type == "code"
+               and (c.source.strip() == snippet if exact else snippet in c.source)]
+    return found
 
 
-def _images(nb) -> int:
-    return sum("image/png" in out.get("data", {}) for cell in nb.cells
-               for out in cell.get("outputs", []))
+def text(code_cell) -> str:
+    """What a reader sees of the cell as text: its streams and plain-text results."""
+    return "".join(out.get("text", "") + out.get("data", {}).get("text/plain", "")
+                   for out in code_cell.get("outputs", []))
+
+
+def kinds(code_cell) -> list[str]:
+    """Per output: the richest thing it shows (widget, png, html, text)."""
+    shown = []
+    for out in code_cell.get("outputs", []):
+        data = out.get("data", {})
+        shown.append(next((k for k in (WIDGET, "image/png", "text/html") if k in data),
+                          out.get("name") or "text/plain"))
+    return shown
+
+
+def rows(code_cell) -> list[list[str]]:
+    """The plain-text lines of a cell's output split into words (DataFrame rows, run
+    tables)."""
+    return [line.split() for line in text(code_cell).splitlines()]
 
 
 def test_quickstart(execute):
     nb = execute("quickstart.ipynb")
-    shown = _outputs(nb)
-    assert "succeeded" in shown and "no_such_type" in shown
-    assert "We are on it: broken and slow." in shown  # the edited node's re-run
-    assert _images(nb) >= 1  # the trace waterfall
+    assert text(cell(nb, "store = fm_lab.connect()")).endswith("/home/fm_lab.duckdb')")
+    assert kinds(cell(nb, "%%flow triage")) == [WIDGET]  # the graph editor
+
+    invalid = cell(nb, "broken = {")
+    assert kinds(invalid) == ["text/html"]
+    shown = text(invalid)
+    assert shown.startswith("workflow 'broken' is invalid (3 problems):")
+    for problem in ("nodes.a.type: unknown node type 'no_such_type'", "nodes.b.config.template",
+                    "'c'"):
+        assert problem in shown, problem
+
+    first = cell(nb, "run = fm_lab.run(triage")
+    lines = rows(first)
+    assert lines[0][0] == "Run" and lines[0][2:] == ["of", "triage:", "succeeded"]
+    assert [line[:2] for line in lines[1:]] == [
+        ["mood", "succeeded"], ["stats", "succeeded"], ["route", "succeeded"],
+        ["sorry", "succeeded"], ["thanks", "skipped"]]
+    assert "'Sorry about broken, slow (9 words read).'" in text(first)
+
+    assert text(cell(nb, 'run.node("mood").output')) == (
+        "{'score': -1.0,\n 'label': 'negative',\n 'positive': [],\n 'negative': ['broken', "
+        "'slow']}")
+    cached = {line[0]: line[1:] for line in rows(cell(nb, "again = run.rerun"))[2:]}
+    assert cached["sorry"] == ["succeeded", "NaN"]  # recomputed; the rest reused
+    assert all(cached[n][1].startswith('{"run_id"') for n in ("mood", "stats", "route"))
+    assert text(cell(nb, "third = again.rerun")) == (
+        "{'sorry': 'We are on it: broken and slow.'}")
+    spans = [line[1:4] for line in rows(cell(nb, "fm_lab.trace(run.run_id)"))[1:]]
+    assert spans == [["0", "workflow", "triage"], ["1", "node", "mood"], ["1", "node", "stats"],
+                     ["1", "node", "route"], ["1", "node", "sorry"]]
+    assert kinds(cell(nb, "fm_lab.plot_trace(run.run_id)")) == ["image/png"]
+    listed = text(cell(nb, "%flow runs --limit 5"))
+    assert len(re.findall(r"\btriage\b", listed)) == 3  # the run and its two re-runs
 
 
 def test_human_in_the_loop(execute):
     nb = execute("human_in_the_loop.ipynb")
-    shown = _outputs(nb)
-    assert "manager" in shown and "approved" in shown
-    assert "booked 420 for Ada" in shown and "booked 12 for Bob" in shown
-    assert "booked 250 for Cy" in shown  # resumed through the widget
-    assert any("application/vnd.jupyter.widget-view+json" in out.get("data", {})
-               for cell in nb.cells for out in cell.get("outputs", []))
+    assert kinds(cell(nb, "%%flow expense")) == [WIDGET]
+    suspended = rows(cell(nb, 'run = fm_lab.run(expense, {"employee": "Ada"'))
+    assert suspended[0][2:] == ["of", "expense:", "suspended"]
+    assert [line[:2] for line in suspended[1:]] == [
+        ["check", "succeeded"], ["route", "succeeded"], ["manager", "suspended"],
+        ["book", "pending"]]
+    waiting = text(cell(nb, "fm_lab.pending(run.run_id)"))
+    assert "manager  manager" in waiting and "Approve Ada's expense of 420 EUR?" in waiting
+    refused = text(cell(nb, '{"approved": "maybe", "by": 7}'))
+    assert refused.startswith("resume data for manager of run ")
+    assert "is invalid; the run is unchanged:" in refused
+    assert "data.approved: 'maybe' is not of type 'boolean'" in refused
+    assert "data.by: 7 is not valid" in refused
+    assert text(cell(nb, "done = fm_lab.resume(")) == (
+        "{'booked': 'booked 420 for Ada',\n"
+        " 'decision': {'approved': True, 'comment': 'ok, conference trip', 'by': 'lee'}}")
+    assert WIDGET in kinds(cell(nb, "widget = fm_lab.widget.show(expense)"))
+    assert text(cell(nb, "live = widget.run(")) == (  # resumed through the widget
+        "{'booked': 'booked 250 for Cy',\n"
+        " 'decision': {'approved': True, 'comment': None, 'by': 'lee'}}")
+    assert text(cell(nb, '{"employee": "Bob", "amount": 12}')) == (
+        "{'booked': 'booked 12 for Bob', 'decision': None}")
 
 
-@pytest.mark.parametrize("name", ["traces_and_costs.ipynb"])
-def test_traces_and_costs(execute, name):
-    nb = execute(name)
-    shown = _outputs(nb)
-    assert "gpt-4o-mini" in shown and "offline/support" in shown
-    assert _images(nb) >= 2
-
-
-def _cell_text(cell) -> str:
-    return "".join(out.get("text", "") + out.get("data", {}).get("text/plain", "")
-                   for out in cell.get("outputs", []))
+def test_traces_and_costs(execute):
+    nb = execute("traces_and_costs.ipynb")
+    assert text(cell(nb, "model = script(")) == "'offline/support'"
+    assert text(cell(nb, 'run.outputs["replies"]["results"]')) == (
+        "['We are sorry. A refund is on its way.',\n 'We are looking into the speed.',\n"
+        " 'Thank you for your feedback!']")
+    by_model = rows(cell(nb, 'fm_lab.usage(by=["model"], run_id=run.run_id)', exact=True))
+    assert by_model[1][:3] == ["0", "offline/support", "3"]  # three calls
+    by_node = sorted(line[1:3] for line in rows(cell(nb, 'usage(by=["node"]'))[1:])
+    assert by_node == [["replies[0]", "1"], ["replies[1]", "1"], ["replies[2]", "1"]]
+    priced = {line[0]: line for line in rows(cell(nb, "costs = pd.concat"))[1:]}
+    assert set(priced) == {"gpt-4o-mini", "gpt-4o"}
+    assert float(priced["gpt-4o"][-1]) > float(priced["gpt-4o-mini"][-1]) > 0
+    own = rows(cell(nb, "fm_lab.set_price(model"))
+    assert own[1][1] == "offline/support" and float(own[1][2]) > 0
+    assert kinds(cell(nb, "fm_lab.plot_usage(")) == ["image/png"]
+    slowest = [line[1] for line in rows(cell(nb, "fm_lab.slowest(5"))[1:]]
+    assert len(slowest) == 5 and "workflow" in slowest and "llm" in slowest
+    per_kind = {line[1]: line[2] for line in rows(cell(nb, "from spans group by kind"))[1:]}
+    assert per_kind["llm"] == "3" and per_kind["item"] == "3"
+    assert kinds(cell(nb, "fm_lab.plot_trace(run.run_id)")) == ["image/png"]
 
 
 def test_agents(execute):
     nb = execute("agents.ipynb")
-    code = [c for c in nb.cells if c.cell_type == "code"]
     answer = "Oslo in brief: capital of Norway, about 700,000 people, founded around 1040."
-    assert answer in _cell_text(code[2])
-    trace = _cell_text(code[3])
-    assert "coordinator" in trace and "search_notes" in trace and "writer" in trace
-    usage = _cell_text(code[4])
-    assert all(name in usage for name in ("coordinator", "researcher", "writer"))
-    stream = _cell_text(code[5])
-    assert "tool-output" in stream and stream.rstrip().splitlines()[-1].startswith("finish")
+    generated = text(cell(nb, "result = coordinator.generate(")).splitlines()
+    assert generated[0] == answer and generated[1].startswith("3 steps; {'input_tokens': ")
+    trace = rows(cell(nb, "trace = fm_lab.trace(result.run_id)"))
+    spans = [line[2:4] for line in trace[1:] if len(line) > 3 and line[0].isdigit()]
+    assert ["agent", "coordinator"] in spans and ["tool", "researcher"] in spans
+    assert ["tool", "search_notes"] in spans and ["agent", "writer"] in spans
+    usage = {line[1]: line[2] for line in rows(cell(nb, 'fm_lab.usage(by="agent")'))[1:4]}
+    assert usage == {"coordinator": "3", "researcher": "2", "writer": "1"}  # calls per agent
+    stream = rows(cell(nb, "for chunk in coordinator.stream("))
+    assert [line[0] for line in stream[:4]] == [
+        "tool-call", "tool-call", "tool-output", "tool-result"]
+    assert stream[2][1:] == ["researcher", "{'searching':", "'Oslo',", "'for':", "'ada'}"]
+    assert stream[-1][:2] == ["finish", "coordinator"]
+    assert " ".join(stream[-1][2:]) == answer
 
 
 def test_notebooks_are_committed_without_outputs():

@@ -13,12 +13,13 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 import fm_lab
 from fm_lab.engine.errors import NodeError
 from fm_lab.nodes import default_registry
-from fm_lab.nodes.http import HttpConfig, HttpNode, _retry_after
+from fm_lab.nodes.http import HttpConfig, HttpNode, _retry_after, _retry_delay
 from fm_lab.spec import WorkflowValidationError
 
 default_registry().register(HttpNode)
@@ -313,10 +314,15 @@ def test_429_retry_after_is_honoured(call, server):
 
 
 def test_retry_after_is_capped(call, server):
-    started = time.monotonic()
     result = call({"url": server.url("/retry-after"), "max_retry_after_s": 0.05})
     assert result.status == "succeeded", result.error
-    assert time.monotonic() - started < 0.8
+    assert result.node("call").output["attempts"] == 2
+    # the wait chosen for a 429 asking for an hour is the cap (no clock involved)
+    config = HttpConfig.model_validate({"url": server.url("/"), "max_retry_after_s": 0.05})
+    asks_an_hour = httpx.Response(429, headers={"Retry-After": "3600"})
+    assert _retry_delay(config, asks_an_hour, 1) == 0.05
+    assert _retry_delay(config.model_copy(update={"max_retry_after_s": 7200}), asks_an_hour,
+                        1) == 3600
 
 
 def test_404_fails_as_user_error_without_retries(call, server):
@@ -340,9 +346,9 @@ def test_error_status_is_output_when_raise_for_status_is_off(call, server):
 
 
 def test_timeout_fails_as_timeout(call, server):
-    started = time.monotonic()
-    result = call({"url": server.url("/slow?delay=3"), "timeout_s": 0.2, "max_retries": 0})
-    assert time.monotonic() - started < 2
+    # the server would answer after 60 s (it is released at teardown): only the timeout ends
+    # the request
+    result = call({"url": server.url("/slow?delay=60"), "timeout_s": 0.2, "max_retries": 0})
     assert result.status == "failed"
     assert result.error["kind"] == "timeout"
     assert result.error["retryable"] is True
@@ -455,10 +461,8 @@ async def test_abort_stops_the_backoff_wait(server):
         )
     )
     asyncio.get_running_loop().call_later(0.2, abort.set)
-    started = time.monotonic()
-    with pytest.raises(NodeError) as info:
+    with pytest.raises(NodeError) as info:  # without the abort it would wait 20 s, then retry
         await node.run(ctx, {})  # type: ignore[arg-type]
-    assert time.monotonic() - started < 2
     assert "aborted" in str(info.value)
     assert server.hits("/flaky/c") == 1
 

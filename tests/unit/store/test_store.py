@@ -73,3 +73,26 @@ def test_spans_are_written_in_small_row_groups_and_the_file_stays_plain_duckdb(t
     con.close()
     reader = Store(path, read_only=True)
     assert len(reader.runs()) == 1
+
+
+def test_a_failed_ingest_rolls_back_and_a_later_one_stores_everything(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    run_id = fm_lab.run(WF, store=store).run_id
+
+    def counts():
+        return tuple(int(store.sql(query, [run_id]).iloc[0, 0]) for query in (
+            "select journal_seq from runs where run_id = ?",
+            "select count(*) from spans where run_id = ?",
+            "select count(*) from steps where run_id = ?"))
+
+    seq, spans, steps = before = counts()
+    span = {"k": "span", "trace": "0" * 32, "span": "1" * 16, "kind": "tool", "name": "late",
+            "started": 1.0, "ended": 2.0, "seq": seq + 1}
+    step = {"k": "step", "path": "a", "name": "a#charge", "result": 1, "seq": seq + 2}
+    # the span goes in first, then the step's timestamp is refused: nothing may stay behind
+    with pytest.raises(duckdb.Error):
+        store.ingest(run_id, [span, {**step, "created": "not a time"}])
+    assert counts() == before
+
+    store.ingest(run_id, [span, {**step, "created": 3.0}])  # the same records, well formed
+    assert counts() == (seq + 2, spans + 1, steps + 1)

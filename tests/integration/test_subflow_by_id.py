@@ -1,0 +1,41 @@
+"""A ``subflow`` may name a workflow stored by an earlier run: the newest stored version runs."""
+
+from __future__ import annotations
+
+import pytest
+
+import fm_lab
+
+
+def _child(greeting: str) -> dict:
+    return {"id": "greeter", "inputs": {"type": "object", "properties": {"who": {}}},
+            "nodes": {"hi": {"type": "template",
+                             "config": {"template": greeting + " {{ inputs.who }}"}}}}
+
+
+PARENT = {"id": "parent", "nodes": {
+    "sub": {"type": "subflow", "config": {"workflow": "greeter", "inputs": {"who": "Ada"}}},
+    "show": {"type": "template", "config": {"template": "child said {{ nodes.sub.output.hi }}"}}},
+    "edges": ["sub -> show"]}
+
+
+def test_a_subflow_runs_the_newest_stored_version_of_a_workflow_id(store):
+    fm_lab.run(_child("Hello"), {"who": "x"}, store=store)  # stores greeter v1
+    fm_lab.run(_child("Hi"), {"who": "x"}, store=store)  # and v2
+    run = fm_lab.run(PARENT, store=store)
+    assert run.status == "succeeded", run.error
+    assert run.outputs == {"show": "child said Hi Ada"}
+    [child_id] = [r for r in store.runs()["run_id"] if r.startswith(run.run_id + ".")]
+    child = fm_lab.get_run(child_id, store=store)
+    assert child.outputs == {"hi": "Hi Ada"}
+    versions = store.runs().set_index("run_id")["workflow_version"]
+    assert versions[child_id] == 2
+
+
+def test_a_subflow_naming_an_unknown_workflow_fails_clearly(store):
+    run = fm_lab.run(PARENT, store=store)
+    assert run.status == "failed"
+    assert run.error["node"] == "sub"
+    assert "no workflow file or stored workflow named 'greeter'" in run.error["message"]
+    with pytest.raises(fm_lab.RunFailedError):
+        run.raise_for_status()
