@@ -78,7 +78,7 @@ async def _cancel_while_sleeping(store, node: dict, run_id: str):
 
 
 async def test_a_cancel_stops_a_run_in_the_middle_of_its_sleep(store):
-    run = await _cancel_while_sleeping(store, {"type": "sleep", "config": {"seconds": 3600}},
+    run = await _cancel_while_sleeping(store, {"type": "sleep", "config": {"seconds": 3600, "suspend": False}},
                                        "asleep")
     assert run.status == "cancelled"
     assert run.node("nap").status != "succeeded"
@@ -89,6 +89,6 @@ async def test_a_cancel_stops_a_run_in_the_middle_of_its_sleep(store):
 async def test_a_cancel_stops_a_sleep_until(store):
     later = time.time() + 3600
     run = await _cancel_while_sleeping(
-        store, {"type": "sleep_until", "config": {"until": later}}, "until-later")
+        store, {"type": "sleep_until", "config": {"until": later, "suspend": False}}, "until-later")
     assert run.status == "cancelled"
     assert run.node("after").status == "pending"
