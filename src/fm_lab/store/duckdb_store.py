@@ -267,8 +267,6 @@ class Store:
                 f"reads up to v{LATEST_VERSION}. Upgrade fm_lab to open it."
             )
         applied = self._applied_migrations(con, version)
-        if version == 0 and not self.read_only and not self.memory:
-            note_created(self.path, self.journal_dir)
         if not self.read_only and any(number not in applied for number, _ in MIGRATIONS):
             for number, sql in MIGRATIONS:  # a gap (v5 before v4 landed) is filled in later
                 if number not in applied:
@@ -281,6 +279,10 @@ class Store:
                         [str(max(applied)), ",".join(map(str, sorted(applied)))],
                     )
                     con.execute("commit")
+        if version == 0 and not self.read_only and not self.memory:
+            # after the migrations: a process killed while making the file leaves no record,
+            # so its next opener does not take the half-made file for a vanished one
+            note_created(self.path, self.journal_dir)
         self._views_stored = VIEWS_VERSION in applied  # else (read-only, old file): temp views
         self._migrated = True
 
