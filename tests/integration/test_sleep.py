@@ -78,8 +78,8 @@ async def _cancel_while_sleeping(store, node: dict, run_id: str):
 
 
 async def test_a_cancel_stops_a_run_in_the_middle_of_its_sleep(store):
-    run = await _cancel_while_sleeping(store, {"type": "sleep", "config": {"seconds": 3600, "suspend": False}},
-                                       "asleep")
+    nap = {"type": "sleep", "config": {"seconds": 3600, "suspend": False}}
+    run = await _cancel_while_sleeping(store, nap, "asleep")
     assert run.status == "cancelled"
     assert run.node("nap").status != "succeeded"
     assert run.node("after").status == "pending"
