@@ -127,7 +127,7 @@ def test_two_answers_to_one_approval_apply_one_and_refuse_the_other(suspended, t
         f"mgr{i}" for i in range(1, APPROVERS)]
 
 
-def test_cancel_waits_for_a_resume_in_flight_and_wins_after_it(suspended, tmp_path):
+def test_a_cancel_after_an_answer_refuses_later_answers(suspended, tmp_path):
     run_id, store_path, _log = suspended
     store = fm_lab.Store(store_path)
     fm_lab.resume(run_id, {"approved": True}, label="mgr0", store=store)
