@@ -53,7 +53,8 @@ class GraphWidget(anywidget.AnyWidget):
     Edits in the canvas (drag, connect, delete, add from the palette, config forms) replace
     :attr:`workflow` and are validated (:attr:`issues`); ``widget.workflow = wf`` redraws it.
     :meth:`run` (or the Run button) colours nodes live; a suspended node shows a form built
-    from its resume schema that resumes the run.
+    from its resume schema that resumes the run. ``height`` is in pixels; 0 (the default) fits
+    the canvas to the graph.
 
     >>> w = GraphWidget(Workflow.from_file("examples/quickstart.flow.yaml"))  # doctest: +SKIP
     >>> w.workflow.nodes.keys()                                               # doctest: +SKIP
@@ -68,7 +69,7 @@ class GraphWidget(anywidget.AnyWidget):
     results = traitlets.Dict().tag(sync=True)
     pending: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     run_state = traitlets.Dict().tag(sync=True)
-    height = traitlets.Int(480).tag(sync=True)
+    height = traitlets.Int(0).tag(sync=True)  # pixels; 0: fit the graph (240..720)
 
     def __init__(
         self,
@@ -76,7 +77,7 @@ class GraphWidget(anywidget.AnyWidget):
         *,
         registry: NodeRegistry | None = None,
         store: Store | None = None,
-        height: int = 480,
+        height: int = 0,
         **kwargs: Any,
     ) -> None:
         from fm_lab.engine.api import load_workflow
@@ -226,7 +227,7 @@ class GraphWidget(anywidget.AnyWidget):
     def _finish(self, run: Run) -> None:
         with self._lock:
             self._run = run
-            results = result_rows(run)
+            results = result_rows(run, self._registry)
             self.results = results
             waiting = run.status == "suspended"
             self.pending = pending_rows(run.store, run.run_id, results) if waiting else []
