@@ -16,6 +16,7 @@ import { type FmEdgeData, type FmNodeData, toFlow } from "./flow";
 import { applyEdit, type Edit, freeSpot, freeze } from "./graph";
 import { colourOf } from "./look";
 import { type Model, type Traits, useDarkTheme, useTrait } from "./model";
+import { connectNotebook } from "./notebook";
 import { Panel, type Selection } from "./Panel";
 import type { PendingItem, XY } from "./types";
 
@@ -228,7 +229,11 @@ function render({ model, el }: RenderProps<Traits>): () => void {
       <Editor model={model} el={el} started={started} />
     </ReactFlowProvider>,
   );
-  return () => root.unmount();
+  const disconnect = connectNotebook(model);
+  return () => {
+    disconnect();
+    root.unmount();
+  };
 }
 
 export default { render };
