@@ -148,7 +148,10 @@ def _edge_svg(workflow: Workflow, boxes: dict[str, Box], statuses: dict[str, str
     if edge.source not in boxes or edge.target not in boxes:
         return ""
     a, b = boxes[edge.source], boxes[edge.target]
-    x1, y1 = a.x + NODE_W, a.y + NODE_H / 2
+    routes = list(dict.fromkeys(e.source_handle for e in workflow.edges
+                                if e.source == edge.source))  # one exit point per route
+    x1, y1 = a.x + NODE_W, a.y + NODE_H * (routes.index(edge.source_handle) + 1) / (
+        len(routes) + 1)
     x2, y2 = b.x, b.y + NODE_H / 2
     bend = max(40.0, abs(x2 - x1) / 2)
     state = edge_state(statuses.get(edge.source), statuses.get(edge.target))
