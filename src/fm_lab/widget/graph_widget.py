@@ -106,6 +106,7 @@ class GraphWidget(anywidget.AnyWidget):
         self._baseline = self._workflow.to_dict()  # what the cell (or caller) gave
         self._run: Run | None = None
         self._followed: str | None = None  # the run being coloured now
+        self._followed_ended = False  # it has sent its last event
         self.source_text: str | None = None  # the %%flow cell's text it was made from
         self.last_error: BaseException | None = None
         with self._own():  # validated once, below
@@ -281,17 +282,22 @@ class GraphWidget(anywidget.AnyWidget):
 
     # ---- runs of this workflow from anywhere in the process (engine.watchers) -------------
     def run_event(self, event: dict[str, Any], store: Store) -> None:
-        """Follow the newest run of the workflow and colour its top-level nodes."""
+        """Colour the top-level nodes of one run at a time: a run that starts is followed
+        unless another one is still going (runs of a local batch are shown one by one)."""
         run_id = event.get("run_id")
         with self._lock:
-            starts = event.get("type") == "run" and event.get("status") == "running"
-            if starts and run_id != self._followed:
-                self._followed = run_id
+            is_run = event.get("type") == "run"
+            starts = is_run and event.get("status") == "running"
+            free = self._followed is None or self._followed_ended
+            if starts and run_id != self._followed and free:
+                self._followed, self._followed_ended = run_id, False
                 if run_id not in {p.get("run_id") for p in self.pending}:
                     self.results = {}  # a new run (a resumed one keeps its colours)
                 self.pending = []
             if run_id != self._followed:
                 return
+            if is_run and not starts:
+                self._followed_ended = True
         self._on_event(event)
 
     def run_finished(self, run: Run) -> None:
@@ -304,6 +310,7 @@ class GraphWidget(anywidget.AnyWidget):
 
     def _start(self, keep_results: bool = False) -> None:
         with self._lock:
+            self._followed = None  # a run started here is shown, whatever else is running
             self.last_error = None
             if not keep_results:
                 self.results = {}

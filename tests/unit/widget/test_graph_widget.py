@@ -332,3 +332,14 @@ def test_the_cell_is_written_through_the_canvas_and_saved_on_its_answer(
     assert widget.unsaved and "no cell" in widget.run_state["message"]
     browser_message(widget, {"kind": "cell_written", "ok": True})
     assert not widget.unsaved
+
+
+def test_runs_of_a_local_batch_are_shown_one_at_a_time(widget: GraphWidget,
+                                                       store: fm_lab.Store) -> None:
+    frame = fm_lab.batch.map(widget.workflow, [{"amount": n} for n in (1, 2, 3)],
+                             concurrency=3, store=store)
+    assert sorted(frame["status"]) == ["suspended"] * 3
+    shown = widget.run_state["run_id"]
+    assert shown in set(frame["run_id"]) and widget.last_run.run_id == shown
+    [waiting] = widget.pending  # one run's suspension, not three mixed together
+    assert waiting["run_id"] == shown and waiting["node"] == "check"
