@@ -2,6 +2,7 @@
 import type { AnyModel } from "@anywidget/types";
 import { useEffect, useState } from "react";
 
+import type { Snapshot } from "./notebook";
 import type { Issue, NodeResult, NodeTypeInfo, PendingItem, RunInfo, WorkflowDict } from "./types";
 
 export interface Traits {
@@ -15,6 +16,9 @@ export interface Traits {
   pending: PendingItem[];
   run_state: RunInfo;
   height: number;
+  snapshot: Snapshot;
+  cell_line: string;
+  unsaved: boolean;
   [key: string]: unknown;
 }
 

@@ -21,6 +21,7 @@ import {
 import { emptyHistory, type History, recorded, redo, undo } from "./history";
 import { colourOf, statusVars } from "./look";
 import { type Model, type Traits, useDarkTheme, useTrait } from "./model";
+import { connectNotebook } from "./notebook";
 import { Panel, sameSelection, type Selection } from "./Panel";
 import type { FormHandle } from "./SchemaForm";
 import { Toolbar } from "./Toolbar";
@@ -330,7 +331,11 @@ function render({ model, el }: RenderProps<Traits>): () => void {
       <Editor model={model} el={el} started={started} />
     </ReactFlowProvider>,
   );
-  return () => root.unmount();
+  const disconnect = connectNotebook(model);
+  return () => {
+    disconnect();
+    root.unmount();
+  };
 }
 
 export default { render };

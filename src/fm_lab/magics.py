@@ -8,6 +8,7 @@ Run objects.
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from fm_lab.engine.run import Run
     from fm_lab.spec.models import Workflow
 
-_USAGE = """%flow run NAME|FILE [--inputs JSON|{var}] [--cache]
+_USAGE = """%flow save NAME [--to FILE]
+%flow run NAME|FILE [--inputs JSON|{var}] [--cache]
 %flow rerun RUN_ID [NODE ...] [--inputs JSON|{var}]
 %flow resume RUN_ID [--data JSON|{var}] [--label L] [--node N] [--path P]
 %flow pending [RUN_ID]
@@ -51,10 +53,16 @@ class FlowMagics(Magics):
     @argument("--inputs", default=None, help="Run inputs: JSON or {variable}.")
     @argument("--cache", action="store_true", help="Reuse unchanged node results.")
     @argument("--no-widget", action="store_true", help="Do not show the graph editor.")
+    @argument("--discard-edits", action="store_true",
+              help="Start from the cell's text even if the canvas holds unsaved edits.")
     @cell_magic
     @no_var_expand  # {variable} means a notebook variable here, not IPython's text expansion
     def flow(self, line: str, cell: str) -> Any:
-        """Define a workflow from the YAML (or JSON) in this cell and bind it to ``name``."""
+        """Define a workflow from the YAML (or JSON) in this cell and bind it to ``name``.
+
+        The canvas edits that workflow in place. Re-running the cell while the canvas holds
+        edits not yet written back (``%flow save NAME``) keeps them when the cell's text is
+        unchanged, and says so; ``--discard-edits`` starts from the text instead."""
         from fm_lab.nodes.registry import default_registry
         from fm_lab.spec.models import Workflow
 
@@ -66,10 +74,12 @@ class FlowMagics(Magics):
             return None
         name = args.name or _identifier(workflow.id)
         assert self.shell is not None
+        written = workflow
+        workflow = self._unsaved_edits(name, workflow, cell, args.discard_edits)
         self.shell.user_ns[name] = workflow
         issues = workflow.issues(default_registry())
         if not args.no_widget:
-            self._show(name, workflow)
+            self._show(name, workflow, written, cell, _cell_line(line))
         if issues:
             display(WorkflowValidationError(issues))
             return None
@@ -80,7 +90,29 @@ class FlowMagics(Magics):
             return run
         return None if not args.no_widget else workflow
 
-    def _show(self, name: str, workflow: Workflow) -> None:
+    def _unsaved_edits(self, name: str, workflow: Workflow, cell: str, discard: bool
+                       ) -> Workflow:
+        """The workflow the cell binds: the canvas's unsaved edits when the cell's text did
+        not change since the canvas was made (said, never silent), else the text's."""
+        old = self.widgets.get(name)
+        if old is None or not old.has_unsaved_edits:
+            return workflow
+        assert self.shell is not None
+        if discard:
+            print(f"{name}: discarded the canvas's unsaved edits; the cell's text is used")
+            return workflow
+        if old.source_text == cell:
+            print(f"{name}: kept the canvas's unsaved edits (the cell's text is older). "
+                  f"`%flow save {name}` writes them into this cell; "
+                  f"`%%flow {name} --discard-edits` starts from the text.")
+            return old.workflow  # type: ignore[no-any-return]
+        self.shell.user_ns[f"{name}_unsaved"] = old.workflow
+        print(f"{name}: the cell's new text replaced the canvas's unsaved edits; they are "
+              f"kept in `{name}_unsaved` (`%flow save {name}_unsaved --to FILE` keeps them)")
+        return workflow
+
+    def _show(self, name: str, workflow: Workflow, written: Workflow, cell: str,
+              line: str) -> None:
         """Show the graph editor (replacing the one an earlier run of the cell showed)."""
         old = self.widgets.pop(name, None)
         if old is not None:
@@ -88,10 +120,12 @@ class FlowMagics(Magics):
         from fm_lab.widget import BundleMissingError, GraphWidget
 
         try:
-            widget = GraphWidget(workflow)
+            widget = GraphWidget(workflow, cell_line=line)
         except BundleMissingError:  # a source checkout whose JS was never built
             display(workflow)
             return
+        widget.source_text = cell
+        widget.mark_saved(written)
         self.widgets[name] = widget
         display(widget)
 
@@ -231,7 +265,29 @@ def _cmd_usage(magics: FlowMagics, words: list[str]) -> Any:
     return fm_lab.usage(by=by, price_as=opts.get("price_as"))
 
 
+def _cmd_save(magics: FlowMagics, words: list[str]) -> None:
+    positional, opts = _options(words, {"to": False})
+    name = _one(positional, "workflow name")
+    widget = magics.widgets.get(name)
+    if "to" in opts:
+        workflow = magics._workflow(name)
+        if isinstance(workflow, str):
+            raise FlowUsageError(f"no workflow {name!r} in the notebook")
+        path = Path(opts["to"]).expanduser()
+        text = workflow.to_json() if path.suffix == ".json" else workflow.to_yaml()
+        path.write_text(text, encoding="utf-8")
+        print(f"{name}: wrote {len(workflow.nodes)} nodes to {path}")
+        return
+    if widget is None:
+        raise FlowUsageError(f"no %%flow canvas named {name!r}; write it to a file with "
+                             f"`%flow save {name} --to FILE`")
+    widget.write_cell()
+    print(f"{name}: writing the canvas's graph ({len(widget.workflow.nodes)} nodes) "
+          "into its %%flow cell")
+
+
 _COMMANDS = {
+    "save": _cmd_save,
     "run": _cmd_run,
     "rerun": _cmd_rerun,
     "resume": _cmd_resume,
@@ -241,6 +297,12 @@ _COMMANDS = {
     "traces": _cmd_traces,
     "usage": _cmd_usage,
 }
+
+
+def _cell_line(line: str) -> str:
+    """The ``%%flow`` line a saved cell starts with (one-off options left out)."""
+    words = [w for w in shlex.split(line) if w != "--discard-edits"]
+    return " ".join(["%%flow", *map(shlex.quote, words)])
 
 
 def _identifier(text: str) -> str:

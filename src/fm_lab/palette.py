@@ -29,3 +29,9 @@ def type_colour(node_type: str) -> str:
         if node_type in family["types"]:
             return str(family["colour"])
     return str(_palette()["other_type"])
+
+
+def icon_path(node_type: str) -> str | None:
+    """SVG path data (viewBox 0 0 16 16) of a node type's icon, if it has one."""
+    icons: dict[str, str] = _palette().get("icons", {})
+    return icons.get(node_type)

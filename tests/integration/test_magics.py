@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sys
 
 import pandas as pd
@@ -122,3 +123,74 @@ def test_the_flow_cell_shows_the_graph_editor_and_a_rerun_replaces_it(shell, mon
     assert run.status == "suspended" and run is shell.user_ns["greet_run"]
     assert second.comm is None and magics.widgets["greet"].comm is not None
     assert len(shown) == 3
+
+
+# ---- the canvas of a %%flow cell: saving its edits, re-running the cell ------------------------
+SMALL = """id: small
+nodes:
+  a: {type: template, config: {template: "A"}}
+  b: {type: template, config: {template: "{{ nodes.a.output }}B"}}
+edges: [a -> b]
+"""
+
+
+def canvas_of(shell, name):
+    return shell.magics_manager.registry["FlowMagics"].widgets[name]
+
+
+def delete_b_on_the_canvas(widget):
+    graph = copy.deepcopy(widget.graph)
+    del graph["nodes"]["b"]
+    graph["edges"] = []
+    widget.set_state({"graph": graph, "edit_seq": widget.edit_seq + 1})
+
+
+def test_save_to_a_file_writes_the_bound_workflow(shell, tmp_path):
+    shell.run_cell_magic("flow", "small --no-widget", SMALL)
+    shell.run_line_magic("flow", f"save small --to {tmp_path / 'small.yaml'}")
+    shell.run_line_magic("flow", f"save small --to {tmp_path / 'small.json'}")
+    for name in ("small.yaml", "small.json"):
+        assert fm_lab.Workflow.from_file(tmp_path / name) == shell.user_ns["small"]
+    assert (tmp_path / "small.json").read_text().lstrip().startswith("{")
+    with pytest.raises(FlowUsageError, match="--to FILE"):
+        shell.run_line_magic("flow", "save small")  # no canvas to write a cell through
+    with pytest.raises(FlowUsageError, match="no workflow 'nothing'"):
+        shell.run_line_magic("flow", f"save nothing --to {tmp_path / 'x.yaml'}")
+
+
+def test_save_asks_the_canvas_to_write_its_cell(shell, monkeypatch):
+    shell.run_cell_magic("flow", "small", SMALL)
+    widget = canvas_of(shell, "small")
+    delete_b_on_the_canvas(widget)
+    sent = []
+    monkeypatch.setattr(widget, "send", sent.append)
+    shell.run_line_magic("flow", "save small")
+    [message] = sent
+    assert message["kind"] == "write_cell" and message["text"].startswith("%%flow small\n")
+    assert " b:" not in message["text"]
+
+
+def test_rerunning_an_unchanged_cell_keeps_unsaved_canvas_edits_and_says_so(shell, capsys):
+    shell.run_cell_magic("flow", "small", SMALL)
+    bound = shell.user_ns["small"]
+    delete_b_on_the_canvas(canvas_of(shell, "small"))
+    assert sorted(bound.nodes) == ["a"]  # the variable is the canvas's workflow
+
+    shell.run_cell_magic("flow", "small", SMALL)
+    assert "kept the canvas's unsaved edits" in capsys.readouterr().out
+    assert sorted(shell.user_ns["small"].nodes) == ["a"]
+    assert canvas_of(shell, "small").unsaved  # still not in the cell
+
+    shell.run_cell_magic("flow", "small --discard-edits", SMALL)
+    assert "discarded" in capsys.readouterr().out
+    assert sorted(shell.user_ns["small"].nodes) == ["a", "b"]
+
+
+def test_a_changed_cell_wins_and_the_edits_are_kept_aside(shell, capsys):
+    shell.run_cell_magic("flow", "small", SMALL)
+    delete_b_on_the_canvas(canvas_of(shell, "small"))
+    shell.run_cell_magic("flow", "small", SMALL.replace('"A"', '"AA"'))
+    assert "small_unsaved" in capsys.readouterr().out
+    assert sorted(shell.user_ns["small"].nodes) == ["a", "b"]
+    assert sorted(shell.user_ns["small_unsaved"].nodes) == ["a"]
+    assert not canvas_of(shell, "small").unsaved

@@ -14,6 +14,7 @@ from fm_lab.engine.plan import Plan
 from fm_lab.engine.run import Run
 from fm_lab.engine.runner import Runner
 from fm_lab.engine.session import RunSession
+from fm_lab.engine.watchers import finished, watching, with_watchers
 from fm_lab.progress import listener
 from fm_lab.spec.models import Workflow
 from fm_lab.store.duckdb_store import RunSnapshot, Store
@@ -120,6 +121,8 @@ async def arun(
     on_event = listener(len(plan.nodes), wf.id,
                         False if parent_run_id is not None else progress, on_event)
     store = store or default_store()
+    watchers = [] if parent_run_id is not None else watching(wf.id)
+    on_event = with_watchers(on_event, watchers, store)
     node_cache = None
     if cache or cache_from is not None:
         from fm_lab.engine.cache import NodeCache
@@ -150,7 +153,9 @@ async def arun(
         if journal is not None:
             journal.close(remove=True)  # nothing was written: leave no trace of this run
         raise
-    return await _drive(runner, journal)
+    result = await _drive(runner, journal)
+    finished(watchers, result)
+    return result
 
 
 async def aresume(
@@ -210,6 +215,8 @@ async def aresume(
     plan = Plan(snapshot.workflow, registry)
     on_event = listener(len(plan.nodes), snapshot.workflow.id,
                         False if snapshot.parent_run_id is not None else progress, on_event)
+    watchers = [] if snapshot.parent_run_id is not None else watching(snapshot.workflow.id)
+    on_event = with_watchers(on_event, watchers, store)
     try:
         store.claim_run(run_id)
     except BaseException:
@@ -230,6 +237,7 @@ async def aresume(
         on_event=on_event,
     )
     result = await _drive(Runner(plan, session, snapshot.inputs), journal)
+    finished(watchers, result)
     parent = snapshot.parent_run_id
     if (continue_parent and parent is not None and parent not in _LIVE
             and result.status != "suspended" and store.run_status(parent) == "suspended"):

@@ -197,6 +197,13 @@ class Workflow(_Model):
         """The canonical JSON text."""
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
+    def update_from(self, other: Workflow) -> None:
+        """Make this workflow equal to ``other`` in place, so that every variable bound to it
+        (a notebook's ``%%flow`` name, a canvas) sees the change."""
+        for name in type(self).model_fields:
+            self.__dict__[name] = other.__dict__[name]
+        self.__pydantic_fields_set__ = set(other.model_fields_set)
+
     def to_yaml(self) -> str:
         """YAML text that loads back to an equal workflow."""
         import yaml

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
+from fm_lab.engine.watchers import unwatch, watch
 from fm_lab.spec.errors import WorkflowValidationError
 from fm_lab.spec.models import Workflow
 from fm_lab.widget.convert import (
@@ -21,6 +22,8 @@ from fm_lab.widget.convert import (
     result_rows,
     route_handles,
 )
+from fm_lab.widget.static_graph import graph_html, graph_text
+from fm_lab.widget.static_view import static_model_state
 
 if TYPE_CHECKING:
     from fm_lab.engine.run import Run
@@ -50,11 +53,15 @@ def _bundle() -> tuple[str, str]:
 class GraphWidget(anywidget.AnyWidget):
     """An editable, runnable canvas of a workflow.
 
-    Edits in the canvas (drag, connect, delete, add from the palette, config forms) replace
-    :attr:`workflow` and are validated (:attr:`issues`); ``widget.workflow = wf`` redraws it.
-    :meth:`run` (or the Run button) colours nodes live; a suspended node shows a form built
-    from its resume schema that resumes the run. ``height`` is in pixels; 0 (the default) fits
-    the canvas to the graph.
+    Edits in the canvas (drag, connect, delete, add from the palette, config forms) change
+    :attr:`workflow` *in place* (every variable bound to it sees them) and are validated
+    (:attr:`issues`); ``widget.workflow = wf`` shows another workflow. Any run of the workflow
+    in this process (:meth:`run`, the Run button, ``fm_lab.run(wf)``, ``%flow run``, a sweep)
+    colours the nodes live; a suspended node shows a form that resumes the run. ``height`` is in
+    pixels; 0 (the default) fits the canvas to the graph.
+
+    Every output of the canvas also carries a static picture of the graph and its last run
+    (HTML/SVG and a text summary), which a reopened notebook, nbviewer and GitHub show.
 
     >>> w = GraphWidget(Workflow.from_file("examples/quickstart.flow.yaml"))  # doctest: +SKIP
     >>> w.workflow.nodes.keys()                                               # doctest: +SKIP
@@ -70,6 +77,13 @@ class GraphWidget(anywidget.AnyWidget):
     pending: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     run_state = traitlets.Dict().tag(sync=True)
     height = traitlets.Int(0).tag(sync=True)  # pixels; 0: fit the graph (240..720)
+    # the static picture (HTML, text) and the tiny widget state that shows it in a notebook
+    # reopened without a kernel (the canvas writes it into the notebook's widget metadata)
+    snapshot = traitlets.Dict().tag(sync=True)
+    # the `%%flow` line of the cell this canvas was made by ("" for other canvases): its
+    # graph can be written back into that cell (`%flow save`, the Save button)
+    cell_line = traitlets.Unicode("").tag(sync=True)
+    unsaved = traitlets.Bool(False).tag(sync=True)
 
     def __init__(
         self,
@@ -90,16 +104,23 @@ class GraphWidget(anywidget.AnyWidget):
         self._lock = threading.RLock()
         self._own_change = False
         self._workflow = load_workflow(workflow)
+        self._baseline = self._workflow.to_dict()  # what the cell (or caller) gave
         self._run: Run | None = None
+        self._followed: str | None = None  # the run being coloured now
+        self._followed_ended = False  # it has sent its last event
+        self.source_text: str | None = None  # the %%flow cell's text it was made from
         self.last_error: BaseException | None = None
         with self._own():  # validated once, below
             super().__init__(
-                graph=self._workflow.to_dict(),
+                graph=self._baseline,
                 node_types=node_type_rows(self._registry),
                 height=height,
                 **kwargs,
             )
         self._check(self._workflow)
+        self._refresh_snapshot()
+        watch(self._workflow.id, self)
+        self._watched = self._workflow.id
         self.on_msg(self._on_message)
 
     # ---- the workflow -------------------------------------------------------------------
@@ -116,7 +137,30 @@ class GraphWidget(anywidget.AnyWidget):
         with self._own():
             self.graph = workflow.to_dict()
         self._workflow = workflow
-        self._check(workflow)
+        self._baseline = workflow.to_dict()
+        self._changed(workflow)
+
+    @property
+    def has_unsaved_edits(self) -> bool:
+        """True when the canvas changed the workflow since it was given (or last saved)."""
+        return self._workflow.to_dict() != self._baseline
+
+    def mark_saved(self, saved: Workflow | None = None) -> None:
+        """Take ``saved`` (default: the current graph) as what the cell holds, after writing
+        the graph into it; :attr:`unsaved` says whether the canvas differs from it."""
+        self._baseline = (saved or self._workflow).to_dict()
+        self.unsaved = self.has_unsaved_edits
+
+    def cell_text(self) -> str:
+        """The ``%%flow`` cell that defines the current graph (its line, then YAML)."""
+        if not self.cell_line:
+            raise ValueError("this canvas was not made by a %%flow cell")
+        return f"{self.cell_line}\n{self._workflow.to_yaml().rstrip()}"
+
+    def write_cell(self) -> None:
+        """Ask the canvas (in the browser) to write :meth:`cell_text` into its ``%%flow``
+        cell; :attr:`unsaved` turns False when the browser has done it."""
+        self.send({"kind": "write_cell", "text": self.cell_text()})
 
     @property
     def valid(self) -> bool:
@@ -125,7 +169,8 @@ class GraphWidget(anywidget.AnyWidget):
 
     @property
     def last_run(self) -> Run | None:
-        """The run started or resumed last from this widget."""
+        """The last run of this workflow the canvas showed (started here or elsewhere in
+        this process)."""
         return self._run
 
     @contextmanager
@@ -145,13 +190,48 @@ class GraphWidget(anywidget.AnyWidget):
         except WorkflowValidationError as exc:  # unreadable: keep the last good workflow
             self.issues = issue_rows(exc.issues)
         else:
-            self._workflow = workflow
-            self._check(workflow)
+            self._workflow.update_from(workflow)  # the same object: `name` sees the edit
+            self._changed(self._workflow)
         self.synced = self.edit_seq
+
+    def _changed(self, workflow: Workflow) -> None:
+        """Validate, re-watch under the (maybe new) id and redraw the static picture."""
+        self._check(workflow)
+        if workflow.id != self._watched:
+            unwatch(self._watched, self)
+            watch(workflow.id, self)
+            self._watched = workflow.id
+        self.unsaved = self.has_unsaved_edits
+        self._refresh_snapshot()
 
     def _check(self, workflow: Workflow) -> None:
         self.handles = route_handles(workflow, self._registry)
         self.issues = issue_rows(workflow.issues(self._registry))
+
+    # ---- the static picture ---------------------------------------------------------------
+    def _picture(self) -> tuple[str, str]:
+        waiting = {str(p["node"]) for p in self.pending if p.get("node")}
+        args = (self._workflow, self.results, waiting, self.run_state)
+        return graph_html(*args), graph_text(*args)
+
+    def _refresh_snapshot(self) -> None:
+        html, text = self._picture()
+        state = self.run_state
+        self.snapshot = {
+            "html": html, "text": text, "model_id": self.model_id,
+            "run_key": f"{state['run_id']}:{state.get('status')}" if state.get("run_id") else "",
+            "model_state": static_model_state(self, html),
+        }
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The canvas, with the static picture and a text summary in the same bundle."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, None)
+        if data is None:
+            return bundle
+        html, text = self._picture()
+        data = {**data, "text/html": html, "text/plain": text}
+        return data if metadata is None else (data, metadata)
 
     # ---- runs ---------------------------------------------------------------------------
     def run(self, inputs: dict[str, Any] | None = None, **kwargs: Any) -> Run:
@@ -164,7 +244,8 @@ class GraphWidget(anywidget.AnyWidget):
         except Exception as exc:
             self._failed(exc)
             raise
-        self._finish(result)
+        if self._run is not result:  # not heard as a watcher (the workflow's id changed)
+            self._finish(result)
         return result
 
     def resume(
@@ -198,11 +279,39 @@ class GraphWidget(anywidget.AnyWidget):
         kwargs.setdefault("progress", False)  # the canvas is the progress display
         if self._store is not None:
             kwargs.setdefault("store", self._store)
-        kwargs["on_event"] = self._on_event
-        return kwargs
+        return kwargs  # the canvas hears of the run as a watcher of its workflow
+
+    # ---- runs of this workflow from anywhere in the process (engine.watchers) -------------
+    def run_event(self, event: dict[str, Any], store: Store) -> None:
+        """Colour the top-level nodes of one run at a time: a run that starts is followed
+        unless another one is still going (runs of a local batch are shown one by one)."""
+        run_id = event.get("run_id")
+        with self._lock:
+            is_run = event.get("type") == "run"
+            starts = is_run and event.get("status") == "running"
+            free = self._followed is None or self._followed_ended
+            if starts and run_id != self._followed and free:
+                self._followed, self._followed_ended = run_id, False
+                if run_id not in {p.get("run_id") for p in self.pending}:
+                    self.results = {}  # a new run (a resumed one keeps its colours)
+                self.pending = []
+            if run_id != self._followed:
+                return
+            if is_run and not starts:
+                self._followed_ended = True
+        self._on_event(event)
+
+    def run_finished(self, run: Run) -> None:
+        """Show the final statuses, the suspensions waiting for data and the picture."""
+        with self._lock:
+            if run.run_id != self._followed:
+                return
+            self._followed = None
+        self._finish(run)
 
     def _start(self, keep_results: bool = False) -> None:
         with self._lock:
+            self._followed = None  # a run started here is shown, whatever else is running
             self.last_error = None
             if not keep_results:
                 self.results = {}
@@ -236,6 +345,14 @@ class GraphWidget(anywidget.AnyWidget):
                 "status": run.status,
                 "error": jsonable(run.error),
             }
+            self._refresh_snapshot()
+
+    def close(self) -> None:
+        """Stop hearing of runs and close the canvas."""
+        watched = getattr(self, "_watched", None)  # unset when __init__ failed early
+        if watched is not None:
+            unwatch(watched, self)
+        super().close()
 
     def _failed(self, exc: BaseException) -> None:
         with self._lock:
@@ -248,7 +365,14 @@ class GraphWidget(anywidget.AnyWidget):
         instead of being raised into the kernel's message loop."""
         kind = content.get("kind")
         try:
-            if kind == "run":
+            if kind == "cell_written":  # the browser wrote the graph into the cell
+                if content.get("ok"):
+                    self.mark_saved()
+                else:
+                    raise RuntimeError(f"could not write the %%flow cell: {content.get('error')}")
+            elif kind == "save":  # the canvas's Save button
+                self.write_cell()
+            elif kind == "run":
                 self.run(dict(content.get("inputs") or {}))
             elif kind == "resume":
                 self.resume(content.get("data"), run_id=content.get("run_id"),

@@ -265,3 +265,83 @@ def test_subflow_suspension_is_shown_on_the_subflow_node(store) -> None:
     assert widget.last_run is not None and widget.last_run.run_id == run.run_id
     assert widget.run_state["status"] == "succeeded"
     assert widget.results["sub"]["status"] == "succeeded"
+
+
+# ---- one workflow, three views -------------------------------------------------------------
+def test_a_canvas_edit_changes_the_bound_workflow_in_place(widget: GraphWidget) -> None:
+    bound = widget.workflow  # what a `%%flow name` cell binds
+    graph = copy.deepcopy(widget.graph)
+    del graph["nodes"]["refused"]
+    graph["edges"] = [e for e in graph["edges"] if e["target"] != "refused"]
+    browser_edit(widget, graph)
+    assert widget.workflow is bound and "refused" not in bound.nodes
+    assert widget.unsaved and widget.has_unsaved_edits
+    widget.mark_saved()
+    assert not widget.unsaved
+
+
+def test_a_run_started_elsewhere_colours_the_canvas(widget: GraphWidget,
+                                                   store: fm_lab.Store) -> None:
+    run = fm_lab.run(widget.workflow, {"amount": 5}, store=store, progress=False)
+    assert run.status == "suspended"
+    assert widget.last_run is not None and widget.last_run.run_id == run.run_id
+    assert widget.results["draft"]["status"] == "succeeded"
+    assert [p["node"] for p in widget.pending] == ["check"]
+    assert widget.snapshot["run_key"] == f"{run.run_id}:suspended"
+    assert 'data-node-id="check" data-status="suspended"' in widget.snapshot["html"]
+
+    done = fm_lab.resume(run.run_id, {"approved": True}, label="check", store=store,
+                         progress=False)
+    assert done.status == "succeeded"  # a resume from elsewhere recolours it too
+    assert widget.results["paid"]["status"] == "succeeded" and widget.pending == []
+    assert widget.run_state["status"] == "succeeded"
+
+
+def test_a_closed_canvas_stops_hearing_of_runs(widget: GraphWidget,
+                                               store: fm_lab.Store) -> None:
+    widget.close()
+    fm_lab.run(widget.workflow, {"amount": 5}, store=store, progress=False)
+    assert widget.results == {} and widget.last_run is None
+
+
+def test_the_output_bundle_carries_a_static_picture(widget: GraphWidget) -> None:
+    data, _ = widget._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert "fm-lab-static-graph" in data["text/html"]
+    assert data["text/plain"].startswith("Workflow pay: 4 nodes, 3 edges")
+    state = widget.snapshot["model_state"]
+    assert state["model_module"] == "anywidget" and "static_html" in state["state"]
+    assert widget.snapshot["model_id"] == widget.model_id
+
+
+def test_the_cell_is_written_through_the_canvas_and_saved_on_its_answer(
+        widget: GraphWidget, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="not made by a %%flow cell"):
+        widget.cell_text()
+    widget.cell_line = "%%flow pay"
+    graph = copy.deepcopy(widget.graph)
+    graph["nodes"]["draft"]["label"] = "Draft it"
+    browser_edit(widget, graph)
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(widget, "send", sent.append)
+    widget.write_cell()
+    [message] = sent
+    assert message["kind"] == "write_cell"
+    assert message["text"].startswith("%%flow pay\nid: pay\n") and "Draft it" in message["text"]
+    assert fm_lab.Workflow.from_yaml(message["text"].split("\n", 1)[1]) == widget.workflow
+    assert widget.unsaved
+    browser_message(widget, {"kind": "cell_written", "ok": False, "error": "no cell"})
+    assert widget.unsaved and "no cell" in widget.run_state["message"]
+    browser_message(widget, {"kind": "cell_written", "ok": True})
+    assert not widget.unsaved
+
+
+def test_runs_of_a_local_batch_are_shown_one_at_a_time(widget: GraphWidget,
+                                                       store: fm_lab.Store) -> None:
+    frame = fm_lab.batch.map(widget.workflow, [{"amount": n} for n in (1, 2, 3)],
+                             concurrency=3, store=store)
+    assert sorted(frame["status"]) == ["suspended"] * 3
+    shown = widget.run_state["run_id"]
+    assert shown in set(frame["run_id"]) and widget.last_run.run_id == shown
+    [waiting] = widget.pending  # one run's suspension, not three mixed together
+    assert waiting["run_id"] == shown and waiting["node"] == "check"
