@@ -1,5 +1,10 @@
-/** The side panel: node config, results and resume form; edge condition; run inputs. */
-import { SchemaForm } from "./SchemaForm";
+/** The side panel: node label, config, result and resume form; edge condition; run inputs. */
+import type { Ref } from "react";
+
+import { ConditionEditor, ConfigEditor } from "./Editors";
+import { ErrorView } from "./ErrorView";
+import { ResumeForm } from "./ResumeForm";
+import { type FormHandle, SchemaForm } from "./SchemaForm";
 import type {
   EdgeSpec, Issue, NodeResult, NodeSpec, NodeTypeInfo, PendingItem, WorkflowDict,
 } from "./types";
@@ -10,6 +15,10 @@ export type Selection =
   | { kind: "run" }
   | null;
 
+export function sameSelection(a: Selection, b: Selection): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
 export interface PanelProps {
   selection: Selection;
   graph: WorkflowDict;
@@ -17,26 +26,38 @@ export interface PanelProps {
   issues: Issue[];
   results: Record<string, NodeResult>;
   pending: PendingItem[];
+  /** The open edit form, for the editor to check before the selection changes. */
+  guard: Ref<FormHandle>;
+  /** The user left with unapplied edits that could not be applied: offer Apply / Discard. */
+  unapplied: boolean;
+  onUnapplied: (choice: "apply" | "discard") => void;
   onConfig: (node: string, config: Record<string, unknown>, label: string | null) => void;
   onCondition: (edge: number, condition: string | null) => void;
   onDelete: (selection: Selection) => void;
   onRun: (inputs: Record<string, unknown>) => void;
-  onResume: (item: PendingItem, data: Record<string, unknown>) => void;
+  onResume: (item: PendingItem, data: unknown) => void;
   onClose: () => void;
 }
 
-function show(value: unknown): string {
-  if (value === null || value === undefined) return "";
-  return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+function NodeResultView(props: { result: NodeResult }): JSX.Element {
+  const { result } = props;
+  return (
+    <section className="fm-result" data-testid="fm-result">
+      <div>status <b>{result.status}</b>
+        {result.duration_ms != null && <> · {Math.round(result.duration_ms)} ms</>}
+        {result.attempts ? <> · {result.attempts} attempt(s)</> : null}
+        {result.taken && result.taken.length > 0 && <> · route {result.taken.join(", ")}</>}
+      </div>
+      {result.error != null && <ErrorView error={result.error} />}
+      {result.output != null && <pre className="fm-output">{result.output}</pre>}
+    </section>
+  );
 }
 
 function NodePanel(props: PanelProps & { id: string; spec: NodeSpec }): JSX.Element {
   const { id, spec, types, issues, results, pending } = props;
   const type = types.find((t) => t.name === spec.type);
   const result = results[id];
-  const waiting = pending.filter((p) => p.node === id);
-  const config = spec.config ?? {};
-  const labelSchema = { properties: { label: { type: "string", title: "label" } } };
   const mine = issues.filter((i) => i.node === id);
   return (
     <div data-testid="fm-node-panel">
@@ -46,39 +67,13 @@ function NodePanel(props: PanelProps & { id: string; spec: NodeSpec }): JSX.Elem
           {mine.map((i) => <li key={i.location + i.message}><code>{i.location}</code> {i.message}</li>)}
         </ul>
       )}
-      {waiting.map((item) => (
-        <section key={item.run_id + item.path_id} className="fm-resume">
-          <h4>Waiting: {item.label ?? item.path_id}</h4>
-          {item.payload != null && <pre className="fm-payload">{show(item.payload)}</pre>}
-          <SchemaForm schema={item.schema ?? type?.resume_schema ?? { properties: {} }}
-            submitLabel="Resume" testId="fm-resume-form"
-            onSubmit={(data) => props.onResume(item, data)} />
-        </section>
+      {pending.filter((p) => p.node === id).map((item) => (
+        <ResumeForm key={item.run_id + item.path_id} item={item}
+          fallback={type?.resume_schema ?? null} onResume={(data) => props.onResume(item, data)} />
       ))}
-      {result && (
-        <section className="fm-result" data-testid="fm-result">
-          <div>status <b>{result.status}</b>
-            {result.duration_ms != null && <> · {Math.round(result.duration_ms)} ms</>}
-            {result.attempts ? <> · {result.attempts} attempt(s)</> : null}
-          </div>
-          {result.error != null && <pre className="fm-error">{show(result.error)}</pre>}
-          {result.output != null && <pre className="fm-output">{result.output}</pre>}
-        </section>
-      )}
-      <section>
-        <h4>Config</h4>
-        {type === undefined && <p className="fm-error">unknown node type {spec.type}</p>}
-        <SchemaForm key={`label:${id}:${spec.label ?? ""}:${JSON.stringify(config)}`}
-          schema={{ ...(type?.schema ?? { properties: {} }),
-            properties: { ...labelSchema.properties,
-              ...((type?.schema.properties as Record<string, unknown>) ?? {}) } }}
-          value={{ ...config, label: spec.label ?? undefined }}
-          submitLabel="Apply" testId="fm-config-form"
-          onSubmit={(value) => {
-            const { label, ...rest } = value;
-            props.onConfig(id, rest, typeof label === "string" ? label : null);
-          }} />
-      </section>
+      {result && <NodeResultView result={result} />}
+      <ConfigEditor key={`${id}:${spec.label ?? ""}:${JSON.stringify(spec.config ?? {})}`}
+        id={id} spec={spec} type={type} guard={props.guard} onConfig={props.onConfig} />
       <button type="button" className="fm-button fm-danger"
         onClick={() => props.onDelete(props.selection)}>Delete node</button>
     </div>
@@ -91,13 +86,22 @@ function EdgePanel(props: PanelProps & { index: number; edge: EdgeSpec }): JSX.E
     <div data-testid="fm-edge-panel">
       <h3>{edge.source} → {edge.target}</h3>
       {edge.source_handle && <p>route <code>{edge.source_handle}</code></p>}
-      <SchemaForm key={`${index}:${edge.condition ?? ""}`}
-        schema={{ properties: { condition: { type: "string",
-          description: "Template; the edge is taken when it renders truthy" } } }}
-        value={{ condition: edge.condition ?? undefined }} submitLabel="Apply"
-        onSubmit={(v) => props.onCondition(index, typeof v.condition === "string" ? v.condition : null)} />
+      <ConditionEditor key={`${index}:${edge.condition ?? ""}`} index={index} edge={edge}
+        guard={props.guard} onCondition={props.onCondition} />
       <button type="button" className="fm-button fm-danger"
         onClick={() => props.onDelete(props.selection)}>Delete edge</button>
+    </div>
+  );
+}
+
+function Unapplied(props: { onChoice: (choice: "apply" | "discard") => void }): JSX.Element {
+  return (
+    <div className="fm-unapplied" data-testid="fm-unapplied" role="alert">
+      <span>Unapplied changes:</span>
+      <button type="button" className="fm-button fm-primary" data-testid="fm-unapplied-apply"
+        onClick={() => props.onChoice("apply")}>Apply</button>
+      <button type="button" className="fm-button" data-testid="fm-unapplied-discard"
+        onClick={() => props.onChoice("discard")}>Discard</button>
     </div>
   );
 }
@@ -122,8 +126,9 @@ export function Panel(props: PanelProps): JSX.Element | null {
   }
   if (body === null) return null;
   return (
-    <aside className="fm-panel">
+    <aside className="fm-panel" data-testid="fm-panel">
       <button type="button" className="fm-close" aria-label="close" onClick={props.onClose}>×</button>
+      {props.unapplied && <Unapplied onChoice={props.onUnapplied} />}
       {body}
     </aside>
   );

@@ -1,7 +1,9 @@
 /** Workflow dict + run state -> React Flow nodes and edges (pure). */
-import type { Edge, Node } from "@xyflow/react";
+import { type Edge, MarkerType, type Node } from "@xyflow/react";
 
 import { layout, sourceHandles } from "./graph";
+import { statusColour } from "./look";
+import { cycleEdges, edgeState } from "./paths";
 import type { Issue, NodeResult, NodeSpec, PendingItem, WorkflowDict, XY } from "./types";
 
 export interface FmNodeData extends Record<string, unknown> {
@@ -55,18 +57,27 @@ export function toFlow(input: FlowInput): FlowOutput {
       waiting: waiting.has(id),
     },
   }));
+  const cyclic = cycleEdges(graph);
   const edges: Edge<FmEdgeData>[] = (graph.edges ?? []).map((e, index) => {
     const label = e.condition ? `if ${e.condition}` : "";  // routes are named on the handles
     const status = results[e.target]?.status;
+    const state = edgeState(e, results);
+    const classes = [
+      badEdges.has(index) ? "fm-edge-issue" : "",
+      cyclic.has(index) ? "fm-edge-cycle" : "",
+      status === "skipped" ? "fm-edge-dead" : "",
+      state ? `fm-edge-${state}` : "",
+    ];
+    const alarm = cyclic.has(index) || badEdges.has(index);
+    const colour = alarm ? statusColour("failed") : state === "taken" ? statusColour("succeeded") : undefined;
     const edge: Edge<FmEdgeData> = {
       id: `e${index}`,
       source: e.source,
       target: e.target,
       sourceHandle: e.source_handle ?? null,
       data: { index },
-      className: [badEdges.has(index) ? "fm-edge-issue" : "", status === "skipped" ? "fm-edge-dead" : ""]
-        .filter(Boolean)
-        .join(" "),
+      className: classes.filter(Boolean).join(" "),
+      markerEnd: { type: MarkerType.ArrowClosed, width: 16, height: 16, ...(colour ? { color: colour } : {}) },
       animated: status === "running",
     };
     if (label) edge.label = label;

@@ -99,31 +99,44 @@ export function applyEdit(wf: WorkflowDict, edit: Edit): WorkflowDict {
   return next;
 }
 
+/** Every node laid out left to right by dagre, ignoring stored positions. */
+export function tidy(wf: WorkflowDict): Record<string, XY> {
+  const nodes = wf.nodes ?? {};
+  const g = new dagre.graphlib.Graph();
+  g.setGraph({ rankdir: "LR", nodesep: 24, ranksep: 60 });
+  g.setDefaultEdgeLabel(() => ({}));
+  for (const id of Object.keys(nodes)) g.setNode(id, { width: NODE_WIDTH, height: NODE_HEIGHT });
+  for (const e of wf.edges ?? []) {
+    if (e.source in nodes && e.target in nodes) g.setEdge(e.source, e.target);
+  }
+  dagre.layout(g);
+  const out: Record<string, XY> = {};
+  for (const id of Object.keys(nodes)) {
+    const n = g.node(id);
+    out[id] = { x: Math.round(n.x - NODE_WIDTH / 2), y: Math.round(n.y - NODE_HEIGHT / 2) };
+  }
+  return out;
+}
+
 /** Positions for every node: stored ones kept, the others laid out left to right by dagre. */
 export function layout(wf: WorkflowDict): Record<string, XY> {
   const nodes = wf.nodes ?? {};
   const ids = Object.keys(nodes);
-  const out: Record<string, XY> = {};
-  const missing = ids.filter((id) => !nodes[id].position);
-  if (missing.length > 0) {
-    const g = new dagre.graphlib.Graph();
-    g.setGraph({ rankdir: "LR", nodesep: 24, ranksep: 60 });
-    g.setDefaultEdgeLabel(() => ({}));
-    for (const id of ids) g.setNode(id, { width: NODE_WIDTH, height: NODE_HEIGHT });
-    for (const e of wf.edges ?? []) {
-      if (e.source in nodes && e.target in nodes) g.setEdge(e.source, e.target);
-    }
-    dagre.layout(g);
-    for (const id of missing) {
-      const n = g.node(id);
-      out[id] = { x: Math.round(n.x - NODE_WIDTH / 2), y: Math.round(n.y - NODE_HEIGHT / 2) };
-    }
-  }
+  const missing = ids.some((id) => !nodes[id].position);
+  const out: Record<string, XY> = missing ? tidy(wf) : {};
   for (const id of ids) {
     const p = nodes[id].position;
     if (p) out[id] = { x: p.x, y: p.y };
   }
   return out;
+}
+
+/** The canvas height (px) that shows the laid-out graph at zoom 1 with `chrome` px of
+ * toolbar, clamped to `min`..`max`. */
+export function fitHeight(positions: Record<string, XY>, chrome: number, min = 240, max = 720): number {
+  const ys = Object.values(positions).map((p) => p.y);
+  const span = ys.length > 0 ? Math.max(...ys) - Math.min(...ys) + NODE_HEIGHT : 0;
+  return Math.round(Math.min(max, Math.max(min, span + 80 + chrome)));
 }
 
 /** A spot for a new node near `p` (its centre) that overlaps no node in `taken`. */

@@ -1,28 +1,37 @@
-/** Icons and colours of node types (third-party types get the generic look). */
+/** Colours and icons of statuses and node types, from the one palette the Python side reads
+ * too (`src/fm_lab/palette.json`); third-party types get the generic look. */
+import palette from "../../src/fm_lab/palette.json";
 
-const FAMILIES: Record<string, [string, string[]]> = {
-  flow: ["#3b82f6", ["input", "output", "merge", "log"]],
-  code: ["#8b5cf6", ["code", "transform", "template"]],
-  io: ["#14b8a6", ["http"]],
-  llm: ["#f97316", ["llm", "agent"]],
-  control: ["#eab308", ["branch", "router", "set_state", "fail"]],
-  composite: ["#6366f1", ["foreach", "parallel", "subflow"]],
-  timing: ["#64748b", ["sleep", "sleep_until"]],
-  human: ["#ec4899", ["approval", "user_input", "wait_for_event"]],
-};
-
-const ICONS: Record<string, string> = {
-  input: "▶", output: "■", merge: "⋈", log: "≡", code: "λ", http: "⇄", llm: "✦", agent: "✦",
-  template: "T", transform: "ƒ", branch: "⑂", router: "⑂", set_state: "σ", fail: "✕",
-  foreach: "↻", parallel: "∥", subflow: "⧉", sleep: "◔", sleep_until: "◔", approval: "✔",
-  user_input: "✎", wait_for_event: "⌛",
-};
-
-export function colourOf(type: string): string {
-  for (const [colour, types] of Object.values(FAMILIES)) if (types.includes(type)) return colour;
-  return "#94a3b8";
+interface Palette {
+  statuses: Record<string, string>;
+  families: Record<string, { colour: string; types: string[] }>;
+  other_type: string;
+  icons: Record<string, string>;
 }
 
-export function iconOf(type: string): string {
-  return ICONS[type] ?? "●";
+const PALETTE: Palette = palette;
+
+/** The colour of a node type's family. */
+export function colourOf(type: string): string {
+  for (const family of Object.values(PALETTE.families)) {
+    if (family.types.includes(type)) return family.colour;
+  }
+  return PALETTE.other_type;
+}
+
+/** The colour of a node or run status (unknown statuses look idle). */
+export function statusColour(status: string): string {
+  return PALETTE.statuses[status] ?? PALETTE.statuses.idle;
+}
+
+/** SVG path data of a node type's icon (viewBox 0 0 16 16, stroked). */
+export function iconPath(type: string): string {
+  return PALETTE.icons[type] ?? PALETTE.icons.other;
+}
+
+/** CSS custom properties `--fm-status-<status>` for the stylesheet's status classes. */
+export function statusVars(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(PALETTE.statuses).map(([status, colour]) => [`--fm-status-${status}`, colour]),
+  );
 }

@@ -17,7 +17,8 @@ export interface Field {
   default?: unknown;
 }
 
-/** What an input holds: text, or a checkbox state. */
+/** What an input holds: text, or a checkbox state. A required boolean is a yes/no choice
+ * with no default ("", "true" or "false"): leaving it unset never means false. */
 export type Raw = string | boolean;
 
 const LONG_TEXT = /template|prompt|code|message|system|expression|body|instructions/i;
@@ -101,6 +102,9 @@ export function fieldsFromSchema(schema: JsonSchema | null | undefined): Field[]
 
 /** The input text for a field holding `value` (undefined: the field is unset). */
 export function toRaw(field: Field, value: unknown): Raw {
+  if (field.kind === "boolean" && field.required) {
+    return value === true ? "true" : value === false ? "false" : "";
+  }
   if (field.kind === "boolean") {
     const v = value === undefined ? field.default : value;
     return v === true;
@@ -115,9 +119,27 @@ export function toRaw(field: Field, value: unknown): Raw {
 export type Parsed = { ok: true; value: unknown; omit: boolean } | { ok: false; error: string };
 
 const TEMPLATE = /\{\{.*\}\}/s;
+/** One whole template and nothing else, e.g. "{{ inputs.review }}". */
+const WHOLE_TEMPLATE = /^\{\{(?:(?!\{\{|\}\}).)*\}\}$/s;
+/** Text that means to be JSON: an object, array or quoted string (not a template). */
+const LOOKS_JSON = /^(?:\{(?!\{)|\[|")/;
+
+function jsonProblem(text: string): string | null {
+  try {
+    JSON.parse(text);
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
 
 /** Turn one input back into a JSON value, or an error naming the problem. */
 export function parseRaw(field: Field, raw: Raw): Parsed {
+  if (field.kind === "boolean" && typeof raw === "string") {
+    if (raw === "true" || raw === "false") return { ok: true, value: raw === "true", omit: false };
+    if (field.required) return { ok: false, error: `${field.title}: choose yes or no` };
+    return { ok: true, value: undefined, omit: true };
+  }
   if (field.kind === "boolean") {
     const value = raw === true;
     const unchanged = value === (field.default === true);
@@ -138,20 +160,23 @@ export function parseRaw(field: Field, raw: Raw): Parsed {
       if (TEMPLATE.test(text)) return { ok: true, value: text, omit: false };
       return { ok: false, error: `${field.title} must be ${field.kind === "integer" ? "an integer" : "a number"}` };
     }
-    case "any":
-      try {
-        return { ok: true, value: JSON.parse(text), omit: false };
-      } catch {
-        return { ok: true, value: text, omit: false };
-      }
+    case "any": {
+      // text stays text (e.g. "pay {{ x }}") unless it means to be JSON; then it must parse
+      const trimmed = text.trim();
+      const problem = jsonProblem(trimmed);
+      if (problem === null) return { ok: true, value: JSON.parse(trimmed), omit: false };
+      if (LOOKS_JSON.test(trimmed)) return { ok: false, error: `${field.title} is not valid JSON: ${problem}` };
+      return { ok: true, value: text, omit: false };
+    }
     case "enum":
-    case "json":
-      try {
-        return { ok: true, value: JSON.parse(text), omit: false };
-      } catch {
-        if (field.kind === "json" && TEMPLATE.test(text)) return { ok: true, value: text, omit: false };
-        return { ok: false, error: `${field.title} is not valid JSON` };
-      }
+    case "json": {
+      const trimmed = text.trim();
+      const problem = jsonProblem(trimmed);
+      if (problem === null) return { ok: true, value: JSON.parse(trimmed), omit: false };
+      // only one whole template may stand for a JSON value (rendered by the engine)
+      if (field.kind === "json" && WHOLE_TEMPLATE.test(trimmed)) return { ok: true, value: trimmed, omit: false };
+      return { ok: false, error: `${field.title} is not valid JSON: ${problem}` };
+    }
     default:
       return { ok: true, value: text, omit: false };
   }

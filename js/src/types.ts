@@ -62,6 +62,8 @@ export interface NodeResult {
   attempts?: number | null;
   error?: unknown;
   output?: string | null;
+  /** The route handles a finished node took (null: it follows every edge). */
+  taken?: string[] | null;
 }
 
 export interface PendingItem {

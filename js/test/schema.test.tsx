@@ -48,7 +48,9 @@ describe("parsing", () => {
     expect(parseRaw(fields.message, "")).toEqual({ ok: false, error: "Message is required" });
     expect(parseRaw(fields.retries, "1.5")).toEqual({ ok: false, error: "retries must be an integer" });
     expect(parseRaw(fields.timeout_s, "soon")).toEqual({ ok: false, error: "timeout_s must be a number" });
-    expect(parseRaw(fields.headers, "{oops")).toEqual({ ok: false, error: "headers is not valid JSON" });
+    const bad = parseRaw(fields.headers, "{oops");
+    expect(bad.ok).toBe(false);
+    expect(!bad.ok && bad.error).toMatch(/^headers is not valid JSON: /);
   });
 
   it("accepts numbers, templates, JSON and enums", () => {
@@ -81,6 +83,61 @@ describe("parsing", () => {
     expect(bad.errors).toEqual({ message: "Message is required" });
     const cleared = collect(fs, { message: "m", timeout_s: "" }, { message: "m", timeout_s: 5 });
     expect(cleared.value).toEqual({ message: "m" });
+  });
+});
+
+describe("JSON fields", () => {
+  const fields = Object.fromEntries(fieldsFromSchema(CONFIG).map((f) => [f.name, f]));
+  const TRAILING = '{"text": "{{ inputs.review }}",}';
+
+  it("refuses text that does not parse, whatever templates it holds", () => {
+    for (const field of [fields.headers, fields.details]) {
+      const out = parseRaw(field, TRAILING);
+      expect(out.ok).toBe(false);
+      expect(!out.ok && out.error).toMatch(new RegExp(`^${field.title} is not valid JSON: .+`));
+    }
+    expect(parseRaw(fields.headers, "{{ a }} and {{ b }}").ok).toBe(false);
+    expect(parseRaw(fields.headers, "[1, {{ x }}]").ok).toBe(false);
+    expect(parseRaw(fields.details, "[1, 2,]").ok).toBe(false);
+  });
+
+  it("keeps one whole template as a string, and parses JSON holding templates", () => {
+    expect(parseRaw(fields.headers, " {{ inputs.headers }} ")).toEqual(
+      { ok: true, value: "{{ inputs.headers }}", omit: false });
+    expect(parseRaw(fields.headers, '{"a": "{{ x }}"}')).toEqual(
+      { ok: true, value: { a: "{{ x }}" }, omit: false });
+    expect(parseRaw(fields.details, "{{ x }} and text")).toEqual(
+      { ok: true, value: "{{ x }} and text", omit: false });
+  });
+});
+
+describe("required booleans", () => {
+  const decision = fieldsFromSchema({
+    type: "object", required: ["approved"],
+    properties: { approved: { type: "boolean" }, comment: { type: "string" } },
+  });
+  const approved = decision[0];
+
+  it("are an explicit yes/no choice with no default", () => {
+    expect(toRaw(approved, undefined)).toBe("");
+    expect(parseRaw(approved, "")).toEqual({ ok: false, error: "approved: choose yes or no" });
+    expect(parseRaw(approved, "false")).toEqual({ ok: true, value: false, omit: false });
+    expect(parseRaw(approved, "true")).toEqual({ ok: true, value: true, omit: false });
+  });
+
+  it("make an empty form refused, with nothing collected", () => {
+    const out = collect(decision, {}, {});
+    expect(out.errors).toEqual({ approved: "approved: choose yes or no" });
+  });
+
+  it("render as a select, not a checkbox", () => {
+    const html = renderToStaticMarkup(
+      <SchemaForm schema={{ type: "object", required: ["approved"],
+        properties: { approved: { type: "boolean" } } }} submitLabel="Resume"
+      onSubmit={() => undefined} />,
+    );
+    expect(html).toMatch(/<select name="fm-field-approved">/);
+    expect(html).not.toContain('type="checkbox"');
   });
 });
 

@@ -266,12 +266,11 @@ def test_run_colours_nodes_and_approval_resumes_from_the_form(open_notebook: Ope
         assert canvas.locator(f'[data-node-id="{node_id}"]').get_attribute("data-status") == "idle"
 
     node(canvas, "check").click()
-    form = canvas.locator('[data-testid="fm-resume-form"]')
-    assert "pay 12?" in canvas.locator(".fm-payload").inner_text()
+    form = canvas.locator('[data-testid="fm-approval-form"]')
+    assert canvas.locator('[data-testid="fm-message-text"]').inner_text() == "pay 12?"
     save_screenshot(canvas, "graph-editor-resume.png")
-    form.locator('input[name="fm-field-approved"]').check()
     form.locator('input[name="fm-field-by"]').fill("e2e")
-    form.locator("button[type=submit]").click()
+    form.locator('[data-testid="fm-approve"]').click()
     canvas.locator('[data-testid="fm-run-status"][data-status="succeeded"]').wait_for(
         timeout=30_000)
     assert canvas.locator('[data-node-id="check"]').get_attribute("data-status") == "succeeded"

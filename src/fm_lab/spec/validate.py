@@ -202,7 +202,8 @@ class _Upstream:
     position: linear memory however long the graph (no ancestor set per node)."""
 
     def __init__(self, workflow: Workflow) -> None:
-        succ, self.pred = _graph(workflow)
+        self.succ, self.pred = _graph(workflow)
+        succ = self.succ
         indegree = {n: len(p) for n, p in self.pred.items()}
         queue = deque(n for n, d in indegree.items() if d == 0)
         self.position: dict[str, int] = {}
@@ -216,16 +217,33 @@ class _Upstream:
         self.cyclic = sorted(n for n, d in indegree.items() if d > 0)
 
     def issues(self) -> list[ValidationIssue]:
-        if not self.cyclic:
-            return []
-        return [
-            ValidationIssue(
-                "edges",
-                f"cycle through nodes {', '.join(self.cyclic)} (loops are written with a "
-                "loop node such as foreach, not with edges)",
-                "cycle",
+        issues = []
+        for scc, path in self.cycles():
+            more = "" if len(path) - 1 == len(scc) else f"; {', '.join(scc)} are all on cycles"
+            issues.append(
+                ValidationIssue(
+                    "edges",
+                    f"cycle {' -> '.join(path)}{more} (loops are written with a loop node "
+                    "such as foreach, not with edges)",
+                    "cycle",
+                )
             )
-        ]
+        return issues
+
+    def cycles(self) -> list[tuple[list[str], list[str]]]:
+        """Each group of nodes on cycles (a strongly connected component, sorted) with one
+        shortest cycle through its first node, e.g. ``["a", "b", "a"]``. Nodes that only
+        follow a cycle are left out."""
+        left = set(self.cyclic)
+        out = []
+        for start in self.cyclic:
+            if start not in left:
+                continue
+            scc = _reach(start, self.succ, left) & _reach(start, self.pred, left)
+            left -= scc
+            if len(scc) > 1:
+                out.append((sorted(scc), _shortest_cycle(start, self.succ, scc)))
+        return out
 
     def runs_before(self, ref: str, node: str) -> bool:
         """True when ``ref`` is an ancestor of ``node`` (always, on a cycle: reported apart)."""
@@ -243,6 +261,35 @@ class _Upstream:
                     seen.add(parent)
                     stack.append(parent)
         return False
+
+
+def _reach(start: str, graph: dict[str, list[str]], allowed: set[str]) -> set[str]:
+    """Nodes of ``allowed`` reachable from ``start`` (itself included) along ``graph``."""
+    seen, stack = {start}, [start]
+    while stack:
+        for nxt in graph[stack.pop()]:
+            if nxt in allowed and nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def _shortest_cycle(start: str, succ: dict[str, list[str]], within: set[str]) -> list[str]:
+    """A shortest path ``start -> ... -> start`` inside ``within`` (which holds such a cycle)."""
+    parent: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        current = queue.popleft()
+        for nxt in succ[current]:
+            if nxt == start:
+                path = [current]
+                while path[-1] != start:
+                    path.append(parent[path[-1]])
+                return [*reversed(path), start]
+            if nxt in within and nxt not in parent:
+                parent[nxt] = current
+                queue.append(nxt)
+    raise ValueError(f"no cycle through {start}")
 
 
 def _check_reachable(workflow: Workflow) -> list[ValidationIssue]:

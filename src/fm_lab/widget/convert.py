@@ -90,19 +90,24 @@ def jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def result_rows(run: Run) -> dict[str, dict[str, Any]]:
-    """Status, timings, attempts, error and output preview of each top-level node of a run."""
+def result_rows(run: Run, registry: NodeRegistry | None = None) -> dict[str, dict[str, Any]]:
+    """Status, timings, attempts, error, output preview and taken routes (``taken``: the
+    route handles a finished node took, None when it follows every edge) of each top-level
+    node of a run."""
     rows = {}
-    for node_id in run.workflow.nodes:
+    for node_id, node in run.workflow.nodes.items():
         result = run.node(node_id)
         if result.status == "pending":
             continue
+        node_type = registry.lookup(node.type) if registry is not None else None
+        taken = node_type.taken_handles(result.output) if node_type is not None else None
         rows[node_id] = {  # a node whose output came from the cache shows as cached
             "status": "cached" if result.cached_from is not None else result.status,
             "duration_ms": result.duration_ms,
             "attempts": result.attempts,
             "error": jsonable(result.error),
             "output": preview(result.output),
+            "taken": sorted(taken) if taken is not None and result.status == "succeeded" else None,
         }
     return rows
 

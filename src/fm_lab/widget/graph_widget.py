@@ -57,7 +57,8 @@ class GraphWidget(anywidget.AnyWidget):
     :attr:`workflow` *in place* (every variable bound to it sees them) and are validated
     (:attr:`issues`); ``widget.workflow = wf`` shows another workflow. Any run of the workflow
     in this process (:meth:`run`, the Run button, ``fm_lab.run(wf)``, ``%flow run``, a sweep)
-    colours the nodes live; a suspended node shows a form that resumes the run.
+    colours the nodes live; a suspended node shows a form that resumes the run. ``height`` is in
+    pixels; 0 (the default) fits the canvas to the graph.
 
     Every output of the canvas also carries a static picture of the graph and its last run
     (HTML/SVG and a text summary), which a reopened notebook, nbviewer and GitHub show.
@@ -75,7 +76,7 @@ class GraphWidget(anywidget.AnyWidget):
     results = traitlets.Dict().tag(sync=True)
     pending: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     run_state = traitlets.Dict().tag(sync=True)
-    height = traitlets.Int(480).tag(sync=True)
+    height = traitlets.Int(0).tag(sync=True)  # pixels; 0: fit the graph (240..720)
     # the static picture (HTML, text) and the tiny widget state that shows it in a notebook
     # reopened without a kernel (the canvas writes it into the notebook's widget metadata)
     snapshot = traitlets.Dict().tag(sync=True)
@@ -90,7 +91,7 @@ class GraphWidget(anywidget.AnyWidget):
         *,
         registry: NodeRegistry | None = None,
         store: Store | None = None,
-        height: int = 480,
+        height: int = 0,
         **kwargs: Any,
     ) -> None:
         from fm_lab.engine.api import load_workflow
@@ -335,7 +336,7 @@ class GraphWidget(anywidget.AnyWidget):
     def _finish(self, run: Run) -> None:
         with self._lock:
             self._run = run
-            results = result_rows(run)
+            results = result_rows(run, self._registry)
             self.results = results
             waiting = run.status == "suspended"
             self.pending = pending_rows(run.store, run.run_id, results) if waiting else []

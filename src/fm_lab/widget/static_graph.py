@@ -179,7 +179,8 @@ def _node_svg(workflow: Workflow, node_id: str, box: Box, status: str) -> str:
     glyph = ""
     if icon:
         glyph = (f'<svg x="{box.x + 10:.0f}" y="{box.y + 8:.0f}" width="14" height="14" '
-                 f'viewBox="0 0 16 16"><path d="{html.escape(icon)}" fill="{colour}"/></svg>')
+                 f'viewBox="0 0 16 16"><path d="{html.escape(icon)}" fill="none" stroke="{colour}" '
+                 'stroke-width="1.5" stroke-linecap="round" stroke-linejoin="round"/></svg>')
     text_x = box.x + (30 if icon else 12)
     return (
         f'<g class="fm-node" data-node-id="{html.escape(node_id)}" data-status="{status}">'

@@ -337,17 +337,29 @@ def test_unreachable_node_with_explicit_entry():
     assert Workflow.from_dict(data).issues() == []
 
 
-def test_cycle_is_reported_once_with_its_nodes():
+def test_cycle_is_reported_once_with_its_nodes_in_order():
     issues = issues_of({
         "id": "w",
         "nodes": {"a": {"type": "input"}, "b": {"type": "output"}, "c": {"type": "output"},
-                  "d": {"type": "output"}},
-        "edges": ["a -> b", "b -> c", "c -> d", "d -> b"],
+                  "d": {"type": "output"}, "e": {"type": "output"}},
+        "edges": ["a -> b", "b -> c", "c -> d", "d -> b", "d -> e"],
     })
     (cycle,) = with_code(issues, "cycle")
     assert cycle.location == "edges"
-    assert "b, c, d" in cycle.message
+    assert cycle.message.startswith("cycle b -> c -> d -> b (")  # e only follows the cycle
     assert located(issues) == {("edges", "cycle")}
+
+
+def test_each_cycle_is_named_and_a_knot_of_cycles_lists_its_nodes():
+    issues = issues_of({
+        "id": "w",
+        "nodes": {n: {"type": "output"} for n in "abcdexy"},
+        "edges": ["a -> b", "b -> c", "c -> a", "b -> d", "d -> b", "c -> e",
+                  "e -> x", "x -> y", "y -> x"],
+    })
+    messages = sorted(i.message.split(" (")[0] for i in with_code(issues, "cycle"))
+    assert messages == ["cycle a -> b -> c -> a; a, b, c, d are all on cycles",
+                        "cycle x -> y -> x"]
 
 
 def test_self_loop_is_a_cycle():

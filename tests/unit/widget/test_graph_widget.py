@@ -168,6 +168,8 @@ def test_run_colours_nodes_and_resume_from_the_form(widget: GraphWidget, store) 
     assert widget.run_state == {"run_id": run.run_id, "status": "succeeded", "error": None}
     assert widget.results["paid"]["status"] == "succeeded"
     assert widget.results["refused"]["status"] == "skipped"
+    assert widget.results["check"]["taken"] == ["approved"]  # the route the canvas marks
+    assert widget.results["draft"]["taken"] is None  # follows every edge
     assert widget.pending == []
     assert widget.last_run is not None and widget.last_run.outputs == {"paid": "paid"}
 

@@ -1,0 +1,77 @@
+import { renderToStaticMarkup } from "react-dom/server";
+import { describe, expect, it } from "vitest";
+
+import { ConfigEditor } from "../src/Editors";
+import { ErrorView } from "../src/ErrorView";
+import { isDecision, ResumeForm } from "../src/ResumeForm";
+import { errorParts } from "../src/show";
+import type { PendingItem } from "../src/types";
+
+const DECISION = {
+  type: "object", required: ["approved"],
+  properties: { approved: { type: "boolean" }, comment: { anyOf: [{ type: "string" }, { type: "null" }] },
+    by: { anyOf: [{ type: "string" }, { type: "null" }] } },
+};
+
+const item = (payload: unknown, schema: unknown): PendingItem => ({
+  run_id: "r", node: "check", label: null, path_id: "check", payload,
+  schema: schema as PendingItem["schema"],
+});
+
+describe("resume forms", () => {
+  it("know an approval decision", () => {
+    expect(isDecision(DECISION)).toBe(true);
+    expect(isDecision({ properties: { approved: { type: "boolean" } } })).toBe(false);
+    expect(isDecision(null)).toBe(false);
+  });
+
+  it("show an approval's message as text, details folded, and two buttons", () => {
+    const html = renderToStaticMarkup(
+      <ResumeForm item={item({ message: "Pay 12 EUR?", details: { vendor: "ACME" } }, DECISION)}
+        fallback={null} onResume={() => undefined} />,
+    );
+    expect(html).toContain('data-testid="fm-message-text">Pay 12 EUR?</div>');
+    expect(html).toMatch(/<details[^>]*><summary>details<\/summary><pre>\{\n {2}&quot;vendor&quot;/);
+    expect(html).toContain('data-testid="fm-approve"');
+    expect(html).toContain('data-testid="fm-reject"');
+    expect(html).not.toContain('type="submit"');
+    expect(html).not.toContain("&quot;message&quot;");
+  });
+
+  it("ask for the whole value when the schema names no fields", () => {
+    const html = renderToStaticMarkup(
+      <ResumeForm item={item({ prompt: "Your review?" }, { type: "object" })} fallback={null}
+        onResume={() => undefined} />,
+    );
+    expect(html).toContain("Your review?");
+    expect(html).toContain('name="fm-field-data"');
+    expect(html).toContain("data (JSON) *");
+  });
+});
+
+describe("config editor", () => {
+  it("edits the node label apart from a config key named label", () => {
+    const html = renderToStaticMarkup(
+      <ConfigEditor id="check" spec={{ type: "approval", label: "Approve?",
+        config: { message: "m", label: "pay-check" } }}
+      type={{ name: "approval", description: "", resume_schema: null,
+        schema: { properties: { message: { type: "string" }, label: { type: "string" } } } }}
+      onConfig={() => undefined} />,
+    );
+    expect(html).toMatch(/name="fm-node-label"[^>]*value="Approve\?"/);
+    expect(html).toMatch(/name="fm-field-label"[^>]*value="pay-check"/);
+  });
+});
+
+describe("errors", () => {
+  const error = { type: "ValueError", kind: "user", message: "no luck", traceback: "Traceback...\n" };
+
+  it("read as type and message, the traceback folded", () => {
+    expect(errorParts(error)).toEqual({ title: "ValueError (user)", message: "no luck",
+      traceback: "Traceback...\n" });
+    expect(errorParts("plain")).toEqual({ title: "Error", message: "plain", traceback: null });
+    const html = renderToStaticMarkup(<ErrorView error={error} />);
+    expect(html).toContain("<b>ValueError (user)</b>: <span class=\"fm-error-message\">no luck</span>");
+    expect(html).toContain("<details class=\"fm-traceback\"><summary>traceback</summary>");
+  });
+});
