@@ -18,6 +18,10 @@ export interface ToolbarProps {
   onRedo: () => void;
   onTidy: () => void;
   onFind: (text: string) => void;
+  /** The `%%flow` line of the cell the canvas belongs to ("" when none). */
+  cellLine: string;
+  unsaved: boolean;
+  onSave: () => void;
 }
 
 export function Toolbar(props: ToolbarProps): JSX.Element {
@@ -53,6 +57,16 @@ export function Toolbar(props: ToolbarProps): JSX.Element {
           <option key={id} value={id}>{n.label ?? ""}</option>
         ))}
       </datalist>
+      {props.cellLine && (
+        <button type="button" className="fm-button" data-testid="fm-save"
+          title={`Write the graph into its cell (${props.cellLine}); same as %flow save`}
+          disabled={!props.unsaved} onClick={props.onSave}>Save to cell</button>
+      )}
+      {props.unsaved && (
+        <span className="fm-unsaved" data-testid="fm-unsaved"
+          title="The canvas differs from its cell: save it before restarting the kernel">
+          unsaved edits</span>
+      )}
       <span className="fm-run-status" data-testid="fm-run-status"
         data-status={runInfo.status ?? ""}>{status}</span>
       {runInfo.message && <span className="fm-error" data-testid="fm-message">{runInfo.message}</span>}

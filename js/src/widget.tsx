@@ -29,6 +29,7 @@ import type { PendingItem, WorkflowDict, XY } from "./types";
 
 const NODE_TYPES = { fm: FmNode };
 const KEEP = 50;
+const MINIMAP_FROM = 15; // nodes: a minimap helps to find your way in graphs this big
 const CHROME = 40; // toolbar px, for the fitted height
 const REFIT = { padding: 0.1, duration: 150 };
 
@@ -126,6 +127,8 @@ function Editor(props: { model: Model; el: HTMLElement; started: number }): JSX.
   const pending = useTrait(model, "pending");
   const runInfo = useTrait(model, "run_state");
   const height = useTrait(model, "height");
+  const cellLine = useTrait(model, "cell_line");
+  const unsaved = useTrait(model, "unsaved");
   const dark = useDarkTheme();
   const flow = useMemo(
     () => toFlow({ graph, routes, issues, results, pending }),
@@ -282,7 +285,8 @@ function Editor(props: { model: Model; el: HTMLElement; started: number }): JSX.
       <Toolbar types={types} graph={graph} issues={issues} runInfo={runInfo} notice={notice}
         canUndo={history.past.length > 0} canRedo={history.future.length > 0}
         onAdd={addNode} onRun={startRun} onUndo={() => step("undo")} onRedo={() => step("redo")}
-        onTidy={tidyUp} onFind={find} />
+        onTidy={tidyUp} onFind={find} cellLine={cellLine} unsaved={unsaved}
+        onSave={() => model.send({ kind: "save" })} />
       {general.length > 0 && (
         <ul className="fm-issues fm-general" data-testid="fm-general-issues">
           {general.map((i) => <li key={i.location + i.message}><code>{i.location}</code> {i.message}</li>)}
@@ -303,8 +307,10 @@ function Editor(props: { model: Model; el: HTMLElement; started: number }): JSX.
             deleteKeyCode={["Backspace", "Delete"]} colorMode={dark ? "dark" : "light"}
             minZoom={0.05} fitView proOptions={{ hideAttribution: true }}>
             <Background />
-            <MiniMap pannable zoomable={active} style={{ width: 140, height: 90 }}
-              nodeColor={(n) => colourOf((n.data as FmNodeData).spec.type)} />
+            {nodes.length >= MINIMAP_FROM && (  // on small graphs it would only cover nodes
+              <MiniMap pannable zoomable={active} style={{ width: 140, height: 90 }}
+                nodeColor={(n) => colourOf((n.data as FmNodeData).spec.type)} />
+            )}
             <Controls />
             <FirstRender el={el} started={props.started} />
           </ReactFlow>

@@ -95,9 +95,16 @@ def test_rerunning_a_cell_with_unsaved_edits_keeps_them_and_says_so(
     cell = page.locator(".jp-Notebook .jp-Cell").nth(1)
     cell.locator(".jp-OutputArea-output", has_text="kept the canvas's unsaved edits").wait_for(
         timeout=30_000)
-    rendered(page, page.locator(".fm-lab-graph").first, 2)
+    canvas = page.locator(".fm-lab-graph").first
+    rendered(page, canvas, 2)
     run_cell(page, 2)
     assert cell_output(page, 2, "NODES") == ["a", "b"]
+
+    canvas.locator('[data-testid="fm-unsaved"]').wait_for()  # the toolbar says so too
+    canvas.locator('[data-testid="fm-save"]').click()  # and its Save button writes the cell
+    canvas.locator('[data-testid="fm-unsaved"]').wait_for(state="detached", timeout=30_000)
+    text = cell_source(page, 1)
+    assert text.startswith("%%flow tri\n") and " c:" not in text and "  b:" in text
 
 
 def test_a_reopened_notebook_shows_the_static_graph_until_the_cell_runs_again(
