@@ -71,8 +71,8 @@ def expand_word(word: str, namespace: Mapping[str, Any]) -> str:
         return word
     if _is_json(word):
         return word
-    try:
-        parts = list(_FORMATTER.parse(word))
+    try:  # (literal, field, spec, conversion); $name ends with an empty part
+        parts = [p for p in _FORMATTER.parse(word) if p[0] or p[1] is not None]
     except ValueError:  # unbalanced braces: not meant as an expression (IPython keeps it too)
         return word
     ns = dict(namespace)
