@@ -84,11 +84,11 @@ def _print_frame(args: argparse.Namespace, frame: pd.DataFrame, empty: str) -> N
         print(_table(frame))
 
 
-def _shared(args: argparse.Namespace) -> Any:
+def _shared(args: argparse.Namespace, store: Store | None = None) -> Any:
     """What the command shared with ``%flow`` returns (a Run or a DataFrame)."""
     from fm_lab.commands import FileValues, execute
 
-    return execute(args, FileValues(), _store(args))
+    return execute(args, FileValues(), store or _store(args))
 
 
 def _cmd_traces(args: argparse.Namespace) -> int:
@@ -198,7 +198,7 @@ def _store(args: argparse.Namespace) -> Store:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     store = _store(args)
-    result = _shared(args)
+    result = _shared(args, store)
     code = _report(args, result)
     if args.trace and not args.json:
         from fm_lab.tracing.query import trace, usage

@@ -95,11 +95,11 @@ def test_a_held_back_change_is_drawn_by_the_timer():
 def test_a_change_after_the_interval_is_drawn_at_once():
     now = [0.0]
     bar = progress(clock=lambda: now[0])
-    for now[0], event in enumerate(
-            [{"type": "items", "path": "loop", "node_id": "loop", "total": 3},
-             node("loop", "running"),
-             {"type": "node", "path": "loop[0]", "node_id": "loop", "status": "succeeded"}],
-            start=1):
+    events = [{"type": "items", "path": "loop", "node_id": "loop", "total": 3},
+              node("loop", "running"),
+              {"type": "node", "path": "loop[0]", "node_id": "loop", "status": "succeeded"}]
+    for event in events:
+        now[0] += bar.interval_s  # each change comes a whole interval after the last
         bar(event)
     assert len(bar.handle.shown) == 4 and not Timer.made
     assert bar.handle.shown[-1]["text/plain"] == "triage: 0/4 nodes; loop 1/3 items; running loop"
