@@ -1,4 +1,7 @@
-"""The ``fm-lab`` command: run, resume, runs, show, validate.
+"""The ``fm-lab`` command: run, rerun, resume, runs, show, traces, usage, validate, batch, ...
+
+The commands shared with the ``%flow`` magic are defined in :mod:`fm_lab.commands`; this
+module adds how their results are printed and the commands only a terminal has.
 
 User errors (a bad workflow, a missing file, a locked store) print one line,
 ``fm-lab: error: ...``, and exit 1, never a traceback. ``--json`` prints one JSON object
@@ -21,45 +24,22 @@ if TYPE_CHECKING:
     from fm_lab.store.duckdb_store import Store
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fm-lab`` parser: the commands shared with ``%flow`` (:mod:`fm_lab.commands`), each
+    with the CLI's print options, and the CLI's own commands."""
+    from fm_lab.commands import add_commands, add_store_option
+
     parser = argparse.ArgumentParser(prog="fm-lab", description="Run and inspect fm_lab workflows.")
-    parser.add_argument("--store", help="DuckDB file (default: $FM_LAB_HOME/fm_lab.duckdb)")
+    add_store_option(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = sub.add_parser("run", help="run a workflow file")
-    run.add_argument("file", help="workflow .yaml/.yml/.json")
-    run.add_argument(
-        "--input",
-        "-i",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an input (VALUE parsed as JSON when it is JSON); repeatable",
-    )
-    run.add_argument("--inputs-json", metavar="JSON", help="all inputs as one JSON object")
-    run.add_argument("--run-id", help="use this run id")
-    run.add_argument("--json", action="store_true", help="print one JSON object")
-    run.add_argument("--trace", action="store_true",
-                     help="also print the run's trace and its model usage")
-    run.add_argument("--plot", metavar="PNG", help="write the run's waterfall to PNG")
-
-    resume = sub.add_parser(
-        "resume", help="continue a stopped or failed run, or resume a suspended path with data"
-    )
-    resume.add_argument("run_id")
-    resume.add_argument("--label", help="the suspension's label")
-    resume.add_argument("--node", help="the suspended node")
-    resume.add_argument("--path", dest="path_id", help="the suspension's path id")
-    resume.add_argument("--data", metavar="JSON", help="resume data (JSON)")
-    resume.add_argument("--json", action="store_true")
-    resume.add_argument("--force", action="store_true",
-                        help="resume although the run's journal is damaged or missing")
-    resume.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
-                        help="how long to wait for another process running the run (60)")
-
-    pending = sub.add_parser("pending", help="list suspensions waiting for data")
-    pending.add_argument("run_id", nargs="?", help="only this run (and its child runs)")
-    pending.add_argument("--json", action="store_true")
+    shared = add_commands(sub, "cli")
+    for name in ("run", "rerun", "resume", "pending", "runs", "show"):
+        shared[name].add_argument("--json", action="store_true", help="print one JSON object")
+    shared["run"].add_argument("--trace", action="store_true",
+                               help="also print the run's trace and its model usage")
+    shared["run"].add_argument("--plot", metavar="PNG", help="write the run's waterfall to PNG")
+    _formats(shared["traces"])
+    _formats(shared["usage"])
 
     signal = sub.add_parser("signal", help="deliver an event to a waiting run")
     signal.add_argument("run_id")
@@ -76,29 +56,6 @@ def _parser() -> argparse.ArgumentParser:
     recover.add_argument("--watch", action="store_true",
                          help="keep doing so every --interval seconds until interrupted")
     recover.add_argument("--interval", type=float, default=2.0, metavar="S")
-
-    runs = sub.add_parser("runs", help="list recent runs")
-    runs.add_argument("--limit", type=int, default=20)
-    runs.add_argument("--status", help="only runs with this status")
-    runs.add_argument("--json", action="store_true")
-
-    show = sub.add_parser("show", help="show one run and its nodes")
-    show.add_argument("run_id")
-    show.add_argument("--json", action="store_true")
-
-    traces = sub.add_parser("traces", help="list spans (one run's trace with --run)")
-    traces.add_argument("--run", dest="run_id", help="one run's trace, in tree order")
-    traces.add_argument("--kind", help="only spans of this kind (node, llm, tool, ...)")
-    traces.add_argument("--limit", type=int, default=50)
-    _formats(traces)
-
-    usage = sub.add_parser("usage", help="tokens and cost of model calls")
-    usage.add_argument("--by", default="model",
-                       help="comma-separated: model, provider, run, workflow, node, agent, day, "
-                       "resource")
-    usage.add_argument("--since", help="ISO date or time")
-    usage.add_argument("--price-as", help="price every call as this model")
-    _formats(usage)
 
     check = sub.add_parser("validate", help="validate a workflow file")
     check.add_argument("file")
@@ -127,17 +84,19 @@ def _print_frame(args: argparse.Namespace, frame: pd.DataFrame, empty: str) -> N
         print(_table(frame))
 
 
-def _cmd_traces(args: argparse.Namespace) -> int:
-    from fm_lab.tracing.query import trace, traces
+def _shared(args: argparse.Namespace, store: Store | None = None) -> Any:
+    """What the command shared with ``%flow`` returns (a Run or a DataFrame)."""
+    from fm_lab.commands import FileValues, execute
 
-    store = _store(args)
-    if args.run_id:
-        frame = trace(args.run_id, store=store)
-        if not (args.json or args.csv) and not frame.empty:
+    return execute(args, FileValues(), store or _store(args))
+
+
+def _cmd_traces(args: argparse.Namespace) -> int:
+    frame = _shared(args)
+    if not (args.json or args.csv) and not frame.empty:
+        if "depth" in frame.columns:  # one run's tree
             frame = _trace_summary(frame)
-    else:
-        frame = traces(kind=args.kind, limit=args.limit, store=store)
-        if not (args.json or args.csv):
+        else:
             frame = frame[["started_at", "kind", "name", "status", "duration_ms", "run_id"]]
     _print_frame(args, frame, "no spans")
     return 0
@@ -152,11 +111,7 @@ def _trace_summary(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cmd_usage(args: argparse.Namespace) -> int:
-    from fm_lab.tracing.query import usage
-
-    frame = usage([g.strip() for g in args.by.split(",") if g.strip()], since=args.since,
-                  price_as=args.price_as, store=_store(args))
-    _print_frame(args, frame, "no model calls recorded")
+    _print_frame(args, _shared(args), "no model calls recorded")
     return 0
 
 
@@ -165,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argument, an invalid workflow, a store problem, an unknown run) is one line on stderr,
     ``fm-lab: error: ...``, and exit code 1; output cut short by a closed pipe
     (``fm-lab runs | head``) ends quietly."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         code = int(_COMMANDS[args.command](args))
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
@@ -179,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
+    from fm_lab.commands import CommandUsageError
     from fm_lab.engine.errors import ResumeError
     from fm_lab.spec.errors import WorkflowValidationError
     from fm_lab.store.errors import StoreError
@@ -186,7 +142,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from fm_lab.store.journal import RunLockedError
 
     return (WorkflowValidationError, StoreError, FileNotFoundError, IsADirectoryError,
-            NotADirectoryError, PermissionError, _UsageError, ResumeError, RunLockedError,
+            NotADirectoryError, PermissionError, CommandUsageError, ResumeError, RunLockedError,
             InvalidIdError, RunIdInUseError)
 
 
@@ -201,10 +157,6 @@ def _pipe_closed() -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
     return 1
-
-
-class _UsageError(ValueError):
-    pass
 
 
 def _fail(args: argparse.Namespace, exc: Exception) -> int:
@@ -231,7 +183,7 @@ def _one_line(args: argparse.Namespace, exc: Exception) -> str:
     issues = getattr(exc, "issues", None)
     if issues and not isinstance(exc, DocumentError):
         text = text.splitlines()[0] + " " + "; ".join(str(issue) for issue in issues)
-    file = getattr(args, "file", None)
+    file = getattr(args, "file", None) or getattr(args, "workflow", None)
     if (isinstance(exc, WorkflowValidationError) and not isinstance(exc, DocumentError)
             and exc.subject.startswith("workflow") and file):
         text = f"{file}: {text}"
@@ -244,45 +196,9 @@ def _store(args: argparse.Namespace) -> Store:
     return connect(args.store) if args.store else connect()
 
 
-def _json_value(raw: str, flag: str) -> Any:
-    """``raw`` parsed as bounded JSON (see :mod:`fm_lab.spec.limits`), or a usage error."""
-    from fm_lab.spec.errors import DocumentError
-    from fm_lab.spec.io import load_json
-
-    try:
-        return load_json(raw)
-    except DocumentError as exc:
-        raise _UsageError(f"{flag}: {exc.problem}") from None
-
-
-def _inputs(args: argparse.Namespace) -> dict[str, Any]:
-    from fm_lab.spec.errors import DocumentError
-    from fm_lab.spec.io import load_json
-
-    inputs: dict[str, Any] = {}
-    if args.inputs_json:
-        loaded = _json_value(args.inputs_json, "--inputs-json")
-        if not isinstance(loaded, dict):
-            raise _UsageError("--inputs-json must be a JSON object")
-        inputs.update(loaded)
-    for item in args.input:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise _UsageError(f"--input takes KEY=VALUE, got {item!r}")
-        try:
-            inputs[key] = load_json(raw)
-        except DocumentError as exc:
-            if exc.issues[0].code != "json":
-                raise _UsageError(f"--input {key}: {exc.problem}") from None
-            inputs[key] = raw
-    return inputs
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    from fm_lab.engine.api import run
-
     store = _store(args)
-    result = run(Path(args.file), _inputs(args), run_id=args.run_id, store=store)
+    result = _shared(args, store)
     code = _report(args, result)
     if args.trace and not args.json:
         from fm_lab.tracing.query import trace, usage
@@ -299,31 +215,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
-def _json_arg(raw: str | None, flag: str) -> Any:
-    return None if raw is None else _json_value(raw, flag)
-
-
-def _cmd_resume(args: argparse.Namespace) -> int:
-    from fm_lab.engine.api import resume
-
-    data = _json_arg(args.data, "--data")
-    result = resume(
-        args.run_id,
-        data,
-        label=args.label,
-        node=args.node,
-        path_id=args.path_id,
-        store=_store(args),
-        force=args.force,
-        wait_s=args.wait,
-    )
-    return _report(args, result)
+def _cmd_run_report(args: argparse.Namespace) -> int:
+    """``rerun`` and ``resume``: the new state of the run, exit 1 if it failed."""
+    return _report(args, _shared(args))
 
 
 def _cmd_pending(args: argparse.Namespace) -> int:
-    from fm_lab.engine.api import pending
-
-    frame = pending(args.run_id, store=_store(args))
+    frame = _shared(args)
     if args.json:
         print(frame.to_json(orient="records", date_format="iso"))
     elif frame.empty:
@@ -334,9 +232,11 @@ def _cmd_pending(args: argparse.Namespace) -> int:
 
 
 def _cmd_signal(args: argparse.Namespace) -> int:
+    from fm_lab.commands import parse_json
     from fm_lab.engine.api import signal
 
-    result = signal(args.run_id, args.event, _json_arg(args.data, "--data"), store=_store(args))
+    data = None if args.data is None else parse_json(args.data, "--data")
+    result = signal(args.run_id, args.event, data, store=_store(args))
     return _report(args, result)
 
 
@@ -371,14 +271,11 @@ def _cmd_recover(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from fm_lab.engine.api import get_run
-
-    result = get_run(args.run_id, store=_store(args))
-    return _report(args, result, exit_on_status=False)
+    return _report(args, _shared(args), exit_on_status=False)
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    frame = _store(args).runs(limit=args.limit, status=args.status)
+    frame = _shared(args)
     if args.json:
         print(frame.to_json(orient="records", date_format="iso"))
     elif frame.empty:
@@ -451,19 +348,21 @@ def _table(frame: pd.DataFrame) -> str:
 
 def _cmd_batch(args: argparse.Namespace) -> int:
     from fm_lab.batch.cli import run as run_batch
+    from fm_lab.commands import CommandUsageError
 
     try:
         return run_batch(args, _store(args))
     except (KeyError, ValueError, TypeError, ImportError) as exc:  # bad items, unknown batch
         if isinstance(exc, _user_errors()):
             raise
-        raise _UsageError(exc.args[0] if exc.args else str(exc)) from None
+        raise CommandUsageError(exc.args[0] if exc.args else str(exc)) from None
 
 
 _COMMANDS = {
     "batch": _cmd_batch,
     "run": _cmd_run,
-    "resume": _cmd_resume,
+    "rerun": _cmd_run_report,
+    "resume": _cmd_run_report,
     "runs": _cmd_runs,
     "show": _cmd_show,
     "pending": _cmd_pending,

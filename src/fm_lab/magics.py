@@ -1,6 +1,6 @@
-"""IPython magics: ``%%flow`` defines a workflow from the YAML in a cell; ``%flow ...`` mirrors
-the CLI (run, rerun, resume, pending, runs, show, traces, usage) and returns DataFrames or
-Run objects.
+"""IPython magics: ``%%flow`` defines a workflow from the YAML in a cell; ``%flow ...`` runs
+the commands the ``fm-lab`` CLI has (run, rerun, resume, pending, runs, show, traces, usage),
+parsed by the same definitions (:mod:`fm_lab.commands`), and returns Run objects or DataFrames.
 
 >>> %load_ext fm_lab                                                    # doctest: +SKIP
 """
@@ -8,34 +8,120 @@ Run objects.
 from __future__ import annotations
 
 import shlex
+import sys
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
+from fm_lab.commands import (
+    CommandUsageError,
+    HelpShown,
+    RaisingParser,
+    add_commands,
+    add_run_options,
+    add_store_option,
+    execute,
+    parse_json,
+    start_run,
+)
+from fm_lab.expansion import Bound, ExpansionError, expand_words
 from fm_lab.spec.errors import WorkflowValidationError
 
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Mapping
+    from types import FrameType
+
     from IPython.core.interactiveshell import InteractiveShell
 
-    from fm_lab.engine.run import Run
     from fm_lab.spec.models import Workflow
+    from fm_lab.store.duckdb_store import Store
 
-_USAGE = """%flow save NAME [--to FILE]
-%flow run NAME|FILE [--inputs JSON|{var}] [--cache]
-%flow rerun RUN_ID [NODE ...] [--inputs JSON|{var}]
-%flow resume RUN_ID [--data JSON|{var}] [--label L] [--node N] [--path P]
-%flow pending [RUN_ID]
-%flow runs [--limit N] [--status S]
-%flow show RUN_ID
-%flow traces [--run RUN_ID] [--kind K] [--limit N]
-%flow usage [--by model,...] [--price-as MODEL]"""
+_VALUES = """Values: $name, $name.attr and {expression} are expanded as in IPython's other magics
+($$ is a literal $, {{ }} literal braces), word by word after the line is split (quote a
+value with spaces; an expanded value stays one word). A word that is a JSON object or array
+('{"approved": true}') is taken literally. An option taking JSON (--inputs, --data) given
+exactly as {expression} or $name gets the object itself (a dict), not its text:
+--inputs {params}. A workflow (run NAME, rerun --workflow NAME) is a variable bound by
+%%flow, else a file."""
 
 
-class FlowUsageError(ValueError):
-    """A ``%flow`` line that cannot be understood (the message says how to write it)."""
+class FlowUsageError(UsageError, CommandUsageError):
+    """A ``%flow``/``%%flow`` line that cannot be understood (the message says what is wrong
+    and how to write it); IPython shows it without a traceback."""
+
+
+NOTEBOOK_COMMANDS = {
+    "save": "write a %%flow canvas's graph back into its cell as YAML, or to a file (--to)",
+}
+"""``%flow`` commands a terminal has no use for (there is no canvas there)."""
+
+
+@cache
+def line_parser() -> RaisingParser:
+    """The parser of ``%flow`` lines: the CLI's shared commands (:mod:`fm_lab.commands`)."""
+    parser = RaisingParser(prog="%flow", description="Run and inspect fm_lab workflows.",
+                           epilog=_VALUES)
+    add_store_option(parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in add_commands(sub, "notebook").values():
+        command.epilog = _VALUES
+    save = sub.add_parser("save", help=NOTEBOOK_COMMANDS["save"],
+                          description=NOTEBOOK_COMMANDS["save"])
+    save.add_argument("name", help="the %%flow name (or any Workflow variable with --to)")
+    save.add_argument("--to", metavar="FILE", help="write YAML (JSON for .json) to FILE instead")
+    return parser
+
+
+@cache
+def cell_parser() -> RaisingParser:
+    """The parser of a ``%%flow`` cell's first line: ``run``'s options and the cell's own."""
+    parser = RaisingParser(prog="%%flow", epilog=_VALUES,
+                           description="Define a workflow from the YAML (or JSON) in this cell.")
+    parser.add_argument("name", nargs="?", help="variable to bind the workflow to (default: "
+                        "its id)")
+    parser.add_argument("--run", action="store_true", help="run it after defining it")
+    add_run_options(parser, "notebook")
+    parser.add_argument("--no-widget", action="store_true", help="do not show the graph editor")
+    parser.add_argument("--discard-edits", action="store_true",
+                        help="start from the cell's text even if its canvas holds unsaved edits")
+    add_store_option(parser)
+    return parser
+
+
+class NotebookValues:
+    """The notebook's :class:`fm_lab.commands.Values`: workflows and JSON values may also be
+    variables."""
+
+    def __init__(self, namespace: Mapping[str, Any]) -> None:
+        self.namespace = namespace
+
+    def workflow(self, reference: str) -> Workflow | Path:
+        from fm_lab.spec.models import Workflow
+
+        value = reference.value if isinstance(reference, Bound) else self.namespace.get(
+            reference)
+        if isinstance(value, Workflow):
+            return value
+        if isinstance(value, dict):
+            return Workflow.from_dict(value)
+        if reference.isidentifier() and not Path(reference).exists():
+            raise CommandUsageError(
+                f"no workflow {reference!r}: not a Workflow variable in the notebook, not a file")
+        return Path(reference)
+
+    def json(self, raw: str, option: str) -> Any:
+        if isinstance(raw, Bound):
+            return raw.value
+        try:
+            return parse_json(raw, option)
+        except CommandUsageError as exc:
+            raise CommandUsageError(f"{exc} (not JSON and not {{variable}}: {raw[:80]!r})"
+                                    ) from None
 
 
 @magics_class
@@ -47,26 +133,25 @@ class FlowMagics(Magics):
         self.widgets: dict[str, Any] = {}
 
     # ---- %%flow ---------------------------------------------------------------------------
-    @magic_arguments()
-    @argument("name", nargs="?", help="Variable to bind the workflow to (default: its id).")
-    @argument("--run", action="store_true", help="Run it after defining it.")
-    @argument("--inputs", default=None, help="Run inputs: JSON or {variable}.")
-    @argument("--cache", action="store_true", help="Reuse unchanged node results.")
-    @argument("--no-widget", action="store_true", help="Do not show the graph editor.")
-    @argument("--discard-edits", action="store_true",
-              help="Start from the cell's text even if the canvas holds unsaved edits.")
     @cell_magic
-    @no_var_expand  # {variable} means a notebook variable here, not IPython's text expansion
+    @no_var_expand  # expanded word by word here (see _VALUES)
     def flow(self, line: str, cell: str) -> Any:
-        """Define a workflow from the YAML (or JSON) in this cell and bind it to ``name``.
+        """``%%flow [NAME] [--run] [--inputs JSON|{var}] [--input K=V] [--cache] [--run-id ID]
+        [--no-widget] [--store FILE]``: define a workflow from the YAML (or JSON) in this cell
+        and bind it to ``NAME`` (default: its id); ``--run`` runs it too (the run is bound to
+        ``NAME_run``). ``%%flow --help`` lists the options; see ``%flow?`` for values.
 
-        The canvas edits that workflow in place. Re-running the cell while the canvas holds
-        edits not yet written back (``%flow save NAME``) keeps them when the cell's text is
-        unchanged, and says so; ``--discard-edits`` starts from the text instead."""
+        The canvas edits the bound workflow in place; ``%flow save NAME`` writes it back into
+        this cell. Re-running the cell while the canvas holds unsaved edits keeps them when
+        the cell's text is unchanged, and says so; ``--discard-edits`` starts from the text."""
         from fm_lab.nodes.registry import default_registry
         from fm_lab.spec.models import Workflow
 
-        args = parse_argstring(self.flow, line)
+        namespace = self._namespace()
+        try:
+            args = _parse(cell_parser(), line, namespace)
+        except HelpShown:
+            return None
         try:
             workflow = Workflow.from_yaml(cell)
         except WorkflowValidationError as exc:
@@ -84,8 +169,8 @@ class FlowMagics(Magics):
             display(WorkflowValidationError(issues))
             return None
         if args.run:
-            inputs = self._value(args.inputs) if args.inputs else {}
-            run = _run(workflow, inputs, cache=args.cache)
+            run = _usage_errors(start_run, workflow, args, NotebookValues(namespace),
+                                _store(args))
             self.shell.user_ns[f"{name}_run"] = run
             return run
         return None if not args.no_widget else workflow
@@ -129,174 +214,95 @@ class FlowMagics(Magics):
         self.widgets[name] = widget
         display(widget)
 
+    def _save(self, name: str, to: str | None, namespace: Mapping[str, Any]) -> None:
+        """``%flow save NAME [--to FILE]``."""
+        if to is not None:
+            from fm_lab.spec.models import Workflow
+
+            workflow = namespace.get(name)
+            if not isinstance(workflow, Workflow):
+                raise FlowUsageError(f"no workflow {name!r} in the notebook")
+            path = Path(to).expanduser()
+            text = workflow.to_json() if path.suffix == ".json" else workflow.to_yaml()
+            path.write_text(text, encoding="utf-8")
+            print(f"{name}: wrote {len(workflow.nodes)} nodes to {path}")
+            return
+        widget = self.widgets.get(name)
+        if widget is None:
+            raise FlowUsageError(f"no %%flow canvas named {name!r}; write it to a file with "
+                                 f"`%flow save {name} --to FILE`")
+        widget.write_cell()
+        print(f"{name}: writing the canvas's graph ({len(widget.workflow.nodes)} nodes) "
+              "into its %%flow cell")
+
     # ---- %flow ----------------------------------------------------------------------------
     @line_magic("flow")  # type: ignore[arg-type]
-    @no_var_expand
+    @no_var_expand  # expanded word by word here (see _VALUES)
     def flow_line(self, line: str) -> Any:
-        """``%flow run|rerun|resume|pending|runs|show|traces|usage ...`` (see ``%flow?``)."""
-        words = shlex.split(line)
-        if not words or words[0] not in _COMMANDS:
-            raise FlowUsageError(f"usage:\n{_USAGE}")
-        command, rest = words[0], words[1:]
-        return _COMMANDS[command](self, rest)
+        """``%flow COMMAND ...``: the ``fm-lab`` commands in the notebook, returning objects.
 
-    def _value(self, text: str) -> Any:
-        """``{variable}`` from the notebook's namespace, else JSON."""
-        assert self.shell is not None
-        if text.startswith("{") and text.endswith("}") and text[1:-1].isidentifier():
-            name = text[1:-1]
-            if name not in self.shell.user_ns:
-                raise FlowUsageError(f"no variable {name!r} in the notebook")
-            return self.shell.user_ns[name]
-        from fm_lab.spec.errors import DocumentError
-        from fm_lab.spec.io import load_json
+        ``%flow run NAME|FILE [--inputs JSON|{var}] [--input K=V] [--cache] [--run-id ID]``,
+        ``%flow rerun RUN_ID [NODE ...] [--workflow NAME|FILE] [--inputs ...]``,
+        ``%flow resume RUN_ID [--data JSON|{var}] [--label L|--node N|--path P]``,
+        ``%flow pending [RUN_ID]``, ``%flow runs``, ``%flow show RUN_ID``, ``%flow traces``,
+        ``%flow usage``, ``%flow save NAME [--to FILE]``; ``%flow --help`` and
+        ``%flow COMMAND --help`` list every option.
 
+        Bad lines raise :class:`FlowUsageError` (the problem, then the usage).
+        """
+        namespace = self._namespace()
         try:
-            return load_json(text)  # bounded in size and depth
-        except DocumentError as exc:
-            raise FlowUsageError(
-                f"not JSON and not {{variable}}: {text[:80]!r} ({exc.problem})") from None
+            args = _parse(line_parser(), line, namespace)
+        except HelpShown:
+            return None
+        if args.command == "save":
+            return self._save(args.name, args.to, namespace)
+        return _usage_errors(execute, args, NotebookValues(namespace), _store(args))
 
-    def _workflow(self, reference: str) -> Workflow | str:
-        """A workflow bound in the notebook by ``%%flow`` (or assigned), else a file path."""
-        from fm_lab.spec.models import Workflow
-
+    def _namespace(self) -> dict[str, Any]:
+        """The user's namespace and, like IPython's expansion, the locals of the code that
+        called the magic (``get_ipython().run_line_magic`` inside a function)."""
         assert self.shell is not None
-        value = self.shell.user_ns.get(reference)
-        return value if isinstance(value, Workflow) else reference
+        namespace = dict(self.shell.user_ns)
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None and frame.f_code.co_name not in ("run_line_magic",
+                                                                  "run_cell_magic"):
+            frame = frame.f_back
+        if frame is not None and frame.f_back is not None:
+            namespace.update(frame.f_back.f_locals)
+        return namespace
 
 
-def _options(words: list[str], flags: dict[str, bool]) -> tuple[list[str], dict[str, Any]]:
-    """Split ``--name value`` options (``flags`` take no value) from positional words."""
-    positional: list[str] = []
-    options: dict[str, Any] = {}
-    it = iter(words)
-    for word in it:
-        if not word.startswith("--"):
-            positional.append(word)
-            continue
-        key = word[2:].replace("-", "_")
-        if key not in flags:
-            raise FlowUsageError(f"unknown option {word}; usage:\n{_USAGE}")
-        if flags[key]:
-            options[key] = True
-            continue
-        value = next(it, None)
-        if value is None:
-            raise FlowUsageError(f"{word} needs a value")
-        options[key] = value
-    return positional, options
+for _magic in (FlowMagics.flow_line, FlowMagics.flow):  # %flow? says what --help says
+    cast(Any, _magic).__doc__ = f"{_magic.__doc__}\n{_VALUES}"
 
 
-def _one(positional: list[str], what: str) -> str:
-    if len(positional) != 1:
-        raise FlowUsageError(f"give one {what}; usage:\n{_USAGE}")
-    return positional[0]
+def _parse(parser: RaisingParser, line: str, namespace: Mapping[str, Any]
+           ) -> argparse.Namespace:
+    """``line`` expanded and parsed; :class:`HelpShown` after ``--help``."""
+    try:
+        return parser.parse_args(expand_words(line, namespace))
+    except (CommandUsageError, ExpansionError) as exc:
+        raise FlowUsageError(str(exc)) from None
 
 
-def _run(workflow: Any, inputs: dict[str, Any], cache: bool = False) -> Run:
-    import fm_lab
-
-    return fm_lab.run(workflow, inputs, cache=cache)
-
-
-def _cmd_run(magics: FlowMagics, words: list[str]) -> Run:
-    positional, opts = _options(words, {"inputs": False, "cache": True})
-    inputs = magics._value(opts["inputs"]) if "inputs" in opts else {}
-    return _run(magics._workflow(_one(positional, "workflow")), inputs, opts.get("cache", False))
+def _usage_errors(call: Any, *args: Any) -> Any:
+    """``call(*args)``, with a usage error (a bad value) raised as :class:`FlowUsageError`."""
+    try:
+        return call(*args)
+    except CommandUsageError as exc:
+        if isinstance(exc, FlowUsageError):
+            raise
+        raise FlowUsageError(str(exc)) from None
 
 
-def _cmd_rerun(magics: FlowMagics, words: list[str]) -> Run:
-    import fm_lab
+def _store(args: argparse.Namespace) -> Store | None:
+    """``--store FILE`` (without making it the notebook's default store), else None."""
+    if not args.store:
+        return None
+    from fm_lab.store.duckdb_store import Store
 
-    positional, opts = _options(words, {"inputs": False})
-    if not positional:
-        raise FlowUsageError(f"give a run id; usage:\n{_USAGE}")
-    inputs = magics._value(opts["inputs"]) if "inputs" in opts else None
-    return fm_lab.rerun(positional[0], *positional[1:], inputs=inputs)
-
-
-def _cmd_resume(magics: FlowMagics, words: list[str]) -> Run:
-    import fm_lab
-
-    positional, opts = _options(words, {"data": False, "label": False, "node": False,
-                                        "path": False})
-    data = magics._value(opts["data"]) if "data" in opts else None
-    return fm_lab.resume(_one(positional, "run id"), data, label=opts.get("label"),
-                         node=opts.get("node"), path_id=opts.get("path"))
-
-
-def _cmd_pending(magics: FlowMagics, words: list[str]) -> Any:
-    import fm_lab
-
-    positional, _ = _options(words, {})
-    return fm_lab.pending(positional[0] if positional else None)
-
-
-def _cmd_runs(magics: FlowMagics, words: list[str]) -> Any:
-    import fm_lab
-
-    _, opts = _options(words, {"limit": False, "status": False})
-    return fm_lab.runs(limit=int(opts.get("limit", 100)), status=opts.get("status"))
-
-
-def _cmd_show(magics: FlowMagics, words: list[str]) -> Run:
-    import fm_lab
-
-    positional, _ = _options(words, {})
-    return fm_lab.get_run(_one(positional, "run id"))
-
-
-def _cmd_traces(magics: FlowMagics, words: list[str]) -> Any:
-    import fm_lab
-
-    _, opts = _options(words, {"run": False, "kind": False, "limit": False})
-    if "run" in opts and "kind" not in opts:
-        return fm_lab.trace(opts["run"])
-    return fm_lab.traces(run_id=opts.get("run"), kind=opts.get("kind"),
-                         limit=int(opts.get("limit", 1000)))
-
-
-def _cmd_usage(magics: FlowMagics, words: list[str]) -> Any:
-    import fm_lab
-
-    _, opts = _options(words, {"by": False, "price_as": False})
-    by = opts.get("by", "model").split(",")
-    return fm_lab.usage(by=by, price_as=opts.get("price_as"))
-
-
-def _cmd_save(magics: FlowMagics, words: list[str]) -> None:
-    positional, opts = _options(words, {"to": False})
-    name = _one(positional, "workflow name")
-    widget = magics.widgets.get(name)
-    if "to" in opts:
-        workflow = magics._workflow(name)
-        if isinstance(workflow, str):
-            raise FlowUsageError(f"no workflow {name!r} in the notebook")
-        path = Path(opts["to"]).expanduser()
-        text = workflow.to_json() if path.suffix == ".json" else workflow.to_yaml()
-        path.write_text(text, encoding="utf-8")
-        print(f"{name}: wrote {len(workflow.nodes)} nodes to {path}")
-        return
-    if widget is None:
-        raise FlowUsageError(f"no %%flow canvas named {name!r}; write it to a file with "
-                             f"`%flow save {name} --to FILE`")
-    widget.write_cell()
-    print(f"{name}: writing the canvas's graph ({len(widget.workflow.nodes)} nodes) "
-          "into its %%flow cell")
-
-
-_COMMANDS = {
-    "save": _cmd_save,
-    "run": _cmd_run,
-    "rerun": _cmd_rerun,
-    "resume": _cmd_resume,
-    "pending": _cmd_pending,
-    "runs": _cmd_runs,
-    "show": _cmd_show,
-    "traces": _cmd_traces,
-    "usage": _cmd_usage,
-}
+    return Store(args.store)
 
 
 def _cell_line(line: str) -> str:

@@ -7,6 +7,7 @@ import sys
 
 import pandas as pd
 import pytest
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import fm_lab
@@ -82,16 +83,85 @@ def test_invalid_cells_show_every_problem_and_bind_nothing(shell, capsys):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("", "usage"),
-        ("explode", "usage"),
-        ("runs --colour red", "unknown option --colour"),
+        ("", "the following arguments are required: COMMAND\nusage: %flow"),
+        ("explode", "invalid choice: 'explode'"),
+        ("runs --colour red", "unrecognized arguments: --colour red\nusage: %flow runs"),
         ("run greet --inputs {nowhere}", "no variable 'nowhere'"),
-        ("run greet --inputs {oops", "not JSON"),
+        ("run greet --inputs {oops", "--inputs: .*not JSON and not {variable}: '{oops'"),
+        ("run greet --inputs '[1]'", "--inputs must be a JSON object"),
+        ("run nowhere", "no workflow 'nowhere': not a Workflow variable"),
+        ("show $nowhere", r"\$nowhere: no variable 'nowhere'"),
+        ("rerun {greet_run.run_id} nope", "workflow 'greet' has no node 'nope'"),
+        ("show 'abc", "No closing quotation"),
     ],
 )
 def test_bad_lines_say_how_to_write_them(shell, line, message):
-    with pytest.raises(FlowUsageError, match=message):
+    shell.run_cell_magic("flow", "--no-widget --run --inputs '{\"who\": \"Ada\"}'", CELL)
+    with pytest.raises(FlowUsageError, match=message) as caught:
         shell.run_line_magic("flow", line)
+    assert isinstance(caught.value, UsageError)  # IPython shows it without a traceback
+
+
+def test_variables_expand_like_in_other_magics(shell):
+    params = {"who": "Ada"}
+    shell.user_ns["params"] = params
+    run = shell.run_cell_magic("flow", "--no-widget --run --inputs $params", CELL)
+    assert run.node("hello").output == "Hello Ada"
+    shell.user_ns.update(rid=run.run_id, run=run)
+    for line in ("show $rid", "show {rid}", "show $run.run_id", "show {run.run_id}",
+                 "show {rid!s}", "show '$rid'"):
+        assert shell.run_line_magic("flow", line).run_id == run.run_id, line
+    pending = shell.run_line_magic("flow", "pending $rid")
+    assert list(pending["label"]) == ["send"]
+    done = shell.run_line_magic("flow", "resume $rid --label {pending.label[0]} "
+                                        "--data {dict(approved=True)}")
+    assert done.outputs == {"text": "Hello Ada", "approved": True}
+    # a JSON word is literal (IPython would evaluate it as Python): "$" and braces stay
+    again = shell.run_line_magic("flow", 'run greet --inputs=\'{"who": "$rid {x}"}\'')
+    assert again.node("hello").output == "Hello $rid {x}"
+    assert shell.run_line_magic("flow", "run greet --input who=$$rid").node(
+        "hello").output == "Hello $rid"
+
+
+def test_variables_of_the_calling_function_expand_too(shell):
+    shell.run_cell_magic("flow", "--no-widget --run --inputs '{\"who\": \"Ada\"}'", CELL)
+
+    def show(run_id):
+        return shell.run_line_magic("flow", "show $run_id")
+
+    assert show(shell.user_ns["greet_run"].run_id).status == "suspended"
+
+
+def test_rerun_with_the_edited_workflow_from_a_variable_or_a_file(shell, tmp_path):
+    shell.user_ns["params"] = {"who": "Ada"}
+    first = shell.run_cell_magic("flow", "--no-widget --run --inputs {params}", CELL)
+    shell.user_ns["rid"] = first.run_id
+    shell.run_cell_magic("flow", "edited --no-widget", CELL.replace("Hello", "Hi"))
+    edited = shell.run_line_magic("flow", "rerun $rid --workflow edited")
+    assert edited.node("hello").output == "Hi Ada" and edited.status == "suspended"
+    assert edited.run_id != first.run_id
+    same = shell.run_line_magic("flow", "rerun $rid")  # its own workflow: nothing changed
+    assert same.node("hello").output == "Hello Ada" and same.node("hello").cached_from
+
+    path = tmp_path / "greet.yaml"
+    path.write_text(CELL.replace("Hello", "Howdy"), encoding="utf-8")
+    shell.user_ns["path"] = path
+    from_file = shell.run_line_magic("flow", "rerun $rid hello --workflow $path -i who=Bo")
+    assert from_file.node("hello").output == "Howdy Bo"
+    assert from_file.outputs is None and from_file.status == "suspended"
+
+
+def test_help_is_printed_and_the_kernel_keeps_running(shell, capsys):
+    assert shell.run_line_magic("flow", "--help") is None
+    out = capsys.readouterr().out
+    assert out.startswith("usage: %flow [-h] [--store FILE] COMMAND") and "rerun" in out
+    assert "{expression}" in out  # the rules for values
+    assert shell.run_line_magic("flow", "run --help") is None
+    assert "--inputs JSON|{var}" in capsys.readouterr().out
+    assert shell.run_cell_magic("flow", "--help", CELL) is None
+    assert capsys.readouterr().out.startswith("usage: %%flow [-h] [--run]")
+    assert "greet" not in shell.user_ns  # help only: the cell defined nothing
+    assert "{expression}" in shell.magics_manager.registry["FlowMagics"].flow_line.__doc__
 
 
 def test_the_flow_cell_shows_the_graph_editor_and_a_rerun_replaces_it(shell, monkeypatch):

@@ -7,6 +7,7 @@ import io
 import nbformat
 
 import fm_lab
+from fm_lab.palette import status_colour
 from fm_lab.progress import RunProgress, in_notebook
 
 
@@ -36,7 +37,8 @@ def test_progress_counts_nodes_and_items(store):
 
 
 def test_progress_shows_by_default_in_a_notebook(tmp_path):
-    """The notebook half: in a real kernel, a run draws its bar with no argument, and
+    """The notebook half: in a real kernel, a run draws its progress with no argument, as
+    HTML whose saved state is the run's end (a reopened notebook shows 1/1, not 0/1), and
     ``progress=False`` hides it."""
     from nbformat.v4 import new_code_cell, new_notebook
 
@@ -63,10 +65,12 @@ def test_progress_shows_by_default_in_a_notebook(tmp_path):
     cells = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells
     cells = [c for c in cells if "injected-parameters" not in c.metadata.get("tags", [])]
     assert [o.get("text") for o in cells[0].outputs] == ["True\n"]
-    [bar] = cells[1].outputs  # one bar, drawn as a widget with its text fallback
+    [bar] = cells[1].outputs  # one display, saved as its last update: the final state
     assert bar["output_type"] == "display_data"
-    assert "application/vnd.jupyter.widget-view+json" in bar["data"]
-    assert bar["data"]["text/plain"].startswith("loud")
+    assert "application/vnd.jupyter.widget-view+json" not in bar["data"]  # no widget state
+    assert bar["data"]["text/plain"] == "loud: 1/1 nodes (1 succeeded), succeeded"
+    assert "1/1 nodes" in bar["data"]["text/html"]
+    assert f"color:{status_colour('succeeded')}" in bar["data"]["text/html"]
     assert cells[2].outputs == []
 
 

@@ -50,6 +50,22 @@ def test_runs_show_and_resume(store_args, capsys):
     assert json.loads(capsys.readouterr().out)["status"] == "succeeded"
 
 
+def test_rerun_with_an_edited_workflow_file_and_a_changed_input(tmp_path, store_args, capsys):
+    flow = tmp_path / "greet.yaml"
+    flow.write_text('id: greet\nnodes:\n  hi: {type: template, config: {template: '
+                    '"Hello {{ inputs.who }}"}}\n  n: {type: template, config: {template: '
+                    '"{{ inputs.n }}"}}\n', encoding="utf-8")
+    assert main([*store_args, "run", str(flow), "-i", "who=Ada", "-i", "n=1", "--json"]) == 0
+    run_id = json.loads(capsys.readouterr().out)["run_id"]
+    flow.write_text(flow.read_text(encoding="utf-8").replace("Hello", "Hi"), encoding="utf-8")
+    assert main([*store_args, "rerun", run_id, "--workflow", str(flow), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["outputs"] == {"hi": "Hi Ada", "n": 1}
+    assert main([*store_args, "rerun", run_id, "-i", "n=2", "--json"]) == 0  # who is kept
+    assert json.loads(capsys.readouterr().out)["outputs"] == {"hi": "Hello Ada", "n": 2}
+    assert main([*store_args, "rerun", run_id, "nope"]) == 1
+    assert "fm-lab: error: workflow 'greet' has no node 'nope'" in capsys.readouterr().err
+
+
 def test_validate_lists_every_issue_and_exits_1(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: bad\nnodes:\n  a: {type: nope}\n  b: {type: code}\nedges: [a -> c]\n")
@@ -84,7 +100,7 @@ def test_failed_run_exits_1_with_the_error(tmp_path, store_args, capsys):
 def test_help_is_real_and_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-m", "fm_lab", "--help"], capture_output=True,
                          text=True, check=True)
-    for command in ("run", "resume", "runs", "show", "validate"):
+    for command in ("run", "rerun", "resume", "runs", "show", "validate"):
         assert command in out.stdout
     # fast because --help loads none of the engine's heavy dependencies (timing belongs in
     # benchmarks): the modules it imported, counted in a fresh interpreter

@@ -154,25 +154,29 @@ class Run:
         printer.text("\n".join(lines))
 
     def _repr_html_(self) -> str:
-        colour = {"succeeded": "#2e7d32", "failed": "#c62828", "running": "#1565c0"}.get(
-            self.status, "#6d4c41"
-        )
+        """The run and a row per node, statuses in the palette's colours (as the canvas and
+        the progress display show them)."""
         rows = []
         for node_id in self.workflow.nodes:
             res = self.node(node_id)
             ms = f"{res.duration_ms:.1f} ms" if res.duration_ms is not None else ""
             detail = html.escape((res.error or {}).get("message", "") or _short(res.output))
             rows.append(
-                f"<tr><td><code>{html.escape(node_id)}</code></td><td>{res.status}</td>"
+                f"<tr><td><code>{html.escape(node_id)}</code></td><td>{_status(res.status)}</td>"
                 f"<td>{ms}</td><td>{detail}</td></tr>"
             )
         return (
             f"<div><b>Run {html.escape(self.run_id)}</b> of "
-            f"<code>{html.escape(self.workflow.id)}</code>: "
-            f"<span style='color:{colour}'>{self.status}</span>"
+            f"<code>{html.escape(self.workflow.id)}</code>: <b>{_status(self.status)}</b>"
             f"<table><tr><th>node</th><th>status</th><th>time</th><th>output / error</th>"
             f"</tr>{''.join(rows)}</table></div>"
         )
+
+
+def _status(status: str) -> str:
+    from fm_lab.palette import status_colour
+
+    return f"<span style='color:{status_colour(status)}'>{html.escape(status)}</span>"
 
 
 def _ts(value: Any) -> dt.datetime | None:
