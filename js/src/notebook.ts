@@ -1,6 +1,7 @@
 /** The canvas and the notebook it lives in (JupyterLab and Notebook 7, through the widget
  * manager's document context): write the graph back into its `%%flow` cell, keep the static
- * picture in the saved notebook, and refresh the output's HTML for GitHub and nbviewer.
+ * picture in the notebook's widget metadata (for reopening) and in the saved output's HTML
+ * (for GitHub and nbviewer).
  * Elsewhere (VS Code, Colab, a page without a notebook) these do nothing. */
 
 const WIDGET_VIEW = "application/vnd.jupyter.widget-view+json";
@@ -11,13 +12,10 @@ type Json = Record<string, unknown>;
 
 interface OutputModel {
   data: Json;
-  metadata?: Json;
-  toJSON(): Json;
 }
 interface OutputList {
   length: number;
   get(index: number): OutputModel;
-  set(index: number, value: Json): void;
 }
 interface CellModel {
   type: string;
@@ -34,7 +32,6 @@ export interface Snapshot {
   html?: string;
   text?: string;
   model_id?: string;
-  run_key?: string;
   model_state?: Json;
 }
 
@@ -110,20 +107,58 @@ export function keepStaticState(nb: NotebookModel | null, modelId: string, state
   return true;
 }
 
-/** Put the latest static picture into the canvas's output bundle (what GitHub and nbviewer
- * show). The output re-renders, so call it when a run ends, not on every edit. */
-export function refreshOutput(nb: NotebookModel | null, modelId: string, snapshot: Snapshot
-): boolean {
-  if (nb === null || snapshot.html === undefined) return false;
-  const found = findOutput(nb, modelId);
-  if (found === null || !found.cell.outputs) return false;
-  const output = found.cell.outputs.get(found.index);
-  if (output.data["text/html"] === snapshot.html) return false;
-  const json = output.toJSON();
-  found.cell.outputs.set(found.index, {
+const PICTURES = Symbol.for("fm_lab.pictures");
+
+type Saving = NotebookModel & { toJSON(): Json; [PICTURES]?: Map<string, Snapshot> };
+
+/** The notebook file's form of `json` with each canvas output's `text/html` and
+ * `text/plain` replaced by its latest picture (what GitHub and nbviewer show). Only the
+ * outputs changed are copied; `json` is not modified. */
+export function withPictures(json: Json, pictures: Map<string, Snapshot>): Json {
+  const cells = json.cells as Json[] | undefined;
+  if (!Array.isArray(cells) || pictures.size === 0) return json;
+  const pictured = (output: Json): Json => {
+    const data = output.data as Json | undefined;
+    const view = data?.[WIDGET_VIEW] as { model_id?: string } | undefined;
+    const snap = view?.model_id ? pictures.get(view.model_id) : undefined;
+    if (!data || snap?.html === undefined) return output;
+    return { ...output, data: { ...data, "text/html": snap.html, "text/plain": snap.text ?? "" } };
+  };
+  return {
     ...json,
-    data: { ...output.data, "text/html": snapshot.html, "text/plain": snapshot.text ?? "" },
-  });
+    cells: cells.map((cell) => {
+      const outputs = cell.outputs as Json[] | undefined;
+      if (!Array.isArray(outputs)) return cell;
+      const next = outputs.map(pictured);
+      return next.some((o, i) => o !== outputs[i]) ? { ...cell, outputs: next } : cell;
+    }),
+  };
+}
+
+/** Save the latest picture of canvas `modelId` with the notebook. The notebook's `toJSON`
+ * (what JupyterLab writes to the file) is wrapped once to put each canvas's picture in its
+ * output, so the live output is never re-rendered; a failure there saves the notebook as it
+ * is. Returns false where there is no notebook. */
+export function savePicture(nb: NotebookModel | null, modelId: string, snapshot: Snapshot
+): boolean {
+  const saving = nb as Saving | null;
+  if (saving === null || typeof saving.toJSON !== "function") return false;
+  let pictures = saving[PICTURES];
+  if (pictures === undefined) {
+    const registry = new Map<string, Snapshot>();
+    pictures = registry;
+    saving[PICTURES] = registry;
+    const original = saving.toJSON.bind(saving);
+    saving.toJSON = (): Json => {
+      const json = original();
+      try {
+        return withPictures(json, registry);
+      } catch {
+        return json;
+      }
+    };
+  }
+  pictures.set(modelId, snapshot);
   return true;
 }
 
@@ -137,20 +172,15 @@ interface SnapshotModel {
   send(content: unknown): void;
 }
 
-const FINAL = /:(succeeded|failed|suspended|cancelled)$/;
-
 /** Wire a canvas view to its notebook: `write_cell` messages, the static picture in the
  * metadata, and the output's HTML after each run. Returns the disconnect function. */
 export function connectNotebook(model: SnapshotModel): () => void {
   const nb = notebookOf(model);
-  const mounted = model.get("snapshot")?.run_key ?? "";
   const onSnapshot = (): void => {
     const snap = model.get("snapshot");
     if (!snap?.model_id || !snap.model_state) return;
     keepStaticState(nb, snap.model_id, snap.model_state);
-    if (snap.run_key && snap.run_key !== mounted && FINAL.test(snap.run_key)) {
-      refreshOutput(nb, snap.model_id, snap);
-    }
+    savePicture(nb, snap.model_id, snap);
   };
   const onMessage = (msg: { kind?: string; text?: string }): void => {
     if (msg?.kind !== "write_cell" || typeof msg.text !== "string") return;

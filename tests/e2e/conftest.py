@@ -224,12 +224,13 @@ def open_notebook(lab: Lab, browser: Any, request: pytest.FixtureRequest
     lab.shutdown_kernels()
 
 
-def save_screenshot(locator: Any, name: str) -> None:
-    """Keep a screenshot of the canvas ``locator`` (fitted to view); also refresh
-    ``docs/screenshots`` when ``FM_LAB_UPDATE_SCREENSHOTS=1``."""
+def save_screenshot(locator: Any, name: str, *, fit: bool = True) -> None:
+    """Keep a screenshot of the canvas ``locator`` (fitted to view unless ``fit=False``);
+    also refresh ``docs/screenshots`` when ``FM_LAB_UPDATE_SCREENSHOTS=1``."""
     out = out_dir()
-    locator.locator(".react-flow__controls-fitview").click()
-    locator.page.wait_for_timeout(300)
+    if fit:
+        locator.locator(".react-flow__controls-fitview").click()
+        locator.page.wait_for_timeout(300)
     locator.screenshot(path=str(out / name))
     if os.environ.get("FM_LAB_UPDATE_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import Lab
+from tests.e2e.conftest import Lab, save_screenshot
 from tests.e2e.test_widget_lab import cell_output, node, rendered, run_cell
 
 pytestmark = pytest.mark.e2e
@@ -137,6 +137,7 @@ def test_a_reopened_notebook_shows_the_static_graph_until_the_cell_runs_again(
     output.locator("svg.fm-lab-static-graph").wait_for(timeout=60_000)
     assert "model not found" not in output.inner_text()
     assert output.locator('g[data-node-id="c"][data-status="succeeded"]').count() == 1
+    save_screenshot(output, "static-graph-reopened.png", fit=False)
 
     run_cell(reopened, 0)  # running the cell again brings the live canvas back
     run_cell(reopened, 1)

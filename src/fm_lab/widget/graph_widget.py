@@ -216,12 +216,8 @@ class GraphWidget(anywidget.AnyWidget):
 
     def _refresh_snapshot(self) -> None:
         html, text = self._picture()
-        state = self.run_state
-        self.snapshot = {
-            "html": html, "text": text, "model_id": self.model_id,
-            "run_key": f"{state['run_id']}:{state.get('status')}" if state.get("run_id") else "",
-            "model_state": static_model_state(self, html),
-        }
+        self.snapshot = {"html": html, "text": text, "model_id": self.model_id,
+                         "model_state": static_model_state(self, html)}
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The canvas, with the static picture and a text summary in the same bundle."""

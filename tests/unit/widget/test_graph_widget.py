@@ -287,7 +287,7 @@ def test_a_run_started_elsewhere_colours_the_canvas(widget: GraphWidget,
     assert widget.last_run is not None and widget.last_run.run_id == run.run_id
     assert widget.results["draft"]["status"] == "succeeded"
     assert [p["node"] for p in widget.pending] == ["check"]
-    assert widget.snapshot["run_key"] == f"{run.run_id}:suspended"
+    assert f"last run {run.run_id}: suspended" in widget.snapshot["text"]
     assert 'data-node-id="check" data-status="suspended"' in widget.snapshot["html"]
 
     done = fm_lab.resume(run.run_id, {"approved": True}, label="check", store=store,
