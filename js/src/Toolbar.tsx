@@ -62,7 +62,7 @@ export function Toolbar(props: ToolbarProps): JSX.Element {
           title={`Write the graph into its cell (${props.cellLine}); same as %flow save`}
           disabled={!props.unsaved} onClick={props.onSave}>Save to cell</button>
       )}
-      {props.unsaved && (
+      {props.cellLine && props.unsaved && (
         <span className="fm-unsaved" data-testid="fm-unsaved"
           title="The canvas differs from its cell: save it before restarting the kernel">
           unsaved edits</span>

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+# ipywidgets marks views without a kernel "disconnected" with a broken-link icon; the
+# picture says it is a picture, so the icon is hidden
+_HIDE_ICON = ("<style>.jupyter-widgets-disconnected:has(> .fm-lab-static)::before"
+              "{display:none}</style>")
 STATIC_ESM = (
     "export default { render({ model, el }) {"
-    " const show = () => { el.innerHTML = model.get('static_html') || ''; };"
+    f" const show = () => {{ el.innerHTML = '{_HIDE_ICON}' + (model.get('static_html') || ''); }};"
     " show(); model.on('change:static_html', show); } };"
 )
 MARKER = "fm_lab.static"  # `_anywidget_id` of these models: how the canvas finds its own
