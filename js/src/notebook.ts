@@ -196,3 +196,35 @@ export function connectNotebook(model: SnapshotModel): () => void {
     model.off("msg:custom", onMessage);
   };
 }
+
+const UNSAVED_KEY = "fm_lab";
+
+/** Remember in the canvas's cell (its metadata, saved with the notebook) the graph the canvas
+ * holds but the cell's text does not, so it survives a kernel restart; `null` forgets it. */
+export function rememberUnsaved(nb: NotebookModel | null, modelId: string, graph: Json | null
+): void {
+  const found = nb === null ? null : findOutput(nb, modelId);
+  const cell = found?.cell as (CellModel & CellMetadata) | undefined;
+  if (!cell || typeof cell.getMetadata !== "function") return;
+  const before = cell.getMetadata(UNSAVED_KEY) as { unsaved_graph?: Json } | undefined;
+  if (graph === null) {
+    if (before?.unsaved_graph !== undefined) cell.deleteMetadata(UNSAVED_KEY);
+  } else if (JSON.stringify(before?.unsaved_graph) !== JSON.stringify(graph)) {
+    cell.setMetadata(UNSAVED_KEY, { unsaved_graph: graph });
+  }
+}
+
+/** The unsaved graph an earlier canvas of this cell left in its metadata, if any. */
+export function rememberedUnsaved(nb: NotebookModel | null, modelId: string): Json | null {
+  const found = nb === null ? null : findOutput(nb, modelId);
+  const cell = found?.cell as (CellModel & CellMetadata) | undefined;
+  if (!cell || typeof cell.getMetadata !== "function") return null;
+  const kept = cell.getMetadata(UNSAVED_KEY) as { unsaved_graph?: Json } | undefined;
+  return kept?.unsaved_graph ?? null;
+}
+
+interface CellMetadata {
+  getMetadata(key: string): unknown;
+  setMetadata(key: string, value: unknown): void;
+  deleteMetadata(key: string): void;
+}

@@ -21,6 +21,7 @@ import {
 import { emptyHistory, type History, recorded, redo, undo } from "./history";
 import { colourOf, statusVars } from "./look";
 import { type Model, type Traits, useDarkTheme, useTrait } from "./model";
+import { useEarlierEdits } from "./earlier";
 import { connectNotebook } from "./notebook";
 import { Panel, sameSelection, type Selection } from "./Panel";
 import type { FormHandle } from "./SchemaForm";
@@ -151,6 +152,7 @@ function Editor(props: { model: Model; el: HTMLElement; started: number }): JSX.
   const metaHeld = useKeyPress("Meta");
   const rf = useReactFlow();
   const { send, step, history } = useGraphSender(model, el);
+  const earlier = useEarlierEdits(model, graph, unsaved, cellLine, send);
 
   const commit = useCallback((edit: Edit): boolean => {
     let next;
@@ -287,6 +289,16 @@ function Editor(props: { model: Model; el: HTMLElement; started: number }): JSX.
         onAdd={addNode} onRun={startRun} onUndo={() => step("undo")} onRedo={() => step("redo")}
         onTidy={tidyUp} onFind={find} cellLine={cellLine} unsaved={unsaved}
         onSave={() => model.send({ kind: "save" })} />
+      {earlier.offered !== null && (
+        <div className="fm-restore" data-testid="fm-restore-bar">
+          This cell's canvas had edits that were never saved into the cell (
+          {Object.keys(earlier.offered.nodes ?? {}).length} nodes).
+          <button type="button" className="fm-button fm-primary" data-testid="fm-restore"
+            onClick={earlier.restore}>Restore them</button>
+          <button type="button" className="fm-button" data-testid="fm-restore-discard"
+            onClick={earlier.discard}>Discard</button>
+        </div>
+      )}
       {general.length > 0 && (
         <ul className="fm-issues fm-general" data-testid="fm-general-issues">
           {general.map((i) => <li key={i.location + i.message}><code>{i.location}</code> {i.message}</li>)}

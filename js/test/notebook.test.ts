@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 
-import { keepStaticState, savePicture, withPictures, writeCell } from "../src/notebook";
+import {
+  keepStaticState, rememberedUnsaved, rememberUnsaved, savePicture, withPictures, writeCell,
+} from "../src/notebook";
 
 const VIEW = "application/vnd.jupyter.widget-view+json";
 const STATE = "application/vnd.jupyter.widget-state+json";
@@ -15,6 +17,10 @@ function notebook(ids: string[]) {
   const sources = ids.map(() => "");
   const cells = ids.map((id, i) => ({
     type: "code",
+    metadata: new Map<string, unknown>(),
+    getMetadata(k: string) { return this.metadata.get(k); },
+    setMetadata(k: string, v: unknown) { this.metadata.set(k, v); },
+    deleteMetadata(k: string) { this.metadata.delete(k); },
     outputs: { length: 1, get: () => output(id) },
     sharedModel: { setSource: (t: string) => { sources[i] = t; }, getSource: () => sources[i] },
   }));
@@ -62,5 +68,18 @@ describe("the canvas and its notebook", () => {
     const copy = JSON.stringify(json);
     withPictures(json, new Map([["m1", { html: "x" }]]));
     expect(JSON.stringify(json)).toBe(copy);
+  });
+});
+
+describe("edits that outlive the kernel", () => {
+  it("are kept in the canvas's cell until saved, and read back by a later canvas", () => {
+    const nb = notebook(["m1", "m2"]);
+    const graph = { id: "x", nodes: { a: { type: "log" } } };
+    rememberUnsaved(nb, "m2", graph);
+    expect(rememberedUnsaved(nb, "m2")).toEqual(graph);
+    expect(rememberedUnsaved(nb, "m1")).toBeNull();
+    rememberUnsaved(nb, "m2", null);
+    expect(rememberedUnsaved(nb, "m2")).toBeNull();
+    rememberUnsaved(null, "m2", graph); // no notebook: nothing happens
   });
 });

@@ -155,3 +155,30 @@ def open_notebook_again(open_notebook: OpenNotebook, lab: Lab, path: str) -> Any
         "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
         timeout=60_000)
     return page
+
+
+def test_unsaved_canvas_edits_outlive_a_kernel_restart(open_notebook: OpenNotebook) -> None:
+    page = open_notebook([SETUP, FLOW_CELL, "print('NODES', json.dumps(sorted(tri.nodes)))"])
+    run_cell(page, 0)
+    run_cell(page, 1)
+    canvas = page.locator(".fm-lab-graph").first
+    rendered(page, canvas, 3)
+    node(canvas, "c").click()
+    page.keyboard.press("Delete")
+    canvas.locator('[data-testid="fm-unsaved"]').wait_for(timeout=30_000)
+    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session"
+                  ".kernel.restart()")
+    wait_idle(page)
+    run_cell(page, 0)
+    run_cell(page, 1)  # a new kernel: the cell's text has three nodes again...
+    canvas = page.locator(".fm-lab-graph").first
+    rendered(page, canvas, 3)
+    bar = canvas.locator('[data-testid="fm-restore-bar"]')  # ...and the canvas offers the edits
+    bar.wait_for(timeout=30_000)
+    assert "2 nodes" in bar.inner_text()
+    canvas.locator('[data-testid="fm-restore"]').click()
+    node(canvas, "c").wait_for(state="detached", timeout=30_000)
+    canvas.locator('[data-testid="fm-unsaved"]').wait_for(timeout=30_000)
+    wait_idle(page)
+    run_cell(page, 2)
+    assert cell_output(page, 2, "NODES") == ["a", "b"]

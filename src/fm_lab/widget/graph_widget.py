@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
-from fm_lab.engine.watchers import unwatch, watch
+from fm_lab.engine.watchers import unwatch, watch, watching
 from fm_lab.spec.errors import WorkflowValidationError
 from fm_lab.spec.models import Workflow
 from fm_lab.widget.convert import (
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from fm_lab.store.duckdb_store import Store
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
+_CREATED = itertools.count()
 BUNDLE = STATIC / "widget.js"
 
 
@@ -108,6 +110,7 @@ class GraphWidget(anywidget.AnyWidget):
         self._run: Run | None = None
         self._followed: str | None = None  # the run being coloured now
         self._followed_ended = False  # it has sent its last event
+        self.created = next(_CREATED)  # which of several canvases of a workflow is newest
         self.source_text: str | None = None  # the %%flow cell's text it was made from
         self.last_error: BaseException | None = None
         with self._own():  # validated once, below
@@ -377,6 +380,18 @@ class GraphWidget(anywidget.AnyWidget):
                 raise ValueError(f"unknown widget message kind {kind!r}")
         except Exception as exc:  # shown in the canvas; kept in last_error
             self._failed(exc)
+
+
+def canvas(workflow: Workflow) -> GraphWidget | None:
+    """The open canvas showing ``workflow`` (the object a ``%%flow`` cell bound, say), the
+    newest if there are several; None when no canvas shows it.
+
+    >>> w = fm_lab.widget.canvas(triage)   # doctest: +SKIP
+    >>> w.run({"review": "..."})            # doctest: +SKIP
+    """
+    shown = [w for w in watching(workflow.id)
+             if isinstance(w, GraphWidget) and w.workflow is workflow]
+    return max(shown, key=lambda w: w.created, default=None)
 
 
 def show(workflow: Workflow | dict[str, Any] | str | Path, **kwargs: Any) -> GraphWidget:

@@ -345,3 +345,13 @@ def test_runs_of_a_local_batch_are_shown_one_at_a_time(widget: GraphWidget,
     assert shown in set(frame["run_id"]) and widget.last_run.run_id == shown
     [waiting] = widget.pending  # one run's suspension, not three mixed together
     assert waiting["run_id"] == shown and waiting["node"] == "check"
+
+
+def test_the_canvas_of_a_workflow_is_found_from_the_workflow(store: fm_lab.Store) -> None:
+    wf = fm_lab.Workflow.from_dict(copy.deepcopy(APPROVAL_FLOW))
+    assert fm_lab.widget.canvas(wf) is None
+    first, second = GraphWidget(wf, store=store), GraphWidget(wf, store=store)
+    GraphWidget(copy.deepcopy(APPROVAL_FLOW), store=store)  # same id, another object
+    assert fm_lab.widget.canvas(wf) is second
+    second.close()
+    assert fm_lab.widget.canvas(wf) is first
