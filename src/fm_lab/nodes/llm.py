@@ -83,12 +83,12 @@ def _strip_fence(text: str) -> str:
 
 
 def _json_problems(text: str | None, schema: dict[str, Any]) -> list[str]:
-    import jsonschema
+    from fm_lab.spec.schemas import Validator
 
     try:
         value = json.loads(_strip_fence(text or ""))
     except json.JSONDecodeError as exc:
         return [f"not JSON ({exc.msg})"]
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    validator = Validator(schema)
     return [f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}"
             for e in validator.iter_errors(value)]
