@@ -29,6 +29,7 @@ class LlmNode(NodeType):
 
     type_name = "llm"
     idempotent = True
+    calls_models = True
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
