@@ -30,7 +30,8 @@ def test_offline_script_and_a_run_without_model_nodes_import_none_of_them(tmp_pa
                 "inputs": {"type": "object", "required": ["name"],
                            "properties": {"name": {"type": "string", "minLength": 1}}},
                 "state": {"type": "object", "properties": {"n": {"type": "integer"}}},
-                "nodes": {f"t{i}": {"type": "template", "config": {"template": "hi {{ inputs.name }}"}}
+                "nodes": {f"t{i}": {"type": "template",
+                                    "config": {"template": "hi {{ inputs.name }}"}}
                           for i in range(3)},
                 "edges": [{"source": "t0", "target": "t1"}, {"source": "t1", "target": "t2"}]}
         store = fm_lab.connect("runs.duckdb")
