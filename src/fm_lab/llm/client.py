@@ -87,8 +87,10 @@ def _litellm() -> Any:
 
 
 def _import_quietly() -> None:
-    with contextlib.suppress(Exception):  # the first call imports again and raises then
-        _litellm()
+    """Import litellm and make one offline call (litellm loads more on its first call)."""
+    with contextlib.suppress(Exception):  # the first real call imports again and raises then
+        _litellm().completion(model="offline/fm-lab-warm-up",
+                              messages=[{"role": "user", "content": "warm up"}])
 
 
 def preload() -> None:
