@@ -1,7 +1,6 @@
 """``python -m fm_lab`` is ``fm-lab``."""
 
-import sys
 
-from fm_lab.cli import main
+from fm_lab.cli import entry
 
-sys.exit(main())
+entry()

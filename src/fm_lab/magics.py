@@ -318,4 +318,7 @@ def _identifier(text: str) -> str:
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """``%load_ext fm_lab``."""
+    from fm_lab.llm.client import preload
+
     ipython.register_magics(FlowMagics)
+    preload()

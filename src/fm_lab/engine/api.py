@@ -117,6 +117,10 @@ async def arun(
     registry = registry or default_registry()
     wf = load_workflow(workflow)
     plan = Plan(wf, registry)
+    if any(node_type.calls_models for node_type in plan.types.values()):
+        from fm_lab.llm.client import preload
+
+        preload()
     prepared = plan.prepare_inputs(dict(inputs or {}), plain=parent_run_id is None)
     on_event = listener(len(plan.nodes), wf.id,
                         False if parent_run_id is not None else progress, on_event)

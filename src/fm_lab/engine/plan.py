@@ -94,10 +94,9 @@ class Plan:
 def _validator(schema: dict[str, Any]) -> Any:
     if not schema:
         return None
-    import jsonschema
+    from fm_lab.spec.schemas import Validator
 
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
+    return Validator(schema)
 
 
 def schema_issues(validator: Any, value: Any, root: str) -> list[ValidationIssue]:

@@ -50,11 +50,10 @@ def check_resume_data(target: dict[str, Any], data: Any) -> None:
     schema = loads(target.get("resume_schema"))
     if not schema:
         return
-    import jsonschema
-
     from fm_lab.engine.plan import schema_issues
+    from fm_lab.spec.schemas import Validator
 
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    validator = Validator(schema)
     issues = schema_issues(validator, data, "data")
     if issues:
         raise ResumeValidationError(

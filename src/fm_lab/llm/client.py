@@ -5,7 +5,9 @@ and record/replay through an open :func:`~fm_lab.llm.cassette`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -17,6 +19,7 @@ from fm_lab.tracing.spans import Span, SpanContext, current
 from fm_lab.tracing.standalone import begin, standalone
 
 T = TypeVar("T")
+_PRELOAD_LOCK = threading.Lock()
 # move on to the next model for these (after this model's retries, but at once for a full
 # context window); never for authentication or bad requests, which fail clearly
 _RETRYABLE = ("RateLimitError", "ServiceUnavailableError", "InternalServerError", "Timeout",
@@ -67,7 +70,13 @@ def _usage(response: Any) -> dict[str, int]:
     }
 
 
+_PRELOAD: list[threading.Thread] = []
+
+
 def _litellm() -> Any:
+    """litellm, imported (after a :func:`preload` under way) with the offline provider."""
+    if _PRELOAD and _PRELOAD[0] is not threading.current_thread():
+        _PRELOAD[0].join()
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
@@ -75,6 +84,24 @@ def _litellm() -> Any:
 
     register()
     return litellm
+
+
+def _import_quietly() -> None:
+    """Import litellm and make one offline call (litellm loads more on its first call)."""
+    with contextlib.suppress(Exception):  # the first real call imports again and raises then
+        _litellm().completion(model="offline/fm-lab-warm-up",
+                              messages=[{"role": "user", "content": "warm up"}])
+
+
+def preload() -> None:
+    """Import litellm (2-4 s) on a daemon thread, once per process, so that the first model
+    call finds it loaded: started by ``%load_ext fm_lab`` and by runs of model nodes."""
+    with _PRELOAD_LOCK:
+        if _PRELOAD:
+            return
+        thread = threading.Thread(target=_import_quietly, name="fm_lab-litellm", daemon=True)
+        thread.start()
+        _PRELOAD.append(thread)
 
 
 async def _with_fallbacks(models: list[str], messages: list[dict[str, Any]], retries: int,

@@ -1,5 +1,6 @@
 """The offline provider: a litellm custom provider (``offline/<name>``) that answers from a
-script, so tests and the demo run with no network and no key.
+script, so tests and the demo run with no network and no key. Defining a script imports no litellm;
+its usage counts tokens with :mod:`fm_lab.llm.offline_tokens`.
 
 >>> from fm_lab.llm.offline import script
 >>> model = script("greeter", [("hello", "Hi there!")], default="Sorry?")
@@ -17,6 +18,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from fm_lab.llm.offline_tokens import count, count_calls, count_messages
 
 Reply = str | dict[str, Any]
 ReplyFn = Callable[[list[dict[str, Any]], list[dict[str, Any]] | None], Reply]
@@ -51,10 +54,10 @@ _LOCK = threading.Lock()
 
 def script(name: str, rules: list[tuple[str, Reply]] | None = None, *, default: Reply | None = None,
            fn: ReplyFn | None = None) -> str:
-    """Register a scripted offline model and return its litellm name ``offline/<name>``."""
+    """Register a scripted offline model and return its litellm name ``offline/<name>``.
+    litellm learns of the provider at the first call (:func:`register`), not here."""
     with _LOCK:
         _SCRIPTS[name] = Script(list(rules or []), default, fn)
-    register()
     return f"offline/{name}"
 
 
@@ -86,13 +89,8 @@ def _message(reply: Reply) -> tuple[str | None, list[dict[str, Any]] | None]:
 
 def _tokens(messages: list[dict[str, Any]], content: str | None,
             tool_calls: list[dict[str, Any]] | None) -> tuple[int, int]:
-    """Prompt and completion tokens, from litellm's own token counter."""
-    import litellm
-
-    prompt = litellm.token_counter(model="gpt-4o", messages=messages)
-    completion = litellm.token_counter(model="gpt-4o", text=content or "") + (
-        10 * len(tool_calls or []))
-    return prompt, completion
+    """Prompt and completion tokens, counted as :mod:`fm_lab.llm.offline_tokens` says."""
+    return count_messages(messages), count(content) + count_calls(tool_calls)
 
 
 def _usage(prompt: int, completion: int, reasoning: int) -> dict[str, Any]:
@@ -102,10 +100,8 @@ def _usage(prompt: int, completion: int, reasoning: int) -> dict[str, Any]:
 
 
 def _reasoning(reply: Reply) -> tuple[str | None, int]:
-    import litellm
-
     text = reply.get("reasoning") if isinstance(reply, dict) else None
-    return text, litellm.token_counter(model="gpt-4o", text=text) if text else 0
+    return text, count(text)
 
 
 def _response(model: str, messages: list[dict[str, Any]], reply: Reply) -> Any:

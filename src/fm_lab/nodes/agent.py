@@ -36,6 +36,7 @@ class AgentNode(NodeType):
     """
 
     type_name = "agent"
+    calls_models = True
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")

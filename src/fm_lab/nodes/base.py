@@ -109,6 +109,9 @@ class NodeType:
     cacheable: ClassVar[bool] = True
     """Whether a run with the cache on may reuse a stored result instead of running (False for
     side effects, waits and humans)."""
+    calls_models: ClassVar[bool] = False
+    """Whether the type asks models (through litellm): a run of such nodes imports litellm on a
+    background thread as it starts, beside the store and the plan."""
     description: ClassVar[str] = ""
     raw_fields: ClassVar[frozenset[str]] = frozenset()
     """Config keys the engine passes through unrendered (bodies rendered per item)."""

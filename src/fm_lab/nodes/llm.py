@@ -29,6 +29,7 @@ class LlmNode(NodeType):
 
     type_name = "llm"
     idempotent = True
+    calls_models = True
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -83,12 +84,12 @@ def _strip_fence(text: str) -> str:
 
 
 def _json_problems(text: str | None, schema: dict[str, Any]) -> list[str]:
-    import jsonschema
+    from fm_lab.spec.schemas import Validator
 
     try:
         value = json.loads(_strip_fence(text or ""))
     except json.JSONDecodeError as exc:
         return [f"not JSON ({exc.msg})"]
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    validator = Validator(schema)
     return [f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}"
             for e in validator.iter_errors(value)]

@@ -69,16 +69,15 @@ def check(workflow: Workflow, registry: NodeTypeLookup | None = None) -> list[Va
 
 
 def _check_schemas(workflow: Workflow) -> list[ValidationIssue]:
-    import jsonschema
+    from fm_lab.spec.schemas import schema_error
 
     issues = []
     for name in ("inputs", "state"):
         schema = getattr(workflow, name)
         if not schema:
             continue
-        try:
-            jsonschema.validators.validator_for(schema).check_schema(schema)
-        except jsonschema.SchemaError as exc:
+        exc = schema_error(schema)
+        if exc is not None:
             where = ".".join(str(p) for p in exc.absolute_path)
             issues.append(
                 ValidationIssue(

@@ -40,6 +40,11 @@ if TYPE_CHECKING:
 
     from fm_lab.spec.models import Workflow
 
+_NODE_TYPES = {"node_id": "VARCHAR", "seq": "BIGINT", "node_type": "VARCHAR", "status": "VARCHAR",
+               "attempts": "INTEGER", "input": "VARCHAR", "output": "VARCHAR",
+               "error": "VARCHAR", "state_patch": "VARCHAR", "started": "DOUBLE",
+               "ended": "DOUBLE", "leaf": "BOOLEAN", "cache_key": "VARCHAR",
+               "cached_from": "VARCHAR"}
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<holder>.*?)(?:\. See|$)", re.S)
 
 
@@ -465,40 +470,33 @@ class Store:
     def _insert_nodes(
         self, con: duckdb.DuckDBPyConnection, run_id: str, nodes: list[dict[str, Any]]
     ) -> None:
-        import pyarrow as pa
+        from fm_lab.store.columns import relation
 
-        table = pa.table(
-            {
-                "node_id": [r["node"] for r in nodes],
-                "seq": pa.array([r["seq"] for r in nodes], pa.int64()),
-                "node_type": [r.get("type") for r in nodes],
-                "status": [r["status"] for r in nodes],
-                "attempts": pa.array([r.get("attempts", 0) for r in nodes], pa.int32()),
-                "input": [dumps(r["input"]) if r.get("input") is not None else None for r in nodes],
-                "output": ["null" if r.get("output") is None else dumps(r["output"])
-                           for r in nodes],
-                "error": [dumps(r["error"]) if r.get("error") else None for r in nodes],
-                "state_patch": [
-                    dumps(r["state_patch"]) if r.get("state_patch") else None for r in nodes
-                ],
-                "started": pa.array([r.get("started") for r in nodes], pa.float64()),
-                "ended": pa.array([r.get("ended") for r in nodes], pa.float64()),
-                "leaf": pa.array([r.get("leaf") for r in nodes], pa.bool_()),
-                "cache_key": pa.array([r.get("cache_key") for r in nodes], pa.string()),
-                "cached_from": [dumps(r["cached_from"]) if r.get("cached_from") else None
-                                for r in nodes],
-            }
-        )
-        con.register("_fm_nodes", table)
-        try:
+        cols = {
+            "node_id": [r["node"] for r in nodes],
+            "seq": [r["seq"] for r in nodes],
+            "node_type": [r.get("type") for r in nodes],
+            "status": [r["status"] for r in nodes],
+            "attempts": [r.get("attempts", 0) for r in nodes],
+            "input": [dumps(r["input"]) if r.get("input") is not None else None for r in nodes],
+            "output": ["null" if r.get("output") is None else dumps(r["output"]) for r in nodes],
+            "error": [dumps(r["error"]) if r.get("error") else None for r in nodes],
+            "state_patch": [dumps(r["state_patch"]) if r.get("state_patch") else None
+                            for r in nodes],
+            "started": [r.get("started") for r in nodes],
+            "ended": [r.get("ended") for r in nodes],
+            "leaf": [r.get("leaf") for r in nodes],
+            "cache_key": [r.get("cache_key") for r in nodes],
+            "cached_from": [dumps(r["cached_from"]) if r.get("cached_from") else None
+                            for r in nodes],
+        }
+        with relation(con, "_fm_nodes", cols, _NODE_TYPES) as (source, params):
             con.execute(
                 "insert into node_executions select ?, node_id, seq, node_type, status, attempts,"
                 " input, output, error, state_patch, to_timestamp(started), to_timestamp(ended),"
-                " (ended - started) * 1000, leaf, cache_key, cached_from from _fm_nodes",
-                [run_id],
+                f" (ended - started) * 1000, leaf, cache_key, cached_from from {source}",
+                [run_id, *params],
             ).fetchall()
-        finally:
-            con.unregister("_fm_nodes")
 
     def _insert_spans(
         self,

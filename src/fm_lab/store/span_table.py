@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store.codec import dumpb
+from fm_lab.store.columns import SMALL, relation
 from fm_lab.store.journal import split_records
 
 
@@ -112,19 +113,15 @@ def rows_from_records(run_id: str | None, workflow_id: str | None, records: list
     return cols
 
 
+TYPES = {name: "BIGINT" if name in _INTS else "DOUBLE" if name in _FLOATS else "VARCHAR"
+         for name in COLUMNS}
+
+
 def arrow_table(cols: dict[str, list[Any]]) -> pa.Table:
     """An Arrow table with the spans columns, typed."""
-    import pyarrow as pa
+    from fm_lab.store.columns import arrow_table as typed
 
-    arrays = {}
-    for name in COLUMNS:
-        if name in _INTS:
-            arrays[name] = pa.array(cols[name], pa.int64())
-        elif name in _FLOATS:
-            arrays[name] = pa.array(cols[name], pa.float64())
-        else:
-            arrays[name] = pa.array(cols[name], pa.string())
-    return pa.table(arrays)
+    return typed(cols, TYPES)
 
 
 # what DuckDB's from_json reads out of a journal span record (payloads stay JSON text)
@@ -160,7 +157,7 @@ _INSERT_SPAN_RECORDS = (
     f"length(s.output::varchar), {_optional('error')}, {_optional('attrs')}, "
     f"{_optional('events')}, s.model, s.provider, s.input_tokens, s.output_tokens, "
     "s.cached_tokens, s.cache_write_tokens, s.reasoning_tokens, s.cost_usd "
-    f"from (select from_json(line, '{_SPAN_RECORD}') as s from _fm_span_lines)")
+    f"from (select from_json(line, '{_SPAN_RECORD}') as s from LINES)")
 
 
 def insert_records(con: duckdb.DuckDBPyConnection, run_id: str, workflow_id: str | None,
@@ -181,11 +178,9 @@ def insert_split(con: duckdb.DuckDBPyConnection, run_id: str | None, workflow_id
     ``texts`` has span records' JSON as the journal wrote it, by ``seq``: reused as is.
     ``replace`` drops stored copies of the span records first (a standalone trace's journal
     ingested again after a crash); ``run_id`` None: spans outside runs."""
-    import pyarrow as pa
-
     nodes = [r for r in nodes if r.get("span")]
     if nodes:
-        insert_spans(con, arrow_table(rows_from_records(run_id, workflow_id, nodes, limit)))
+        insert_columns(con, rows_from_records(run_id, workflow_id, nodes, limit))
     if not spans:
         return
     known = texts or {}
@@ -195,14 +190,20 @@ def insert_split(con: duckdb.DuckDBPyConnection, run_id: str | None, workflow_id
         if r["kind"] == "workflow" or replace:
             replaced.append(r["span"])
     replace_spans(con, replaced, workflow_only=not replace)
+    params = {"run": run_id, "workflow": workflow_id, "limit": limit}
+    if len(lines) <= SMALL:
+        con.execute(_INSERT_SPAN_RECORDS.replace("LINES", "(select unnest($lines) as line)"),
+                    {**params, "lines": [line.decode() for line in lines]}).fetchall()
+        return
+    import pyarrow as pa
+
     text = pa.array(lines, pa.binary()).cast(pa.string())
     table = pa.Table.from_batches(  # Arrow batches of a few thousand: parsed in parallel
         [pa.record_batch([text.slice(i, _PARSE_CHUNK)], names=["line"])
          for i in range(0, len(text), _PARSE_CHUNK)])
     con.register("_fm_span_lines", table)
     try:
-        con.execute(_INSERT_SPAN_RECORDS,
-                    {"run": run_id, "workflow": workflow_id, "limit": limit}).fetchall()
+        con.execute(_INSERT_SPAN_RECORDS.replace("LINES", "_fm_span_lines"), params).fetchall()
     finally:
         con.unregister("_fm_span_lines")
 
@@ -217,6 +218,22 @@ def replace_spans(con: duckdb.DuckDBPyConnection, span_ids: list[str],
                     [span_ids])
 
 
+_INSERT_SPANS = (
+    "insert into spans select trace_id, span_id, parent_span_id, run_id, kind, name, "
+    "entity_id, workflow_id, node_id, agent, resource_id, to_timestamp(started), "
+    "to_timestamp(ended), (ended - started) * 1000, status, input, output, input_size, "
+    "output_size, error, attributes, events, model, provider, input_tokens, "
+    "output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_usd from {source}")
+
+
+def insert_columns(con: duckdb.DuckDBPyConnection, cols: dict[str, list[Any]]) -> None:
+    """Append spans given as column lists (:data:`COLUMNS`, see :func:`rows_from_records`)."""
+    if not cols["span_id"]:
+        return
+    with relation(con, "_fm_spans", cols, TYPES) as (source, params):
+        con.execute(_INSERT_SPANS.format(source=source), params).fetchall()
+
+
 def insert_spans(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
     """Append an Arrow table of spans (columns as :data:`COLUMNS`); a workflow span being
     rewritten is dropped first by :func:`replace_spans`."""
@@ -224,12 +241,6 @@ def insert_spans(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
         return
     con.register("_fm_spans", table)
     try:
-        con.execute(
-            "insert into spans select trace_id, span_id, parent_span_id, run_id, kind, name, "
-            "entity_id, workflow_id, node_id, agent, resource_id, to_timestamp(started), "
-            "to_timestamp(ended), (ended - started) * 1000, status, input, output, input_size, "
-            "output_size, error, attributes, events, model, provider, input_tokens, "
-            "output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_usd "
-            "from _fm_spans").fetchall()
+        con.execute(_INSERT_SPANS.format(source="_fm_spans")).fetchall()
     finally:
         con.unregister("_fm_spans")
