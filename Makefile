@@ -10,6 +10,8 @@ CONSTRAINTS := constraints.txt
 # the test order is random; `make test SEED=1234` replays one
 RANDOM_SEED := $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 SEED ?= $(RANDOM_SEED)
+# pytest-xdist workers: the suite waits on subprocesses, kernels and a browser much of the time
+JOBS ?= 2
 
 .PHONY: demo test check lint typecheck jstest pytest-all bench constraints clean
 
@@ -44,14 +46,14 @@ jstest:
 	npm --prefix js test
 	npm --prefix js run build
 
-# the whole suite in random order, with branch coverage of this process and of every Python
-# subprocess it starts (combined, then reported; the report is printed also when tests fail)
+# the whole suite in random order on $(JOBS) xdist workers, with branch coverage of every Python
+# process (workers and the subprocesses they start; combined, then reported, also on failure)
 test: lint typecheck jstest pytest-all
 
 pytest-all: $(VENV)/.installed-test
 	@echo "test order seed: $(SEED) (replay with: make test SEED=$(SEED))"
 	rm -f .coverage .coverage.* .coverage-summary.json
-	$(BIN)/python -m coverage run -m pytest -q -p randomly --randomly-seed=$(SEED); status=$$?; \
+	$(BIN)/python -m coverage run -m pytest -q -n $(JOBS) -p randomly --randomly-seed=$(SEED); status=$$?; \
 	  $(BIN)/python -m coverage combine -q && $(BIN)/python -m coverage report | tail -n 25 \
 	  && $(BIN)/python -m coverage json -q -o .coverage-summary.json \
 	  && $(BIN)/python .ci/coverage_summary.py .coverage-summary.json; \

@@ -26,6 +26,7 @@ FLOW_CELL = (
     "  c: {type: template, config: {template: '{{ nodes.b.output }}C'}}\n"
     "edges: [a -> b, b -> c]"
 )
+NODES_CELL = "print('NODES', json.dumps(sorted(tri.nodes)))"
 RUN_CELL = (
     "r = fm_lab.run(tri, progress=False)\n"
     "print('RUN', json.dumps({'nodes': sorted(tri.nodes), 'status': r.status,\n"
@@ -45,18 +46,25 @@ def wait_idle(page: Any) -> None:
         ".kernel.status === 'idle'", timeout=60_000)
 
 
-def test_a_canvas_edit_is_what_the_variable_runs_and_save_writes_it_into_the_cell(
-        open_notebook: OpenNotebook) -> None:
-    page = open_notebook([SETUP, FLOW_CELL, RUN_CELL, "%flow save tri"])
+def c_deleted_on_the_canvas(open_notebook: OpenNotebook, *more_cells: str) -> tuple[Any, Any]:
+    """A notebook with the ``%%flow tri`` cell run and node ``c`` deleted on its canvas (the
+    edit has reached Python); returns the page and the canvas."""
+    page = open_notebook([SETUP, FLOW_CELL, *more_cells])
     run_cell(page, 0)
     run_cell(page, 1)
     canvas = page.locator(".fm-lab-graph").first
     rendered(page, canvas, 3)
-    node(canvas, "c").click()  # delete c on the canvas
+    node(canvas, "c").click()
     page.keyboard.press("Delete")
     node(canvas, "c").wait_for(state="detached")
     page.wait_for_function("el => JSON.parse(el.dataset.roundtrip || '[]').length >= 1",
                            arg=canvas.element_handle(), timeout=30_000)
+    return page, canvas
+
+
+def test_a_canvas_edit_is_what_the_variable_runs_and_save_writes_it_into_the_cell(
+        open_notebook: OpenNotebook) -> None:
+    page, canvas = c_deleted_on_the_canvas(open_notebook, RUN_CELL, "%flow save tri")
 
     run_cell(page, 2)  # the variable is the canvas's workflow
     result = cell_output(page, 2, "RUN")
@@ -82,15 +90,7 @@ def test_a_canvas_edit_is_what_the_variable_runs_and_save_writes_it_into_the_cel
 
 def test_rerunning_a_cell_with_unsaved_edits_keeps_them_and_says_so(
         open_notebook: OpenNotebook) -> None:
-    page = open_notebook([SETUP, FLOW_CELL, "print('NODES', json.dumps(sorted(tri.nodes)))"])
-    run_cell(page, 0)
-    run_cell(page, 1)
-    canvas = page.locator(".fm-lab-graph").first
-    rendered(page, canvas, 3)
-    node(canvas, "c").click()
-    page.keyboard.press("Delete")
-    page.wait_for_function("el => JSON.parse(el.dataset.roundtrip || '[]').length >= 1",
-                           arg=canvas.element_handle(), timeout=30_000)
+    page, canvas = c_deleted_on_the_canvas(open_notebook, NODES_CELL)
     run_cell(page, 1)  # the cell's text is unchanged: the edits are kept, and said
     cell = page.locator(".jp-Notebook .jp-Cell").nth(1)
     cell.locator(".jp-OutputArea-output", has_text="kept the canvas's unsaved edits").wait_for(
@@ -158,13 +158,7 @@ def open_notebook_again(open_notebook: OpenNotebook, lab: Lab, path: str) -> Any
 
 
 def test_unsaved_canvas_edits_outlive_a_kernel_restart(open_notebook: OpenNotebook) -> None:
-    page = open_notebook([SETUP, FLOW_CELL, "print('NODES', json.dumps(sorted(tri.nodes)))"])
-    run_cell(page, 0)
-    run_cell(page, 1)
-    canvas = page.locator(".fm-lab-graph").first
-    rendered(page, canvas, 3)
-    node(canvas, "c").click()
-    page.keyboard.press("Delete")
+    page, canvas = c_deleted_on_the_canvas(open_notebook, NODES_CELL)
     canvas.locator('[data-testid="fm-unsaved"]').wait_for(timeout=30_000)
     page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session"
                   ".kernel.restart()")
