@@ -6,9 +6,11 @@ that appears (or changes) there during the run fails the session, with its name.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,3 +108,23 @@ def files_containing():
                     found.append(str(path))
         return found
     return scan
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Print the browser tests' figures, written by every process that ran some (xdist
+    workers write theirs under the shared base temporary folder, or into
+    ``$FM_LAB_E2E_OUT``). Here, not in tests/e2e: an xdist controller loads no sub-conftest."""
+    base: Path = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    chosen = os.environ.get("FM_LAB_E2E_OUT")
+    root = Path(chosen) if chosen else base
+    found: dict[str, Any] = {}
+    for path in sorted(root.glob("**/widget_figures-*.json")):
+        found.update(json.loads(path.read_text()))
+    if not found:
+        return
+    out = root if chosen else base / "e2e"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "widget_figures.json").write_text(json.dumps(found, indent=2))
+    terminalreporter.write_sep("-", f"widget figures ({out / 'widget_figures.json'})")
+    for key, value in found.items():
+        terminalreporter.write_line(f"{key}: {value}")

@@ -85,23 +85,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         (out_dir() / f"widget_figures-{worker}.json").write_text(json.dumps(FIGURES, indent=2))
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """Print the figures of every process (workers write theirs under the shared base
-    temporary folder, or into ``$FM_LAB_E2E_OUT``)."""
-    base: Path = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
-    root = Path(_CHOSEN_OUT) if _CHOSEN_OUT else base
-    found: dict[str, Any] = {}
-    for path in sorted(root.glob("**/widget_figures-*.json")):
-        found.update(json.loads(path.read_text()))
-    if not found:
-        return
-    out = OUT or base / "e2e"  # the controller of xdist workers runs no test fixture
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "widget_figures.json").write_text(json.dumps(found, indent=2))
-    terminalreporter.write_sep("-", f"widget figures ({out / 'widget_figures.json'})")
-    for key, value in found.items():
-        terminalreporter.write_line(f"{key}: {value}")
-
 
 def _free_port() -> int:
     with socket.socket() as s:
