@@ -38,7 +38,7 @@ SLOW_FLOW = {
 @pytest.fixture
 def thread_client():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=4, processes=False,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         yield client
 
@@ -79,7 +79,7 @@ def test_a_worker_killed_mid_batch_loses_no_item(store):
     items = [{"x": i} for i in range(24)]
     killed: list[int] = []
     with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         pids = client.run(os.getpid)
 

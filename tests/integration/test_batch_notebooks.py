@@ -175,7 +175,7 @@ def test_notebooks_on_dask_need_a_file_store(notebook):
 def test_notebooks_on_dask_bring_their_runs_back_as_shards(store, notebook):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         frame = fm_lab.batch.run_notebooks(notebook, {"x": [1, 2]}, executor=client,
                                            batch_id="nbd", store=store)

@@ -41,7 +41,9 @@ def dask_client(executor: Any) -> Iterator[Any]:
         raise TypeError(f"executor must be 'local', 'dask', a scheduler address or a "
                         f"distributed.Client, not {type(executor).__name__}")
     if executor == "dask":
-        with dist.LocalCluster(processes=True, dashboard_address=None) as cluster, \
+        # ":0": any free port. None still serves the scheduler's HTTP routes on 8787, so two
+        # batches (or two test workers) at once failed with "Port 8787 is already in use"
+        with dist.LocalCluster(processes=True, dashboard_address=":0") as cluster, \
                 dist.Client(cluster) as client:
             yield client
         return
