@@ -57,11 +57,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = outcome.get_result()  # type: ignore[attr-defined]
     if report.when == "call" and report.failed:
         for page in getattr(item, "lab_pages", []):
-            out = out_dir()
-            page.screenshot(path=str(out / f"failure-{item.name}.png"), full_page=True)
             logs = "\n".join(getattr(page, "console_log", [])[-40:])
             report.sections.append(("browser console", logs))
-            report.sections.append(("failure screenshot", str(out / f"failure-{item.name}.png")))
+            shot = out_dir() / f"failure-{item.name}.png"
+            try:  # a closed or crashed page must not turn a failure into an INTERNALERROR
+                if not page.is_closed():
+                    page.screenshot(path=str(shot), full_page=True)
+                    report.sections.append(("failure screenshot", str(shot)))
+            except Exception as exc:  # noqa: BLE001 - any browser error: report, go on
+                report.sections.append(("failure screenshot", f"not taken: {exc}"))
 
 
 def out_dir() -> Path:

@@ -117,7 +117,9 @@ def test_a_reopened_notebook_shows_the_static_graph_until_the_cell_runs_again(
     cell_output(page, 2, "RUN")
     canvas.locator('[data-node-id="c"][data-status="succeeded"]').wait_for(timeout=30_000)
     wait_idle(page)
-    page.wait_for_timeout(500)  # the picture of the finished run reaches the notebook
+    page.wait_for_function(  # the picture of the finished run reaches the notebook
+        "() => JSON.stringify(window.jupyterapp.shell.currentWidget.context.model"
+        ".getMetadata('widgets') || {}).includes(' succeeded<')", timeout=30_000)
     path = page.evaluate("() => window.jupyterapp.shell.currentWidget.context.path")
     page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
     page.wait_for_function(

@@ -262,6 +262,7 @@ class GraphWidget(anywidget.AnyWidget):
         target = run_id or top
         if target is None:
             raise ValueError("nothing to resume: this widget has not run yet; pass run_id=")
+        shown = self._run
         self._start(keep_results=True)
         try:
             result = fm_lab.resume(target, data, **self._run_kwargs(kwargs))
@@ -270,7 +271,8 @@ class GraphWidget(anywidget.AnyWidget):
             raise
         if top is not None and top != result.run_id:  # a child run was resumed
             result = fm_lab.get_run(top, store=result.store)
-        self._finish(result)
+        if self._run is shown:  # not heard as a watcher: draw the outcome here
+            self._finish(result)
         return result
 
     def _run_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:

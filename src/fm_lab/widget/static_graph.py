@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from fm_lab.palette import icon_path, status_colour, type_colour
 
 if TYPE_CHECKING:
-    from fm_lab.spec.models import Workflow
+    from fm_lab.spec.models import Edge, Workflow
 
 NODE_W, NODE_H = 180, 52
 RANK_GAP, ROW_GAP, MARGIN = 60, 24, 12
@@ -135,21 +135,23 @@ def graph_svg(workflow: Workflow, results: Mapping[str, Mapping[str, Any]] | Non
         'fill="#64748b"/></marker></defs>',
     ]
     statuses = {k: _status_of(results, pending, k) for k in workflow.nodes}
-    parts += [_edge_svg(workflow, boxes, statuses, i) for i in range(len(workflow.edges))]
+    exits: dict[str, list[str | None]] = {}  # one exit point per route of each source
+    for e in workflow.edges:
+        handles = exits.setdefault(e.source, [])
+        if e.source_handle not in handles:
+            handles.append(e.source_handle)
+    parts += [_edge_svg(edge, boxes, statuses, exits[edge.source]) for edge in workflow.edges]
     parts += [_node_svg(workflow, node_id, box, statuses[node_id])
               for node_id, box in boxes.items()]
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _edge_svg(workflow: Workflow, boxes: dict[str, Box], statuses: dict[str, str],
-              index: int) -> str:
-    edge = workflow.edges[index]
+def _edge_svg(edge: Edge, boxes: dict[str, Box], statuses: dict[str, str],
+              routes: list[str | None]) -> str:
     if edge.source not in boxes or edge.target not in boxes:
         return ""
     a, b = boxes[edge.source], boxes[edge.target]
-    routes = list(dict.fromkeys(e.source_handle for e in workflow.edges
-                                if e.source == edge.source))  # one exit point per route
     x1, y1 = a.x + NODE_W, a.y + NODE_H * (routes.index(edge.source_handle) + 1) / (
         len(routes) + 1)
     x2, y2 = b.x, b.y + NODE_H / 2
