@@ -64,7 +64,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 if not page.is_closed():
                     page.screenshot(path=str(shot), full_page=True)
                     report.sections.append(("failure screenshot", str(shot)))
-            except Exception as exc:  # noqa: BLE001 - any browser error: report, go on
+            except Exception as exc:  # any browser error: report it and go on
                 report.sections.append(("failure screenshot", f"not taken: {exc}"))
 
 
