@@ -131,7 +131,7 @@ class Lab:
 
 
 def _wait_until_up(url: str, token: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a hang guard: a loaded 2-core machine took over 60 s
     while True:
         try:
             with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):

@@ -22,6 +22,14 @@ import time
 from pathlib import Path
 
 
+def announce(flag):
+    # written whole, then renamed: the test kills us once the file exists, and a file made
+    # by write_text exists (empty) before its text is in it
+    partial = flag.with_name(flag.name + ".partial")
+    partial.write_text("reached")
+    partial.replace(flag)
+
+
 def step(name, add, log, inputs):
     total = add + sum(inputs.values())
     with open(log, "a") as fh:
@@ -34,7 +42,7 @@ def slow_step(name, add, log, marker, inputs):
     # effect comes after the sleep, so a killed attempt leaves none.
     flag = Path(marker)
     if not flag.exists():
-        flag.write_text("reached")
+        announce(flag)
         time.sleep(120)
     return step(name, add, log, inputs)
 
@@ -42,7 +50,7 @@ def slow_step(name, add, log, marker, inputs):
 def slow_double(count, log, marker):
     flag = Path(marker)
     if not flag.exists():
-        flag.write_text("reached")
+        announce(flag)
         time.sleep(120)
     with open(log, "a") as fh:
         fh.write("big\\n")
