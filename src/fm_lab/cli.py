@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fm_lab.engine.run import Run
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,7 +89,7 @@ def _print_frame(args: argparse.Namespace, frame: pd.DataFrame, empty: str) -> N
         print(_table(frame))
 
 
-def _shared(args: argparse.Namespace, store: Store | None = None) -> Any:
+def _shared(args: argparse.Namespace, store: RunStore | None = None) -> Any:
     """What the command shared with ``%flow`` returns (a Run or a DataFrame)."""
     from fm_lab.commands import FileValues, execute
 
@@ -212,7 +212,7 @@ def _one_line(args: argparse.Namespace, exc: Exception) -> str:
     return " ".join(text.split())
 
 
-def _store(args: argparse.Namespace) -> Store:
+def _store(args: argparse.Namespace) -> RunStore:
     from fm_lab.engine.api import connect
 
     return connect(args.store) if args.store else connect()

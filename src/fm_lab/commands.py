@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
 
 if TYPE_CHECKING:
     from fm_lab.spec.models import Workflow
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
 
 Surface = Literal["cli", "notebook"]
 """Who parses: the ``fm-lab`` command or the ``%flow`` magic."""
@@ -238,7 +238,7 @@ def collect_inputs(args: argparse.Namespace, values: Values,
 
 
 def start_run(workflow: Workflow | Path, args: argparse.Namespace, values: Values,
-              store: Store | None) -> Any:
+              store: RunStore | None) -> Any:
     """Run ``workflow`` with what :func:`add_run_options` parsed."""
     from fm_lab.engine.api import run
 
@@ -246,11 +246,11 @@ def start_run(workflow: Workflow | Path, args: argparse.Namespace, values: Value
                store=store)
 
 
-def _run(args: argparse.Namespace, values: Values, store: Store | None) -> Any:
+def _run(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
     return start_run(values.workflow(args.workflow), args, values, store)
 
 
-def _rerun(args: argparse.Namespace, values: Values, store: Store | None) -> Any:
+def _rerun(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
     from fm_lab.engine.api import default_store, rerun
 
     inputs = None
@@ -266,7 +266,7 @@ def _rerun(args: argparse.Namespace, values: Values, store: Store | None) -> Any
         raise CommandUsageError(str(exc.args[0])) from None
 
 
-def _resume(args: argparse.Namespace, values: Values, store: Store | None) -> Any:
+def _resume(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
     from fm_lab.engine.api import resume
 
     data = None if args.data is None else values.json(args.data, "--data")
@@ -274,25 +274,25 @@ def _resume(args: argparse.Namespace, values: Values, store: Store | None) -> An
                   store=store, force=args.force, wait_s=args.wait)
 
 
-def _pending(args: argparse.Namespace, values: Values, store: Store | None) -> Any:
+def _pending(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
     from fm_lab.engine.api import pending
 
     return pending(args.run_id, store=store)
 
 
-def _runs(args: argparse.Namespace, values: Values, store: Store | None) -> Any:
+def _runs(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
     from fm_lab.engine.api import runs
 
     return runs(limit=args.limit, status=args.status, store=store)
 
 
-def _show(args: argparse.Namespace, values: Values, store: Store | None) -> Any:
+def _show(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
     from fm_lab.engine.api import get_run
 
     return get_run(args.run_id, store=store)
 
 
-def _traces(args: argparse.Namespace, values: Values, store: Store | None) -> Any:
+def _traces(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
     from fm_lab.tracing.query import trace, traces
 
     if args.run_id and not args.kind:
@@ -300,7 +300,7 @@ def _traces(args: argparse.Namespace, values: Values, store: Store | None) -> An
     return traces(run_id=args.run_id, kind=args.kind, limit=args.limit, store=store)
 
 
-def _usage(args: argparse.Namespace, values: Values, store: Store | None) -> Any:
+def _usage(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
     from fm_lab.tracing.query import usage
 
     by = [g.strip() for g in args.by.split(",") if g.strip()]
@@ -313,7 +313,7 @@ class Command:
 
     help: str
     arguments: Callable[[argparse.ArgumentParser, Surface], None]
-    call: Callable[[argparse.Namespace, Values, Store | None], Any]
+    call: Callable[[argparse.Namespace, Values, RunStore | None], Any]
 
 
 COMMANDS: dict[str, Command] = {
@@ -342,7 +342,7 @@ def add_commands(sub: argparse._SubParsersAction[Any], surface: Surface
     return parsers
 
 
-def execute(args: argparse.Namespace, values: Values, store: Store | None = None) -> Any:
+def execute(args: argparse.Namespace, values: Values, store: RunStore | None = None) -> Any:
     """Make the call of the shared command ``args.command``: a Run or a DataFrame."""
     return COMMANDS[args.command].call(args, values, store)
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from fm_lab.spec.models import Workflow
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
 
 _VALUES = """Values: $name, $name.attr and {expression} are expanded as in IPython's other magics
 ($$ is a literal $, {{ }} literal braces), word by word after the line is split (quote a
@@ -296,13 +296,13 @@ def _usage_errors(call: Any, *args: Any) -> Any:
         raise FlowUsageError(str(exc)) from None
 
 
-def _store(args: argparse.Namespace) -> Store | None:
+def _store(args: argparse.Namespace) -> RunStore | None:
     """``--store FILE`` (without making it the notebook's default store), else None."""
     if not args.store:
         return None
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.urls import open_store
 
-    return Store(args.store)
+    return open_store(args.store)
 
 
 def _cell_line(line: str) -> str:

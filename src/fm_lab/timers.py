@@ -28,7 +28,7 @@ from fm_lab.engine.wakeups import fire_due
 
 if TYPE_CHECKING:
     from fm_lab.engine.run import Run
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
 
 DEFAULT_INTERVAL_S = 2.0
 _timers: dict[str, Timer] = {}
@@ -39,7 +39,7 @@ _log = logging.getLogger("fm_lab")
 class Timer:
     """Fires one store's due waits from a daemon thread until :meth:`stop`."""
 
-    def __init__(self, store: Store, interval_s: float = DEFAULT_INTERVAL_S) -> None:
+    def __init__(self, store: RunStore, interval_s: float = DEFAULT_INTERVAL_S) -> None:
         self.store = store
         self.interval_s = interval_s
         self.fired: list[Run] = []  # the runs it resumed, in order
@@ -82,7 +82,7 @@ class Timer:
             self._stop.wait(delay)
 
 
-def start(store: Store | None = None, interval_s: float = DEFAULT_INTERVAL_S) -> Timer:
+def start(store: RunStore | None = None, interval_s: float = DEFAULT_INTERVAL_S) -> Timer:
     """Start the timer of ``store`` (default: the store :func:`fm_lab.connect` opened),
     or return the one already running in this process."""
     if store is None:
@@ -99,7 +99,7 @@ def start(store: Store | None = None, interval_s: float = DEFAULT_INTERVAL_S) ->
         return timer
 
 
-def stop(store: Store | None = None) -> None:
+def stop(store: RunStore | None = None) -> None:
     """Stop the timer of ``store``, or every timer of this process."""
     with _lock:
         keys = list(_timers) if store is None else [_key(store)]
@@ -114,7 +114,7 @@ def running() -> list[Timer]:
         return [timer for timer in _timers.values() if timer.running]
 
 
-def autostart(store: Store) -> None:
+def autostart(store: RunStore) -> None:
     """Start ``store``'s timer when this process is a Jupyter kernel (a long-lived process
     that used the store); costs a dict lookup otherwise."""
     if store.memory or store.read_only or _key(store) in _timers:
@@ -124,7 +124,7 @@ def autostart(store: Store) -> None:
     start(store)
 
 
-def _key(store: Store) -> str:
+def _key(store: RunStore) -> str:
     return f":memory:{id(store)}" if store.memory else store.path
 
 

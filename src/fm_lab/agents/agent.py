@@ -38,7 +38,7 @@ from fm_lab.tracing.spans import Span, span
 from fm_lab.tracing.standalone import standalone
 
 if TYPE_CHECKING:
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
 
 Message = str | list[dict[str, Any]]
 Emit = Callable[[Chunk], None]
@@ -135,7 +135,7 @@ class Agent:
     async def agenerate(self, message: Message, *, thread_id: str | None = None,
                         resource_id: str | None = None,
                         request_context: Mapping[str, Any] | None = None,
-                        durable: bool | None = None, store: Store | None = None) -> AgentResult:
+                        durable: bool | None = None, store: RunStore | None = None) -> AgentResult:
         """Answer ``message`` (a text, or chat messages), calling tools as asked. Outside a
         run the call is a trace of its own (or part of a ``fm_lab.tracing.traced`` block) in
         ``store`` (default: the default store), where durable runs go too."""
@@ -218,7 +218,7 @@ class Agent:
 
     async def _run_durably(self, message: Message, thread_id: str | None,
                            resource_id: str | None, request_context: Mapping[str, Any] | None,
-                           store: Store | None) -> AgentResult:
+                           store: RunStore | None) -> AgentResult:
         from fm_lab.agents.registry import register
         from fm_lab.engine.api import arun
 

@@ -14,7 +14,7 @@ from fm_lab.agents.tools import Tool, decode_arguments
 if TYPE_CHECKING:
     from fm_lab.engine.plan import Plan
     from fm_lab.spec.models import Workflow
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
 
 
 class _Inputs(BaseModel):
@@ -27,7 +27,7 @@ class WorkflowTool(Tool):
     """A tool whose call runs a workflow; made by :func:`workflow_tool`."""
 
     def __init__(self, workflow: Workflow, plan: Plan, name: str, description: str,
-                 store: Store | None) -> None:
+                 store: RunStore | None) -> None:
         super().__init__(name, description, self._run, _Inputs, context_param="ctx")
         self.workflow, self.plan, self.store = workflow, plan, store
 
@@ -60,7 +60,7 @@ class WorkflowTool(Tool):
 
 
 def workflow_tool(workflow: Workflow | str | Path | dict[str, Any], *, name: str | None = None,
-                  description: str | None = None, store: Store | None = None) -> WorkflowTool:
+                  description: str | None = None, store: RunStore | None = None) -> WorkflowTool:
     """A tool that runs ``workflow`` (a Workflow, a YAML/JSON path or a dict) with the model's
     arguments as its inputs and returns its outputs. Invalid arguments go back to the model
     like any tool's; a failed run is reported to the model as the tool's failure.

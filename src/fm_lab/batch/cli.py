@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fm_lab.batch.records import Item
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
 
 _SUMMARY = ["item_key", "status", "duration_ms", "input_tokens", "output_tokens", "cost_usd"]
 
@@ -56,7 +56,7 @@ def _items_args(parser: argparse.ArgumentParser, *, grid: bool) -> None:
     parser.add_argument("--json", action="store_true", help="print the items as JSON")
 
 
-def run(args: argparse.Namespace, store: Store) -> int:
+def run(args: argparse.Namespace, store: RunStore | None) -> int:
     """Run ``fm-lab batch ...``; returns the exit code (1 when an item failed)."""
     from fm_lab.batch import records
     from fm_lab.store.ids import validate_run_id
@@ -83,7 +83,7 @@ def _items(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> lis
     return [{**params, **(extra or {})} for params in items]
 
 
-def _notebook(args: argparse.Namespace, batch_id: str, store: Store) -> pd.DataFrame:
+def _notebook(args: argparse.Namespace, batch_id: str, store: RunStore | None) -> pd.DataFrame:
     from fm_lab.batch.notebooks import run_notebooks
 
     fixed = {name: _value(raw) for name, raw in args.parameter}
@@ -95,7 +95,7 @@ def _notebook(args: argparse.Namespace, batch_id: str, store: Store) -> pd.DataF
                              executor=_executor(args))
 
 
-def _workflow(args: argparse.Namespace, batch_id: str, store: Store) -> pd.DataFrame:
+def _workflow(args: argparse.Namespace, batch_id: str, store: RunStore | None) -> pd.DataFrame:
     from fm_lab.batch.records import status
     from fm_lab.batch.sweep import map as batch_map
 

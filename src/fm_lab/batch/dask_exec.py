@@ -14,7 +14,7 @@ from fm_lab.batch.records import Item
 if TYPE_CHECKING:
     from fm_lab.batch.sweep import ItemCallback, ItemWriter, OnError
     from fm_lab.spec.models import Workflow
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import SqlStore
 
 TASK_RETRIES = 2  # an exception in the item's task (not its workflow) is retried this often
 
@@ -54,7 +54,7 @@ def dask_client(executor: Any) -> Iterator[Any]:
         yield client
 
 
-def run_on_dask(wf: Workflow, items: list[Item], store: Store, folder: Path, executor: Any,
+def run_on_dask(wf: Workflow, items: list[Item], store: SqlStore, folder: Path, executor: Any,
                 concurrency: int, on_error: OnError, on_item: ItemCallback | None) -> None:
     """Run ``items`` on Dask workers (at most ``concurrency`` submitted at a time) and record
     each result as it arrives."""

@@ -28,14 +28,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fm_lab.batch.sweep import ItemCallback
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore, SqlStore
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def run_notebook(path: str | Path, parameters: Mapping[str, Any] | None = None,
                  output: str | Path | None = None, *, batch_id: str | None = None,
-                 store: Store | None = None, kernel_name: str | None = None,
+                 store: RunStore | None = None, kernel_name: str | None = None,
                  timeout: float | None = None, cwd: str | Path | None = None) -> Item:
     """Execute the notebook at ``path`` with ``parameters`` injected papermill's way, write the
     executed copy to ``output`` and record it as a one-item batch. Returns the item: ``status``,
@@ -49,7 +49,7 @@ def run_notebook(path: str | Path, parameters: Mapping[str, Any] | None = None,
 
 def run_notebooks(path: str | Path, items: Any, *, concurrency: int = 2,
                   batch_id: str | None = None, output_dir: str | Path | None = None,
-                  store: Store | None = None, kernel_name: str | None = None,
+                  store: RunStore | None = None, kernel_name: str | None = None,
                   timeout: float | None = None, cwd: str | Path | None = None,
                   on_item: ItemCallback | None = None, executor: Any = "local"
                   ) -> pd.DataFrame:
@@ -70,18 +70,19 @@ def run_notebooks(path: str | Path, items: Any, *, concurrency: int = 2,
 
 
 def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id: str | None,
-         store: Store | None, concurrency: int, kernel_name: str | None,
+         store: RunStore | None, concurrency: int, kernel_name: str | None,
          timeout: float | None, cwd: str | Path | None,
          outputs: Mapping[str, str | Path] | None = None,
          output_dir: str | Path | None = None,
          on_item: ItemCallback | None = None, executor: Any = "local") -> list[Item]:
     from fm_lab.engine.api import default_store
+    from fm_lab.store.base import sql_store
 
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     source = Path(path)
     read_notebook(source)  # a missing or broken notebook fails before anything is recorded
-    store = store or default_store()
+    store = sql_store(store or default_store(), "a notebook batch")
     batch_id = batch_id or new_batch_id()
     local = isinstance(executor, str) and executor == "local"
     shards = None if local else batch_folder(store, batch_id)
@@ -144,10 +145,11 @@ def _on_dask(executor: Any, source: Path, todo: list[Item], folder: Path,
             done(futures[future], future.result())
 
 
-def _default_dir(store: Store, batch_id: str) -> Path:
+def _default_dir(store: SqlStore, batch_id: str) -> Path:
     from fm_lab.engine.api import home
+    from fm_lab.store.base import shard_dir
 
-    base = home() / "batches" if store.memory else store.shard_dir
+    base = shard_dir(store) or home() / "batches"
     return id_path(base, batch_id, what="batch id") / "notebooks"
 
 

@@ -14,7 +14,7 @@ from fm_lab.store.ids import validate_run_id
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore, SqlStore
 
 DONE = "succeeded"
 
@@ -74,7 +74,7 @@ class Item:
         return (self.ended - self.started) * 1000
 
 
-def ensure_batch(store: Store, batch_id: str, kind: str, target: str, executor: str,
+def ensure_batch(store: SqlStore, batch_id: str, kind: str, target: str, executor: str,
                  folder: Path | None) -> None:
     """Create the batch row, or check that ``batch_id`` was a batch of the same kind (and is
     a safe id: it names folders)."""
@@ -93,7 +93,7 @@ def ensure_batch(store: Store, batch_id: str, kind: str, target: str, executor: 
                              "batch; choose another batch id")
 
 
-def load_items(store: Store, batch_id: str, wanted: list[tuple[str, dict[str, Any]]]
+def load_items(store: SqlStore, batch_id: str, wanted: list[tuple[str, dict[str, Any]]]
                ) -> list[Item]:
     """The batch's items in order, with what the store knows of each; an item key whose
     stored parameters differ from ``wanted`` is an error (that would mix two batches)."""
@@ -120,13 +120,13 @@ def load_items(store: Store, batch_id: str, wanted: list[tuple[str, dict[str, An
     return items
 
 
-def save_item(store: Store, item: Item, kind: str, target: str,
+def save_item(store: SqlStore, item: Item, kind: str, target: str,
               run_id: str | None = None) -> None:
     """Upsert one item's row and replace its span (see :func:`save_items`)."""
     save_items(store, [(item, run_id)], kind, target)
 
 
-def save_items(store: Store, entries: list[tuple[Item, str | None]], kind: str,
+def save_items(store: SqlStore, entries: list[tuple[Item, str | None]], kind: str,
                target: str) -> None:
     """Upsert the items' rows and replace their spans (kind ``batch_item``; none while an item
     is ``running``) in one transaction. ``entries``: ``(item, run_id)``."""
@@ -210,13 +210,14 @@ _SPAN_NONE = ("parent_span_id", "workflow_id", "node_id", "agent", "resource_id"
               "cost_usd")
 
 
-def status(batch_id: str, store: Store | None = None) -> pd.DataFrame:
+def status(batch_id: str, store: RunStore | None = None) -> pd.DataFrame:
     """One row per item of a batch: key, parameters, status, attempts, duration, run id,
     error, failing cell, output path, and the tokens and cost of its model calls."""
     from fm_lab.engine.api import default_store
+    from fm_lab.store.base import sql_store
     from fm_lab.tracing.query import usage
 
-    store = store or default_store()
+    store = sql_store(store or default_store(), "batch status")
     frame = store.sql(
         "select item_key, item_index, parameters, status, attempts, started_at, ended_at, "
         "duration_ms, run_id, trace_id, outputs, error, error_cell, output_path "

@@ -8,20 +8,22 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fm_lab.store.base import shard_dir
 from fm_lab.store.codec import loads
 from fm_lab.store.ids import id_path
 from fm_lab.store.shards import SHARDED_TABLES
 
 if TYPE_CHECKING:
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import SqlStore
 
 
-def batch_folder(store: Store, batch_id: str) -> Path:
+def batch_folder(store: SqlStore, batch_id: str) -> Path:
     """Where a Dask batch's shards go (``<store>.batches/<batch_id>``)."""
-    if store.memory:
+    folder = shard_dir(store)
+    if folder is None:
         raise ValueError("a Dask batch needs a file store (its workers write Parquet shards "
-                         "next to it); connect to a DuckDB file, not ':memory:'")
-    return id_path(store.shard_dir, batch_id, what="batch id")
+                         f"next to it); connect to a DuckDB file, not {store.path}")
+    return id_path(folder, batch_id, what="batch id")
 
 
 def item_dir(batch_dir: Path, run_id: str) -> Path:
@@ -29,7 +31,7 @@ def item_dir(batch_dir: Path, run_id: str) -> Path:
     return id_path(batch_dir / "items", run_id)
 
 
-def export_run(store: Store, run_id: str, batch_dir: Path) -> Path:
+def export_run(store: SqlStore, run_id: str, batch_dir: Path) -> Path:
     """Copy ``run_id`` (and its child runs) from ``store`` into the item's shard, atomically
     (see :func:`export_rows`), then drop those rows from ``store``."""
     match = ("run_id = ? or run_id like ?", [run_id, run_id + ".%"])
@@ -40,7 +42,7 @@ def export_run(store: Store, run_id: str, batch_dir: Path) -> Path:
     return target
 
 
-def export_rows(store: Store, name: str, batch_dir: Path,
+def export_rows(store: SqlStore, name: str, batch_dir: Path,
                 match: tuple[str, list[Any]] = ("true", [])) -> Path:
     """Write the rows of ``store`` that ``match`` (SQL, parameters) as the shard ``name``: the
     files go to ``<batch>/tmp/`` and the folder is renamed into ``items/`` whole; a shard that

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fm_lab.spec.models import Workflow
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore, SqlStore
 
 OnError = Literal["collect", "raise"]
 ItemCallback = Callable[[Item], None]
@@ -49,7 +49,7 @@ def map(
     executor: Any = "local",
     batch_id: str | None = None,
     on_error: OnError = "collect",
-    store: Store | None = None,
+    store: RunStore | None = None,
     on_item: ItemCallback | None = None,
 ) -> pd.DataFrame:
     """Run ``workflow`` once per row (a DataFrame, records, or a grid dict) and return one row
@@ -59,19 +59,20 @@ def map(
     ``executor``: ``"local"`` (asyncio in this process, ``concurrency`` runs at once, default
     8), ``"dask"`` (a new LocalCluster), a scheduler address or a ``distributed.Client``
     (``concurrency`` items submitted at a time, default all). This process keeps the store
-    file open while the sweep runs (:meth:`Store.hold`); other processes wait for it.
+    file open while the sweep runs (:meth:`SqlStore.hold`); other processes wait for it.
     Re-running the same ``batch_id`` skips finished items and retries (resumes) the others.
     ``on_error="raise"`` stops at the first failed item (after recording it) with
     :class:`BatchItemError`.
     """
     from fm_lab.engine.api import default_store, load_workflow
+    from fm_lab.store.base import sql_store
 
     if on_error not in ("collect", "raise"):
         raise ValueError(f"on_error must be 'collect' or 'raise', not {on_error!r}")
     if concurrency is not None and concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     wf = load_workflow(workflow)
-    store = store or default_store()
+    store = sql_store(store or default_store(), "a workflow sweep")
     batch_id = batch_id or new_batch_id()
     wanted = as_items(rows)
     local = isinstance(executor, str) and executor == "local"
@@ -98,7 +99,7 @@ class ItemWriter:
     ``on_error="raise"``. An unrecorded item is not lost: its run is in the store (or its
     shard on disk) and a re-run of the batch picks it up."""
 
-    def __init__(self, store: Store, target: str, on_error: OnError,
+    def __init__(self, store: SqlStore, target: str, on_error: OnError,
                  on_item: ItemCallback | None, every: int = 100, every_s: float = 1.0) -> None:
         self.store, self.target, self.on_error, self.on_item = store, target, on_error, on_item
         self.every, self.every_s = every, every_s
@@ -126,7 +127,7 @@ class ItemWriter:
         save_items(self.store, batch, "workflow", self.target)
 
 
-async def _run_local(wf: Workflow, items: list[Item], store: Store, concurrency: int,
+async def _run_local(wf: Workflow, items: list[Item], store: SqlStore, concurrency: int,
                      on_error: OnError, on_item: ItemCallback | None) -> None:
     known = _known_runs(store, [i.run_id for i in items])
     gate = asyncio.Semaphore(concurrency)
@@ -150,7 +151,7 @@ async def _run_local(wf: Workflow, items: list[Item], store: Store, concurrency:
         raise failed[0]
 
 
-async def _attempt(wf: Workflow, item: Item, store: Store, exists: bool) -> str | None:
+async def _attempt(wf: Workflow, item: Item, store: SqlStore, exists: bool) -> str | None:
     """Run (or, when its run exists, resume) the item's run; fill in the item's result."""
     from fm_lab.engine.api import aresume, arun
     from fm_lab.tracing.spans import link_trace
@@ -173,7 +174,7 @@ async def _attempt(wf: Workflow, item: Item, store: Store, exists: bool) -> str 
     return run_id
 
 
-def _known_runs(store: Store, run_ids: list[str]) -> set[str]:
+def _known_runs(store: SqlStore, run_ids: list[str]) -> set[str]:
     """Which of ``run_ids`` exist already (a batch interrupted after its runs started)."""
     if not run_ids:
         return set()
@@ -194,7 +195,7 @@ def _ids_frame(run_ids: list[str]) -> Any:
     return pa.table({"run_id": pa.array(run_ids, pa.string())})
 
 
-def result_frame(rows: Any, batch_id: str, store: Store) -> pd.DataFrame:
+def result_frame(rows: Any, batch_id: str, store: SqlStore) -> pd.DataFrame:
     """The batch's items as returned by :func:`map`: input columns first, then results (the
     index of a DataFrame given as ``rows`` is kept)."""
     import pandas as pd

@@ -17,15 +17,15 @@ from fm_lab.store.ids import id_path
 
 if TYPE_CHECKING:
     from fm_lab.engine.run import Run
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import SqlStore
 
 T = TypeVar("T")
-_LOCAL: Store | None = None
+_LOCAL: SqlStore | None = None
 _LOOP: asyncio.AbstractEventLoop | None = None
 _LOCAL_LOCK = threading.Lock()
 
 
-def local_store() -> Store:
+def local_store() -> SqlStore:
     """This worker process's scratch store (in memory; rows leave it as shards)."""
     global _LOCAL
     with _LOCAL_LOCK:
@@ -71,7 +71,7 @@ def run_item(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, trace_id
 
 
 async def _linked(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, trace_id: str,
-                  span_id: str, store: Store) -> Run:
+                  span_id: str, store: SqlStore) -> Run:
     from fm_lab.engine.api import arun
     from fm_lab.tracing.spans import link_trace
 

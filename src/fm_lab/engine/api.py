@@ -17,10 +17,12 @@ from fm_lab.engine.session import RunSession
 from fm_lab.engine.watchers import finished, watching, with_watchers
 from fm_lab.progress import listener
 from fm_lab.spec.models import Workflow
-from fm_lab.store.duckdb_store import RunSnapshot, Store
+from fm_lab.store.base import RunSnapshot, RunStore
+from fm_lab.store.duckdb_store import Store
 from fm_lab.store.errors import StoreError
 from fm_lab.store.ids import InvalidIdError, RunIdInUseError, validate_run_id
 from fm_lab.store.journal import Durability, Journal, JournalDamagedError, RunLockedError
+from fm_lab.store.urls import open_store
 from fm_lab.sync import run_sync
 
 if TYPE_CHECKING:
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from fm_lab.nodes.registry import NodeRegistry
 
 T = TypeVar("T")
-_STORE: Store | None = None
+_STORE: RunStore | None = None
 DEFAULT_FILE = "fm_lab.duckdb"
 STORE_ENV = "FM_LAB_STORE"  # the default store's file (batch notebooks' kernels get it)
 
@@ -43,11 +45,12 @@ def home() -> Path:
 
 def connect(
     path: str | Path | None = None, *, read_only: bool = False, durability: Durability = "fsync"
-) -> Store:
-    """Open (and make default) the store at ``path`` (default ``$FM_LAB_STORE``, else
-    ``$FM_LAB_HOME/fm_lab.duckdb``).
-
-    ``":memory:"`` gives a throw-away store for tests. ``durability``: ``fsync`` (a committed
+) -> RunStore:
+    """Open (and make default) the store ``path`` names (default ``$FM_LAB_STORE``, else
+    ``$FM_LAB_HOME/fm_lab.duckdb``): a DuckDB file path, ``":memory:"`` (a throw-away DuckDB
+    store), ``duckdb://<path>``, ``memory://`` (runs only, no SQL: engine tests), or a URL
+    whose scheme a package registers under the ``fm_lab.stores`` entry points; an unknown
+    scheme is refused, never taken for a file name. ``durability``: ``fsync`` (a committed
     node survives a power cut), ``process`` (survives a killed process or kernel).
 
     >>> store = connect(":memory:")
@@ -56,11 +59,11 @@ def connect(
     """
     global _STORE
     target = path if path is not None else os.environ.get(STORE_ENV) or home() / DEFAULT_FILE
-    _STORE = Store(target, read_only=read_only, durability=durability)
+    _STORE = open_store(target, read_only=read_only, durability=durability)
     return _STORE
 
 
-def default_store() -> Store:
+def default_store() -> RunStore:
     """The store set by :func:`connect`, opening the default one on first use."""
     return _STORE if _STORE is not None else connect()
 
@@ -91,7 +94,7 @@ async def arun(
     inputs: dict[str, Any] | None = None,
     *,
     run_id: str | None = None,
-    store: Store | None = None,
+    store: RunStore | None = None,
     request_context: dict[str, Any] | None = None,
     registry: NodeRegistry | None = None,
     parent_run_id: str | None = None,
@@ -150,7 +153,7 @@ async def arun(
             on_event=on_event,
             cache=node_cache,
         )
-        start = store.start_record(run_id, wf, prepared, parent_run_id)
+        start = Store.start_record(run_id, wf, prepared, parent_run_id)
         start["trace_id"] = session.trace_id
         runner = Runner(plan, session, prepared, start=start)
     except BaseException:
@@ -169,7 +172,7 @@ async def aresume(
     label: str | None = None,
     node: str | None = None,
     path_id: str | None = None,
-    store: Store | None = None,
+    store: RunStore | None = None,
     request_context: dict[str, Any] | None = None,
     registry: NodeRegistry | None = None,
     continue_parent: bool = True,
@@ -263,7 +266,7 @@ async def _resume_data(
     and the defaults of expired waits."""
     from fm_lab.engine.resuming import check_resume_data, expired_resumes, resume_target
 
-    store: Store = common["store"]
+    store: RunStore = common["store"]
     run_id = snapshot.run_id
     resume = dict(snapshot.resumes)
     if data is not None or label is not None or node is not None or path_id is not None:
@@ -279,15 +282,13 @@ async def _resume_data(
     return resume
 
 
-def _check_new_run_id(store: Store, run_id: str) -> None:
+def _check_new_run_id(store: RunStore, run_id: str) -> None:
     """A run id given by the caller must not name an existing run (that would mix two runs)."""
     from fm_lab.store.errors import RunNotFoundError
 
     if store.run_is_live(run_id):
         raise RunIdInUseError(f"run id {run_id!r} is in use by a live run")
     store.recover_journals(run_id)
-    if not store.memory and not Path(store.path).exists():
-        return  # nothing stored yet (and no journal left): the id is free
     try:
         status = store.run_status(run_id)
     except RunNotFoundError:
@@ -345,7 +346,7 @@ async def _drive(runner: Runner, journal: Journal | None) -> Run:
     )
 
 
-def pending(run_id: str | None = None, store: Store | None = None) -> pd.DataFrame:
+def pending(run_id: str | None = None, store: RunStore | None = None) -> pd.DataFrame:
     """Every suspension waiting for data (run, node, label, path_id, payload, since,
     expires_at), across runs or for one run and its child runs."""
     store = store or default_store()
@@ -367,7 +368,7 @@ def signal(run_id: str, name: str, data: Any = None, **kwargs: Any) -> Run:
     return run_sync(asignal(run_id, name, data, **kwargs))
 
 
-def cancel(run_id: str, store: Store | None = None, wait_s: float = 5.0) -> None:
+def cancel(run_id: str, store: RunStore | None = None, wait_s: float = 5.0) -> None:
     """Cancel a run: a live one stops at once (completed work is kept, status ``cancelled``);
     a suspended or failed one is marked cancelled; one running in another process is asked to
     stop at its next check (this waits up to ``wait_s`` for it, and marks it cancelled if it
@@ -377,14 +378,13 @@ def cancel(run_id: str, store: Store | None = None, wait_s: float = 5.0) -> None
         session.cancel()
         return
     store = store or default_store()
-    cancel_file = store.cancel_path(run_id)
     deadline = time.monotonic() + wait_s
     while True:
         try:
             journal = store.open_journal(run_id)
             break
         except RunLockedError:  # running in another process: ask it to stop
-            cancel_file.touch()
+            store.request_cancel(run_id)
             if time.monotonic() >= deadline:
                 return  # it stops at its next check
             time.sleep(0.05)
@@ -393,19 +393,17 @@ def cancel(run_id: str, store: Store | None = None, wait_s: float = 5.0) -> None
         if journal is not None:  # nothing will re-run: a damaged journal's intact part is kept
             store.adopt_journal(run_id, journal, force=True)
         stored = True
-        cancel_file.unlink(missing_ok=True)
+        store.take_cancel_request(run_id)  # a request of ours no longer needed
         if store.run_status(run_id) in ("suspended", "failed", "running"):  # running: it died
             store.set_status(run_id, "cancelled")
-            children = store.sql("select run_id from runs where run_id like ? and status in "
-                                 "('suspended', 'failed', 'running')", [run_id + ".%"])
-            for child in children["run_id"]:
+            for child in store.child_runs(run_id, ("suspended", "failed", "running")):
                 if not store.run_is_live(child):
                     store.set_status(child, "cancelled")
     finally:
         unlock_run(journal, stored)
 
 
-def recover(store: Store | None = None) -> list[Run]:
+def recover(store: RunStore | None = None) -> list[Run]:
     """Resume every run left ``running`` by a process that died, and every suspended run whose
     wait has expired or whose sleep is due (:mod:`fm_lab.timers` does the latter on its own);
     live runs are left alone (their journals are locked by their process)."""
@@ -413,10 +411,7 @@ def recover(store: Store | None = None) -> list[Run]:
 
     store = store or default_store()
     store.recover_journals()
-    left = store.sql(
-        "select run_id from runs where status = 'running' and parent_run_id is null "
-        "order by created_at"
-    )["run_id"].tolist()
+    left = store.orphaned_runs()
     resumed = []
     for run_id in left:
         try:
@@ -454,7 +449,7 @@ async def arerun(
     *nodes: str,
     workflow: Workflow | str | Path | dict[str, Any] | None = None,
     inputs: dict[str, Any] | None = None,
-    store: Store | None = None,
+    store: RunStore | None = None,
     **kwargs: Any,
 ) -> Run:
     """Run again like a notebook cell: ``nodes`` and everything downstream of them are
@@ -483,13 +478,13 @@ def rerun(source: Run | str, *nodes: str, **kwargs: Any) -> Run:
     return run_sync(arerun(source, *nodes, **kwargs))
 
 
-def get_run(run_id: str, store: Store | None = None) -> Run:
+def get_run(run_id: str, store: RunStore | None = None) -> Run:
     """A stored run by id."""
     return Run.load(validate_run_id(run_id), store or default_store())
 
 
 def runs(
-    limit: int | None = 100, status: str | None = None, store: Store | None = None
+    limit: int | None = 100, status: str | None = None, store: RunStore | None = None
 ) -> pd.DataFrame:
     """Recent runs as a DataFrame (newest first)."""
     return (store or default_store()).runs(limit=limit, status=status)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from fm_lab.engine.plan import Plan
     from fm_lab.nodes.base import NodeType
     from fm_lab.spec.models import Node
-    from fm_lab.store.duckdb_store import RunSnapshot, Store
+    from fm_lab.store.base import RunSnapshot, RunStore
 
 _PATH_MARKS = ("[", "/", ".", "#")
 
@@ -57,7 +57,7 @@ class NodeCache:
         self._recompute = frozenset(recompute)
 
     @classmethod
-    def load(cls, store: Store, plan: Plan, *, source: RunSnapshot | None = None,
+    def load(cls, store: RunStore, plan: Plan, *, source: RunSnapshot | None = None,
              recompute: Iterable[str] = ()) -> NodeCache:
         """Entries of earlier runs of ``plan``'s workflow (and of ``source``, a run being
         re-run); ``recompute`` names nodes whose executions (and items) never hit."""

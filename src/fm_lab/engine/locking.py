@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 from fm_lab.store.journal import RunLockedError
 
 if TYPE_CHECKING:
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
     from fm_lab.store.journal import Journal
 
 RESUME_WAIT_S = 60.0  # how long a resume waits for another process that is running the run
 
 
-async def lock_run(store: Store, run_id: str, wait_s: float = RESUME_WAIT_S) -> Journal | None:
+async def lock_run(store: RunStore, run_id: str,
+                   wait_s: float = RESUME_WAIT_S) -> Journal | None:
     """The run's journal, locked by this process (None for a memory store). Waits up to
     ``wait_s`` while another process runs the run, then raises :class:`RunLockedError`."""
     deadline = time.monotonic() + wait_s

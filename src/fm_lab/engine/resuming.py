@@ -9,16 +9,17 @@ from fm_lab.engine.errors import ResumeError, ResumeValidationError
 from fm_lab.store.codec import loads
 
 if TYPE_CHECKING:
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
 
 
 def resume_target(
-    store: Store, status: str, run_id: str, label: str | None, node: str | None, path_id: str | None
+    store: RunStore, status: str, run_id: str, label: str | None, node: str | None,
+    path_id: str | None,
 ) -> dict[str, Any]:
     """The one pending suspension (of the run or its child runs) the request names."""
     if status != "suspended":
         raise ResumeError(f"run {run_id} is {status}, not suspended: there is nothing to resume")
-    rows = store.pending(run_id, with_children=True).to_dict("records")
+    rows = store.pending_rows(run_id, with_children=True)
     matches = [
         r
         for r in rows
@@ -63,16 +64,16 @@ def check_resume_data(target: dict[str, Any], data: Any) -> None:
         )
 
 
-def expired_resumes(store: Store, run_id: str, resume: dict[str, Any]) -> dict[str, Any]:
+def expired_resumes(store: RunStore, run_id: str, resume: dict[str, Any]) -> dict[str, Any]:
     """Resume data for suspensions whose timeout has passed: their default, or a failure."""
     from fm_lab.engine.context import EXPIRED
 
     now = dt.datetime.now(dt.UTC)
     found: dict[str, Any] = {}
-    for row in store.pending(run_id).to_dict("records"):
+    for row in store.pending_rows(run_id):
         expires = row["expires_at"]
-        if row["path_id"] in resume or expires is None or expires != expires or expires > now:
-            continue  # (expires != expires: NaT)
+        if row["path_id"] in resume or expires is None or expires > now:
+            continue
         found[row["path_id"]] = (
             loads(row["default_data"]) if row["on_timeout"] == "default" else {EXPIRED: True}
         )

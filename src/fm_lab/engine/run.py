@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fm_lab.spec.models import Workflow
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
 
 STATUSES = ("running", "succeeded", "failed", "suspended", "cancelled")
 
@@ -52,7 +52,7 @@ class Run:
     def __init__(
         self,
         run_id: str,
-        store: Store,
+        store: RunStore,
         *,
         workflow: Workflow,
         status: str,
@@ -71,7 +71,7 @@ class Run:
         self._nodes = nodes
 
     @classmethod
-    def load(cls, run_id: str, store: Store) -> Run:
+    def load(cls, run_id: str, store: RunStore) -> Run:
         """Read a stored run."""
         snap = store.load_run(run_id)
         return cls(

@@ -386,10 +386,8 @@ class Runner:
 
     def _tick(self) -> None:
         session, recorder = self.session, self.session.recorder
-        cancel_file = session.store.cancel_path(session.run_id)
-        if recorder.journal is not None and not session.cancel_requested and cancel_file.exists():
-            cancel_file.unlink(missing_ok=True)  # consumed: it must not cancel a later resume
-            session.cancel()
+        if not session.cancel_requested and session.store.take_cancel_request(session.run_id):
+            session.cancel()  # asked by another process (fm_lab.cancel there)
         try:
             recorder.maybe_ingest()
         except Exception:  # the journal keeps the records: ingest again at the next tick

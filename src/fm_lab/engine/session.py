@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from fm_lab.engine.cache import NodeCache
     from fm_lab.nodes.registry import NodeRegistry
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
     from fm_lab.store.journal import Journal
 
 INGEST_EVERY_RECORDS = 20_000
@@ -60,7 +60,8 @@ class Recorder:
     when a ``loop`` is given) and, in batches, into DuckDB."""
 
     def __init__(
-        self, store: Store, run_id: str, journal: Journal | None, seq: int, ingested_once: bool,
+        self, store: RunStore, run_id: str, journal: Journal | None, seq: int,
+        ingested_once: bool,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.store = store
@@ -198,7 +199,7 @@ class RunSession:
     def __init__(
         self,
         *,
-        store: Store,
+        store: RunStore,
         run_id: str,
         journal: Journal | None,
         registry: NodeRegistry,

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from fm_lab.store.base import SQL, has, journal_dir, sql_store
 from fm_lab.store.errors import StoreLockedError
 from fm_lab.store.journal import RunLockedError
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from fm_lab.engine.run import Run
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
 
 _DUE_SQL = (
     "select s.run_id, epoch(min(s.expires_at)) from suspensions s "
@@ -36,14 +37,16 @@ _DUE_SQL = (
 _memory_locks: dict[int, threading.Lock] = {}
 
 
-def due_runs(store: Store, now: float | None = None) -> tuple[list[str], float | None]:
+def due_runs(store: RunStore, now: float | None = None) -> tuple[list[str], float | None]:
     """The top-level runs with a due wait (oldest first), and when the next wait falls due
     (None: no timed wait). One query; another one only when a child run's wait is due.
     Raises :class:`StoreLockedError` at once if another process has the file."""
     now = time.time() if now is None else now
+    if not has(store, SQL):
+        return _due_from_pending(store, now)
     if not store.memory and not os.path.exists(store.path):
         return [], None  # nothing stored yet
-    with store.connection(timeout_s=0) as con:
+    with sql_store(store, "timers").connection(timeout_s=0) as con:
         rows = con.execute(_DUE_SQL).fetchall()
         due = sorted((float(at), run_id) for run_id, at in rows if float(at) <= now)
         later = [float(at) for _run_id, at in rows if float(at) > now]
@@ -69,11 +72,29 @@ def _root(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
         run_id = parent
 
 
+def _due_from_pending(store: RunStore, now: float) -> tuple[list[str], float | None]:
+    """:func:`due_runs` through the store protocol alone (stores without SQL)."""
+    waits: dict[str, float] = {}
+    for row in store.pending_rows():
+        if row["expires_at"] is not None:
+            at = row["expires_at"].timestamp()
+            waits[row["run_id"]] = min(at, waits.get(row["run_id"], at))
+    roots: list[str] = []
+    for run_id, _at in sorted(((r, at) for r, at in waits.items() if at <= now),
+                              key=lambda item: item[1]):
+        while (parent := store.load_run(run_id).parent_run_id) is not None:
+            run_id = parent
+        if store.run_status(run_id) == "suspended" and run_id not in roots:
+            roots.append(run_id)
+    return roots, min((at for at in waits.values() if at > now), default=None)
+
+
 @contextlib.contextmanager
-def firing(store: Store) -> Iterator[bool]:
+def firing(store: RunStore) -> Iterator[bool]:
     """Hold the store's timer lock for the block; yields False (at once) if another process
     or timer holds it."""
-    if store.memory:
+    folder = journal_dir(store)
+    if folder is None:
         lock = _memory_locks.setdefault(id(store), threading.Lock())
         got = lock.acquire(blocking=False)
         try:
@@ -82,7 +103,7 @@ def firing(store: Store) -> Iterator[bool]:
             if got:
                 lock.release()
         return
-    fd = os.open(store.journal_dir / "timer.lock", os.O_WRONLY | os.O_CREAT, 0o644)
+    fd = os.open(folder / "timer.lock", os.O_WRONLY | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -94,7 +115,7 @@ def firing(store: Store) -> Iterator[bool]:
         os.close(fd)  # releases the lock
 
 
-def fire_due(store: Store) -> tuple[list[Run], float | None]:
+def fire_due(store: RunStore) -> tuple[list[Run], float | None]:
     """Resume every top-level run whose wait is due, skipping live ones (another process
     resumes or runs them). Returns the resumed runs and when the next wait falls due; nothing
     when another process is firing this store's waits or has the file."""

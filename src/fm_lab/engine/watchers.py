@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from fm_lab.engine.run import Run
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
 
 _log = logging.getLogger("fm_lab")
 
@@ -19,7 +19,7 @@ _log = logging.getLogger("fm_lab")
 class RunWatcher(Protocol):
     """Hears of runs of the workflows it watches (events may come from a worker thread)."""
 
-    def run_event(self, event: dict[str, Any], store: Store) -> None:
+    def run_event(self, event: dict[str, Any], store: RunStore) -> None:
         """A run or node event (the ``on_event`` shape, with ``run_id``)."""
 
     def run_finished(self, run: Run) -> None:
@@ -55,7 +55,7 @@ def watching(workflow_id: str) -> list[RunWatcher]:
 
 
 def with_watchers(on_event: Callable[[dict[str, Any]], None] | None,
-                  watchers: list[RunWatcher], store: Store
+                  watchers: list[RunWatcher], store: RunStore
                   ) -> Callable[[dict[str, Any]], None] | None:
     """``on_event`` that also tells ``watchers`` (``on_event`` itself when there are none)."""
     if not watchers:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fm_lab.agents.tools import Tool
-    from fm_lab.store import Store
+    from fm_lab.store.base import RunStore
 
 Mode = Literal["hybrid", "vector", "fts"]
 Filter = Mapping[str, Any] | str | None
@@ -46,7 +46,7 @@ class KnowledgeBaseError(ValueError):
     """A knowledge base that is missing, exists already, or was asked something invalid."""
 
 
-def _store(store: Store | str | Path | None) -> Store | str | Path:
+def _store(store: RunStore | str | Path | None) -> RunStore | str | Path:
     if store is not None:
         return store
     from fm_lab.engine import default_store
@@ -342,7 +342,7 @@ def _embedder_for(table: Any, where: str) -> Embedder:
     return found
 
 
-def create(name: str, *, store: Store | str | Path | None = None,
+def create(name: str, *, store: RunStore | str | Path | None = None,
            embedder: Embedder | None = None, chunk_size: int = 800, overlap: int = 100,
            exist_ok: bool = False) -> KnowledgeBase:
     """Create knowledge base ``name`` beside the store (default embedder:
@@ -365,7 +365,7 @@ def create(name: str, *, store: Store | str | Path | None = None,
     return KnowledgeBase(name, table, chosen, chunk_size=chunk_size, overlap=overlap)
 
 
-def open(name: str, *, store: Store | str | Path | None = None,
+def open(name: str, *, store: RunStore | str | Path | None = None,
          embedder: Embedder | None = None, chunk_size: int = 800,
          overlap: int = 100) -> KnowledgeBase:
     """Open knowledge base ``name``; ``embedder`` must match the one it was built with
@@ -383,7 +383,7 @@ def open(name: str, *, store: Store | str | Path | None = None,
     return KnowledgeBase(name, table, chosen, chunk_size=chunk_size, overlap=overlap)
 
 
-def names(*, store: Store | str | Path | None = None) -> list[str]:
+def names(*, store: RunStore | str | Path | None = None) -> list[str]:
     """The knowledge bases beside the store."""
     path = lance_path(_store(store))
     if not path.exists():
@@ -391,7 +391,7 @@ def names(*, store: Store | str | Path | None = None) -> list[str]:
     return sorted(t[len(PREFIX):] for t in table_names(connect(path)) if t.startswith(PREFIX))
 
 
-def drop(name: str, *, store: Store | str | Path | None = None) -> None:
+def drop(name: str, *, store: RunStore | str | Path | None = None) -> None:
     """Delete knowledge base ``name`` and its chunks."""
     table_name = _table_name(name)
     db = connect(lance_path(_store(store)))

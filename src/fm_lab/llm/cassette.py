@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import SqlStore
 
 Mode = Literal["record", "replay", "auto"]
 # request parameters that change the answer (anything else, e.g. timeouts or litellm's
@@ -112,12 +112,12 @@ def active() -> Cassette | None:
     return _ACTIVE[-1] if _ACTIVE else None
 
 
-def cassette_path(path_or_store: str | Path | Store, name: str = "default") -> Path:
+def cassette_path(path_or_store: str | Path | SqlStore, name: str = "default") -> Path:
     """Where a cassette lives: the path given, or ``<store>.cassettes/<name>.jsonl`` beside a
     store's DuckDB file (so a notebook's recordings travel with its runs)."""
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import SqlStore
 
-    if not isinstance(path_or_store, Store):
+    if not isinstance(path_or_store, SqlStore):
         return Path(path_or_store)
     if path_or_store.memory:
         raise ValueError("a memory store has no folder for cassettes: give a file path")
@@ -127,7 +127,7 @@ def cassette_path(path_or_store: str | Path | Store, name: str = "default") -> P
 
 
 @contextmanager
-def cassette(path_or_store: str | Path | Store, mode: Mode = "auto", *,
+def cassette(path_or_store: str | Path | SqlStore, mode: Mode = "auto", *,
              name: str = "default") -> Iterator[Cassette]:
     """Record provider responses (``record``), answer only from the recording (``replay``:
     no provider is called; an unknown request raises :class:`CassetteMiss` naming it), or

@@ -14,7 +14,7 @@ from fm_lab.agents.memory_api import Message
 from fm_lab.tracing.redact import redactor
 
 if TYPE_CHECKING:
-    from fm_lab.store import Store
+    from fm_lab.store.base import SqlStore
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 COLUMNS = ("message_id, thread_id, resource_id, sequence, role, content, text, tool_calls, "
@@ -97,12 +97,12 @@ def from_row(row: Sequence[Any]) -> StoredMessage:
 class History:
     """Message history of one store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: SqlStore) -> None:
         self.store = store
 
     def append(self, thread_id: str, resource_id: str | None,
                messages: Sequence[tuple[str, Mapping[str, Any]]]) -> list[StoredMessage]:
-        """Store ``(message_id, message)`` pairs at the end of the thread in one transaction;
+        """SqlStore ``(message_id, message)`` pairs at the end of the thread in one transaction;
         ids already stored are skipped. Returns what was stored: the messages with secrets
         masked (their text, and so their vectors, too)."""
         import pyarrow as pa

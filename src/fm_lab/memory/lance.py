@@ -15,7 +15,7 @@ from fm_lab.memory.embedders import Embedder
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from fm_lab.store import Store
+    from fm_lab.store.base import RunStore
 
 EMBEDDER_KEY = b"fm_lab.embedder"
 DIM_KEY = b"fm_lab.dim"
@@ -27,8 +27,8 @@ class EmbedderMismatchError(ValueError):
     """A vector table was written by another embedder (its vectors are not comparable)."""
 
 
-def lance_path(store: Store | str | Path) -> Path:
-    """The LanceDB folder of ``store`` (a Store or the path of its DuckDB file):
+def lance_path(store: RunStore | str | Path) -> Path:
+    """The LanceDB folder of ``store`` (a store or the path of its DuckDB file):
     ``<db file>.lance`` (a temporary folder, removed at exit, for a ``:memory:`` store)."""
     if isinstance(store, str | Path):
         return Path(str(Path(store).expanduser().resolve()) + ".lance")

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fm_lab.agents.tools import Tool
-    from fm_lab.store import Store
+    from fm_lab.store.base import SqlStore
 
 _IDENTITY_CAPACITY = 10_000
 
@@ -77,7 +77,7 @@ class Memory:
     def __init__(
         self,
         *,
-        store: Store | str | Path | None = None,
+        store: SqlStore | str | Path | None = None,
         last_messages: int = 20,
         recall: Recall | bool = True,
         working_memory: WorkingMemory | bool = False,
@@ -102,11 +102,12 @@ class Memory:
 
     # ---- parts ---------------------------------------------------------------------------
     @property
-    def store(self) -> Store:
+    def store(self) -> SqlStore:
         if self._store is None:
             from fm_lab.engine import default_store
+            from fm_lab.store.base import sql_store
 
-            self._store = default_store()
+            self._store = sql_store(default_store(), "agent memory")
         return self._store
 
     @property
@@ -161,7 +162,7 @@ class Memory:
 
     async def save(self, *, thread_id: str, resource_id: str | None,
                    messages: Sequence[Mapping[str, Any]]) -> None:
-        """Store new messages at the end of the thread and index their text. A message seen
+        """SqlStore new messages at the end of the thread and index their text. A message seen
         before (the same dict, or the same ``id`` key) is not stored again; system messages
         are not stored."""
         await self.append(thread_id, resource_id, messages)
@@ -287,8 +288,8 @@ def _empty(embedder: Embedder) -> Vectors:
     return np.zeros((0, embedder.dim), np.float32)
 
 
-def _open(path: str | Path) -> Store:
-    from fm_lab.store import Store
+def _open(path: str | Path) -> SqlStore:
+    from fm_lab.store.duckdb_store import Store
 
     return Store(path)
 

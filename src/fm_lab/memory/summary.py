@@ -10,7 +10,7 @@ from fm_lab.memory.history import History, StoredMessage, first
 from fm_lab.tracing.redact import redactor
 
 if TYPE_CHECKING:
-    from fm_lab.store import Store
+    from fm_lab.store.base import SqlStore
 
 INSTRUCTIONS = (
     "You condense a conversation for later turns. Merge the summary so far with the new "
@@ -32,7 +32,7 @@ class Summarizer:
         self.params = params
 
     @staticmethod
-    def read(store: Store, thread_id: str) -> tuple[str, int]:
+    def read(store: SqlStore, thread_id: str) -> tuple[str, int]:
         """``(summary, last summarised sequence)`` of a thread ("", 0 when none)."""
         with store.connection() as con:
             row = first(con.execute("select summary, through_sequence from memory_summaries "
@@ -46,7 +46,7 @@ class Summarizer:
                 {"role": "user", "content": f"Summary so far:\n{summary or '(none)'}\n\n"
                                             "New messages:\n" + "\n".join(lines)}]
 
-    async def refresh(self, store: Store, thread_id: str, live_from: int | None) -> str:
+    async def refresh(self, store: SqlStore, thread_id: str, live_from: int | None) -> str:
         """The thread's summary, condensing first if enough messages before ``live_from``
         (the first sequence still in the last-N window; None: no window, every message is
         old) are not summarised yet."""

@@ -8,18 +8,20 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fm_lab.store import Store
+    from fm_lab.store.base import RunStore, SqlStore
 
 
-def _store(store: Store | None) -> Store:
+def _store(store: RunStore | None) -> SqlStore:
+    from fm_lab.store.base import sql_store
+
     if store is not None:
-        return store
+        return sql_store(store, "memory views")
     from fm_lab.engine import default_store
 
-    return default_store()
+    return sql_store(default_store(), "memory views")
 
 
-def threads(store: Store | None = None) -> pd.DataFrame:
+def threads(store: RunStore | None = None) -> pd.DataFrame:
     """One row per thread, most recently updated first, with its message count."""
     return _store(store).sql(
         "select t.thread_id, t.resource_id, t.created_at, t.updated_at, "
@@ -27,7 +29,7 @@ def threads(store: Store | None = None) -> pd.DataFrame:
         "from memory_threads t order by t.updated_at desc")
 
 
-def messages(thread_id: str, store: Store | None = None) -> pd.DataFrame:
+def messages(thread_id: str, store: RunStore | None = None) -> pd.DataFrame:
     """A thread's messages in order (``content``/``tool_calls`` as stored JSON)."""
     return _store(store).sql(
         "select sequence, message_id, role, text, content, tool_calls, tool_call_id, name, "
@@ -35,14 +37,14 @@ def messages(thread_id: str, store: Store | None = None) -> pd.DataFrame:
         [thread_id])
 
 
-def working(thread_or_resource: str, store: Store | None = None) -> pd.DataFrame:
+def working(thread_or_resource: str, store: RunStore | None = None) -> pd.DataFrame:
     """The working memories kept under this thread or resource id."""
     return _store(store).sql(
         "select scope, key, content, version, updated_at from memory_working where key = ? "
         "order by scope", [thread_or_resource])
 
 
-def delete_thread(thread_id: str, store: Store | None = None) -> int:
+def delete_thread(thread_id: str, store: RunStore | None = None) -> int:
     """Delete a thread everywhere (DuckDB rows and LanceDB vectors); return its message count."""
     from fm_lab.memory.history import History
     from fm_lab.memory.lance import lance_path

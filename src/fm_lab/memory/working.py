@@ -21,7 +21,7 @@ from fm_lab.tracing.redact import redactor
 
 if TYPE_CHECKING:
     from fm_lab.agents.tools import Tool
-    from fm_lab.store import Store
+    from fm_lab.store.base import RunStore, SqlStore
 
 WorkingScope = Literal["thread", "resource"]
 DEFAULT_TEMPLATE = """# About the user
@@ -72,7 +72,7 @@ class WorkingMemory:
     """
 
     def __init__(self, *, scope: WorkingScope = "resource", template: str | None = None,
-                 schema: type[BaseModel] | None = None, store: Store | None = None) -> None:
+                 schema: type[BaseModel] | None = None, store: RunStore | None = None) -> None:
         if scope not in ("thread", "resource"):
             raise ValueError(f"working memory scope must be 'thread' or 'resource', got {scope!r}")
         if template is not None and schema is not None:
@@ -96,12 +96,14 @@ class WorkingMemory:
         """The content before any update."""
         return "{}" if self.schema is not None else (self.template or "")
 
-    def _store(self) -> Store:
+    def _store(self) -> SqlStore:
+        from fm_lab.store.base import sql_store
+
         if self.store is None:
             from fm_lab.engine import default_store
 
             self.store = default_store()
-        return self.store
+        return sql_store(self.store, "working memory")
 
     def read(self, key: str) -> tuple[str, int]:
         """``(content, version)``; version 0 means nothing stored yet."""

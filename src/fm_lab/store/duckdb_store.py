@@ -9,11 +9,11 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store import attachments, codec
+from fm_lab.store.base import JOURNAL, RUNS, SHARDS, SHARED, SQL, PendingRow, RunSnapshot
 from fm_lab.store.codec import dumps
 from fm_lab.store.errors import (
     RunNotFoundError,
@@ -70,25 +70,6 @@ def _warn_once(path: Path, message: str, *args: Any) -> None:
     logging.getLogger("fm_lab").warning(message, path, *args)
 
 
-@dataclass
-class RunSnapshot:
-    """A run as stored: its row, workflow and the latest committed result of each node."""
-
-    run_id: str
-    workflow: Workflow
-    status: str
-    inputs: dict[str, Any]
-    outputs: Any
-    error: Any
-    state: dict[str, Any] | None
-    journal_seq: int
-    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    steps: dict[str, Any] = field(default_factory=dict)
-    resumes: dict[str, Any] = field(default_factory=dict)
-    parent_run_id: str | None = None
-    trace_id: str | None = None
-
-
 class Store:
     """fm_lab's storage on one DuckDB file (or ``:memory:`` for tests).
 
@@ -100,7 +81,7 @@ class Store:
     True
     """
 
-    supports = frozenset({"runs", "journal", "sql"})
+    supports: frozenset[str] = frozenset({RUNS, JOURNAL, SQL, SHARED, SHARDS})
 
     def __init__(
         self,
@@ -111,6 +92,8 @@ class Store:
         lock_timeout_s: float = 10.0,
     ) -> None:
         self.memory = str(path) == ":memory:"
+        if self.memory:  # nothing another process can see or shard into
+            self.supports = frozenset({RUNS, SQL})
         self.path = str(path) if self.memory else str(Path(path).expanduser().resolve())
         self.read_only = read_only
         self.durability: Durability = "none" if self.memory else durability
@@ -123,6 +106,7 @@ class Store:
         self._migrated = False
         self._views_stored = True
         self._recovery_due = False
+        self._cancels: set[str] = set()  # cancel requests of a memory store
         if not self.memory:
             if Path(self.path).is_dir():
                 raise StoreCorruptError(self.path, "is a directory, not a DuckDB file")
@@ -832,3 +816,56 @@ class Store:
         """Run SQL on the store and return a DataFrame."""
         with self.connection() as con:
             return con.execute(query, params or []).df()
+
+    # ---- the rest of the RunStore protocol (fm_lab.store.base) ---------------------------
+    def request_cancel(self, run_id: str) -> None:
+        """Ask the process running ``run_id`` to cancel it (a ``<run>.cancel`` file its
+        runner checks on each tick)."""
+        if self.memory:
+            self._cancels.add(run_id)
+        else:
+            self.cancel_path(run_id).touch()
+
+    def take_cancel_request(self, run_id: str) -> bool:
+        """True (once) if a cancel file for ``run_id`` is there; removes it."""
+        if self.memory:
+            found = run_id in self._cancels
+            self._cancels.discard(run_id)
+            return found
+        path = self.cancel_path(run_id)
+        if not path.exists():
+            return False
+        path.unlink(missing_ok=True)  # consumed: it must not cancel a later resume
+        return True
+
+    def child_runs(self, run_id: str, statuses: tuple[str, ...] = ()) -> list[str]:
+        """Ids of ``run_id``'s child runs, optionally only in ``statuses``."""
+        if not self.memory and not Path(self.path).exists():
+            return []
+        where = f" and status in ({', '.join('?' * len(statuses))})" if statuses else ""
+        with self.connection() as con:
+            rows = con.execute(f"select run_id from runs where run_id like ?{where} "
+                               "order by created_at", [run_id + ".%", *statuses]).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def orphaned_runs(self) -> list[str]:
+        """Top-level runs stored as running, oldest first."""
+        if not self.memory and not Path(self.path).exists():
+            return []
+        with self.connection() as con:
+            rows = con.execute("select run_id from runs where status = 'running' and "
+                               "parent_run_id is null order by created_at").fetchall()
+        return [str(r[0]) for r in rows]
+
+    def pending_rows(self, run_id: str | None = None,
+                     with_children: bool = False) -> list[PendingRow]:
+        """:meth:`pending` as typed rows."""
+        frame = self.pending(run_id, with_children)
+        rows: list[PendingRow] = []
+        for record in frame.to_dict("records"):
+            row = {str(k): v for k, v in record.items()}
+            for column in ("since", "expires_at"):
+                value = row[column]
+                row[column] = None if value is None or value != value else value.to_pydatetime()
+            rows.append(row)  # type: ignore[arg-type]
+        return rows

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
 
 _ENABLED = False
 _TYPED_ATTRIBUTES = {
@@ -32,7 +32,7 @@ def _ns(value: Any) -> int:
 
 
 def export_otel(exporter: Any, *, run_id: str | None = None, since: Any = None,
-                store: Store | None = None, batch: int = 512) -> int:
+                store: RunStore | None = None, batch: int = 512) -> int:
     """Send stored spans (of one run, or since a time) to an OTel ``SpanExporter``; returns
     how many were sent. Secrets were masked before the spans were stored."""
     from opentelemetry.sdk.resources import Resource

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
 
 KIND_COLOURS = {
     "workflow": "#455a64", "node": "#1e88e5", "item": "#64b5f6", "attempt": "#ffb300",
@@ -46,7 +46,7 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def plot_trace(run_id: str, *, store: Store | None = None, max_spans: int = 300) -> Figure:
+def plot_trace(run_id: str, *, store: RunStore | None = None, max_spans: int = 300) -> Figure:
     """A waterfall of a run's trace: one bar per span, indented by depth, coloured by kind,
     outlined by status (red: error). Returns the figure; ``fig.savefig("trace.png")``."""
     from matplotlib.patches import Patch
@@ -77,7 +77,7 @@ def plot_trace(run_id: str, *, store: Store | None = None, max_spans: int = 300)
 
 
 def plot_usage(by: str | Sequence[str] = "day", metric: str = "cost_usd", *,
-               store: Store | None = None, **filters: Any) -> Figure:
+               store: RunStore | None = None, **filters: Any) -> Figure:
     """Tokens or cost grouped ``by`` (as :func:`fm_lab.usage`): a line over days, else bars.
     ``metric``: cost_usd, input_tokens, output_tokens, cached_tokens, reasoning_tokens, calls."""
     from fm_lab.tracing.query import usage

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore, SqlStore
 
 _SPAN_COLUMNS = (
     "trace_id, span_id, parent_span_id, run_id, kind, name, entity_id, workflow_id, node_id, "
@@ -23,14 +23,16 @@ _GROUPS = {
 }
 
 
-def _store(store: Store | None) -> Store:
+def _store(store: RunStore | None, what: str = "trace queries") -> SqlStore:
+    from fm_lab.store.base import sql_store
+
     if store is not None:
-        return store
+        return sql_store(store, what)
     from fm_lab.engine.api import default_store
 
     found = default_store()
     found.recover_journals()
-    return found
+    return sql_store(found, what)
 
 
 def _time(value: str | dt.datetime | dt.date | None) -> dt.datetime | None:
@@ -60,7 +62,7 @@ def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
 def traces(*, kind: str | None = None, entity: str | None = None, status: str | None = None,
            since: str | dt.datetime | None = None, until: str | dt.datetime | None = None,
            run_id: str | None = None, limit: int | None = 1000,
-           store: Store | None = None) -> pd.DataFrame:
+           store: RunStore | None = None) -> pd.DataFrame:
     """Spans, newest first, filtered by kind (workflow, node, item, attempt, agent, llm, tool,
     ...), entity, status, time and run.
 
@@ -73,7 +75,7 @@ def traces(*, kind: str | None = None, entity: str | None = None, status: str | 
         f"select {_SPAN_COLUMNS} from all_spans{where} order by started_at desc{limit_sql}", params)
 
 
-def trace(run_id: str, store: Store | None = None) -> pd.DataFrame:
+def trace(run_id: str, store: RunStore | None = None) -> pd.DataFrame:
     """Every span of a run's trace (its child runs included), or of the trace with this id
     (a standalone agent or LLM call, a ``traced`` block), in tree order, with ``depth``."""
     import pandas as pd
@@ -106,7 +108,7 @@ def trace(run_id: str, store: Store | None = None) -> pd.DataFrame:
 def usage(by: str | Sequence[str] = ("model",), *, since: str | dt.datetime | None = None,
           until: str | dt.datetime | None = None, price_as: str | None = None,
           run_id: str | None = None, batch_id: str | None = None,
-          store: Store | None = None) -> pd.DataFrame:
+          store: RunStore | None = None) -> pd.DataFrame:
     """Tokens, calls and cost of LLM calls grouped ``by`` model, provider, run (root run:
     child runs and sub-agents roll up into it), workflow, node, agent, day, resource or trace;
     ``batch_id`` keeps the calls of one batch (:mod:`fm_lab.batch`).
@@ -139,7 +141,7 @@ def usage(by: str | Sequence[str] = ("model",), *, since: str | dt.datetime | No
     with store.connection() as con:
         con.register("_fm_prices", prices)
         try:
-            return con.execute(
+            frame: pd.DataFrame = con.execute(
                 roots + ", s as (select spans.*, coalesce(_roots.root_run_id, spans.run_id) "
                 "as root_run_id, "
                 f"date_trunc('day', started_at) as day from all_spans spans left join _roots using "
@@ -162,9 +164,10 @@ def usage(by: str | Sequence[str] = ("model",), *, since: str | dt.datetime | No
                 f"order by cost_usd desc, calls desc", params).df()
         finally:
             con.unregister("_fm_prices")
+    return frame
 
 
-def slowest(n: int = 10, kind: str | None = "node", store: Store | None = None) -> pd.DataFrame:
+def slowest(n: int = 10, kind: str | None = "node", store: RunStore | None = None) -> pd.DataFrame:
     """The ``n`` longest spans (of ``kind``; None for all kinds)."""
     where, params = _where({"kind": kind})
     return _store(store).sql(
@@ -173,12 +176,12 @@ def slowest(n: int = 10, kind: str | None = "node", store: Store | None = None) 
 
 
 def errors(since: str | dt.datetime | None = None, limit: int | None = 100,
-           store: Store | None = None) -> pd.DataFrame:
+           store: RunStore | None = None) -> pd.DataFrame:
     """Failed spans, newest first, with their error."""
     return traces(status="error", since=since, limit=limit, store=store)
 
 
-def sql(query: str, params: list[Any] | None = None, store: Store | None = None) -> pd.DataFrame:
+def sql(query: str, params: list[Any] | None = None, store: RunStore | None = None) -> pd.DataFrame:
     """Any SQL over the store (tables: runs, node_executions, spans, suspensions, steps,
     workflows, batches, batch_items; views all_runs, all_node_executions, all_spans add the
     Parquet shards of Dask batches)."""

@@ -25,7 +25,7 @@ from fm_lab.tracing.spans import (
 )
 
 if TYPE_CHECKING:
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
 
 KEY_PREFIX = "trace-"
 
@@ -34,7 +34,7 @@ class StandaloneTrace:
     """The spans of one trace outside runs, on their way to ``store``. Its :attr:`context`
     is where top-level spans go; :meth:`close` stores them."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: RunStore) -> None:
         from fm_lab.engine.session import Recorder
 
         trace_id, parent = linked_parent() or (new_trace_id(), None)  # a batch item's trace
@@ -67,7 +67,7 @@ class StandaloneTrace:
         return stored
 
 
-def begin(store: Store | None = None) -> StandaloneTrace | None:
+def begin(store: RunStore | None = None) -> StandaloneTrace | None:
     """A new trace in ``store`` (default: the default store) when nothing is traced yet;
     None inside a run or a trace, or when the store is read-only."""
     if current() is not None:
@@ -87,7 +87,7 @@ def begin(store: Store | None = None) -> StandaloneTrace | None:
 
 
 @contextlib.contextmanager
-def standalone(store: Store | None = None) -> Iterator[None]:
+def standalone(store: RunStore | None = None) -> Iterator[None]:
     """Spans opened in this block form a trace of their own, stored when it ends, unless
     they already belong to one (inside a run or a :func:`traced` block: nothing to do)."""
     trace = begin(store)
@@ -103,7 +103,7 @@ def standalone(store: Store | None = None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def traced(name: str, *, store: Store | None = None, **attributes: Any) -> Iterator[Span]:
+def traced(name: str, *, store: RunStore | None = None, **attributes: Any) -> Iterator[Span]:
     """Group everything traced in this block (agent and LLM calls, tools, your own
     :func:`~fm_lab.tracing.span` and the workflow runs it starts) into one trace under a root
     span ``name`` (kind ``trace``), stored in ``store`` (default: the default store) when the

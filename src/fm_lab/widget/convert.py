@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from fm_lab.nodes.registry import NodeRegistry
     from fm_lab.spec.errors import ValidationIssue
     from fm_lab.spec.models import Workflow
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
 
 PREVIEW_CHARS = 4000
 _NODE_LOC = re.compile(r"^nodes[.\[]([A-Za-z_][A-Za-z0-9_]*)")
@@ -113,7 +113,7 @@ def result_rows(run: Run, registry: NodeRegistry | None = None) -> dict[str, dic
 
 
 def pending_rows(
-    store: Store, run_id: str, results: dict[str, dict[str, Any]]
+    store: RunStore, run_id: str, results: dict[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Suspensions of a run (and its child runs) waiting for data, with their resume schema,
     each placed on a top-level node: its own node, or (in a child run or a foreach item) the

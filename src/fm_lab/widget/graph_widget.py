@@ -29,7 +29,7 @@ from fm_lab.widget.static_view import static_model_state
 if TYPE_CHECKING:
     from fm_lab.engine.run import Run
     from fm_lab.nodes.registry import NodeRegistry
-    from fm_lab.store.duckdb_store import Store
+    from fm_lab.store.base import RunStore
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 _CREATED = itertools.count()
@@ -92,7 +92,7 @@ class GraphWidget(anywidget.AnyWidget):
         workflow: Workflow | dict[str, Any] | str | Path,
         *,
         registry: NodeRegistry | None = None,
-        store: Store | None = None,
+        store: RunStore | None = None,
         height: int = 0,
         **kwargs: Any,
     ) -> None:
@@ -283,7 +283,7 @@ class GraphWidget(anywidget.AnyWidget):
         return kwargs  # the canvas hears of the run as a watcher of its workflow
 
     # ---- runs of this workflow from anywhere in the process (engine.watchers) -------------
-    def run_event(self, event: dict[str, Any], store: Store) -> None:
+    def run_event(self, event: dict[str, Any], store: RunStore) -> None:
         """Colour the top-level nodes of one run at a time: a run that starts is followed
         unless another one is still going (runs of a local batch are shown one by one)."""
         run_id = event.get("run_id")

@@ -1,0 +1,357 @@
+"""A store in plain Python objects: runs for engine unit tests, with no database.
+
+It keeps what :class:`~fm_lab.store.base.RunStore` promises and nothing more (no SQL, no
+journal, nothing shared with another process), so a test of the runner or the session needs no
+DuckDB and sees every record the engine stored (:attr:`MemoryStore.records`).
+
+>>> store = MemoryStore()
+>>> sorted(store.supports)
+['runs']
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fm_lab.store import codec
+from fm_lab.store.base import RUNS, PendingRow, RunSnapshot, pending_frame
+from fm_lab.store.errors import RunNotFoundError, StoreError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fm_lab.spec.models import Workflow
+    from fm_lab.store.journal import Durability, Journal
+
+
+def _time(seconds: float | None) -> dt.datetime | None:
+    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+@dataclass
+class _Run:
+    run_id: str
+    workflow_id: str
+    version: int
+    status: str
+    inputs: Any
+    created: float
+    parent: str | None
+    trace_id: str | None
+    journal_seq: int = 0
+    outputs: Any = None
+    error: Any = None
+    state: dict[str, Any] | None = None
+    ended: float | None = None
+    nodes: list[dict[str, Any]] = field(default_factory=list)  # every node record, in order
+    suspensions: list[dict[str, Any]] = field(default_factory=list)
+    steps: dict[str, Any] = field(default_factory=dict)
+
+
+class MemoryStore:
+    """Runs kept in this process's memory (see the module docstring)."""
+
+    supports = frozenset({RUNS})
+    memory = True
+    read_only = False
+    durability: Durability = "none"
+
+    def __init__(self, name: str = "memory") -> None:
+        self.path = f"memory://{name}"
+        self._lock = threading.RLock()
+        self._runs: dict[str, _Run] = {}
+        self._specs: dict[str, list[tuple[str, Any]]] = {}  # workflow_id -> [(hash, spec)]
+        self._cancels: set[str] = set()
+        self.records: list[dict[str, Any]] = []  # every record ingested, as stored
+        self.spans: list[dict[str, Any]] = []
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({self.path!r})"
+
+    # ---- lifetime ------------------------------------------------------------------------
+    @contextmanager
+    def hold(self) -> Iterator[MemoryStore]:
+        """Nothing to keep open."""
+        yield self
+
+    def held_here(self) -> bool:
+        """Never: ingest never waits on another holder."""
+        return False
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    # ---- writing -------------------------------------------------------------------------
+    def open_journal(self, run_id: str) -> Journal | None:
+        """None: records go straight to :meth:`ingest`."""
+        return None
+
+    def claim_run(self, run_id: str) -> None:
+        """Mark the run running again (a resume)."""
+        with self._lock:
+            run = self._run(run_id)
+            run.status, run.ended, run.error = "running", None, None
+
+    def ingest(self, run_id: str, records: list[dict[str, Any]], wait: bool = True,
+               texts: Mapping[int, bytes] | None = None) -> None:
+        """Store records (a copy of each, as JSON would) once each, by ``seq``."""
+        with self._lock:
+            done = self._runs[run_id].journal_seq if run_id in self._runs else 0
+            fresh = [codec.loads(codec.dumps(r)) for r in records if r["seq"] > done]
+            if not fresh:
+                return
+            if run_id not in self._runs and not any(r["k"] == "start" for r in fresh):
+                self.spans.extend(r for r in fresh if r["k"] == "span")  # a standalone trace
+                return
+            for record in fresh:
+                self._apply(run_id, record)
+            self._runs[run_id].journal_seq = fresh[-1]["seq"]
+            self.records.extend(fresh)
+
+    def _apply(self, run_id: str, record: dict[str, Any]) -> None:
+        kind = record["k"]
+        if kind == "start":
+            self._runs[run_id] = _Run(
+                run_id=run_id, workflow_id=record["workflow_id"],
+                version=self._save_spec(record), status="running", inputs=record["inputs"],
+                created=record["created"], parent=record.get("parent"),
+                trace_id=record.get("trace_id"))
+            return
+        run = self._runs[run_id]
+        if kind == "node":
+            run.nodes.append(record)
+        elif kind == "span":
+            self.spans.append(record)
+        elif kind == "run":
+            run.status, run.outputs = record["status"], record.get("outputs")
+            run.error, run.state = record.get("error") or None, record.get("state")
+            run.ended = record.get("ended")
+        elif kind == "suspend":
+            run.suspensions.append({**record, "resumed_seq": None, "resume_data": None})
+        elif kind == "resume":
+            for waiting in run.suspensions:
+                if waiting["path"] == record["path"] and waiting["resumed_seq"] is None:
+                    waiting["resumed_seq"], waiting["resume_data"] = record["seq"], record.get(
+                        "data")
+        elif kind == "step":
+            run.steps[record["name"]] = record.get("result")
+
+    def _save_spec(self, record: dict[str, Any]) -> int:
+        versions = self._specs.setdefault(record["workflow_id"], [])
+        for number, (digest, _spec) in enumerate(versions, start=1):
+            if digest == record["hash"]:
+                return number
+        versions.append((record["hash"], record["spec"]))
+        return len(versions)
+
+    def adopt_journal(self, run_id: str, journal: Journal, force: bool = False) -> list[str]:
+        """A memory store has no journals to adopt."""
+        return []
+
+    def recover_journals(self, run_id: str | None = None) -> list[str]:
+        """Nothing outlives the process, so nothing is left to recover."""
+        return []
+
+    def recover_later(self) -> None:
+        """Nothing to recover."""
+
+    def set_status(self, run_id: str, status: str) -> None:
+        """Set a stored run's status."""
+        with self._lock:
+            run = self._run(run_id)
+            run.status = status
+            run.ended = dt.datetime.now(dt.UTC).timestamp()
+
+    # ---- liveness and cancel -------------------------------------------------------------
+    def run_is_live(self, run_id: str) -> bool:
+        """No other process can run a memory store's runs."""
+        return False
+
+    def request_cancel(self, run_id: str) -> None:
+        """Remember a cancel request for :meth:`take_cancel_request`."""
+        with self._lock:
+            self._cancels.add(run_id)
+
+    def take_cancel_request(self, run_id: str) -> bool:
+        """True once after :meth:`request_cancel`."""
+        with self._lock:
+            if run_id in self._cancels:
+                self._cancels.discard(run_id)
+                return True
+            return False
+
+    # ---- reading -------------------------------------------------------------------------
+    def _run(self, run_id: str) -> _Run:
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise RunNotFoundError(f"no run {run_id!r} in {self.path}") from None
+
+    def load_run(self, run_id: str) -> RunSnapshot:
+        """The stored run, with each path's latest node record."""
+        from fm_lab.spec.models import Workflow
+
+        with self._lock:
+            run = self._run(run_id)
+            latest: dict[str, dict[str, Any]] = {}
+            for record in run.nodes:
+                latest.pop(record["node"], None)  # keep the order of the latest records
+                latest[record["node"]] = record
+            nodes = {node_id: _node_view(r) for node_id, r in latest.items()}
+            resumes = {s["path"]: s["resume_data"] for s in run.suspensions
+                       if s["resumed_seq"] is not None
+                       and nodes.get(s["path"].split("#", 1)[0], {}).get("status") != "succeeded"}
+            spec = self._specs[run.workflow_id][run.version - 1][1]
+            return copy.deepcopy(RunSnapshot(
+                run_id=run_id, workflow=Workflow.from_dict(spec), status=run.status,
+                inputs=run.inputs or {}, outputs=run.outputs, error=run.error, state=run.state,
+                journal_seq=run.journal_seq, nodes=nodes, steps=dict(run.steps),
+                resumes=resumes, parent_run_id=run.parent, trace_id=run.trace_id))
+
+    def run_status(self, run_id: str) -> str:
+        """The stored status."""
+        with self._lock:
+            return self._run(run_id).status
+
+    def child_runs(self, run_id: str, statuses: tuple[str, ...] = ()) -> list[str]:
+        """Child runs (ids ``<run_id>.<...>``), optionally only in ``statuses``."""
+        with self._lock:
+            return [r.run_id for r in self._runs.values() if r.run_id.startswith(run_id + ".")
+                    and (not statuses or r.status in statuses)]
+
+    def orphaned_runs(self) -> list[str]:
+        """Top-level runs stored as running, oldest first."""
+        with self._lock:
+            left = [r for r in self._runs.values() if r.status == "running" and r.parent is None]
+            return [r.run_id for r in sorted(left, key=lambda r: r.created)]
+
+    def pending_rows(self, run_id: str | None = None,
+                     with_children: bool = False) -> list[PendingRow]:
+        """Suspensions waiting for data (the latest per path), oldest first."""
+        with self._lock:
+            rows: dict[tuple[str, str], PendingRow] = {}
+            for run in self._runs.values():
+                if run.status != "suspended" or not _selected(run.run_id, run_id, with_children):
+                    continue
+                for s in sorted(run.suspensions, key=lambda s: int(s["seq"])):
+                    key = (run.run_id, s["path"])
+                    rows.pop(key, None)
+                    if s["resumed_seq"] is None:
+                        rows[key] = _pending_row(run, s)
+            return sorted(rows.values(), key=lambda r: r["since"])
+
+    def pending(self, run_id: str | None = None, with_children: bool = False) -> pd.DataFrame:
+        """:meth:`pending_rows` as a DataFrame."""
+        return pending_frame(self.pending_rows(run_id, with_children))
+
+    def latest_workflow(self, workflow_id: str) -> Workflow:
+        """The newest stored version of ``workflow_id``."""
+        from fm_lab.spec.models import Workflow
+
+        with self._lock:
+            versions = self._specs.get(workflow_id)
+            if not versions:
+                raise FileNotFoundError(
+                    f"no workflow file or stored workflow named {workflow_id!r}")
+            return Workflow.from_dict(copy.deepcopy(versions[-1][1]))
+
+    def cache_entries(self, workflow_id: str) -> dict[str, tuple[str, str | None, str, str]]:
+        """The newest successful result per cache key among ``workflow_id``'s runs."""
+        found: dict[str, tuple[float, tuple[str, str | None, str, str]]] = {}
+        with self._lock:
+            for run in self._runs.values():
+                if run.workflow_id != workflow_id:
+                    continue
+                for r in run.nodes:
+                    key = r.get("cache_key")
+                    if key is None or r["status"] != "succeeded":
+                        continue
+                    ended = float(r.get("ended") or 0.0)
+                    if key not in found or ended >= found[key][0]:
+                        patch = codec.dumps(r["state_patch"]) if r.get("state_patch") else None
+                        found[key] = (ended, (codec.dumps(r.get("output")), patch,
+                                              run.run_id, r["node"]))
+        return {key: entry for key, (_ended, entry) in found.items()}
+
+    def runs(self, limit: int | None = 100, status: str | None = None) -> pd.DataFrame:
+        """Recent runs, newest first."""
+        import pandas as pd
+
+        with self._lock:
+            chosen = sorted((r for r in self._runs.values() if status in (None, r.status)),
+                            key=lambda r: r.created, reverse=True)[:limit]
+            return pd.DataFrame([{
+                "run_id": r.run_id, "workflow_id": r.workflow_id,
+                "workflow_version": r.version, "status": r.status,
+                "created_at": _time(r.created), "ended_at": _time(r.ended),
+                "duration_ms": None if r.ended is None else (r.ended - r.created) * 1000,
+                "inputs": codec.dumps(r.inputs), "outputs": codec.dumps(r.outputs),
+                "error": codec.dumps(r.error) if r.error else None,
+                "parent_run_id": r.parent, "owner_pid": None} for r in chosen],
+                columns=["run_id", "workflow_id", "workflow_version", "status", "created_at",
+                         "ended_at", "duration_ms", "inputs", "outputs", "error",
+                         "parent_run_id", "owner_pid"])
+
+    def node_executions(self, run_id: str, history: bool = False) -> pd.DataFrame:
+        """One row per node of a run (every record with ``history=True``)."""
+        import pandas as pd
+
+        with self._lock:
+            records = list(self._run(run_id).nodes)
+        if not history:
+            latest = {r["node"]: r for r in records}
+            records = sorted(latest.values(), key=lambda r: int(r["seq"]))
+        columns = ["node_id", "node_type", "status", "attempts", "started_at", "ended_at",
+                   "duration_ms", "input", "output", "error", "cached_from", "seq"]
+        return pd.DataFrame([{
+            "node_id": r["node"], "node_type": r.get("type"), "status": r["status"],
+            "attempts": r.get("attempts", 0), "started_at": _time(r.get("started")),
+            "ended_at": _time(r.get("ended")),
+            "duration_ms": (r["ended"] - r["started"]) * 1000
+            if r.get("ended") is not None and r.get("started") is not None else None,
+            "input": codec.dumps(r["input"]) if r.get("input") is not None else None,
+            "output": codec.dumps(r.get("output")),
+            "error": codec.dumps(r["error"]) if r.get("error") else None,
+            "cached_from": codec.dumps(r["cached_from"]) if r.get("cached_from") else None,
+            "seq": r["seq"]} for r in records], columns=columns)
+
+    def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """A memory store has no SQL: say so and what to use instead."""
+        raise StoreError(f"{self.path} has no SQL (it supports: runs); use a DuckDB store "
+                         "(fm_lab.connect(':memory:')) to query traces and tables")
+
+
+def _selected(candidate: str, run_id: str | None, with_children: bool) -> bool:
+    if run_id is None or candidate == run_id:
+        return True
+    return with_children and candidate.startswith(run_id + ".")
+
+
+def _node_view(record: dict[str, Any]) -> dict[str, Any]:
+    """A node record as ``RunSnapshot.nodes`` holds it (the DuckDB store's form)."""
+    leaf = record.get("leaf")
+    return {"status": record["status"], "output": record.get("output"),
+            "error": record.get("error") or None, "state_patch": record.get("state_patch") or None,
+            "attempts": record.get("attempts", 0), "seq": record["seq"],
+            "started": record.get("started"), "ended": record.get("ended"),
+            "type": record.get("type"), "leaf": True if leaf is None else bool(leaf),
+            "input": record.get("input"), "cache_key": record.get("cache_key"),
+            "cached_from": record.get("cached_from") or None}
+
+
+def _pending_row(run: _Run, suspension: dict[str, Any]) -> PendingRow:
+    since = _time(suspension["since"])
+    assert since is not None
+    return PendingRow(
+        run_id=run.run_id, workflow_id=run.workflow_id, node_id=suspension.get("node"),
+        label=suspension.get("label"), path_id=suspension["path"],
+        payload=codec.dumps(suspension.get("payload")), since=since,
+        expires_at=_time(suspension.get("expires")), on_timeout=suspension.get("on_timeout"),
+        resume_schema=codec.dumps(suspension.get("schema")),
+        default_data=codec.dumps(suspension.get("default")))
