@@ -66,7 +66,7 @@ def test_a_file_url_on_another_host_is_refused() -> None:
 
 def test_what_needs_sql_says_so_on_a_store_without_it() -> None:
     store = MemoryStore()
-    with pytest.raises(UnsupportedStoreError, match="fm_lab.traces needs a store with 'sql'"):
+    with pytest.raises(UnsupportedStoreError, match=r"fm_lab\.traces needs a store with 'sql'"):
         sql_store(store, "fm_lab.traces")
     with pytest.raises(UnsupportedStoreError, match="needs a store with 'sql'"):
         fm_lab.traces(store=store)
