@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
+import sys
 import time
+import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,10 +18,11 @@ from fm_lab.engine.session import RunSession
 from fm_lab.engine.watchers import finished, watching, with_watchers
 from fm_lab.progress import listener
 from fm_lab.spec.models import Workflow
+from fm_lab.store import default as _default
+from fm_lab.store.default import connect, default_store, home
 from fm_lab.store.duckdb_store import RunSnapshot, Store
-from fm_lab.store.errors import StoreError
 from fm_lab.store.ids import InvalidIdError, RunIdInUseError, validate_run_id
-from fm_lab.store.journal import Durability, Journal, JournalDamagedError, RunLockedError
+from fm_lab.store.journal import Journal, JournalDamagedError, RunLockedError
 from fm_lab.sync import run_sync
 
 if TYPE_CHECKING:
@@ -31,38 +33,23 @@ if TYPE_CHECKING:
     from fm_lab.nodes.registry import NodeRegistry
 
 T = TypeVar("T")
-_STORE: Store | None = None
-DEFAULT_FILE = "fm_lab.duckdb"
-STORE_ENV = "FM_LAB_STORE"  # the default store's file (batch notebooks' kernels get it)
 
 
-def home() -> Path:
-    """``$FM_LAB_HOME`` or ``./.fm_lab``."""
-    return Path(os.environ.get("FM_LAB_HOME", ".fm_lab")).expanduser()
+class _Api(types.ModuleType):
+    """``api._STORE`` reads and sets the default store, which lives in
+    :mod:`fm_lab.store.default` (tests reset it here; the timer thread reads it)."""
+
+    @property
+    def _STORE(self) -> Store | None:
+        return _default._STORE
+
+    @_STORE.setter
+    def _STORE(self, store: Store | None) -> None:
+        _default._STORE = store
 
 
-def connect(
-    path: str | Path | None = None, *, read_only: bool = False, durability: Durability = "fsync"
-) -> Store:
-    """Open (and make default) the store at ``path`` (default ``$FM_LAB_STORE``, else
-    ``$FM_LAB_HOME/fm_lab.duckdb``).
-
-    ``":memory:"`` gives a throw-away store for tests. ``durability``: ``fsync`` (a committed
-    node survives a power cut), ``process`` (survives a killed process or kernel).
-
-    >>> store = connect(":memory:")
-    >>> store.memory
-    True
-    """
-    global _STORE
-    target = path if path is not None else os.environ.get(STORE_ENV) or home() / DEFAULT_FILE
-    _STORE = Store(target, read_only=read_only, durability=durability)
-    return _STORE
-
-
-def default_store() -> Store:
-    """The store set by :func:`connect`, opening the default one on first use."""
-    return _STORE if _STORE is not None else connect()
+sys.modules[__name__].__class__ = _Api
+_STORE: Store | None  # (declared for type checkers; _Api serves it)
 
 
 def new_run_id() -> str:
@@ -496,7 +483,7 @@ def runs(
 
 
 __all__ = [
-    "StoreError",
+    "arerun",
     "aresume",
     "arun",
     "asignal",
@@ -509,6 +496,7 @@ __all__ = [
     "new_run_id",
     "pending",
     "recover",
+    "rerun",
     "resume",
     "run",
     "runs",

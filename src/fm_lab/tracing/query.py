@@ -26,7 +26,7 @@ _GROUPS = {
 def _store(store: Store | None) -> Store:
     if store is not None:
         return store
-    from fm_lab.engine.api import default_store
+    from fm_lab.store.default import default_store
 
     found = default_store()
     found.recover_journals()

@@ -1,0 +1,47 @@
+"""The default store: the one :func:`connect` opened last, or the default file on first use.
+
+It lives in ``store/``, the lowest layer that needs it (tracing, memory, knowledge bases,
+batches and the engine all do); ``fm_lab.connect`` and ``fm_lab.default_store`` re-export it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fm_lab.store.duckdb_store import Store
+from fm_lab.store.journal import Durability
+
+_STORE: Store | None = None
+DEFAULT_FILE = "fm_lab.duckdb"
+STORE_ENV = "FM_LAB_STORE"  # the default store's file (batch notebooks' kernels get it)
+
+
+def home() -> Path:
+    """``$FM_LAB_HOME`` or ``./.fm_lab``."""
+    return Path(os.environ.get("FM_LAB_HOME", ".fm_lab")).expanduser()
+
+
+def connect(
+    path: str | Path | None = None, *, read_only: bool = False, durability: Durability = "fsync"
+) -> Store:
+    """Open (and make default) the store at ``path`` (default ``$FM_LAB_STORE``, else
+    ``$FM_LAB_HOME/fm_lab.duckdb``).
+
+    ``":memory:"`` gives a throw-away store for tests. ``durability``: ``fsync`` (a committed
+    node survives a power cut), ``process`` (survives a killed process or kernel).
+
+    >>> store = connect(":memory:")
+    >>> store.memory
+    True
+    """
+    global _STORE
+    target = path if path is not None else os.environ.get(STORE_ENV) or home() / DEFAULT_FILE
+    _STORE = Store(target, read_only=read_only, durability=durability)
+    return _STORE
+
+
+def default_store() -> Store:
+    """The store set by :func:`connect`, opening the default one on first use."""
+    return _STORE if _STORE is not None else connect()
+
