@@ -27,7 +27,7 @@ from fm_lab.engine.errors import (
 from fm_lab.engine.run import NodeResult, Run
 from fm_lab.exceptions import NodeError
 from fm_lab.nodes.base import NodeType
-from fm_lab.nodes.registry import default_registry
+from fm_lab.nodes.registry import register_default_lazy
 
 
 def _agent_node() -> type[NodeType]:
@@ -46,8 +46,8 @@ def _kb_query_node() -> type[NodeType]:
 # added where it is assembled: here, above them, lazily (their modules load on first lookup).
 # pyproject.toml declares them as `fm_lab.nodes` entry points too, for a process that looks
 # a type up without the engine.
-default_registry().register_lazy("agent", _agent_node)
-default_registry().register_lazy("kb_query", _kb_query_node)
+register_default_lazy("agent", _agent_node)
+register_default_lazy("kb_query", _kb_query_node)
 
 __all__ = [
     "NodeError",

@@ -67,6 +67,16 @@ class NodeRegistry:
 
 
 _DEFAULT: NodeRegistry | None = None
+_DEFAULT_LAZY: dict[str, Callable[[], type[NodeType]]] = {}
+
+
+def register_default_lazy(type_name: str, load: Callable[[], type[NodeType]]) -> None:
+    """Add ``type_name`` to the default registry as ``load()``, imported on its first lookup;
+    the registry itself is not built now (the application adds the types that live above
+    ``nodes/`` this way: see ``fm_lab.engine``)."""
+    _DEFAULT_LAZY[type_name] = load
+    if _DEFAULT is not None:
+        _DEFAULT.register_lazy(type_name, load)
 
 
 def default_registry() -> NodeRegistry:
@@ -79,6 +89,8 @@ def default_registry() -> NodeRegistry:
 
         for node_type in BUILTIN_TYPES:
             registry.register(node_type)
+        for type_name, load in _DEFAULT_LAZY.items():
+            registry.register_lazy(type_name, load)
         _DEFAULT = registry
     return _DEFAULT
 
