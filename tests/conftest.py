@@ -30,15 +30,15 @@ for _name in USER_SETTINGS:
 def _own_home_and_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """``$FM_LAB_HOME`` is this test's folder and the default store is opened there on first
     use (and closed after the test); subprocesses and kernels inherit the variable."""
-    from fm_lab.engine import api
+    from fm_lab.store import default
 
     home = tmp_path / "fm_lab_home"
     for name in [k for k in os.environ if k.startswith("FM_LAB_") and k not in TEST_SETTINGS]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("FM_LAB_HOME", str(home))
-    monkeypatch.setattr(api, "_STORE", None)
+    monkeypatch.setattr(default, "_STORE", None)
     yield home
-    opened = api._STORE
+    opened = default.current()
     if opened is not None:
         opened.close()
 

@@ -68,67 +68,18 @@ _EXPORTS: dict[str, str] = {
     "tool": "fm_lab.agents",
     "Memory": "fm_lab.memory",
     "Store": "fm_lab.store",
+    "RunStore": "fm_lab.store",
+    "MemoryStore": "fm_lab.store",
+    "UnsupportedStoreError": "fm_lab.store",
     "StoreLockedError": "fm_lab.store",
     "RunNotFoundError": "fm_lab.store",
     "RunLockedError": "fm_lab.store",
     "GraphWidget": "fm_lab.widget",
 }
 
-__all__ = [
-    "Agent",
-    "Edge",
-    "GraphWidget",
-    "Memory",
-    "Node",
-    "NodeContext",
-    "NodeError",
-    "NodeResult",
-    "NodeType",
-    "ResumeError",
-    "ResumeValidationError",
-    "RetryPolicy",
-    "Run",
-    "RunFailedError",
-    "RunLockedError",
-    "RunNotFoundError",
-    "StateValidationError",
-    "Store",
-    "StoreLockedError",
-    "ValidationIssue",
-    "Workflow",
-    "WorkflowBuilder",
-    "WorkflowValidationError",
-    "arerun",
-    "aresume",
-    "arun",
-    "asignal",
-    "cancel",
-    "connect",
-    "default_store",
-    "errors",
-    "export_otel",
-    "get_run",
-    "pending",
-    "plot_trace",
-    "plot_usage",
-    "recover",
-    "register_function",
-    "register_node",
-    "rerun",
-    "resume",
-    "run",
-    "runs",
-    "secret",
-    "set_price",
-    "signal",
-    "slowest",
-    "sql",
-    "tool",
-    "trace",
-    "traces",
-    "usage",
-    "validate",
-]
+# the public API is the keys of _EXPORTS, once; the TYPE_CHECKING imports below repeat them
+# for type checkers only (tests/unit/test_public_api.py checks that they agree)
+__all__ = list(_EXPORTS)
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -150,64 +101,77 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'fm_lab' has no attribute {name!r}")
     value = getattr(import_module(module), name)
+    if module == "fm_lab.spec":  # fm_lab.Workflow(...).validate() knows the built-in types
+        import_module("fm_lab.spec.validate").set_default_registry(_default_registry)
     globals()[name] = value
     return value
+
+
+def _default_registry() -> Any:
+    """The default node registry (imported on first use: spec/ may not import nodes/)."""
+    from fm_lab.nodes.registry import default_registry
+
+    return default_registry()
 
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_EXPORTS])
 
 
-if TYPE_CHECKING:
-    from fm_lab.agents import Agent, tool
-    from fm_lab.engine import (
-        NodeResult,
-        ResumeError,
-        ResumeValidationError,
-        Run,
-        RunFailedError,
-        StateValidationError,
-        arerun,
-        aresume,
-        arun,
-        asignal,
-        cancel,
-        connect,
-        default_store,
-        get_run,
-        pending,
-        recover,
-        rerun,
-        resume,
-        run,
-        runs,
-        signal,
-        validate,
-    )
-    from fm_lab.exceptions import NodeError
-    from fm_lab.memory import Memory
-    from fm_lab.nodes import NodeContext, NodeType, register_function, register_node
-    from fm_lab.spec import (
-        Edge,
-        Node,
-        RetryPolicy,
-        ValidationIssue,
-        Workflow,
-        WorkflowBuilder,
-        WorkflowValidationError,
-    )
-    from fm_lab.store import RunLockedError, RunNotFoundError, Store, StoreLockedError
-    from fm_lab.tracing import (
-        errors,
-        export_otel,
-        plot_trace,
-        plot_usage,
-        secret,
-        set_price,
-        slowest,
-        sql,
-        trace,
-        traces,
-        usage,
-    )
-    from fm_lab.widget import GraphWidget
+if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-export)
+    from fm_lab.agents import Agent as Agent
+    from fm_lab.agents import tool as tool
+    from fm_lab.engine import NodeResult as NodeResult
+    from fm_lab.engine import ResumeError as ResumeError
+    from fm_lab.engine import ResumeValidationError as ResumeValidationError
+    from fm_lab.engine import Run as Run
+    from fm_lab.engine import RunFailedError as RunFailedError
+    from fm_lab.engine import StateValidationError as StateValidationError
+    from fm_lab.engine import arerun as arerun
+    from fm_lab.engine import aresume as aresume
+    from fm_lab.engine import arun as arun
+    from fm_lab.engine import asignal as asignal
+    from fm_lab.engine import cancel as cancel
+    from fm_lab.engine import connect as connect
+    from fm_lab.engine import default_store as default_store
+    from fm_lab.engine import get_run as get_run
+    from fm_lab.engine import pending as pending
+    from fm_lab.engine import recover as recover
+    from fm_lab.engine import rerun as rerun
+    from fm_lab.engine import resume as resume
+    from fm_lab.engine import run as run
+    from fm_lab.engine import runs as runs
+    from fm_lab.engine import signal as signal
+    from fm_lab.engine import validate as validate
+    from fm_lab.exceptions import NodeError as NodeError
+    from fm_lab.memory import Memory as Memory
+    from fm_lab.nodes import NodeContext as NodeContext
+    from fm_lab.nodes import NodeType as NodeType
+    from fm_lab.nodes import register_function as register_function
+    from fm_lab.nodes import register_node as register_node
+    from fm_lab.spec import Edge as Edge
+    from fm_lab.spec import Node as Node
+    from fm_lab.spec import RetryPolicy as RetryPolicy
+    from fm_lab.spec import ValidationIssue as ValidationIssue
+    from fm_lab.spec import Workflow as Workflow
+    from fm_lab.spec import WorkflowBuilder as WorkflowBuilder
+    from fm_lab.spec import WorkflowValidationError as WorkflowValidationError
+    from fm_lab.store import MemoryStore as MemoryStore
+    from fm_lab.store import RunLockedError as RunLockedError
+    from fm_lab.store import RunNotFoundError as RunNotFoundError
+    from fm_lab.store import RunStore as RunStore
+    from fm_lab.store import Store as Store
+    from fm_lab.store import StoreLockedError as StoreLockedError
+    from fm_lab.store import UnsupportedStoreError as UnsupportedStoreError
+    from fm_lab.tracing import errors as errors
+    from fm_lab.tracing import export_otel as export_otel
+    from fm_lab.tracing import plot_trace as plot_trace
+    from fm_lab.tracing import plot_usage as plot_usage
+    from fm_lab.tracing import secret as secret
+    from fm_lab.tracing import set_price as set_price
+    from fm_lab.tracing import slowest as slowest
+    from fm_lab.tracing import sql as sql
+    from fm_lab.tracing import trace as trace
+    from fm_lab.tracing import traces as traces
+    from fm_lab.tracing import usage as usage
+    from fm_lab.widget import GraphWidget as GraphWidget

@@ -251,7 +251,8 @@ def _run(args: argparse.Namespace, values: Values, store: RunStore | None) -> An
 
 
 def _rerun(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
-    from fm_lab.engine.api import default_store, rerun
+    from fm_lab.engine.api import rerun
+    from fm_lab.store.default import default_store
 
     inputs = None
     if args.inputs is not None or args.input:

@@ -86,11 +86,11 @@ def start(store: RunStore | None = None, interval_s: float = DEFAULT_INTERVAL_S)
     """Start the timer of ``store`` (default: the store :func:`fm_lab.connect` opened),
     or return the one already running in this process."""
     if store is None:
-        from fm_lab.engine import api
+        from fm_lab.store.default import current
 
-        if api._STORE is None:
+        store = current()
+        if store is None:
             raise ValueError("no store is open: call fm_lab.connect() or pass store=")
-        store = api._STORE
     with _lock:
         timer = _timers.get(_key(store))
         if timer is not None and timer.running:

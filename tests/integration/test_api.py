@@ -124,7 +124,7 @@ def test_runs_dataframe_newest_first(store, register):
 
 
 def test_runs_uses_the_connected_default_store(store_path, register, monkeypatch):
-    monkeypatch.setattr("fm_lab.engine.api._STORE", None)  # restored after the test
+    monkeypatch.setattr("fm_lab.store.default._STORE", None)  # restored after the test
     connected = fm_lab.connect(store_path)
     assert fm_lab.default_store() is connected
     run = fm_lab.run(_greeting(register), inputs={"who": "default"})

@@ -147,9 +147,8 @@ def test_a_short_sleep_stays_in_process_and_a_long_one_suspends(store):
 
 
 def test_start_without_a_store_needs_one_opened(monkeypatch):
-    from fm_lab.engine import api
 
-    monkeypatch.setattr(api, "_STORE", None)
+    monkeypatch.setattr("fm_lab.store.default._STORE", None)
     with pytest.raises(ValueError, match="connect"):
         fm_lab.timers.start()
 

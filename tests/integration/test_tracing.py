@@ -24,7 +24,6 @@ import pytest
 
 import fm_lab
 from fm_lab.cli import main as cli_main
-from fm_lab.engine import api
 from fm_lab.tracing import pricing, redact, span
 from fm_lab.tracing.redact import Redactor
 
@@ -701,7 +700,7 @@ def test_plot_usage_of_an_empty_store(tmp_path, monkeypatch):
 # ---- the command line -----------------------------------------------------------------------
 
 def test_cli_traces_json_and_usage_csv(store, store_path, spend, capsys, monkeypatch):
-    monkeypatch.setattr(api, "_STORE", None)  # the CLI makes its store the default
+    monkeypatch.setattr("fm_lab.store.default._STORE", None)  # the CLI makes its store the default
     first, _ = spend
     assert cli_main(["--store", str(store_path), "traces", "--run", first, "--json"]) == 0
     records = json.loads(capsys.readouterr().out)

@@ -1,14 +1,23 @@
-"""The public API changes only on purpose, and importing it stays fast."""
+"""The public API changes only on purpose, and importing it stays fast.
 
+``EXPECTED`` is the deliberate snapshot of the API (as httpx keeps one): fm_lab/__init__.py
+lists its names once, in ``_EXPORTS``; its ``TYPE_CHECKING`` imports repeat them for type
+checkers and are held equal here.
+"""
+
+import ast
+import inspect
 import subprocess
 import sys
+from pathlib import Path
 
 import fm_lab
+from fm_lab.engine import api
 
 EXPECTED = {
     "Edge", "Node", "NodeContext", "NodeError", "NodeResult", "NodeType", "RetryPolicy", "Run",
     "RunFailedError", "RunLockedError", "RunNotFoundError", "StateValidationError", "Store",
-    "StoreLockedError",
+    "StoreLockedError", "RunStore", "MemoryStore", "UnsupportedStoreError",
     "ValidationIssue", "Workflow", "WorkflowBuilder", "WorkflowValidationError",
     "arerun", "aresume", "arun",
     "connect", "default_store", "get_run", "register_function", "register_node",
@@ -23,8 +32,31 @@ EXPECTED = {
 
 def test_exported_names():
     assert set(fm_lab.__all__) == EXPECTED
+    assert len(fm_lab.__all__) == len(EXPECTED)
     for name in EXPECTED:
         assert getattr(fm_lab, name) is not None
+
+
+def test_type_checkers_see_the_same_names_from_the_same_modules():
+    tree = ast.parse(Path(fm_lab.__file__).read_text(encoding="utf-8"))
+    typing_only = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for stmt in node.body:
+                assert isinstance(stmt, ast.ImportFrom)
+                for alias in stmt.names:
+                    assert alias.asname == alias.name, f"{alias.name}: re-export it `as` itself"
+                    typing_only[alias.name] = stmt.module
+    assert typing_only == fm_lab._EXPORTS
+
+
+def test_engine_api_all_lists_its_public_functions():
+    """``fm_lab.engine.api.__all__``: every public function it defines or re-exports (the
+    default store's, from fm_lab.store.default), nothing else."""
+    own = {name for name, value in vars(api).items()
+           if not name.startswith("_") and inspect.isfunction(value)
+           and value.__module__ in {api.__name__, "fm_lab.store.default"}}
+    assert set(api.__all__) == own
 
 
 def test_unknown_attribute_is_an_attribute_error():

@@ -11,9 +11,9 @@ import json
 import queue
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -42,6 +42,16 @@ if TYPE_CHECKING:
 
 Message = str | list[dict[str, Any]]
 Emit = Callable[[Chunk], None]
+
+
+class DurableTurn(Protocol):
+    """How ``generate(durable=True)`` runs a turn: as a workflow run on the engine, which this
+    module does not import; :mod:`fm_lab.agents.durable_agent` installs it as
+    :attr:`Agent.durable_turn` (``fm_lab.agents`` imports that module)."""
+
+    def __call__(self, agent: Agent, message: Message, *, thread_id: str | None,
+                 resource_id: str | None, request_context: Mapping[str, Any] | None,
+                 store: RunStore | None) -> Awaitable[AgentResult]: ...
 
 
 class _Ask(BaseModel):
@@ -76,6 +86,9 @@ class Agent:
     The tool calls of one model answer run concurrently (``parallel_tools=False``: one after
     another); see :meth:`_run_tools` for what stays in order in a durable run.
     """
+
+    durable_turn: ClassVar[DurableTurn | None] = None
+    """Runs a durable turn (installed by :mod:`fm_lab.agents.durable_agent`)."""
 
     def __init__(self, name: str, instructions: str = "", *, model: str | None = None,
                  fallbacks: Sequence[str] | None = None, tools: Sequence[Tool] | None = None,
@@ -140,8 +153,13 @@ class Agent:
         run the call is a trace of its own (or part of a ``fm_lab.tracing.traced`` block) in
         ``store`` (default: the default store), where durable runs go too."""
         if durable if durable is not None else self.durable:
-            return await self._run_durably(message, thread_id, resource_id, request_context,
-                                           store)
+            durable_turn = Agent.durable_turn
+            if durable_turn is None:
+                raise RuntimeError("durable turns run on the engine: import fm_lab.agents "
+                                   "(it installs fm_lab.agents.durable_agent)")
+            return await durable_turn(self, message, thread_id=thread_id,
+                                      resource_id=resource_id, request_context=request_context,
+                                      store=store)
         with standalone(store):
             return await self.run_turn(message, thread_id=thread_id, resource_id=resource_id,
                                        request_context=request_context)
@@ -215,23 +233,6 @@ class Agent:
         finally:
             stop.set()
         worker.join()
-
-    async def _run_durably(self, message: Message, thread_id: str | None,
-                           resource_id: str | None, request_context: Mapping[str, Any] | None,
-                           store: RunStore | None) -> AgentResult:
-        from fm_lab.agents.registry import register
-        from fm_lab.engine.api import arun
-
-        ref = self.ref
-        if ref == self.name:  # not importable (a notebook, __main__): resumable in this process
-            register(self, replace=True)
-        workflow = {"id": f"agent_{self.name}", "nodes": {"agent": {"type": "agent", "config": {
-            "agent": ref, "prompt": "{{ inputs.message }}",
-            "thread_id": "{{ inputs.thread_id }}", "resource_id": "{{ inputs.resource_id }}"}}}}
-        run = await arun(workflow, {"message": message, "thread_id": thread_id,
-                                    "resource_id": resource_id},
-                         store=store, request_context=dict(request_context or {}))
-        return AgentResult.from_run(run)
 
     # ---- the loop --------------------------------------------------------------------------
     async def run_turn(self, message: Message, *, thread_id: str | None = None,

@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from fm_lab.engine.run import Run
+
+class _NodeOutput(Protocol):
+    @property
+    def output(self) -> Any: ...
+
+
+class FinishedRun(Protocol):
+    """What :meth:`AgentResult.from_run` reads of an ``fm_lab.Run`` (the engine sits above
+    agents, so it is named by the members used, not imported)."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def error(self) -> object: ...
+    def node(self, node_id: str) -> _NodeOutput: ...
 
 
 @dataclass
@@ -35,7 +50,7 @@ class AgentResult:
                 "usage_by_agent": self.usage_by_agent}
 
     @classmethod
-    def from_run(cls, run: Run, node: str = "agent") -> AgentResult:
+    def from_run(cls, run: FinishedRun, node: str = "agent") -> AgentResult:
         """The result of a durable agent run (suspended, or finished with its node output)."""
         if run.status == "suspended":
             return cls(None, status="suspended", run_id=run.run_id)

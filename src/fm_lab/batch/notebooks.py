@@ -64,7 +64,7 @@ def run_notebooks(path: str | Path, items: Any, *, concurrency: int = 2,
     _run(path, as_items(items), batch_id=batch_id, store=store, concurrency=concurrency,
          kernel_name=kernel_name, timeout=timeout, cwd=cwd, output_dir=output_dir,
          on_item=on_item, executor=executor)
-    from fm_lab.engine.api import default_store
+    from fm_lab.store.default import default_store
 
     return status(batch_id, store=store or default_store())
 
@@ -75,8 +75,8 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
          outputs: Mapping[str, str | Path] | None = None,
          output_dir: str | Path | None = None,
          on_item: ItemCallback | None = None, executor: Any = "local") -> list[Item]:
-    from fm_lab.engine.api import default_store
     from fm_lab.store.base import sql_store
+    from fm_lab.store.default import default_store
 
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -146,8 +146,8 @@ def _on_dask(executor: Any, source: Path, todo: list[Item], folder: Path,
 
 
 def _default_dir(store: SqlStore, batch_id: str) -> Path:
-    from fm_lab.engine.api import home
     from fm_lab.store.base import shard_dir
+    from fm_lab.store.default import home
 
     base = shard_dir(store) or home() / "batches"
     return id_path(base, batch_id, what="batch id") / "notebooks"

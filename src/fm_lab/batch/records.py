@@ -213,8 +213,8 @@ _SPAN_NONE = ("parent_span_id", "workflow_id", "node_id", "agent", "resource_id"
 def status(batch_id: str, store: RunStore | None = None) -> pd.DataFrame:
     """One row per item of a batch: key, parameters, status, attempts, duration, run id,
     error, failing cell, output path, and the tokens and cost of its model calls."""
-    from fm_lab.engine.api import default_store
     from fm_lab.store.base import sql_store
+    from fm_lab.store.default import default_store
     from fm_lab.tracing.query import usage
 
     store = sql_store(store or default_store(), "batch status")

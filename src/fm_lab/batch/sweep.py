@@ -64,8 +64,9 @@ def map(
     ``on_error="raise"`` stops at the first failed item (after recording it) with
     :class:`BatchItemError`.
     """
-    from fm_lab.engine.api import default_store, load_workflow
+    from fm_lab.engine.api import load_workflow
     from fm_lab.store.base import sql_store
+    from fm_lab.store.default import default_store
 
     if on_error not in ("collect", "raise"):
         raise ValueError(f"on_error must be 'collect' or 'raise', not {on_error!r}")

@@ -26,6 +26,28 @@ from fm_lab.engine.errors import (
 )
 from fm_lab.engine.run import NodeResult, Run
 from fm_lab.exceptions import NodeError
+from fm_lab.nodes.base import NodeType
+from fm_lab.nodes.registry import register_default_lazy
+
+
+def _agent_node() -> type[NodeType]:
+    from fm_lab.agents.node import AgentNode
+
+    return AgentNode
+
+
+def _kb_query_node() -> type[NodeType]:
+    from fm_lab.kb.node import KbQueryNode
+
+    return KbQueryNode
+
+
+# The application's node types that adapt layers above nodes/ (agents, knowledge bases) are
+# added where it is assembled: here, above them, lazily (their modules load on first lookup).
+# pyproject.toml declares them as `fm_lab.nodes` entry points too, for a process that looks
+# a type up without the engine.
+register_default_lazy("agent", _agent_node)
+register_default_lazy("kb_query", _kb_query_node)
 
 __all__ = [
     "NodeError",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import time
 from pathlib import Path
@@ -18,11 +17,10 @@ from fm_lab.engine.watchers import finished, watching, with_watchers
 from fm_lab.progress import listener
 from fm_lab.spec.models import Workflow
 from fm_lab.store.base import RunSnapshot, RunStore
+from fm_lab.store.default import connect, default_store, home
 from fm_lab.store.duckdb_store import Store
-from fm_lab.store.errors import StoreError
 from fm_lab.store.ids import InvalidIdError, RunIdInUseError, validate_run_id
-from fm_lab.store.journal import Durability, Journal, JournalDamagedError, RunLockedError
-from fm_lab.store.urls import open_store
+from fm_lab.store.journal import Journal, JournalDamagedError, RunLockedError
 from fm_lab.sync import run_sync
 
 if TYPE_CHECKING:
@@ -33,39 +31,6 @@ if TYPE_CHECKING:
     from fm_lab.nodes.registry import NodeRegistry
 
 T = TypeVar("T")
-_STORE: RunStore | None = None
-DEFAULT_FILE = "fm_lab.duckdb"
-STORE_ENV = "FM_LAB_STORE"  # the default store's file (batch notebooks' kernels get it)
-
-
-def home() -> Path:
-    """``$FM_LAB_HOME`` or ``./.fm_lab``."""
-    return Path(os.environ.get("FM_LAB_HOME", ".fm_lab")).expanduser()
-
-
-def connect(
-    path: str | Path | None = None, *, read_only: bool = False, durability: Durability = "fsync"
-) -> RunStore:
-    """Open (and make default) the store ``path`` names (default ``$FM_LAB_STORE``, else
-    ``$FM_LAB_HOME/fm_lab.duckdb``): a DuckDB file path, ``":memory:"`` (a throw-away DuckDB
-    store), ``duckdb://<path>``, ``memory://`` (runs only, no SQL: engine tests), or a URL
-    whose scheme a package registers under the ``fm_lab.stores`` entry points; an unknown
-    scheme is refused, never taken for a file name. ``durability``: ``fsync`` (a committed
-    node survives a power cut), ``process`` (survives a killed process or kernel).
-
-    >>> store = connect(":memory:")
-    >>> store.memory
-    True
-    """
-    global _STORE
-    target = path if path is not None else os.environ.get(STORE_ENV) or home() / DEFAULT_FILE
-    _STORE = open_store(target, read_only=read_only, durability=durability)
-    return _STORE
-
-
-def default_store() -> RunStore:
-    """The store set by :func:`connect`, opening the default one on first use."""
-    return _STORE if _STORE is not None else connect()
 
 
 def new_run_id() -> str:
@@ -491,7 +456,7 @@ def runs(
 
 
 __all__ = [
-    "StoreError",
+    "arerun",
     "aresume",
     "arun",
     "asignal",
@@ -504,6 +469,7 @@ __all__ = [
     "new_run_id",
     "pending",
     "recover",
+    "rerun",
     "resume",
     "run",
     "runs",

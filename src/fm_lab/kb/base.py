@@ -49,7 +49,7 @@ class KnowledgeBaseError(ValueError):
 def _store(store: RunStore | str | Path | None) -> RunStore | str | Path:
     if store is not None:
         return store
-    from fm_lab.engine import default_store
+    from fm_lab.store.default import default_store
 
     return default_store()
 

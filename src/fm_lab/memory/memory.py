@@ -104,8 +104,8 @@ class Memory:
     @property
     def store(self) -> SqlStore:
         if self._store is None:
-            from fm_lab.engine import default_store
             from fm_lab.store.base import sql_store
+            from fm_lab.store.default import default_store
 
             self._store = sql_store(default_store(), "agent memory")
         return self._store

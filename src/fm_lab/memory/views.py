@@ -16,7 +16,7 @@ def _store(store: RunStore | None) -> SqlStore:
 
     if store is not None:
         return sql_store(store, "memory views")
-    from fm_lab.engine import default_store
+    from fm_lab.store.default import default_store
 
     return sql_store(default_store(), "memory views")
 

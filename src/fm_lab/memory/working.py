@@ -100,7 +100,7 @@ class WorkingMemory:
         from fm_lab.store.base import sql_store
 
         if self.store is None:
-            from fm_lab.engine import default_store
+            from fm_lab.store.default import default_store
 
             self.store = default_store()
         return sql_store(self.store, "working memory")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from fm_lab.spec.validate import NodeTypeLookup
 
 
 class NoConfig(BaseModel):
@@ -140,8 +143,11 @@ class NodeType:
         return None
 
     @classmethod
-    def check(cls, config: dict[str, Any], location: str) -> list[Any]:
-        """Extra validation issues of a config (e.g. of a nested body); none by default."""
+    def check(cls, config: dict[str, Any], location: str,
+              registry: NodeTypeLookup | None = None) -> list[Any]:
+        """Extra validation issues of a config (e.g. of a nested body, whose node types are
+        looked up in ``registry``: the one the workflow is validated against); none by
+        default."""
         return []
 
     @classmethod

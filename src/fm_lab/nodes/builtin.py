@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fm_lab.nodes.agent import AgentNode
 from fm_lab.nodes.base import NodeType
 from fm_lab.nodes.code import CodeNode
 from fm_lab.nodes.composite import ForeachNode, ParallelNode, SubflowNode
@@ -10,7 +9,6 @@ from fm_lab.nodes.control import BranchNode, FailNode, RouterNode, SetStateNode
 from fm_lab.nodes.flow import InputNode, LogNode, MergeNode, OutputNode
 from fm_lab.nodes.http import HttpNode
 from fm_lab.nodes.human import ApprovalNode, UserInputNode, WaitForEventNode
-from fm_lab.nodes.kb import KbQueryNode
 from fm_lab.nodes.llm import LlmNode
 from fm_lab.nodes.text import TemplateNode, TransformNode
 from fm_lab.nodes.timing import SleepNode, SleepUntilNode
@@ -37,6 +35,4 @@ BUILTIN_TYPES: tuple[type[NodeType], ...] = (
     ApprovalNode,
     UserInputNode,
     WaitForEventNode,
-    AgentNode,
-    KbQueryNode,
 )

@@ -10,12 +10,15 @@ resumed run never redoes it.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fm_lab.exceptions import Suspended
 from fm_lab.nodes.base import NodeContext, NodeType
+
+if TYPE_CHECKING:
+    from fm_lab.spec.validate import NodeTypeLookup
 
 
 class Body(BaseModel):
@@ -37,16 +40,21 @@ class Body(BaseModel):
         return {"node": self.node} if self.node is not None else {"workflow": self.workflow}
 
 
-def body_issues(body: dict[str, Any], location: str) -> list[Any]:
-    """Validation issues of a body: node type and config, or the whole sub-workflow."""
+def body_issues(body: dict[str, Any], location: str,
+                registry: NodeTypeLookup | None = None) -> list[Any]:
+    """Validation issues of a body: node type and config, or the whole sub-workflow, with
+    node types looked up in ``registry`` (default: the default registry)."""
     from fm_lab.spec.errors import ValidationIssue
 
+    if registry is None:
+        from fm_lab.nodes.registry import default_registry
+
+        registry = default_registry()
     node = body.get("node")
     if isinstance(node, dict):
-        from fm_lab.nodes.registry import default_registry
         from fm_lab.spec.validate import config_issues
 
-        node_type = default_registry().lookup(str(node.get("type")))
+        node_type = registry.lookup(str(node.get("type")))
         if node_type is None:
             return [
                 ValidationIssue(
@@ -62,7 +70,7 @@ def body_issues(body: dict[str, Any], location: str) -> list[Any]:
         from fm_lab.spec.models import Workflow
 
         try:
-            issues = Workflow.from_dict(workflow).issues()
+            issues = Workflow.from_dict(workflow).issues(registry)
         except WorkflowValidationError as exc:
             issues = exc.issues
         return [
@@ -93,8 +101,9 @@ class ForeachNode(NodeType):
         )
 
     @classmethod
-    def check(cls, config: dict[str, Any], location: str) -> list[Any]:
-        return body_issues(config, location)
+    def check(cls, config: dict[str, Any], location: str,
+              registry: NodeTypeLookup | None = None) -> list[Any]:
+        return body_issues(config, location, registry)
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         config = self.config
@@ -157,11 +166,12 @@ class ParallelNode(NodeType):
         )
 
     @classmethod
-    def check(cls, config: dict[str, Any], location: str) -> list[Any]:
+    def check(cls, config: dict[str, Any], location: str,
+              registry: NodeTypeLookup | None = None) -> list[Any]:
         issues = []
         for name, body in (config.get("branches") or {}).items():
             if isinstance(body, dict):
-                issues += body_issues(body, f"{location}.branches.{name}")
+                issues += body_issues(body, f"{location}.branches.{name}", registry)
         return issues
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
@@ -211,9 +221,11 @@ class SubflowNode(NodeType):
         inputs: dict[str, Any] = Field(default_factory=dict, description="The child's inputs.")
 
     @classmethod
-    def check(cls, config: dict[str, Any], location: str) -> list[Any]:
+    def check(cls, config: dict[str, Any], location: str,
+              registry: NodeTypeLookup | None = None) -> list[Any]:
         workflow = config.get("workflow")
-        return body_issues({"workflow": workflow}, location) if isinstance(workflow, dict) else []
+        return (body_issues({"workflow": workflow}, location, registry)
+                if isinstance(workflow, dict) else [])
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         return await ctx.run_child(

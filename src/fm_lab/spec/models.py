@@ -231,19 +231,20 @@ class Workflow(_Model):
     def validate(  # type: ignore[override]
         self, registry: NodeTypeLookup | None = None
     ) -> Workflow:
-        """Raise :class:`WorkflowValidationError` listing every problem; return self if valid."""
-        from fm_lab.spec.validate import check
+        """Raise :class:`WorkflowValidationError` listing every problem; return self if valid.
+        Node types are looked up in ``registry`` (default: the default registry)."""
+        from fm_lab.spec.validate import check, default_registry
 
-        issues = check(self, registry)
+        issues = check(self, registry if registry is not None else default_registry())
         if issues:
             raise WorkflowValidationError(issues, subject=f"workflow {self.id!r}")
         return self
 
     def issues(self, registry: NodeTypeLookup | None = None) -> list[ValidationIssue]:
         """Every problem found, without raising."""
-        from fm_lab.spec.validate import check
+        from fm_lab.spec.validate import check, default_registry
 
-        return check(self, registry)
+        return check(self, registry if registry is not None else default_registry())
 
     def _repr_html_(self) -> str:
         from fm_lab.spec.render import workflow_html

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -21,7 +24,8 @@ class NodeTypeInfo(Protocol):
     raw_fields: ClassVar[frozenset[str]]
 
     @classmethod
-    def check(cls, config: dict[str, Any], location: str) -> list[Any]: ...
+    def check(cls, config: dict[str, Any], location: str,
+              registry: NodeTypeLookup | None = None) -> list[Any]: ...
 
     @classmethod
     def output_handles(cls, config: dict[str, Any]) -> list[str] | None: ...
@@ -35,15 +39,31 @@ class NodeTypeLookup(Protocol):
     def names(self) -> list[str]: ...
 
 
-def check(workflow: Workflow, registry: NodeTypeLookup | None = None) -> list[ValidationIssue]:
-    """Return every problem in ``workflow`` (an empty list when it is valid)."""
+# where Workflow.validate() without a registry looks node types up: spec imports nothing of
+# ours, so the layer that owns the default registry (fm_lab.nodes.registry) installs it
+_default_registry: Callable[[], NodeTypeLookup] | None = None
+
+
+def set_default_registry(provider: Callable[[], NodeTypeLookup]) -> None:
+    """Make ``provider()`` the registry :meth:`Workflow.validate` uses when given none."""
+    global _default_registry
+    _default_registry = provider
+
+
+def default_registry() -> NodeTypeLookup:
+    """The registry installed by :func:`set_default_registry` (``import fm_lab`` or any
+    ``fm_lab.nodes`` import installs the built-in one)."""
+    if _default_registry is None:
+        raise RuntimeError("no node registry to validate against: pass registry=, or "
+                           "import fm_lab.nodes (it installs the default registry)")
+    return _default_registry()
+
+
+def check(workflow: Workflow, registry: NodeTypeLookup) -> list[ValidationIssue]:
+    """Return every problem in ``workflow`` (an empty list when it is valid), looking node
+    types up in ``registry`` (nested bodies too)."""
     from fm_lab.spec.models import NODE_ID
 
-    if registry is None:
-        from fm_lab.nodes.registry import default_registry
-
-        registry = default_registry()
-    assert registry is not None
     issues: list[ValidationIssue] = []
     if not workflow.nodes:
         issues.append(ValidationIssue("nodes", "a workflow needs at least one node", "empty"))
@@ -115,10 +135,24 @@ def _check_nodes(
             continue
         location = f"nodes.{node_id}.config"
         issues += config_issues(node_type.Config, node.config, location)
-        issues += node_type.check(node.config, location)
+        issues += type_issues(node_type, node.config, location, registry)
         handles[node_id] = node_type.output_handles(node.config)
         raw_fields[node_id] = node_type.raw_fields
     return handles
+
+
+def type_issues(node_type: type[NodeTypeInfo], config: dict[str, Any], location: str,
+                registry: NodeTypeLookup) -> list[Any]:
+    """``node_type.check`` with the registry its nested bodies are looked up in (a ``check``
+    written before it took one is called without)."""
+    if _takes_registry(node_type):
+        return node_type.check(config, location, registry=registry)
+    return node_type.check(config, location)
+
+
+@functools.cache
+def _takes_registry(node_type: type[NodeTypeInfo]) -> bool:
+    return "registry" in inspect.signature(node_type.check).parameters
 
 
 def config_issues(

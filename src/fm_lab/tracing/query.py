@@ -28,7 +28,7 @@ def _store(store: RunStore | None, what: str = "trace queries") -> SqlStore:
 
     if store is not None:
         return sql_store(store, what)
-    from fm_lab.engine.api import default_store
+    from fm_lab.store.default import default_store
 
     found = default_store()
     found.recover_journals()

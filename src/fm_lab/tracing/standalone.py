@@ -76,7 +76,7 @@ def begin(store: RunStore | None = None) -> StandaloneTrace | None:
 
     try:
         if store is None:
-            from fm_lab.engine.api import default_store
+            from fm_lab.store.default import default_store
 
             store = default_store()
         return None if store.read_only else StandaloneTrace(store)

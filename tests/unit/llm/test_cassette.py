@@ -132,7 +132,7 @@ def test_default_mode_on_a_fresh_store_records_then_replays(tmp_path, monkeypatc
     whose cassette folder does not exist yet."""
     import fm_lab
 
-    monkeypatch.setattr("fm_lab.engine.api._STORE", None)
+    monkeypatch.setattr("fm_lab.store.default._STORE", None)
     store = fm_lab.connect(tmp_path / "fresh" / "fm.duckdb")
     agent = Agent("geo", model=_geo_model("geo_fresh", []), tools=[capital])
     with cassette(fm_lab.default_store(), name="x") as first:

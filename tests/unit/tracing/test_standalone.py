@@ -18,7 +18,7 @@ from fm_lab.tracing.redact import MASK
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    monkeypatch.setattr("fm_lab.engine.api._STORE", None)  # restored after the test
+    monkeypatch.setattr("fm_lab.store.default._STORE", None)  # restored after the test
     return fm_lab.connect(tmp_path / "fm.duckdb")
 
 
@@ -94,7 +94,7 @@ async def test_standalone_llm_calls_and_streams_are_traces_of_their_own(store):
 
 
 def test_a_memory_store_and_a_sync_stream_in_a_block(tmp_path, monkeypatch):
-    monkeypatch.setattr("fm_lab.engine.api._STORE", None)
+    monkeypatch.setattr("fm_lab.store.default._STORE", None)
     fm_lab.connect(":memory:")
     agent = Agent("adder", model=_adder("memory-adder"), tools=[add])
     with traced("block") as root:
@@ -126,7 +126,7 @@ def test_a_busy_file_keeps_the_trace_in_a_journal_until_the_next_open(store, tmp
 
 
 def test_a_read_only_store_leaves_calls_untraced(tmp_path, monkeypatch):
-    monkeypatch.setattr("fm_lab.engine.api._STORE", None)
+    monkeypatch.setattr("fm_lab.store.default._STORE", None)
     fm_lab.connect(tmp_path / "absent.duckdb", read_only=True)
     result = Agent("adder", model=_adder("readonly-adder"), tools=[add]).generate("2 + 3?")
     assert result.text == "the sum is 5" and result.trace_id is None

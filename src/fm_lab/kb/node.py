@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fm_lab.kb.base import open as open_kb
 from fm_lab.nodes.base import NodeContext, NodeType
 
 
@@ -44,8 +45,6 @@ class KbQueryNode(NodeType):
         config = self.config
 
         def search() -> list[dict[str, Any]]:
-            from fm_lab.kb import open as open_kb
-
             kb = open_kb(config.kb, store=config.store)
             hits = kb.search(config.query, k=config.k, filter=config.filter, mode=config.mode)
             return [{str(k): v for k, v in row.items()}

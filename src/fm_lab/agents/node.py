@@ -12,7 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fm_lab.agents.agent import Agent
+from fm_lab.agents.registry import get, import_object
+from fm_lab.agents.tools import Tool, tool
 from fm_lab.nodes.base import NodeContext, NodeType
+from fm_lab.nodes.code import resolve_function
 
 
 class AgentNode(NodeType):
@@ -75,11 +79,7 @@ class AgentNode(NodeType):
         return result.to_dict()
 
 
-def _agent(config: AgentNode.Config, node_id: str) -> Any:
-    from fm_lab.agents import Agent, Tool, get, tool
-    from fm_lab.agents.registry import import_object
-    from fm_lab.nodes.code import resolve_function
-
+def _agent(config: AgentNode.Config, node_id: str) -> Agent:
     if config.agent is not None:
         return get(config.agent)
     tools = []
