@@ -11,6 +11,10 @@ scripted functions that answer at once, so what is timed is the framework, not a
   (measured by wrapping it): the agent loop, MessageList, tool validation, spans.
 - ``fm_lab in a workflow``: the same agent as an ``agent`` node of an in-memory workflow run
   (spans recorded, model answers and tool results journaled as steps), per step.
+- ``fm_lab plain, file store`` / ``fm_lab durable, file store``: ``Agent.agenerate`` on one
+  file store (fsync durability), plain (the turn is a trace of its own) and ``durable=True``
+  (the turn is a one-node workflow run: every model answer and tool result journaled as a
+  step, made durable before the next), alternating run by run; their ratio is printed too.
 - ``pydantic-ai``: ``pydantic_ai.Agent`` with a ``FunctionModel`` running the same script and
   an equivalent ``tool_plain`` (no provider layer at all).
 
@@ -29,6 +33,7 @@ import asyncio
 import os
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -111,9 +116,31 @@ async def bench_fm_lab(runs: int, steps: int) -> dict[str, float]:
         assert run.status == "succeeded", run.error
 
     workflow = await _timed(in_workflow, runs, steps)
+    plain, durable = await _plain_and_durable(agent, runs, steps)
     return {"fm_lab (whole stack)": statistics.median(whole),
             "fm_lab loop only": statistics.median(loop_only),
-            "fm_lab in a workflow": statistics.median(workflow)}
+            "fm_lab in a workflow": statistics.median(workflow),
+            "fm_lab plain, file store": statistics.median(plain),
+            "fm_lab durable, file store": statistics.median(durable)}
+
+
+async def _plain_and_durable(agent: Agent, runs: int, steps: int
+                             ) -> tuple[list[float], list[float]]:
+    """``agenerate`` plain and durable on one file store, alternating; us per step."""
+    plain: list[float] = []
+    durable: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="fm_agent_") as tmp:
+        store = fm_lab.Store(os.path.join(tmp, "agent.duckdb"))
+        for i in range(runs + 1):  # the first pair warms up
+            for flag, out in ((False, plain), (True, durable)):
+                started = time.perf_counter()
+                result = await agent.agenerate("go", durable=flag, store=store)
+                elapsed = time.perf_counter() - started
+                assert result.text == f"done {steps - 1}", result.text
+                if i:
+                    out.append(elapsed / steps * 1e6)
+        store.close()
+    return plain, durable
 
 
 async def bench_pydantic_ai(runs: int, steps: int) -> dict[str, float]:
@@ -173,6 +200,8 @@ async def main() -> None:
           f"{args.runs} runs; python {platform.python_version()}, {versions}")
     for name, value in figures.items():
         print(f"  {name:30} {value:10.0f} us/step")
+    ratio = figures["fm_lab durable, file store"] / figures["fm_lab plain, file store"]
+    print(f"  durable / plain (same file store, same run): {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,14 @@ counts the journal's group commits (one write + one fsync each). Targets: fm_lab
 <= 0.1 ms per item with every item checkpointed, and flat (ms/item at the large N / at the small
 N <= 1.3x). ``--section foreach`` (or ``graphs``) runs one section only.
 
+Fixed-cost section (``--section fixed``): what a short run costs in a long-lived process (a
+notebook kernel), a 10-node no-op chain run again and again: fm_lab ``fm_lab.run(spec, store=
+store)`` with the spec as a dict and one file store reused (store open, plan, validation,
+journal, ingest into DuckDB, close: everything but the first run's imports), beside LangGraph
+``graph.invoke`` with its compiled graph and ``SqliteSaver`` reused (``durability="sync"``). The
+two alternate run by run (``FIXED_RUNS`` each, after a warm-up); medians and p90 in ms per run,
+and the ratio. fm_lab's run includes closing the file (DuckDB checkpoints it on detach).
+
 ``--profile GRAPH:N:MODE`` runs one fm_lab run under cProfile instead and prints the top
 functions (cumulative and own time); GRAPH is ``chain``, ``fanout`` or ``foreach``.
 
@@ -78,6 +86,8 @@ SPEEDUP_TARGET = 5.0
 TARGET_SIZES = {"chain": 1000, "fanout": 5000}  # where the speed-up target applies
 FLATNESS_TARGET = 1.3
 FM_MODES = ("memory", "fsync", "process")
+FIXED_N = 10  # nodes of the fixed-cost chain
+FIXED_RUNS = 41  # runs per engine and mode in the fixed-cost section (QUICK: 15)
 LG_MODES = ("memory", "sqlite")
 FOREACH_CONCURRENCY = 64
 FOREACH_TARGET_MS = 0.1  # fm_lab durable (fsync), ms per item, every item checkpointed
@@ -631,6 +641,70 @@ def render(rows: list[Row], summary: dict[str, Any], sizes: Sizes) -> str:
     return out.getvalue()
 
 
+# ---- fixed cost of a short run -------------------------------------------------------------------
+FIXED_PAIRS = (("fsync", "sqlite"), ("process", "sqlite"), ("memory", "memory"))
+
+
+def run_fixed(runs: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """The fixed-cost section: per pair (fm_lab mode, LangGraph mode), ``runs`` 10-node runs
+    of each, alternating; ms per run (median, p90)."""
+    spec = chain_spec(FIXED_N)
+    table: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="fm_fixed_") as tmp:
+        for fm_mode, lg_mode in FIXED_PAIRS:
+            log(f"fixed cost: fm_lab {fm_mode} / langgraph {lg_mode}")
+            store = (fm_lab.Store(":memory:") if fm_mode == "memory" else fm_lab.Store(
+                os.path.join(tmp, f"fixed_{fm_mode}.duckdb"), durability=fm_mode))
+            lg = peer.ReusedChain(FIXED_N, None if lg_mode == "memory"
+                                  else os.path.join(tmp, f"fixed_{fm_mode}.sqlite"))
+            ours: list[float] = []
+            theirs: list[float] = []
+            try:
+                for i in range(runs + 3):  # the first three warm both up
+                    gc.collect()
+                    t0 = time.perf_counter()
+                    result = fm_lab.run(spec, store=store)
+                    t1 = time.perf_counter()
+                    if result.status != "succeeded":
+                        raise RuntimeError(f"fm_lab fixed-cost run: {result.status}")
+                    gc.collect()
+                    lg_s = lg.invoke()
+                    if i >= 3:
+                        ours.append(t1 - t0)
+                        theirs.append(lg_s)
+            finally:
+                store.close()
+                lg.close()
+            table[f"{fm_mode}/{lg_mode}"] = {
+                "fm_lab_mode": fm_mode, "langgraph_mode": lg_mode,
+                "fm_lab_ms": _ms_stats(ours), "langgraph_ms": _ms_stats(theirs),
+                "ratio": statistics.median(ours) / statistics.median(theirs),
+            }
+    return {"n": FIXED_N, "runs": runs, "pairs": table}
+
+
+def _ms_stats(seconds: list[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+    return {"median": statistics.median(ordered) * 1000,
+            "p90": ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))] * 1000}
+
+
+def render_fixed(fixed: dict[str, Any]) -> str:
+    """The fixed-cost table."""
+    lines = [f"\nFixed cost of a short run: a {fixed['n']}-node no-op chain, run again in the "
+             f"same process ({fixed['runs']} runs each, alternating; ms per run, median / p90)",
+             f"{'fm_lab':<9}{'langgraph':<11}{'fm_lab':>16}{'langgraph':>16}{'ratio':>8}"]
+    for row in fixed["pairs"].values():
+        ours, theirs = row["fm_lab_ms"], row["langgraph_ms"]
+        lines.append(f"{row['fm_lab_mode']:<9}{row['langgraph_mode']:<11}"
+                     f"{ours['median']:>8.1f} / {ours['p90']:<5.1f}"
+                     f"{theirs['median']:>8.1f} / {theirs['p90']:<5.1f}{row['ratio']:>7.2f}x")
+    lines.append("(fm_lab: reused file store, dict spec, default fsync durability or 'process'; "
+                 "langgraph: compiled graph and SqliteSaver reused, durability='sync', or no "
+                 "checkpointer)")
+    return "\n".join(lines) + "\n"
+
+
 def environment() -> dict[str, Any]:
     def version(name: str) -> str | None:
         try:
@@ -683,8 +757,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="GRAPH:N:MODE",
                         help="cProfile one fm_lab run instead (e.g. chain:10000:fsync)")
     parser.add_argument("--top", type=int, default=25, help="rows of --profile output")
-    parser.add_argument("--section", choices=("all", "graphs", "foreach"), default="all",
-                        help="run the chain/fanout graphs, the foreach section, or both")
+    parser.add_argument("--section", choices=("all", "graphs", "foreach", "fixed"),
+                        default="all", help="run the chain/fanout graphs, the foreach section, "
+                        "the fixed cost of a short run, or all three")
     args = parser.parse_args(argv)
 
     if args.profile:
@@ -698,6 +773,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes.reps = args.reps
     graphs = args.section in ("all", "graphs")
     foreach = args.section in ("all", "foreach")
+    fixed_section = args.section in ("all", "fixed")
     if graphs:
         sizes.notes.append("fanout divides by N (the parallel nodes), not N+2; LangGraph's peer "
                           "divides by N too.")
@@ -722,6 +798,7 @@ def main(argv: list[str] | None = None) -> int:
     probe_before = fsync_probe()
     rows = run_all(sizes, log) if graphs else []
     foreach_rows = run_foreach(sizes, log) if foreach else []
+    fixed = run_fixed(15 if args.quick else FIXED_RUNS, log) if fixed_section else None
     probe_after = fsync_probe()
     summary = summarise(rows, sizes) if graphs else {}
     foreach_summary = summarise_foreach(foreach_rows, sizes) if foreach else None
@@ -736,6 +813,8 @@ def main(argv: list[str] | None = None) -> int:
         print(render(rows, summary, sizes), end="")
     if foreach_summary is not None:
         print(render_foreach(foreach_rows, foreach_summary, sizes), end="")
+    if fixed is not None:
+        print(render_fixed(fixed), end="")
     print()
     for note in sizes.notes:
         print(f"Note: {note}")
@@ -745,7 +824,7 @@ def main(argv: list[str] | None = None) -> int:
                "environment": environment(), "rows": [asdict(r) for r in rows], **summary,
                "foreach": ({"rows": [asdict(r) for r in foreach_rows], **foreach_summary}
                            if foreach_summary is not None else None),
-               "wall_s": elapsed}
+               "fixed": fixed, "wall_s": elapsed}
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         log(f"wrote {args.json}")
     return 0

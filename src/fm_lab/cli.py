@@ -142,10 +142,14 @@ def entry() -> NoReturn:
     """The ``fm-lab`` command: :func:`main`, then a prompt exit. Once litellm is loaded the
     interpreter's teardown (freeing module objects one by one) took 1.3-2.3 s after the run
     had ended; everything is committed by then, so exit handlers run and the process ends
-    with ``os._exit``, unless a non-daemon thread still works (then Python exits as usual)."""
+    with ``os._exit``, unless a non-daemon thread still works (then Python exits as usual).
+    The code nodes' pool threads do not count: every run has ended when ``main`` returns, so
+    they are idle, or still inside a node body its run gave up on (a timeout)."""
     code = main()
-    if any(t.is_alive() and not t.daemon for t in threading.enumerate()
-           if t is not threading.main_thread()):
+    code_threads = sys.modules.get("fm_lab.nodes.code")  # loaded if a code node ran
+    prefix = getattr(code_threads, "THREAD_PREFIX", None) or "\0"
+    if any(t.is_alive() and not t.daemon and not t.name.startswith(prefix)
+           for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
     atexit._run_exitfuncs()
     logging.shutdown()

@@ -84,7 +84,7 @@ async def arun(
 
     registry = registry or default_registry()
     wf = load_workflow(workflow)
-    plan = Plan(wf, registry)
+    plan = Plan.cached(wf, registry)
     if any(node_type.calls_models for node_type in plan.types.values()):
         from fm_lab.llm.client import preload
 

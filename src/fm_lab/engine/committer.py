@@ -16,26 +16,107 @@ write itself, and an inline commit stalls nobody there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from fm_lab.store.journal import Journal
 
+T = TypeVar("T")
 WRITER_THREADS = 4  # commits of different runs (and ingests) proceed side by side
-_writer: ThreadPoolExecutor | None = None
+
+
+class WriterPool(Executor):
+    """A thread pool of daemon threads that Python still drains at exit, as it does a
+    ``ThreadPoolExecutor`` (work queued before the interpreter shuts down is done first).
+    Daemon threads, so that an idle pool does not count as work in progress: ``fm-lab``
+    (:func:`fm_lab.cli.entry`) ends at once after a run instead of tearing the interpreter
+    down, which took seconds once litellm was loaded."""
+
+    def __init__(self, threads: int, name: str) -> None:
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue())
+        self._threads = [threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True)
+                         for i in range(threads)]
+        self._lock = threading.Lock()
+        self._started = 0
+        self._closed = False
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Run ``fn(*args, **kwargs)`` on a writer thread."""
+        future: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._queue.put((future, lambda: fn(*args, **kwargs)))
+            if self._started < len(self._threads):  # one more thread per submit, up to all
+                self._threads[self._started].start()
+                self._started += 1
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Finish what is queued, then stop the threads (waiting for them with ``wait``)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            started = self._threads[:self._started]
+            for _ in started:
+                self._queue.put(None)
+        if wait:
+            for thread in started:
+                thread.join()
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, call = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = call()
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+
+_writer: WriterPool | None = None
 _writer_lock = threading.Lock()
 
 
-def writer() -> ThreadPoolExecutor:
+def writer() -> WriterPool:
     """The process's journal writer threads (also used for ingests into DuckDB)."""
     global _writer
     with _writer_lock:
         if _writer is None:
-            _writer = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="fm_lab-writer")
+            _writer = WriterPool(WRITER_THREADS, "fm_lab-writer")
+            _at_shutdown(_drain)
         return _writer
+
+
+def _drain() -> None:
+    """At interpreter shutdown: finish the queued writes (as ThreadPoolExecutor's threads)."""
+    pool = _writer
+    if pool is not None:
+        pool.shutdown(wait=True)
+
+
+def _at_shutdown(fn: Callable[[], None]) -> None:
+    """Call ``fn`` when the interpreter shuts down, before the ``atexit`` handlers (where
+    ``concurrent.futures`` joins its pools: duckdb's exit handler interrupts queries)."""
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        with contextlib.suppress(RuntimeError):  # already shutting down: nothing queues now
+            register(fn)
+    else:  # pragma: no cover - every supported Python has it
+        import atexit
+
+        atexit.register(fn)
 
 
 def _forget_after_fork() -> None:

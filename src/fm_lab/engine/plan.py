@@ -1,8 +1,15 @@
-"""A validated workflow prepared for execution: adjacency, node classes, static configs."""
+"""A validated workflow prepared for execution: adjacency, node classes, static configs.
+
+:meth:`Plan.cached` keeps the validated part of a plan per (workflow content, registry), so
+that running the same workflow again skips validation, config parsing and schema compiling.
+"""
 
 from __future__ import annotations
 
-from collections import deque
+import copy
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -18,22 +25,52 @@ if TYPE_CHECKING:
     from fm_lab.spec.models import Edge, Workflow
 
 
+PLAN_CACHE_SIZE = 64  # validated plans kept per process (least recently used dropped)
+
+
+@dataclass
+class _Validated:
+    """What a plan derives from a workflow's content and its registry's node types: kept in
+    the plan cache, shared by every plan of the same content (read-only)."""
+
+    registry: NodeRegistry
+    types: dict[str, type[NodeType]]
+    configs: dict[str, type[BaseModel]]  # each type's Config class when validated
+    static_config: dict[str, BaseModel]
+    order: list[str]
+    inputs_validator: Any
+    state_validator: Any
+
+    def fits(self, registry: NodeRegistry, workflow: Workflow) -> bool:
+        """True while ``registry`` resolves every node to the same class and Config as at
+        validation (a node type registered again, e.g. a re-run notebook cell, misses)."""
+        if registry is not self.registry:
+            return False
+        for node_id, node in workflow.nodes.items():
+            node_type = registry.lookup(node.type)
+            if node_type is not self.types[node_id] or node_type.Config is not self.configs[
+                node_id
+            ]:
+                return False
+        return True
+
+
+_PLANS: OrderedDict[tuple[int, str], _Validated] = OrderedDict()
+_PLANS_LOCK = threading.Lock()
+
+
+def clear_plan_cache() -> None:
+    """Forget every cached plan."""
+    with _PLANS_LOCK:
+        _PLANS.clear()
+
+
 class Plan:
     """Everything the scheduler needs about a workflow, computed once."""
 
     def __init__(self, workflow: Workflow, registry: NodeRegistry) -> None:
         workflow.validate(registry)
-        self.workflow = workflow
-        self.nodes = workflow.nodes
-        self.incoming: dict[str, list[Edge]] = {n: [] for n in workflow.nodes}
-        self.outgoing: dict[str, list[Edge]] = {n: [] for n in workflow.nodes}
-        for edge in workflow.edges:
-            self.incoming[edge.target].append(edge)
-            self.outgoing[edge.source].append(edge)
-        self.predecessors = {
-            n: list(dict.fromkeys(e.source for e in edges)) for n, edges in self.incoming.items()
-        }
-        self.entry = list(workflow.entry) or [n for n, e in self.incoming.items() if not e]
+        self._adjacency(workflow)
         self.types: dict[str, type[NodeType]] = {}
         self.static_config: dict[str, BaseModel] = {}
         for node_id, node in workflow.nodes.items():
@@ -47,6 +84,66 @@ class Plan:
         self.order = self._topological()
         self._inputs_validator = _validator(workflow.inputs)
         self._state_validator = _validator(workflow.state)
+
+    @classmethod
+    def cached(cls, workflow: Workflow, registry: NodeRegistry) -> Plan:
+        """The plan of ``workflow``, validated once per (content, registry): a workflow
+        equal in content to one planned before (the same object or not) reuses its
+        validation, parsed static configs, order and schema validators; one edited in
+        place (``update_from``, a changed config) has another content and is validated
+        afresh. Raises :class:`WorkflowValidationError` like :class:`Plan`."""
+        try:
+            key = (id(registry), workflow.model_dump_json())
+        except ValueError:  # a config holding a non-JSON value: plan it every time
+            return cls(workflow, registry)
+        with _PLANS_LOCK:
+            validated = _PLANS.get(key)
+            if validated is not None:
+                _PLANS.move_to_end(key)
+        if validated is not None and validated.fits(registry, workflow):
+            return cls._bound(workflow, validated)
+        # validated from a private copy: later edits of the caller's object (nested dicts
+        # included) cannot reach what is cached
+        own = workflow.model_copy(deep=True)
+        plan = cls(own, registry)
+        if all(_plain_check(t) for t in plan.types.values()):  # else validity is not ours
+            entry = _Validated(registry, plan.types,
+                               {n: t.Config for n, t in plan.types.items()},
+                               plan.static_config, plan.order,
+                               plan._inputs_validator, plan._state_validator)
+            with _PLANS_LOCK:
+                _PLANS[key] = entry
+                while len(_PLANS) > PLAN_CACHE_SIZE:
+                    _PLANS.popitem(last=False)
+            return cls._bound(workflow, entry)
+        plan._adjacency(workflow)
+        return plan
+
+    @classmethod
+    def _bound(cls, workflow: Workflow, validated: _Validated) -> Plan:
+        """A plan of ``workflow`` (whose content was validated) from the cached part."""
+        plan = cls.__new__(cls)
+        plan._adjacency(workflow)
+        plan.types = dict(validated.types)
+        plan.static_config = validated.static_config  # read-only, as within a run
+        plan.order = list(validated.order)
+        plan._inputs_validator = validated.inputs_validator
+        plan._state_validator = validated.state_validator
+        return plan
+
+    def _adjacency(self, workflow: Workflow) -> None:
+        """Bind the plan to ``workflow``: its nodes, edges and entry nodes."""
+        self.workflow = workflow
+        self.nodes = workflow.nodes
+        self.incoming: dict[str, list[Edge]] = {n: [] for n in workflow.nodes}
+        self.outgoing: dict[str, list[Edge]] = {n: [] for n in workflow.nodes}
+        for edge in workflow.edges:
+            self.incoming[edge.target].append(edge)
+            self.outgoing[edge.source].append(edge)
+        self.predecessors = {
+            n: list(dict.fromkeys(e.source for e in edges)) for n, edges in self.incoming.items()
+        }
+        self.entry = list(workflow.entry) or [n for n, e in self.incoming.items() if not e]
 
     def _topological(self) -> list[str]:
         indegree = {n: len(self.predecessors[n]) for n in self.nodes}
@@ -96,7 +193,15 @@ def _validator(schema: dict[str, Any]) -> Any:
         return None
     from fm_lab.spec.schemas import Validator
 
-    return Validator(schema)
+    return Validator(copy.deepcopy(schema))  # its own copy: a cached plan outlives the dict
+
+
+def _plain_check(node_type: type[NodeType]) -> bool:
+    """True if the type adds no checks of its own (composite types validate their bodies,
+    whose node types the cache's registry check does not see)."""
+    from fm_lab.nodes.base import NodeType
+
+    return getattr(node_type.check, "__func__", None) is getattr(NodeType.check, "__func__", 0)
 
 
 def schema_issues(validator: Any, value: Any, root: str) -> list[ValidationIssue]:

@@ -106,6 +106,7 @@ def code_fingerprint(fn: Callable[..., Any]) -> str:
 
 
 _EXECUTOR: ThreadPoolExecutor | None = None
+THREAD_PREFIX = "fm_lab-code"
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -114,7 +115,7 @@ def _executor() -> ThreadPoolExecutor:
     cannot exhaust the pool."""
     global _EXECUTOR
     if _EXECUTOR is None:
-        _EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="fm_lab-code")
+        _EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix=THREAD_PREFIX)
     return _EXECUTOR
 
 
