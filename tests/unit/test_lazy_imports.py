@@ -1,5 +1,5 @@
 """What a new process does not import: litellm until a model is asked, jsonschema until a value
-or schema is bad, pandas and pyarrow for a short run (each costs 0.3-4 s in a new kernel)."""
+or schema is bad, pandas, pyarrow and httpx for a short run (each costs 0.3-4 s or tens of MB in a new kernel)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-HEAVY = ("litellm", "jsonschema", "pandas", "pyarrow", "tiktoken")
+HEAVY = ("litellm", "jsonschema", "pandas", "pyarrow", "tiktoken", "httpx")
 
 
 def _loaded_after(code: str, tmp_path: object) -> dict[str, bool]:

@@ -26,14 +26,16 @@ import email.utils
 import json
 import math
 import time
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from fm_lab.exceptions import NodeError
 from fm_lab.nodes.base import NodeContext, NodeType
+
+if TYPE_CHECKING:  # httpx (with its dependencies, ~17 MB) loads when an http node runs
+    import httpx
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 MAX_BACKOFF_S = 30.0
@@ -145,6 +147,8 @@ class HttpNode(NodeType):
     Config = HttpConfig
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
+        import httpx
+
         config = self.config
         assert isinstance(config, HttpConfig)
         started = time.monotonic()
@@ -194,6 +198,8 @@ class HttpNode(NodeType):
         self, client: httpx.AsyncClient, config: HttpConfig, attempt: int, last: bool
     ) -> dict[str, Any] | float:
         """One request: the output dict, or the seconds to wait before retrying."""
+        import httpx
+
         # httpx's params= would replace the URL's own query string: merge it ourselves
         url = httpx.URL(config.url)
         if config.query:
@@ -306,6 +312,8 @@ async def _read(response: httpx.Response, limit: int) -> bytes:
 
 async def _excerpt(response: httpx.Response) -> str:
     """The start of an error response's body, for messages."""
+    import httpx
+
     data = b""
     try:
         async for chunk in response.aiter_bytes():
