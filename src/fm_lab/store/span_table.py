@@ -74,35 +74,36 @@ def rows_from_records(run_id: str | None, workflow_id: str | None,
             ended.append(get("ended"))
             in_value, out_value, error = get("input"), get("output"), get("error")
         elif r["k"] == "node":
-            if not r.get("span"):
+            get = r.get
+            if not get("span"):
                 continue
             path = r["node"]
             trace_id.append(r["trace"])
             span_id.append(r["span"])
-            parent_span_id.append(r.get("pspan"))
+            parent_span_id.append(get("pspan"))
             run.append(run_id)
             kind_.append("item" if path.endswith("]") else "node")
             name_.append(path)
-            entity_id.append(r.get("entity"))
+            entity_id.append(get("entity"))
             workflow.append(workflow_id)
             node_id.append(path)
             agent.append(None)
             resource_id.append(None)
             status.append(_NODE_STATUS.get(r["status"], r["status"]))
-            node_attrs: dict[str, Any] = {"node_type": r.get("type"), "attempts": r.get("attempts")}
-            cached_from = r.get("cached_from")
+            node_attrs: dict[str, Any] = {"node_type": get("type"), "attempts": get("attempts")}
+            cached_from = get("cached_from")
             if cached_from:
                 node_attrs["fm_lab.cache.hit"] = True
                 node_attrs["fm_lab.cache.source"] = cached_from
             attributes.append(encode(node_attrs))
-            evts = r.get("events")
+            evts = get("events")
             events.append(encode(evts) if evts else None)
             for column in (model, provider, input_tokens, output_tokens, cached_tokens,
                            cache_write_tokens, reasoning_tokens, cost_usd):
                 column.append(None)
-            started.append(r.get("started"))
-            ended.append(r.get("ended"))
-            in_value, out_value, error = r.get("input"), r.get("output"), r.get("error")
+            started.append(get("started"))
+            ended.append(get("ended"))
+            in_value, out_value, error = get("input"), get("output"), get("error")
         else:
             continue
         for value, text_col, size_col in ((in_value, input_, input_size),
