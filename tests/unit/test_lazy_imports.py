@@ -1,5 +1,6 @@
 """What a new process does not import: litellm until a model is asked, jsonschema until a value
-or schema is bad, pandas, pyarrow and httpx for a short run (each costs 0.3-4 s or tens of MB in a new kernel)."""
+or schema is bad, pandas, pyarrow and httpx for a short run (each costs 0.3-4 s or tens of MB
+in a new kernel)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.engine.runner import Outcome, Runner, execute_node, record_outcome
+from fm_lab.engine.execute import Outcome, execute_node, record_outcome
+from fm_lab.engine.runner import Runner
 from fm_lab.engine.templating import has_templates
 from fm_lab.exceptions import NodeError, Suspended
 from fm_lab.spec.models import Node, Workflow
@@ -112,8 +113,9 @@ async def _run_graph(runner: Runner, path: str, reference: Any, inputs: dict[str
         status = await nested.run_graph()
     finally:
         deactivate(token)
-    outcome = Outcome(path, status, nested.outputs, nested.error, 1, started, time.time(),
-                      span_id=span_id, parent_span_id=parent.span_id if parent else None)
+    outcome = Outcome(path=path, status=status, output=nested.outputs, error=nested.error,
+                      attempts=1, started=started, ended=time.time(), span_id=span_id,
+                      parent_span_id=parent.span_id if parent else None)
     if status == "suspended":
         outcome.suspension = Suspended(path, leaf=False)
     record_outcome(session, outcome, "workflow", path.rsplit("/", 1)[-1])

@@ -100,7 +100,7 @@ def _source_entries(source: RunSnapshot, plan: Plan
         if old.type != plan.nodes[node_id].type:
             continue
         inputs = {p: nodes[p]["output"] for p in plan.predecessors[node_id]
-                  if nodes.get(p, {}).get("status") == "succeeded"}
+                  if p in nodes and nodes[p]["status"] == "succeeded"}
         rendered = record.get("input")
         try:
             config = node_type.Config.model_validate(old.config if rendered is None else rendered)

@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING, Any
 from fm_lab.engine.errors import RunFailedError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import pandas as pd
 
     from fm_lab.spec.models import Workflow
     from fm_lab.store.base import RunStore
+    from fm_lab.store.records import NodeRecord, StoredNode
 
 STATUSES = ("running", "succeeded", "failed", "suspended", "cancelled")
 
@@ -58,7 +61,7 @@ class Run:
         status: str,
         outputs: Any,
         error: dict[str, Any] | None,
-        nodes: dict[str, dict[str, Any]],
+        nodes: Mapping[str, NodeRecord | StoredNode],
         state: dict[str, Any] | None = None,
     ) -> None:
         self.run_id = run_id

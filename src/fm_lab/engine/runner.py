@@ -3,296 +3,40 @@ in the run journal (group commit, off the event loop) before any dependent start
 
 A root runner owns the run (start and end records, ingestion ticks, cancel checks); nested
 runners execute sub-graphs (foreach bodies, parallel branches) under a path prefix in the same
-journal.
+journal. One node's execution and its checkpoint are :mod:`fm_lab.engine.execute`'s; the
+records written are :mod:`fm_lab.store.records`'.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.engine.cache import cache_key
-from fm_lab.engine.context import NodeRunContext
 from fm_lab.engine.errors import classify
-from fm_lab.engine.templating import render_config, render_template, render_value
-from fm_lab.exceptions import NodeError, Suspended
-from fm_lab.spec.models import RetryPolicy
-from fm_lab.store.codec import NotSerialisableError
+from fm_lab.engine.execute import Outcome, execute_node, record_outcome
+from fm_lab.engine.templating import render_template, render_value
+from fm_lab.exceptions import NodeError
 from fm_lab.store.journal import JournalError
-from fm_lab.tracing import otel
-from fm_lab.tracing.spans import Span, SpanContext, activate, current, deactivate, new_span_id
+from fm_lab.tracing.spans import activate, deactivate
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
-
     from fm_lab.engine.plan import Plan
     from fm_lab.engine.session import RunSession
-    from fm_lab.nodes.base import NodeType
-    from fm_lab.spec.models import Node
+    from fm_lab.store.records import (
+        NodeRecord,
+        ResumeRecord,
+        RunEndRecord,
+        SpanRecord,
+        StartRecord,
+        StoredNode,
+    )
 
-_NO_RETRY = RetryPolicy()
+__all__ = ["Outcome", "Runner", "execute_node", "record_outcome"]
+
 _SPAN_STATUS = {"succeeded": "ok", "failed": "error"}
-
-
-@dataclass(slots=True)
-class Outcome:
-    """How one node execution ended."""
-
-    path: str
-    status: str  # succeeded | failed | suspended
-    output: Any = None
-    error: dict[str, Any] | None = None
-    attempts: int = 0
-    started: float = 0.0
-    ended: float = 0.0
-    state_patch: dict[str, Any] | None = None
-    input: Any = None
-    suspension: Suspended | None = field(default=None)
-    span_id: str | None = None
-    parent_span_id: str | None = None
-    events: list[dict[str, Any]] | None = None
-    spans: list[dict[str, Any]] = field(default_factory=list)
-    cache_key: str | None = None
-    cached_from: dict[str, str] | None = None
-
-
-async def execute_node(
-    runner: Runner,
-    node: Node,
-    node_type: type[NodeType],
-    static_config: BaseModel | None,
-    scope: dict[str, Any],
-    inputs: dict[str, Any],
-    path: str,
-) -> Outcome:
-    """Run one node with its retry policy and timeout; never raises (but for cancellation)."""
-    parent = current()
-    span_id = new_span_id()
-    spans: list[dict[str, Any]] = []  # journaled with the node's checkpoint, not before
-    token = activate(
-        SpanContext(
-            parent.trace_id,
-            span_id,
-            parent.run_id,
-            spans.append,
-            parent.workflow_id,
-            path,
-            parent.agent,
-            parent.resource_id,
-        )
-        if parent is not None
-        else None
-    )
-    otel_context = (
-        otel.node_context(parent.trace_id, span_id)
-        if otel.enabled() and parent is not None
-        else contextlib.nullcontext()
-    )
-    try:
-        with otel_context:
-            outcome = await _attempts(runner, node, node_type, static_config, scope, inputs, path)
-    finally:
-        deactivate(token)
-    outcome.span_id = span_id
-    outcome.parent_span_id = parent.span_id if parent is not None else None
-    outcome.spans = spans
-    return outcome
-
-
-async def _attempts(
-    runner: Runner,
-    node: Node,
-    node_type: type[NodeType],
-    static_config: BaseModel | None,
-    scope: dict[str, Any],
-    inputs: dict[str, Any],
-    path: str,
-) -> Outcome:
-    policy = node.retry or _NO_RETRY
-    started = time.time()
-    attempt = 0
-    rendered: Any = None
-    key = None
-    first: tuple[BaseModel, Any] | None = None  # the config rendered for the cache lookup
-    cache = runner.session.cache
-    if cache is not None and node.cache and node_type.cacheable:
-        try:
-            first = _config(node, node_type, static_config, scope)
-        except Exception:  # the first attempt reports it
-            first = None
-        else:
-            key = cache_key(node, node_type, first[0], first[1], inputs)
-            hit = cache.get(key, path) if key is not None else None
-            if hit is not None:
-                return Outcome(path, "succeeded", hit.output, None, 0, started, time.time(),
-                               hit.state_patch, first[1], cache_key=key,
-                               cached_from={"run_id": hit.run_id, "path": hit.path})
-    resume_schema = _resume_schema(node_type)
-    while True:
-        attempt += 1
-        ctx = NodeRunContext(runner, node.id, attempt, path, resume_schema)
-        try:
-            if first is not None and attempt == 1:
-                config, rendered = first
-            else:
-                config, rendered = _config(node, node_type, static_config, scope)
-            result = node_type(config).run(ctx, inputs)
-            if inspect.isawaitable(result):
-                if node.timeout_s is not None:
-                    result = await asyncio.wait_for(result, node.timeout_s)
-                else:
-                    result = await result
-            return Outcome(
-                path,
-                "succeeded",
-                result,
-                None,
-                attempt,
-                started,
-                time.time(),
-                ctx.state_patch,
-                rendered,
-                events=ctx.events,
-                cache_key=key,
-            )
-        except asyncio.CancelledError:
-            raise
-        except Suspended as suspension:
-            return Outcome(
-                path,
-                "suspended",
-                None,
-                None,
-                attempt,
-                started,
-                time.time(),
-                None,
-                rendered,
-                suspension,
-            )
-        except Exception as exc:
-            error = classify(exc, node.type)
-            if (
-                attempt < policy.max_attempts
-                and error["retryable"]
-                and error["kind"] in policy.retry_on
-                and not runner.session.abort.is_set()
-            ):
-                _attempt_span(path, attempt, error)
-                await asyncio.sleep(policy.delay(attempt))
-                continue
-            error["attempts"] = attempt
-            return Outcome(
-                path, "failed", None, error, attempt, started, time.time(), None, rendered
-            )
-
-
-def _config(node: Node, node_type: type[NodeType], static_config: BaseModel | None,
-            scope: dict[str, Any]) -> tuple[BaseModel, Any]:
-    """The node's config for this execution, and its rendered form (None when static)."""
-    if static_config is not None:
-        return static_config, None
-    rendered = render_config(node.config, scope, node_type.raw_fields)
-    return node_type.Config.model_validate(rendered), rendered
-
-
-def _attempt_span(path: str, attempt: int, error: dict[str, Any]) -> None:
-    """A failed attempt that will be retried becomes a span under the node's."""
-    attempt_span = Span(
-        current(),
-        f"{path} attempt {attempt}",
-        "attempt",
-        attributes={"attempt": attempt, "entity_id": path},
-    )
-    attempt_span.end("error", {k: error[k] for k in ("kind", "type", "message")})
-
-
-_RESUME_SCHEMAS: dict[type[Any], dict[str, Any] | None] = {}
-
-
-def _resume_schema(node_type: type[NodeType]) -> dict[str, Any] | None:
-    """The JSON schema resume data must match (computed once per node type)."""
-    if node_type not in _RESUME_SCHEMAS:
-        schema = getattr(node_type, "resume_schema", None)
-        if schema is not None and not isinstance(schema, dict):
-            schema = schema.model_json_schema()
-        _RESUME_SCHEMAS[node_type] = schema
-    return _RESUME_SCHEMAS[node_type]
-
-
-def record_outcome(
-    session: RunSession, outcome: Outcome, node_type: str, node_id: str
-) -> dict[str, Any]:
-    """Journal a finished execution (and its suspension); returns the node record. An output
-    that cannot be stored turns the outcome into a failure."""
-    record = {
-        "k": "node",
-        "node": outcome.path,
-        "type": node_type,
-        "status": outcome.status,
-        "attempts": outcome.attempts,
-        "input": outcome.input,
-        "output": outcome.output,
-        "error": outcome.error,
-        "state_patch": outcome.state_patch,
-        "started": outcome.started,
-        "ended": outcome.ended,
-        "span": outcome.span_id,
-        "pspan": outcome.parent_span_id,
-        "trace": session.trace_id,
-        "entity": node_id,
-        "events": outcome.events,
-    }
-    if outcome.cache_key is not None:
-        record["cache_key"] = outcome.cache_key
-    if outcome.cached_from is not None:
-        record["cached_from"] = outcome.cached_from
-    recorder = session.recorder
-    for span_record in outcome.spans:  # spans opened in the node: journaled with its checkpoint
-        recorder.append(span_record)
-    try:
-        if outcome.status == "suspended":
-            _record_suspension(recorder, outcome, record, node_id)
-        recorder.append(record)
-    except NotSerialisableError as exc:  # the output or the suspend payload
-        outcome.status, outcome.output, outcome.state_patch = "failed", None, None
-        outcome.error = classify(exc, node_type)
-        record.pop("leaf", None)
-        record.update(status="failed", output=None, error=outcome.error, state_patch=None)
-        recorder.append(record)
-    session.emit_node(outcome.path, node_id,
-                      "cached" if outcome.cached_from is not None else outcome.status,
-                      (outcome.ended - outcome.started) * 1000, outcome.error)
-    return record
-
-
-def _record_suspension(
-    recorder: Any, outcome: Outcome, record: dict[str, Any], node_id: str
-) -> None:
-    suspension = outcome.suspension
-    assert suspension is not None
-    record["leaf"] = suspension.leaf
-    if suspension.leaf:
-        recorder.append(
-            {
-                "k": "suspend",
-                "path": suspension.path,
-                "node": node_id,
-                "label": suspension.label,
-                "payload": suspension.payload,
-                "schema": suspension.resume_schema,
-                "since": outcome.ended,
-                "expires": suspension.expires_at,
-                "on_timeout": suspension.on_timeout,
-                "default": suspension.default,
-            }
-        )
 
 
 class Runner:
@@ -306,7 +50,7 @@ class Runner:
         inputs: dict[str, Any],
         *,
         prefix: str = "",
-        start: dict[str, Any] | None = None,
+        start: StartRecord | None = None,
         root: bool = True,
     ) -> None:
         self.plan = plan
@@ -317,7 +61,7 @@ class Runner:
         self.state: dict[str, Any] = plan.initial_state()
         self.status: dict[str, str] = dict.fromkeys(plan.nodes, "pending")
         self.view: dict[str, dict[str, Any]] = {}
-        self.results: dict[str, dict[str, Any]] = {}
+        self.results: dict[str, NodeRecord | StoredNode] = {}  # this run's, or restored
         self._unresolved = {n: len(e) for n, e in plan.incoming.items()}
         self._live = dict.fromkeys(plan.nodes, 0)
         self._ready: deque[str] = deque()
@@ -359,7 +103,9 @@ class Runner:
                 if recorder.journal is None:  # a memory store: show the run at once
                     recorder.flush(wait=True)
             for path, data in session.resume.items():
-                recorder.append({"k": "resume", "path": path, "data": data, "at": time.time()})
+                resume: ResumeRecord = {"k": "resume", "path": path, "data": data,
+                                        "at": time.time()}
+                recorder.append(resume)
             await recorder.durable()  # an accepted answer is durable before anything runs
             session.emit({"type": "run", "status": "running"})
             token = activate(session.workflow_span)
@@ -415,34 +161,34 @@ class Runner:
         """Queue the workflow span and the run's end record."""
         session, recorder = self.session, self.session.recorder
         ended = time.time()
-        recorder.append(
-            {
-                "k": "span",
-                "trace": session.trace_id,
-                "span": session.workflow_span.span_id,
-                "parent": session.parent_span_id,
-                "run": session.run_id,
-                "kind": "workflow",
-                "name": session.workflow_id,
-                "entity": session.workflow_id,
-                "workflow": session.workflow_id,
-                "started": self._started,
-                "ended": ended,
-                "status": _SPAN_STATUS.get(self.run_status, self.run_status),
-                "error": self.error,
-                "output": self.outputs,
-            }
-        )
-        recorder.append(
-            {
-                "k": "run",
-                "status": self.run_status,
-                "outputs": self.outputs,
-                "error": self.error,
-                "state": self.state,
-                "ended": ended,
-            }
-        )
+        span_id = session.workflow_span.span_id
+        assert span_id is not None  # a run's workflow span has its id from the run id
+        workflow_span: SpanRecord = {
+            "k": "span",
+            "trace": session.trace_id,
+            "span": span_id,
+            "parent": session.parent_span_id,
+            "run": session.run_id,
+            "kind": "workflow",
+            "name": session.workflow_id,
+            "entity": session.workflow_id,
+            "workflow": session.workflow_id,
+            "started": self._started,
+            "ended": ended,
+            "status": _SPAN_STATUS.get(self.run_status, self.run_status),
+            "error": self.error,
+            "output": self.outputs,
+        }
+        end: RunEndRecord = {
+            "k": "run",
+            "status": self.run_status,
+            "outputs": self.outputs,
+            "error": self.error,
+            "state": self.state,
+            "ended": ended,
+        }
+        recorder.append(workflow_span)
+        recorder.append(end)
 
     def _settle_status(self) -> None:
         if self.session.cancel_requested:
@@ -469,7 +215,7 @@ class Runner:
 
     def _start(self) -> None:
         session, prefix = self.session, self.prefix
-        committed: dict[str, dict[str, Any]] = {}
+        committed: dict[str, StoredNode] = {}
         for node_id in self.plan.nodes:
             record = session.committed.get(prefix + node_id)
             if record is None:
@@ -491,7 +237,7 @@ class Runner:
             and "/" not in path[len(prefix) :]
         ]
         for record in sorted(patches, key=lambda r: r.get("seq") or 0):
-            self.state.update(record["state_patch"])  # replayed in commit order
+            self.state.update(record["state_patch"] or {})  # replayed in commit order
         for node_id in self.plan.order:
             if node_id in self._restorable:
                 self._restorable.discard(node_id)
@@ -508,7 +254,7 @@ class Runner:
                 self.status[node_id] = "ready"
                 self._ready.append(node_id)
 
-    def _restore(self, node_id: str, committed: dict[str, Any]) -> None:
+    def _restore(self, node_id: str, committed: StoredNode) -> None:
         self.results[node_id] = committed
         status = committed["status"]
         self.status[node_id] = status
@@ -648,7 +394,7 @@ class Runner:
         self.status[node_id] = "skipped"
         self.view[node_id] = {"output": None, "status": "skipped"}
         now = time.time()
-        record = {
+        record: NodeRecord = {
             "k": "node",
             "node": self.prefix + node_id,
             "type": self.plan.nodes[node_id].type,

@@ -9,7 +9,7 @@ import hashlib
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fm_lab.engine.committer import Committer, writer
 from fm_lab.store.codec import NotSerialisableError, dumps
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from fm_lab.nodes.registry import NodeRegistry
     from fm_lab.store.base import RunStore
     from fm_lab.store.journal import Journal
+    from fm_lab.store.records import JournalRecord, StoredNode
 
 INGEST_EVERY_RECORDS = 20_000
 INGEST_EVERY_S = 2.0
@@ -68,7 +69,7 @@ class Recorder:
         self.run_id = run_id
         self.journal = journal
         self.seq = seq
-        self.unflushed: list[dict[str, Any]] = []
+        self.unflushed: list[JournalRecord] = []
         self.unflushed_texts: dict[int, bytes] = {}  # span records' journal text, by seq
         self.last_ingest = time.monotonic()
         self.ingested_once = ingested_once
@@ -80,8 +81,10 @@ class Recorder:
         )
         self._ingesting: asyncio.Future[bool] | None = None
 
-    def append(self, record: dict[str, Any]) -> None:
-        """Queue ``record`` (secrets masked; durable at the next :meth:`commit`)."""
+    def append(self, record: JournalRecord | dict[str, Any]) -> None:
+        """Queue ``record`` (secrets masked; durable at the next :meth:`commit`). Records are
+        the kinds of :mod:`fm_lab.store.records`; span records come from
+        :mod:`fm_lab.tracing` (a ``SpanSink``) as plain dicts."""
         self._mask(record, lambda value: value)
         with self._lock:
             self.seq += 1
@@ -96,18 +99,20 @@ class Recorder:
                 text = self._encode(record)
             if text is not None and record.get("k") == "span":
                 self.unflushed_texts[self.seq] = text
-            self.unflushed.append(record)
+            self.unflushed.append(cast("JournalRecord", record))
         if self.committer is not None:
             self.committer.soon()  # durable within one write and fsync, nobody has to ask
 
-    def _mask(self, record: dict[str, Any], prepare: Callable[[Any], Any]) -> None:
+    def _mask(self, record: JournalRecord | dict[str, Any],
+              prepare: Callable[[Any], Any]) -> None:
+        fields = cast("dict[str, Any]", record)  # the payload keys of every kind
         redact = self._redact
         for key in _REDACTED_FIELDS:
-            value = record.get(key)
+            value = fields.get(key)
             if value is not None:
-                record[key] = redact(prepare(value))
+                fields[key] = redact(prepare(value))
 
-    def _encode(self, record: dict[str, Any]) -> bytes | None:
+    def _encode(self, record: JournalRecord | dict[str, Any]) -> bytes | None:
         """Journal ``record``, returning its text (a memory store only checks it encodes)."""
         if self.journal is not None:
             return self.journal.append(record)
@@ -204,7 +209,7 @@ class RunSession:
         journal: Journal | None,
         registry: NodeRegistry,
         request_context: dict[str, Any] | None,
-        committed: dict[str, dict[str, Any]] | None = None,
+        committed: dict[str, StoredNode] | None = None,
         steps: dict[str, Any] | None = None,
         resume: dict[str, Any] | None = None,
         workflow_id: str | None = None,

@@ -10,7 +10,7 @@ store other processes share says so in one clear error instead of failing deep i
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from fm_lab.spec.models import Workflow
     from fm_lab.store.journal import Durability, Journal
+    from fm_lab.store.records import JournalRecord, StoredNode
 
 # ---- capabilities (``RunStore.supports``) -------------------------------------------------
 RUNS: Final = "runs"  # keeps runs, node results, suspensions, steps (every store)
@@ -50,7 +51,7 @@ class RunSnapshot:
     error: Any
     state: dict[str, Any] | None
     journal_seq: int
-    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    nodes: dict[str, StoredNode] = field(default_factory=dict)
     steps: dict[str, Any] = field(default_factory=dict)
     resumes: dict[str, Any] = field(default_factory=dict)
     parent_run_id: str | None = None
@@ -80,7 +81,7 @@ PENDING_COLUMNS: Final = tuple(PendingRow.__annotations__)
 class RunStore(Protocol):
     """What every store does: keep runs, fed by journal records, and read them back.
 
-    Records are the journal's (:mod:`fm_lab.store.journal`): ``start``, ``node``, ``span``,
+    Records are the journal's (:mod:`fm_lab.store.records`): ``start``, ``node``, ``span``,
     ``suspend``, ``resume``, ``step`` and ``run``, each with a ``seq``; ``ingest`` stores
     them once (a record at or below the run's stored ``journal_seq`` is skipped)."""
 
@@ -113,7 +114,7 @@ class RunStore(Protocol):
         """Mark a stored run ``running`` and owned by this process (a resume)."""
         ...
 
-    def ingest(self, run_id: str, records: list[dict[str, Any]], wait: bool = True,
+    def ingest(self, run_id: str, records: Sequence[JournalRecord], wait: bool = True,
                texts: Mapping[int, bytes] | None = None) -> None:
         """Store journal records in one transaction (idempotent by ``seq``)."""
         ...

@@ -8,7 +8,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,18 @@ from fm_lab.store.journal import (
     try_lock,
 )
 from fm_lab.store.provenance import missing_run, note_created
+from fm_lab.store.records import (
+    STORED_NODE_COLUMNS,
+    JournalRecord,
+    NodeRecord,
+    RunEndRecord,
+    SpanRecord,
+    StartRecord,
+    SuspendRecord,
+    fetch_dict,
+    fetch_dicts,
+    stored_node,
+)
 from fm_lab.store.schema import LATEST_VERSION, MIGRATIONS, VIEWS_VERSION
 
 if TYPE_CHECKING:
@@ -300,7 +312,7 @@ class Store:
         attach_views(con, None if self.memory else self.shard_dir, stored=self._views_stored)
 
     # ---- writing -------------------------------------------------------------------------
-    def _save_spec(self, con: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> int:
+    def _save_spec(self, con: duckdb.DuckDBPyConnection, record: StartRecord) -> int:
         """Store a workflow spec if this exact content is new; return its version number."""
         workflow_id, digest = record["workflow_id"], record["hash"]
         row = con.execute(
@@ -325,7 +337,7 @@ class Store:
         workflow: Workflow,
         inputs: dict[str, Any],
         parent_run_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> StartRecord:
         """The journal record that creates a run (stored with the run's first checkpoint, so a
         short run opens DuckDB once)."""
         spec = workflow.to_dict()
@@ -343,7 +355,7 @@ class Store:
         }
 
     def _insert_run(
-        self, con: duckdb.DuckDBPyConnection, run_id: str, record: dict[str, Any]
+        self, con: duckdb.DuckDBPyConnection, run_id: str, record: StartRecord
     ) -> None:
         version = self._save_spec(con, record)
         con.execute(
@@ -381,7 +393,7 @@ class Store:
     def ingest(
         self,
         run_id: str,
-        records: list[dict[str, Any]],
+        records: Sequence[JournalRecord],
         wait: bool = True,
         texts: Mapping[int, bytes] | None = None,
     ) -> None:
@@ -396,8 +408,9 @@ class Store:
         if not records:
             return
         with self.connection(None if wait else 0.0) as con:
-            row = con.execute("select journal_seq from runs where run_id = ?", [run_id]).fetchone()
-            done = int(row[0]) if row else 0
+            row = fetch_dict(con.execute("select journal_seq from runs where run_id = ?",
+                                         [run_id]))
+            done = int(row["journal_seq"]) if row else 0
             # records come in journal (seq) order: all are new when the first is
             fresh = records if records[0]["seq"] > done else [
                 r for r in records if r["seq"] > done]
@@ -414,12 +427,11 @@ class Store:
                     self._insert_nodes(con, run_id, nodes)
                 self._insert_spans(con, run_id if is_run else None, nodes, spans, texts)
                 for record in others:
-                    kind = record["k"]
-                    if kind == "run":
+                    if record["k"] == "run":
                         self._end_run(con, run_id, record)
-                    elif kind == "suspend":
+                    elif record["k"] == "suspend":
                         self._insert_suspension(con, run_id, record)
-                    elif kind == "resume":
+                    elif record["k"] == "resume":
                         con.execute(
                             "update suspensions set resumed_at = to_timestamp(?), resumed_seq = ?,"
                             " resume_data = ? where run_id = ? and path = ? and resumed_at is null",
@@ -431,7 +443,7 @@ class Store:
                                 record["path"],
                             ],
                         )
-                    elif kind == "step":
+                    elif record["k"] == "step":
                         con.execute(
                             "insert into steps values (?, ?, ?, ?, ?, to_timestamp(?))",
                             [
@@ -452,11 +464,11 @@ class Store:
                 raise
 
     def _insert_nodes(
-        self, con: duckdb.DuckDBPyConnection, run_id: str, nodes: list[dict[str, Any]]
+        self, con: duckdb.DuckDBPyConnection, run_id: str, nodes: list[NodeRecord]
     ) -> None:
         from fm_lab.store.columns import relation
 
-        cols = {
+        cols: dict[str, list[Any]] = {
             "node_id": [r["node"] for r in nodes],
             "seq": [r["seq"] for r in nodes],
             "node_type": [r.get("type") for r in nodes],
@@ -486,8 +498,8 @@ class Store:
         self,
         con: duckdb.DuckDBPyConnection,
         run_id: str | None,
-        nodes: list[dict[str, Any]],
-        spans: list[dict[str, Any]],
+        nodes: list[NodeRecord],
+        spans: list[SpanRecord],
         texts: Mapping[int, bytes] | None,
     ) -> None:
         """Spans of a run (``run_id``) or, with None, of a standalone trace."""
@@ -496,11 +508,11 @@ class Store:
         if run_id is None:
             insert_split(con, None, None, nodes, spans, texts=texts, replace=True)
             return
-        rows = con.execute("select workflow_id from runs where run_id = ?", [run_id]).fetchall()
-        insert_split(con, run_id, rows[0][0] if rows else None, nodes, spans, texts=texts)
+        run = fetch_dict(con.execute("select workflow_id from runs where run_id = ?", [run_id]))
+        insert_split(con, run_id, run["workflow_id"] if run else None, nodes, spans, texts=texts)
 
     def _insert_suspension(
-        self, con: duckdb.DuckDBPyConnection, run_id: str, record: dict[str, Any]
+        self, con: duckdb.DuckDBPyConnection, run_id: str, record: SuspendRecord
     ) -> None:
         con.execute(
             "insert into suspensions (run_id, path, node_id, seq, label, payload, resume_schema,"
@@ -522,7 +534,7 @@ class Store:
             ],
         )
 
-    def _end_run(self, con: duckdb.DuckDBPyConnection, run_id: str, record: dict[str, Any]) -> None:
+    def _end_run(self, con: duckdb.DuckDBPyConnection, run_id: str, record: RunEndRecord) -> None:
         ended = record.get("ended")
         con.execute(
             "update runs set status = ?, outputs = ?, error = ?, state = ?, "
@@ -612,13 +624,14 @@ class Store:
         if not scan.records and not Path(self.path).exists():
             return []  # nothing to store, and no file to make: the caller finds no run
         with self.connection() as con:
-            row = con.execute("select journal_seq, status, owner_pid from runs where run_id = ?",
-                              [run_id]).fetchone()
-        stored_seq = int(row[0]) if row else 0
+            row = fetch_dict(con.execute(
+                "select journal_seq, status, owner_pid from runs where run_id = ?", [run_id]))
+        stored_seq = int(row["journal_seq"]) if row else 0
         losses = scan.losses(stored_seq)
         gap = scan.gap_before(stored_seq) if row else None
         problems = [d.describe() for d in [*([gap] if gap else []), *losses]]
-        if journal.created and row is not None and row[1] == "running" and row[2] is not None:
+        if (journal.created and row is not None and row["status"] == "running"
+                and row["owner_pid"] is not None):
             problems.append(f"{journal.path.name} is missing, though the process that ran the "
                             "run died before storing its records")
         if problems and not force:
@@ -649,68 +662,50 @@ class Store:
 
         self._check_stored(run_id)
         with self.connection() as con:
-            row = con.execute(
+            run = fetch_dict(con.execute(
                 "select r.status, r.inputs, r.outputs, r.error, r.state, r.journal_seq, w.spec, "
                 "r.parent_run_id, r.trace_id from runs r join workflows w "
                 "on w.workflow_id = r.workflow_id "
                 "and w.version = r.workflow_version where r.run_id = ?",
                 [run_id],
-            ).fetchone()
-            if row is None:
+            ))
+            if run is None:
                 raise RunNotFoundError(self._missing(run_id))
-            node_rows = con.execute(
-                "select node_id, status, output, error, state_patch, attempts, seq, "
-                "epoch(started_at), epoch(ended_at), node_type, leaf, input, cache_key, "
-                "cached_from from node_executions "
+            node_rows = fetch_dicts(con.execute(
+                f"select {STORED_NODE_COLUMNS} from node_executions "
                 "where run_id = ? qualify row_number() over "
                 "(partition by node_id order by seq desc) = 1 order by seq",
                 [run_id],
-            ).fetchall()
+            ))
             step_rows = con.execute(
                 "select name, result from steps where run_id = ?", [run_id]
             ).fetchall()
             resume_rows = con.execute(
-                "select path, resume_data, resumed_seq from suspensions "
+                "select path, resume_data from suspensions "
                 "where run_id = ? and resumed_seq is not null",
                 [run_id],
             ).fetchall()
-        nodes = {
-            r[0]: {
-                "status": r[1],
-                "output": codec.loads(r[2]),
-                "error": codec.loads(r[3]),
-                "state_patch": codec.loads(r[4]),
-                "attempts": r[5],
-                "seq": r[6],
-                "started": r[7],
-                "ended": r[8],
-                "type": r[9],
-                "leaf": True if r[10] is None else bool(r[10]),
-                "input": codec.loads(r[11]),
-                "cache_key": r[12],
-                "cached_from": codec.loads(r[13]),
-            }
-            for r in node_rows
-        }
+        nodes = {r["node_id"]: stored_node(r) for r in node_rows}
         resumes = {  # answers for paths that have not succeeded since: they still apply
             path: codec.loads(data)
-            for path, data, _seq in resume_rows
-            if nodes.get(path.split("#", 1)[0], {}).get("status") != "succeeded"
+            for path, data in resume_rows
+            if (node := nodes.get(path.split("#", 1)[0])) is None
+            or node["status"] != "succeeded"
         }
         return RunSnapshot(
             run_id=run_id,
-            workflow=Workflow.from_json(row[6]),
-            status=row[0],
-            inputs=codec.loads(row[1]) or {},
-            outputs=codec.loads(row[2]),
-            error=codec.loads(row[3]),
-            state=codec.loads(row[4]),
-            journal_seq=int(row[5]),
+            workflow=Workflow.from_json(run["spec"]),
+            status=run["status"],
+            inputs=codec.loads(run["inputs"]) or {},
+            outputs=codec.loads(run["outputs"]),
+            error=codec.loads(run["error"]),
+            state=codec.loads(run["state"]),
+            journal_seq=int(run["journal_seq"]),
             nodes=nodes,
             steps={name: codec.loads(result) for name, result in step_rows},
             resumes=resumes,
-            parent_run_id=row[7],
-            trace_id=row[8],
+            parent_run_id=run["parent_run_id"],
+            trace_id=run["trace_id"],
         )
 
     def run_status(self, run_id: str) -> str:

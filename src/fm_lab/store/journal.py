@@ -17,17 +17,19 @@ import json
 import os
 import threading
 import zlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from fm_lab.store.codec import dumpb, dumps
 from fm_lab.store.errors import StoreError
+from fm_lab.store.records import JournalRecord, NodeRecord, OtherRecord, SpanRecord
 
 Durability = Literal["fsync", "process", "none"]
 
 
-def encode_record(record: dict[str, Any]) -> bytes:
+def encode_record(record: Mapping[str, Any]) -> bytes:
     """A record's journal text: span records (written by the thousand, and whose payloads are
     informative copies) with orjson, everything else with the standard encoder, which keeps
     what a resumed run reads back exactly (NaN stays NaN)."""
@@ -80,9 +82,11 @@ class Journal:
             os.close(self._fd)
             self.__init__(path, durability)  # type: ignore[misc]
 
-    def append(self, record: dict[str, Any]) -> bytes:
-        """Queue ``record``; it is durable once :meth:`commit` returns. Returns its JSON
-        text as written (ingestion reuses a span record's instead of encoding it again)."""
+    def append(self, record: JournalRecord | dict[str, Any]) -> bytes:
+        """Queue ``record`` (see :mod:`fm_lab.store.records`; span records come from
+        :mod:`fm_lab.tracing` as plain dicts); it is durable once :meth:`commit` returns.
+        Returns its JSON text as written (ingestion reuses a span record's instead of encoding
+        it again)."""
         body = encode_record(record)
         line = b"%08x %s\n" % (zlib.crc32(body), body)
         with self._lock:
@@ -147,7 +151,7 @@ class Journal:
 
 
 
-def read_journal(path: Path, texts: dict[int, bytes] | None = None) -> list[dict[str, Any]]:
+def read_journal(path: Path, texts: dict[int, bytes] | None = None) -> list[JournalRecord]:
     """Every intact record of a journal (damaged lines are skipped, see :func:`scan_journal`).
     ``texts``, when given, receives each span record's JSON text by ``seq`` (for ingestion)."""
     scan = scan_journal(path)
@@ -183,7 +187,7 @@ class JournalScan:
     """What a journal holds: intact records in order, span texts, damage, and whether its
     last line was torn (a write cut short, as a crash or a full disk leaves it)."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[JournalRecord] = field(default_factory=list)
     texts: dict[int, bytes] = field(default_factory=dict)
     damage: list[Damage] = field(default_factory=list)
     torn_tail: bool = False
@@ -249,7 +253,7 @@ def scan_journal(path: Path) -> JournalScan:
     return scan
 
 
-def _decode_line(line: bytes) -> dict[str, Any] | None:
+def _decode_line(line: bytes) -> JournalRecord | None:
     if len(line) < 10 or line[8:9] != b" ":
         return None
     body = line[9:]
@@ -259,7 +263,9 @@ def _decode_line(line: bytes) -> dict[str, Any] | None:
         record = json.loads(body)
     except ValueError:
         return None
-    return record if isinstance(record, dict) and "k" in record else None
+    if isinstance(record, dict) and "k" in record:
+        return cast("JournalRecord", record)  # keys as records.py has them (never renamed)
+    return None
 
 
 def _line_problem(line: bytes) -> str:
@@ -273,15 +279,19 @@ def _line_problem(line: bytes) -> str:
 
 
 def split_records(
-    records: list[dict[str, Any]],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    records: Iterable[JournalRecord],
+) -> tuple[list[NodeRecord], list[SpanRecord], list[OtherRecord]]:
     """Node records, span records and the rest (in order), in one pass."""
-    nodes: list[dict[str, Any]] = []
-    spans: list[dict[str, Any]] = []
-    others: list[dict[str, Any]] = []
+    nodes: list[NodeRecord] = []
+    spans: list[SpanRecord] = []
+    others: list[OtherRecord] = []
     for record in records:
-        kind = record["k"]
-        (spans if kind == "span" else nodes if kind == "node" else others).append(record)
+        if record["k"] == "span":
+            spans.append(record)
+        elif record["k"] == "node":
+            nodes.append(record)
+        else:
+            others.append(record)
     return nodes, spans, others
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 from fm_lab.store import codec
 from fm_lab.store.base import RUNS, PendingRow, RunSnapshot, pending_frame
 from fm_lab.store.errors import RunNotFoundError, StoreError
+from fm_lab.store.records import StoredNode
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from fm_lab.spec.models import Workflow
     from fm_lab.store.journal import Durability, Journal
+    from fm_lab.store.records import JournalRecord
 
 
 def _time(seconds: float | None) -> dt.datetime | None:
@@ -98,12 +100,13 @@ class MemoryStore:
             run = self._run(run_id)
             run.status, run.ended, run.error = "running", None, None
 
-    def ingest(self, run_id: str, records: list[dict[str, Any]], wait: bool = True,
+    def ingest(self, run_id: str, records: Sequence[JournalRecord], wait: bool = True,
                texts: Mapping[int, bytes] | None = None) -> None:
         """Store records (a copy of each, as JSON would) once each, by ``seq``."""
         with self._lock:
             done = self._runs[run_id].journal_seq if run_id in self._runs else 0
-            fresh = [codec.loads(codec.dumps(r)) for r in records if r["seq"] > done]
+            fresh: list[dict[str, Any]] = [codec.loads(codec.dumps(r)) for r in records
+                                           if r["seq"] > done]
             if not fresh:
                 return
             if run_id not in self._runs and not any(r["k"] == "start" for r in fresh):
@@ -206,7 +209,7 @@ class MemoryStore:
             nodes = {node_id: _node_view(r) for node_id, r in latest.items()}
             resumes = {s["path"]: s["resume_data"] for s in run.suspensions
                        if s["resumed_seq"] is not None
-                       and nodes.get(s["path"].split("#", 1)[0], {}).get("status") != "succeeded"}
+                       and _status(nodes, s["path"].split("#", 1)[0]) != "succeeded"}
             spec = self._specs[run.workflow_id][run.version - 1][1]
             return copy.deepcopy(RunSnapshot(
                 run_id=run_id, workflow=Workflow.from_dict(spec), status=run.status,
@@ -333,7 +336,11 @@ def _selected(candidate: str, run_id: str | None, with_children: bool) -> bool:
     return with_children and candidate.startswith(run_id + ".")
 
 
-def _node_view(record: dict[str, Any]) -> dict[str, Any]:
+def _status(nodes: dict[str, StoredNode], path: str) -> str | None:
+    return nodes[path]["status"] if path in nodes else None
+
+
+def _node_view(record: dict[str, Any]) -> StoredNode:
     """A node record as ``RunSnapshot.nodes`` holds it (the DuckDB store's form)."""
     leaf = record.get("leaf")
     return {"status": record["status"], "output": record.get("output"),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store.codec import dumpb
 from fm_lab.store.columns import SMALL, relation
 from fm_lab.store.journal import split_records
+from fm_lab.store.records import JournalRecord, NodeRecord, SpanRecord
 
 
 def _encode(value: Any) -> str:
@@ -32,10 +33,11 @@ _INTS = ("input_size", "output_size", "input_tokens", "output_tokens", "cached_t
 _FLOATS = ("started", "ended", "cost_usd")
 
 
-def rows_from_records(run_id: str | None, workflow_id: str | None, records: list[dict[str, Any]],
-                      limit: int = MAX_CHARS) -> dict[str, list[Any]]:
+def rows_from_records(run_id: str | None, workflow_id: str | None,
+                      records: Iterable[JournalRecord], limit: int = MAX_CHARS,
+                      ) -> dict[str, list[Any]]:
     """Column lists for the spans of ``records``: node records (which carry their span) and
-    span records."""
+    span records (other kinds are skipped)."""
     cols: dict[str, list[Any]] = {name: [] for name in COLUMNS}
     (trace_id, span_id, parent_span_id, run, kind_, name_, entity_id, workflow, node_id, agent,
      resource_id, started, ended, status, input_, output, input_size, output_size, error_,
@@ -43,9 +45,8 @@ def rows_from_records(run_id: str | None, workflow_id: str | None, records: list
      cache_write_tokens, reasoning_tokens, cost_usd) = (cols[c] for c in COLUMNS)
     encode = _encode
     for r in records:
-        kind = r["k"]
-        get = r.get
-        if kind == "span":
+        if r["k"] == "span":
+            get = r.get
             trace_id.append(r["trace"])
             span_id.append(r["span"])
             parent_span_id.append(get("parent"))
@@ -69,7 +70,11 @@ def rows_from_records(run_id: str | None, workflow_id: str | None, records: list
             cache_write_tokens.append(get("cache_write_tokens"))
             reasoning_tokens.append(get("reasoning_tokens"))
             cost_usd.append(get("cost_usd"))
-        elif kind == "node":
+            started.append(get("started"))
+            ended.append(get("ended"))
+            in_value, out_value, error = get("input"), get("output"), get("error")
+        elif r["k"] == "node":
+            get = r.get
             if not get("span"):
                 continue
             path = r["node"]
@@ -85,22 +90,24 @@ def rows_from_records(run_id: str | None, workflow_id: str | None, records: list
             agent.append(None)
             resource_id.append(None)
             status.append(_NODE_STATUS.get(r["status"], r["status"]))
-            node_attrs = {"node_type": get("type"), "attempts": get("attempts")}
-            if get("cached_from"):
+            node_attrs: dict[str, Any] = {"node_type": get("type"), "attempts": get("attempts")}
+            cached_from = get("cached_from")
+            if cached_from:
                 node_attrs["fm_lab.cache.hit"] = True
-                node_attrs["fm_lab.cache.source"] = r["cached_from"]
+                node_attrs["fm_lab.cache.source"] = cached_from
             attributes.append(encode(node_attrs))
             evts = get("events")
             events.append(encode(evts) if evts else None)
             for column in (model, provider, input_tokens, output_tokens, cached_tokens,
                            cache_write_tokens, reasoning_tokens, cost_usd):
                 column.append(None)
+            started.append(get("started"))
+            ended.append(get("ended"))
+            in_value, out_value, error = get("input"), get("output"), get("error")
         else:
             continue
-        started.append(get("started"))
-        ended.append(get("ended"))
-        for value, text_col, size_col in ((get("input"), input_, input_size),
-                                          (get("output"), output, output_size)):
+        for value, text_col, size_col in ((in_value, input_, input_size),
+                                          (out_value, output, output_size)):
             if value is None:
                 text_col.append(None)
                 size_col.append(None)
@@ -108,7 +115,6 @@ def rows_from_records(run_id: str | None, workflow_id: str | None, records: list
             text = encode(value)
             size_col.append(len(text))
             text_col.append(text if len(text) <= limit else encode(text[:limit] + "…"))
-        error = get("error")
         error_.append(encode(error) if error else None)
     return cols
 
@@ -124,7 +130,8 @@ def arrow_table(cols: dict[str, list[Any]]) -> pa.Table:
     return typed(cols, TYPES)
 
 
-# what DuckDB's from_json reads out of a journal span record (payloads stay JSON text)
+# what DuckDB's from_json reads out of a journal span record (payloads stay JSON text): the
+# keys of records.SpanRecord
 _SPAN_RECORD = json.dumps({
     "trace": "VARCHAR", "span": "VARCHAR", "parent": "VARCHAR", "run": "VARCHAR",
     "kind": "VARCHAR", "name": "VARCHAR", "entity": "VARCHAR", "workflow": "VARCHAR",
@@ -161,7 +168,7 @@ _INSERT_SPAN_RECORDS = (
 
 
 def insert_records(con: duckdb.DuckDBPyConnection, run_id: str, workflow_id: str | None,
-                   records: list[dict[str, Any]], limit: int = MAX_CHARS,
+                   records: Iterable[JournalRecord], limit: int = MAX_CHARS,
                    texts: Mapping[int, bytes] | None = None) -> None:
     """Insert the spans of journal ``records`` (see :func:`insert_split`)."""
     nodes, spans, _ = split_records(records)
@@ -169,7 +176,7 @@ def insert_records(con: duckdb.DuckDBPyConnection, run_id: str, workflow_id: str
 
 
 def insert_split(con: duckdb.DuckDBPyConnection, run_id: str | None, workflow_id: str | None,
-                 nodes: list[dict[str, Any]], spans: list[dict[str, Any]],
+                 nodes: list[NodeRecord], spans: list[SpanRecord],
                  limit: int = MAX_CHARS, texts: Mapping[int, bytes] | None = None,
                  replace: bool = False) -> None:
     """Insert the spans of node and span records: node records through Arrow columns built
