@@ -22,7 +22,7 @@ RUNNER = """
 import sys
 
 import fm_lab
-import fm_lab.engine.session as session
+import fm_lab.tracing.recorder as session
 
 session.INGEST_FIRST_S = session.INGEST_EVERY_S = 3600.0  # no periodic ingest commits for us
 path, wf_path, run_id = sys.argv[1:]

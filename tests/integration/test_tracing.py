@@ -236,7 +236,7 @@ def test_spans_from_worker_threads_all_reach_duckdb_while_the_run_ingests(
         store, register, monkeypatch):
     """Sync code runs in worker threads and its spans end there, while the scheduler ingests
     batches: not one record may be lost between the journal, the batch and DuckDB."""
-    from fm_lab.engine import session
+    from fm_lab.tracing import recorder as session
 
     monkeypatch.setattr(session, "INGEST_EVERY_S", 0.005)  # many ingests during the run
     monkeypatch.setattr(session, "INGEST_FIRST_S", 0.005)

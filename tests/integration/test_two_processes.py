@@ -197,8 +197,8 @@ def test_run_survives_its_file_being_held_during_a_periodic_ingest(
 ):
     """The journal is the checkpoint: a batch ingest that finds the file held by another
     process is deferred, not turned into a failed run."""
-    monkeypatch.setattr("fm_lab.engine.session.INGEST_EVERY_S", 0.0)  # ingest at every tick
-    monkeypatch.setattr("fm_lab.engine.session.INGEST_FIRST_S", 0.0)
+    monkeypatch.setattr("fm_lab.tracing.recorder.INGEST_EVERY_S", 0.0)  # ingest at every tick
+    monkeypatch.setattr("fm_lab.tracing.recorder.INGEST_FIRST_S", 0.0)
     go, held, release = tmp_path / "go", tmp_path / "held", tmp_path / "release"
     store = fm_lab.Store(store_path, lock_timeout_s=0.3)
     store.runs()  # create the file before the holder opens it

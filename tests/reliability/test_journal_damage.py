@@ -47,7 +47,7 @@ RUNNER = """
 import sys
 
 import fm_lab
-import fm_lab.engine.session as session
+import fm_lab.tracing.recorder as session
 
 path, wf_path, run_id, ingest = sys.argv[1:]
 session.INGEST_FIRST_S = 0.0 if ingest == "first" else 1e9

@@ -20,13 +20,7 @@ DESIGN = ROOT / "docs" / "design.md"
 
 # (importer, imported): known upward imports in files this change does not own; each one is a
 # debt with its fix named. An entry that no longer occurs fails the test (remove it).
-ALLOWED: dict[tuple[str, str], str] = {
-    ("fm_lab.tracing.standalone", "fm_lab.engine.session"):
-        "known: the journal Recorder lives in engine/session.py; it belongs in store/",
-    ("fm_lab.widget.graph_widget", "fm_lab"):
-        "known: GraphWidget.run/resume call fm_lab.run/resume through the package (the "
-        "widget's tests patch them there); fm_lab.engine.api is the downward spelling",
-}
+ALLOWED: dict[tuple[str, str], str] = {}  # (importer, imported): why; empty: none left
 
 
 @dataclass(frozen=True)

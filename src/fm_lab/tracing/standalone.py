@@ -1,5 +1,5 @@
 """Traces outside workflow runs. An agent or LLM call made on its own, or a :func:`traced`
-block, records its spans the way a run does: a :class:`~fm_lab.engine.session.Recorder`
+block, records its spans the way a run does: a :class:`~fm_lab.tracing.recorder.Recorder`
 masks them and writes them to a journal of their own (``<db>.journal/trace-<id>.journal``),
 ingested into the ``spans`` table (``run_id`` null) when the trace ends. If another process
 holds the DuckDB file then, the journal stays and the next open of the store ingests it."""
@@ -35,7 +35,7 @@ class StandaloneTrace:
     is where top-level spans go; :meth:`close` stores them."""
 
     def __init__(self, store: RunStore) -> None:
-        from fm_lab.engine.session import Recorder
+        from fm_lab.tracing.recorder import Recorder
 
         trace_id, parent = linked_parent() or (new_trace_id(), None)  # a batch item's trace
         key = f"{KEY_PREFIX}{trace_id}-{new_span_id()}"

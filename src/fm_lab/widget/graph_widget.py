@@ -235,11 +235,11 @@ class GraphWidget(anywidget.AnyWidget):
     # ---- runs ---------------------------------------------------------------------------
     def run(self, inputs: dict[str, Any] | None = None, **kwargs: Any) -> Run:
         """Run the drawn workflow (``fm_lab.run`` arguments), colouring nodes as they finish."""
-        import fm_lab
+        from fm_lab.engine import api
 
         self._start()
         try:
-            result = fm_lab.run(self._workflow, inputs, **self._run_kwargs(kwargs))
+            result = api.run(self._workflow, inputs, **self._run_kwargs(kwargs))
         except Exception as exc:
             self._failed(exc)
             raise
@@ -256,7 +256,7 @@ class GraphWidget(anywidget.AnyWidget):
     ) -> Run:
         """Resume a suspension of the last run (``fm_lab.resume`` arguments: ``label``,
         ``node``, ``path_id``); redraws the top-level run afterwards."""
-        import fm_lab
+        from fm_lab.engine import api
 
         top = self._run.run_id if self._run is not None else run_id
         target = run_id or top
@@ -265,12 +265,12 @@ class GraphWidget(anywidget.AnyWidget):
         shown = self._run
         self._start(keep_results=True)
         try:
-            result = fm_lab.resume(target, data, **self._run_kwargs(kwargs))
+            result = api.resume(target, data, **self._run_kwargs(kwargs))
         except Exception as exc:
             self._failed(exc)
             raise
         if top is not None and top != result.run_id:  # a child run was resumed
-            result = fm_lab.get_run(top, store=result.store)
+            result = api.get_run(top, store=result.store)
         if self._run is shown:  # not heard as a watcher: draw the outcome here
             self._finish(result)
         return result

@@ -3,10 +3,10 @@ masked ``repr`` instead of failing the node, a node output that cannot be stored
 
 import pytest
 
-from fm_lab.engine.session import Recorder
 from fm_lab.store import MemoryStore, Store
 from fm_lab.store.codec import NotSerialisableError
 from fm_lab.store.journal import Journal, read_journal
+from fm_lab.tracing.recorder import Recorder
 from fm_lab.tracing.redact import secret
 
 

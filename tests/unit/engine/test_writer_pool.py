@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import fm_lab
-from fm_lab.engine.committer import WriterPool
+from fm_lab.store.committer import WriterPool
 
 WF = {"id": "w", "nodes": {"a": {"type": "template", "config": {"template": "x"}}}}
 
@@ -67,7 +67,7 @@ def test_fm_lab_exits_promptly_after_a_code_node(tmp_path: Path) -> None:
 
 def test_work_queued_at_exit_is_done(tmp_path: Path) -> None:
     marker = tmp_path / "written"
-    script = ("import time; from fm_lab.engine.committer import writer\n"
+    script = ("import time; from fm_lab.store.committer import writer\n"
               f"writer().submit(lambda: (time.sleep(0.3), open({str(marker)!r}, 'w').close()))\n")
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
     assert marker.exists()
