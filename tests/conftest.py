@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +128,18 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.write_sep("-", f"widget figures ({out / 'widget_figures.json'})")
     for key, value in found.items():
         terminalreporter.write_line(f"{key}: {value}")
+
+
+@pytest.fixture
+def register() -> Callable[[Callable[..., Any]], str]:
+    """Register a function for ``code`` nodes under a unique name; returns the name."""
+    import uuid
+
+    import fm_lab
+
+    def _register(fn: Callable[..., Any]) -> str:
+        name = f"it_{fn.__name__}_{uuid.uuid4().hex[:8]}"
+        fm_lab.register_function(fn, name=name)
+        return name
+
+    return _register

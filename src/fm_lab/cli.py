@@ -146,9 +146,9 @@ def entry() -> NoReturn:
     The code nodes' pool threads do not count: every run has ended when ``main`` returns, so
     they are idle, or still inside a node body its run gave up on (a timeout)."""
     code = main()
-    code_threads = sys.modules.get("fm_lab.nodes.code")  # loaded if a code node ran
-    prefix = getattr(code_threads, "THREAD_PREFIX", None) or "\0"
-    if any(t.is_alive() and not t.daemon and not t.name.startswith(prefix)
+    code_nodes = sys.modules.get("fm_lab.nodes.code")  # loaded if a code node ran
+    pool: str | None = getattr(code_nodes, "THREAD_PREFIX", None)
+    if any(t.is_alive() and not t.daemon and not (pool and t.name.startswith(pool))
            for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
     atexit._run_exitfuncs()

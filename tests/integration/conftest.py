@@ -8,9 +8,8 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -29,18 +28,6 @@ def store(store_path: Path) -> Iterator[fm_lab.Store]:
     s = fm_lab.Store(store_path)
     yield s
     s.close()
-
-
-@pytest.fixture
-def register() -> Callable[[Callable[..., Any]], str]:
-    """Register a function for ``code`` nodes under a unique name; returns the name."""
-
-    def _register(fn: Callable[..., Any]) -> str:
-        name = f"it_{fn.__name__}_{uuid.uuid4().hex[:8]}"
-        fm_lab.register_function(fn, name=name)
-        return name
-
-    return _register
 
 
 class Spawner:

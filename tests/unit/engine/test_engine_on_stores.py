@@ -3,8 +3,7 @@ store (plain Python, no database) and on DuckDB, so the engine depends on ``RunS
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -39,16 +38,6 @@ def store(request: pytest.FixtureRequest) -> Iterator[RunStore]:
     made.close()
 
 
-@pytest.fixture
-def function() -> Callable[[Callable[..., Any]], str]:
-    def _register(fn: Callable[..., Any]) -> str:
-        name = f"seam_{fn.__name__}_{uuid.uuid4().hex[:8]}"
-        fm_lab.register_function(fn, name=name)
-        return name
-
-    return _register
-
-
 def test_both_stores_implement_the_protocol(store: RunStore) -> None:
     assert isinstance(store, RunStore)
     assert "runs" in store.supports
@@ -65,14 +54,14 @@ def test_a_chain_runs_and_its_nodes_are_stored_in_order(store: RunStore) -> None
     assert store.runs()["run_id"].tolist() == [run.run_id]
 
 
-def test_a_failing_node_is_retried_then_fails_the_run(store: RunStore, function: Any) -> None:
+def test_a_failing_node_is_retried_then_fails_the_run(store: RunStore, register: Any) -> None:
     calls: list[int] = []
 
     def flaky() -> str:
         calls.append(1)
         raise ConnectionError("broken input")  # a system error: retried
 
-    wf = {"id": "fails", "nodes": {"f": {"type": "code", "config": {"function": function(flaky)},
+    wf = {"id": "fails", "nodes": {"f": {"type": "code", "config": {"function": register(flaky)},
                                          "retry": {"max_attempts": 2, "backoff_s": 0}}}}
     run = fm_lab.run(wf, store=store)
     assert store.runs()["status"].tolist() == ["failed"] == [run.status]
@@ -118,14 +107,14 @@ def test_a_cancel_request_is_taken_once(store: RunStore) -> None:
     assert store.take_cancel_request("r1") is False
 
 
-def test_a_rerun_reuses_the_cached_upstream_nodes(store: RunStore, function: Any) -> None:
+def test_a_rerun_reuses_the_cached_upstream_nodes(store: RunStore, register: Any) -> None:
     calls: list[str] = []
 
     def step(name: str, value: Any) -> str:
         calls.append(name)
         return f"{value}>{name}"
 
-    name = function(step)
+    name = register(step)
     wf = {"id": "cells", "nodes": {
         "a": {"type": "code", "config": {"function": name, "args": {
             "name": "a", "value": "{{ inputs.n }}"}}},
