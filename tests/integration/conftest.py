@@ -8,7 +8,7 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,9 +23,14 @@ def store_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(store_path: Path) -> Iterator[fm_lab.Store]:
-    """A file store on ``store_path``."""
-    s = fm_lab.Store(store_path)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[fm_lab.RunStore]:
+    """A file store on ``store_path``; in modules that run on both stores (``STORES``, see the
+    root conftest), a PostgreSQL store of the test's own for the ``postgres`` case."""
+    kind = getattr(request, "param", "duckdb")
+    if kind == "postgres":
+        s: fm_lab.RunStore = fm_lab.connect(request.getfixturevalue("pg_url"))
+    else:
+        s = fm_lab.Store(request.getfixturevalue("store_path"))
     yield s
     s.close()
 
@@ -99,3 +104,21 @@ def spawner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Spawner
     sp = Spawner(tmp_path)
     yield sp
     sp.cleanup()
+
+
+@pytest.fixture
+def reopen() -> Iterator[Callable[[fm_lab.RunStore], fm_lab.RunStore]]:
+    """``reopen(store)``: another handle on the same store (what another process would open),
+    closed after the test."""
+    from fm_lab.store import open_store
+
+    opened: list[fm_lab.RunStore] = []
+
+    def _reopen(store: fm_lab.RunStore) -> fm_lab.RunStore:
+        again = open_store(getattr(store, "url", store.path))
+        opened.append(again)
+        return again
+
+    yield _reopen
+    for again in opened:
+        again.close()

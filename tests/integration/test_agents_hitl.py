@@ -16,6 +16,8 @@ import json
 from fm_lab.agents import Agent, ToolContext, tool
 from fm_lab.llm import script
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 CALLS = []
 
 @tool

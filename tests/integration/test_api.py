@@ -10,6 +10,8 @@ import pytest
 
 import fm_lab
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 NODE_COLUMNS = {
     "node_id",
     "node_type",
@@ -165,7 +167,7 @@ def test_repr_html_lists_nodes(store, register):
     assert "kaboom" in failed_html
 
 
-def test_raise_for_status(store, register):
+def test_raise_for_status(store, register, reopen):
     ok = fm_lab.run(_greeting(register), inputs={"who": "ok"}, store=store)
     assert ok.raise_for_status() is ok
 
@@ -174,4 +176,4 @@ def test_raise_for_status(store, register):
     with pytest.raises(fm_lab.RunFailedError, match=r"bad.*kaboom"):
         failed.raise_for_status()
     with pytest.raises(fm_lab.RunFailedError, match="kaboom"):
-        fm_lab.get_run(failed.run_id, store=fm_lab.Store(store.path)).raise_for_status()
+        fm_lab.get_run(failed.run_id, store=reopen(store)).raise_for_status()

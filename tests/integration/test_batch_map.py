@@ -9,6 +9,8 @@ import fm_lab
 import fm_lab.batch
 from fm_lab.tracing.pricing import set_price
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 
 def _workflow(function: str) -> dict:
     return {

@@ -11,6 +11,8 @@ import pytest
 
 import fm_lab
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 NAP_S = 0.3
 
 

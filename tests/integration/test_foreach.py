@@ -23,6 +23,8 @@ import sys
 
 import fm_lab
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 path, wf_path, run_id = sys.argv[1:]
 run = fm_lab.run(fm_lab.Workflow.from_file(wf_path), store=fm_lab.Store(path), run_id=run_id)
 print(run.status)
@@ -347,7 +349,7 @@ def test_sleep_resumed_after_a_kill_sleeps_only_the_rest(spawner, tmp_path, stor
 
 
 # ---- cancellation --------------------------------------------------------------------------
-async def test_cancel_stops_a_live_run_and_keeps_finished_work(store, register):
+async def test_cancel_stops_a_live_run_and_keeps_finished_work(store, register, reopen):
     started = asyncio.Event()
     seen: dict[str, object] = {}
 
@@ -383,7 +385,7 @@ async def test_cancel_stops_a_live_run_and_keeps_finished_work(store, register):
     assert run.node("fast").output == "quick"
     assert run.node("slow").status != "succeeded"
     assert run.node("after").status == "pending"
-    stored = fm_lab.get_run("cancel-live", store=fm_lab.Store(store.path))
+    stored = fm_lab.get_run("cancel-live", store=reopen(store))
     assert stored.status == "cancelled"
     assert stored.node("fast").output == "quick"
     rows = store.node_executions("cancel-live").set_index("node_id")["status"].to_dict()

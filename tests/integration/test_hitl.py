@@ -14,6 +14,9 @@ import pandas as pd
 import pytest
 
 import fm_lab
+from fm_lab.store.base import journal_dir
+
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
 
 LEFT_RIGHT = [("left", "right"), ("right", "left")]
 DECISIONS = {
@@ -99,7 +102,7 @@ def _status(run_id: str, store: fm_lab.Store) -> str:
 # ---- several suspensions at once -----------------------------------------------------------
 @pytest.mark.parametrize("order", LEFT_RIGHT, ids=["left-first", "right-first"])
 @pytest.mark.parametrize("kind", ["graph", "parallel"])
-def test_two_approvals_resumed_independently_in_either_order(store, kind, order):
+def test_two_approvals_resumed_independently_in_either_order(store, kind, order, reopen):
     run = fm_lab.run(_two_approvals(kind), store=store)
 
     assert run.status == "suspended"
@@ -137,7 +140,7 @@ def test_two_approvals_resumed_independently_in_either_order(store, kind, order)
         "join": "True/False",
     }
     assert fm_lab.pending(store=store).empty
-    stored = fm_lab.get_run(run.run_id, store=fm_lab.Store(store.path))
+    stored = fm_lab.get_run(run.run_id, store=reopen(store))
     assert stored.status == "succeeded"
     assert stored.outputs == final.outputs
 
@@ -206,7 +209,8 @@ def _assert_unchanged(before: dict[str, pd.DataFrame], after: dict[str, pd.DataF
 
 def test_invalid_resume_data_lists_every_problem_and_changes_nothing(store):
     run = fm_lab.run(_two_approvals("graph"), store=store)
-    journals = sorted(store.journal_dir.iterdir())
+    folder = journal_dir(store)  # None on PostgreSQL: no journal files
+    journals = sorted(folder.iterdir()) if folder else []
     before = _tables(store, run.run_id)
 
     with pytest.raises(fm_lab.ResumeValidationError) as caught:
@@ -233,7 +237,8 @@ def test_invalid_resume_data_lists_every_problem_and_changes_nothing(store):
     row = after["runs"].set_index("run_id").loc[run.run_id]
     assert row["status"] == "suspended"
     assert row["journal_seq"] == before["runs"].set_index("run_id").loc[run.run_id, "journal_seq"]
-    assert sorted(store.journal_dir.iterdir()) == journals  # no journal opened either
+    assert (sorted(folder.iterdir()) if folder else []) == journals  # no journal opened either
+    assert not store.run_is_live(run.run_id)  # nor the run locked
 
     # valid data afterwards works
     half = fm_lab.resume(run.run_id, DECISIONS["left"], label="left", store=store)
@@ -346,7 +351,7 @@ def test_ambiguous_label_names_every_matching_path(store):
 
 
 # ---- journaled steps -----------------------------------------------------------------------
-def test_journaled_step_runs_once_across_a_suspension(store, register, tmp_path):
+def test_journaled_step_runs_once_across_a_suspension(store, register, tmp_path, reopen):
     effects = tmp_path / "charges.log"
 
     def charge(amount: int) -> dict:
@@ -380,7 +385,7 @@ def test_journaled_step_runs_once_across_a_suspension(store, register, tmp_path)
     payload = fm_lab.pending(store=store)["payload"].tolist()
     assert payload == [{"paid": {"amount": 5, "receipt": receipt}}]
 
-    done = fm_lab.resume(run.run_id, {"ok": True}, label="confirm", store=fm_lab.Store(store.path))
+    done = fm_lab.resume(run.run_id, {"ok": True}, label="confirm", store=reopen(store))
 
     assert done.status == "succeeded", done.error
     assert calls == [5, 5]  # the node function ran again ...

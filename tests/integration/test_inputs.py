@@ -8,6 +8,8 @@ import pytest
 
 import fm_lab
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 INPUTS = {
     "type": "object",
     "properties": {

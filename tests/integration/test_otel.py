@@ -16,6 +16,8 @@ from opentelemetry.trace import StatusCode
 import fm_lab
 from fm_lab.tracing import export_otel, instrument, span
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 
 def _chat(model: str, input_tokens: int, output_tokens: int, cached_tokens: int,
           reasoning_tokens: int) -> str:
@@ -54,8 +56,7 @@ def traced_run(store, register):
 def test_export_sends_every_span_with_its_ids_and_parent(store, traced_run):
     exporter = InMemorySpanExporter()
     sent = export_otel(exporter, run_id=traced_run.run_id, store=store)
-    stored = store.sql("select *, epoch_ns(started_at) as ns0, epoch_ns(ended_at) as ns1 "
-                       "from spans").set_index("span_id", drop=False)
+    stored = store.sql("select * from spans").set_index("span_id", drop=False)
     exported = exporter.get_finished_spans()
     assert sent == len(exported) == len(stored) == 1 + 3 + 2 + 1 + 1  # wf, nodes, items, ...
     seen = set()
@@ -73,8 +74,8 @@ def test_export_sends_every_span_with_its_ids_and_parent(store, traced_run):
         assert otel_span.name == row["name"]
         assert otel_span.attributes["fm_lab.kind"] == row["kind"]
         assert otel_span.attributes["fm_lab.run_id"] == traced_run.run_id
-        assert abs(otel_span.start_time - row["ns0"]) <= 1_000
-        assert abs(otel_span.end_time - row["ns1"]) <= 1_000
+        assert abs(otel_span.start_time - row["started_at"].value) <= 1_000
+        assert abs(otel_span.end_time - row["ended_at"].value) <= 1_000
         expected = StatusCode.ERROR if row["status"] == "error" else StatusCode.OK
         assert otel_span.status.status_code == expected
         assert otel_span.resource.attributes["service.name"] == "fm_lab"

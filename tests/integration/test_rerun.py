@@ -10,6 +10,8 @@ import pytest
 
 import fm_lab
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 CALLS: Counter[str] = Counter()
 
 

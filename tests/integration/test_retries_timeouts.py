@@ -13,6 +13,8 @@ import pytest
 
 import fm_lab
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 RETRY = {"max_attempts": 3, "backoff_s": 0.01}
 
 
@@ -27,7 +29,7 @@ def _stored_error(store: fm_lab.Store, run_id: str) -> dict:
     return json.loads(row["error"])
 
 
-def test_retryable_error_is_retried_until_success(store, register):
+def test_retryable_error_is_retried_until_success(store, register, reopen):
     calls: list[float] = []
 
     def flaky() -> str:
@@ -49,7 +51,7 @@ def test_retryable_error_is_retried_until_success(store, register):
     # backoff 0.01 s then 0.02 s (multiplier 2)
     assert calls[1] - calls[0] >= 0.01
     assert calls[2] - calls[1] >= 0.02
-    assert fm_lab.get_run(run.run_id, store=fm_lab.Store(store.path)).node("flaky").attempts == 3
+    assert fm_lab.get_run(run.run_id, store=reopen(store)).node("flaky").attempts == 3
 
 
 def test_retries_are_bounded_by_max_attempts(store, register):
@@ -146,7 +148,7 @@ def test_timeout_is_retryable(store, register):
     assert run.node("flaky").attempts == 2
 
 
-def test_failed_run_resumes_only_the_failed_node_and_dependents(store, register, tmp_path):
+def test_failed_run_resumes_only_the_failed_node_and_dependents(store, register, tmp_path, reopen):
     log = tmp_path / "effects.log"
     flag = tmp_path / "fixed.flag"
 
@@ -178,7 +180,7 @@ def test_failed_run_resumes_only_the_failed_node_and_dependents(store, register,
     assert failed.node("g").status == "pending"
 
     flag.touch()
-    resumed = fm_lab.resume(failed.run_id, store=fm_lab.Store(store.path))
+    resumed = fm_lab.resume(failed.run_id, store=reopen(store))
 
     assert resumed.status == "succeeded", resumed.error
     assert resumed.error is None

@@ -6,6 +6,8 @@ import pytest
 
 import fm_lab
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 
 def _child(greeting: str) -> dict:
     return {"id": "greeter", "inputs": {"type": "object", "properties": {"who": {}}},

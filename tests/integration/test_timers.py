@@ -14,6 +14,8 @@ import fm_lab
 from fm_lab.engine.wakeups import due_runs
 from fm_lab.timers import Timer
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 WAIT_S = 0.3
 
 

@@ -27,6 +27,8 @@ from fm_lab.cli import main as cli_main
 from fm_lab.tracing import pricing, redact, span
 from fm_lab.tracing.redact import Redactor
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -117,7 +119,8 @@ def tree_run(store, register):
     assert run.status == "succeeded", run.error
     assert len(calls) == 2
     assert run.node("n").status == "skipped"
-    spans = store.sql("select *, epoch(started_at) as t0, epoch(ended_at) as t1 from spans")
+    spans = store.sql("select *, extract(epoch from started_at)::float8 as t0, "
+                      "extract(epoch from ended_at)::float8 as t1 from spans")
     return run, spans.set_index("span_id", drop=False)
 
 

@@ -99,7 +99,8 @@ def load_items(store: SqlStore, batch_id: str, wanted: list[tuple[str, dict[str,
     stored parameters differ from ``wanted`` is an error (that would mix two batches)."""
     with store.connection() as con:
         rows = con.execute(
-            "select item_key, parameters, status, attempts, epoch(started_at), epoch(ended_at), "
+            "select item_key, parameters, status, attempts, "
+            "extract(epoch from started_at)::float8, extract(epoch from ended_at)::float8, "
             "outputs, error, error_cell, output_path from batch_items where batch_id = ?",
             [batch_id]).fetchall()
     stored = {r[0]: r for r in rows}

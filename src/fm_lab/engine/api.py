@@ -20,7 +20,7 @@ from fm_lab.store.base import RunSnapshot, RunStore
 from fm_lab.store.default import connect, default_store, home
 from fm_lab.store.duckdb_store import Store
 from fm_lab.store.ids import InvalidIdError, RunIdInUseError, validate_run_id
-from fm_lab.store.journal import Journal, JournalDamagedError, RunLockedError
+from fm_lab.store.journal import JournalDamagedError, RunJournal, RunLockedError
 from fm_lab.sync import run_sync
 
 if TYPE_CHECKING:
@@ -287,7 +287,7 @@ def _trace_parent(parent_run_id: str | None) -> tuple[str, str | None] | None:
 _LIVE: dict[str, RunSession] = {}
 
 
-async def _drive(runner: Runner, journal: Journal | None) -> Run:
+async def _drive(runner: Runner, journal: RunJournal | None) -> Run:
     from fm_lab.timers import autostart
 
     session = runner.session

@@ -16,13 +16,13 @@ from fm_lab.store.journal import RunLockedError
 
 if TYPE_CHECKING:
     from fm_lab.store.base import RunStore
-    from fm_lab.store.journal import Journal
+    from fm_lab.store.journal import RunJournal
 
 RESUME_WAIT_S = 60.0  # how long a resume waits for another process that is running the run
 
 
 async def lock_run(store: RunStore, run_id: str,
-                   wait_s: float = RESUME_WAIT_S) -> Journal | None:
+                   wait_s: float = RESUME_WAIT_S) -> RunJournal | None:
     """The run's journal, locked by this process (None for a memory store). Waits up to
     ``wait_s`` while another process runs the run, then raises :class:`RunLockedError`."""
     deadline = time.monotonic() + wait_s
@@ -40,7 +40,7 @@ async def lock_run(store: RunStore, run_id: str,
             delay = min(delay * 2, 0.05)
 
 
-def unlock_run(journal: Journal | None, stored: bool) -> None:
+def unlock_run(journal: RunJournal | None, stored: bool) -> None:
     """Release the run: ``stored`` when everything the journal holds is in the store (the
     file goes); a journal this process created and left empty goes too."""
     if journal is not None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from fm_lab.engine.cache import NodeCache
     from fm_lab.nodes.registry import NodeRegistry
     from fm_lab.store.base import RunStore
-    from fm_lab.store.journal import Journal
+    from fm_lab.store.journal import RunJournal
     from fm_lab.store.records import StoredNode
 
 _PATH_SEPARATORS = ("/", "[", ".", "#")
@@ -32,7 +32,7 @@ class RunSession:
         *,
         store: RunStore,
         run_id: str,
-        journal: Journal | None,
+        journal: RunJournal | None,
         registry: NodeRegistry,
         request_context: dict[str, Any] | None,
         committed: dict[str, StoredNode] | None = None,

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from fm_lab.store.base import SQL, has, journal_dir, sql_store
+from fm_lab.store.base import JOURNAL, SQL, has, journal_dir, sql_store
 from fm_lab.store.errors import StoreLockedError
 from fm_lab.store.journal import RunLockedError
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from fm_lab.store.base import RunStore
 
 _DUE_SQL = (
-    "select s.run_id, epoch(min(s.expires_at)) from suspensions s "
+    "select s.run_id, extract(epoch from min(s.expires_at))::float8 from suspensions s "
     "join runs r on r.run_id = s.run_id "
     "where s.resumed_at is null and s.expires_at is not null and r.status = 'suspended' "
     "group by s.run_id"
@@ -44,7 +44,7 @@ def due_runs(store: RunStore, now: float | None = None) -> tuple[list[str], floa
     now = time.time() if now is None else now
     if not has(store, SQL):
         return _due_from_pending(store, now)
-    if not store.memory and not os.path.exists(store.path):
+    if has(store, JOURNAL) and not os.path.exists(store.path):
         return [], None  # nothing stored yet
     with sql_store(store, "timers").connection(timeout_s=0) as con:
         rows = con.execute(_DUE_SQL).fetchall()

@@ -115,12 +115,14 @@ def active() -> Cassette | None:
 def cassette_path(path_or_store: str | Path | SqlStore, name: str = "default") -> Path:
     """Where a cassette lives: the path given, or ``<store>.cassettes/<name>.jsonl`` beside a
     store's DuckDB file (so a notebook's recordings travel with its runs)."""
-    from fm_lab.store.base import SqlStore
+    from fm_lab.store.base import JOURNAL, SqlStore, has
 
     if not isinstance(path_or_store, SqlStore):
         return Path(path_or_store)
-    if path_or_store.memory:
-        raise ValueError("a memory store has no folder for cassettes: give a file path")
+    if path_or_store.memory or not has(path_or_store, JOURNAL):
+        kind = "a memory store" if path_or_store.memory else "a server store"
+        raise ValueError(f"{path_or_store.path} is {kind}, with no folder beside it for "
+                         "cassettes: give a file path")
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"cassette name {name!r} must be a plain file name")
     return Path(str(path_or_store.path) + ".cassettes") / f"{name}.jsonl"

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 COLUMNS = ("message_id, thread_id, resource_id, sequence, role, content, text, tool_calls, "
-           "tool_call_id, name, epoch(created_at)")
+           "tool_call_id, name, extract(epoch from created_at)::float8")
 
 
 def first(result: Any) -> Any:

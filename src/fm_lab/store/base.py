@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fm_lab.spec.models import Workflow
-    from fm_lab.store.journal import Durability, Journal
+    from fm_lab.store.journal import Durability, RunJournal
     from fm_lab.store.records import JournalRecord, StoredNode
 
 # ---- capabilities (``RunStore.supports``) -------------------------------------------------
@@ -105,7 +105,7 @@ class RunStore(Protocol):
         ...
 
     # -- writing a run
-    def open_journal(self, run_id: str) -> Journal | None:
+    def open_journal(self, run_id: str) -> RunJournal | None:
         """The run's journal, locked by this process (None: records go straight to
         :meth:`ingest`). Raises ``RunLockedError`` while another process runs it."""
         ...
@@ -119,7 +119,7 @@ class RunStore(Protocol):
         """Store journal records in one transaction (idempotent by ``seq``)."""
         ...
 
-    def adopt_journal(self, run_id: str, journal: Journal, force: bool = False) -> list[str]:
+    def adopt_journal(self, run_id: str, journal: RunJournal, force: bool = False) -> list[str]:
         """Store what a locked journal holds from earlier segments; return warnings."""
         ...
 

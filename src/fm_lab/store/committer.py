@@ -25,7 +25,7 @@ from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from fm_lab.store.journal import Journal
+    from fm_lab.store.journal import RunJournal
 
 T = TypeVar("T")
 WRITER_THREADS = 4  # commits of different runs (and ingests) proceed side by side
@@ -130,7 +130,7 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 class Committer:
     """Makes one journal's records durable, off ``loop``'s thread."""
 
-    def __init__(self, journal: Journal, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, journal: RunJournal, loop: asyncio.AbstractEventLoop) -> None:
         self.journal = journal
         self.loop = loop
         self._thread = threading.get_ident()

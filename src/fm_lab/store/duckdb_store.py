@@ -27,6 +27,7 @@ from fm_lab.store.journal import (
     Durability,
     Journal,
     JournalDamagedError,
+    RunJournal,
     scan_journal,
     split_records,
     try_lock,
@@ -384,7 +385,7 @@ class Store:
                 [os.getpid(), socket.gethostname(), run_id],
             )
 
-    def open_journal(self, run_id: str) -> Journal | None:
+    def open_journal(self, run_id: str) -> RunJournal | None:
         """The run's journal (None for a memory store, which keeps nothing across processes)."""
         if self.memory:
             return None
@@ -614,12 +615,14 @@ class Store:
             con.execute("update runs set owner_pid = null where run_id = ? and status = "
                         "'running'", [run_id])
 
-    def adopt_journal(self, run_id: str, journal: Journal, force: bool = False) -> list[str]:
+    def adopt_journal(self, run_id: str, journal: RunJournal, force: bool = False) -> list[str]:
         """Store what ``journal`` (locked by this process, about to continue the run) holds
         from earlier segments. Raises :class:`JournalDamagedError`, storing nothing, when the
         journal is damaged or missing where it may have held committed work, unless
         ``force``: then the intact records are stored, the damaged file is kept beside it as
         ``<run>.journal-damaged-<ms>`` and the journal starts afresh. Returns warnings."""
+        if not isinstance(journal, Journal):
+            raise TypeError(f"{self.path} adopts its own journal files, not {journal!r}")
         scan = scan_journal(journal.path)
         if not scan.records and not Path(self.path).exists():
             return []  # nothing to store, and no file to make: the caller finds no run

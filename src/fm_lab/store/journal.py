@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 from fm_lab.store.codec import dumpb, dumps
 from fm_lab.store.errors import StoreError
@@ -50,8 +50,31 @@ class JournalError(OSError):
     takes no more commits (what an ``fsync`` error leaves on disk is unknown)."""
 
 
+class RunJournal(Protocol):
+    """What the engine needs of a run's journal: queue records, make them durable together
+    (group commit), release the run. :class:`Journal` is a local file; a server store's
+    journal (:mod:`fm_lab.store.pg_journal`) commits straight into its tables
+    (``ingests`` True: the records need no later ingest)."""
+
+    created: bool  # nothing of this run was journaled before (a new run, or a lost journal)
+    queued: int
+    durable: int
+    ingests: bool
+
+    def append(self, record: JournalRecord | dict[str, Any]) -> bytes: ...
+
+    @property
+    def pending(self) -> int: ...
+
+    def commit(self) -> None: ...
+
+    def close(self, remove: bool = False) -> None: ...
+
+
 class Journal:
     """The journal of one run."""
+
+    ingests = False  # its records go into the store by a later ingest
 
     def __init__(self, path: Path, durability: Durability = "fsync") -> None:
         self.path = path

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fm_lab.spec.models import Workflow
-    from fm_lab.store.journal import Durability, Journal
+    from fm_lab.store.journal import Durability, RunJournal
     from fm_lab.store.records import JournalRecord
 
 
@@ -90,7 +90,7 @@ class MemoryStore:
         """Nothing to release."""
 
     # ---- writing -------------------------------------------------------------------------
-    def open_journal(self, run_id: str) -> Journal | None:
+    def open_journal(self, run_id: str) -> RunJournal | None:
         """None: records go straight to :meth:`ingest`."""
         return None
 
@@ -153,7 +153,7 @@ class MemoryStore:
         versions.append((record["hash"], record["spec"]))
         return len(versions)
 
-    def adopt_journal(self, run_id: str, journal: Journal, force: bool = False) -> list[str]:
+    def adopt_journal(self, run_id: str, journal: RunJournal, force: bool = False) -> list[str]:
         """A memory store has no journals to adopt."""
         return []
 

@@ -15,12 +15,9 @@ reads it back from ``node_executions`` (a resumed run's committed work).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, Protocol, TypedDict
 
 from fm_lab.store.codec import loads
-
-if TYPE_CHECKING:
-    import duckdb
 
 
 class _Record(TypedDict):
@@ -233,13 +230,22 @@ def stored_node(row: Mapping[str, Any]) -> StoredNode:
     }
 
 
-def fetch_dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+class Rows(Protocol):
+    """An executed query: a DuckDB connection, or :class:`~fm_lab.store.pg_sql.PgConnection`."""
+
+    @property
+    def description(self) -> Any: ...
+
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+
+def fetch_dicts(cursor: Rows) -> list[dict[str, Any]]:
     """The rows of an executed query as dicts by column name (its SELECT list's names)."""
     names = [column[0] for column in cursor.description or ()]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def fetch_dict(cursor: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+def fetch_dict(cursor: Rows) -> dict[str, Any] | None:
     """The first row of an executed query as a dict by column name, or None (the result is
     fetched whole: DuckDB takes no other work on a connection with an unfinished result)."""
     rows = fetch_dicts(cursor)

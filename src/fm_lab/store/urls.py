@@ -1,7 +1,7 @@
 """Which store a target names: a file path, ``:memory:``, or a URL whose scheme picks the
-implementation (``duckdb://``, ``file://``, ``memory://``, or a scheme another package
-registers under the ``fm_lab.stores`` entry-point group). An unknown scheme is refused with
-the known ones listed, never taken for a file name."""
+implementation (``duckdb://``, ``file://``, ``memory://``, ``postgresql://``, or a scheme
+another package registers under the ``fm_lab.stores`` entry-point group). An unknown scheme
+is refused with the known ones listed, never taken for a file name."""
 
 from __future__ import annotations
 
@@ -71,8 +71,15 @@ def _memory_url(url: str, **options: Any) -> RunStore:
     return MemoryStore(url.split("://", 1)[1] or "memory")
 
 
+def _postgres_url(url: str, **options: Any) -> RunStore:
+    from fm_lab.store.pg_store import open_postgres
+
+    return open_postgres(url, **options)
+
+
 _BUILT_IN: dict[str, Opener] = {"duckdb": _duckdb_url, "file": _file_url,
-                                "memory": _memory_url}
+                                "memory": _memory_url, "postgresql": _postgres_url,
+                                "postgres": _postgres_url}
 
 
 def known_schemes() -> list[str]:
@@ -99,6 +106,4 @@ def open_store(target: str | Path, *, read_only: bool = False,
         return opener(url, **options)
     raise UnsupportedStoreError(
         f"no fm_lab store for {scheme}:// URLs ({redacted(url)}); known: "
-        f"{', '.join(s + '://' for s in known_schemes())}, a file path or ':memory:'"
-        + ("; a PostgreSQL team store is not built yet" if scheme.startswith("postgres")
-           else ""))
+        f"{', '.join(s + '://' for s in known_schemes())}, a file path or ':memory:'")

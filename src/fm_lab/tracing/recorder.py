@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fm_lab.store.base import RunStore
-    from fm_lab.store.journal import Journal
+    from fm_lab.store.journal import RunJournal
     from fm_lab.store.records import JournalRecord
 
 INGEST_EVERY_RECORDS = 20_000
@@ -55,7 +55,7 @@ class Recorder:
     when a ``loop`` is given) and, in batches, into DuckDB."""
 
     def __init__(
-        self, store: RunStore, run_id: str, journal: Journal | None, seq: int,
+        self, store: RunStore, run_id: str, journal: RunJournal | None, seq: int,
         ingested_once: bool,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
@@ -147,6 +147,10 @@ class Recorder:
             batch, self.unflushed = self.unflushed, []
             texts, self.unflushed_texts = self.unflushed_texts, {}
         if not batch:
+            return True
+        if self.journal is not None and self.journal.ingests:  # stored by its commits
+            self.commit()
+            self.ingested_once = True
             return True
         try:
             self.store.ingest(self.run_id, batch, wait=wait, texts=texts)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import fm_lab
-from fm_lab.store import MemoryStore, Store, UnsupportedStoreError, open_store
+from fm_lab.store import MemoryStore, Store, StoreError, UnsupportedStoreError, open_store
 from fm_lab.store.base import (
     SQL,
     has,
@@ -20,8 +20,8 @@ from fm_lab.store.base import (
 from fm_lab.store.urls import redacted, scheme_of
 
 
-@pytest.mark.parametrize("target", ["postgresql://ann:s3cret@db.example/fm",
-                                    "postgres://db/fm", "s3://bucket/x.duckdb", "Redis://h/0"])
+@pytest.mark.parametrize("target", ["mysql://ann:s3cret@db.example/fm",
+                                    "sqlite://db/fm", "s3://bucket/x.duckdb", "Redis://h/0"])
 def test_an_unknown_scheme_is_refused_and_nothing_is_created(
         target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -32,9 +32,16 @@ def test_an_unknown_scheme_is_refused_and_nothing_is_created(
     assert list(tmp_path.iterdir()) == []  # no ./postgresql:/ folder, no file
 
 
-def test_a_postgres_url_says_the_team_store_is_not_built_yet() -> None:
-    with pytest.raises(UnsupportedStoreError, match="PostgreSQL"):
-        open_store("postgresql://localhost/fm")
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_a_postgres_server_that_is_not_there_is_one_clear_error(
+        scheme: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = f"{scheme}://ann:s3cret@/fm?host={tmp_path / 'no-server'}"  # a socket that is not there
+    with pytest.raises(StoreError, match="cannot open the PostgreSQL store") as caught:
+        open_store(url)
+    message = str(caught.value)
+    assert "s3cret" not in message and "ann:***@" in message and "\n" not in message
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_paths_and_duckdb_urls_open_a_duckdb_file(tmp_path: Path) -> None:

@@ -1,0 +1,226 @@
+"""The PostgreSQL store's tables: the DuckDB store's migrations (:mod:`fm_lab.store.schema`),
+numbered alike, in PostgreSQL's types, plus what a shared server needs (cancel requests).
+
+JSON payloads are ``text`` columns holding fm_lab's JSON (which keeps NaN and infinities, as
+Python's ``json`` does; PostgreSQL's ``json`` type refuses them): cast with ``::jsonb`` to query
+inside them.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        create table if not exists workflows (
+            workflow_id text not null,
+            version integer not null,
+            hash text not null,
+            name text,
+            spec text not null,
+            created_at timestamptz not null default now(),
+            primary key (workflow_id, version)
+        );
+        create table if not exists runs (
+            run_id text primary key,
+            workflow_id text not null,
+            workflow_version integer not null,
+            status text not null,
+            inputs text,
+            outputs text,
+            state text,
+            error text,
+            created_at timestamptz not null default now(),
+            ended_at timestamptz,
+            owner_pid integer,
+            owner_host text,
+            parent_run_id text,
+            journal_seq bigint not null default 0
+        );
+        create index if not exists runs_status on runs (status, created_at);
+        create index if not exists runs_created on runs (created_at);
+        create table if not exists node_executions (
+            run_id text not null,
+            node_id text not null,
+            seq bigint not null,
+            node_type text,
+            status text not null,
+            attempts integer,
+            input text,
+            output text,
+            error text,
+            state_patch text,
+            started_at timestamptz,
+            ended_at timestamptz,
+            duration_ms double precision
+        );
+        create index if not exists node_executions_run on node_executions (run_id, node_id, seq);
+        """,
+    ),
+    (
+        2,
+        """
+        alter table node_executions add column if not exists leaf boolean;
+        create table if not exists suspensions (
+            run_id text not null,
+            path text not null,
+            node_id text,
+            seq bigint not null,
+            label text,
+            payload text,
+            resume_schema text,
+            since timestamptz,
+            expires_at timestamptz,
+            on_timeout text,
+            default_data text,
+            resumed_at timestamptz,
+            resumed_seq bigint,
+            resume_data text
+        );
+        create index if not exists suspensions_run on suspensions (run_id, path);
+        create index if not exists suspensions_waiting on suspensions (since)
+            where resumed_at is null;
+        create table if not exists steps (
+            run_id text not null,
+            path text not null,
+            name text not null,
+            seq bigint not null,
+            result text,
+            created_at timestamptz
+        );
+        create index if not exists steps_run on steps (run_id);
+        """,
+    ),
+    (
+        3,
+        """
+        alter table runs add column if not exists trace_id text;
+        create table if not exists spans (
+            trace_id text not null,
+            span_id text not null,
+            parent_span_id text,
+            run_id text,
+            kind text not null,
+            name text,
+            entity_id text,
+            workflow_id text,
+            node_id text,
+            agent text,
+            resource_id text,
+            started_at timestamptz,
+            ended_at timestamptz,
+            duration_ms double precision,
+            status text,
+            input text,
+            output text,
+            input_size bigint,
+            output_size bigint,
+            error text,
+            attributes text,
+            events text,
+            model text,
+            provider text,
+            input_tokens bigint,
+            output_tokens bigint,
+            cached_tokens bigint,
+            cache_write_tokens bigint,
+            reasoning_tokens bigint,
+            cost_usd double precision
+        );
+        create index if not exists spans_trace on spans (trace_id);
+        create index if not exists spans_run on spans (run_id);
+        create index if not exists spans_kind_started on spans (kind, started_at);
+        """,
+    ),
+    (
+        4,
+        """
+        create table if not exists memory_threads (
+            thread_id text primary key,
+            resource_id text,
+            created_at timestamptz not null,
+            updated_at timestamptz not null
+        );
+        create table if not exists memory_messages (
+            message_id text primary key,
+            thread_id text not null,
+            resource_id text,
+            sequence bigint not null,
+            role text not null,
+            content text,
+            text text,
+            tool_calls text,
+            tool_call_id text,
+            name text,
+            created_at timestamptz not null
+        );
+        create index if not exists memory_messages_thread on memory_messages (thread_id, sequence);
+        create table if not exists memory_working (
+            scope text not null,
+            key text not null,
+            content text not null,
+            version bigint not null,
+            updated_at timestamptz not null,
+            primary key (scope, key)
+        );
+        create table if not exists memory_summaries (
+            thread_id text primary key,
+            summary text not null,
+            through_sequence bigint not null,
+            updated_at timestamptz not null
+        );
+        """,
+    ),
+    (
+        5,
+        """
+        create table if not exists batches (
+            batch_id text primary key,
+            kind text not null,
+            target text,
+            executor text,
+            folder text,
+            trace_id text not null,
+            created_at timestamptz not null default now()
+        );
+        create table if not exists batch_items (
+            batch_id text not null,
+            item_key text not null,
+            item_index integer,
+            parameters text,
+            status text not null,
+            attempts integer not null default 0,
+            started_at timestamptz,
+            ended_at timestamptz,
+            duration_ms double precision,
+            run_id text,
+            trace_id text,
+            span_id text,
+            outputs text,
+            error text,
+            error_cell integer,
+            output_path text,
+            primary key (batch_id, item_key)
+        );
+        create or replace view all_runs as select * from runs;
+        create or replace view all_node_executions as select * from node_executions;
+        create or replace view all_spans as select * from spans;
+        """,
+    ),
+    (
+        6,
+        """
+        alter table node_executions add column if not exists cache_key text;
+        alter table node_executions add column if not exists cached_from text;
+        create index if not exists node_executions_cache on node_executions (cache_key);
+        create or replace view all_node_executions as select * from node_executions;
+        create table if not exists cancel_requests (
+            run_id text primary key,
+            requested_at timestamptz not null default now()
+        );
+        """,
+    ),
+]
+
+MIGRATIONS.sort(key=lambda migration: migration[0])
+LATEST_VERSION = MIGRATIONS[-1][0]

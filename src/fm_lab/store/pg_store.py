@@ -1,0 +1,602 @@
+"""The PostgreSQL store: one server shared by a team's kernels, CLI processes and workers.
+
+``fm_lab.connect("postgresql://user@host/db")`` (or ``FM_LAB_STORE``) opens it through
+psycopg 3 and a connection pool. It keeps what the DuckDB store keeps, in the same tables
+(:mod:`fm_lab.store.pg_schema`), and differs where a server does better than a file:
+
+- a run's records are committed straight into the tables (:mod:`fm_lab.store.pg_journal`),
+  so every process sees a checkpoint as soon as it is durable and nothing waits for a file;
+- which process runs a run is an advisory lock the server drops when that process dies
+  (:mod:`fm_lab.store.pg_locks`), so any process on any machine recovers a killed run;
+- a cancel request is a row, read by the running process at its next tick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import socket
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from fm_lab.store import codec
+from fm_lab.store.base import RUNS, SHARED, SQL, PendingRow, RunSnapshot, pending_frame
+from fm_lab.store.codec import dumps
+from fm_lab.store.errors import RunNotFoundError, StoreError, StoreVersionError
+from fm_lab.store.journal import split_records
+from fm_lab.store.pg_journal import PgJournal
+from fm_lab.store.pg_locks import KEEPALIVE, RunLocks
+from fm_lab.store.pg_schema import LATEST_VERSION, MIGRATIONS
+from fm_lab.store.pg_sql import PgConnection, configure
+from fm_lab.store.records import (
+    JournalRecord,
+    NodeRecord,
+    RunEndRecord,
+    SpanRecord,
+    StartRecord,
+    SuspendRecord,
+    fetch_dict,
+    fetch_dicts,
+    stored_node,
+)
+from fm_lab.store.urls import redacted
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import psycopg
+    import psycopg_pool
+
+    from fm_lab.spec.models import Workflow
+    from fm_lab.store.journal import Durability, RunJournal
+
+POOL_SIZE = int(os.environ.get("FM_LAB_PG_POOL", "4"))  # connections per process
+COPY_SPANS_FROM = 32  # span rows per ingest from which COPY beats a pipelined insert
+_MIGRATION_LOCK = 0x666D5F6C6162  # "fm_lab": one migrating process at a time
+_NODE_COLUMNS = ("run_id, node_id, seq, node_type, status, attempts, input, output, error, "
+                 "state_patch, started_at, ended_at, duration_ms, leaf, cache_key, cached_from")
+_STORED_NODE = (
+    "node_id, status, output, error, state_patch, attempts, seq, "
+    "extract(epoch from started_at)::float8 as started, "
+    "extract(epoch from ended_at)::float8 as ended, node_type, leaf, input, cache_key, "
+    "cached_from")
+_SPAN_COLUMNS = ("trace_id", "span_id", "parent_span_id", "run_id", "kind", "name", "entity_id",
+                 "workflow_id", "node_id", "agent", "resource_id", "started_at", "ended_at",
+                 "duration_ms", "status", "input", "output", "input_size", "output_size", "error",
+                 "attributes", "events", "model", "provider", "input_tokens", "output_tokens",
+                 "cached_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd")
+_VIEWS = ("create or replace view all_runs as select * from runs; "
+          "create or replace view all_node_executions as select * from node_executions; "
+          "create or replace view all_spans as select * from spans;")
+
+
+def _time(seconds: float | None) -> dt.datetime | None:
+    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else dumps(value)
+
+
+def open_postgres(url: str, *, read_only: bool = False,
+                  durability: Durability = "fsync") -> PostgresStore:
+    """The ``postgresql://`` opener of :func:`fm_lab.store.urls.open_store`."""
+    return PostgresStore(url, read_only=read_only, durability=durability)
+
+
+class PostgresStore:
+    """fm_lab's storage on a PostgreSQL server (see the module docstring).
+
+    ``durability="fsync"`` (the default) commits synchronously, as PostgreSQL does by default;
+    ``"process"`` or ``"none"`` turn ``synchronous_commit`` off for this store's sessions: a
+    crash of the server (not of this process) may then lose the last moments of commits.
+    """
+
+    supports = frozenset({RUNS, SQL, SHARED})
+    memory = False
+    default_policy = "restricted"  # a team store runs other people's workflows
+
+    def __init__(self, url: str, *, read_only: bool = False, durability: Durability = "fsync",
+                 pool_size: int = POOL_SIZE) -> None:
+        try:
+            import psycopg  # noqa: F401
+            import psycopg_pool  # noqa: F401
+        except ImportError:
+            raise StoreError("a PostgreSQL store needs psycopg 3 and psycopg-pool: "
+                             "pip install 'fm_lab[postgres]'") from None
+        self.url = url
+        self.path = redacted(url)
+        self.read_only = read_only
+        self.durability: Durability = durability
+        self.pool_size = max(2, pool_size)
+        self.locks = RunLocks(url, self.path)
+        self._pool: psycopg_pool.ConnectionPool[Any] | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
+        self._local = threading.local()  # this thread's held connection (hold())
+        self._migrated = False
+        self._connect_check()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.path!r})"
+
+    # ---- connections ---------------------------------------------------------------------
+    def _options(self) -> dict[str, Any]:
+        settings = []
+        if self.durability != "fsync":
+            settings.append("-c synchronous_commit=off")
+        if self.read_only:
+            settings.append("-c default_transaction_read_only=on")
+        options: dict[str, Any] = {"autocommit": True, "application_name": "fm_lab",
+                                   **KEEPALIVE}
+        if settings:
+            options["options"] = " ".join(settings)
+        return options
+
+    def _pool_now(self) -> psycopg_pool.ConnectionPool[Any]:
+        import psycopg_pool
+
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                # a forked child (a Dask or multiprocessing worker) opens its own
+                self._pool = psycopg_pool.ConnectionPool(
+                    self.url, min_size=1, max_size=self.pool_size, kwargs=self._options(),
+                    configure=configure, open=True, name="fm_lab", timeout=30.0)
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    def _connect_check(self) -> None:
+        """Connect once (migrating the tables) before any pool exists, so a server that
+        cannot be used is one clear error at once, not a pool retrying in the background."""
+        import psycopg
+
+        try:
+            conn = psycopg.connect(self.url, connect_timeout=15, **self._options())
+        except psycopg.Error as exc:
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else type(exc).__name__
+            raise StoreError(f"cannot open the PostgreSQL store {self.path}: "
+                             f"{first.replace(self.url, self.path)}") from None
+        with conn:
+            configure(conn)
+            con = PgConnection(conn)
+            try:
+                self._migrate(con)
+            finally:
+                con.close()
+
+    @contextlib.contextmanager
+    def connection(self, timeout_s: float | None = None) -> Iterator[PgConnection]:
+        """A pooled connection for the block (this thread's held one inside :meth:`hold`)."""
+        held: PgConnection | None = getattr(self._local, "conn", None)
+        if held is not None:
+            yield held
+            return
+        import psycopg_pool
+
+        # ``timeout_s`` is how long a DuckDB store waits for another process's file lock
+        # (0: not at all); here nothing is locked, only a pooled connection may be busy
+        wait = 30.0 if timeout_s is None else max(timeout_s, 10.0)
+        try:
+            with self._pool_now().connection(timeout=wait) as conn:
+                con = PgConnection(conn)
+                try:
+                    if not self._migrated:
+                        self._migrate(con)
+                    yield con
+                finally:
+                    con.close()
+        except psycopg_pool.PoolTimeout:
+            raise StoreError(f"no connection to the PostgreSQL store {self.path} became free "
+                             f"in time (pool of {self.pool_size}; FM_LAB_PG_POOL sets it)"
+                             ) from None
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[PostgresStore]:
+        """Use one connection for this thread's operations in the block."""
+        if getattr(self._local, "conn", None) is not None:
+            yield self
+            return
+        with self.connection() as con:
+            self._local.conn = con
+            try:
+                yield self
+            finally:
+                self._local.conn = None
+
+    def held_here(self) -> bool:
+        """Never blocking: other threads take other pooled connections."""
+        return False
+
+    def close(self) -> None:
+        """Close the pool and release this process's run locks."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None and self._pool_pid == os.getpid():
+            pool.close()
+        self.locks.close()
+
+    def _migrate(self, con: PgConnection) -> None:
+        """Apply the migrations this database lacks (one process at a time)."""
+        if self.read_only:
+            self._check_version(con)
+            self._migrated = True
+            return
+        with con.raw.transaction():
+            con.execute("select pg_advisory_xact_lock(?)", [_MIGRATION_LOCK])
+            con.execute("create table if not exists meta (key text primary key, value text)")
+            version = self._check_version(con)
+            row = con.execute("select value from meta where key = 'schema_versions'").fetchone()
+            applied = ({int(n) for n in str(row[0]).split(",")} if row and row[0]
+                       else {n for n, _ in MIGRATIONS if n <= version})
+            missing = [(n, sql) for n, sql in MIGRATIONS if n not in applied]
+            for number, sql in missing:
+                con.execute(sql)
+                applied.add(number)
+            if missing:
+                con.execute(_VIEWS)  # `select *` views take the columns added since
+                con.execute(
+                    "insert into meta values ('schema_version', ?), ('schema_versions', ?) "
+                    "on conflict (key) do update set value = excluded.value",
+                    [str(max(applied)), ",".join(map(str, sorted(applied)))])
+        self._migrated = True
+
+    def _check_version(self, con: PgConnection) -> int:
+        try:
+            row = con.execute("select value from meta where key = 'schema_version'").fetchone()
+        except Exception as exc:  # no meta table: a read-only open of an empty database
+            if self.read_only:
+                raise StoreError(f"no fm_lab store in {self.path} (nothing stored yet)"
+                                 ) from exc
+            raise
+        version = int(row[0]) if row else 0
+        if version > LATEST_VERSION:
+            raise StoreVersionError(
+                f"{self.path} was written by a newer fm_lab (schema v{version}); this fm_lab "
+                f"reads up to v{LATEST_VERSION}. Upgrade fm_lab to open it.")
+        return version
+
+    def migrate(self) -> int:
+        """Bring the database's tables up to date; return the schema version."""
+        with self.connection() as con:
+            return self._check_version(con)
+
+    # ---- writing a run -------------------------------------------------------------------
+    def open_journal(self, run_id: str) -> RunJournal | None:
+        """The run's journal: its commits go into the tables; the run is locked for this
+        process until the journal is closed (``RunLockedError`` while another holds it)."""
+        if self.read_only:
+            raise StoreError(f"{self.path} is open read-only: it cannot run workflows")
+        return PgJournal(self, run_id)
+
+    def claim_run(self, run_id: str) -> None:
+        """Mark a stored run running and owned by this process (a resume); a cancel request
+        left from before (the run was not live, so nobody took it) no longer applies."""
+        with self.connection() as con, con.raw.transaction():
+            con.execute("update runs set status = 'running', owner_pid = ?, owner_host = ?, "
+                        "ended_at = null, error = null where run_id = ?",
+                        [os.getpid(), socket.gethostname(), run_id])
+            con.execute("delete from cancel_requests where run_id = ?", [run_id])
+
+    def ingest(self, run_id: str, records: Sequence[JournalRecord], wait: bool = True,
+               texts: Mapping[int, bytes] | None = None) -> None:
+        """Store journal records in one transaction, once each (by ``seq``); the run's row is
+        locked meanwhile, so two writers of one run apply in turn. A ``run_id`` naming no
+        run (a standalone trace) stores spans without a run, replacing any stored copy."""
+        if not records:
+            return
+        with self.connection() as con, con.raw.transaction():
+            row = fetch_dict(con.execute(
+                "select journal_seq, workflow_id from runs where run_id = ? for update",
+                [run_id]))
+            done = int(row["journal_seq"]) if row else 0
+            fresh = records if records[0]["seq"] > done else [
+                r for r in records if r["seq"] > done]
+            if not fresh:
+                return
+            nodes, spans, others = split_records(fresh)
+            workflow_id = row["workflow_id"] if row else None
+            is_run = row is not None
+            for record in others:
+                if record["k"] == "start":
+                    self._insert_run(con, run_id, record)
+                    workflow_id, is_run = record["workflow_id"], True
+            if nodes:
+                self._insert_nodes(con, run_id, nodes)
+            self._insert_spans(con, run_id if is_run else None, workflow_id, nodes, spans)
+            for record in others:
+                if record["k"] == "run":
+                    self._end_run(con, run_id, record)
+                elif record["k"] == "suspend":
+                    self._insert_suspension(con, run_id, record)
+                elif record["k"] == "resume":
+                    con.execute(
+                        "update suspensions set resumed_at = ?, resumed_seq = ?, "
+                        "resume_data = ? where run_id = ? and path = ? and resumed_at is null",
+                        [_time(record["at"]), record["seq"], _json(record.get("data")),
+                         run_id, record["path"]])
+                elif record["k"] == "step":
+                    con.execute("insert into steps values (?, ?, ?, ?, ?, ?)",
+                                [run_id, record["path"], record["name"], record["seq"],
+                                 _json(record.get("result")), _time(record["created"])])
+            if is_run:
+                con.execute("update runs set journal_seq = ? where run_id = ?",
+                            [fresh[-1]["seq"], run_id])
+
+    def _save_spec(self, con: PgConnection, record: StartRecord) -> int:
+        """Store a workflow spec if this exact content is new; return its version number.
+        Concurrent first runs of one workflow serialise on a transaction lock of its id."""
+        workflow_id, digest = record["workflow_id"], record["hash"]
+        con.execute("select pg_advisory_xact_lock(hashtextextended('fm_lab.workflow:' || ?, 0))",
+                    [workflow_id])
+        row = con.execute("select version from workflows where workflow_id = ? and hash = ?",
+                          [workflow_id, digest]).fetchone()
+        if row:
+            return int(row[0])
+        latest = con.execute("select max(version) from workflows where workflow_id = ?",
+                             [workflow_id]).fetchone()
+        version: int = max(record["version"], int(latest[0] or 0) + 1 if latest else 1)
+        con.execute("insert into workflows (workflow_id, version, hash, name, spec) "
+                    "values (?, ?, ?, ?, ?)",
+                    [workflow_id, version, digest, record["spec"].get("name"),
+                     dumps(record["spec"])])
+        return version
+
+    def _insert_run(self, con: PgConnection, run_id: str, record: StartRecord) -> None:
+        version = self._save_spec(con, record)
+        con.execute(
+            "insert into runs (run_id, workflow_id, workflow_version, status, inputs, "
+            "created_at, owner_pid, owner_host, parent_run_id, trace_id) "
+            "values (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+            [run_id, record["workflow_id"], version, dumps(record["inputs"]),
+             _time(record["created"]), record["pid"], record["host"], record["parent"],
+             record.get("trace_id")])
+
+    @staticmethod
+    def _insert_nodes(con: PgConnection, run_id: str, nodes: list[NodeRecord]) -> None:
+        rows = []
+        for r in nodes:
+            started, ended = r.get("started"), r.get("ended")
+            rows.append((
+                run_id, r["node"], r["seq"], r.get("type"), r["status"], r.get("attempts", 0),
+                _json(r["input"]) if r.get("input") is not None else None,
+                "null" if r.get("output") is None else dumps(r["output"]),
+                dumps(r["error"]) if r.get("error") else None,
+                dumps(r["state_patch"]) if r.get("state_patch") else None,
+                _time(started), _time(ended),
+                None if started is None or ended is None else (ended - started) * 1000,
+                r.get("leaf"), r.get("cache_key"),
+                dumps(r["cached_from"]) if r.get("cached_from") else None))
+        marks = ", ".join("?" * 16)
+        con.executemany(f"insert into node_executions ({_NODE_COLUMNS}) values ({marks})", rows)
+
+    @staticmethod
+    def _insert_spans(con: PgConnection, run_id: str | None, workflow_id: str | None,
+                      nodes: list[NodeRecord], spans: list[SpanRecord]) -> None:
+        """Spans of a run (``run_id``) or, with None, of a standalone trace (stored copies of
+        the same spans are replaced: a re-ingest after a crash); a run's workflow span is
+        rewritten on resume."""
+        from fm_lab.store.span_table import rows_from_records
+
+        replaced = [r["span"] for r in spans if run_id is None or r["kind"] == "workflow"]
+        if replaced:
+            only = "" if run_id is None else "kind = 'workflow' and "
+            con.execute(f"delete from spans where {only}span_id = any(?)", [replaced])
+        cols = rows_from_records(run_id, workflow_id,
+                                 [*(n for n in nodes if n.get("span")), *spans])
+        count = len(cols["span_id"])
+        if not count:
+            return
+        started = [_time(s) for s in cols["started"]]
+        ended = [_time(e) for e in cols["ended"]]
+        duration = [None if s is None or e is None else (e - s) * 1000
+                    for s, e in zip(cols["started"], cols["ended"], strict=True)]
+        order = [cols.get(c, []) for c in _SPAN_COLUMNS]
+        order[_SPAN_COLUMNS.index("started_at")] = started
+        order[_SPAN_COLUMNS.index("ended_at")] = ended
+        order[_SPAN_COLUMNS.index("duration_ms")] = duration
+        rows = list(zip(*order, strict=True))
+        names = ", ".join(_SPAN_COLUMNS)
+        if count >= COPY_SPANS_FROM:
+            statement = f"copy spans ({names}) from stdin"
+            with con.raw.cursor().copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join("?" * len(_SPAN_COLUMNS))
+        con.executemany(f"insert into spans ({names}) values ({marks})", rows)
+
+    @staticmethod
+    def _insert_suspension(con: PgConnection, run_id: str, record: SuspendRecord) -> None:
+        con.execute(
+            "insert into suspensions (run_id, path, node_id, seq, label, payload, resume_schema,"
+            " since, expires_at, on_timeout, default_data) values (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?)",
+            [run_id, record["path"], record.get("node"), record["seq"], record.get("label"),
+             dumps(record.get("payload")), dumps(record.get("schema")),
+             _time(record["since"]), _time(record.get("expires")), record.get("on_timeout"),
+             dumps(record.get("default"))])
+
+    @staticmethod
+    def _end_run(con: PgConnection, run_id: str, record: RunEndRecord) -> None:
+        con.execute(
+            "update runs set status = ?, outputs = ?, error = ?, state = ?, ended_at = ? "
+            "where run_id = ?",
+            [record["status"], dumps(record.get("outputs")),
+             dumps(record["error"]) if record.get("error") else None,
+             dumps(record.get("state")), _time(record.get("ended")), run_id])
+
+    def adopt_journal(self, run_id: str, journal: RunJournal, force: bool = False) -> list[str]:
+        """Nothing to adopt: a run's committed records are already its rows."""
+        return []
+
+    def recover_journals(self, run_id: str | None = None) -> list[str]:
+        """Nothing to recover: no record waits outside the server."""
+        return []
+
+    def recover_later(self) -> None:
+        """Nothing to recover later."""
+
+    def set_status(self, run_id: str, status: str) -> None:
+        """Set a stored (not live) run's status."""
+        with self.connection() as con:
+            con.execute("update runs set status = ?, ended_at = now() where run_id = ?",
+                        [status, run_id])
+
+    # ---- liveness and cancel -------------------------------------------------------------
+    def run_is_live(self, run_id: str) -> bool:
+        """True while a process anywhere holds the run's lock."""
+        return self.locks.live(run_id)
+
+    def request_cancel(self, run_id: str) -> None:
+        """Ask the process running ``run_id`` to cancel it at its next tick."""
+        with self.connection() as con:
+            con.execute("insert into cancel_requests (run_id) values (?) "
+                        "on conflict (run_id) do nothing", [run_id])
+
+    def take_cancel_request(self, run_id: str) -> bool:
+        """True (once) if a cancel of ``run_id`` was requested; consumes the request."""
+        with self.connection() as con:
+            return con.execute("delete from cancel_requests where run_id = ? returning 1",
+                               [run_id]).fetchone() is not None
+
+    # ---- reading -------------------------------------------------------------------------
+    def load_run(self, run_id: str) -> RunSnapshot:
+        """The stored run: workflow, state, each path's latest committed result, journaled
+        steps, and resume data not yet consumed by a finished node."""
+        from fm_lab.spec.models import Workflow
+
+        with self.connection() as con:
+            run = fetch_dict(con.execute(
+                "select r.status, r.inputs, r.outputs, r.error, r.state, r.journal_seq, w.spec, "
+                "r.parent_run_id, r.trace_id from runs r join workflows w "
+                "on w.workflow_id = r.workflow_id and w.version = r.workflow_version "
+                "where r.run_id = ?", [run_id]))
+            if run is None:
+                raise RunNotFoundError(f"no run {run_id!r} in {self.path}")
+            node_rows = fetch_dicts(con.execute(
+                f"select * from (select distinct on (node_id) {_STORED_NODE} "
+                "from node_executions where run_id = ? order by node_id, seq desc) latest "
+                "order by seq", [run_id]))
+            step_rows = con.execute("select name, result from steps where run_id = ?",
+                                    [run_id]).fetchall()
+            resume_rows = con.execute(
+                "select path, resume_data from suspensions where run_id = ? "
+                "and resumed_seq is not null", [run_id]).fetchall()
+        nodes = {r["node_id"]: stored_node(r) for r in node_rows}
+        resumes = {path: codec.loads(data) for path, data in resume_rows
+                   if (node := nodes.get(path.split("#", 1)[0])) is None
+                   or node["status"] != "succeeded"}
+        return RunSnapshot(
+            run_id=run_id, workflow=Workflow.from_json(run["spec"]), status=run["status"],
+            inputs=codec.loads(run["inputs"]) or {}, outputs=codec.loads(run["outputs"]),
+            error=codec.loads(run["error"]), state=codec.loads(run["state"]),
+            journal_seq=int(run["journal_seq"]), nodes=nodes,
+            steps={name: codec.loads(result) for name, result in step_rows},
+            resumes=resumes, parent_run_id=run["parent_run_id"], trace_id=run["trace_id"])
+
+    def run_status(self, run_id: str) -> str:
+        """The stored status of a run (raises ``RunNotFoundError``)."""
+        with self.connection() as con:
+            row = con.execute("select status from runs where run_id = ?", [run_id]).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"no run {run_id!r} in {self.path}")
+        return str(row[0])
+
+    def child_runs(self, run_id: str, statuses: tuple[str, ...] = ()) -> list[str]:
+        """Ids of ``run_id``'s child runs, optionally only in ``statuses``."""
+        where = f" and status in ({', '.join('?' * len(statuses))})" if statuses else ""
+        with self.connection() as con:
+            rows = con.execute(f"select run_id from runs where starts_with(run_id, ?){where} "
+                               "order by created_at", [run_id + ".", *statuses]).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def orphaned_runs(self) -> list[str]:
+        """Top-level runs stored as running (dead owners, or live elsewhere), oldest first."""
+        with self.connection() as con:
+            rows = con.execute("select run_id from runs where status = 'running' and "
+                               "parent_run_id is null order by created_at").fetchall()
+        return [str(r[0]) for r in rows]
+
+    def pending_rows(self, run_id: str | None = None,
+                     with_children: bool = False) -> list[PendingRow]:
+        """Suspensions waiting for data (the latest per path), oldest first."""
+        where, params = "", []
+        if run_id is not None:
+            where = "and (s.run_id = ?" + (" or starts_with(s.run_id, ?)"
+                                           if with_children else "") + ")"
+            params = [run_id, run_id + "."] if with_children else [run_id]
+        with self.connection() as con:
+            rows = fetch_dicts(con.execute(
+                "select * from (select distinct on (s.run_id, s.path) s.run_id, r.workflow_id, "
+                "s.node_id, s.label, s.path as path_id, s.payload, s.since, s.expires_at, "
+                "s.on_timeout, s.resume_schema, s.default_data, s.resumed_at "
+                "from suspensions s join runs r on r.run_id = s.run_id "
+                f"where r.status = 'suspended' {where} "
+                "order by s.run_id, s.path, s.seq desc) latest "
+                "where resumed_at is null order by since", params))
+        for row in rows:
+            del row["resumed_at"]
+        return rows  # type: ignore[return-value]
+
+    def pending(self, run_id: str | None = None, with_children: bool = False) -> pd.DataFrame:
+        """:meth:`pending_rows` as a DataFrame."""
+        return pending_frame(self.pending_rows(run_id, with_children))
+
+    def latest_workflow(self, workflow_id: str) -> Workflow:
+        """The newest stored version of ``workflow_id``."""
+        from fm_lab.spec.models import Workflow
+
+        with self.connection() as con:
+            row = con.execute("select spec from workflows where workflow_id = ? "
+                              "order by version desc limit 1", [workflow_id]).fetchone()
+        if row is None:
+            raise FileNotFoundError(f"no workflow file or stored workflow named {workflow_id!r}")
+        return Workflow.from_json(row[0])
+
+    def cache_entries(self, workflow_id: str) -> dict[str, tuple[str, str | None, str, str]]:
+        """The newest successful result per cache key among the runs of ``workflow_id``."""
+        with self.connection() as con:
+            rows = con.execute(
+                "select distinct on (n.cache_key) n.cache_key, n.output, n.state_patch, "
+                "n.run_id, n.node_id from node_executions n join runs r on r.run_id = n.run_id "
+                "where r.workflow_id = ? and n.cache_key is not null and n.status = 'succeeded' "
+                "order by n.cache_key, n.ended_at desc", [workflow_id]).fetchall()
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def runs(self, limit: int | None = 100, status: str | None = None) -> pd.DataFrame:
+        """Recent runs, newest first."""
+        where, params = ("where status = ?", [status]) if status else ("", [])
+        limit_sql = f"limit {int(limit)}" if limit else ""
+        return self.sql(
+            "select run_id, workflow_id, workflow_version, status, created_at, ended_at, "
+            "extract(epoch from (ended_at - created_at))::float8 * 1000 as duration_ms, "
+            "inputs, outputs, error, parent_run_id, owner_pid "
+            f"from all_runs {where} order by created_at desc {limit_sql}", params)
+
+    def node_executions(self, run_id: str, history: bool = False) -> pd.DataFrame:
+        """One row per node of a run (its latest execution; every one with history=True)."""
+        columns = ("node_id, node_type, status, attempts, started_at, ended_at, duration_ms, "
+                   "input, output, error, cached_from, seq")
+        if history:
+            query = (f"select {columns} from node_executions where run_id = ? order by seq")
+        else:
+            query = (f"select * from (select distinct on (node_id) {columns} from "
+                     "node_executions where run_id = ? order by node_id, seq desc) latest "
+                     "order by seq")
+        return self.sql(query, [run_id])
+
+    def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """Run SQL on the server (``?`` placeholders with ``params``) as a DataFrame."""
+        with self.connection() as con:
+            return con.execute(query, params).df()
+
+
+def connect_raw(url: str) -> psycopg.Connection[Any]:
+    """A plain psycopg connection to ``url`` (autocommit; for tools and tests)."""
+    import psycopg
+
+    conn = psycopg.connect(url, autocommit=True)
+    configure(conn)
+    return conn
