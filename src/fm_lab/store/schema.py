@@ -219,6 +219,54 @@ MIGRATIONS.append(
     )
 )
 
+# 7 is taken by the execution policy (another change); numbers may land out of order.
+MIGRATIONS.append(
+    (
+        8,
+        """
+        alter table runs add column if not exists started_by varchar;
+        alter table runs add column if not exists workflow_hash varchar;
+        alter table workflows add column if not exists saved_by varchar;
+        alter table suspensions add column if not exists assignees json;
+        alter table suspensions add column if not exists roles json;
+        alter table suspensions add column if not exists resumed_by varchar;
+        create table if not exists audit_log (
+            seq bigint primary key,
+            acted_at timestamptz not null,
+            actor varchar not null,
+            action varchar not null,
+            run_id varchar,
+            path varchar,
+            before json,
+            after json,
+            prev_hash varchar not null,
+            hash varchar not null
+        );
+        create index if not exists audit_log_run on audit_log (run_id);
+        """,
+    )
+)
+
+POSTGRES_AUDIT_APPEND_ONLY = """
+create or replace function fm_lab_audit_append_only() returns trigger
+language plpgsql as $$
+begin
+    raise exception 'audit_log is append-only: % is refused', tg_op
+        using errcode = 'insufficient_privilege';
+end
+$$;
+drop trigger if exists audit_log_append_only on audit_log;
+create trigger audit_log_append_only
+    before update or delete or truncate on audit_log
+    for each statement execute function fm_lab_audit_append_only();
+"""
+"""For the PostgreSQL store (migration 8 there, after the ``audit_log`` table): updates,
+deletes and truncates of the audit log are refused by the server, whoever connects. A
+statement-level trigger, because ``truncate`` has no rows to fire on; only the table's owner
+(``alter table ... disable trigger``, ``drop table``) can still get past it. DuckDB has no
+triggers: there the hash chain shows tampering instead (:mod:`fm_lab.store.audit`)."""
+
+TEAMS_VERSION = 8  # who did what: started_by, saved_by, resumed_by, assignees, audit_log
 VIEWS_VERSION = 5  # the all_* views the query functions read
 
 MIGRATIONS.sort(key=lambda migration: migration[0])  # versions may land out of order
