@@ -162,4 +162,6 @@ def audit_frame(rows: Sequence[AuditRow]) -> pd.DataFrame:
                for row in rows]
     frame = pd.DataFrame(decoded, columns=list(AUDIT_COLUMNS))
     frame["acted_at"] = pd.to_datetime(frame["acted_at"], utc=True)
+    for column in ("run_id", "path"):  # None, not NaN, where an entry has none
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
