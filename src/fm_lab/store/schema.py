@@ -235,6 +235,9 @@ MIGRATIONS.append(
         alter table suspensions add column if not exists assignees json;
         alter table suspensions add column if not exists roles json;
         alter table suspensions add column if not exists resumed_by varchar;
+        update runs set workflow_hash = w.hash from workflows w
+            where w.workflow_id = runs.workflow_id and w.version = runs.workflow_version
+            and runs.workflow_hash is null;
         create table if not exists audit_log (
             seq bigint not null,
             acted_at timestamptz not null,

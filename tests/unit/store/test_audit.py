@@ -107,3 +107,29 @@ def test_sql_still_reads_the_audit_log_and_writes_other_tables() -> None:
     assert not fm_lab.sql("describe audit_log", store=store).empty
     fm_lab.sql("create table notes (audit_log_seq int)", store=store)  # only mentions it
     fm_lab.sql("insert into notes values (1)", store=store)
+
+
+def test_migration_8_gives_runs_of_older_files_their_workflow_hash(tmp_path: Path) -> None:
+    from fm_lab.store import schema
+
+    path = tmp_path / "v6.duckdb"
+    with duckdb.connect(str(path)) as con:  # a file as fm_lab wrote it before migration 8
+        con.execute("create table meta (key varchar primary key, value varchar)")
+        con.execute("insert into meta values ('schema_version', '6'), "
+                    "('schema_versions', '1,2,3,4,5,6')")
+        for number, sql in schema.MIGRATIONS:
+            if number <= 6:
+                con.execute(sql)
+        con.execute("insert into workflows (workflow_id, version, hash, spec) "
+                    "values ('w', 1, 'abc', '{}')")
+        con.execute("insert into runs (run_id, workflow_id, workflow_version, status) "
+                    "values ('old', 'w', 1, 'succeeded')")
+    reader = Store(path, read_only=True)  # a reader changes nothing and still answers
+    assert reader.runs()[["started_by", "workflow_hash"]].values.tolist() == [[None, None]]
+    assert reader.audit_rows() == [] and reader.workflows()["saved_by"].isna().all()
+    reader.close()
+    store = Store(path)
+    assert store.runs()[["started_by", "workflow_hash"]].values.tolist() == [[None, "abc"]]
+    store.append_audit(_entries(1))
+    assert verify(store.audit_rows()) == []
+    store.close()
