@@ -115,3 +115,32 @@ def test_alice_waits_for_bob_who_approves_in_his_own_process(
                           store=store)
     assert answered["resumed_by"].tolist() == ["bob"]
     store.close()
+
+
+def test_the_command_line_lists_mine_and_the_audit_log(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fm_lab.cli import main
+
+    store_args = ["--store", str(tmp_path / "cli.duckdb")]
+    flow = tmp_path / "pay.flow.json"
+    flow.write_text(json.dumps(WORKFLOW))
+    _as(monkeypatch, "alice")
+    assert main([*store_args, "run", str(flow), "--inputs-json", '{"amount": 1}', "--json"]) == 0
+    run_id = json.loads(capsys.readouterr().out)["run_id"]
+    assert main([*store_args, "pending", "--mine"]) == 0
+    assert "nothing is waiting" in capsys.readouterr().out
+    _as(monkeypatch, "bob")
+    assert main([*store_args, "pending", "--mine", "--json"]) == 0
+    (waiting,) = json.loads(capsys.readouterr().out)
+    assert (waiting["run_id"], waiting["assignees"], waiting["roles"]) == (run_id, ["bob"], [])
+    assert main([*store_args, "audit", "--verify", "--json"]) == 0
+    (started,) = json.loads(capsys.readouterr().out)
+    assert (started["actor"], started["action"], started["run_id"]) == ("alice", "run.start",
+                                                                        run_id)
+    assert main([*store_args, "audit", "--actor", "bob"]) == 0
+    assert "the audit log is empty" in capsys.readouterr().out
+    monkeypatch.setenv("FM_LAB_USER", "bob\tx")
+    assert main([*store_args, "pending", "--mine"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "fm-lab: error: FM_LAB_USER 'bob\\tx' contains control or other unprintable characters")

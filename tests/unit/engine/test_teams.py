@@ -191,3 +191,28 @@ def test_delete_run_refuses_a_run_another_process_runs(tmp_path: Any, user: Any)
     assert store.run_status(run.run_id) == "suspended"
     assert fm_lab.audit(store=store, action="run.delete").empty
     assert fm_lab.delete_run(run.run_id, store=store) == [run.run_id]
+
+
+def test_a_signal_to_an_assigned_event_is_checked_too(store: RunStore, user: Any) -> None:
+    wf = {"id": "ev", "nodes": {"wait": {"type": "wait_for_event", "config": {
+        "event": "paid", "roles": ["finance"]}}}}
+    run = fm_lab.run(wf, store=store)
+    with pytest.raises(ResumeNotAllowedError, match="waits for role finance"):
+        fm_lab.signal(run.run_id, "paid", {"n": 1}, store=store)
+    user("erin", "finance")
+    assert fm_lab.signal(run.run_id, "paid", {"n": 1}, store=store).status == "succeeded"
+
+
+def test_an_expired_wait_is_logged_as_such(store: RunStore, user: Any) -> None:
+    import time
+
+    wf = {"id": "late", "nodes": {"ok": {"type": "approval", "config": {
+        "message": "?", "timeout_s": 0.001, "assignees": ["bob"]}}}}
+    run = fm_lab.run(wf, store=store)
+    time.sleep(0.01)  # past the deadline (a wait, not a timing assertion)
+    done = fm_lab.resume(run.run_id, store=store)  # nobody answers: the timeout applies
+    assert done.outputs == {"ok": {"approved": False, "comment": "timed out", "by": None}}
+    log = fm_lab.audit(run.run_id, store=store)
+    assert log[["actor", "action", "path"]].values.tolist() == [
+        ["alice", "run.start", None], ["alice", "run.resume", None],
+        ["alice", "suspension.expire", "ok"]]
