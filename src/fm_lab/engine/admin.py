@@ -85,7 +85,8 @@ def delete_run(run_id: str, store: RunStore | None = None) -> list[str]:
         if snapshot.parent_run_id is not None:
             raise ValueError(f"run {run_id} is a child run of {snapshot.parent_run_id}; "
                              "delete that run instead (nothing was deleted)")
-        children = store.child_runs(run_id)
+        children = [child for child in store.child_runs(run_id)  # a LIKE there reads "_"
+                    if child.startswith(run_id + ".")]                # as any character
         if any(store.run_is_live(child) for child in children):
             raise RunLockedError(f"a child run of {run_id} is being run by another process; "
                                  "nothing was deleted")

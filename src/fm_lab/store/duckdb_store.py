@@ -459,7 +459,7 @@ class Store:
                 return []
             rows = fetch_dicts(con.execute(
                 f"select * from (select {', '.join(AUDIT_COLUMNS)} from audit_log {where} "
-                f"order by seq desc {limit_sql}) order by seq", params))
+                f"order by seq desc {limit_sql}) as newest order by seq", params))
         return rows  # type: ignore[return-value]
 
     def claim_run(self, run_id: str, audit: Sequence[AuditEntry] = ()) -> None:
@@ -837,8 +837,8 @@ class Store:
         self._check_stored(run_id)
         with self.connection() as con, self._transaction(con, audited=True):
             ids = [str(r[0]) for r in con.execute(
-                "select run_id from runs where run_id = ? or run_id like ? order by run_id",
-                [run_id, run_id + ".%"]).fetchall()]
+                "select run_id from runs where run_id = ? or starts_with(run_id, ?) "
+                "order by run_id", [run_id, run_id + "."]).fetchall()]  # not LIKE: ids have _
             if run_id not in ids:
                 raise RunNotFoundError(self._missing(run_id))
             for table in ("node_executions", "spans", "suspensions", "steps", "runs"):

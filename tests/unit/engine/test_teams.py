@@ -216,3 +216,12 @@ def test_an_expired_wait_is_logged_as_such(store: RunStore, user: Any) -> None:
     assert log[["actor", "action", "path"]].values.tolist() == [
         ["alice", "run.start", None], ["alice", "run.resume", None],
         ["alice", "suspension.expire", "ok"]]
+
+
+def test_delete_run_takes_no_run_whose_id_only_looks_like_a_child(store: RunStore,
+                                                                  user: Any) -> None:
+    fm_lab.run(ASSIGNED, store=store, run_id="a_b")
+    fm_lab.run(ASSIGNED, store=store, run_id="axb.1")  # a LIKE 'a_b.%' would match it
+    assert fm_lab.delete_run("a_b", store=store) == ["a_b"]
+    assert store.runs()["run_id"].tolist() == ["axb.1"]
+    assert fm_lab.audit(store=store, action="run.delete")["before"].iloc[0]["child_runs"] == 0
