@@ -53,6 +53,10 @@ _EXPORTS: dict[str, str] = {
     "asignal": "fm_lab.engine",
     "signal": "fm_lab.engine",
     "pending": "fm_lab.engine",
+    "audit": "fm_lab.engine",
+    "delete_run": "fm_lab.engine",
+    "workflows": "fm_lab.engine",
+    "current_user": "fm_lab.identity",
     "traces": "fm_lab.tracing",
     "trace": "fm_lab.tracing",
     "usage": "fm_lab.tracing",
@@ -131,9 +135,11 @@ if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-exp
     from fm_lab.engine import aresume as aresume
     from fm_lab.engine import arun as arun
     from fm_lab.engine import asignal as asignal
+    from fm_lab.engine import audit as audit
     from fm_lab.engine import cancel as cancel
     from fm_lab.engine import connect as connect
     from fm_lab.engine import default_store as default_store
+    from fm_lab.engine import delete_run as delete_run
     from fm_lab.engine import get_run as get_run
     from fm_lab.engine import pending as pending
     from fm_lab.engine import recover as recover
@@ -143,7 +149,9 @@ if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-exp
     from fm_lab.engine import runs as runs
     from fm_lab.engine import signal as signal
     from fm_lab.engine import validate as validate
+    from fm_lab.engine import workflows as workflows
     from fm_lab.exceptions import NodeError as NodeError
+    from fm_lab.identity import current_user as current_user
     from fm_lab.memory import Memory as Memory
     from fm_lab.nodes import NodeContext as NodeContext
     from fm_lab.nodes import NodeType as NodeType

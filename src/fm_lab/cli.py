@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     shared["run"].add_argument("--plot", metavar="PNG", help="write the run's waterfall to PNG")
     _formats(shared["traces"])
     _formats(shared["usage"])
+    _formats(shared["audit"])
 
     signal = sub.add_parser("signal", help="deliver an event to a waiting run")
     signal.add_argument("run_id")
@@ -107,6 +108,14 @@ def _cmd_traces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    frame = _shared(args)
+    if not (args.json or args.csv) and not frame.empty:
+        frame = frame[["seq", "acted_at", "actor", "action", "run_id", "path"]]
+    _print_frame(args, frame, "the audit log is empty")
+    return 0
+
+
 def _trace_summary(frame: pd.DataFrame) -> pd.DataFrame:
     shown = frame[["depth", "kind", "name", "status", "duration_ms", "model"]].copy()
     shown["name"] = ["· " * d + str(n) for d, n in zip(shown["depth"], shown["name"],
@@ -162,6 +171,7 @@ def entry() -> NoReturn:
 def _user_errors() -> tuple[type[Exception], ...]:
     from fm_lab.commands import CommandUsageError
     from fm_lab.engine.errors import ResumeError
+    from fm_lab.identity import InvalidIdentityError
     from fm_lab.spec.errors import WorkflowValidationError
     from fm_lab.store.errors import StoreError
     from fm_lab.store.ids import InvalidIdError, RunIdInUseError
@@ -169,7 +179,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
     return (WorkflowValidationError, StoreError, FileNotFoundError, IsADirectoryError,
             NotADirectoryError, PermissionError, CommandUsageError, ResumeError, RunLockedError,
-            InvalidIdError, RunIdInUseError)
+            InvalidIdError, RunIdInUseError, InvalidIdentityError)
 
 
 def _pipe_closed() -> int:
@@ -253,7 +263,8 @@ def _cmd_pending(args: argparse.Namespace) -> int:
     elif frame.empty:
         print("nothing is waiting")
     else:
-        print(_table(frame[["run_id", "node_id", "label", "path_id", "since", "payload"]]))
+        print(_table(frame[["run_id", "node_id", "label", "path_id", "since", "assignees",
+                            "roles", "payload"]]))
     return 0
 
 
@@ -307,7 +318,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     elif frame.empty:
         print("no runs yet")
     else:
-        cols = ["run_id", "workflow_id", "status", "created_at", "duration_ms"]
+        cols = ["run_id", "workflow_id", "status", "created_at", "duration_ms", "started_by"]
         print(_table(frame[cols]))
     return 0
 
@@ -385,6 +396,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
+    "audit": _cmd_audit,
     "batch": _cmd_batch,
     "run": _cmd_run,
     "rerun": _cmd_run_report,

@@ -1,5 +1,5 @@
 """The commands ``fm-lab`` and ``%flow`` share (run, rerun, resume, pending, runs, show, traces,
-usage): each one's arguments are defined here once, with the call it makes, so the two
+usage, audit): each one's arguments are defined here once, with the call it makes, so the two
 grammars cannot drift. The CLI prints what a command returns; the magic returns it.
 
 What differs between the two is passed in, not forked: a :data:`Surface` ("cli" or
@@ -183,6 +183,18 @@ def _resume_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None
 def _pending_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
     parser.add_argument("run_id", nargs="?", metavar="RUN_ID",
                         help="only this run (and its child runs)")
+    parser.add_argument("--mine", action="store_true",
+                        help="only what I may answer (FM_LAB_USER / FM_LAB_ROLES)")
+
+
+def _audit_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
+    parser.add_argument("--run", dest="run_id", help="only this run's entries")
+    parser.add_argument("--actor", help="only this user's actions")
+    parser.add_argument("--action", help="only this action (run.start, run.resume, ...)")
+    parser.add_argument("--since", help="only entries from this time on (ISO date or time)")
+    parser.add_argument("--limit", type=int, default=50, help="the newest N entries (50)")
+    parser.add_argument("--verify", action="store_true",
+                        help="check the log's hash chain first (fails if it was changed)")
 
 
 def _runs_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
@@ -278,7 +290,14 @@ def _resume(args: argparse.Namespace, values: Values, store: RunStore | None) ->
 def _pending(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
     from fm_lab.engine.api import pending
 
-    return pending(args.run_id, store=store)
+    return pending(args.run_id, store=store, mine=args.mine)
+
+
+def _audit(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
+    from fm_lab.engine.admin import audit
+
+    return audit(args.run_id, actor=args.actor, action=args.action, since=args.since,
+                 limit=args.limit, verify=args.verify, store=store)
 
 
 def _runs(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
@@ -329,6 +348,7 @@ COMMANDS: dict[str, Command] = {
     "show": Command("show one run and its nodes", _show_arguments, _show),
     "traces": Command("list spans (one run's trace with --run)", _traces_arguments, _traces),
     "usage": Command("tokens and cost of model calls", _usage_arguments, _usage),
+    "audit": Command("who did what: the audit log, oldest first", _audit_arguments, _audit),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 ErrorKind = Literal["user", "validation", "provider", "timeout", "system"]
@@ -34,7 +35,8 @@ class Suspended(Exception):
 
     ``leaf`` suspensions carry a label, payload and resume schema and are listed by
     ``fm_lab.pending()``; a composite node (foreach, parallel, subflow) raises a non-leaf one
-    when some of its sub-paths wait.
+    when some of its sub-paths wait. ``assignees`` and ``roles`` name who may answer (none:
+    anyone).
     """
 
     def __init__(
@@ -48,6 +50,8 @@ class Suspended(Exception):
         expires_at: float | None = None,
         on_timeout: str = "fail",
         default: Any = None,
+        assignees: Sequence[str] = (),
+        roles: Sequence[str] = (),
     ) -> None:
         super().__init__(f"{path} is suspended" + (f" ({label})" if label else ""))
         self.path = path
@@ -58,3 +62,5 @@ class Suspended(Exception):
         self.expires_at = expires_at
         self.on_timeout = on_timeout
         self.default = default
+        self.assignees = list(assignees)
+        self.roles = list(roles)

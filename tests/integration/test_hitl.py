@@ -116,6 +116,8 @@ def test_two_approvals_resumed_independently_in_either_order(store, kind, order,
         "payload",
         "since",
         "expires_at",
+        "assignees",
+        "roles",
     ]
     assert set(frame["run_id"]) == {run.run_id}
     assert dict(zip(frame["label"], frame["path_id"], strict=True)) == EXPECTED_PATHS[kind]

@@ -27,6 +27,7 @@ EXPECTED = {
     "plot_trace", "plot_usage", "secret", "export_otel", "Agent", "tool",
     "Memory",
     "GraphWidget",
+    "audit", "delete_run", "workflows", "current_user",
 }
 
 

@@ -1,5 +1,6 @@
 """The kernel-side engine: plans, the scheduler, runs and the user-facing entry points."""
 
+from fm_lab.engine.admin import audit, delete_run, workflows
 from fm_lab.engine.api import (
     arerun,
     aresume,
@@ -20,6 +21,7 @@ from fm_lab.engine.api import (
 )
 from fm_lab.engine.errors import (
     ResumeError,
+    ResumeNotAllowedError,
     ResumeValidationError,
     RunFailedError,
     StateValidationError,
@@ -53,6 +55,7 @@ __all__ = [
     "NodeError",
     "NodeResult",
     "ResumeError",
+    "ResumeNotAllowedError",
     "ResumeValidationError",
     "Run",
     "RunFailedError",
@@ -61,9 +64,11 @@ __all__ = [
     "aresume",
     "arun",
     "asignal",
+    "audit",
     "cancel",
     "connect",
     "default_store",
+    "delete_run",
     "get_run",
     "pending",
     "recover",
@@ -73,4 +78,5 @@ __all__ = [
     "runs",
     "signal",
     "validate",
+    "workflows",
 ]

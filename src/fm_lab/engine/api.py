@@ -14,8 +14,10 @@ from fm_lab.engine.run import Run
 from fm_lab.engine.runner import Runner
 from fm_lab.engine.session import RunSession
 from fm_lab.engine.watchers import finished, watching, with_watchers
+from fm_lab.identity import current_roles, current_user, may_answer
 from fm_lab.progress import listener
 from fm_lab.spec.models import Workflow
+from fm_lab.store.audit import RUN_CANCEL, RUN_RESUME, entry
 from fm_lab.store.base import RunSnapshot, RunStore
 from fm_lab.store.default import connect, default_store, home
 from fm_lab.store.duckdb_store import Store
@@ -79,9 +81,12 @@ async def arun(
     ``cached`` in events, ``cached_from`` in ``nodes_df()``); ``cache_from`` adds a run's
     results even if it ran without the cache, and ``recompute`` names nodes that always run.
     Nodes with ``cache: false`` and side-effect types (http, approval, sleep, ...) always run.
-    ``progress`` draws a progress bar (default: in notebooks only)."""
+    ``progress`` draws a progress bar (default: in notebooks only). The run records who
+    started it (:func:`fm_lab.identity.current_user`: ``started_by`` in ``runs()``, and
+    ``run.start`` in the audit log)."""
     from fm_lab.nodes.registry import default_registry
 
+    user = current_user()  # an invalid identity fails before anything is stored
     registry = registry or default_registry()
     wf = load_workflow(workflow)
     plan = Plan.cached(wf, registry)
@@ -120,6 +125,7 @@ async def arun(
         )
         start = Store.start_record(run_id, wf, prepared, parent_run_id)
         start["trace_id"] = session.trace_id
+        start["by"] = user
         runner = Runner(plan, session, prepared, start=start)
     except BaseException:
         if journal is not None:
@@ -157,10 +163,16 @@ async def aresume(
     while another process runs the run, then reads the run as that process left it (an answer
     to a suspension someone else already answered is refused). A run whose journal is damaged
     or missing raises :class:`JournalDamagedError` unless ``force=True``.
+
+    A suspension assigned to users or roles (``assignees``/``roles`` of approval, user_input
+    and wait_for_event) is answered only by them: anyone else gets
+    :class:`ResumeNotAllowedError` and the run is unchanged. Who answered is recorded
+    (``resumed_by`` of the suspension, ``run.resume`` in the audit log).
     """
     from fm_lab.nodes.registry import default_registry
 
     validate_run_id(run_id)
+    user = current_user()
     registry = registry or default_registry()
     store = store or default_store()
     journal = await lock_run(store, run_id, wait_s)
@@ -172,7 +184,8 @@ async def aresume(
         common: dict[str, Any] = {
             "store": store, "request_context": request_context, "registry": registry,
         }
-        resume = await _resume_data(snapshot, data, label, node, path_id, common)
+        resume, answered_by, expired = await _resume_data(
+            snapshot, data, label, node, path_id, common, user)
     except BaseException:
         unlock_run(journal, stored=False)
         raise
@@ -189,8 +202,11 @@ async def aresume(
                         False if snapshot.parent_run_id is not None else progress, on_event)
     watchers = [] if snapshot.parent_run_id is not None else watching(snapshot.workflow.id)
     on_event = with_watchers(on_event, watchers, store)
+    answered = any(path not in expired for path in answered_by)
+    continued = [] if answered else [entry(RUN_RESUME, user, run_id=run_id, before={
+        "status": snapshot.status}, after={"status": "running"})]
     try:
-        store.claim_run(run_id)
+        store.claim_run(run_id, continued)
     except BaseException:
         unlock_run(journal, stored=False)
         raise
@@ -207,6 +223,8 @@ async def aresume(
         workflow_id=snapshot.workflow.id,
         trace=_resumed_trace(snapshot.trace_id, snapshot.parent_run_id),
         on_event=on_event,
+        answered_by=answered_by,
+        expired=expired,
     )
     result = await _drive(Runner(plan, session, snapshot.inputs), journal)
     finished(watchers, result)
@@ -225,26 +243,39 @@ async def _resume_data(
     node: str | None,
     path_id: str | None,
     common: dict[str, Any],
-) -> dict[str, Any]:
+    user: str,
+) -> tuple[dict[str, Any], dict[str, str], set[str]]:
     """The resume data the run continues with (the caller holds the run's lock): answers
-    stored before, the new answer (checked first; one for a child run is delivered to it),
-    and the defaults of expired waits."""
-    from fm_lab.engine.resuming import check_resume_data, expired_resumes, resume_target
+    stored before, the new answer (checked first: who gives it, then the data; one for a
+    child run is delivered to it), and the defaults of expired waits. Also who gave each new
+    answer (``user``) and which of them are expired waits."""
+    from fm_lab.engine.resuming import (
+        check_answerer,
+        check_resume_data,
+        expired_resumes,
+        resume_target,
+    )
 
     store: RunStore = common["store"]
     run_id = snapshot.run_id
     resume = dict(snapshot.resumes)
+    answered_by: dict[str, str] = {}
     if data is not None or label is not None or node is not None or path_id is not None:
         target = resume_target(store, snapshot.status, run_id, label, node, path_id)
+        check_answerer(store, target, user, current_roles())
         check_resume_data(target, data)
         if target["run_id"] != run_id:  # the suspension is in a child run: resume it first
             await aresume(target["run_id"], data, path_id=target["path_id"],
                           continue_parent=False, **common)
         else:
             resume[target["path_id"]] = data
+            answered_by[target["path_id"]] = user
+    expired: dict[str, Any] = {}
     if snapshot.status == "suspended":
-        resume.update(expired_resumes(store, run_id, resume))
-    return resume
+        expired = expired_resumes(store, run_id, resume)
+        resume.update(expired)
+        answered_by.update(dict.fromkeys(expired, user))
+    return resume, answered_by, set(expired)
 
 
 def _check_new_run_id(store: RunStore, run_id: str) -> None:
@@ -311,15 +342,32 @@ async def _drive(runner: Runner, journal: RunJournal | None) -> Run:
     )
 
 
-def pending(run_id: str | None = None, store: RunStore | None = None) -> pd.DataFrame:
+def pending(run_id: str | None = None, store: RunStore | None = None,
+            mine: bool = False) -> pd.DataFrame:
     """Every suspension waiting for data (run, node, label, path_id, payload, since,
-    expires_at), across runs or for one run and its child runs."""
+    expires_at, and who may answer: ``assignees`` and ``roles``, empty lists for anyone),
+    across runs or for one run and its child runs. ``mine=True``: only what the current user
+    (:func:`fm_lab.identity.current_user`, roles from ``FM_LAB_ROLES``) may answer.
+
+    >>> fm_lab.pending(mine=True)  # doctest: +SKIP
+    """
+    import pandas as pd
+
     store = store or default_store()
     store.recover_journals()
     from fm_lab.store.codec import loads
 
     frame = store.pending(run_id, with_children=True) if run_id else store.pending()
     frame["payload"] = frame["payload"].map(loads)
+    for column in ("assignees", "roles"):
+        frame[column] = frame[column].map(  # NULL (anyone) comes as None or NaN
+            lambda text: loads(text) if isinstance(text, str) else [])
+    if mine:
+        user, roles = current_user(), current_roles()
+        frame = frame.loc[pd.Series(
+            [may_answer(names, wanted, user, roles)
+             for names, wanted in zip(frame["assignees"], frame["roles"], strict=True)],
+            index=frame.index, dtype=bool)].reset_index(drop=True)
     return frame.drop(columns=["resume_schema", "default_data", "on_timeout"])
 
 
@@ -337,10 +385,13 @@ def cancel(run_id: str, store: RunStore | None = None, wait_s: float = 5.0) -> N
     """Cancel a run: a live one stops at once (completed work is kept, status ``cancelled``);
     a suspended or failed one is marked cancelled; one running in another process is asked to
     stop at its next check (this waits up to ``wait_s`` for it, and marks it cancelled if it
-    suspended or failed meanwhile)."""
+    suspended or failed meanwhile). The cancel is logged with who asked (``run.cancel``)."""
     session = _LIVE.get(validate_run_id(run_id))
+    user = current_user()
     if session is not None:
         session.cancel()
+        session.store.append_audit([entry(RUN_CANCEL, user, run_id=run_id, before={
+            "status": "running"}, after={"status": "cancelled"})])
         return
     store = store or default_store()
     deadline = time.monotonic() + wait_s
@@ -350,8 +401,10 @@ def cancel(run_id: str, store: RunStore | None = None, wait_s: float = 5.0) -> N
             break
         except RunLockedError:  # running in another process: ask it to stop
             store.request_cancel(run_id)
-            if time.monotonic() >= deadline:
-                return  # it stops at its next check
+            if time.monotonic() >= deadline:  # it stops at its next check
+                store.append_audit([entry(RUN_CANCEL, user, run_id=run_id, before={
+                    "status": "running"}, after={"status": "cancel requested"})])
+                return
             time.sleep(0.05)
     stored = False
     try:
@@ -359,8 +412,11 @@ def cancel(run_id: str, store: RunStore | None = None, wait_s: float = 5.0) -> N
             store.adopt_journal(run_id, journal, force=True)
         stored = True
         store.take_cancel_request(run_id)  # a request of ours no longer needed
-        if store.run_status(run_id) in ("suspended", "failed", "running"):  # running: it died
-            store.set_status(run_id, "cancelled")
+        status = store.run_status(run_id)
+        if status in ("suspended", "failed", "running"):  # running: it died
+            store.set_status(run_id, "cancelled", [entry(
+                RUN_CANCEL, user, run_id=run_id, before={"status": status},
+                after={"status": "cancelled"})])
             for child in store.child_runs(run_id, ("suspended", "failed", "running")):
                 if not store.run_is_live(child):
                     store.set_status(child, "cancelled")

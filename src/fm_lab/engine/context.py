@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -120,12 +120,16 @@ class NodeRunContext:
         timeout_s: float | None = None,
         on_timeout: str = "fail",
         default: Any = None,
+        assignees: Sequence[str] = (),
+        roles: Sequence[str] = (),
     ) -> Any:
         """Wait for outside data: the run suspends here and, once resumed with data that
         matches ``schema`` (default: the node type's resume schema), this call returns it.
 
         ``timeout_s``: when it expires, ``on_timeout="fail"`` fails the path and
-        ``"default"`` resumes it with ``default``.
+        ``"default"`` resumes it with ``default``. ``assignees`` (user names) and ``roles``
+        restrict who may answer (``fm_lab.pending(mine=True)`` lists it for them; anyone
+        else's resume is refused); none: anyone.
         """
         key = self._suspend_key()
         if key in self.session.resume:  # answered: every later execution gets the same answer
@@ -146,6 +150,8 @@ class NodeRunContext:
             expires_at=expires,
             on_timeout=on_timeout,
             default=default,
+            assignees=assignees,
+            roles=roles,
         )
 
     def _suspend_key(self) -> str:

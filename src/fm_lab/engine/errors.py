@@ -84,6 +84,11 @@ class ResumeError(ValueError):
     """A resume request that cannot be applied; the run is left unchanged."""
 
 
+class ResumeNotAllowedError(ResumeError):
+    """The user resuming is not among a suspension's assignees or roles; the run is left
+    unchanged (the refusal is logged in the audit log)."""
+
+
 class ResumeValidationError(ResumeError):
     """Resume data does not match the suspended node's resume schema.
 

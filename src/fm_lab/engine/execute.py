@@ -308,7 +308,7 @@ def node_record(outcome: Outcome, node_type: str, node_id: str, trace_id: str) -
 
 def suspend_record(suspension: Suspended, node_id: str, since: float) -> SuspendRecord:
     """The journal record of a (leaf) suspension, written before its node's record."""
-    return {
+    record: SuspendRecord = {
         "k": "suspend",
         "path": suspension.path,
         "node": node_id,
@@ -320,6 +320,11 @@ def suspend_record(suspension: Suspended, node_id: str, since: float) -> Suspend
         "on_timeout": suspension.on_timeout,
         "default": suspension.default,
     }
+    if suspension.assignees:
+        record["assignees"] = suspension.assignees
+    if suspension.roles:
+        record["roles"] = suspension.roles
+    return record
 
 
 def _fail_unstorable(outcome: Outcome, record: NodeRecord, error: dict[str, Any]) -> None:

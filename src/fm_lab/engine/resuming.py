@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.engine.errors import ResumeError, ResumeValidationError
+from fm_lab.engine.errors import ResumeError, ResumeNotAllowedError, ResumeValidationError
+from fm_lab.identity import describe_assignment, may_answer
+from fm_lab.store.audit import SUSPENSION_REFUSED, entry
 from fm_lab.store.codec import loads
 
 if TYPE_CHECKING:
@@ -44,6 +46,22 @@ def resume_target(
         raise ResumeError(f"{len(matches)} suspensions of run {run_id} match; name one with "
                           f"path_id= (a child run's by resuming that run id): {choices}")
     return {str(key): value for key, value in matches[0].items()}
+
+
+def check_answerer(store: RunStore, target: dict[str, Any], user: str,
+                   roles: frozenset[str]) -> None:
+    """Raise :class:`ResumeNotAllowedError` (and log the refusal) unless ``user`` holding
+    ``roles`` may answer the suspension ``target``: assigned by name or role, or unassigned."""
+    assignees: list[str] = loads(target.get("assignees")) or []
+    wanted: list[str] = loads(target.get("roles")) or []
+    if may_answer(assignees, wanted, user, roles):
+        return
+    store.append_audit([entry(SUSPENSION_REFUSED, user, run_id=target["run_id"],
+                              path=target["path_id"],
+                              after={"assignees": assignees, "roles": wanted})])
+    raise ResumeNotAllowedError(
+        f"{user} may not answer {target['path_id']} of run {target['run_id']}: it waits for "
+        f"{describe_assignment(assignees, wanted)}; the run is unchanged")
 
 
 def check_resume_data(target: dict[str, Any], data: Any) -> None:

@@ -105,6 +105,10 @@ class Runner:
             for path, data in session.resume.items():
                 resume: ResumeRecord = {"k": "resume", "path": path, "data": data,
                                         "at": time.time()}
+                if (by := session.answered_by.get(path)) is not None:
+                    resume["by"] = by
+                    if path in session.expired:
+                        resume["expired"] = True
                 recorder.append(resume)
             await recorder.durable()  # an accepted answer is durable before anything runs
             session.emit({"type": "run", "status": "running"})

@@ -13,7 +13,7 @@ from fm_lab.tracing.recorder import Recorder
 from fm_lab.tracing.spans import SpanContext, new_trace_id
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from fm_lab.engine.cache import NodeCache
     from fm_lab.nodes.registry import NodeRegistry
@@ -43,8 +43,12 @@ class RunSession:
         on_event: Callable[[dict[str, Any]], None] | None = None,
         cache: NodeCache | None = None,
         journal_seq: int = 0,
+        answered_by: dict[str, str] | None = None,
+        expired: Iterable[str] = (),
     ) -> None:
-        """``journal_seq``: the last record already stored (a resumed run goes on from it)."""
+        """``journal_seq``: the last record already stored (a resumed run goes on from it).
+        ``answered_by``: who gave the new answers in ``resume`` (by path), ``expired``: the
+        paths among them whose wait timed out (both go into the resume records)."""
         self.store = store
         self.on_event = on_event
         self.cache = cache
@@ -60,6 +64,8 @@ class RunSession:
         self.committed = committed or {}
         self.steps = steps or {}
         self.resume = dict(resume or {})
+        self.answered_by = dict(answered_by or {})
+        self.expired = frozenset(expired)
         self.abort = asyncio.Event()
         self.cancel_requested = False
         self.wake: asyncio.Event | None = None  # the root loop's wake-up event

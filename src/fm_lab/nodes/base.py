@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -63,6 +63,8 @@ class NodeContext(Protocol):
         timeout_s: float | None = None,
         on_timeout: str = "fail",
         default: Any = None,
+        assignees: Sequence[str] = (),
+        roles: Sequence[str] = (),
     ) -> Any: ...
 
     async def step(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any: ...

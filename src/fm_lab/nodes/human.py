@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from fm_lab.identity import check_names
 from fm_lab.nodes.base import NodeContext, NodeType
 
 
@@ -23,13 +24,35 @@ class Decision(BaseModel):
     by: str | None = None
 
 
+class Assignment(BaseModel):
+    """Who may answer a waiting node: ``assignees`` (user names) and ``roles`` (holders of
+    any of them, see ``FM_LAB_ROLES``); both empty: anyone. Identity is the process's
+    (:mod:`fm_lab.identity`)."""
+
+    assignees: list[str] = Field(default_factory=list,
+                                 description="User names who may answer (none: anyone).")
+    roles: list[str] = Field(default_factory=list,
+                             description="Roles whose holders may answer.")
+
+    @field_validator("assignees")
+    @classmethod
+    def _assignees(cls, value: list[str]) -> list[str]:
+        return check_names(value, "an assignee")
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: list[str]) -> list[str]:
+        return check_names(value, "a role")
+
+
 class ApprovalNode(NodeType):
     """Asks a human to approve; routes ``approved`` or ``rejected``.
 
     ```yaml
     check:
       type: approval
-      config: {message: "Pay {{ inputs.amount }} EUR to {{ inputs.vendor }}?", timeout_s: 86400}
+      config: {message: "Pay {{ inputs.amount }} EUR to {{ inputs.vendor }}?", timeout_s: 86400,
+               assignees: [kim], roles: [finance]}
     ```
     """
     cacheable = False
@@ -37,7 +60,7 @@ class ApprovalNode(NodeType):
     type_name = "approval"
     resume_schema = Decision
 
-    class Config(BaseModel):
+    class Config(Assignment):
         model_config = ConfigDict(extra="forbid")
         message: str = Field(description="What the approver is asked.")
         details: Any = Field(None, description="Anything to show with the request.")
@@ -54,6 +77,8 @@ class ApprovalNode(NodeType):
             timeout_s=config.timeout_s,
             on_timeout="default" if reject else "fail",
             default={"approved": False, "comment": "timed out", "by": None},
+            assignees=config.assignees,
+            roles=config.roles,
         )
         return Decision.model_validate(data).model_dump()
 
@@ -72,7 +97,7 @@ class UserInputNode(NodeType):
 
     type_name = "user_input"
 
-    class Config(BaseModel):
+    class Config(Assignment):
         model_config = ConfigDict(extra="forbid")
         prompt: str
         input_schema: dict[str, Any] = Field(
@@ -93,6 +118,8 @@ class UserInputNode(NodeType):
             timeout_s=config.timeout_s,
             on_timeout="fail" if config.default is None else "default",
             default=config.default,
+            assignees=config.assignees,
+            roles=config.roles,
         )
 
 
@@ -102,7 +129,7 @@ class WaitForEventNode(NodeType):
 
     type_name = "wait_for_event"
 
-    class Config(BaseModel):
+    class Config(Assignment):
         model_config = ConfigDict(extra="forbid")
         event: str = Field(description="The event name to wait for.")
         event_schema: dict[str, Any] | None = Field(None, alias="schema")
@@ -119,4 +146,6 @@ class WaitForEventNode(NodeType):
             timeout_s=config.timeout_s,
             on_timeout=config.on_timeout,
             default=config.default,
+            assignees=config.assignees,
+            roles=config.roles,
         )

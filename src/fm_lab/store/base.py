@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fm_lab.spec.models import Workflow
+    from fm_lab.store.audit import AuditEntry, AuditRow
     from fm_lab.store.journal import Durability, RunJournal
     from fm_lab.store.records import JournalRecord, StoredNode
 
@@ -72,9 +73,17 @@ class PendingRow(TypedDict):
     on_timeout: str | None
     resume_schema: str | None  # JSON text
     default_data: str | None  # JSON text
+    assignees: str | None  # JSON text: the user names who may answer (none: anyone)
+    roles: str | None  # JSON text: the roles whose holders may answer
 
 
 PENDING_COLUMNS: Final = tuple(PendingRow.__annotations__)
+RUN_COLUMNS: Final = ("run_id", "workflow_id", "workflow_version", "status", "created_at",
+                      "ended_at", "duration_ms", "inputs", "outputs", "error", "parent_run_id",
+                      "owner_pid", "started_by", "workflow_hash")
+"""The columns of ``RunStore.runs()``, in order."""
+WORKFLOW_COLUMNS: Final = ("workflow_id", "version", "hash", "name", "saved_by", "created_at")
+"""The columns of ``RunStore.workflows()``, in order."""
 
 
 @runtime_checkable
@@ -110,8 +119,9 @@ class RunStore(Protocol):
         :meth:`ingest`). Raises ``RunLockedError`` while another process runs it."""
         ...
 
-    def claim_run(self, run_id: str) -> None:
-        """Mark a stored run ``running`` and owned by this process (a resume)."""
+    def claim_run(self, run_id: str, audit: Sequence[AuditEntry] = ()) -> None:
+        """Mark a stored run ``running`` and owned by this process (a resume); log ``audit``
+        in the same transaction."""
         ...
 
     def ingest(self, run_id: str, records: Sequence[JournalRecord], wait: bool = True,
@@ -131,8 +141,25 @@ class RunStore(Protocol):
         """Recover journals the next time the store is opened."""
         ...
 
-    def set_status(self, run_id: str, status: str) -> None:
-        """Set a stored (not live) run's status."""
+    def set_status(self, run_id: str, status: str, audit: Sequence[AuditEntry] = ()) -> None:
+        """Set a stored (not live) run's status; log ``audit`` in the same transaction."""
+        ...
+
+    def delete_run(self, run_id: str, audit: AuditEntry) -> list[str]:
+        """Remove a stored run and its child runs (rows, node results, spans, suspensions,
+        steps) and log ``audit``, in one transaction; return the removed run ids. The caller
+        makes sure no process runs them."""
+        ...
+
+    # -- the audit log (append-only: see fm_lab.store.audit)
+    def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries to the audit log (numbered and hash-chained by the store)."""
+        ...
+
+    def audit_rows(self, run_id: str | None = None, actor: str | None = None,
+                   action: str | None = None, since: dt.datetime | None = None,
+                   limit: int | None = None) -> list[AuditRow]:
+        """Audit rows in ``seq`` order (oldest first), filtered; ``limit``: the newest ones."""
         ...
 
     # -- liveness and cancel across processes
@@ -185,7 +212,12 @@ class RunStore(Protocol):
         ...
 
     def runs(self, limit: int | None = 100, status: str | None = None) -> pd.DataFrame:
-        """Recent runs, newest first."""
+        """Recent runs, newest first (with ``started_by`` and ``workflow_hash``)."""
+        ...
+
+    def workflows(self, workflow_id: str | None = None) -> pd.DataFrame:
+        """Stored workflow versions (``workflow_id, version, hash, name, saved_by,
+        created_at``), newest first."""
         ...
 
     def node_executions(self, run_id: str, history: bool = False) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import socket
@@ -13,7 +14,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store import attachments, codec
-from fm_lab.store.base import JOURNAL, RUNS, SHARDS, SHARED, SQL, PendingRow, RunSnapshot
+from fm_lab.store.audit import AUDIT_COLUMNS, AuditEntry, AuditRow, chain, resume_entry, start_entry
+from fm_lab.store.base import (
+    JOURNAL,
+    RUN_COLUMNS,
+    RUNS,
+    SHARDS,
+    SHARED,
+    SQL,
+    WORKFLOW_COLUMNS,
+    PendingRow,
+    RunSnapshot,
+)
 from fm_lab.store.codec import dumps
 from fm_lab.store.errors import (
     RunNotFoundError,
@@ -37,6 +49,7 @@ from fm_lab.store.records import (
     STORED_NODE_COLUMNS,
     JournalRecord,
     NodeRecord,
+    ResumeRecord,
     RunEndRecord,
     SpanRecord,
     StartRecord,
@@ -45,7 +58,8 @@ from fm_lab.store.records import (
     fetch_dicts,
     stored_node,
 )
-from fm_lab.store.schema import LATEST_VERSION, MIGRATIONS, VIEWS_VERSION
+from fm_lab.store.schema import LATEST_VERSION, MIGRATIONS, TEAMS_VERSION, VIEWS_VERSION
+from fm_lab.store.sql_guard import refuse_audit_changes
 
 if TYPE_CHECKING:
     import duckdb
@@ -59,6 +73,17 @@ _NODE_TYPES = {"node_id": "VARCHAR", "seq": "BIGINT", "node_type": "VARCHAR", "s
                "ended": "DOUBLE", "leaf": "BOOLEAN", "cache_key": "VARCHAR",
                "cached_from": "VARCHAR"}
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<holder>.*?)(?:\. See|$)", re.S)
+_AUDIT_LOCKS: dict[str, threading.Lock] = {}
+_AUDIT_LOCKS_GUARD = threading.Lock()
+
+
+def _audit_lock(path: str) -> threading.Lock:
+    """The lock every store of this process on ``path`` takes around a transaction that
+    appends to the audit log: a transaction reads the chain's head under snapshot isolation,
+    so two at once (two ``Store`` objects on one file) would both extend the same head.
+    Other processes cannot write the file meanwhile (DuckDB admits one writing process)."""
+    with _AUDIT_LOCKS_GUARD:
+        return _AUDIT_LOCKS.setdefault(path, threading.Lock())
 
 
 def _inode_of(path: Path) -> int | None:
@@ -118,8 +143,10 @@ class Store:
         self._owner: int | None = None  # the thread inside connection(), if any
         self._migrated = False
         self._views_stored = True
+        self._applied: set[int] = set()  # migration numbers the file has (once opened)
         self._recovery_due = False
         self._cancels: set[str] = set()  # cancel requests of a memory store
+        self._audit_lock = threading.Lock() if self.memory else _audit_lock(self.path)
         if not self.memory:
             if Path(self.path).is_dir():
                 raise StoreCorruptError(self.path, "is a directory, not a DuckDB file")
@@ -286,6 +313,7 @@ class Store:
             # so its next opener does not take the half-made file for a vanished one
             note_created(self.path, self.journal_dir)
         self._views_stored = VIEWS_VERSION in applied  # else (read-only, old file): temp views
+        self._applied = applied
         self._migrated = True
 
     @staticmethod
@@ -327,8 +355,10 @@ class Store:
         ).fetchone()
         version: int = max(record["version"], int(latest[0] or 0) + 1 if latest else 1)
         con.execute(
-            "insert into workflows (workflow_id, version, hash, name, spec) values (?, ?, ?, ?, ?)",
-            [workflow_id, version, digest, record["spec"].get("name"), dumps(record["spec"])],
+            "insert into workflows (workflow_id, version, hash, name, spec, saved_by) "
+            "values (?, ?, ?, ?, ?, ?)",
+            [workflow_id, version, digest, record["spec"].get("name"), dumps(record["spec"]),
+             record.get("by")],
         )
         return version
 
@@ -357,12 +387,13 @@ class Store:
 
     def _insert_run(
         self, con: duckdb.DuckDBPyConnection, run_id: str, record: StartRecord
-    ) -> None:
+    ) -> AuditEntry | None:
+        """Store the run's row (and its workflow version if new); return its audit entry."""
         version = self._save_spec(con, record)
         con.execute(
             "insert into runs (run_id, workflow_id, workflow_version, status, inputs, "
-            "created_at, owner_pid, owner_host, parent_run_id, trace_id) "
-            "values (?, ?, ?, 'running', ?, to_timestamp(?), ?, ?, ?, ?)",
+            "created_at, owner_pid, owner_host, parent_run_id, trace_id, started_by, "
+            "workflow_hash) values (?, ?, ?, 'running', ?, to_timestamp(?), ?, ?, ?, ?, ?, ?)",
             [
                 run_id,
                 record["workflow_id"],
@@ -373,17 +404,74 @@ class Store:
                 record["host"],
                 record["parent"],
                 record.get("trace_id"),
+                record.get("by"),
+                record["hash"],
             ],
         )
+        return start_entry(run_id, record, version)
 
-    def claim_run(self, run_id: str) -> None:
-        """Mark an existing run ``running`` and owned by this process (resume)."""
+    @contextlib.contextmanager
+    def _transaction(self, con: duckdb.DuckDBPyConnection, audited: bool) -> Iterator[None]:
+        """One transaction; ``audited``: it may append to the audit log (see
+        :func:`_audit_lock`)."""
+        with self._audit_lock if audited else contextlib.nullcontext():
+            con.execute("begin")
+            try:
+                yield
+                con.execute("commit")
+            except BaseException:
+                con.execute("rollback")
+                raise
+
+    @staticmethod
+    def _append_audit(con: duckdb.DuckDBPyConnection, entries: Sequence[AuditEntry]) -> None:
+        """Append ``entries`` after the chain's head (inside an audited transaction)."""
+        if not entries:
+            return
+        head = con.execute("select seq, hash from audit_log order by seq desc limit 1").fetchone()
+        rows = chain(entries, (int(head[0]), str(head[1])) if head else None)
+        con.executemany(
+            f"insert into audit_log ({', '.join(AUDIT_COLUMNS)}) "
+            f"values ({', '.join('?' * len(AUDIT_COLUMNS))})",
+            [[values[column] for column in AUDIT_COLUMNS] for values in map(dict, rows)],
+        )
+
+    def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries to the audit log, numbered and hash-chained."""
+        with self.connection() as con, self._transaction(con, audited=True):
+            self._append_audit(con, entries)
+
+    def audit_rows(self, run_id: str | None = None, actor: str | None = None,
+                   action: str | None = None, since: dt.datetime | None = None,
+                   limit: int | None = None) -> list[AuditRow]:
+        """Audit rows, oldest first, filtered; ``limit``: only the newest ``limit``."""
+        if not self.memory and not Path(self.path).exists():
+            return []
+        clauses, params = [], []
+        for column, op, value in (("run_id", "=", run_id), ("actor", "=", actor),
+                                  ("action", "=", action), ("acted_at", ">=", since)):
+            if value is not None:
+                clauses.append(f"{column} {op} ?")
+                params.append(value)
+        where = f"where {' and '.join(clauses)}" if clauses else ""
+        limit_sql = f"limit {int(limit)}" if limit is not None else ""
         with self.connection() as con:
+            if TEAMS_VERSION not in self._applied:  # a read-only file from before the log
+                return []
+            rows = fetch_dicts(con.execute(
+                f"select * from (select {', '.join(AUDIT_COLUMNS)} from audit_log {where} "
+                f"order by seq desc {limit_sql}) as newest order by seq", params))
+        return rows  # type: ignore[return-value]
+
+    def claim_run(self, run_id: str, audit: Sequence[AuditEntry] = ()) -> None:
+        """Mark an existing run ``running`` and owned by this process (resume)."""
+        with self.connection() as con, self._transaction(con, audited=bool(audit)):
             con.execute(
                 "update runs set status = 'running', owner_pid = ?, owner_host = ?, "
                 "ended_at = null, error = null where run_id = ?",
                 [os.getpid(), socket.gethostname(), run_id],
             )
+            self._append_audit(con, audit)
 
     def open_journal(self, run_id: str) -> RunJournal | None:
         """The run's journal (None for a memory store, which keeps nothing across processes)."""
@@ -419,11 +507,13 @@ class Store:
                 return
             nodes, spans, others = split_records(fresh)
             is_run = row is not None or any(r["k"] == "start" for r in others)
-            con.execute("begin")
-            try:
+            audit: list[AuditEntry] = []  # the actions these records are, logged with them
+            audited = any(r["k"] in ("start", "resume") and "by" in r for r in others)
+            with self._transaction(con, audited):
                 for record in others:
-                    if record["k"] == "start":
-                        self._insert_run(con, run_id, record)
+                    if record["k"] == "start" and (
+                            entry := self._insert_run(con, run_id, record)) is not None:
+                        audit.append(entry)
                 if nodes:
                     self._insert_nodes(con, run_id, nodes)
                 self._insert_spans(con, run_id if is_run else None, nodes, spans, texts)
@@ -433,17 +523,9 @@ class Store:
                     elif record["k"] == "suspend":
                         self._insert_suspension(con, run_id, record)
                     elif record["k"] == "resume":
-                        con.execute(
-                            "update suspensions set resumed_at = to_timestamp(?), resumed_seq = ?,"
-                            " resume_data = ? where run_id = ? and path = ? and resumed_at is null",
-                            [
-                                record["at"],
-                                record["seq"],
-                                dumps(record.get("data")),
-                                run_id,
-                                record["path"],
-                            ],
-                        )
+                        if self._answer(con, run_id, record) and (
+                                entry := resume_entry(run_id, record)) is not None:
+                            audit.append(entry)
                     elif record["k"] == "step":
                         con.execute(
                             "insert into steps values (?, ?, ?, ?, ?, to_timestamp(?))",
@@ -456,13 +538,22 @@ class Store:
                                 record["created"],
                             ],
                         )
+                self._append_audit(con, audit)
                 con.execute(
                     "update runs set journal_seq = ? where run_id = ?", [fresh[-1]["seq"], run_id]
                 )
-                con.execute("commit")
-            except BaseException:
-                con.execute("rollback")
-                raise
+
+    @staticmethod
+    def _answer(con: duckdb.DuckDBPyConnection, run_id: str, record: ResumeRecord) -> bool:
+        """Mark the suspension the resume record answers; False when it was answered before
+        (an earlier answer written again by a later segment of the run)."""
+        return bool(con.execute(
+            "update suspensions set resumed_at = to_timestamp(?), resumed_seq = ?, "
+            "resume_data = ?, resumed_by = ? where run_id = ? and path = ? "
+            "and resumed_at is null returning path",
+            [record["at"], record["seq"], dumps(record.get("data")), record.get("by"), run_id,
+             record["path"]],
+        ).fetchall())
 
     def _insert_nodes(
         self, con: duckdb.DuckDBPyConnection, run_id: str, nodes: list[NodeRecord]
@@ -517,8 +608,9 @@ class Store:
     ) -> None:
         con.execute(
             "insert into suspensions (run_id, path, node_id, seq, label, payload, resume_schema,"
-            " since, expires_at, on_timeout, default_data) values (?, ?, ?, ?, ?, ?, ?,"
-            " to_timestamp(?), case when ? is null then null else to_timestamp(?) end, ?, ?)",
+            " since, expires_at, on_timeout, default_data, assignees, roles) values (?, ?, ?, ?,"
+            " ?, ?, ?, to_timestamp(?), case when ? is null then null else to_timestamp(?) end,"
+            " ?, ?, ?, ?)",
             [
                 run_id,
                 record["path"],
@@ -532,6 +624,8 @@ class Store:
                 record.get("expires"),
                 record.get("on_timeout"),
                 dumps(record.get("default")),
+                dumps(record["assignees"]) if record.get("assignees") else None,
+                dumps(record["roles"]) if record.get("roles") else None,
             ],
         )
 
@@ -730,13 +824,31 @@ class Store:
             return f"no run {run_id!r} in {self.path}"
         return missing_run(run_id, self.path, self.journal_dir, self.journal_path(run_id))
 
-    def set_status(self, run_id: str, status: str) -> None:
-        """Set a stored (not live) run's status, e.g. cancel a suspended run."""
-        with self.connection() as con:
+    def set_status(self, run_id: str, status: str, audit: Sequence[AuditEntry] = ()) -> None:
+        """Set a stored (not live) run's status, e.g. cancel a suspended run; log ``audit``
+        in the same transaction."""
+        with self.connection() as con, self._transaction(con, audited=bool(audit)):
             con.execute(
                 "update runs set status = ?, ended_at = current_timestamp where run_id = ?",
                 [status, run_id],
             )
+            self._append_audit(con, audit)
+
+    def delete_run(self, run_id: str, audit: AuditEntry) -> list[str]:
+        """Remove a stored run and its child runs with everything keyed by their ids (node
+        results, spans, suspensions, steps) and log ``audit``, in one transaction."""
+        self._check_stored(run_id)
+        with self.connection() as con, self._transaction(con, audited=True):
+            ids = [str(r[0]) for r in con.execute(
+                "select run_id from runs where run_id = ? or starts_with(run_id, ?) "
+                "order by run_id", [run_id, run_id + "."]).fetchall()]  # not LIKE: ids have _
+            if run_id not in ids:
+                raise RunNotFoundError(self._missing(run_id))
+            for table in ("node_executions", "spans", "suspensions", "steps", "runs"):
+                con.execute(f"delete from {table} where run_id in (select unnest(?::varchar[]))",
+                            [ids])
+            self._append_audit(con, [audit])
+        return ids
 
     def latest_workflow(self, workflow_id: str) -> Workflow:
         """The newest stored version of ``workflow_id``."""
@@ -758,27 +870,48 @@ class Store:
         if run_id is not None:
             where = "and (s.run_id = ?" + (" or s.run_id like ?" if with_children else "") + ")"
             params = [run_id, run_id + ".%"] if with_children else [run_id]
-        return self.sql(
-            "select s.run_id, r.workflow_id, s.node_id, s.label, s.path as path_id, s.payload, "
-            "s.since, s.expires_at, s.on_timeout, s.resume_schema, s.default_data "
-            "from suspensions s join runs r on r.run_id = s.run_id "
-            f"where s.resumed_at is null and r.status = 'suspended' {where} "
-            "qualify row_number() over (partition by s.run_id, s.path order by s.seq desc) = 1 "
-            "order by s.since",
-            params,
-        )
+        with self.connection():
+            return self.sql(
+                "select s.run_id, r.workflow_id, s.node_id, s.label, s.path as path_id, "
+                "s.payload, s.since, s.expires_at, s.on_timeout, s.resume_schema, "
+                f"s.default_data, {self._teams('s.assignees', 's.roles')} "
+                "from suspensions s join runs r on r.run_id = s.run_id "
+                f"where s.resumed_at is null and r.status = 'suspended' {where} "
+                "qualify row_number() over (partition by s.run_id, s.path order by s.seq desc)"
+                " = 1 order by s.since",
+                params,
+            )
+
+    def _teams(self, *columns: str) -> str:
+        """Columns of migration 8, or nulls under their names in a read-only file from before
+        it (call inside :meth:`connection`, which reads the file's migrations)."""
+        if TEAMS_VERSION in self._applied:
+            return ", ".join(columns)
+        return ", ".join(f"null as {column.rsplit('.', 1)[-1]}" for column in columns)
 
     def runs(self, limit: int | None = 100, status: str | None = None) -> pd.DataFrame:
-        """Recent runs, newest first, as a DataFrame."""
+        """Recent runs, newest first, as a DataFrame (with who started each and the content
+        hash of the workflow it ran)."""
         where, params = ("where status = ?", [status]) if status else ("", [])
         limit_sql = f"limit {int(limit)}" if limit else ""
-        return self.sql(
-            "select run_id, workflow_id, workflow_version, status, created_at, ended_at, "
-            "epoch_ms(ended_at) - epoch_ms(created_at) as duration_ms, inputs, outputs, error, "
-            "parent_run_id, owner_pid "
-            f"from all_runs {where} order by created_at desc {limit_sql}",
-            params,
-        )
+        with self.connection():
+            columns = ", ".join(RUN_COLUMNS[:-2]).replace(
+                "duration_ms", "epoch_ms(ended_at) - epoch_ms(created_at) as duration_ms")
+            return self.sql(
+                f"select {columns}, {self._teams(*RUN_COLUMNS[-2:])} from all_runs {where} "
+                f"order by created_at desc {limit_sql}",
+                params,
+            )
+
+    def workflows(self, workflow_id: str | None = None) -> pd.DataFrame:
+        """Stored workflow versions, newest first: who saved each (the user whose run stored
+        it first) and its content hash, which ``runs()`` shows beside each run."""
+        where, params = ("where workflow_id = ?", [workflow_id]) if workflow_id else ("", [])
+        with self.connection():
+            columns = ", ".join(c if c != "saved_by" else self._teams(c)
+                                for c in WORKFLOW_COLUMNS)
+            return self.sql(f"select {columns} from workflows {where} "
+                            "order by created_at desc, workflow_id, version desc", params)
 
     def node_executions(self, run_id: str, history: bool = False) -> pd.DataFrame:
         """One row per node of a run (its latest execution; every attempt with history=True)."""
@@ -811,7 +944,9 @@ class Store:
         return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
     def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
-        """Run SQL on the store and return a DataFrame."""
+        """Run SQL on the store and return a DataFrame (statements that would change the
+        append-only audit log are refused: :mod:`fm_lab.store.sql_guard`)."""
+        refuse_audit_changes(query)
         with self.connection() as con:
             return con.execute(query, params or []).df()
 
@@ -861,7 +996,9 @@ class Store:
         frame = self.pending(run_id, with_children)
         rows: list[PendingRow] = []
         for record in frame.to_dict("records"):
-            row = {str(k): v for k, v in record.items()}
+            # a column with only NULLs comes back as NaN: None, as the type says
+            row = {str(k): None if isinstance(v, float) and v != v else v
+                   for k, v in record.items()}
             for column in ("since", "expires_at"):
                 value = row[column]
                 row[column] = None if value is None or value != value else value.to_pydatetime()

@@ -17,10 +17,18 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fm_lab.store import codec
-from fm_lab.store.base import RUNS, PendingRow, RunSnapshot, pending_frame
+from fm_lab.store.audit import AuditEntry, AuditRow, chain, resume_entry, start_entry
+from fm_lab.store.base import (
+    RUN_COLUMNS,
+    RUNS,
+    WORKFLOW_COLUMNS,
+    PendingRow,
+    RunSnapshot,
+    pending_frame,
+)
 from fm_lab.store.errors import RunNotFoundError, StoreError
 from fm_lab.store.records import StoredNode
 
@@ -29,7 +37,7 @@ if TYPE_CHECKING:
 
     from fm_lab.spec.models import Workflow
     from fm_lab.store.journal import Durability, RunJournal
-    from fm_lab.store.records import JournalRecord
+    from fm_lab.store.records import JournalRecord, ResumeRecord, StartRecord
 
 
 def _time(seconds: float | None) -> dt.datetime | None:
@@ -46,6 +54,8 @@ class _Run:
     created: float
     parent: str | None
     trace_id: str | None
+    started_by: str | None = None
+    workflow_hash: str | None = None
     journal_seq: int = 0
     outputs: Any = None
     error: Any = None
@@ -68,7 +78,9 @@ class MemoryStore:
         self.path = f"memory://{name}"
         self._lock = threading.RLock()
         self._runs: dict[str, _Run] = {}
-        self._specs: dict[str, list[tuple[str, Any]]] = {}  # workflow_id -> [(hash, spec)]
+        # workflow_id -> [(hash, spec, saved_by, saved at)], version n at index n - 1
+        self._specs: dict[str, list[tuple[str, Any, str | None, float]]] = {}
+        self._audit: list[AuditRow] = []
         self._cancels: set[str] = set()
         self.records: list[dict[str, Any]] = []  # every record ingested, as stored
         self.spans: list[dict[str, Any]] = []
@@ -94,11 +106,12 @@ class MemoryStore:
         """None: records go straight to :meth:`ingest`."""
         return None
 
-    def claim_run(self, run_id: str) -> None:
-        """Mark the run running again (a resume)."""
+    def claim_run(self, run_id: str, audit: Sequence[AuditEntry] = ()) -> None:
+        """Mark the run running again (a resume); log ``audit``."""
         with self._lock:
             run = self._run(run_id)
             run.status, run.ended, run.error = "running", None, None
+            self.append_audit(audit)
 
     def ingest(self, run_id: str, records: Sequence[JournalRecord], wait: bool = True,
                texts: Mapping[int, bytes] | None = None) -> None:
@@ -112,20 +125,26 @@ class MemoryStore:
             if run_id not in self._runs and not any(r["k"] == "start" for r in fresh):
                 self.spans.extend(r for r in fresh if r["k"] == "span")  # a standalone trace
                 return
+            audit: list[AuditEntry] = []
             for record in fresh:
-                self._apply(run_id, record)
+                if (entry := self._apply(run_id, record)) is not None:
+                    audit.append(entry)
             self._runs[run_id].journal_seq = fresh[-1]["seq"]
             self.records.extend(fresh)
+            self.append_audit(audit)
 
-    def _apply(self, run_id: str, record: dict[str, Any]) -> None:
+    def _apply(self, run_id: str, record: dict[str, Any]) -> AuditEntry | None:
+        """Store one record; return the audit entry of the action it is, if any."""
         kind = record["k"]
         if kind == "start":
+            version = self._save_spec(record)
             self._runs[run_id] = _Run(
                 run_id=run_id, workflow_id=record["workflow_id"],
-                version=self._save_spec(record), status="running", inputs=record["inputs"],
+                version=version, status="running", inputs=record["inputs"],
                 created=record["created"], parent=record.get("parent"),
-                trace_id=record.get("trace_id"))
-            return
+                trace_id=record.get("trace_id"), started_by=record.get("by"),
+                workflow_hash=record["hash"])
+            return start_entry(run_id, cast("StartRecord", record), version)
         run = self._runs[run_id]
         if kind == "node":
             run.nodes.append(record)
@@ -142,15 +161,18 @@ class MemoryStore:
                 if waiting["path"] == record["path"] and waiting["resumed_seq"] is None:
                     waiting["resumed_seq"], waiting["resume_data"] = record["seq"], record.get(
                         "data")
+                    waiting["resumed_by"] = record.get("by")
+                    return resume_entry(run_id, cast("ResumeRecord", record))
         elif kind == "step":
             run.steps[record["name"]] = record.get("result")
+        return None
 
     def _save_spec(self, record: dict[str, Any]) -> int:
         versions = self._specs.setdefault(record["workflow_id"], [])
-        for number, (digest, _spec) in enumerate(versions, start=1):
+        for number, (digest, *_rest) in enumerate(versions, start=1):
             if digest == record["hash"]:
                 return number
-        versions.append((record["hash"], record["spec"]))
+        versions.append((record["hash"], record["spec"], record.get("by"), record["created"]))
         return len(versions)
 
     def adopt_journal(self, run_id: str, journal: RunJournal, force: bool = False) -> list[str]:
@@ -164,12 +186,44 @@ class MemoryStore:
     def recover_later(self) -> None:
         """Nothing to recover."""
 
-    def set_status(self, run_id: str, status: str) -> None:
-        """Set a stored run's status."""
+    def set_status(self, run_id: str, status: str, audit: Sequence[AuditEntry] = ()) -> None:
+        """Set a stored run's status; log ``audit``."""
         with self._lock:
             run = self._run(run_id)
             run.status = status
             run.ended = dt.datetime.now(dt.UTC).timestamp()
+            self.append_audit(audit)
+
+    def delete_run(self, run_id: str, audit: AuditEntry) -> list[str]:
+        """Remove a run and its child runs (their records and spans too); log ``audit``."""
+        with self._lock:
+            self._run(run_id)
+            ids = sorted(r for r in self._runs if r == run_id or r.startswith(run_id + "."))
+            for gone in ids:
+                del self._runs[gone]
+            self.spans = [span for span in self.spans if span.get("run") not in ids]
+            self.append_audit([audit])
+            return ids
+
+    # ---- the audit log -------------------------------------------------------------------
+    def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries, numbered and hash-chained."""
+        if not entries:
+            return
+        with self._lock:
+            head = (self._audit[-1]["seq"], self._audit[-1]["hash"]) if self._audit else None
+            self._audit.extend(chain(entries, head))
+
+    def audit_rows(self, run_id: str | None = None, actor: str | None = None,
+                   action: str | None = None, since: dt.datetime | None = None,
+                   limit: int | None = None) -> list[AuditRow]:
+        """Audit rows, oldest first, filtered; ``limit``: only the newest ``limit``."""
+        with self._lock:
+            rows = [row.copy() for row in self._audit
+                    if run_id in (None, row["run_id"]) and actor in (None, row["actor"])
+                    and action in (None, row["action"])
+                    and (since is None or row["acted_at"] >= since)]
+        return rows if limit is None else rows[max(len(rows) - limit, 0):]
 
     # ---- liveness and cancel -------------------------------------------------------------
     def run_is_live(self, run_id: str) -> bool:
@@ -296,10 +350,22 @@ class MemoryStore:
                 "duration_ms": None if r.ended is None else (r.ended - r.created) * 1000,
                 "inputs": codec.dumps(r.inputs), "outputs": codec.dumps(r.outputs),
                 "error": codec.dumps(r.error) if r.error else None,
-                "parent_run_id": r.parent, "owner_pid": None} for r in chosen],
-                columns=["run_id", "workflow_id", "workflow_version", "status", "created_at",
-                         "ended_at", "duration_ms", "inputs", "outputs", "error",
-                         "parent_run_id", "owner_pid"])
+                "parent_run_id": r.parent, "owner_pid": None, "started_by": r.started_by,
+                "workflow_hash": r.workflow_hash} for r in chosen],
+                columns=list(RUN_COLUMNS))
+
+    def workflows(self, workflow_id: str | None = None) -> pd.DataFrame:
+        """Stored workflow versions, newest first, with who saved each and its hash."""
+        import pandas as pd
+
+        with self._lock:
+            rows = [{"workflow_id": wf_id, "version": number, "hash": digest,
+                     "name": spec.get("name"), "saved_by": by, "created_at": _time(saved)}
+                    for wf_id, versions in self._specs.items()
+                    if workflow_id in (None, wf_id)
+                    for number, (digest, spec, by, saved) in enumerate(versions, start=1)]
+        rows.sort(key=lambda r: (r["created_at"], r["version"]), reverse=True)
+        return pd.DataFrame(rows, columns=list(WORKFLOW_COLUMNS))
 
     def node_executions(self, run_id: str, history: bool = False) -> pd.DataFrame:
         """One row per node of a run (every record with ``history=True``)."""
@@ -361,4 +427,6 @@ def _pending_row(run: _Run, suspension: dict[str, Any]) -> PendingRow:
         payload=codec.dumps(suspension.get("payload")), since=since,
         expires_at=_time(suspension.get("expires")), on_timeout=suspension.get("on_timeout"),
         resume_schema=codec.dumps(suspension.get("schema")),
-        default_data=codec.dumps(suspension.get("default")))
+        default_data=codec.dumps(suspension.get("default")),
+        assignees=codec.dumps(suspension["assignees"]) if suspension.get("assignees") else None,
+        roles=codec.dumps(suspension["roles"]) if suspension.get("roles") else None)

@@ -222,5 +222,53 @@ MIGRATIONS: list[tuple[int, str]] = [
     ),
 ]
 
+AUDIT_APPEND_ONLY = """
+create or replace function fm_lab_audit_append_only() returns trigger
+language plpgsql as $$
+begin
+    raise exception 'audit_log is append-only: % is refused', tg_op
+        using errcode = 'insufficient_privilege';
+end
+$$;
+drop trigger if exists audit_log_append_only on audit_log;
+create trigger audit_log_append_only
+    before update or delete or truncate on audit_log
+    for each statement execute function fm_lab_audit_append_only();
+"""
+"""Updates, deletes and truncates of the audit log are refused by the server, whoever
+connects. A statement-level trigger, because ``truncate`` has no rows to fire on; only the
+table's owner (``alter table ... disable trigger``, ``drop table``) can still get past it, and
+the hash chain (:mod:`fm_lab.store.audit`) then shows it."""
+
+MIGRATIONS.append(
+    (
+        8,
+        """
+        alter table runs add column if not exists started_by text;
+        alter table runs add column if not exists workflow_hash text;
+        alter table workflows add column if not exists saved_by text;
+        alter table suspensions add column if not exists assignees text;
+        alter table suspensions add column if not exists roles text;
+        alter table suspensions add column if not exists resumed_by text;
+        update runs set workflow_hash = w.hash from workflows w
+            where w.workflow_id = runs.workflow_id and w.version = runs.workflow_version
+            and runs.workflow_hash is null;
+        create table if not exists audit_log (
+            seq bigint primary key,
+            acted_at timestamptz not null,
+            actor text not null,
+            action text not null,
+            run_id text,
+            path text,
+            before text,
+            after text,
+            prev_hash text not null,
+            hash text not null
+        );
+        create index if not exists audit_log_run on audit_log (run_id);
+        """ + AUDIT_APPEND_ONLY,
+    )
+)
+
 MIGRATIONS.sort(key=lambda migration: migration[0])
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -22,7 +22,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store import codec
-from fm_lab.store.base import RUNS, SHARED, SQL, PendingRow, RunSnapshot, pending_frame
+from fm_lab.store.audit import AUDIT_COLUMNS, AuditEntry, AuditRow, chain, resume_entry, start_entry
+from fm_lab.store.base import (
+    RUN_COLUMNS,
+    RUNS,
+    SHARED,
+    SQL,
+    WORKFLOW_COLUMNS,
+    PendingRow,
+    RunSnapshot,
+    pending_frame,
+)
 from fm_lab.store.codec import dumps
 from fm_lab.store.errors import RunNotFoundError, StoreError, StoreVersionError
 from fm_lab.store.journal import split_records
@@ -33,6 +43,7 @@ from fm_lab.store.pg_sql import PgConnection, configure
 from fm_lab.store.records import (
     JournalRecord,
     NodeRecord,
+    ResumeRecord,
     RunEndRecord,
     SpanRecord,
     StartRecord,
@@ -41,6 +52,7 @@ from fm_lab.store.records import (
     fetch_dicts,
     stored_node,
 )
+from fm_lab.store.sql_guard import refuse_audit_changes
 from fm_lab.store.urls import redacted
 
 if TYPE_CHECKING:
@@ -54,6 +66,7 @@ if TYPE_CHECKING:
 POOL_SIZE = int(os.environ.get("FM_LAB_PG_POOL", "4"))  # connections per process
 COPY_SPANS_FROM = 32  # span rows per ingest from which COPY beats a pipelined insert
 _MIGRATION_LOCK = 0x666D5F6C6162  # "fm_lab": one migrating process at a time
+_AUDIT_LOCK = 0x666D5F61756474  # "fm_audt": one transaction at a time extends the chain
 _NODE_COLUMNS = ("run_id, node_id, seq, node_type, status, attempts, input, output, error, "
                  "state_patch, started_at, ended_at, duration_ms, leaf, cache_key, cached_from")
 _STORED_NODE = (
@@ -130,8 +143,11 @@ class PostgresStore:
             settings.append("-c default_transaction_read_only=on")
         options: dict[str, Any] = {"autocommit": True, "application_name": "fm_lab",
                                    **KEEPALIVE}
-        if settings:
-            options["options"] = " ".join(settings)
+        if settings:  # after the URL's own ``options`` (a search_path, say), not instead
+            from psycopg.conninfo import conninfo_to_dict
+
+            given = conninfo_to_dict(self.url).get("options")
+            options["options"] = " ".join([*([str(given)] if given else []), *settings])
         return options
 
     def _pool_now(self) -> psycopg_pool.ConnectionPool[Any]:
@@ -270,14 +286,58 @@ class PostgresStore:
             raise StoreError(f"{self.path} is open read-only: it cannot run workflows")
         return PgJournal(self, run_id)
 
-    def claim_run(self, run_id: str) -> None:
-        """Mark a stored run running and owned by this process (a resume); a cancel request
-        left from before (the run was not live, so nobody took it) no longer applies."""
+    def claim_run(self, run_id: str, audit: Sequence[AuditEntry] = ()) -> None:
+        """Mark a stored run running and owned by this process (a resume), logging ``audit``
+        in the same transaction; a cancel request left from before (the run was not live,
+        so nobody took it) no longer applies."""
         with self.connection() as con, con.raw.transaction():
             con.execute("update runs set status = 'running', owner_pid = ?, owner_host = ?, "
                         "ended_at = null, error = null where run_id = ?",
                         [os.getpid(), socket.gethostname(), run_id])
             con.execute("delete from cancel_requests where run_id = ?", [run_id])
+            self._append_audit(con, audit)
+
+    # ---- the audit log -------------------------------------------------------------------
+    @staticmethod
+    def _append_audit(con: PgConnection, entries: Sequence[AuditEntry]) -> None:
+        """Append ``entries`` after the chain's head, inside the caller's transaction (which
+        holds the chain's lock until it commits, so no other one extends the same head)."""
+        if not entries:
+            return
+        con.execute("select pg_advisory_xact_lock(?)", [_AUDIT_LOCK])
+        head = con.execute("select seq, hash from audit_log order by seq desc limit 1"
+                           ).fetchone()
+        rows = chain(entries, (int(head[0]), str(head[1])) if head else None)
+        con.executemany(
+            f"insert into audit_log ({', '.join(AUDIT_COLUMNS)}) "
+            f"values ({', '.join('?' * len(AUDIT_COLUMNS))})",
+            [[values[column] for column in AUDIT_COLUMNS] for values in map(dict, rows)])
+
+    def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries to the audit log, numbered and hash-chained."""
+        with self.connection() as con, con.raw.transaction():
+            self._append_audit(con, entries)
+
+    def audit_rows(self, run_id: str | None = None, actor: str | None = None,
+                   action: str | None = None, since: dt.datetime | None = None,
+                   limit: int | None = None) -> list[AuditRow]:
+        """Audit rows, oldest first, filtered; ``limit``: only the newest ``limit``."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (("run_id", run_id), ("actor", actor), ("action", action)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            clauses.append("acted_at >= ?")
+            params.append(since)
+        where = f"where {' and '.join(clauses)}" if clauses else ""
+        limit_sql = f"limit {int(limit)}" if limit is not None else ""
+        with self.connection() as con:
+            rows = fetch_dicts(con.execute(
+                f"select * from (select {', '.join(AUDIT_COLUMNS)} from audit_log {where} "
+                f"order by seq desc {limit_sql}) as newest order by seq", params))
+        return rows  # type: ignore[return-value]
 
     def ingest(self, run_id: str, records: Sequence[JournalRecord], wait: bool = True,
                texts: Mapping[int, bytes] | None = None) -> None:
@@ -298,9 +358,11 @@ class PostgresStore:
             nodes, spans, others = split_records(fresh)
             workflow_id = row["workflow_id"] if row else None
             is_run = row is not None
+            audit: list[AuditEntry] = []  # the actions these records are, logged with them
             for record in others:
                 if record["k"] == "start":
-                    self._insert_run(con, run_id, record)
+                    if (entry := self._insert_run(con, run_id, record)) is not None:
+                        audit.append(entry)
                     workflow_id, is_run = record["workflow_id"], True
             if nodes:
                 self._insert_nodes(con, run_id, nodes)
@@ -311,18 +373,27 @@ class PostgresStore:
                 elif record["k"] == "suspend":
                     self._insert_suspension(con, run_id, record)
                 elif record["k"] == "resume":
-                    con.execute(
-                        "update suspensions set resumed_at = ?, resumed_seq = ?, "
-                        "resume_data = ? where run_id = ? and path = ? and resumed_at is null",
-                        [_time(record["at"]), record["seq"], _json(record.get("data")),
-                         run_id, record["path"]])
+                    if self._answer(con, run_id, record) and (
+                            entry := resume_entry(run_id, record)) is not None:
+                        audit.append(entry)
                 elif record["k"] == "step":
                     con.execute("insert into steps values (?, ?, ?, ?, ?, ?)",
                                 [run_id, record["path"], record["name"], record["seq"],
                                  _json(record.get("result")), _time(record["created"])])
+            self._append_audit(con, audit)
             if is_run:
                 con.execute("update runs set journal_seq = ? where run_id = ?",
                             [fresh[-1]["seq"], run_id])
+
+    @staticmethod
+    def _answer(con: PgConnection, run_id: str, record: ResumeRecord) -> bool:
+        """Mark the suspension the resume record answers; False when it was answered before
+        (an earlier answer written again by a later segment of the run)."""
+        return bool(con.execute(
+            "update suspensions set resumed_at = ?, resumed_seq = ?, resume_data = ?, "
+            "resumed_by = ? where run_id = ? and path = ? and resumed_at is null returning path",
+            [_time(record["at"]), record["seq"], _json(record.get("data")), record.get("by"),
+             run_id, record["path"]]).fetchall())
 
     def _save_spec(self, con: PgConnection, record: StartRecord) -> int:
         """Store a workflow spec if this exact content is new; return its version number.
@@ -337,21 +408,24 @@ class PostgresStore:
         latest = con.execute("select max(version) from workflows where workflow_id = ?",
                              [workflow_id]).fetchone()
         version: int = max(record["version"], int(latest[0] or 0) + 1 if latest else 1)
-        con.execute("insert into workflows (workflow_id, version, hash, name, spec) "
-                    "values (?, ?, ?, ?, ?)",
+        con.execute("insert into workflows (workflow_id, version, hash, name, spec, saved_by) "
+                    "values (?, ?, ?, ?, ?, ?)",
                     [workflow_id, version, digest, record["spec"].get("name"),
-                     dumps(record["spec"])])
+                     dumps(record["spec"]), record.get("by")])
         return version
 
-    def _insert_run(self, con: PgConnection, run_id: str, record: StartRecord) -> None:
+    def _insert_run(self, con: PgConnection, run_id: str,
+                    record: StartRecord) -> AuditEntry | None:
+        """Store the run's row (and its workflow version if new); return its audit entry."""
         version = self._save_spec(con, record)
         con.execute(
             "insert into runs (run_id, workflow_id, workflow_version, status, inputs, "
-            "created_at, owner_pid, owner_host, parent_run_id, trace_id) "
-            "values (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+            "created_at, owner_pid, owner_host, parent_run_id, trace_id, started_by, "
+            "workflow_hash) values (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, record["workflow_id"], version, dumps(record["inputs"]),
              _time(record["created"]), record["pid"], record["host"], record["parent"],
-             record.get("trace_id")])
+             record.get("trace_id"), record.get("by"), record["hash"]])
+        return start_entry(run_id, record, version)
 
     @staticmethod
     def _insert_nodes(con: PgConnection, run_id: str, nodes: list[NodeRecord]) -> None:
@@ -411,12 +485,14 @@ class PostgresStore:
     def _insert_suspension(con: PgConnection, run_id: str, record: SuspendRecord) -> None:
         con.execute(
             "insert into suspensions (run_id, path, node_id, seq, label, payload, resume_schema,"
-            " since, expires_at, on_timeout, default_data) values (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "?, ?)",
+            " since, expires_at, on_timeout, default_data, assignees, roles) values (?, ?, ?, ?,"
+            " ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, record["path"], record.get("node"), record["seq"], record.get("label"),
              dumps(record.get("payload")), dumps(record.get("schema")),
              _time(record["since"]), _time(record.get("expires")), record.get("on_timeout"),
-             dumps(record.get("default"))])
+             dumps(record.get("default")),
+             dumps(record["assignees"]) if record.get("assignees") else None,
+             dumps(record["roles"]) if record.get("roles") else None])
 
     @staticmethod
     def _end_run(con: PgConnection, run_id: str, record: RunEndRecord) -> None:
@@ -438,11 +514,28 @@ class PostgresStore:
     def recover_later(self) -> None:
         """Nothing to recover later."""
 
-    def set_status(self, run_id: str, status: str) -> None:
-        """Set a stored (not live) run's status."""
-        with self.connection() as con:
+    def set_status(self, run_id: str, status: str, audit: Sequence[AuditEntry] = ()) -> None:
+        """Set a stored (not live) run's status; log ``audit`` in the same transaction."""
+        with self.connection() as con, con.raw.transaction():
             con.execute("update runs set status = ?, ended_at = now() where run_id = ?",
                         [status, run_id])
+            self._append_audit(con, audit)
+
+    def delete_run(self, run_id: str, audit: AuditEntry) -> list[str]:
+        """Remove a stored run and its child runs with everything keyed by their ids (node
+        results, spans, suspensions, steps, cancel requests) and log ``audit``, in one
+        transaction."""
+        with self.connection() as con, con.raw.transaction():
+            ids = [str(r[0]) for r in con.execute(
+                "select run_id from runs where run_id = ? or starts_with(run_id, ?) "
+                "order by run_id for update", [run_id, run_id + "."]).fetchall()]
+            if run_id not in ids:
+                raise RunNotFoundError(f"no run {run_id!r} in {self.path}")
+            for table in ("node_executions", "spans", "suspensions", "steps",
+                          "cancel_requests", "runs"):
+                con.execute(f"delete from {table} where run_id = any(?)", [ids])
+            self._append_audit(con, [audit])
+        return ids
 
     # ---- liveness and cancel -------------------------------------------------------------
     def run_is_live(self, run_id: str) -> bool:
@@ -531,7 +624,8 @@ class PostgresStore:
             rows = fetch_dicts(con.execute(
                 "select * from (select distinct on (s.run_id, s.path) s.run_id, r.workflow_id, "
                 "s.node_id, s.label, s.path as path_id, s.payload, s.since, s.expires_at, "
-                "s.on_timeout, s.resume_schema, s.default_data, s.resumed_at "
+                "s.on_timeout, s.resume_schema, s.default_data, s.assignees, s.roles, "
+                "s.resumed_at "
                 "from suspensions s join runs r on r.run_id = s.run_id "
                 f"where r.status = 'suspended' {where} "
                 "order by s.run_id, s.path, s.seq desc) latest "
@@ -569,11 +663,17 @@ class PostgresStore:
         """Recent runs, newest first."""
         where, params = ("where status = ?", [status]) if status else ("", [])
         limit_sql = f"limit {int(limit)}" if limit else ""
-        return self.sql(
-            "select run_id, workflow_id, workflow_version, status, created_at, ended_at, "
-            "extract(epoch from (ended_at - created_at))::float8 * 1000 as duration_ms, "
-            "inputs, outputs, error, parent_run_id, owner_pid "
-            f"from all_runs {where} order by created_at desc {limit_sql}", params)
+        columns = ", ".join(RUN_COLUMNS).replace(
+            "duration_ms", "extract(epoch from (ended_at - created_at))::float8 * 1000 "
+            "as duration_ms")
+        return self.sql(f"select {columns} from all_runs {where} "
+                        f"order by created_at desc {limit_sql}", params)
+
+    def workflows(self, workflow_id: str | None = None) -> pd.DataFrame:
+        """Stored workflow versions, newest first: who saved each and its content hash."""
+        where, params = ("where workflow_id = ?", [workflow_id]) if workflow_id else ("", [])
+        return self.sql(f"select {', '.join(WORKFLOW_COLUMNS)} from workflows {where} "
+                        "order by created_at desc, workflow_id, version desc", params)
 
     def node_executions(self, run_id: str, history: bool = False) -> pd.DataFrame:
         """One row per node of a run (its latest execution; every one with history=True)."""
@@ -588,7 +688,9 @@ class PostgresStore:
         return self.sql(query, [run_id])
 
     def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
-        """Run SQL on the server (``?`` placeholders with ``params``) as a DataFrame."""
+        """Run SQL on the server (``?`` placeholders with ``params``) as a DataFrame. The
+        audit log refuses changes (a trigger; statements naming it are refused here too)."""
+        refuse_audit_changes(query)
         with self.connection() as con:
             return con.execute(query, params).df()
 

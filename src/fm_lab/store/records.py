@@ -29,7 +29,8 @@ class StartRecord(_Record):
     """``k: start``: creates the run (written with its first checkpoint). The workflow as run
     (``workflow_id``, ``version``, content ``hash``, ``spec``), its ``inputs``, the owning
     process (``pid``, ``host``), the ``parent`` run id (a child run), ``created`` (epoch s)
-    and the run's ``trace_id`` (absent in journals of older versions)."""
+    and the run's ``trace_id`` (absent in journals of older versions). ``by``: who started
+    it (:func:`fm_lab.identity.current_user`; absent in older journals)."""
 
     k: Literal["start"]
     workflow_id: str
@@ -42,6 +43,7 @@ class StartRecord(_Record):
     parent: str | None
     created: float
     trace_id: NotRequired[str | None]
+    by: NotRequired[str]
 
 
 class NodeRecord(_Record):
@@ -85,7 +87,8 @@ class SuspendRecord(_Record):
     suspension's key: the node path, ``path#2`` for a node's second), ``node`` (node id),
     ``label``, ``payload`` (shown to whoever answers), ``schema`` (JSON schema the answer must
     match), ``since`` (epoch s), ``expires`` (epoch s or None), ``on_timeout`` (fail |
-    default) and the ``default`` answer."""
+    default) and the ``default`` answer. Optional: who may answer, ``assignees`` (user names)
+    and ``roles`` (absent: anyone)."""
 
     k: Literal["suspend"]
     path: str
@@ -97,16 +100,22 @@ class SuspendRecord(_Record):
     expires: float | None
     on_timeout: str | None
     default: Any
+    assignees: NotRequired[list[str]]
+    roles: NotRequired[list[str]]
 
 
 class ResumeRecord(_Record):
     """``k: resume``: an answer accepted for the suspension at ``path`` (``data``), ``at``
-    (epoch s); durable before the resumed run runs anything."""
+    (epoch s); durable before the resumed run runs anything. ``by``: who answered (or whose
+    process applied an expired wait's timeout, then ``expired`` is true); absent on an answer
+    given before and written again, and in older journals."""
 
     k: Literal["resume"]
     path: str
     data: Any
     at: float
+    by: NotRequired[str]
+    expired: NotRequired[bool]
 
 
 class StepRecord(_Record):

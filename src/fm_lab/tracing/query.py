@@ -35,7 +35,8 @@ def _store(store: RunStore | None, what: str = "trace queries") -> SqlStore:
     return sql_store(found, what)
 
 
-def _time(value: str | dt.datetime | dt.date | None) -> dt.datetime | None:
+def as_utc(value: str | dt.datetime | dt.date | None) -> dt.datetime | None:
+    """A time filter as an aware datetime: ISO text or a date accepted, naive taken as UTC."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -50,8 +51,8 @@ def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
     for column, op, value in (
         ("kind", "=", filters.get("kind")), ("entity_id", "=", filters.get("entity")),
         ("status", "=", filters.get("status")), ("run_id", "=", filters.get("run_id")),
-        ("started_at", ">=", _time(filters.get("since"))),
-        ("started_at", "<", _time(filters.get("until"))),
+        ("started_at", ">=", as_utc(filters.get("since"))),
+        ("started_at", "<", as_utc(filters.get("until"))),
     ):
         if value is not None:
             clauses.append(f"{column} {op} ?")
