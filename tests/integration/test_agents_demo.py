@@ -4,6 +4,8 @@ from pathlib import Path
 
 import fm_lab
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -6,6 +6,8 @@ import threading
 
 import fm_lab
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 
 def _events_of(store, workflow, inputs=None, **kwargs):
     heard: list[dict] = []

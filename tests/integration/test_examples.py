@@ -10,6 +10,8 @@ import pytest
 import fm_lab
 from fm_lab import demo_functions
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.flow.yaml"))
 POLICY = {"limits": {"travel": 500, "meals": 100}, "auto_approve_below": 50}

@@ -10,6 +10,8 @@ import fm_lab
 from fm_lab.palette import status_colour
 from fm_lab.progress import RunProgress, in_notebook
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 
 def test_progress_counts_nodes_and_items(store):
     wf = {

@@ -10,6 +10,8 @@ import time
 
 import fm_lab
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 
 def _nap(node: dict) -> dict:
     return {"id": "nap", "nodes": {"nap": node,
@@ -77,13 +79,13 @@ async def _cancel_while_sleeping(store, node: dict, run_id: str):
     return await asyncio.wait_for(task, 30)  # a guard: the sleep is an hour long
 
 
-async def test_a_cancel_stops_a_run_in_the_middle_of_its_sleep(store):
+async def test_a_cancel_stops_a_run_in_the_middle_of_its_sleep(store, reopen):
     nap = {"type": "sleep", "config": {"seconds": 3600, "suspend": False}}
     run = await _cancel_while_sleeping(store, nap, "asleep")
     assert run.status == "cancelled"
     assert run.node("nap").status != "succeeded"
     assert run.node("after").status == "pending"
-    assert fm_lab.get_run("asleep", store=fm_lab.Store(store.path)).status == "cancelled"
+    assert fm_lab.get_run("asleep", store=reopen(store)).status == "cancelled"
 
 
 async def test_a_cancel_stops_a_sleep_until(store):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import fm_lab
 
+STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
+
 STATE = {
     "type": "object",
     "properties": {
@@ -16,7 +18,7 @@ STATE = {
 }
 
 
-def test_state_schema_violation_fails_the_node_and_the_run(store):
+def test_state_schema_violation_fails_the_node_and_the_run(store, reopen):
     b = fm_lab.WorkflowBuilder("bad_state", state=STATE)
     a = b.node("a", "template", template="hello")
     ok = b.node("ok", "set_state", values={"count": "{{ nodes.a.output | length }}"})
@@ -43,7 +45,7 @@ def test_state_schema_violation_fails_the_node_and_the_run(store):
     assert run.node("a").output == "hello"
     assert run.node("ok").output == {"count": 5}
     assert run.state == {"count": 5}
-    stored = fm_lab.get_run(run.run_id, store=fm_lab.Store(store.path))
+    stored = fm_lab.get_run(run.run_id, store=reopen(store))
     assert stored.status == "failed"
     assert stored.error["node"] == "bad"
     assert stored.node("a").output == "hello"
@@ -72,7 +74,7 @@ def test_unknown_state_key_from_code_node_is_rejected(store, register):
     assert run.state == {"count": 0}
 
 
-def test_state_persists_across_resume(store, register, tmp_path):
+def test_state_persists_across_resume(store, register, tmp_path, reopen):
     flag = tmp_path / "fixed.flag"
     calls = []
 
@@ -99,14 +101,14 @@ def test_state_persists_across_resume(store, register, tmp_path):
     assert fm_lab.get_run(failed.run_id, store=store).state == {"count": 5}
 
     flag.touch()
-    resumed = fm_lab.resume(failed.run_id, store=fm_lab.Store(store.path))
+    resumed = fm_lab.resume(failed.run_id, store=reopen(store))
 
     assert resumed.status == "succeeded", resumed.error
     assert calls == [5, 5]  # the resumed node saw the state committed before the failure
     assert resumed.node("work").output == 10
     assert resumed.state == {"count": 6, "label": "done-10"}
     assert resumed.outputs == {"end": {"count": 6, "label": "done-10"}}
-    stored = fm_lab.get_run(failed.run_id, store=fm_lab.Store(store.path))
+    stored = fm_lab.get_run(failed.run_id, store=reopen(store))
     assert stored.state == {"count": 6, "label": "done-10"}
     history = store.node_executions(failed.run_id, history=True)
     assert list(history["node_id"]).count("start") == 1

@@ -57,37 +57,42 @@ def dask_client(executor: Any) -> Iterator[Any]:
 def run_on_dask(wf: Workflow, items: list[Item], store: SqlStore, folder: Path, executor: Any,
                 concurrency: int, on_error: OnError, on_item: ItemCallback | None) -> None:
     """Run ``items`` on Dask workers (at most ``concurrency`` submitted at a time) and record
-    each result as it arrives."""
-    from fm_lab.batch.shards import read_result
+    each result as it arrives. Workers of a file store write Parquet shards into ``folder``;
+    workers of a server store (PostgreSQL) store their runs in it directly."""
+    from fm_lab.batch.shards import read_result, stored_result
     from fm_lab.batch.sweep import ItemWriter
+    from fm_lab.store.base import server_url
 
+    url = server_url(store)
     with store.hold(), ItemWriter(store, wf.id, on_error, on_item) as writer:
         pending = []
-        for item in items:  # finished on a worker before this process died: the shard says so
-            done = read_result(folder, item.run_id)
+        for item in items:  # finished on a worker before this process died: its rows say so
+            done = (stored_result(store, item.run_id) if url is not None
+                    else read_result(folder, item.run_id))
             if done is not None and done["status"] == "succeeded":
                 _apply(item, done)
                 writer.add(item, item.run_id)
             else:
                 pending.append(item)
         if pending:
-            _submit_all(wf, pending, folder, executor, concurrency, writer)
+            _submit_all(wf, pending, folder, executor, concurrency, writer, url)
 
 
 def _submit_all(wf: Workflow, items: list[Item], folder: Path, executor: Any, concurrency: int,
-                writer: ItemWriter) -> None:
+                writer: ItemWriter, store_url: str | None) -> None:
     from fm_lab.batch.worker import run_item
 
     folder.mkdir(parents=True, exist_ok=True)
     spec = wf.to_dict()
-    with dask_client(executor) as client:  # workers never open the DuckDB file
+    with dask_client(executor) as client:  # workers never open a DuckDB file
         queue = iter(items)
         by_future: dict[Any, Item] = {}
 
         def submit(item: Item) -> Any:
             item.attempts += 1
             future = client.submit(run_item, spec, item.parameters, item.run_id, item.trace_id,
-                                   item.span_id, str(folder), pure=False, retries=TASK_RETRIES,
+                                   item.span_id, str(folder), store_url, pure=False,
+                                   retries=TASK_RETRIES,
                                    key=f"fm_lab-{item.run_id}-{item.attempts}")
             by_future[future] = item
             return future

@@ -75,7 +75,7 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
          outputs: Mapping[str, str | Path] | None = None,
          output_dir: str | Path | None = None,
          on_item: ItemCallback | None = None, executor: Any = "local") -> list[Item]:
-    from fm_lab.store.base import sql_store
+    from fm_lab.store.base import server_url, sql_store
     from fm_lab.store.default import default_store
 
     if concurrency < 1:
@@ -111,8 +111,8 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
 
     def one(item: Item) -> None:
         env = {"FM_LAB_TRACEPARENT": item.traceparent}
-        if not store.memory:
-            env["FM_LAB_STORE"] = store.path
+        if not store.memory:  # the kernel's runs go to this store (a server's full URL)
+            env["FM_LAB_STORE"] = server_url(store) or store.path
         done(item, execute_notebook(source, start(item), item.parameters, env=env,
                                     extra_metadata={"batch_id": batch_id, "item": item.key},
                                     **options))
@@ -121,13 +121,13 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
         with concurrent.futures.ThreadPoolExecutor(concurrency, "fm_lab-nb") as pool:
             list(pool.map(one, todo))
     elif todo:
-        _on_dask(executor, source, todo, shards, options, start, done)
+        _on_dask(executor, source, todo, shards, options, start, done, server_url(store))
     return items
 
 
 def _on_dask(executor: Any, source: Path, todo: list[Item], folder: Path,
              options: dict[str, Any], start: Callable[[Item], Path],
-             done: Callable[[Item, dict[str, Any]], None]) -> None:
+             done: Callable[[Item, dict[str, Any]], None], store_url: str | None) -> None:
     from fm_lab.batch.dask_exec import TASK_RETRIES, dask_client, load_distributed
     from fm_lab.batch.worker import run_notebook_item
 
@@ -139,7 +139,8 @@ def _on_dask(executor: Any, source: Path, todo: list[Item], folder: Path,
             futures[client.submit(
                 run_notebook_item, str(source.resolve()), str(target.resolve()),
                 item.parameters, item.traceparent, str(folder), item.run_id,
-                {**options, "extra_metadata": extra}, pure=False, retries=TASK_RETRIES,
+                {**options, "extra_metadata": extra}, store_url, pure=False,
+                retries=TASK_RETRIES,
                 key=f"fm_lab-nb-{item.run_id}-{item.attempts}")] = item
         for future in load_distributed().as_completed(futures):
             done(futures[future], future.result())

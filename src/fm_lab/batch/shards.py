@@ -8,21 +8,27 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.store.base import shard_dir
+from fm_lab.store.base import server_url, shard_dir
 from fm_lab.store.codec import loads
 from fm_lab.store.ids import id_path
 from fm_lab.store.shards import SHARDED_TABLES
 
 if TYPE_CHECKING:
-    from fm_lab.store.base import SqlStore
+    from fm_lab.store.base import RunStore, SqlStore
 
 
 def batch_folder(store: SqlStore, batch_id: str) -> Path:
-    """Where a Dask batch's shards go (``<store>.batches/<batch_id>``)."""
+    """Where a Dask batch's shards go (``<store>.batches/<batch_id>``); for a server store,
+    whose workers write into it directly, a scratch folder under ``$FM_LAB_HOME/batches``."""
     folder = shard_dir(store)
+    if folder is None and server_url(store) is not None:
+        from fm_lab.store.default import home
+
+        folder = home() / "batches"
     if folder is None:
-        raise ValueError("a Dask batch needs a file store (its workers write Parquet shards "
-                         f"next to it); connect to a DuckDB file, not {store.path}")
+        raise ValueError("a Dask batch needs a store its workers can reach: a DuckDB file "
+                         "(they write Parquet shards next to it) or a server store, not "
+                         f"{store.path}")
     return id_path(folder, batch_id, what="batch id")
 
 
@@ -65,6 +71,28 @@ def export_rows(store: SqlStore, name: str, batch_dir: Path,
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def stored_result(store: RunStore, run_id: str) -> dict[str, Any] | None:
+    """:func:`read_result` for a server store, where workers store runs directly: the
+    finished run (status, outputs, error, timings), or None when it is not stored or not
+    finished."""
+    from fm_lab.store.errors import RunNotFoundError
+
+    try:
+        snapshot = store.load_run(run_id)
+    except RunNotFoundError:
+        return None
+    if snapshot.status in ("running", "suspended"):
+        return None
+    frame = store.node_executions(run_id)
+    started = frame["started_at"].min() if not frame.empty else None
+    ended = frame["ended_at"].max() if not frame.empty else None
+    return {"run_id": run_id, "status": snapshot.status, "outputs": snapshot.outputs,
+            "error": snapshot.error,
+            "started": started.timestamp() if started is not None and started == started
+            else None,
+            "ended": ended.timestamp() if ended is not None and ended == ended else None}
 
 
 def read_result(batch_dir: Path, run_id: str) -> dict[str, Any] | None:

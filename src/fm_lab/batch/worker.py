@@ -1,5 +1,6 @@
-"""What runs on a Dask worker: one item on a worker-local memory store, exported as a shard.
-Workers never open the batch's DuckDB file."""
+"""What runs on a Dask worker: one item on a worker-local memory store, exported as a shard
+(workers never open the batch's DuckDB file), or, for a server store (PostgreSQL), on that
+store itself: every worker writes its runs there directly."""
 
 from __future__ import annotations
 
@@ -10,17 +11,18 @@ import time
 import uuid
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from fm_lab.batch.shards import export_rows, export_run, read_result
+from fm_lab.batch.shards import export_rows, export_run, read_result, stored_result
 from fm_lab.store.ids import id_path
 
 if TYPE_CHECKING:
     from fm_lab.engine.run import Run
-    from fm_lab.store.base import SqlStore
+    from fm_lab.store.base import RunStore, SqlStore
 
 T = TypeVar("T")
 _LOCAL: SqlStore | None = None
+_SERVERS: dict[str, RunStore] = {}  # server stores this worker opened, by URL
 _LOOP: asyncio.AbstractEventLoop | None = None
 _LOCAL_LOCK = threading.Lock()
 
@@ -49,15 +51,35 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
 
+def server_store(url: str) -> RunStore:
+    """This worker process's handle on the server store at ``url`` (opened once)."""
+    with _LOCAL_LOCK:
+        if url not in _SERVERS:
+            from fm_lab.store.urls import open_store
+
+            _SERVERS[url] = open_store(url)
+        return _SERVERS[url]
+
+
 def run_item(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, trace_id: str,
-             span_id: str, batch_dir: str) -> dict[str, Any]:
-    """Run one item (unless its shard already holds a finished run: a retry after the worker
-    died between writing the shard and reporting) and return its result."""
+             span_id: str, batch_dir: str, store_url: str | None = None) -> dict[str, Any]:
+    """Run one item (unless it already finished: a retry after the worker died between
+    storing the run and reporting) and return its result. ``store_url``: the batch's server
+    store, written directly; else the run goes to the item's shard in ``batch_dir``."""
     folder = Path(batch_dir)
-    done = read_result(folder, run_id)
+    shared = server_store(store_url) if store_url is not None else None
+    done = (stored_result(shared, run_id) if shared is not None
+            else read_result(folder, run_id))
     if done is not None and done["status"] == "succeeded":
         return done
-    store = local_store()
+    if shared is not None:
+        return _run_item(spec, inputs, run_id, trace_id, span_id, shared, None)
+    return _run_item(spec, inputs, run_id, trace_id, span_id, local_store(), folder)
+
+
+def _run_item(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, trace_id: str,
+              span_id: str, store: RunStore, folder: Path | None) -> dict[str, Any]:
+    """Run the item on ``store``; export it as a shard into ``folder`` if one is given."""
     started = time.time()
     try:
         result = _run(_linked(spec, inputs, run_id, trace_id, span_id, store))
@@ -65,27 +87,44 @@ def run_item(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, trace_id
         return {"run_id": None, "status": "failed", "outputs": None, "started": started,
                 "ended": time.time(),
                 "error": {"kind": "validation", "type": type(exc).__name__, "message": str(exc)}}
-    export_run(store, run_id, folder)
+    if folder is not None:
+        export_run(cast("SqlStore", store), run_id, folder)
     return {"run_id": run_id, "status": result.status, "outputs": result.outputs,
             "error": result.error, "started": started, "ended": time.time()}
 
 
 async def _linked(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, trace_id: str,
-                  span_id: str, store: SqlStore) -> Run:
-    from fm_lab.engine.api import arun
+                  span_id: str, store: RunStore) -> Run:
+    """Run the item inside its batch trace; on a server store, an item whose worker died
+    mid-run (its run stored, no process holding it) is resumed from its checkpoints instead."""
+    from fm_lab.engine.api import aresume, arun, get_run
+    from fm_lab.store.errors import RunNotFoundError
     from fm_lab.tracing.spans import link_trace
 
     with link_trace(trace_id, span_id):
-        return await arun(spec, inputs, run_id=run_id, store=store)
+        if store.memory:  # a worker-local scratch store starts empty
+            return await arun(spec, inputs, run_id=run_id, store=store)
+        try:
+            status = store.run_status(run_id)
+        except RunNotFoundError:
+            return await arun(spec, inputs, run_id=run_id, store=store)
+        if status in ("running", "failed") and not store.run_is_live(run_id):
+            return await aresume(run_id, store=store)
+        return get_run(run_id, store=store)
 
 
 def run_notebook_item(source: str, output: str, parameters: dict[str, Any], traceparent: str,
-                      batch_dir: str, name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Execute one notebook item; the runs its kernel starts go to a scratch DuckDB file that
-    becomes the item's shard (``options``: kernel_name, timeout, cwd, extra_metadata)."""
+                      batch_dir: str, name: str, options: dict[str, Any],
+                      store_url: str | None = None) -> dict[str, Any]:
+    """Execute one notebook item; the runs its kernel starts go to the batch's server store
+    (``store_url``) or to a scratch DuckDB file that becomes the item's shard (``options``:
+    kernel_name, timeout, cwd, extra_metadata)."""
     from fm_lab.batch.nbexec import execute_notebook
     from fm_lab.store.duckdb_store import Store
 
+    if store_url is not None:
+        env = {"FM_LAB_TRACEPARENT": traceparent, "FM_LAB_STORE": store_url}
+        return execute_notebook(source, output, parameters, env=env, **options)
     folder = Path(batch_dir)
     scratch = id_path(folder / "tmp", name, f"-{uuid.uuid4().hex[:8]}.duckdb")
     scratch.parent.mkdir(parents=True, exist_ok=True)

@@ -258,6 +258,16 @@ def journal_dir(store: RunStore) -> Path | None:
     return Path(folder) if folder is not None else None
 
 
+def server_url(store: RunStore) -> str | None:
+    """The URL another process (a Dask worker, a notebook kernel) opens ``store`` with when it
+    lives on a server every process writes to directly (``shared``, no local ``journal``);
+    None for a file or memory store."""
+    url = getattr(store, "url", None)
+    if has(store, SHARED) and not has(store, JOURNAL) and isinstance(url, str):
+        return url
+    return None
+
+
 def has(store: object, capability: str) -> bool:
     """Whether ``store`` declares ``capability`` in its ``supports`` flags."""
     if capability not in CAPABILITIES:
