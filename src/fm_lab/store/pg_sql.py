@@ -11,6 +11,7 @@ JSON columns come back as their text, as DuckDB returns them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +22,11 @@ if TYPE_CHECKING:
 DIALECT = "postgres"
 
 
+@functools.lru_cache(maxsize=1024)
 def placeholders(query: str) -> str:
     """``query`` with DuckDB's ``?`` placeholders as psycopg's ``%s`` (and ``%`` doubled),
-    leaving quoted text, quoted names and comments alone."""
+    leaving quoted text, quoted names and comments alone. Cached: the store's statements
+    are few and run on every commit (rewriting one took ~0.15 ms)."""
     out: list[str] = []
     quote: str | None = None
     i, n = 0, len(query)

@@ -346,6 +346,12 @@ class PostgresStore:
         run (a standalone trace) stores spans without a run, replacing any stored copy."""
         if not records:
             return
+        if len(records) < COPY_SPANS_FROM and all(
+                r["k"] == "node" or (r["k"] == "span" and r["kind"] != "workflow")
+                for r in records):
+            with self.connection() as con:
+                if _ingest_statement(con, run_id, records):
+                    return
         with self.connection() as con, con.raw.transaction():
             row = fetch_dict(con.execute(
                 "select journal_seq, workflow_id from runs where run_id = ? for update",
@@ -429,6 +435,12 @@ class PostgresStore:
 
     @staticmethod
     def _insert_nodes(con: PgConnection, run_id: str, nodes: list[NodeRecord]) -> None:
+        marks = ", ".join("?" * 16)
+        con.executemany(f"insert into node_executions ({_NODE_COLUMNS}) values ({marks})",
+                        PostgresStore._node_rows(run_id, nodes))
+
+    @staticmethod
+    def _node_rows(run_id: str, nodes: list[NodeRecord]) -> list[tuple[Any, ...]]:
         rows = []
         for r in nodes:
             started, ended = r.get("started"), r.get("ended")
@@ -442,8 +454,7 @@ class PostgresStore:
                 None if started is None or ended is None else (ended - started) * 1000,
                 r.get("leaf"), r.get("cache_key"),
                 dumps(r["cached_from"]) if r.get("cached_from") else None))
-        marks = ", ".join("?" * 16)
-        con.executemany(f"insert into node_executions ({_NODE_COLUMNS}) values ({marks})", rows)
+        return rows
 
     @staticmethod
     def _insert_spans(con: PgConnection, run_id: str | None, workflow_id: str | None,
@@ -451,17 +462,34 @@ class PostgresStore:
         """Spans of a run (``run_id``) or, with None, of a standalone trace (stored copies of
         the same spans are replaced: a re-ingest after a crash); a run's workflow span is
         rewritten on resume."""
-        from fm_lab.store.span_table import rows_from_records
-
         replaced = [r["span"] for r in spans if run_id is None or r["kind"] == "workflow"]
         if replaced:
             only = "" if run_id is None else "kind = 'workflow' and "
             con.execute(f"delete from spans where {only}span_id = any(?)", [replaced])
-        cols = rows_from_records(run_id, workflow_id,
-                                 [*(n for n in nodes if n.get("span")), *spans])
-        count = len(cols["span_id"])
-        if not count:
+        rows = PostgresStore._span_rows(run_id, workflow_id,
+                                        [*(n for n in nodes if n.get("span")), *spans])
+        if not rows:
             return
+        names = ", ".join(_SPAN_COLUMNS)
+        if len(rows) >= COPY_SPANS_FROM:
+            statement = f"copy spans ({names}) from stdin"
+            with con.raw.cursor().copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join("?" * len(_SPAN_COLUMNS))
+        con.executemany(f"insert into spans ({names}) values ({marks})", rows)
+
+    @staticmethod
+    def _span_rows(run_id: str | None, workflow_id: str | None,
+                   records: list[JournalRecord]) -> list[tuple[Any, ...]]:
+        """Rows of the spans table (in ``_SPAN_COLUMNS`` order) for the spans of ``records``
+        (node records with a span, span records), in order."""
+        from fm_lab.store.span_table import rows_from_records
+
+        cols = rows_from_records(run_id, workflow_id, records)
+        if not cols["span_id"]:
+            return []
         started = [_time(s) for s in cols["started"]]
         ended = [_time(e) for e in cols["ended"]]
         duration = [None if s is None or e is None else (e - s) * 1000
@@ -470,16 +498,7 @@ class PostgresStore:
         order[_SPAN_COLUMNS.index("started_at")] = started
         order[_SPAN_COLUMNS.index("ended_at")] = ended
         order[_SPAN_COLUMNS.index("duration_ms")] = duration
-        rows = list(zip(*order, strict=True))
-        names = ", ".join(_SPAN_COLUMNS)
-        if count >= COPY_SPANS_FROM:
-            statement = f"copy spans ({names}) from stdin"
-            with con.raw.cursor().copy(statement) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        marks = ", ".join("?" * len(_SPAN_COLUMNS))
-        con.executemany(f"insert into spans ({names}) values ({marks})", rows)
+        return list(zip(*order, strict=True))
 
     @staticmethod
     def _insert_suspension(con: PgConnection, run_id: str, record: SuspendRecord) -> None:
@@ -693,6 +712,68 @@ class PostgresStore:
         refuse_audit_changes(query)
         with self.connection() as con:
             return con.execute(query, params).df()
+
+
+# ---- one statement per commit ----------------------------------------------------------------
+# The commit of a node or two (what a chain's nodes make: node records and their spans) goes as
+# ONE statement: one round trip and an implicit transaction, where the general path takes six
+# (begin, lock the run row, insert nodes, insert spans, move journal_seq, commit). The rows go
+# as two JSON arrays (one parameter each, read back into the tables' row types); the same rules
+# hold, in SQL: the run row is locked (FOR UPDATE), only records after its journal_seq are
+# stored, journal_seq moves to the last one. A run_id naming no run (a standalone trace)
+# stores nothing here and takes the general path.
+_NODE_NAMES = tuple(c.strip() for c in _NODE_COLUMNS.split(","))
+_ROWS = "from json_array_elements(%s::json) e(x), json_populate_record(null::{}, e.x) v"
+_INGEST_STATEMENT = (
+    "with r as (select journal_seq, workflow_id from runs where run_id = %s for update), "
+    f"n as (insert into node_executions ({_NODE_COLUMNS}) "
+    f"select {', '.join('v.' + c for c in _NODE_NAMES)} {_ROWS.format('node_executions')} "
+    "where v.seq > (select journal_seq from r)), "
+    f"s as (insert into spans ({', '.join(_SPAN_COLUMNS)}) select "
+    + ", ".join("coalesce(v.workflow_id, (select workflow_id from r))" if c == "workflow_id"
+                else f"v.{c}" for c in _SPAN_COLUMNS)
+    + f" {_ROWS.format('spans')} where (e.x->>'_seq')::bigint > (select journal_seq from r)), "
+    "u as (update runs set journal_seq = %s where run_id = %s and journal_seq < %s) "
+    "select journal_seq from r")
+
+
+def _json_rows(names: Sequence[str], rows: list[tuple[Any, ...]],
+               extra: Sequence[dict[str, Any]] | None = None) -> str | None:
+    """``rows`` as a JSON array of objects by column name, or None when a value would not
+    come back the same (a NaN or infinite float, a huge integer): the general path then."""
+    import math
+
+    import orjson
+
+    objects = []
+    for index, row in enumerate(rows):
+        for value in row:
+            if isinstance(value, float) and not math.isfinite(value):
+                return None
+        obj = dict(zip(names, row, strict=True))
+        if extra is not None:
+            obj.update(extra[index])
+        objects.append(obj)
+    try:
+        return orjson.dumps(objects).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+
+
+def _ingest_statement(con: PgConnection, run_id: str, records: Sequence[JournalRecord]) -> bool:
+    """Store node and span records of a stored run in one statement (see above); False (and
+    nothing stored) when ``run_id`` names no run or a value does not fit JSON."""
+    nodes: list[NodeRecord] = [r for r in records if r["k"] == "node"]
+    spanned = [r for r in records if r["k"] == "span" or r.get("span")]
+    node_json = _json_rows(_NODE_NAMES, PostgresStore._node_rows(run_id, nodes))
+    span_json = _json_rows(_SPAN_COLUMNS, PostgresStore._span_rows(run_id, None, spanned),
+                           [{"_seq": r["seq"]} for r in spanned])
+    if node_json is None or span_json is None:
+        return False
+    last = records[-1]["seq"]
+    with con.raw.cursor() as cursor:
+        cursor.execute(_INGEST_STATEMENT, [run_id, node_json, span_json, last, run_id, last])
+        return cursor.fetchone() is not None
 
 
 def connect_raw(url: str) -> psycopg.Connection[Any]:
