@@ -123,7 +123,7 @@ def test_invalid_rows_are_collected_and_bad_arguments_are_clear(store, calls):
         fm_lab.batch.map(_workflow(name), [{"x": 1}], store=store, on_error="ignore")
     with pytest.raises(ValueError, match="ran with parameters"):
         fm_lab.batch.map(_workflow(name), [{"x": 7}, {"x": 1}], store=store, batch_id="m5")
-    with pytest.raises(ValueError, match="needs a file store"):
+    with pytest.raises(ValueError, match="needs a store its workers can reach"):
         fm_lab.batch.map(_workflow(name), [{"x": 1}], store=fm_lab.Store(":memory:"),
                          executor="dask")
     with pytest.raises(KeyError, match="no batch"):
