@@ -7,7 +7,8 @@ windows are read from ``memory_messages`` in the same database, so nothing is co
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.memory.embedders import Embedder, Vectors, check_stamp
@@ -47,7 +48,8 @@ def open_vector_table(store: SqlStore, name: str, embedder: Embedder, columns: s
     """Create table ``name`` (``columns`` plus ``embedding vector(dim)`` and an HNSW cosine
     index) for ``embedder`` unless it exists; an existing one must have been made by the same
     embedder (else :class:`~fm_lab.memory.embedders.EmbedderMismatchError`). ``indexes``
-    are further ``create index`` column lists."""
+    are further indexes: what follows ``create index ... on <table>``, e.g. ``"(doc_id)"``
+    or ``"using gin (tsv)"``."""
     quoted = ident(name)
     with store.connection() as con, transaction(con):
         con.execute("select pg_advisory_xact_lock(hashtext(?))", [f"fm_lab.vectors:{name}"])
@@ -61,7 +63,7 @@ def open_vector_table(store: SqlStore, name: str, embedder: Embedder, columns: s
                     f"embedding vector({int(embedder.dim)}))")
         for number, index in enumerate(indexes):
             con.execute(f"create index if not exists {ident(f'{name}_{number}')} "
-                        f"on {quoted} ({index})")
+                        f"on {quoted} {index}")
         if embedder.dim <= HNSW_MAX_DIM:
             con.execute(f"create index if not exists {ident(f'{name}_embedding')} on {quoted} "
                         "using hnsw (embedding vector_cosine_ops)")
@@ -78,14 +80,21 @@ def drop_vector_table(store: SqlStore, name: str) -> None:
             con.execute(f"delete from {REGISTRY} where name = ?", [name])
 
 
-def nearest(con: Any, table: str, vector: Vectors, where: str, params: Sequence[Any],
-            columns: str, limit: int) -> list[tuple[Any, ...]]:
-    """``columns`` of the ``limit`` rows of ``table`` matching ``where`` nearest to ``vector``
-    (cosine), nearest first, with ``distance`` last. An HNSW scan filtered by ``where`` keeps
-    going until it has ``limit`` rows (pgvector's iterative scan)."""
+@contextlib.contextmanager
+def vector_search(con: Any, limit: int) -> Iterator[Any]:
+    """A transaction in which an HNSW scan filtered by a ``where`` keeps going until it has
+    ``limit`` rows (pgvector's iterative scan), in distance order."""
     with transaction(con):
         con.execute("set local hnsw.iterative_scan = strict_order")
         con.execute(f"set local hnsw.ef_search = {min(max(40, int(limit)), 1000)}")
+        yield con
+
+
+def nearest(con: Any, table: str, vector: Vectors, where: str, params: Sequence[Any],
+            columns: str, limit: int) -> list[tuple[Any, ...]]:
+    """``columns`` of the ``limit`` rows of ``table`` matching ``where`` nearest to ``vector``
+    (cosine), nearest first, with ``distance`` last."""
+    with vector_search(con, limit):
         return list(con.execute(
             f"select {columns}, embedding <=> ?::vector as distance from {ident(table)} "
             f"where embedding is not null and ({where}) order by distance limit ?",
@@ -109,7 +118,7 @@ class PgMessageVectors:
                 self.store, TABLE, self.embedder,
                 "message_id text primary key, thread_id text not null, resource_id text, "
                 "sequence bigint not null",
-                indexes=("thread_id, sequence", "resource_id"),
+                indexes=("(thread_id, sequence)", "(resource_id)"),
                 where=f"the message vectors of {self.store.path}")
             self._ready = True
 

@@ -151,3 +151,20 @@ def test_a_database_without_the_extension_gets_it_at_open(pg_server):
     finally:
         with psycopg.connect(pg_server, autocommit=True) as conn:
             conn.execute(f"drop database {name} with (force)")
+
+
+def test_knowledge_bases_follow_the_same_choice(pg, pg_plain, tmp_path, monkeypatch):
+    import fm_lab.kb
+
+    native = fm_lab.kb.create("notes", store=pg)
+    native.add_text("Glaciers carve fjords.", source="geo.txt")
+    assert fm_lab.kb.names(store=pg) == ["notes"]
+    assert fm_lab.kb.open("notes", store=pg).search("fjords", k=1)["source"][0] == "geo.txt"
+    with pytest.raises(UnsupportedStoreError, match="FM_LAB_VECTORS"):
+        fm_lab.kb.create("notes", store=pg_plain)
+    monkeypatch.setenv("FM_LAB_VECTORS", str(tmp_path / "shared"))
+    fm_lab.kb.create("notes", store=pg_plain).add_text("Reefs need warm water.", source="r")
+    assert (tmp_path / "shared" / "kb__notes.lance").is_dir()
+    assert fm_lab.kb.names(store=pg, vectors="lancedb") == ["notes"]  # the same folder
+    fm_lab.kb.drop("notes", store=pg)
+    assert fm_lab.kb.names(store=pg) == [] and fm_lab.kb.names(store=pg_plain) == ["notes"]
