@@ -82,12 +82,20 @@ def drop_vector_table(store: SqlStore, name: str) -> None:
 
 @contextlib.contextmanager
 def vector_search(con: Any, limit: int) -> Iterator[Any]:
-    """A transaction in which an HNSW scan filtered by a ``where`` keeps going until it has
-    ``limit`` rows (pgvector's iterative scan), in distance order."""
+    """A transaction in which an HNSW scan looks at ``limit`` candidates at least and, filtered
+    by a ``where``, keeps going until it has ``limit`` rows, in distance order (pgvector's
+    iterative scan, from 0.8; older versions may return fewer rows under a filter)."""
     with transaction(con):
-        con.execute("set local hnsw.iterative_scan = strict_order")
+        row = first(con.execute("select extversion from pg_extension where extname = 'vector'"))
+        if row is not None and _version(str(row[0])) >= (0, 8):
+            con.execute("set local hnsw.iterative_scan = strict_order")
         con.execute(f"set local hnsw.ef_search = {min(max(40, int(limit)), 1000)}")
         yield con
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """``"0.8.1"`` as ``(0, 8, 1)`` (non-numeric parts count as 0)."""
+    return tuple(int(part) if part.isdigit() else 0 for part in text.split("."))
 
 
 def nearest(con: Any, table: str, vector: Vectors, where: str, params: Sequence[Any],
