@@ -199,3 +199,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if "store_path" in metafunc.fixturenames:
             kinds = ("duckdb",)
         metafunc.parametrize("store", kinds, indirect=True)
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    """Where this test's DuckDB file lives."""
+    return tmp_path / "fm_lab.duckdb"
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A file store on ``store_path``; in modules that run on both stores (``STORES``, see
+    ``pytest_generate_tests``), a PostgreSQL store of the test's own for the ``postgres``
+    case. Test folders with a ``store`` fixture of their own keep theirs."""
+    import fm_lab
+
+    kind = getattr(request, "param", "duckdb")
+    if kind == "postgres":
+        s: fm_lab.RunStore = fm_lab.connect(request.getfixturevalue("pg_url"))
+    else:
+        s = fm_lab.Store(request.getfixturevalue("store_path"))
+    yield s
+    s.close()

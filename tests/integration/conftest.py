@@ -16,25 +16,6 @@ import pytest
 import fm_lab
 
 
-@pytest.fixture
-def store_path(tmp_path: Path) -> Path:
-    """Where this test's DuckDB file lives."""
-    return tmp_path / "fm_lab.duckdb"
-
-
-@pytest.fixture
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[fm_lab.RunStore]:
-    """A file store on ``store_path``; in modules that run on both stores (``STORES``, see the
-    root conftest), a PostgreSQL store of the test's own for the ``postgres`` case."""
-    kind = getattr(request, "param", "duckdb")
-    if kind == "postgres":
-        s: fm_lab.RunStore = fm_lab.connect(request.getfixturevalue("pg_url"))
-    else:
-        s = fm_lab.Store(request.getfixturevalue("store_path"))
-    yield s
-    s.close()
-
-
 class Spawner:
     """Starts python scripts as real subprocesses; kills (by pid) what is left at teardown."""
 

@@ -1,6 +1,6 @@
 """Memory wired into fm_lab.Agent (the agent prepares before a turn and saves after it), across
-two Memory objects on one file: working memory through the tool, recall across threads of a
-resource."""
+two Memory objects on one store (two handles, as two kernels have): working memory through the
+tool, recall across threads of a resource; on DuckDB and on PostgreSQL (pgvector)."""
 
 import re
 
@@ -9,7 +9,8 @@ import pytest
 from fm_lab.agents import Agent
 from fm_lab.llm import script
 from fm_lab.memory import Memory, Recall, WorkingMemory
-from fm_lab.store import Store
+
+STORES = ("duckdb", "postgres")
 
 
 @pytest.fixture(autouse=True)
@@ -42,21 +43,21 @@ async def turn(memory, model, thread, resource, text):
     return result.text
 
 
-def make(path):
-    return Memory(store=Store(path), last_messages=4,
+def make(store):
+    return Memory(store=store, last_messages=4,
                   recall=Recall(top_k=2, message_range=1, scope="resource"),
                   working_memory=WorkingMemory(scope="resource"))
 
 
-async def test_agent_remembers_across_threads_and_sessions(tmp_path):
+async def test_agent_remembers_across_threads_and_sessions(store, reopen):
     model = script("memory-agent", fn=reply)
-    first = make(tmp_path / "fm.duckdb")
+    first = make(store)
     assert await turn(first, model, "ana-1", "ana", "Hello, my name is Ana") == "Noted."
     assert await turn(first, model, "ana-1", "ana", "my favourite colour is teal") == "OK."
     for i in range(4):
         await turn(first, model, "ana-1", "ana", f"small talk {i}")
-    # a new session (another Memory on the same file), another thread of the same resource
-    second = make(tmp_path / "fm.duckdb")
+    # a new session (another Memory on another handle), another thread of the same resource
+    second = make(reopen(store))
     assert await turn(second, model, "ana-2", "ana", "what is my name") == "You are Ana."
     assert await turn(second, model, "ana-2", "ana", "what is my favourite colour?") == \
         "It is teal."

@@ -1,5 +1,6 @@
 """Two processes saving to one thread at once: sequences stay unique and gap-free, every
-message is stored and indexed once, each process's messages keep their order."""
+message is stored and indexed once, each process's messages keep their order; on DuckDB (one
+writer at a time) and PostgreSQL (the thread's row lock)."""
 
 import subprocess
 import sys
@@ -8,13 +9,14 @@ import textwrap
 import pytest
 
 from fm_lab.memory import Memory
-from fm_lab.store import Store
+
+STORES = ("duckdb", "postgres")
 
 SAVER = textwrap.dedent("""
     import asyncio, sys
     from fm_lab.memory import Memory
-    from fm_lab.store import Store
-    memory = Memory(store=Store(sys.argv[1]))
+    from fm_lab.store import open_store
+    memory = Memory(store=open_store(sys.argv[1]))
     async def main():
         for i in range(10):
             await memory.save(thread_id="shared", resource_id="team",
@@ -27,11 +29,11 @@ SAVER = textwrap.dedent("""
 def _hashing_by_default(monkeypatch):
     monkeypatch.delenv("FM_LAB_EMBEDDING_MODEL", raising=False)
 
-def test_two_processes_save_to_one_thread(tmp_path):
-    path = str(tmp_path / "fm.duckdb")
-    procs = [subprocess.Popen([sys.executable, "-c", SAVER, path, name]) for name in "pq"]
+def test_two_processes_save_to_one_thread(store):
+    target = str(getattr(store, "url", store.path))
+    procs = [subprocess.Popen([sys.executable, "-c", SAVER, target, name]) for name in "pq"]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    memory = Memory(store=Store(path))
+    memory = Memory(store=store)
     df = memory.messages("shared")
     assert df["sequence"].tolist() == list(range(1, 21))
     for name in "pq":

@@ -1,6 +1,7 @@
-"""A knowledge base: chunks of documents with metadata in a LanceDB table, searched by vector,
-by full text (LanceDB's native FTS index) or both (hybrid, reciprocal-rank fusion). Text,
-sources and metadata are stored (and embedded) with secrets masked, as spans are."""
+"""A knowledge base: chunks of documents with metadata in a vector table (LanceDB, or the
+store's own with pgvector: :mod:`fm_lab.memory.vector_backend` decides), searched by vector,
+by full text or both (hybrid, reciprocal-rank fusion). Text, sources and metadata are stored
+(and embedded) with secrets masked, as spans are."""
 
 from __future__ import annotations
 
@@ -10,48 +11,54 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from fm_lab.kb import lance_chunks, pg_chunks
 from fm_lab.kb.chunking import chunk_text, markdown_sections
-from fm_lab.memory.embedders import Embedder, default_embedder, embedder_from_stamp
-from fm_lab.memory.lance import (
-    DIM_KEY,
-    EMBEDDER_KEY,
-    check_embedder,
-    connect,
-    lance_path,
-    sql_str,
-    table_names,
-    vector_schema,
-)
+from fm_lab.kb.chunks import HITS, PREFIX, Chunk, ChunkTable, Mode
+from fm_lab.memory.embedders import Embedder, check_stamp, default_embedder, embedder_from_stamp
+from fm_lab.memory.lance import sql_str
+from fm_lab.memory.vector_backend import Backend, VectorChoice, choose, folder_for
 from fm_lab.tracing.redact import redactor
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from fm_lab.agents.tools import Tool
-    from fm_lab.store.base import RunStore
+    from fm_lab.store.base import RunStore, SqlStore
 
-Mode = Literal["hybrid", "vector", "fts"]
 Filter = Mapping[str, Any] | str | None
-PREFIX = "kb__"
+__all__ = ["PREFIX", "KnowledgeBase", "KnowledgeBaseError", "Mode", "create", "drop", "names",
+           "open", "where_clause"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 COLUMNS = ("id", "doc_id", "source", "chunk", "heading", "text", "metadata", "created_at")
 FIXED = frozenset({"id", "doc_id", "source", "chunk", "heading"})
 Scalar = str | int | float | bool | None
-OPTIMIZE_EVERY = 50
 
 
 class KnowledgeBaseError(ValueError):
     """A knowledge base that is missing, exists already, or was asked something invalid."""
 
 
-def _store(store: RunStore | str | Path | None) -> RunStore | str | Path:
-    if store is not None:
-        return store
-    from fm_lab.store.default import default_store
+def _store(store: RunStore | str | Path | None) -> SqlStore:
+    """The store a knowledge base belongs to: ``store`` (a store, a path or a URL), else the
+    default store."""
+    from fm_lab.store.base import sql_store
 
-    return default_store()
+    if store is None:
+        from fm_lab.store.default import default_store
+
+        return sql_store(default_store(), "knowledge bases")
+    if isinstance(store, str | Path):
+        from fm_lab.store.urls import open_store
+
+        return sql_store(open_store(store), "knowledge bases")
+    return sql_store(store, "knowledge bases")
+
+
+def _where(store: SqlStore, backend: Backend) -> str:
+    """Where a store's knowledge bases live, for messages."""
+    return str(folder_for(store)) if backend == "lancedb" else f"the tables of {store.path}"
 
 
 def _table_name(name: str) -> str:
@@ -74,7 +81,7 @@ def _like(value: str) -> str:
 
 
 def where_clause(filter: Filter) -> str | None:
-    """A LanceDB filter from ``{"source": "a.md", "lang": "en"}`` (fixed columns compare
+    """A filter from ``{"source": "a.md", "lang": "en"}`` (fixed columns compare
     directly, other keys match the chunk's metadata; a list value means any of) or SQL."""
     if filter is None or isinstance(filter, str):
         return filter or None
@@ -95,73 +102,45 @@ def where_clause(filter: Filter) -> str | None:
 
 
 class KnowledgeBase:
-    """Documents chunked and embedded in table ``kb__<name>`` of the store's LanceDB folder.
-    Use :func:`fm_lab.kb.create` / :func:`fm_lab.kb.open`."""
+    """Documents chunked and embedded in table ``kb__<name>`` (of the store's LanceDB folder,
+    or of the store itself with pgvector). Use :func:`fm_lab.kb.create` /
+    :func:`fm_lab.kb.open`."""
 
-    def __init__(self, name: str, table: Any, embedder: Embedder, *, chunk_size: int = 800,
+    def __init__(self, name: str, chunks: ChunkTable, *, chunk_size: int = 800,
                  overlap: int = 100) -> None:
         self.name = name
-        self.table = table
-        self.embedder = embedder
+        self.chunks = chunks
+        self.embedder = chunks.embedder
         self.chunk_size = chunk_size
         self.overlap = overlap
-        self._writes = 0
 
     def __repr__(self) -> str:
         return f"KnowledgeBase({self.name!r}, chunks={self.count()})"
 
     def count(self) -> int:
         """Number of chunks."""
-        return int(self.table.count_rows())
+        return self.chunks.count()
 
     # ---- ingest --------------------------------------------------------------------------
     def _add(self, doc_id: str, source: str, pieces: list[tuple[str, str]],
              metadata: Mapping[str, Any] | None) -> int:
         """Store ``(heading, text)`` chunks of one document (cut from masked text), replacing
         its earlier chunks; the rest is masked here."""
-        import pyarrow as pa
-
         redact = redactor()
         meta = _canonical(redact(dict(metadata or {})))
         doc_id, source = redact(doc_id), redact(source)
         pieces = [(h, t) for h, t in pieces if t.strip()]
-        ids = [hashlib.sha256(f"{doc_id}\0{i}\0{h}\0{t}".encode()).hexdigest()[:24]
-               for i, (h, t) in enumerate(pieces)]
-        if pieces:
-            vectors = self.embedder.embed([f"{h}\n{t}" if h else t for h, t in pieces])
-            data = pa.table({
-                "id": ids, "doc_id": [doc_id] * len(ids), "source": [source] * len(ids),
-                "chunk": pa.array(range(len(ids)), pa.int32()),
-                "heading": [h for h, _ in pieces], "text": [t for _, t in pieces],
-                "metadata": [meta] * len(ids),
-                "created_at": pa.array([time.time()] * len(ids), pa.float64()),
-                "vector": pa.FixedSizeListArray.from_arrays(
-                    pa.array(vectors.reshape(-1), pa.float32()), self.embedder.dim),
-            }, schema=self.table.schema)
-            (self.table.merge_insert("id").when_matched_update_all()
-             .when_not_matched_insert_all().execute(data))
-        stale = f"doc_id = {sql_str(doc_id)}"
-        if ids:
-            stale += " and id not in (" + ", ".join(sql_str(i) for i in ids) + ")"
-        self.table.delete(stale)
-        self._index_text()
-        return len(pieces)
-
-    def _index_text(self) -> None:
-        """Create the full-text index on the first ingest; later rows are searched unindexed
-        (LanceDB scans them too) until :meth:`optimize` folds them in, every 50 writes."""
-        from lancedb.index import FTS
-
-        self._writes += 1
-        if not any(i.name == "text_idx" for i in self.table.list_indices()):
-            if self.count():
-                self.table.create_index("text", config=FTS(), replace=True)
-        elif self._writes % OPTIMIZE_EVERY == 0:
-            self.optimize()
+        now = time.time()
+        chunks = [Chunk(hashlib.sha256(f"{doc_id}\0{i}\0{h}\0{t}".encode()).hexdigest()[:24],
+                        doc_id, source, i, h, t, meta, now) for i, (h, t) in enumerate(pieces)]
+        vectors = (self.embedder.embed([f"{h}\n{t}" if h else t for h, t in pieces]) if pieces
+                   else _empty(self.embedder))
+        self.chunks.replace_document(doc_id, chunks, vectors)
+        return len(chunks)
 
     def optimize(self) -> None:
-        """Compact the table and bring its full-text index up to date (after bulk ingests)."""
-        self.table.optimize()
+        """Compact the table and bring its indexes up to date (after bulk ingests)."""
+        self.chunks.optimize()
 
     @staticmethod
     def _doc_id(source: str, doc_id: str | None) -> str:
@@ -245,35 +224,14 @@ class KnowledgeBase:
 
         if k < 1:
             raise KnowledgeBaseError(f"k must be at least 1, got {k}")
-        if not self.count():
-            return pd.DataFrame(columns=["text", "score", "source", "heading", "chunk",
-                                         "doc_id", "metadata"])
-        where = where_clause(filter)
-        if mode == "fts":
-            builder = self.table.search(query, query_type="fts", fts_columns="text")
-            score = "_score"
-        elif mode == "vector":
-            builder = (self.table.search(self.embedder.embed([query])[0],
-                                         vector_column_name="vector").distance_type("cosine"))
-            score = "_distance"
-        elif mode == "hybrid":
-            from lancedb.rerankers import RRFReranker
-
-            builder = (self.table.search(query_type="hybrid", vector_column_name="vector",
-                                         fts_columns="text")
-                       .vector(self.embedder.embed([query])[0]).text(query)
-                       .rerank(RRFReranker()))
-            score = "_relevance_score"
-        else:
+        if mode not in ("hybrid", "vector", "fts"):
             raise KnowledgeBaseError(f"mode must be 'hybrid', 'vector' or 'fts', got {mode!r}")
-        if where:
-            builder = builder.where(where, prefilter=True)
-        found = builder.limit(k).to_pandas()
-        scores = 1.0 - found[score] if score == "_distance" else found[score]
-        return pd.DataFrame({
-            "text": found["text"], "score": scores.astype(float), "source": found["source"],
-            "heading": found["heading"], "chunk": found["chunk"], "doc_id": found["doc_id"],
-            "metadata": [json.loads(m) for m in found["metadata"]]}).reset_index(drop=True)
+        if not self.count():
+            return pd.DataFrame(columns=HITS)
+        found = self.chunks.search(query, k, where_clause(filter), mode)
+        found["score"] = found["score"].astype(float)
+        found["metadata"] = [json.loads(m) for m in found["metadata"]]
+        return found[HITS].reset_index(drop=True)
 
     def documents(self) -> pd.DataFrame:
         """One row per document: source, doc_id, chunks, metadata."""
@@ -281,8 +239,7 @@ class KnowledgeBase:
 
         if not self.count():
             return pd.DataFrame(columns=["doc_id", "source", "chunks", "metadata"])
-        df = (self.table.search().select(["doc_id", "source", "metadata"])
-              .limit(self.count()).to_pandas())
+        df = self.chunks.rows()
         out = df.groupby(["doc_id", "source", "metadata"], as_index=False).size()
         out = out.rename(columns={"size": "chunks"})
         out["metadata"] = [json.loads(m) for m in out["metadata"]]
@@ -294,8 +251,7 @@ class KnowledgeBase:
         where = where_clause(filter)
         if not where:
             raise KnowledgeBaseError("delete needs a filter (use fm_lab.kb.drop to remove all)")
-        self.table.delete(where)
-        self._index_text()
+        self.chunks.delete(where)
 
     def as_tool(self, name: str = "kb_search", k: int = 5) -> Tool:
         """A tool an agent can call to search this knowledge base."""
@@ -323,78 +279,95 @@ def _scalar(value: Any) -> Scalar:
     return str(value)
 
 
-def _schema(embedder: Embedder) -> Any:
-    import pyarrow as pa
+def _empty(embedder: Embedder) -> Any:
+    import numpy as np
 
-    return vector_schema([
-        ("id", pa.string()), ("doc_id", pa.string()), ("source", pa.string()),
-        ("chunk", pa.int32()), ("heading", pa.string()), ("text", pa.string()),
-        ("metadata", pa.string()), ("created_at", pa.float64())], embedder)
+    return np.zeros((0, embedder.dim), np.float32)
 
 
-def _embedder_for(table: Any, where: str) -> Embedder:
-    meta = table.schema.metadata or {}
-    stamped = meta.get(EMBEDDER_KEY, b"").decode()
-    found = embedder_from_stamp(stamped, int(meta.get(DIM_KEY, b"0").decode() or 0))
-    if found is None:
-        raise KnowledgeBaseError(f"{where} was built with embedder {stamped!r}: pass that "
-                                 "embedder to fm_lab.kb.open(..., embedder=...)")
-    return found
+def _stamped(store: SqlStore, backend: Backend, name: str) -> tuple[str, int, Any] | None:
+    """``(embedder name, dim, LanceDB table or None)`` of knowledge base ``name`` (None when
+    there is no such knowledge base)."""
+    if backend == "pgvector":
+        found = pg_chunks.stamp(store, name)
+        return None if found is None else (*found, None)
+    table = lance_chunks.open_table(folder_for(store), name)
+    if table is None:
+        return None
+    stamp, embedder = lance_chunks.stamped_embedder(table)
+    return stamp, embedder.dim if embedder is not None else 0, table
 
 
 def create(name: str, *, store: RunStore | str | Path | None = None,
            embedder: Embedder | None = None, chunk_size: int = 800, overlap: int = 100,
-           exist_ok: bool = False) -> KnowledgeBase:
-    """Create knowledge base ``name`` beside the store (default embedder:
-    :func:`~fm_lab.memory.embedders.default_embedder`).
+           exist_ok: bool = False, vectors: VectorChoice = "auto") -> KnowledgeBase:
+    """Create knowledge base ``name`` for the store (default embedder:
+    :func:`~fm_lab.memory.embedders.default_embedder`); ``vectors`` chooses where its table
+    lives as for :class:`~fm_lab.memory.Memory` ("auto": pgvector when the store has it,
+    else LanceDB beside a DuckDB file or at ``$FM_LAB_VECTORS``).
 
     >>> kb = create("docs", store=Store(":memory:"))  # doctest: +SKIP
     """
-    table_name = _table_name(name)
-    path = lance_path(_store(store))
-    db = connect(path)
-    if table_name in table_names(db):
+    _table_name(name)
+    target = _store(store)
+    backend = choose(target, vectors)
+    if _stamped(target, backend, name) is not None:
         if not exist_ok:
-            raise KnowledgeBaseError(f"knowledge base {name!r} exists in {path}; use "
-                                     "fm_lab.kb.open (or create(..., exist_ok=True))")
-        return open(name, store=store, embedder=embedder, chunk_size=chunk_size,
-                    overlap=overlap)
+            raise KnowledgeBaseError(f"knowledge base {name!r} exists in "
+                                     f"{_where(target, backend)}; use fm_lab.kb.open "
+                                     "(or create(..., exist_ok=True))")
+        return open(name, store=target, embedder=embedder, chunk_size=chunk_size,
+                    overlap=overlap, vectors=vectors)
     chosen = embedder or default_embedder()
     chunk_text("", size=chunk_size, overlap=overlap)  # validates the settings
-    table = db.create_table(table_name, schema=_schema(chosen))
-    return KnowledgeBase(name, table, chosen, chunk_size=chunk_size, overlap=overlap)
+    chunks: ChunkTable = (
+        pg_chunks.open_chunks(target, name, chosen, f"knowledge base {name!r}")
+        if backend == "pgvector" else lance_chunks.create(folder_for(target), name, chosen))
+    return KnowledgeBase(name, chunks, chunk_size=chunk_size, overlap=overlap)
 
 
 def open(name: str, *, store: RunStore | str | Path | None = None,
          embedder: Embedder | None = None, chunk_size: int = 800,
-         overlap: int = 100) -> KnowledgeBase:
+         overlap: int = 100, vectors: VectorChoice = "auto") -> KnowledgeBase:
     """Open knowledge base ``name``; ``embedder`` must match the one it was built with
     (hashing and litellm embedders are recognised from the table)."""
-    table_name = _table_name(name)
-    path = lance_path(_store(store))
-    db = connect(path)
-    if table_name not in table_names(db):
-        raise KnowledgeBaseError(f"no knowledge base {name!r} in {path}; fm_lab.kb.names() "
-                                 "lists them, fm_lab.kb.create makes one")
-    table = db.open_table(table_name)
+    _table_name(name)
+    target = _store(store)
+    backend = choose(target, vectors)
+    found = _stamped(target, backend, name)
+    if found is None:
+        raise KnowledgeBaseError(f"no knowledge base {name!r} in {_where(target, backend)}; "
+                                 "fm_lab.kb.names() lists them, fm_lab.kb.create makes one")
+    stamp, dim, table = found
     where = f"knowledge base {name!r}"
-    chosen = embedder or _embedder_for(table, where)
-    check_embedder(table, chosen, where)
-    return KnowledgeBase(name, table, chosen, chunk_size=chunk_size, overlap=overlap)
+    chosen = embedder or embedder_from_stamp(stamp, dim)
+    if chosen is None:
+        raise KnowledgeBaseError(f"{where} was built with embedder {stamp!r}: pass that "
+                                 "embedder to fm_lab.kb.open(..., embedder=...)")
+    chunks: ChunkTable
+    if backend == "pgvector":
+        check_stamp(stamp, str(dim), chosen, where)
+        chunks = pg_chunks.PgChunks(target, name, chosen)
+    else:
+        chunks = lance_chunks.open_chunks(table, chosen, where)
+    return KnowledgeBase(name, chunks, chunk_size=chunk_size, overlap=overlap)
 
 
-def names(*, store: RunStore | str | Path | None = None) -> list[str]:
-    """The knowledge bases beside the store."""
-    path = lance_path(_store(store))
-    if not path.exists():
-        return []
-    return sorted(t[len(PREFIX):] for t in table_names(connect(path)) if t.startswith(PREFIX))
+def names(*, store: RunStore | str | Path | None = None,
+          vectors: VectorChoice = "auto") -> list[str]:
+    """The knowledge bases of the store."""
+    target = _store(store)
+    if choose(target, vectors) == "pgvector":
+        return pg_chunks.names(target)
+    return lance_chunks.names(folder_for(target))
 
 
-def drop(name: str, *, store: RunStore | str | Path | None = None) -> None:
+def drop(name: str, *, store: RunStore | str | Path | None = None,
+         vectors: VectorChoice = "auto") -> None:
     """Delete knowledge base ``name`` and its chunks."""
-    table_name = _table_name(name)
-    db = connect(lance_path(_store(store)))
-    if table_name not in table_names(db):
+    _table_name(name)
+    target = _store(store)
+    dropped = (pg_chunks.drop(target, name) if choose(target, vectors) == "pgvector"
+               else lance_chunks.drop(folder_for(target), name))
+    if not dropped:
         raise KnowledgeBaseError(f"no knowledge base {name!r} to drop")
-    db.drop_table(table_name)

@@ -7,13 +7,13 @@ processors, and inspection as DataFrames.
 
 from fm_lab.memory.embedders import (
     Embedder,
+    EmbedderMismatchError,
     HashingEmbedder,
     LiteLLMEmbedder,
     SentenceTransformerEmbedder,
     default_embedder,
 )
 from fm_lab.memory.history import StoredMessage, ThreadResourceError
-from fm_lab.memory.lance import EmbedderMismatchError
 from fm_lab.memory.memory import Memory, Recall
 from fm_lab.memory.processors import TokenLimiter, ToolCallFilter, repair_tool_pairs
 from fm_lab.memory.summary import Summarizer

@@ -200,6 +200,20 @@ def _packaged_minilm() -> str:
     return str(packaged.get_model_path())
 
 
+class EmbedderMismatchError(ValueError):
+    """A vector table was written by another embedder (its vectors are not comparable)."""
+
+
+def check_stamp(name: str, dim: str, embedder: Embedder, where: str) -> None:
+    """Raise :class:`EmbedderMismatchError` unless the embedder ``name`` and dimension
+    ``dim`` a vector table was stamped with are ``embedder``'s."""
+    if name != embedder.name or dim != str(embedder.dim):
+        raise EmbedderMismatchError(
+            f"{where} holds vectors from embedder {name!r} (dimension {dim}); this one is "
+            f"{embedder.name!r} (dimension {embedder.dim}). Use the same embedder, or re-embed "
+            "into a new table (Memory.reindex() / a new knowledge base).")
+
+
 def default_embedder() -> Embedder:
     """``LiteLLMEmbedder($FM_LAB_EMBEDDING_MODEL)`` when that is set (with
     ``$FM_LAB_EMBEDDING_DIM`` if given), else the lexical :class:`HashingEmbedder`."""

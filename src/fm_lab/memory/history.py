@@ -1,6 +1,7 @@
-"""Threads and messages in DuckDB: append with per-thread sequence numbers (a message id is
-stored once), the last N of a thread, a thread's messages by sequence range. Messages are
-stored with secrets masked (the tracing redaction), and so is everything derived from them."""
+"""Threads and messages in the store (DuckDB or PostgreSQL): append with per-thread sequence
+numbers (a message id is stored once), the last N of a thread, a thread's messages by
+sequence range. Messages are stored with secrets masked (the tracing redaction), and so is
+everything derived from them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.agents.memory_api import Message
+from fm_lab.memory.sql import first, transaction
 from fm_lab.tracing.redact import redactor
 
 if TYPE_CHECKING:
@@ -19,12 +21,6 @@ if TYPE_CHECKING:
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 COLUMNS = ("message_id, thread_id, resource_id, sequence, role, content, text, tool_calls, "
            "tool_call_id, name, extract(epoch from created_at)::float8")
-
-
-def first(result: Any) -> Any:
-    """The first row of a DuckDB result (None if empty), consuming the result."""
-    rows = result.fetchall()
-    return rows[0] if rows else None
 
 
 class ThreadResourceError(ValueError):
@@ -110,47 +106,41 @@ class History:
         now = time.time()
         redact = redactor()
         masked = [(mid, redact(dict(message))) for mid, message in messages]
-        with self.store.connection() as con:
-            con.execute("begin")
-            try:
-                row = first(con.execute(
-                    "select resource_id from memory_threads where thread_id = ?", [thread_id]))
-                if row is not None and row[0] != resource_id:
-                    raise ThreadResourceError(
-                        f"thread {thread_id!r} belongs to resource {row[0]!r}, not "
-                        f"{resource_id!r}; use another thread id for this resource")
-                ids = [mid for mid, _ in masked]
-                known = {r[0] for r in con.execute(
-                    "select message_id from memory_messages where message_id in "
-                    "(select unnest(?::varchar[]))", [ids]).fetchall()} if ids else set()
-                fresh, seen = [], set()
-                for mid, message in masked:
-                    if mid not in known and mid not in seen:
-                        fresh.append((mid, message))
-                        seen.add(mid)
-                top = first(con.execute("select coalesce(max(sequence), 0) from memory_messages "
-                                  "where thread_id = ?", [thread_id]))
-                start = int(top[0] if top else 0) + 1
-                stored = [StoredMessage(mid, thread_id, resource_id, start + i, now + i * 1e-6,
-                                        message, text_of(message))
-                          for i, (mid, message) in enumerate(fresh)]
-                if stored:
-                    con.register("_fm_messages", arrow_rows(stored, pa))
-                    try:
-                        con.execute("insert into memory_messages select message_id, thread_id, "
-                                    "resource_id, sequence, role, content, text, tool_calls, "
-                                    "tool_call_id, name, to_timestamp(created_at) "
-                                    "from _fm_messages")
-                    finally:
-                        con.unregister("_fm_messages")
-                con.execute(
-                    "insert into memory_threads values (?, ?, to_timestamp(?), to_timestamp(?)) "
-                    "on conflict (thread_id) do update set updated_at = excluded.updated_at",
-                    [thread_id, resource_id, now, now])
-                con.execute("commit")
-            except BaseException:
-                con.execute("rollback")
-                raise
+        with self.store.connection() as con, transaction(con):
+            # the thread's row first: its row lock (PostgreSQL) holds other writers of the
+            # thread until commit, so sequences stay unique and gap-free across processes
+            row = first(con.execute(
+                "insert into memory_threads values (?, ?, to_timestamp(?), to_timestamp(?)) "
+                "on conflict (thread_id) do update set updated_at = excluded.updated_at "
+                "returning resource_id", [thread_id, resource_id, now, now]))
+            if row is not None and row[0] != resource_id:
+                raise ThreadResourceError(
+                    f"thread {thread_id!r} belongs to resource {row[0]!r}, not "
+                    f"{resource_id!r}; use another thread id for this resource")
+            ids = [mid for mid, _ in masked]
+            known = {r[0] for r in con.execute(
+                "select message_id from memory_messages where message_id = any(?)",
+                [ids]).fetchall()} if ids else set()
+            fresh, seen = [], set()
+            for mid, message in masked:
+                if mid not in known and mid not in seen:
+                    fresh.append((mid, message))
+                    seen.add(mid)
+            top = first(con.execute("select coalesce(max(sequence), 0) from memory_messages "
+                                    "where thread_id = ?", [thread_id]))
+            start = int(top[0] if top else 0) + 1
+            stored = [StoredMessage(mid, thread_id, resource_id, start + i, now + i * 1e-6,
+                                    message, text_of(message))
+                      for i, (mid, message) in enumerate(fresh)]
+            if stored:
+                con.register("_fm_messages", arrow_rows(stored, pa))
+                try:
+                    con.execute("insert into memory_messages select message_id, thread_id, "
+                                "resource_id, sequence, role, content, text, tool_calls, "
+                                "tool_call_id, name, to_timestamp(created_at) "
+                                "from _fm_messages")
+                finally:
+                    con.unregister("_fm_messages")
         return stored
 
     def last(self, thread_id: str, n: int) -> list[StoredMessage]:
@@ -166,29 +156,24 @@ class History:
     def messages(self, thread_id: str, since: int = 0,
                  until: int | None = None) -> list[StoredMessage]:
         """Messages of a thread with ``since < sequence < until``, oldest first."""
+        upper, params = ("", [thread_id, since]) if until is None else (
+            "and sequence < ? ", [thread_id, since, until])
         with self.store.connection() as con:
             rows = con.execute(
                 f"select {COLUMNS} from memory_messages where thread_id = ? and sequence > ? "
-                "and (? is null or sequence < ?) order by sequence",
-                [thread_id, since, until, until]).fetchall()
+                f"{upper}order by sequence", params).fetchall()
         return [from_row(r) for r in rows]
 
     def delete_thread(self, thread_id: str) -> int:
         """Delete a thread's messages, working memory and summary; return how many messages."""
-        with self.store.connection() as con:
-            con.execute("begin")
-            try:
-                row = first(con.execute(
-                    "select count(*) from memory_messages where thread_id = ?", [thread_id]))
-                con.execute("delete from memory_messages where thread_id = ?", [thread_id])
-                con.execute("delete from memory_threads where thread_id = ?", [thread_id])
-                con.execute("delete from memory_working where scope = 'thread' and key = ?",
-                            [thread_id])
-                con.execute("delete from memory_summaries where thread_id = ?", [thread_id])
-                con.execute("commit")
-            except BaseException:
-                con.execute("rollback")
-                raise
+        with self.store.connection() as con, transaction(con):
+            row = first(con.execute(
+                "select count(*) from memory_messages where thread_id = ?", [thread_id]))
+            con.execute("delete from memory_messages where thread_id = ?", [thread_id])
+            con.execute("delete from memory_threads where thread_id = ?", [thread_id])
+            con.execute("delete from memory_working where scope = 'thread' and key = ?",
+                        [thread_id])
+            con.execute("delete from memory_summaries where thread_id = ?", [thread_id])
         return int(row[0]) if row else 0
 
 

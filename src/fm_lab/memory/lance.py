@@ -1,37 +1,42 @@
 """LanceDB beside the DuckDB file: ``<db>.lance/``, one table per use, each stamped with the
-embedder that wrote it."""
+embedder that wrote it. A server store has no folder beside it: its LanceDB folder is
+``$FM_LAB_VECTORS``, a location every user of the store reaches, or none (refused)."""
 
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.memory.embedders import Embedder
+from fm_lab.memory.embedders import Embedder, check_stamp
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from fm_lab.store.base import RunStore
 
+VECTORS_ENV = "FM_LAB_VECTORS"
 EMBEDDER_KEY = b"fm_lab.embedder"
 DIM_KEY = b"fm_lab.dim"
 _TEMP: dict[int, Path] = {}
 _TEMP_LOCK = threading.Lock()
 
 
-class EmbedderMismatchError(ValueError):
-    """A vector table was written by another embedder (its vectors are not comparable)."""
-
-
 def lance_path(store: RunStore | str | Path) -> Path:
     """The LanceDB folder of ``store`` (a store or the path of its DuckDB file):
-    ``<db file>.lance`` (a temporary folder, removed at exit, for a ``:memory:`` store)."""
+    ``<db file>.lance`` (a temporary folder, removed at exit, for a ``:memory:`` store);
+    ``$FM_LAB_VECTORS`` for a server store (``UnsupportedStoreError`` when unset: vectors in a
+    folder of this user's would be invisible to the store's other users)."""
+    from fm_lab.store.urls import scheme_of
+
     if isinstance(store, str | Path):
         return Path(str(Path(store).expanduser().resolve()) + ".lance")
+    if not store.memory and scheme_of(store.path) is not None:
+        return shared_folder(store)
     if not store.memory:
         return Path(store.path + ".lance")
     with _TEMP_LOCK:
@@ -40,6 +45,19 @@ def lance_path(store: RunStore | str | Path) -> Path:
             atexit.register(shutil.rmtree, folder, True)
             _TEMP[id(store)] = folder
         return _TEMP[id(store)]
+
+
+def shared_folder(store: RunStore) -> Path:
+    """``$FM_LAB_VECTORS``, the LanceDB folder of a server store."""
+    from fm_lab.store.base import UnsupportedStoreError
+
+    shared = os.environ.get(VECTORS_ENV, "").strip()
+    if not shared:
+        raise UnsupportedStoreError(
+            f"vectors for {store.path}: the store does not keep vectors (no pgvector) and "
+            f"{VECTORS_ENV} names no shared LanceDB folder; set {VECTORS_ENV}=/shared/path "
+            "(a folder every user of the store can write) or install pgvector in its database")
+    return Path(shared).expanduser().resolve()
 
 
 def connect(path: Path) -> Any:
@@ -77,13 +95,8 @@ def vector_schema(fields: list[tuple[str, pa.DataType]], embedder: Embedder) -> 
 def check_embedder(table: Any, embedder: Embedder, where: str) -> None:
     """Raise :class:`EmbedderMismatchError` unless ``table`` was written by ``embedder``."""
     meta = table.schema.metadata or {}
-    name = meta.get(EMBEDDER_KEY, b"?").decode()
-    dim = meta.get(DIM_KEY, b"?").decode()
-    if name != embedder.name or dim != str(embedder.dim):
-        raise EmbedderMismatchError(
-            f"{where} holds vectors from embedder {name!r} (dimension {dim}); this one is "
-            f"{embedder.name!r} (dimension {embedder.dim}). Use the same embedder, or re-embed "
-            "into a new table (Memory.reindex() / a new knowledge base).")
+    check_stamp(meta.get(EMBEDDER_KEY, b"?").decode(), meta.get(DIM_KEY, b"?").decode(),
+                embedder, where)
 
 
 def open_table(db: Any, name: str, schema: pa.Schema, embedder: Embedder, where: str) -> Any:

@@ -1,5 +1,6 @@
-"""``Memory``: an agent's memory (history, semantic recall, working memory, summary) on the
-DuckDB store with vectors in LanceDB; it implements :class:`~fm_lab.agents.AgentMemory`."""
+"""``Memory``: an agent's memory (history, semantic recall, working memory, summary) on a
+store (DuckDB or PostgreSQL) with vectors in pgvector or LanceDB (:mod:`.vector_backend`);
+it implements :class:`~fm_lab.agents.AgentMemory`."""
 
 from __future__ import annotations
 
@@ -13,10 +14,17 @@ from typing import TYPE_CHECKING, Any
 from fm_lab.agents.memory_api import MemoryContext
 from fm_lab.memory.embedders import Embedder, Vectors, default_embedder
 from fm_lab.memory.history import History, StoredMessage, check_message
-from fm_lab.memory.lance import lance_path
 from fm_lab.memory.processors import repair_tool_pairs
 from fm_lab.memory.summary import Summarizer
-from fm_lab.memory.vectors import MessageVectors, Scope
+from fm_lab.memory.vector_backend import (
+    MessageIndex,
+    VectorChoice,
+    check_choice,
+    choose,
+    delete_thread_vectors,
+    message_index,
+)
+from fm_lab.memory.vectors import Scope
 from fm_lab.memory.working import WorkingMemory
 
 if TYPE_CHECKING:
@@ -64,8 +72,11 @@ class Memory:
     """Memory for agents: the last ``last_messages`` of the thread, semantic ``recall`` of
     older messages with their neighbours, optional ``working_memory`` and ``summary``.
 
-    ``store`` is a :class:`~fm_lab.Store`, a path, or None for the default store; vectors go
-    to ``<db>.lance`` beside it (``vector_path`` to choose). ``embedder`` defaults to
+    ``store`` is a :class:`~fm_lab.Store`, a path, or None for the default store. ``vectors``
+    says where message vectors live: ``"pgvector"`` (in the store's tables; a PostgreSQL
+    store with the extension), ``"lancedb"`` (a LanceDB folder: ``vector_path``, else
+    ``<db>.lance`` beside a DuckDB file, else ``$FM_LAB_VECTORS`` for a server store) or
+    ``"auto"``: pgvector when the store has it, else LanceDB. ``embedder`` defaults to
     ``LiteLLMEmbedder($FM_LAB_EMBEDDING_MODEL)`` when that is set, else the lexical
     :class:`HashingEmbedder`.
 
@@ -84,6 +95,7 @@ class Memory:
         summary: Summarizer | None = None,
         embedder: Embedder | None = None,
         vector_path: str | Path | None = None,
+        vectors: VectorChoice = "auto",
     ) -> None:
         if last_messages < 0:
             raise ValueError(f"last_messages must not be negative, got {last_messages}")
@@ -97,7 +109,8 @@ class Memory:
         self.summary = summary
         self.embedder: Embedder = embedder or default_embedder()
         self._vector_path = Path(vector_path) if vector_path is not None else None
-        self._vectors: MessageVectors | None = None
+        self.vector_choice = check_choice(vectors)
+        self._vectors: MessageIndex | None = None
         self._seen: OrderedDict[int, tuple[Mapping[str, Any], str]] = OrderedDict()
 
     # ---- parts ---------------------------------------------------------------------------
@@ -115,13 +128,18 @@ class Memory:
         return History(self.store)
 
     @property
-    def vectors(self) -> MessageVectors:
+    def vector_backend(self) -> str:
+        """``"pgvector"`` or ``"lancedb"``: where this memory's vectors live."""
+        return choose(self.store, self.vector_choice, self._vector_path)
+
+    @property
+    def vectors(self) -> MessageIndex:
         """The message vector table (opened on first use; raises EmbedderMismatchError when
         it was written by another embedder)."""
         if self._vectors is None:
-            path = self._vector_path or lance_path(self.store)
-            vectors = MessageVectors(path, self.embedder)
-            _ = vectors.table  # checks the embedder
+            vectors = message_index(self.store, self.embedder, self.vector_choice,
+                                    self._vector_path)
+            vectors.check()
             self._vectors = vectors
         return self._vectors
 
@@ -234,13 +252,8 @@ class Memory:
     def reindex(self) -> int:
         """Rebuild the vector table from the stored messages with this memory's embedder
         (after an embedder change or a failed indexing); return the number of vectors."""
-        from fm_lab.memory.lance import connect, table_names
-        from fm_lab.memory.vectors import TABLE
-
-        path = self._vector_path or lance_path(self.store)
-        db = connect(path)
-        if TABLE in table_names(db):
-            db.drop_table(TABLE)
+        message_index(self.store, self.embedder, self.vector_choice,
+                      self._vector_path).drop()
         self._vectors = None
         rows = self.store.sql("select thread_id from memory_threads")["thread_id"].tolist()
         total = 0
@@ -278,7 +291,7 @@ class Memory:
     def delete_thread(self, thread_id: str) -> int:
         """Delete a thread's messages and vectors; return how many messages it had."""
         count = self.history.delete_thread(thread_id)
-        MessageVectors.delete_thread_at(self._vector_path or lance_path(self.store), thread_id)
+        delete_thread_vectors(self.store, thread_id, self._vector_path)
         return count
 
 

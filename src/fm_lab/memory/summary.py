@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.memory.history import History, StoredMessage, first
+from fm_lab.memory.history import History, StoredMessage
+from fm_lab.memory.sql import first
 from fm_lab.tracing.redact import redactor
 
 if TYPE_CHECKING:

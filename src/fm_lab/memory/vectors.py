@@ -23,6 +23,8 @@ _COLUMNS = ["message_id", "thread_id", "resource_id", "sequence", "created_at", 
 class MessageVectors:
     """The ``memory_messages`` table of a LanceDB folder, written by one embedder."""
 
+    backend = "lancedb"
+
     def __init__(self, path: Path, embedder: Embedder) -> None:
         import pyarrow as pa
 
@@ -42,6 +44,10 @@ class MessageVectors:
             self._table = open_table(connect(self.path), TABLE, self._schema, self.embedder,
                                      f"{self.path}/{TABLE}")
         return self._table
+
+    def check(self) -> None:
+        """Open (or create) the table; refuse another embedder's table."""
+        _ = self.table
 
     def add(self, stored: Sequence[StoredMessage], vectors: Vectors) -> None:
         """Add the stored messages; ``vectors`` has one row per message with text (in order).
@@ -113,6 +119,18 @@ class MessageVectors:
                                      int(r["sequence"]), float(r["created_at"]), message,
                                      text_of(message)))
         return out
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Remove a thread's rows."""
+        self.delete_thread_at(self.path, thread_id)
+
+    def drop(self) -> None:
+        """Drop the table (a reindex makes it again, for this embedder)."""
+        if self.path.exists():
+            db = connect(self.path)
+            if TABLE in table_names(db):
+                db.drop_table(TABLE)
+        self._table = None
 
     @staticmethod
     def delete_thread_at(path: Path, thread_id: str) -> None:

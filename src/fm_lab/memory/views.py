@@ -45,12 +45,12 @@ def working(thread_or_resource: str, store: RunStore | None = None) -> pd.DataFr
 
 
 def delete_thread(thread_id: str, store: RunStore | None = None) -> int:
-    """Delete a thread everywhere (DuckDB rows and LanceDB vectors); return its message count."""
+    """Delete a thread everywhere (its rows and its vectors, in pgvector or LanceDB); return
+    its message count."""
     from fm_lab.memory.history import History
-    from fm_lab.memory.lance import lance_path
-    from fm_lab.memory.vectors import MessageVectors
+    from fm_lab.memory.vector_backend import delete_thread_vectors
 
     target = _store(store)
     count = History(target).delete_thread(thread_id)
-    MessageVectors.delete_thread_at(lance_path(target), thread_id)
+    delete_thread_vectors(target, thread_id)
     return count

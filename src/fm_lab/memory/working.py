@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from fm_lab.memory.history import first
+from fm_lab.memory.sql import first
 from fm_lab.tracing.redact import redactor
 
 if TYPE_CHECKING:

@@ -33,7 +33,9 @@ JOURNAL: Final = "journal"  # checkpoints to a local journal per run between ing
 SQL: Final = "sql"  # `sql()` and `connection()` (traces, usage, memory history, batches)
 SHARED: Final = "shared"  # other processes (CLI, batch kernels, timers) see the same runs
 SHARDS: Final = "shards"  # batch workers write Parquet shards the store's views union
-CAPABILITIES: Final = frozenset({RUNS, JOURNAL, SQL, SHARED, SHARDS})
+VECTORS: Final = "vectors"  # the store keeps embedding vectors itself (PostgreSQL with
+#                             pgvector): memory recall and knowledge bases live in its tables
+CAPABILITIES: Final = frozenset({RUNS, JOURNAL, SQL, SHARED, SHARDS, VECTORS})
 
 
 class UnsupportedStoreError(StoreError):

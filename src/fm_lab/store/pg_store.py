@@ -8,7 +8,9 @@ psycopg 3 and a connection pool. It keeps what the DuckDB store keeps, in the sa
   so every process sees a checkpoint as soon as it is durable and nothing waits for a file;
 - which process runs a run is an advisory lock the server drops when that process dies
   (:mod:`fm_lab.store.pg_locks`), so any process on any machine recovers a killed run;
-- a cancel request is a row, read by the running process at its next tick.
+- a cancel request is a row, read by the running process at its next tick;
+- with the pgvector extension in its database (created at open where the role may), it
+  declares ``vectors``: agent memory and knowledge bases keep their vectors in its tables.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from fm_lab.store.base import (
     RUNS,
     SHARED,
     SQL,
+    VECTORS,
     WORKFLOW_COLUMNS,
     PendingRow,
     RunSnapshot,
@@ -40,6 +43,7 @@ from fm_lab.store.pg_journal import PgJournal
 from fm_lab.store.pg_locks import KEEPALIVE, RunLocks
 from fm_lab.store.pg_schema import LATEST_VERSION, MIGRATIONS
 from fm_lab.store.pg_sql import PgConnection, configure
+from fm_lab.store.pg_vectors import enable_pgvector
 from fm_lab.store.records import (
     JournalRecord,
     NodeRecord,
@@ -104,6 +108,7 @@ class PostgresStore:
     ``durability="fsync"`` (the default) commits synchronously, as PostgreSQL does by default;
     ``"process"`` or ``"none"`` turn ``synchronous_commit`` off for this store's sessions: a
     crash of the server (not of this process) may then lose the last moments of commits.
+    ``pgvector=False`` leaves the extension alone: the store then lacks ``vectors``.
     """
 
     supports = frozenset({RUNS, SQL, SHARED})
@@ -111,7 +116,7 @@ class PostgresStore:
     default_policy = "restricted"  # a team store runs other people's workflows
 
     def __init__(self, url: str, *, read_only: bool = False, durability: Durability = "fsync",
-                 pool_size: int = POOL_SIZE) -> None:
+                 pool_size: int = POOL_SIZE, pgvector: bool = True) -> None:
         try:
             import psycopg  # noqa: F401
             import psycopg_pool  # noqa: F401
@@ -129,6 +134,7 @@ class PostgresStore:
         self._pool_lock = threading.Lock()
         self._local = threading.local()  # this thread's held connection (hold())
         self._migrated = False
+        self._pgvector = pgvector
         self._connect_check()
 
     def __repr__(self) -> str:
@@ -179,6 +185,8 @@ class PostgresStore:
             con = PgConnection(conn)
             try:
                 self._migrate(con)
+                if self._pgvector and enable_pgvector(con, create=not self.read_only):
+                    self.supports = self.supports | {VECTORS}
             finally:
                 con.close()
 

@@ -9,14 +9,9 @@ import pytest
 import fm_lab.kb
 from fm_lab.kb import KnowledgeBaseError, chunk_text, markdown_sections, where_clause
 from fm_lab.memory import EmbedderMismatchError, HashingEmbedder
-from fm_lab.store import Store
 
 CORPUS = Path(__file__).parents[2] / "data" / "kb"
-
-
-@pytest.fixture
-def store(tmp_path):
-    return Store(tmp_path / "fm.duckdb")
+STORES = ("duckdb", "postgres")  # LanceDB beside the file; pgvector in the store
 
 
 @pytest.fixture
@@ -151,5 +146,10 @@ def test_rows_added_after_the_text_index_are_found(kb):
     assert hits["source"].tolist() == ["animals.txt"]
     kb.optimize()
     assert kb.search("quokka marsupial", k=1)["source"].tolist() == ["animals.txt"]
-    (stats,) = [i for i in kb.table.list_indices() if i.name == "text_idx"]
+
+
+def test_lancedb_folds_new_rows_into_its_text_index(kb, store_path):
+    kb.add_text("The quokka is a small marsupial of Rottnest Island.", source="animals.txt")
+    kb.optimize()
+    (stats,) = [i for i in kb.chunks.table.list_indices() if i.name == "text_idx"]
     assert stats.num_unindexed_rows == 0

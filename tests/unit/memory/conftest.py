@@ -1,12 +1,9 @@
+"""Memory tests run on both stores in modules that say ``STORES`` (the root conftest's
+``store`` fixture)."""
+
 import pytest
 
 from fm_lab.memory import Memory, Recall
-from fm_lab.store import Store
-
-
-@pytest.fixture
-def store(tmp_path):
-    return Store(tmp_path / "fm.duckdb")
 
 
 @pytest.fixture

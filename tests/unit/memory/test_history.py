@@ -5,6 +5,8 @@ import pytest
 from fm_lab.memory import Memory, Recall, ThreadResourceError
 from fm_lab.memory.history import History
 
+STORES = ("duckdb", "postgres")
+
 TOPICS = ["apples", "bananas", "cherries", "dates", "elderberries", "figs", "grapes", "kiwis"]
 
 

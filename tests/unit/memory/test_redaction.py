@@ -1,12 +1,14 @@
 """Secrets never reach memory: messages (text, content parts, tool-call arguments, tool
-results), their LanceDB copies and vectors, working memory and summaries are masked with the
-tracing redaction, for ``Memory.save`` and for an agent turn."""
+results), their vector copies (LanceDB or pgvector) and vectors, working memory and summaries
+are masked with the tracing redaction, for ``Memory.save`` and for an agent turn, on both
+stores."""
 
 import json
 import uuid
 
 import duckdb
 import lancedb
+import numpy as np
 
 import fm_lab
 from fm_lab.agents import Agent, tool
@@ -15,26 +17,52 @@ from fm_lab.memory import Memory, Recall, Summarizer, WorkingMemory
 from fm_lab.memory.lance import lance_path, table_names
 from fm_lab.tracing.redact import MASK
 
+STORES = ("duckdb", "postgres")
+TABLES = ("memory_messages", "memory_threads", "memory_working", "memory_summaries")
+
 
 def planted():
     """A fresh API-style key and a fresh ``fm_lab.secret`` value."""
     return f"sk-test{uuid.uuid4().hex}", fm_lab.secret(f"pw-{uuid.uuid4().hex[:12]}")
 
 
-def stored_text(path):
-    """Every memory table of the DuckDB file and every LanceDB table, as one string."""
+def on_postgres(store):
+    return hasattr(store, "url")
+
+
+def stored_text(store):
+    """Every memory table of the store and every vector table (LanceDB's or pgvector's),
+    as one string."""
     out = []
-    with duckdb.connect(str(path), read_only=True) as con:
-        for table in ("memory_messages", "memory_threads", "memory_working",
-                      "memory_summaries"):
+    if on_postgres(store):
+        for table in (*TABLES, "memory_vectors"):
+            out.append(str(store.sql(f"select * from {table}").values.tolist()))
+        return "\n".join(out)
+    with duckdb.connect(str(store.path), read_only=True) as con:
+        for table in TABLES:
             out.append(str(con.execute(f"select * from {table}").fetchall()))
-    db = lancedb.connect(str(lance_path(path)))
+    db = lancedb.connect(str(lance_path(store.path)))
     for name in table_names(db):
         out.append(str(db.open_table(name).to_arrow().drop_columns(["vector"]).to_pylist()))
     return "\n".join(out)
 
 
-def disk(path):
+def first_vector(store):
+    """The stored vector of the thread's first message."""
+    if on_postgres(store):
+        text = store.sql("select embedding::text as v from memory_vectors "
+                         "order by sequence limit 1")["v"][0]
+        return np.asarray(json.loads(text), np.float32)
+    vectors = lancedb.connect(str(lance_path(store))).open_table("memory_messages")
+    return np.asarray(vectors.to_pandas().sort_values("sequence").iloc[0]["vector"])
+
+
+def disk(store):
+    """What holds the store's bytes: the DuckDB file, its WAL, journals and LanceDB folder,
+    or the PostgreSQL server's data folder (tables and WAL)."""
+    if on_postgres(store):
+        return [store.sql("select current_setting('data_directory') as d")["d"][0]]
+    path = store.path
     return [path, lance_path(path), f"{path}.wal", f"{path}.journal"]
 
 
@@ -51,17 +79,16 @@ async def test_memory_save_masks_every_part_of_a_message(store, files_containing
     ])
     rows = memory.messages("t")
     assert rows["text"].str.contains(MASK, regex=False).all()
-    text = stored_text(store.path)
+    text = stored_text(store)
     assert MASK in text and key not in text and word not in text
     # the vector is the masked text's, and recall still finds it
-    vectors = lancedb.connect(str(lance_path(store))).open_table("memory_messages")
-    first = vectors.to_pandas().sort_values("sequence").iloc[0]
     expected = memory.embedder.embed([f"my key is {MASK} and my password is {MASK}"])[0]
-    assert list(first["vector"]) == list(expected)
+    assert first_vector(store).tolist() == expected.tolist()
     found = await memory.recall("password", thread_id="t")
     assert key not in json.dumps([s.message for s in found])
+    where = disk(store)
     store.close()
-    assert files_containing(disk(store.path), key, word) == []
+    assert files_containing(where, key, word) == []
 
 
 def _chatty_model():
@@ -99,8 +126,9 @@ async def test_agent_turn_with_memory_stores_no_secret(store, files_containing):
     await agent.agenerate("what do you know?", thread_id="t", resource_id="ada", store=store)
     assert len(fm_lab.trace(first.trace_id, store=store)) > 3
     assert memory.working("ada")["content"].str.contains(MASK, regex=False).all()
-    text = stored_text(store.path)
+    text = stored_text(store)
     assert "the user gave" in text and MASK in text
     assert key not in text and word not in text
+    where = disk(store)
     store.close()
-    assert files_containing(disk(store.path), key, word) == []
+    assert files_containing(where, key, word) == []

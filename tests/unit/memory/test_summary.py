@@ -3,6 +3,8 @@
 from fm_lab.llm import script
 from fm_lab.memory import Memory, Summarizer
 
+STORES = ("duckdb", "postgres")
+
 
 def summarize(messages, tools):
     prompt = messages[-1]["content"]

@@ -12,6 +12,8 @@ from pydantic import BaseModel
 
 from fm_lab.memory import Memory, WorkingMemory, WorkingMemoryError
 
+STORES = ("duckdb", "postgres")
+
 
 def lines(text):
     return [line for line in text.splitlines() if line.strip()]
@@ -84,11 +86,12 @@ async def test_100_concurrent_updates_lose_nothing_and_add_no_duplicate(store):
 
 
 def test_two_processes_update_one_key(store, tmp_path):
+    target = getattr(store, "url", store.path)
     script = textwrap.dedent(f"""
         import asyncio, sys
-        from fm_lab.store import Store
+        from fm_lab.store import open_store
         from fm_lab.memory import WorkingMemory
-        wm = WorkingMemory(scope="resource", template="", store=Store({str(store.path)!r}))
+        wm = WorkingMemory(scope="resource", template="", store=open_store({str(target)!r}))
         async def main():
             for i in range(15):
                 await wm.update("shared", f"{{sys.argv[1]}} line {{i}}")
