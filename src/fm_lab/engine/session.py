@@ -9,6 +9,7 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from fm_lab.security.policy import Policy, current_policy
 from fm_lab.tracing.recorder import Recorder
 from fm_lab.tracing.spans import SpanContext, new_trace_id
 
@@ -43,9 +44,12 @@ class RunSession:
         on_event: Callable[[dict[str, Any]], None] | None = None,
         cache: NodeCache | None = None,
         journal_seq: int = 0,
+        policy: Policy | None = None,
     ) -> None:
-        """``journal_seq``: the last record already stored (a resumed run goes on from it)."""
+        """``journal_seq``: the last record already stored (a resumed run goes on from it);
+        ``policy``: the execution policy the run is under (default: the one in force)."""
         self.store = store
+        self.policy = policy or current_policy()
         self.on_event = on_event
         self.cache = cache
         self.run_id = run_id

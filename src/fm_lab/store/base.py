@@ -56,6 +56,7 @@ class RunSnapshot:
     resumes: dict[str, Any] = field(default_factory=dict)
     parent_run_id: str | None = None
     trace_id: str | None = None
+    policy: str | None = None  # the execution policy it started under (None: before v7)
 
 
 class PendingRow(TypedDict):

@@ -44,7 +44,7 @@ from fm_lab.store.records import (
     fetch_dicts,
     stored_node,
 )
-from fm_lab.store.schema import LATEST_VERSION, MIGRATIONS, VIEWS_VERSION
+from fm_lab.store.schema import LATEST_VERSION, MIGRATIONS, POLICY_VERSION, VIEWS_VERSION
 
 if TYPE_CHECKING:
     import duckdb
@@ -117,6 +117,7 @@ class Store:
         self._owner: int | None = None  # the thread inside connection(), if any
         self._migrated = False
         self._views_stored = True
+        self._has_policy = True  # runs.policy (v7): not in an old file opened read-only
         self._recovery_due = False
         self._cancels: set[str] = set()  # cancel requests of a memory store
         if not self.memory:
@@ -285,7 +286,12 @@ class Store:
             # so its next opener does not take the half-made file for a vanished one
             note_created(self.path, self.journal_dir)
         self._views_stored = VIEWS_VERSION in applied  # else (read-only, old file): temp views
+        self._has_policy = POLICY_VERSION in applied
         self._migrated = True
+
+    def _policy_sql(self, prefix: str = "") -> str:
+        """The runs' ``policy`` column, or nulls in a file from before it (read-only)."""
+        return f"{prefix}policy" if self._has_policy else "null::varchar as policy"
 
     @staticmethod
     def _applied_migrations(con: duckdb.DuckDBPyConnection, version: int) -> set[int]:
@@ -360,8 +366,8 @@ class Store:
         version = self._save_spec(con, record)
         con.execute(
             "insert into runs (run_id, workflow_id, workflow_version, status, inputs, "
-            "created_at, owner_pid, owner_host, parent_run_id, trace_id) "
-            "values (?, ?, ?, 'running', ?, to_timestamp(?), ?, ?, ?, ?)",
+            "created_at, owner_pid, owner_host, parent_run_id, trace_id, policy) "
+            "values (?, ?, ?, 'running', ?, to_timestamp(?), ?, ?, ?, ?, ?)",
             [
                 run_id,
                 record["workflow_id"],
@@ -372,6 +378,7 @@ class Store:
                 record["host"],
                 record["parent"],
                 record.get("trace_id"),
+                record.get("policy"),
             ],
         )
 
@@ -664,7 +671,8 @@ class Store:
         with self.connection() as con:
             run = fetch_dict(con.execute(
                 "select r.status, r.inputs, r.outputs, r.error, r.state, r.journal_seq, w.spec, "
-                "r.parent_run_id, r.trace_id from runs r join workflows w "
+                f"r.parent_run_id, r.trace_id, {self._policy_sql('r.')} from runs r join "
+                "workflows w "
                 "on w.workflow_id = r.workflow_id "
                 "and w.version = r.workflow_version where r.run_id = ?",
                 [run_id],
@@ -706,6 +714,7 @@ class Store:
             resumes=resumes,
             parent_run_id=run["parent_run_id"],
             trace_id=run["trace_id"],
+            policy=run["policy"],
         )
 
     def run_status(self, run_id: str) -> str:
@@ -769,13 +778,14 @@ class Store:
         """Recent runs, newest first, as a DataFrame."""
         where, params = ("where status = ?", [status]) if status else ("", [])
         limit_sql = f"limit {int(limit)}" if limit else ""
-        return self.sql(
-            "select run_id, workflow_id, workflow_version, status, created_at, ended_at, "
-            "epoch_ms(ended_at) - epoch_ms(created_at) as duration_ms, inputs, outputs, error, "
-            "parent_run_id, owner_pid "
-            f"from all_runs {where} order by created_at desc {limit_sql}",
-            params,
-        )
+        with self.connection():  # opened (and migrated) first: the columns the file has
+            return self.sql(
+                "select run_id, workflow_id, workflow_version, status, created_at, ended_at, "
+                "epoch_ms(ended_at) - epoch_ms(created_at) as duration_ms, inputs, outputs, "
+                f"error, parent_run_id, owner_pid, {self._policy_sql()} "
+                f"from all_runs {where} order by created_at desc {limit_sql}",
+                params,
+            )
 
     def node_executions(self, run_id: str, history: bool = False) -> pd.DataFrame:
         """One row per node of a run (its latest execution; every attempt with history=True)."""

@@ -46,6 +46,7 @@ class _Run:
     created: float
     parent: str | None
     trace_id: str | None
+    policy: str | None = None
     journal_seq: int = 0
     outputs: Any = None
     error: Any = None
@@ -124,7 +125,7 @@ class MemoryStore:
                 run_id=run_id, workflow_id=record["workflow_id"],
                 version=self._save_spec(record), status="running", inputs=record["inputs"],
                 created=record["created"], parent=record.get("parent"),
-                trace_id=record.get("trace_id"))
+                trace_id=record.get("trace_id"), policy=record.get("policy"))
             return
         run = self._runs[run_id]
         if kind == "node":
@@ -215,7 +216,8 @@ class MemoryStore:
                 run_id=run_id, workflow=Workflow.from_dict(spec), status=run.status,
                 inputs=run.inputs or {}, outputs=run.outputs, error=run.error, state=run.state,
                 journal_seq=run.journal_seq, nodes=nodes, steps=dict(run.steps),
-                resumes=resumes, parent_run_id=run.parent, trace_id=run.trace_id))
+                resumes=resumes, parent_run_id=run.parent, trace_id=run.trace_id,
+                policy=run.policy))
 
     def run_status(self, run_id: str) -> str:
         """The stored status."""
@@ -296,10 +298,11 @@ class MemoryStore:
                 "duration_ms": None if r.ended is None else (r.ended - r.created) * 1000,
                 "inputs": codec.dumps(r.inputs), "outputs": codec.dumps(r.outputs),
                 "error": codec.dumps(r.error) if r.error else None,
-                "parent_run_id": r.parent, "owner_pid": None} for r in chosen],
+                "parent_run_id": r.parent, "owner_pid": None, "policy": r.policy}
+                for r in chosen],
                 columns=["run_id", "workflow_id", "workflow_version", "status", "created_at",
                          "ended_at", "duration_ms", "inputs", "outputs", "error",
-                         "parent_run_id", "owner_pid"])
+                         "parent_run_id", "owner_pid", "policy"])
 
     def node_executions(self, run_id: str, history: bool = False) -> pd.DataFrame:
         """One row per node of a run (every record with ``history=True``)."""

@@ -32,7 +32,8 @@ class StartRecord(_Record):
     """``k: start``: creates the run (written with its first checkpoint). The workflow as run
     (``workflow_id``, ``version``, content ``hash``, ``spec``), its ``inputs``, the owning
     process (``pid``, ``host``), the ``parent`` run id (a child run), ``created`` (epoch s)
-    and the run's ``trace_id`` (absent in journals of older versions)."""
+    and the run's ``trace_id`` and execution ``policy`` (absent in journals of older
+    versions)."""
 
     k: Literal["start"]
     workflow_id: str
@@ -45,6 +46,7 @@ class StartRecord(_Record):
     parent: str | None
     created: float
     trace_id: NotRequired[str | None]
+    policy: NotRequired[str]
 
 
 class NodeRecord(_Record):

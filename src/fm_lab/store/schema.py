@@ -219,7 +219,17 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        7,
+        """
+        alter table runs add column if not exists policy varchar;
+        """,
+    )
+)
+
 VIEWS_VERSION = 5  # the all_* views the query functions read
+POLICY_VERSION = 7  # runs.policy
 
 MIGRATIONS.sort(key=lambda migration: migration[0])  # versions may land out of order
 LATEST_VERSION = MIGRATIONS[-1][0]
