@@ -116,16 +116,23 @@ def resolve_policy(
     """The policy a run starts with, first of:
 
     1. ``explicit`` (an argument, ``--policy``);
-    2. the policy of the run this one starts inside (a child run never loosens it);
-    3. ``$FM_LAB_POLICY``;
-    4. ``restricted`` when the run continues a run ``stored`` as restricted (a resume), or
-       the workflow was ``saved_by`` another identity than ``user`` (unknown ``user``: another);
-    5. the store's default (:func:`store_default`).
+    2. ``restricted`` when the workflow was ``saved_by`` another identity than ``user``
+       (unknown ``user``: another), even inside a trusted run;
+    3. the policy of the run this one starts inside (a child run never loosens it);
+    4. ``$FM_LAB_POLICY``;
+    5. ``restricted`` when the run continues a run ``stored`` as restricted (a resume);
+    6. the store's default (:func:`store_default`).
     """
     if isinstance(explicit, Policy):
         return explicit
     if explicit is not None:
         return policy(explicit, "argument")
+    if saved_by is not None and saved_by != user:
+        # TODO(issue 26, identity): the places that run a stored workflow (a workflow id given
+        # to run, a subflow naming one: engine.bodies.resolve_workflow) pass ``saved_by`` once
+        # stored versions record who saved them (provenance), and ``user`` once identity lands
+        # (FM_LAB_USER, JUPYTERHUB_USER, the OS user: the team store's work)
+        return policy("restricted", f"saved by {saved_by}")
     enclosing = _CURRENT.get()
     if enclosing is not None:
         return enclosing
@@ -134,11 +141,6 @@ def resolve_policy(
         return policy(parse_mode(from_env, POLICY_ENV), POLICY_ENV)
     if stored == "restricted":
         return policy("restricted", "the stored run")
-    if saved_by is not None and saved_by != user:
-        # TODO(issue 26, identity): callers pass ``saved_by`` once stored workflow versions
-        # record who saved them (provenance) and ``user`` once identity lands (FM_LAB_USER,
-        # JUPYTERHUB_USER, the OS user: the teams store's work)
-        return policy("restricted", f"saved by {saved_by}")
     mode = store_default(store)
     return policy(mode, "store default" if store is not None else "default")
 

@@ -82,6 +82,8 @@ def test_a_stored_restricted_run_and_another_identitys_workflow_are_restricted()
     assert resolve_policy(saved_by="bob", user="alice").describe() == "restricted (saved by bob)"
     assert resolve_policy(saved_by="bob", user=None).mode == "restricted"
     assert resolve_policy(saved_by="alice", user="alice").mode == "trusted"
+    with using_policy(Policy("trusted")):  # inside a trusted run: still restricted
+        assert resolve_policy(saved_by="bob", user="alice").mode == "restricted"
 
 
 def test_module_patterns_are_globs():
