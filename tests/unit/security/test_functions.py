@@ -80,3 +80,10 @@ def test_entry_points_resolve_by_name(monkeypatch, canary):
 def test_policy_errors_fail_a_node_as_user_errors():
     error = PolicyError("no")
     assert error.kind == "user" and error.retryable is False and error.domain == "policy"
+
+
+def test_the_security_package_exports_what_it_documents():
+    assert sorted(fm_lab.security.__all__) == [
+        "ENTRY_POINT_GROUP", "Policy", "PolicyError", "PolicySettingError", "Reference",
+        "current_policy", "import_object", "reference_problem", "register_function",
+        "registered_functions", "resolve_function", "resolve_policy", "using_policy"]
