@@ -28,7 +28,8 @@ export function Toolbar(props: ToolbarProps): JSX.Element {
   const { types, graph, issues, runInfo } = props;
   const [paletteType, setPaletteType] = useState<string>("");
   const [query, setQuery] = useState("");
-  const status = runInfo.status ? `run ${runInfo.run_id ?? ""}: ${runInfo.status}` : "";
+  const policy = runInfo.policy ? ` (${runInfo.policy})` : "";
+  const status = runInfo.status ? `run ${runInfo.run_id ?? ""}: ${runInfo.status}${policy}` : "";
   const listId = `fm-nodes-${graph.id}`;
   return (
     <div className="fm-toolbar">

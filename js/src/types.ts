@@ -80,4 +80,5 @@ export interface RunInfo {
   status?: string;
   error?: unknown;
   message?: string;
+  policy?: string | null; // the execution policy the run was under (trusted | restricted)
 }

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 def build_parser() -> argparse.ArgumentParser:
     """The ``fm-lab`` parser: the commands shared with ``%flow`` (:mod:`fm_lab.commands`), each
     with the CLI's print options, and the CLI's own commands."""
-    from fm_lab.commands import add_commands, add_store_option
+    from fm_lab.commands import add_commands, add_policy_option, add_store_option
 
     parser = argparse.ArgumentParser(prog="fm-lab", description="Run and inspect fm_lab workflows.")
     add_store_option(parser)
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("validate", help="validate a workflow file")
     check.add_argument("file")
+    add_policy_option(check)
     check.add_argument("--json", action="store_true")
 
     from fm_lab.batch.cli import add_parser as add_batch_parser
@@ -172,6 +173,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from fm_lab.commands import CommandUsageError
     from fm_lab.engine.errors import ResumeError
     from fm_lab.identity import InvalidIdentityError
+    from fm_lab.security.policy import PolicySettingError
     from fm_lab.spec.errors import WorkflowValidationError
     from fm_lab.store.errors import StoreError
     from fm_lab.store.ids import InvalidIdError, RunIdInUseError
@@ -179,7 +181,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
     return (WorkflowValidationError, StoreError, FileNotFoundError, IsADirectoryError,
             NotADirectoryError, PermissionError, CommandUsageError, ResumeError, RunLockedError,
-            InvalidIdError, RunIdInUseError, InvalidIdentityError)
+            InvalidIdError, RunIdInUseError, InvalidIdentityError, PolicySettingError)
 
 
 def _pipe_closed() -> int:
@@ -326,7 +328,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from fm_lab.engine.api import validate
 
-    workflow = validate(Path(args.file))
+    workflow = validate(Path(args.file), policy=args.policy)
     if args.json:
         print(
             json.dumps(
@@ -355,11 +357,13 @@ def _report(args: argparse.Namespace, result: Run, exit_on_status: bool = True) 
                     "status": result.status,
                     "outputs": result.outputs,
                     "error": _brief(result.error),
+                    "policy": result.policy,
                 }
             )
         )
         return code
-    print(f"run {result.run_id} of {result.workflow.id}: {result.status}")
+    policy = f" (policy: {result.policy})" if result.policy else ""
+    print(f"run {result.run_id} of {result.workflow.id}: {result.status}{policy}")
     if result.error:
         err = result.error
         print(f"error at node {err.get('node')!r} [{err.get('kind')}]: {err.get('message')}")

@@ -142,9 +142,18 @@ def add_input_options(parser: argparse.ArgumentParser, surface: Surface) -> None
                         "overrides --inputs")
 
 
+def add_policy_option(parser: argparse.ArgumentParser) -> None:
+    """``--policy trusted|restricted``: the execution policy (see :mod:`fm_lab.security`)."""
+    parser.add_argument("--policy", choices=("trusted", "restricted"),
+                        help="execution policy (default: $FM_LAB_POLICY, else the store's: "
+                        "trusted for a DuckDB file); restricted allows only registered, "
+                        "entry-point and $FM_LAB_ALLOW functions and no internal addresses")
+
+
 def add_run_options(parser: argparse.ArgumentParser, surface: Surface) -> None:
     """The options of starting a run (``run`` and the ``%%flow`` cell's ``--run``)."""
     add_input_options(parser, surface)
+    add_policy_option(parser)
     parser.add_argument("--run-id", help="use this run id")
     parser.add_argument("--cache", action="store_true",
                         help="reuse unchanged node results of earlier runs of the workflow")
@@ -165,6 +174,7 @@ def _rerun_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
     parser.add_argument("--workflow", metavar=_workflow_metavar(surface),
                         help=f"the edited workflow ({where}; default: the run's own)")
     add_input_options(parser, surface)
+    add_policy_option(parser)
 
 
 def _resume_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
@@ -178,6 +188,7 @@ def _resume_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None
                         help="resume although the run's journal is damaged or missing")
     parser.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
                         help="how long to wait for another process running the run (60)")
+    add_policy_option(parser)
 
 
 def _pending_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
@@ -255,7 +266,7 @@ def start_run(workflow: Workflow | Path, args: argparse.Namespace, values: Value
     from fm_lab.engine.api import run
 
     return run(workflow, collect_inputs(args, values), run_id=args.run_id, cache=args.cache,
-               store=store)
+               store=store, policy=args.policy)
 
 
 def _run(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
@@ -274,7 +285,8 @@ def _rerun(args: argparse.Namespace, values: Values, store: RunStore | None) -> 
         inputs = collect_inputs(args, values, base)
     workflow = values.workflow(args.workflow) if args.workflow else None
     try:
-        return rerun(args.run_id, *args.nodes, workflow=workflow, inputs=inputs, store=store)
+        return rerun(args.run_id, *args.nodes, workflow=workflow, inputs=inputs, store=store,
+                     policy=args.policy)
     except KeyError as exc:  # a node the workflow does not have
         raise CommandUsageError(str(exc.args[0])) from None
 
@@ -284,7 +296,7 @@ def _resume(args: argparse.Namespace, values: Values, store: RunStore | None) ->
 
     data = None if args.data is None else values.json(args.data, "--data")
     return resume(args.run_id, data, label=args.label, node=args.node, path_id=args.path_id,
-                  store=store, force=args.force, wait_s=args.wait)
+                  store=store, force=args.force, wait_s=args.wait, policy=args.policy)
 
 
 def _pending(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:

@@ -33,7 +33,7 @@ def test_the_make_demo_command_prints_the_run_trace_usage_and_writes_the_plot(tm
     assert out.returncode == 0, out.stderr
     text = out.stdout
     head, rest = text.split("\nnodes:\n", 1)
-    assert re.fullmatch(r"run \S+ of review_triage: succeeded\n", head), head
+    assert re.fullmatch(r"run \S+ of review_triage: succeeded \(policy: trusted\)\n", head), head
     nodes, rest = rest.split("\noutputs:\n", 1)
     statuses = {row.split()[0]: row.split()[2] for row in nodes.strip().splitlines()[1:]}
     assert statuses["assist"] == "succeeded" and statuses["auto_reply"] == "skipped"

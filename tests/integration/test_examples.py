@@ -12,6 +12,13 @@ from fm_lab import demo_functions
 
 STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
 
+
+@pytest.fixture(autouse=True)
+def _policy_server_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The expense policy is served on loopback: a team store runs restricted, whose http
+    nodes reach a loopback address only when it is allow-listed, as an operator would."""
+    monkeypatch.setenv("FM_LAB_HTTP_ALLOW", "127.0.0.1")
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.flow.yaml"))
 POLICY = {"limits": {"travel": 500, "meals": 100}, "auto_approve_below": 50}

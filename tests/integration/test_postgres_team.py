@@ -112,7 +112,9 @@ def _diamond(module: str, log: Path, marker: Path) -> fm_lab.Workflow:
 
 
 def test_a_killed_processes_run_is_recovered_by_another_process(
-        spawner: Any, pg_url: str, tmp_path: Path) -> None:
+        spawner: Any, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a team store runs restricted: the team allows its own module (every process here)
+    monkeypatch.setenv("FM_LAB_ALLOW", "pg_crash_fns_*")
     log, marker = tmp_path / "effects.log", tmp_path / "c.reached"
     module = spawner.write_module("pg_crash_fns", FUNCTIONS)
     wf_path = tmp_path / "diamond.flow.json"
@@ -138,4 +140,5 @@ def test_a_killed_processes_run_is_recovered_by_another_process(
     assert resumed.outputs == {"d": "d"}
     assert sorted(log.read_text().split()) == ["a", "b", "c", "d"]  # a and b ran once
     assert fm_lab.recover(store) == []
+    assert store.runs().set_index("run_id").loc[run_id, "policy"] == "restricted"
     store.close()

@@ -27,7 +27,7 @@ def test_run_json_prints_one_object(store_args, capsys):
     out = json.loads(capsys.readouterr().out)
     assert code == 0
     assert out["status"] == "succeeded"
-    assert set(out) == {"run_id", "status", "outputs", "error"}
+    assert set(out) == {"run_id", "status", "outputs", "error", "policy"}
     assert out["outputs"]["triage"]["summary"]["sentiment"] == "positive"
 
 

@@ -13,10 +13,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fm_lab.agents.agent import Agent
-from fm_lab.agents.registry import get, import_object
+from fm_lab.agents.registry import get
 from fm_lab.agents.tools import Tool, tool
 from fm_lab.nodes.base import NodeContext, NodeType
-from fm_lab.nodes.code import resolve_function
+from fm_lab.security.functions import Reference, import_object, resolve_function
 
 
 class AgentNode(NodeType):
@@ -70,6 +70,18 @@ class AgentNode(NodeType):
                                  "inline agent (no agent:), not to a registered one")
             return self
 
+    @classmethod
+    def references(cls, config: dict[str, Any]) -> list[Reference]:
+        """The agent, its tools and sub-agents (checked against the policy before the run)."""
+        found = [Reference("agent", config["agent"], "agent")] if isinstance(
+            config.get("agent"), str) else []
+        for key, what in (("tools", "tool"), ("agents", "agent")):
+            items = config.get(key)
+            if isinstance(items, list):
+                found += [Reference(f"{key}[{i}]", ref, what) for i, ref in enumerate(items)
+                          if isinstance(ref, str)]
+        return found
+
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         config = self.config
         agent = _agent(config, ctx.node_id)
@@ -84,7 +96,7 @@ def _agent(config: AgentNode.Config, node_id: str) -> Agent:
         return get(config.agent)
     tools = []
     for ref in config.tools:
-        found = import_object(ref) if ":" in ref else resolve_function(ref)
+        found = import_object(ref, "tool") if ":" in ref else resolve_function(ref, "tool")
         tools.append(found if isinstance(found, Tool) else tool(found))
     return Agent(node_id, config.instructions, model=config.model,
                  fallbacks=config.fallbacks, tools=tools,

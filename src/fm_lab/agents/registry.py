@@ -1,11 +1,13 @@
 """Agents by name: ``register(agent)`` here, ``get(name)`` anywhere (also ``module:attr``, so
-another process — a resume, the CLI — finds agents defined in an importable module)."""
+another process — a resume, the CLI — finds agents defined in an importable module, when the
+execution policy in force allows importing it: see :mod:`fm_lab.security`)."""
 
 from __future__ import annotations
 
-import importlib
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from fm_lab.security.functions import import_object
 
 if TYPE_CHECKING:
     from fm_lab.agents.agent import Agent
@@ -31,22 +33,6 @@ def registered() -> list[str]:
     return sorted(_AGENTS)
 
 
-def import_object(path: str) -> Any:
-    """The object at ``module:attr`` (``module:attr.sub`` works too)."""
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"{path!r} is not an import path of the form module:attr")
-    try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise LookupError(f"cannot import {module_name!r} for {path!r}: {exc}") from exc
-    for part in attr.split("."):
-        if not hasattr(target, part):
-            raise LookupError(f"{module_name!r} has no attribute {attr!r} (from {path!r})")
-        target = getattr(target, part)
-    return target
-
-
 def get(ref: str) -> Agent:
     """The agent registered as ``ref``, or the one at the import path ``module:attr``."""
     from fm_lab.agents.agent import Agent
@@ -57,7 +43,7 @@ def get(ref: str) -> Agent:
         known = ", ".join(registered()) or "none"
         raise LookupError(f"no agent named {ref!r} in this process (registered: {known}); "
                           "register it with fm_lab.agents.register or name it as module:attr")
-    found = import_object(ref)
+    found = import_object(ref, "agent")
     if callable(found) and not isinstance(found, Agent):
         found = found()
     if not isinstance(found, Agent):

@@ -16,6 +16,7 @@ from fm_lab.engine.session import RunSession
 from fm_lab.engine.watchers import finished, watching, with_watchers
 from fm_lab.identity import current_roles, current_user, may_answer
 from fm_lab.progress import listener
+from fm_lab.security.policy import Policy, resolve_policy, using_policy
 from fm_lab.spec.models import Workflow
 from fm_lab.store.audit import RUN_CANCEL, RUN_RESUME, entry
 from fm_lab.store.base import RunSnapshot, RunStore
@@ -50,10 +51,14 @@ def load_workflow(workflow: Workflow | str | Path | dict[str, Any]) -> Workflow:
 
 
 def validate(
-    workflow: Workflow | str | Path | dict[str, Any], registry: NodeRegistry | None = None
+    workflow: Workflow | str | Path | dict[str, Any], registry: NodeRegistry | None = None,
+    policy: Policy | str | None = None,
 ) -> Workflow:
-    """Load and validate; raises :class:`WorkflowValidationError` listing every problem."""
-    return load_workflow(workflow).validate(registry)
+    """Load and validate; raises :class:`WorkflowValidationError` listing every problem.
+    ``policy`` (``"trusted"`` | ``"restricted"``; default: the one in force) decides which
+    functions, tools and agents the workflow may name (see :mod:`fm_lab.security`)."""
+    with using_policy(None if policy is None else resolve_policy(policy)):
+        return load_workflow(workflow).validate(registry)
 
 
 async def arun(
@@ -70,6 +75,7 @@ async def arun(
     cache_from: str | None = None,
     recompute: Iterable[str] = (),
     progress: bool | None = None,
+    policy: Policy | str | None = None,
 ) -> Run:
     """Run a workflow to its end or its first suspension (async). Invalid workflows or inputs
     raise before anything is stored. ``on_event`` hears of the run starting and ending and of
@@ -83,13 +89,21 @@ async def arun(
     Nodes with ``cache: false`` and side-effect types (http, approval, sleep, ...) always run.
     ``progress`` draws a progress bar (default: in notebooks only). The run records who
     started it (:func:`fm_lab.identity.current_user`: ``started_by`` in ``runs()``, and
-    ``run.start`` in the audit log)."""
+    ``run.start`` in the audit log).
+
+    ``policy``: ``"trusted"`` or ``"restricted"`` (default: the enclosing run's, else
+    ``$FM_LAB_POLICY``, else the store's default; see :func:`fm_lab.security.resolve_policy`).
+    Under ``restricted`` a workflow naming a function, tool or agent the policy does not allow
+    is invalid, and its ``http`` nodes may not reach internal addresses."""
     from fm_lab.nodes.registry import default_registry
 
     user = current_user()  # an invalid identity fails before anything is stored
     registry = registry or default_registry()
     wf = load_workflow(workflow)
-    plan = Plan.cached(wf, registry)
+    store = store or default_store()
+    chosen = resolve_policy(policy, store=store)
+    with using_policy(chosen):
+        plan = Plan.cached(wf, registry)
     if any(node_type.calls_models for node_type in plan.types.values()):
         from fm_lab.llm.client import preload
 
@@ -97,7 +111,6 @@ async def arun(
     prepared = plan.prepare_inputs(dict(inputs or {}), plain=parent_run_id is None)
     on_event = listener(len(plan.nodes), wf.id,
                         False if parent_run_id is not None else progress, on_event)
-    store = store or default_store()
     watchers = [] if parent_run_id is not None else watching(wf.id)
     on_event = with_watchers(on_event, watchers, store)
     node_cache = None
@@ -122,10 +135,12 @@ async def arun(
             trace=_trace_parent(parent_run_id),
             on_event=on_event,
             cache=node_cache,
+            policy=chosen,
         )
         start = Store.start_record(run_id, wf, prepared, parent_run_id)
         start["trace_id"] = session.trace_id
         start["by"] = user
+        start["policy"] = chosen.mode
         runner = Runner(plan, session, prepared, start=start)
     except BaseException:
         if journal is not None:
@@ -151,6 +166,7 @@ async def aresume(
     progress: bool | None = None,
     force: bool = False,
     wait_s: float = RESUME_WAIT_S,
+    policy: Policy | str | None = None,
 ) -> Run:
     """Continue a run: after a crash or failure (committed nodes are not re-run), or, with
     ``data`` and one of ``label``/``node``/``path_id``, a suspended path. ``data`` is
@@ -162,7 +178,8 @@ async def aresume(
     Resumes of one run are serialised across processes: a resume waits up to ``wait_s``
     while another process runs the run, then reads the run as that process left it (an answer
     to a suspension someone else already answered is refused). A run whose journal is damaged
-    or missing raises :class:`JournalDamagedError` unless ``force=True``.
+    or missing raises :class:`JournalDamagedError` unless ``force=True``. ``policy``: as for
+    :func:`arun`; a run started ``restricted`` resumes ``restricted`` unless told otherwise.
 
     A suspension assigned to users or roles (``assignees``/``roles`` of approval, user_input
     and wait_for_event) is answered only by them: anyone else gets
@@ -197,7 +214,13 @@ async def aresume(
     ):
         unlock_run(journal, stored=True)
         return Run.load(run_id, store)
-    plan = Plan(snapshot.workflow, registry)
+    chosen = resolve_policy(policy, store=store, stored=snapshot.policy)
+    try:
+        with using_policy(chosen):
+            plan = Plan(snapshot.workflow, registry)
+    except BaseException:
+        unlock_run(journal, stored=True)
+        raise
     on_event = listener(len(plan.nodes), snapshot.workflow.id,
                         False if snapshot.parent_run_id is not None else progress, on_event)
     watchers = [] if snapshot.parent_run_id is not None else watching(snapshot.workflow.id)
@@ -225,6 +248,7 @@ async def aresume(
         on_event=on_event,
         answered_by=answered_by,
         expired=expired,
+        policy=chosen,
     )
     result = await _drive(Runner(plan, session, snapshot.inputs), journal)
     finished(watchers, result)
@@ -325,7 +349,8 @@ async def _drive(runner: Runner, journal: RunJournal | None) -> Run:
     autostart(session.store)  # a Jupyter kernel fires its stores' due waits by itself
     _LIVE[session.run_id] = session
     try:
-        await runner.execute()
+        with using_policy(session.policy):
+            await runner.execute()
     finally:
         _LIVE.pop(session.run_id, None)
         if journal is not None:
@@ -339,6 +364,7 @@ async def _drive(runner: Runner, journal: RunJournal | None) -> Run:
         error=runner.error,
         nodes=runner.results,
         state=runner.state,
+        policy=session.policy.mode,
     )
 
 

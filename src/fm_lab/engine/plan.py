@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from fm_lab.engine.errors import StateValidationError
 from fm_lab.engine.templating import has_templates
+from fm_lab.security.policy import current_policy
 from fm_lab.spec.errors import ValidationIssue, WorkflowValidationError
 from fm_lab.spec.limits import json_problem
 
@@ -55,7 +56,7 @@ class _Validated:
         return True
 
 
-_PLANS: OrderedDict[tuple[int, str], _Validated] = OrderedDict()
+_PLANS: OrderedDict[tuple[int, tuple[str, tuple[str, ...]], str], _Validated] = OrderedDict()
 _PLANS_LOCK = threading.Lock()
 
 
@@ -91,9 +92,11 @@ class Plan:
         equal in content to one planned before (the same object or not) reuses its
         validation, parsed static configs, order and schema validators; one edited in
         place (``update_from``, a changed config) has another content and is validated
-        afresh. Raises :class:`WorkflowValidationError` like :class:`Plan`."""
+        afresh. Validity depends on the execution policy in force too (what a workflow may
+        name), so plans are kept per policy. Raises :class:`WorkflowValidationError` like
+        :class:`Plan`."""
         try:
-            key = (id(registry), workflow.model_dump_json())
+            key = (id(registry), current_policy().key, workflow.model_dump_json())
         except ValueError:  # a config holding a non-JSON value: plan it every time
             return cls(workflow, registry)
         with _PLANS_LOCK:

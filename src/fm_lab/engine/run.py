@@ -63,8 +63,10 @@ class Run:
         error: dict[str, Any] | None,
         nodes: Mapping[str, NodeRecord | StoredNode],
         state: dict[str, Any] | None = None,
+        policy: str | None = None,
     ) -> None:
         self.run_id = run_id
+        self.policy = policy  # the execution policy it ran under (None: stored before policies)
         self.store = store
         self.workflow = workflow
         self.status = status
@@ -86,6 +88,7 @@ class Run:
             error=snap.error,
             nodes=snap.nodes,
             state=snap.state,
+            policy=snap.policy,
         )
 
     def refresh(self) -> Run:

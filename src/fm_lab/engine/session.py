@@ -9,6 +9,7 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from fm_lab.security.policy import Policy, current_policy
 from fm_lab.tracing.recorder import Recorder
 from fm_lab.tracing.spans import SpanContext, new_trace_id
 
@@ -45,11 +46,14 @@ class RunSession:
         journal_seq: int = 0,
         answered_by: dict[str, str] | None = None,
         expired: Iterable[str] = (),
+        policy: Policy | None = None,
     ) -> None:
         """``journal_seq``: the last record already stored (a resumed run goes on from it).
         ``answered_by``: who gave the new answers in ``resume`` (by path), ``expired``: the
-        paths among them whose wait timed out (both go into the resume records)."""
+        paths among them whose wait timed out (both go into the resume records).
+        ``policy``: the execution policy the run is under (default: the one in force)."""
         self.store = store
+        self.policy = policy or current_policy()
         self.on_event = on_event
         self.cache = cache
         self.run_id = run_id

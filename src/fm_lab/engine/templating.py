@@ -1,20 +1,21 @@
-"""Rendering config templates in a sandboxed Jinja2 environment.
+"""Rendering config templates in a sandboxed Jinja2 environment (:mod:`.sandbox`).
 
 A string that is one whole expression (``"{{ nodes.fetch.output.items }}"``) keeps its JSON
-type; any other templated string renders to text.
+type; any other templated string renders to text. A rendered value is never rendered again, so
+data that looks like a template (an input, an upstream output) stays data.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from fm_lab.engine.sandbox import SandboxEnvironment, bounded_text
 from fm_lab.spec.templates import is_template
 
 _WHOLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
@@ -26,20 +27,10 @@ def _tojson(value: Any) -> str:
     return dumps(value)
 
 
-class _DataEnvironment(ImmutableSandboxedEnvironment):
-    """A sandbox where ``a.b`` on a mapping reads the key ``b`` first, so JSON data with keys
-    such as ``items`` or ``values`` reads as data, not as dict methods."""
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, Mapping) and attribute in obj:
-            return obj[attribute]
-        return super().getattr(obj, attribute)
-
-
 @lru_cache(maxsize=1)
 def environment() -> ImmutableSandboxedEnvironment:
     """The shared sandbox: no attribute access to internals, no mutation of values."""
-    env = _DataEnvironment(undefined=StrictUndefined, autoescape=False)
+    env = SandboxEnvironment(undefined=StrictUndefined, autoescape=False)
     env.filters["tojson"] = _tojson
     env.globals["json"] = json.loads
     return env
@@ -57,8 +48,8 @@ def _compiled(source: str) -> Any:
 def render_template(source: str, scope: dict[str, Any]) -> Any:
     """Render one template string against ``scope`` (nodes, inputs, state)."""
     compiled = _compiled(source)
-    if hasattr(compiled, "render"):
-        return compiled.render(scope)
+    if hasattr(compiled, "generate"):
+        return bounded_text(compiled.generate(scope))
     value = compiled(**scope)
     _raise_undefined(value)
     return value

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from fm_lab.security.functions import Reference
+
 if TYPE_CHECKING:
     from fm_lab.spec.validate import NodeTypeLookup
 
@@ -150,6 +152,13 @@ class NodeType:
         """Extra validation issues of a config (e.g. of a nested body, whose node types are
         looked up in ``registry``: the one the workflow is validated against); none by
         default."""
+        return []
+
+    @classmethod
+    def references(cls, config: dict[str, Any]) -> list[Reference]:
+        """What ``config`` names to be imported or called (functions, tools, agents): each is
+        checked against the execution policy before the run (see :mod:`fm_lab.security`);
+        none by default."""
         return []
 
     @classmethod

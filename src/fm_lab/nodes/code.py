@@ -6,55 +6,18 @@ import asyncio
 import contextvars
 import functools
 import hashlib
-import importlib
 import inspect
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from fm_lab.nodes.base import NodeContext, NodeType
+from fm_lab.security.functions import Reference, register_function, resolve_function
 
-F = TypeVar("F", bound=Callable[..., Any])
-_FUNCTIONS: dict[str, Callable[..., Any]] = {}
-
-
-def register_function(fn: F | None = None, *, name: str | None = None) -> Any:
-    """Make ``fn`` callable from ``code`` nodes as ``function: <name>``.
-
-    >>> @register_function
-    ... def add(a: int, b: int) -> int:
-    ...     return a + b
-    >>> resolve_function("add")(1, 2)
-    3
-    """
-
-    def decorate(func: F) -> F:
-        _FUNCTIONS[name or func.__name__] = func
-        return func
-
-    return decorate(fn) if fn is not None else decorate
-
-
-def resolve_function(reference: str) -> Callable[..., Any]:
-    """Find a registered function, or import ``package.module:attr``."""
-    if reference in _FUNCTIONS:
-        return _FUNCTIONS[reference]
-    if ":" not in reference:
-        known = ", ".join(sorted(_FUNCTIONS)) or "none"
-        raise LookupError(
-            f"no function {reference!r}: register it with @fm_lab.register_function or write "
-            f"'module:function' (registered: {known})"
-        )
-    module_name, _, attr = reference.partition(":")
-    target: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        target = getattr(target, part)
-    if not callable(target):
-        raise TypeError(f"{reference!r} is not callable")
-    return target  # type: ignore[no-any-return]
+__all__ = ["CodeNode", "code_fingerprint", "register_function", "resolve_function"]
 
 
 class CodeNode(NodeType):
@@ -68,6 +31,12 @@ class CodeNode(NodeType):
         function: str = Field(description="Registered name or 'module:function'.")
         args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments.")
         thread: bool = Field(True, description="Run a sync function in a worker thread.")
+
+    @classmethod
+    def references(cls, config: dict[str, Any]) -> list[Reference]:
+        """The called function (checked against the policy before the run)."""
+        function = config.get("function")
+        return [Reference("function", function, "function")] if isinstance(function, str) else []
 
     def cache_version(self) -> str:
         """The called function's code: editing it invalidates cached results."""

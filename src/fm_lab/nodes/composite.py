@@ -52,7 +52,7 @@ def body_issues(body: dict[str, Any], location: str,
         registry = default_registry()
     node = body.get("node")
     if isinstance(node, dict):
-        from fm_lab.spec.validate import config_issues
+        from fm_lab.spec.validate import config_issues, reference_issues
 
         node_type = registry.lookup(str(node.get("type")))
         if node_type is None:
@@ -63,7 +63,9 @@ def body_issues(body: dict[str, Any], location: str,
                     "unknown_type",
                 )
             ]
-        return config_issues(node_type.Config, node.get("config") or {}, f"{location}.node.config")
+        config = node.get("config") or {}
+        return (config_issues(node_type.Config, config, f"{location}.node.config")
+                + reference_issues(node_type, config, f"{location}.node.config"))
     workflow = body.get("workflow")
     if isinstance(workflow, dict):
         from fm_lab.spec.errors import WorkflowValidationError

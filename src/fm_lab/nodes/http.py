@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from fm_lab.exceptions import NodeError
 from fm_lab.nodes.base import NodeContext, NodeType
+from fm_lab.security.policy import current_policy
 
 if TYPE_CHECKING:  # httpx (with its dependencies, ~17 MB) loads when an http node runs
     import httpx
@@ -124,6 +125,9 @@ class _TooLargeError(Exception):
 class HttpNode(NodeType):
     """Sends one HTTP request (``httpx``) and outputs the status, headers and parsed body.
 
+    Under the restricted execution policy it connects only to public addresses and those
+    ``FM_LAB_HTTP_ALLOW`` names (see :mod:`fm_lab.security.egress`).
+
     Retries 5xx, 429, transport errors and timeouts itself (``max_retries``, exponential
     ``backoff_s``, ``Retry-After`` honoured); other 4xx fail at once as ``user`` errors.
 
@@ -149,12 +153,16 @@ class HttpNode(NodeType):
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         import httpx
 
+        from fm_lab.security.egress import client_options
+
         config = self.config
         assert isinstance(config, HttpConfig)
         started = time.monotonic()
         attempts = 0
         timeout = httpx.Timeout(config.timeout_s)
-        async with httpx.AsyncClient(follow_redirects=True, timeout=timeout) as client:
+        # under the restricted policy every connection (each redirect hop too) is checked
+        async with httpx.AsyncClient(follow_redirects=True, timeout=timeout,
+                                     **client_options(current_policy())) as client:
             while True:
                 attempts += 1
                 last = attempts > config.max_retries

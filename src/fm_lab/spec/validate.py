@@ -136,6 +136,7 @@ def _check_nodes(
         location = f"nodes.{node_id}.config"
         issues += config_issues(node_type.Config, node.config, location)
         issues += type_issues(node_type, node.config, location, registry)
+        issues += reference_issues(node_type, node.config, location)
         handles[node_id] = node_type.output_handles(node.config)
         raw_fields[node_id] = node_type.raw_fields
     return handles
@@ -148,6 +149,25 @@ def type_issues(node_type: type[NodeTypeInfo], config: dict[str, Any], location:
     if _takes_registry(node_type):
         return node_type.check(config, location, registry=registry)
     return node_type.check(config, location)
+
+
+def reference_issues(node_type: type[NodeTypeInfo], config: dict[str, Any],
+                     location: str) -> list[ValidationIssue]:
+    """One issue per function, tool or agent ``config`` names (``NodeType.references``) that
+    the execution policy in force does not allow (:mod:`fm_lab.security`)."""
+    from fm_lab.security.functions import reference_problem
+    from fm_lab.security.policy import current_policy
+
+    references = getattr(node_type, "references", None)
+    policy = current_policy()
+    if references is None or not policy.restricted:
+        return []
+    issues = []
+    for found in references(config):
+        problem = reference_problem(found.reference, found.what, policy)
+        if problem is not None:
+            issues.append(ValidationIssue(f"{location}.{found.field}", problem, "policy"))
+    return issues
 
 
 @functools.cache

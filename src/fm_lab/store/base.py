@@ -59,6 +59,7 @@ class RunSnapshot:
     resumes: dict[str, Any] = field(default_factory=dict)
     parent_run_id: str | None = None
     trace_id: str | None = None
+    policy: str | None = None  # the execution policy it started under (None: before v7)
 
 
 class PendingRow(TypedDict):
@@ -82,7 +83,7 @@ class PendingRow(TypedDict):
 PENDING_COLUMNS: Final = tuple(PendingRow.__annotations__)
 RUN_COLUMNS: Final = ("run_id", "workflow_id", "workflow_version", "status", "created_at",
                       "ended_at", "duration_ms", "inputs", "outputs", "error", "parent_run_id",
-                      "owner_pid", "started_by", "workflow_hash")
+                      "owner_pid", "started_by", "workflow_hash", "policy")
 """The columns of ``RunStore.runs()``, in order."""
 WORKFLOW_COLUMNS: Final = ("workflow_id", "version", "hash", "name", "saved_by", "created_at")
 """The columns of ``RunStore.workflows()``, in order."""

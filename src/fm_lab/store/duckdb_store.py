@@ -58,7 +58,13 @@ from fm_lab.store.records import (
     fetch_dicts,
     stored_node,
 )
-from fm_lab.store.schema import LATEST_VERSION, MIGRATIONS, TEAMS_VERSION, VIEWS_VERSION
+from fm_lab.store.schema import (
+    LATEST_VERSION,
+    MIGRATIONS,
+    POLICY_VERSION,
+    TEAMS_VERSION,
+    VIEWS_VERSION,
+)
 from fm_lab.store.sql_guard import refuse_audit_changes
 
 if TYPE_CHECKING:
@@ -316,6 +322,11 @@ class Store:
         self._applied = applied
         self._migrated = True
 
+    def _policy_sql(self, prefix: str = "") -> str:
+        """The runs' ``policy`` column, or nulls in a file from before it (read-only)."""
+        return (f"{prefix}policy" if POLICY_VERSION in self._applied
+                else "null::varchar as policy")
+
     @staticmethod
     def _applied_migrations(con: duckdb.DuckDBPyConnection, version: int) -> set[int]:
         """Migration numbers already applied (files from before this was recorded: all up
@@ -393,7 +404,8 @@ class Store:
         con.execute(
             "insert into runs (run_id, workflow_id, workflow_version, status, inputs, "
             "created_at, owner_pid, owner_host, parent_run_id, trace_id, started_by, "
-            "workflow_hash) values (?, ?, ?, 'running', ?, to_timestamp(?), ?, ?, ?, ?, ?, ?)",
+            "workflow_hash, policy) values (?, ?, ?, 'running', ?, to_timestamp(?), ?, ?, ?, ?, "
+            "?, ?, ?)",
             [
                 run_id,
                 record["workflow_id"],
@@ -406,6 +418,7 @@ class Store:
                 record.get("trace_id"),
                 record.get("by"),
                 record["hash"],
+                record.get("policy"),
             ],
         )
         return start_entry(run_id, record, version)
@@ -761,7 +774,8 @@ class Store:
         with self.connection() as con:
             run = fetch_dict(con.execute(
                 "select r.status, r.inputs, r.outputs, r.error, r.state, r.journal_seq, w.spec, "
-                "r.parent_run_id, r.trace_id from runs r join workflows w "
+                f"r.parent_run_id, r.trace_id, {self._policy_sql('r.')} from runs r join "
+                "workflows w "
                 "on w.workflow_id = r.workflow_id "
                 "and w.version = r.workflow_version where r.run_id = ?",
                 [run_id],
@@ -803,6 +817,7 @@ class Store:
             resumes=resumes,
             parent_run_id=run["parent_run_id"],
             trace_id=run["trace_id"],
+            policy=run["policy"],
         )
 
     def run_status(self, run_id: str) -> str:
@@ -895,11 +910,11 @@ class Store:
         where, params = ("where status = ?", [status]) if status else ("", [])
         limit_sql = f"limit {int(limit)}" if limit else ""
         with self.connection():
-            columns = ", ".join(RUN_COLUMNS[:-2]).replace(
+            columns = ", ".join(RUN_COLUMNS[:-3]).replace(
                 "duration_ms", "epoch_ms(ended_at) - epoch_ms(created_at) as duration_ms")
             return self.sql(
-                f"select {columns}, {self._teams(*RUN_COLUMNS[-2:])} from all_runs {where} "
-                f"order by created_at desc {limit_sql}",
+                f"select {columns}, {self._teams(*RUN_COLUMNS[-3:-1])}, {self._policy_sql()} "
+                f"from all_runs {where} order by created_at desc {limit_sql}",
                 params,
             )
 

@@ -56,6 +56,7 @@ class _Run:
     trace_id: str | None
     started_by: str | None = None
     workflow_hash: str | None = None
+    policy: str | None = None
     journal_seq: int = 0
     outputs: Any = None
     error: Any = None
@@ -143,7 +144,7 @@ class MemoryStore:
                 version=version, status="running", inputs=record["inputs"],
                 created=record["created"], parent=record.get("parent"),
                 trace_id=record.get("trace_id"), started_by=record.get("by"),
-                workflow_hash=record["hash"])
+                workflow_hash=record["hash"], policy=record.get("policy"))
             return start_entry(run_id, cast("StartRecord", record), version)
         run = self._runs[run_id]
         if kind == "node":
@@ -269,7 +270,8 @@ class MemoryStore:
                 run_id=run_id, workflow=Workflow.from_dict(spec), status=run.status,
                 inputs=run.inputs or {}, outputs=run.outputs, error=run.error, state=run.state,
                 journal_seq=run.journal_seq, nodes=nodes, steps=dict(run.steps),
-                resumes=resumes, parent_run_id=run.parent, trace_id=run.trace_id))
+                resumes=resumes, parent_run_id=run.parent, trace_id=run.trace_id,
+                policy=run.policy))
 
     def run_status(self, run_id: str) -> str:
         """The stored status."""
@@ -351,7 +353,7 @@ class MemoryStore:
                 "inputs": codec.dumps(r.inputs), "outputs": codec.dumps(r.outputs),
                 "error": codec.dumps(r.error) if r.error else None,
                 "parent_run_id": r.parent, "owner_pid": None, "started_by": r.started_by,
-                "workflow_hash": r.workflow_hash} for r in chosen],
+                "workflow_hash": r.workflow_hash, "policy": r.policy} for r in chosen],
                 columns=list(RUN_COLUMNS))
 
     def workflows(self, workflow_id: str | None = None) -> pd.DataFrame:

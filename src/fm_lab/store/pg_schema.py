@@ -240,6 +240,8 @@ connects. A statement-level trigger, because ``truncate`` has no rows to fire on
 table's owner (``alter table ... disable trigger``, ``drop table``) can still get past it, and
 the hash chain (:mod:`fm_lab.store.audit`) then shows it."""
 
+MIGRATIONS.append((7, "alter table runs add column if not exists policy text;"))
+
 MIGRATIONS.append(
     (
         8,

@@ -29,8 +29,9 @@ class StartRecord(_Record):
     """``k: start``: creates the run (written with its first checkpoint). The workflow as run
     (``workflow_id``, ``version``, content ``hash``, ``spec``), its ``inputs``, the owning
     process (``pid``, ``host``), the ``parent`` run id (a child run), ``created`` (epoch s)
-    and the run's ``trace_id`` (absent in journals of older versions). ``by``: who started
-    it (:func:`fm_lab.identity.current_user`; absent in older journals)."""
+    and the run's ``trace_id`` and execution ``policy`` (absent in journals of older
+    versions). ``by``: who started it (:func:`fm_lab.identity.current_user`; absent in older
+    journals)."""
 
     k: Literal["start"]
     workflow_id: str
@@ -44,6 +45,7 @@ class StartRecord(_Record):
     created: float
     trace_id: NotRequired[str | None]
     by: NotRequired[str]
+    policy: NotRequired[str]
 
 
 class NodeRecord(_Record):

@@ -219,7 +219,15 @@ MIGRATIONS.append(
     )
 )
 
-# 7 is taken by the execution policy (another change); numbers may land out of order.
+MIGRATIONS.append(
+    (
+        7,
+        """
+        alter table runs add column if not exists policy varchar;
+        """,
+    )
+)
+
 # audit_log has no primary key or index in DuckDB (an ART index is maintained on every commit
 # and checkpoint; the log is read whole or scanned by zone maps): seq is unique because one
 # process writes the file and, in it, appends are serialised (duckdb_store._audit_lock); a
@@ -256,6 +264,7 @@ MIGRATIONS.append(
 
 TEAMS_VERSION = 8  # who did what: started_by, saved_by, resumed_by, assignees, audit_log
 VIEWS_VERSION = 5  # the all_* views the query functions read
+POLICY_VERSION = 7  # runs.policy
 
 MIGRATIONS.sort(key=lambda migration: migration[0])  # versions may land out of order
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -345,6 +345,7 @@ class GraphWidget(anywidget.AnyWidget):
                 "run_id": run.run_id,
                 "status": run.status,
                 "error": jsonable(run.error),
+                "policy": run.policy,
             }
             self._refresh_snapshot()
 

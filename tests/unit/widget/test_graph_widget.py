@@ -165,7 +165,8 @@ def test_run_colours_nodes_and_resume_from_the_form(widget: GraphWidget, store) 
     browser_message(widget, {"kind": "resume", "run_id": waiting["run_id"],
                              "path_id": "check", "data": {"approved": True, "by": "ann"}})
     assert widget.last_error is None
-    assert widget.run_state == {"run_id": run.run_id, "status": "succeeded", "error": None}
+    assert widget.run_state == {"run_id": run.run_id, "status": "succeeded", "error": None,
+                                "policy": "trusted"}
     assert widget.results["paid"]["status"] == "succeeded"
     assert widget.results["refused"]["status"] == "skipped"
     assert widget.results["check"]["taken"] == ["approved"]  # the route the canvas marks

@@ -1,0 +1,173 @@
+"""The execution policy: ``trusted`` (a workflow may do anything its user can, like a notebook)
+or ``restricted`` (it may only name registered functions, entry points and allow-listed modules,
+and its ``http`` nodes may not reach internal addresses).
+
+The policy of a run is chosen once, when it starts (:func:`resolve_policy`), and is in force for
+everything the run does through a context variable (:func:`using_policy`,
+:func:`current_policy`): validation, node bodies, child runs and the functions they resolve.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import fnmatch
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, cast
+
+from fm_lab.exceptions import NodeError
+
+Mode = Literal["trusted", "restricted"]
+MODES: Final = ("trusted", "restricted")
+TEAM: Final = "team"  # a store capability (``supports``): shared by a team, restricted by default
+
+POLICY_ENV: Final = "FM_LAB_POLICY"
+ALLOW_ENV: Final = "FM_LAB_ALLOW"
+HTTP_ALLOW_ENV: Final = "FM_LAB_HTTP_ALLOW"
+
+
+class PolicyError(NodeError):
+    """Something the policy in force does not permit (raised before anything is done)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind="user", retryable=False, domain="policy")
+
+
+class PolicySettingError(ValueError):
+    """A policy setting (argument or environment variable) that is not a policy."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A policy: its ``mode``, the module patterns ``allow`` lets workflows import
+    (``mypkg.*``) and the hosts or networks ``http_allow`` lets restricted ``http`` nodes reach
+    (``10.1.2.3``, ``10.0.0.0/8``, ``intranet.example``). ``source`` says where the mode came
+    from (shown with it).
+
+    >>> Policy("restricted", allow=("mypkg.*",)).allows_module("mypkg.tools")
+    True
+    """
+
+    mode: Mode
+    allow: tuple[str, ...] = ()
+    http_allow: tuple[str, ...] = ()
+    source: str = field(default="default", compare=False)
+
+    @property
+    def restricted(self) -> bool:
+        return self.mode == "restricted"
+
+    @property
+    def key(self) -> tuple[str, tuple[str, ...]]:
+        """What validation depends on (plans are cached per key)."""
+        return self.mode, self.allow
+
+    def allows_module(self, module: str) -> bool:
+        """Whether ``module`` matches one of the ``allow`` patterns (``fnmatch`` globs)."""
+        return any(fnmatch.fnmatchcase(module, pattern) for pattern in self.allow)
+
+    def describe(self) -> str:
+        """One line: the mode and where it came from (``restricted (FM_LAB_POLICY)``)."""
+        return f"{self.mode} ({self.source})"
+
+    def __str__(self) -> str:
+        return self.mode
+
+
+def parse_mode(value: str, setting: str) -> Mode:
+    """``value`` as a mode, or :class:`PolicySettingError` naming ``setting``."""
+    mode = value.strip().lower()
+    if mode not in MODES:
+        raise PolicySettingError(f"{setting}={value!r} is not a policy: use trusted or restricted")
+    return cast(Mode, mode)
+
+
+def env_list(name: str) -> tuple[str, ...]:
+    """A comma-separated environment variable as a tuple of its non-empty items."""
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
+def policy(mode: Mode | str, source: str = "argument") -> Policy:
+    """A policy of ``mode`` with the allow-lists of the environment (``FM_LAB_ALLOW``,
+    ``FM_LAB_HTTP_ALLOW``)."""
+    return Policy(parse_mode(mode, "policy"), env_list(ALLOW_ENV), env_list(HTTP_ALLOW_ENV),
+                  source)
+
+
+def store_default(store: Any) -> Mode:
+    """The default mode of runs on ``store``: its ``default_policy`` attribute, else
+    ``restricted`` for a store whose ``supports`` has ``team``, else ``trusted``."""
+    declared = getattr(store, "default_policy", None)
+    if declared is not None:
+        return parse_mode(str(declared), f"{type(store).__name__}.default_policy")
+    return "restricted" if TEAM in getattr(store, "supports", frozenset()) else "trusted"
+
+
+def resolve_policy(
+    explicit: Policy | str | None = None,
+    *,
+    store: Any = None,
+    stored: str | None = None,
+    saved_by: str | None = None,
+    user: str | None = None,
+) -> Policy:
+    """The policy a run starts with, first of:
+
+    1. ``explicit`` (an argument, ``--policy``);
+    2. ``restricted`` when the workflow was ``saved_by`` another identity than ``user``
+       (unknown ``user``: another), even inside a trusted run;
+    3. the policy of the run this one starts inside (a child run never loosens it);
+    4. ``$FM_LAB_POLICY``;
+    5. ``restricted`` when the run continues a run ``stored`` as restricted (a resume);
+    6. the store's default (:func:`store_default`).
+    """
+    if isinstance(explicit, Policy):
+        return explicit
+    if explicit is not None:
+        return policy(explicit, "argument")
+    if saved_by is not None and saved_by != user:
+        # TODO(issue 26, identity): the places that run a stored workflow (a workflow id given
+        # to run, a subflow naming one: engine.bodies.resolve_workflow) pass ``saved_by`` once
+        # stored versions record who saved them (provenance), and ``user`` once identity lands
+        # (FM_LAB_USER, JUPYTERHUB_USER, the OS user: the team store's work)
+        return policy("restricted", f"saved by {saved_by}")
+    enclosing = _CURRENT.get()
+    if enclosing is not None:
+        return enclosing
+    from_env = os.environ.get(POLICY_ENV, "").strip()
+    if from_env:
+        return policy(parse_mode(from_env, POLICY_ENV), POLICY_ENV)
+    if stored == "restricted":
+        return policy("restricted", "the stored run")
+    mode = store_default(store)
+    return policy(mode, "store default" if store is not None else "default")
+
+
+_CURRENT: contextvars.ContextVar[Policy | None] = contextvars.ContextVar(
+    "fm_lab_policy", default=None)
+
+
+def current_policy() -> Policy:
+    """The policy in force: the running run's, else what the environment says
+    (``$FM_LAB_POLICY``, default ``trusted``)."""
+    found = _CURRENT.get()
+    if found is not None:
+        return found
+    from_env = os.environ.get(POLICY_ENV, "").strip()
+    return policy(parse_mode(from_env, POLICY_ENV) if from_env else "trusted",
+                  POLICY_ENV if from_env else "default")
+
+
+@contextlib.contextmanager
+def using_policy(chosen: Policy | None) -> Iterator[Policy]:
+    """Make ``chosen`` the policy in force inside the block (None: leave it as it is)."""
+    if chosen is None:
+        yield current_policy()
+        return
+    token = _CURRENT.set(chosen)
+    try:
+        yield chosen
+    finally:
+        _CURRENT.reset(token)
