@@ -225,3 +225,49 @@ def test_the_copy_command_as_a_process_hides_the_password(
     assert done.returncode == 0, done.stderr
     assert "s3cret-pw" not in done.stdout + done.stderr
     assert re.search(r"runs: \d+", done.stdout)
+
+
+def test_memory_threads_are_extended_never_interleaved(tmp_path: Path) -> None:
+    a = fm_lab.connect(tmp_path / "a.duckdb")
+    b = fm_lab.connect(tmp_path / "b.duckdb")
+
+    async def say(store: fm_lab.RunStore, thread: str, *texts: str) -> None:
+        await Memory(store=store, recall=False).append(
+            thread, "ann", [{"role": "user", "content": t} for t in texts])
+
+    asyncio.run(say(a, "t1", "one", "two"))
+    assert copy_store(a, b).copied["memory_messages"] == 2
+    asyncio.run(say(a, "t1", "three"))  # the thread goes on in the source: appended
+    asyncio.run(say(a, "t2", "mine"))
+    asyncio.run(say(b, "t2", "theirs"))  # the same thread id, other messages: refused
+    report = copy_store(a, b)
+    assert report.copied["memory_messages"] == 1
+    assert report.refused == ["memory thread t2: the target's thread has other messages at "
+                              "the same places; its new messages are not merged"]
+    texts = fm_lab.sql("select thread_id, text from memory_messages order by thread_id, "
+                       "sequence", store=b).values.tolist()
+    assert texts == [["t1", "one"], ["t1", "two"], ["t1", "three"], ["t2", "theirs"]]
+    a.close()
+    b.close()
+
+
+def test_a_source_whose_audit_chain_is_broken_is_not_imported(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "a.duckdb"
+    a = fm_lab.connect(path)
+    fm_lab.run(PRICED, {"who": "x"}, store=a, progress=False)
+    a.close()
+    with duckdb.connect(str(path)) as con:  # behind fm_lab's back
+        con.execute("update audit_log set actor = 'mallory'")
+    b = fm_lab.connect(tmp_path / "b.duckdb")
+    a = open_store(path, read_only=True)
+    report = copy_store(a, b, dry_run=True)
+    assert report.copied["runs"] == 1 and b.runs().empty  # a dry run changes nothing
+    report = copy_store(a, b)
+    assert report.copied["runs"] == 1 and "audit log: the source's chain is broken" in \
+        report.refused[0]
+    assert "mallory" not in set(fm_lab.audit(store=b, limit=None)["actor"])
+    assert verify(b.audit_rows()) == []
+    a.close()
+    b.close()
