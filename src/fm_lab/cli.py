@@ -71,7 +71,29 @@ def build_parser() -> argparse.ArgumentParser:
     from fm_lab.batch.cli import add_parser as add_batch_parser
 
     add_batch_parser(sub)
+    _store_parser(sub)
     return parser
+
+
+def _store_parser(sub: argparse._SubParsersAction[Any]) -> None:
+    store = sub.add_parser("store", help="migrate a store's tables; copy one store into another")
+    group = store.add_subparsers(dest="store_command", required=True, metavar="STORE_COMMAND")
+    migrate = group.add_parser(
+        "migrate", help="bring a store's tables up to date (a DuckDB path or a postgresql:// "
+        "URL) and print the schema version before and after")
+    migrate.add_argument("target", metavar="URL")
+    migrate.add_argument("--check", action="store_true", help="apply nothing; exit 1 when "
+                         "migrations are pending (for deploy pipelines)")
+    migrate.add_argument("--json", action="store_true", help="print one JSON object")
+    copy = group.add_parser(
+        "copy", help="copy a store's history (runs, spans, memory, batches, audit log) into "
+        "another; running it again copies nothing")
+    copy.add_argument("source", metavar="SRC", help="the store to copy (opened read-only)")
+    copy.add_argument("target", metavar="DST", help="the store to copy into")
+    copy.add_argument("--dry-run", action="store_true", help="count what would be copied")
+    copy.add_argument("--include-running", action="store_true",
+                      help="also copy runs stored as running in the source")
+    copy.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _formats(parser: argparse.ArgumentParser) -> None:
@@ -399,6 +421,73 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         raise CommandUsageError(exc.args[0] if exc.args else str(exc)) from None
 
 
+def _cmd_store(args: argparse.Namespace) -> int:
+    """``fm-lab store migrate|copy``: exit 1 when migrations are pending (``--check``) or
+    something was not copied."""
+    from fm_lab.store.urls import open_store
+
+    if args.store_command == "migrate":
+        return _store_migrate(args)
+    from fm_lab.store.copy import copy_store
+
+    source = open_store(args.source, read_only=True)
+    try:
+        target = open_store(args.target)
+        try:
+            with _Bars(quiet=args.json) as bars:
+                report = copy_store(source, target, include_running=args.include_running,
+                                    dry_run=args.dry_run, progress=bars)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    print(json.dumps(report.as_dict()) if args.json else "\n".join(report.lines()))
+    return 1 if report.refused or report.chain_problems else 0
+
+
+def _store_migrate(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from fm_lab.store.base import UnsupportedStoreError
+    from fm_lab.store.migrations import MigratingStore
+    from fm_lab.store.urls import open_store
+
+    store = open_store(args.target, read_only=args.check)
+    try:
+        if not isinstance(store, MigratingStore):
+            raise UnsupportedStoreError(f"{store.path} has no tables to migrate")
+        report = store.migrate(apply=not args.check)
+    finally:
+        store.close()
+    print(json.dumps(asdict(report)) if args.json else report.describe())
+    return 1 if report.pending else 0
+
+
+class _Bars:
+    """One tqdm bar per table a copy reads (on a terminal only)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bars: dict[str, Any] = {}
+
+    def __enter__(self) -> _Bars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+    def __call__(self, table: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        bar = self.bars.get(table)
+        if bar is None:
+            bar = self.bars[table] = tqdm(total=total, desc=table, unit="row", leave=False,
+                                          disable=True if self.quiet else None,
+                                          dynamic_ncols=True)
+        bar.update(done - bar.n)
+
+
 _COMMANDS = {
     "audit": _cmd_audit,
     "batch": _cmd_batch,
@@ -409,6 +498,7 @@ _COMMANDS = {
     "show": _cmd_show,
     "pending": _cmd_pending,
     "signal": _cmd_signal,
+    "store": _cmd_store,
     "cancel": _cmd_cancel,
     "recover": _cmd_recover,
     "traces": _cmd_traces,

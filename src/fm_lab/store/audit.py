@@ -36,6 +36,7 @@ RUN_CANCEL: Final = "run.cancel"
 RUN_DELETE: Final = "run.delete"
 SUSPENSION_REFUSED: Final = "suspension.refused"  # an answer by someone not assigned
 SUSPENSION_EXPIRED: Final = "suspension.expire"  # a wait's timeout applied
+STORE_COPY: Final = "store.copy"  # another store's history copied in (fm_lab.store.copy)
 GENESIS: Final = "0" * 64  # the prev_hash of the first row
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.store import attachments, codec
+from fm_lab.store import attachments, codec, migrations
 from fm_lab.store.audit import AUDIT_COLUMNS, AuditEntry, AuditRow, chain, resume_entry, start_entry
 from fm_lab.store.base import (
     JOURNAL,
@@ -32,7 +32,6 @@ from fm_lab.store.errors import (
     StoreCorruptError,
     StoreError,
     StoreLockedError,
-    StoreVersionError,
 )
 from fm_lab.store.ids import id_path
 from fm_lab.store.journal import (
@@ -150,6 +149,7 @@ class Store:
         self._migrated = False
         self._views_stored = True
         self._applied: set[int] = set()  # migration numbers the file has (once opened)
+        self._schema = migrations.report(self.path, 0, set(), (), MIGRATIONS)
         self._recovery_due = False
         self._cancels: set[str] = set()  # cancel requests of a memory store
         self._audit_lock = threading.Lock() if self.memory else _audit_lock(self.path)
@@ -288,38 +288,26 @@ class Store:
             attachments.release(self.path, con)
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
-        con.execute(
-            "create table if not exists meta (key varchar primary key, value varchar)"
-        ) if not self.read_only else None
+        """Apply the migrations the file lacks (none when read-only: their numbers are kept
+        as pending, and queries adapt to the tables the file has)."""
+        if not self.read_only:
+            con.execute(migrations.META_TABLE)
         try:
-            row = con.execute("select value from meta where key = 'schema_version'").fetchone()
+            version, applied = migrations.read_state(con, MIGRATIONS)
         except Exception:  # read-only file without our tables yet
-            row = None
-        version = int(row[0]) if row else 0
-        if version > LATEST_VERSION:
-            raise StoreVersionError(
-                f"{self.path} was written by a newer fm_lab (schema v{version}); this fm_lab "
-                f"reads up to v{LATEST_VERSION}. Upgrade fm_lab to open it."
-            )
-        applied = self._applied_migrations(con, version)
-        if not self.read_only and any(number not in applied for number, _ in MIGRATIONS):
-            for number, sql in MIGRATIONS:  # a gap (v5 before v4 landed) is filled in later
-                if number not in applied:
-                    applied.add(number)
-                    con.execute("begin")
-                    con.execute(sql)
-                    con.execute(
-                        "insert or replace into meta values ('schema_version', ?), "
-                        "('schema_versions', ?)",
-                        [str(max(applied)), ",".join(map(str, sorted(applied)))],
-                    )
-                    con.execute("commit")
+            version, applied = 0, set()
+        migrations.refuse_newer(self.path, version, LATEST_VERSION)
+        done: list[int] = []
+        if not self.read_only:
+            done = migrations.apply_missing(
+                con, MIGRATIONS, applied, lambda: self._transaction(con, audited=False))
         if version == 0 and not self.read_only and not self.memory:
             # after the migrations: a process killed while making the file leaves no record,
             # so its next opener does not take the half-made file for a vanished one
             note_created(self.path, self.journal_dir)
         self._views_stored = VIEWS_VERSION in applied  # else (read-only, old file): temp views
         self._applied = applied
+        self._schema = migrations.report(self.path, version, applied, done, MIGRATIONS)
         self._migrated = True
 
     def _policy_sql(self, prefix: str = "") -> str:
@@ -327,17 +315,17 @@ class Store:
         return (f"{prefix}policy" if POLICY_VERSION in self._applied
                 else "null::varchar as policy")
 
-    @staticmethod
-    def _applied_migrations(con: duckdb.DuckDBPyConnection, version: int) -> set[int]:
-        """Migration numbers already applied (files from before this was recorded: all up
-        to their schema version)."""
-        try:
-            rows = con.execute("select value from meta where key = 'schema_versions'").fetchall()
-        except Exception:  # read-only file without our tables yet
-            rows = []
-        if rows and rows[0][0]:  # fetchall: no unfinished result left on the connection
-            return {int(n) for n in str(rows[0][0]).split(",")}
-        return {number for number, _ in MIGRATIONS if number <= version}
+    def migrate(self, apply: bool = True) -> migrations.MigrationReport:
+        """Bring the file's tables up to date (a writable store does so when it opens the
+        file) and report the schema version found when it was opened, the migrations
+        applied since and any still pending. ``apply=False`` changes nothing: open the store
+        ``read_only=True`` to see what a writable open would apply."""
+        if apply and self.read_only:
+            raise StoreError(f"{self.path} is open read-only: it cannot be migrated")
+        if not apply and self.read_only and not self.memory and not os.path.exists(self.path):
+            return migrations.report(self.path, 0, set(), (), MIGRATIONS)
+        with self.connection():  # opening migrates (read-only: reads what the file has)
+            return self._schema
 
     @property
     def shard_dir(self) -> Path:

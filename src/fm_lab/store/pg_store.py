@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.store import codec
+from fm_lab.store import codec, migrations
 from fm_lab.store.audit import AUDIT_COLUMNS, AuditEntry, AuditRow, chain, resume_entry, start_entry
 from fm_lab.store.base import (
     RUN_COLUMNS,
@@ -37,7 +37,7 @@ from fm_lab.store.base import (
     pending_frame,
 )
 from fm_lab.store.codec import dumps
-from fm_lab.store.errors import RunNotFoundError, StoreError, StoreVersionError
+from fm_lab.store.errors import RunNotFoundError, StoreError
 from fm_lab.store.journal import split_records
 from fm_lab.store.pg_journal import PgJournal
 from fm_lab.store.pg_locks import KEEPALIVE, RunLocks
@@ -135,6 +135,7 @@ class PostgresStore:
         self._local = threading.local()  # this thread's held connection (hold())
         self._migrated = False
         self._pgvector = pgvector
+        self._schema = migrations.report(self.path, 0, set(), (), MIGRATIONS)
         self._connect_check()
 
     def __repr__(self) -> str:
@@ -242,49 +243,43 @@ class PostgresStore:
         self.locks.close()
 
     def _migrate(self, con: PgConnection) -> None:
-        """Apply the migrations this database lacks (one process at a time)."""
+        """Apply the migrations this database lacks (one process at a time; none when
+        read-only: they are reported as pending)."""
         if self.read_only:
-            self._check_version(con)
+            version, applied = self._schema_state(con)
+            self._schema = migrations.report(self.path, version, applied, (), MIGRATIONS)
             self._migrated = True
             return
         with con.raw.transaction():
             con.execute("select pg_advisory_xact_lock(?)", [_MIGRATION_LOCK])
-            con.execute("create table if not exists meta (key text primary key, value text)")
-            version = self._check_version(con)
-            row = con.execute("select value from meta where key = 'schema_versions'").fetchone()
-            applied = ({int(n) for n in str(row[0]).split(",")} if row and row[0]
-                       else {n for n, _ in MIGRATIONS if n <= version})
-            missing = [(n, sql) for n, sql in MIGRATIONS if n not in applied]
-            for number, sql in missing:
-                con.execute(sql)
-                applied.add(number)
-            if missing:
+            con.execute(migrations.META_TABLE)
+            version, applied = self._schema_state(con)
+            done = migrations.apply_missing(con, MIGRATIONS, applied, contextlib.nullcontext)
+            if done:
                 con.execute(_VIEWS)  # `select *` views take the columns added since
-                con.execute(
-                    "insert into meta values ('schema_version', ?), ('schema_versions', ?) "
-                    "on conflict (key) do update set value = excluded.value",
-                    [str(max(applied)), ",".join(map(str, sorted(applied)))])
+        self._schema = migrations.report(self.path, version, applied, done, MIGRATIONS)
         self._migrated = True
 
-    def _check_version(self, con: PgConnection) -> int:
+    def _schema_state(self, con: PgConnection) -> tuple[int, set[int]]:
+        """The database's schema version and applied migrations (a newer one is refused)."""
         try:
-            row = con.execute("select value from meta where key = 'schema_version'").fetchone()
+            version, applied = migrations.read_state(con, MIGRATIONS)
         except Exception as exc:  # no meta table: a read-only open of an empty database
             if self.read_only:
-                raise StoreError(f"no fm_lab store in {self.path} (nothing stored yet)"
-                                 ) from exc
+                raise StoreError(f"no fm_lab store in {self.path} (nothing stored yet; "
+                                 "fm-lab store migrate makes its tables)") from exc
             raise
-        version = int(row[0]) if row else 0
-        if version > LATEST_VERSION:
-            raise StoreVersionError(
-                f"{self.path} was written by a newer fm_lab (schema v{version}); this fm_lab "
-                f"reads up to v{LATEST_VERSION}. Upgrade fm_lab to open it.")
-        return version
+        migrations.refuse_newer(self.path, version, LATEST_VERSION)
+        return version, applied
 
-    def migrate(self) -> int:
-        """Bring the database's tables up to date; return the schema version."""
-        with self.connection() as con:
-            return self._check_version(con)
+    def migrate(self, apply: bool = True) -> migrations.MigrationReport:
+        """Bring the database's tables up to date (a writable store does so when it opens)
+        and report the schema version found when it was opened, the migrations applied since
+        and any still pending. ``apply=False`` changes nothing: open the store
+        ``read_only=True`` to see what a writable open would apply."""
+        if apply and self.read_only:
+            raise StoreError(f"{self.path} is open read-only: it cannot be migrated")
+        return self._schema  # the store migrated (or read the schema) when it connected
 
     # ---- writing a run -------------------------------------------------------------------
     def open_journal(self, run_id: str) -> RunJournal | None:
