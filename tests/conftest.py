@@ -221,3 +221,16 @@ def store(request: pytest.FixtureRequest) -> Iterator[Any]:
         s = fm_lab.Store(request.getfixturevalue("store_path"))
     yield s
     s.close()
+
+
+@pytest.fixture(params=["memory", "duckdb", "postgres"])
+def each_store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Every kind of store in turn: plain Python (``MemoryStore``), an in-memory DuckDB store,
+    and a PostgreSQL store on a schema of this test's own."""
+    from fm_lab.store import MemoryStore, Store, open_store
+
+    made: Any = (MemoryStore() if request.param == "memory" else Store(":memory:")
+                 if request.param == "duckdb"
+                 else open_store(request.getfixturevalue("pg_url")))
+    yield made
+    made.close()

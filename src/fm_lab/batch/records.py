@@ -156,24 +156,22 @@ def save_items(store: SqlStore, entries: list[tuple[Item, str | None]], kind: st
     })
     spans = arrow_table(_span_columns([e for e in entries if e[0].status != "running"],
                                       kind, target))
+    from fm_lab.store.transaction import transaction
+
     with store.connection() as con:
         con.register("_fm_items", rows)
-        con.execute("begin")
         try:
-            con.execute("delete from batch_items where (batch_id, item_key) in "
-                        "(select batch_id, item_key from _fm_items)")
-            con.execute(
-                "insert into batch_items select batch_id, item_key, item_index, parameters, "
-                "status, attempts, to_timestamp(started), to_timestamp(ended), duration_ms, "
-                "run_id, trace_id, span_id, outputs, error, error_cell, output_path "
-                "from _fm_items")
-            con.execute("delete from spans where kind = 'batch_item' and span_id in "
-                        "(select span_id from _fm_items)")
-            insert_spans(con, spans)
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
+            with transaction(con):
+                con.execute("delete from batch_items where (batch_id, item_key) in "
+                            "(select batch_id, item_key from _fm_items)")
+                con.execute(
+                    "insert into batch_items select batch_id, item_key, item_index, "
+                    "parameters, status, attempts, to_timestamp(started), to_timestamp(ended), "
+                    "duration_ms, run_id, trace_id, span_id, outputs, error, error_cell, "
+                    "output_path from _fm_items")
+                con.execute("delete from spans where kind = 'batch_item' and span_id in "
+                            "(select span_id from _fm_items)")
+                insert_spans(con, spans)
         finally:
             con.unregister("_fm_items")
 

@@ -11,6 +11,8 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from fm_lab.store.transaction import transaction as sql_transaction
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -115,10 +117,5 @@ def transaction(con: Any, workflow_ids: Sequence[str] = ()) -> Iterator[None]:
                             "'fm_lab.workflow:' || ?, 0))", [workflow_id])
             yield
         return
-    con.execute("begin")
-    try:
+    with sql_transaction(con):
         yield
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store import attachments, codec, migrations
-from fm_lab.store.audit import AUDIT_COLUMNS, AuditEntry, AuditRow, chain, resume_entry, start_entry
+from fm_lab.store.audit import AUDIT_COLUMNS, AuditEntry, AuditRow, chain, start_entry
 from fm_lab.store.base import (
     JOURNAL,
     RUN_COLUMNS,
@@ -34,6 +34,7 @@ from fm_lab.store.errors import (
     StoreLockedError,
 )
 from fm_lab.store.ids import id_path
+from fm_lab.store.ingest_order import apply_records
 from fm_lab.store.journal import (
     Durability,
     Journal,
@@ -52,6 +53,7 @@ from fm_lab.store.records import (
     RunEndRecord,
     SpanRecord,
     StartRecord,
+    StepRecord,
     SuspendRecord,
     fetch_dict,
     fetch_dicts,
@@ -65,6 +67,7 @@ from fm_lab.store.schema import (
     VIEWS_VERSION,
 )
 from fm_lab.store.sql_guard import refuse_audit_changes
+from fm_lab.store.transaction import transaction
 
 if TYPE_CHECKING:
     import duckdb
@@ -415,14 +418,8 @@ class Store:
     def _transaction(self, con: duckdb.DuckDBPyConnection, audited: bool) -> Iterator[None]:
         """One transaction; ``audited``: it may append to the audit log (see
         :func:`_audit_lock`)."""
-        with self._audit_lock if audited else contextlib.nullcontext():
-            con.execute("begin")
-            try:
-                yield
-                con.execute("commit")
-            except BaseException:
-                con.execute("rollback")
-                raise
+        with self._audit_lock if audited else contextlib.nullcontext(), transaction(con):
+            yield
 
     @staticmethod
     def _append_audit(con: duckdb.DuckDBPyConnection, entries: Sequence[AuditEntry]) -> None:
@@ -508,41 +505,22 @@ class Store:
                 return
             nodes, spans, others = split_records(fresh)
             is_run = row is not None or any(r["k"] == "start" for r in others)
-            audit: list[AuditEntry] = []  # the actions these records are, logged with them
             audited = any(r["k"] in ("start", "resume") and "by" in r for r in others)
             with self._transaction(con, audited):
-                for record in others:
-                    if record["k"] == "start" and (
-                            entry := self._insert_run(con, run_id, record)) is not None:
-                        audit.append(entry)
-                if nodes:
-                    self._insert_nodes(con, run_id, nodes)
-                self._insert_spans(con, run_id if is_run else None, nodes, spans, texts)
-                for record in others:
-                    if record["k"] == "run":
-                        self._end_run(con, run_id, record)
-                    elif record["k"] == "suspend":
-                        self._insert_suspension(con, run_id, record)
-                    elif record["k"] == "resume":
-                        if self._answer(con, run_id, record) and (
-                                entry := resume_entry(run_id, record)) is not None:
-                            audit.append(entry)
-                    elif record["k"] == "step":
-                        con.execute(
-                            "insert into steps values (?, ?, ?, ?, ?, to_timestamp(?))",
-                            [
-                                run_id,
-                                record["path"],
-                                record["name"],
-                                record["seq"],
-                                dumps(record.get("result")),
-                                record["created"],
-                            ],
-                        )
+                audit = apply_records(
+                    self, con, run_id, nodes, others,
+                    lambda: self._insert_spans(con, run_id if is_run else None, nodes, spans,
+                                               texts))
                 self._append_audit(con, audit)
                 con.execute(
                     "update runs set journal_seq = ? where run_id = ?", [fresh[-1]["seq"], run_id]
                 )
+
+    @staticmethod
+    def _insert_step(con: duckdb.DuckDBPyConnection, run_id: str, record: StepRecord) -> None:
+        con.execute("insert into steps values (?, ?, ?, ?, ?, to_timestamp(?))",
+                    [run_id, record["path"], record["name"], record["seq"],
+                     dumps(record.get("result")), record["created"]])
 
     @staticmethod
     def _answer(con: duckdb.DuckDBPyConnection, run_id: str, record: ResumeRecord) -> bool:

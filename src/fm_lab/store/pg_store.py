@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store import codec, migrations
-from fm_lab.store.audit import AUDIT_COLUMNS, AuditEntry, AuditRow, chain, resume_entry, start_entry
+from fm_lab.store.audit import AUDIT_COLUMNS, AuditEntry, AuditRow, chain, start_entry
 from fm_lab.store.base import (
     RUN_COLUMNS,
     RUNS,
@@ -38,6 +38,7 @@ from fm_lab.store.base import (
 )
 from fm_lab.store.codec import dumps
 from fm_lab.store.errors import RunNotFoundError, StoreError
+from fm_lab.store.ingest_order import apply_records
 from fm_lab.store.journal import split_records
 from fm_lab.store.pg_journal import PgJournal
 from fm_lab.store.pg_locks import KEEPALIVE, RunLocks
@@ -51,6 +52,7 @@ from fm_lab.store.records import (
     RunEndRecord,
     SpanRecord,
     StartRecord,
+    StepRecord,
     SuspendRecord,
     fetch_dict,
     fetch_dicts,
@@ -367,32 +369,23 @@ class PostgresStore:
             nodes, spans, others = split_records(fresh)
             workflow_id = row["workflow_id"] if row else None
             is_run = row is not None
-            audit: list[AuditEntry] = []  # the actions these records are, logged with them
-            for record in others:
-                if record["k"] == "start":
-                    if (entry := self._insert_run(con, run_id, record)) is not None:
-                        audit.append(entry)
-                    workflow_id, is_run = record["workflow_id"], True
-            if nodes:
-                self._insert_nodes(con, run_id, nodes)
-            self._insert_spans(con, run_id if is_run else None, workflow_id, nodes, spans)
-            for record in others:
-                if record["k"] == "run":
-                    self._end_run(con, run_id, record)
-                elif record["k"] == "suspend":
-                    self._insert_suspension(con, run_id, record)
-                elif record["k"] == "resume":
-                    if self._answer(con, run_id, record) and (
-                            entry := resume_entry(run_id, record)) is not None:
-                        audit.append(entry)
-                elif record["k"] == "step":
-                    con.execute("insert into steps values (?, ?, ?, ?, ?, ?)",
-                                [run_id, record["path"], record["name"], record["seq"],
-                                 _json(record.get("result")), _time(record["created"])])
+            start = next((r for r in others if r["k"] == "start"), None)
+            if start is not None:
+                workflow_id, is_run = start["workflow_id"], True
+            audit = apply_records(
+                self, con, run_id, nodes, others,
+                lambda: self._insert_spans(con, run_id if is_run else None, workflow_id, nodes,
+                                           spans))
             self._append_audit(con, audit)
             if is_run:
                 con.execute("update runs set journal_seq = ? where run_id = ?",
                             [fresh[-1]["seq"], run_id])
+
+    @staticmethod
+    def _insert_step(con: PgConnection, run_id: str, record: StepRecord) -> None:
+        con.execute("insert into steps values (?, ?, ?, ?, ?, ?)",
+                    [run_id, record["path"], record["name"], record["seq"],
+                     _json(record.get("result")), _time(record["created"])])
 
     @staticmethod
     def _answer(con: PgConnection, run_id: str, record: ResumeRecord) -> bool:

@@ -3,14 +3,13 @@ refused answers that change nothing, cancel and delete in the audit log."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import fm_lab
 from fm_lab.engine.errors import ResumeNotAllowedError
-from fm_lab.store import MemoryStore, RunStore, Store, open_store
+from fm_lab.store import RunStore, Store
 
 ASSIGNED = {
     "id": "pay",
@@ -25,13 +24,10 @@ ASSIGNED = {
 }
 
 
-@pytest.fixture(params=["memory", "duckdb", "postgres"])
-def store(request: pytest.FixtureRequest) -> Iterator[RunStore]:
-    made: RunStore = (MemoryStore() if request.param == "memory" else Store(":memory:")
-                      if request.param == "duckdb"
-                      else open_store(request.getfixturevalue("pg_url")))
-    yield made
-    made.close()
+@pytest.fixture
+def store(each_store: RunStore) -> RunStore:
+    """Each kind of store (root conftest)."""
+    return each_store
 
 
 @pytest.fixture

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
 import fm_lab
-from fm_lab.store import MemoryStore, RunStore, Store, open_store
+from fm_lab.store import RunStore, Store, open_store
 from fm_lab.store.audit import AuditChainError, chain, entry, verify
 from fm_lab.store.sql_guard import AuditLogReadOnlyError
 
@@ -38,13 +37,10 @@ def test_a_chain_verifies_and_says_which_row_was_changed() -> None:
     assert any("seq 3: prev_hash" in p for p in verify(rehashed))  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=["memory", "duckdb", "postgres"])
-def store(request: pytest.FixtureRequest) -> Iterator[RunStore]:
-    made: RunStore = (MemoryStore() if request.param == "memory" else Store(":memory:")
-                      if request.param == "duckdb"
-                      else open_store(request.getfixturevalue("pg_url")))
-    yield made
-    made.close()
+@pytest.fixture
+def store(each_store: RunStore) -> RunStore:
+    """Each kind of store (root conftest)."""
+    return each_store
 
 
 def test_both_stores_number_chain_and_filter_entries(store: RunStore) -> None:
