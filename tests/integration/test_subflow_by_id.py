@@ -41,3 +41,24 @@ def test_a_subflow_naming_an_unknown_workflow_fails_clearly(store):
     assert "no workflow file or stored workflow named 'greeter'" in run.error["message"]
     with pytest.raises(fm_lab.RunFailedError):
         run.raise_for_status()
+
+
+def test_a_stored_workflow_another_user_saved_runs_restricted(store, monkeypatch):
+    """bob's stored workflow names a function no allow-list has: in bob's own runs it is his
+    code and runs under his trust; alice's run of it, even a trusted one, is restricted."""
+    helper = {"id": "dedent", "nodes": {"d": {"type": "code", "config": {
+        "function": "textwrap:dedent", "args": {"text": "  hi"}}}}}
+    parent = {"id": "uses_dedent", "nodes": {"sub": {"type": "subflow", "config": {
+        "workflow": "dedent"}}}}
+    monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
+    monkeypatch.setenv("FM_LAB_USER", "bob")
+    assert fm_lab.run(helper, store=store, policy="trusted").status == "succeeded"
+    assert fm_lab.run(parent, store=store, policy="trusted").status == "succeeded"
+
+    monkeypatch.setenv("FM_LAB_USER", "alice")
+    run = fm_lab.run(parent, store=store, policy="trusted")
+    assert run.status == "failed"
+    assert "function 'textwrap:dedent' is not allowed by the restricted policy" in (
+        run.error["message"])
+    saved = store.workflows("dedent")
+    assert list(saved["saved_by"]) == ["bob"]

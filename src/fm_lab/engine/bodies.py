@@ -13,6 +13,7 @@ from fm_lab.engine.execute import Outcome, execute_node, record_outcome
 from fm_lab.engine.runner import Runner
 from fm_lab.engine.templating import has_templates
 from fm_lab.exceptions import NodeError, Suspended
+from fm_lab.security.policy import Policy, using_policy
 from fm_lab.spec.models import Node, Workflow
 from fm_lab.store.errors import RunNotFoundError
 from fm_lab.tracing.spans import activate, current, deactivate, new_span_id
@@ -100,17 +101,19 @@ async def _run_graph(runner: Runner, path: str, reference: Any, inputs: dict[str
     from fm_lab.engine.plan import Plan
 
     session = runner.session
-    plan: Plan = _cached(
-        runner, "graph", reference,
-        lambda: Plan(resolve_workflow(reference, session.store), session.registry),
-    )
+    with using_policy(stored_policy(reference, session.store)):
+        plan: Plan = _cached(
+            runner, "graph", reference,
+            lambda: Plan(resolve_workflow(reference, session.store), session.registry),
+        )
     nested = Runner(plan, session, plan.prepare_inputs(inputs), prefix=path + "/", root=False)
     started = time.time()
     parent = current()
     span_id = new_span_id()
     token = activate(parent.child(span_id, node_id=path) if parent is not None else None)
     try:
-        status = await nested.run_graph()
+        with using_policy(stored_policy(reference, session.store)):
+            status = await nested.run_graph()
     finally:
         deactivate(token)
     outcome = Outcome(path=path, status=status, output=nested.outputs, error=nested.error,
@@ -137,16 +140,44 @@ def _result(status: str, output: Any, error: dict[str, Any] | None, path: str) -
     )
 
 
+def _stored_id(reference: Any) -> str | None:
+    """The workflow id ``reference`` names in the store (None: inline, or a file)."""
+    if isinstance(reference, Workflow | dict):
+        return None
+    text = str(reference)
+    if Path(text).suffix in (".yaml", ".yml", ".json") or Path(text).exists():
+        return None
+    return text
+
+
 def resolve_workflow(reference: Any, store: Any) -> Workflow:
     """A workflow from an inline dict, a file path, or a workflow id stored earlier."""
     if isinstance(reference, Workflow):
         return reference
     if isinstance(reference, dict):
         return Workflow.from_dict(reference)
-    text = str(reference)
-    if Path(text).suffix in (".yaml", ".yml", ".json") or Path(text).exists():
-        return Workflow.from_file(text)
-    return store.latest_workflow(text)  # type: ignore[no-any-return]
+    workflow_id = _stored_id(reference)
+    if workflow_id is None:
+        return Workflow.from_file(str(reference))
+    return store.latest_workflow(workflow_id)  # type: ignore[no-any-return]
+
+
+def stored_policy(reference: Any, store: Any) -> Policy | None:
+    """``restricted`` when ``reference`` names a stored workflow whose newest version another
+    identity saved (someone else's code must not run with this user's trust); None
+    otherwise (the run's own policy applies)."""
+    from fm_lab.identity import current_user
+    from fm_lab.security.policy import resolve_policy
+
+    workflow_id = _stored_id(reference)
+    if workflow_id is None:
+        return None
+    versions = store.workflows(workflow_id)
+    saved_by = versions["saved_by"].iloc[0] if not versions.empty else None
+    user = current_user()
+    if not isinstance(saved_by, str) or saved_by == user:
+        return None
+    return resolve_policy(saved_by=saved_by, user=user)
 
 
 def child_run_id(run_id: str, path: str) -> str:
@@ -176,6 +207,7 @@ async def run_child(runner: Runner, path: str, reference: Any, inputs: dict[str,
             inputs,
             run_id=child_id,
             parent_run_id=session.run_id,
+            policy=stored_policy(reference, session.store),
             **common,
         )
     elif status == "succeeded":

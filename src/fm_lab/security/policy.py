@@ -128,10 +128,8 @@ def resolve_policy(
     if explicit is not None:
         return policy(explicit, "argument")
     if saved_by is not None and saved_by != user:
-        # TODO(issue 26, identity): the places that run a stored workflow (a workflow id given
-        # to run, a subflow naming one: engine.bodies.resolve_workflow) pass ``saved_by`` once
-        # stored versions record who saved them (provenance), and ``user`` once identity lands
-        # (FM_LAB_USER, JUPYTERHUB_USER, the OS user: the team store's work)
+        # a subflow naming a stored workflow passes who saved its newest version and who runs
+        # it (engine.bodies.stored_policy)
         return policy("restricted", f"saved by {saved_by}")
     enclosing = _CURRENT.get()
     if enclosing is not None:
