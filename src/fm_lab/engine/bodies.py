@@ -101,7 +101,8 @@ async def _run_graph(runner: Runner, path: str, reference: Any, inputs: dict[str
     from fm_lab.engine.plan import Plan
 
     session = runner.session
-    with using_policy(stored_policy(reference, session.store)):
+    policy = stored_policy(reference, session.store)  # once: a query for a stored id
+    with using_policy(policy):
         plan: Plan = _cached(
             runner, "graph", reference,
             lambda: Plan(resolve_workflow(reference, session.store), session.registry),
@@ -112,7 +113,7 @@ async def _run_graph(runner: Runner, path: str, reference: Any, inputs: dict[str
     span_id = new_span_id()
     token = activate(parent.child(span_id, node_id=path) if parent is not None else None)
     try:
-        with using_policy(stored_policy(reference, session.store)):
+        with using_policy(policy):
             status = await nested.run_graph()
     finally:
         deactivate(token)

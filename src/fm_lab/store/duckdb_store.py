@@ -34,7 +34,7 @@ from fm_lab.store.errors import (
     StoreLockedError,
 )
 from fm_lab.store.ids import id_path
-from fm_lab.store.ingest_order import apply_records
+from fm_lab.store.ingest_order import apply_records, unstored
 from fm_lab.store.journal import (
     Durability,
     Journal,
@@ -497,10 +497,7 @@ class Store:
         with self.connection(None if wait else 0.0) as con:
             row = fetch_dict(con.execute("select journal_seq from runs where run_id = ?",
                                          [run_id]))
-            done = int(row["journal_seq"]) if row else 0
-            # records come in journal (seq) order: all are new when the first is
-            fresh = records if records[0]["seq"] > done else [
-                r for r in records if r["seq"] > done]
+            fresh = unstored(records, int(row["journal_seq"]) if row else 0)
             if not fresh:
                 return
             nodes, spans, others = split_records(fresh)

@@ -14,6 +14,7 @@ from fm_lab.store.audit import resume_entry
 if TYPE_CHECKING:
     from fm_lab.store.audit import AuditEntry
     from fm_lab.store.records import (
+        JournalRecord,
         NodeRecord,
         OtherRecord,
         ResumeRecord,
@@ -38,6 +39,14 @@ class RecordTables(Protocol):
     def _answer(self, con: Any, run_id: str, record: ResumeRecord) -> bool: ...
 
     def _insert_step(self, con: Any, run_id: str, record: StepRecord) -> None: ...
+
+
+def unstored(records: Sequence[JournalRecord], stored_seq: int) -> Sequence[JournalRecord]:
+    """The records after ``stored_seq`` (the run's ``journal_seq``): an ingest stores each
+    record once. Records come in journal order, so all are new when the first is."""
+    if not records or records[0]["seq"] > stored_seq:
+        return records
+    return [r for r in records if r["seq"] > stored_seq]
 
 
 def apply_records(tables: RecordTables, con: Any, run_id: str, nodes: list[NodeRecord],

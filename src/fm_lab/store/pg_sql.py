@@ -163,8 +163,6 @@ class PgConnection:
             frame.isetitem(index, converted)
         return frame
 
-    fetchdf = df
-
     # ---- registered tables ---------------------------------------------------------------
     def register(self, name: str, table: Any) -> None:
         """Make a DataFrame or Arrow table queryable as ``name`` (a temporary table, filled

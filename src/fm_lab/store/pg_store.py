@@ -38,7 +38,7 @@ from fm_lab.store.base import (
 )
 from fm_lab.store.codec import dumps
 from fm_lab.store.errors import RunNotFoundError, StoreError
-from fm_lab.store.ingest_order import apply_records
+from fm_lab.store.ingest_order import apply_records, unstored
 from fm_lab.store.journal import split_records
 from fm_lab.store.pg_journal import PgJournal
 from fm_lab.store.pg_locks import KEEPALIVE, RunLocks
@@ -63,7 +63,6 @@ from fm_lab.store.urls import redacted
 
 if TYPE_CHECKING:
     import pandas as pd
-    import psycopg
     import psycopg_pool
 
     from fm_lab.spec.models import Workflow
@@ -361,9 +360,7 @@ class PostgresStore:
             row = fetch_dict(con.execute(
                 "select journal_seq, workflow_id from runs where run_id = ? for update",
                 [run_id]))
-            done = int(row["journal_seq"]) if row else 0
-            fresh = records if records[0]["seq"] > done else [
-                r for r in records if r["seq"] > done]
+            fresh = unstored(records, int(row["journal_seq"]) if row else 0)
             if not fresh:
                 return
             nodes, spans, others = split_records(fresh)
@@ -771,12 +768,3 @@ def _ingest_statement(con: PgConnection, run_id: str, records: Sequence[JournalR
     with con.raw.cursor() as cursor:
         cursor.execute(_INGEST_STATEMENT, [run_id, node_json, span_json, last, run_id, last])
         return cursor.fetchone() is not None
-
-
-def connect_raw(url: str) -> psycopg.Connection[Any]:
-    """A plain psycopg connection to ``url`` (autocommit; for tools and tests)."""
-    import psycopg
-
-    conn = psycopg.connect(url, autocommit=True)
-    configure(conn)
-    return conn
