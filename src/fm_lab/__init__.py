@@ -56,6 +56,8 @@ _EXPORTS: dict[str, str] = {
     "audit": "fm_lab.engine",
     "delete_run": "fm_lab.engine",
     "workflows": "fm_lab.engine",
+    "store_settings": "fm_lab.engine",
+    "set_store_setting": "fm_lab.engine",
     "current_user": "fm_lab.identity",
     "traces": "fm_lab.tracing",
     "trace": "fm_lab.tracing",
@@ -147,7 +149,9 @@ if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-exp
     from fm_lab.engine import resume as resume
     from fm_lab.engine import run as run
     from fm_lab.engine import runs as runs
+    from fm_lab.engine import set_store_setting as set_store_setting
     from fm_lab.engine import signal as signal
+    from fm_lab.engine import store_settings as store_settings
     from fm_lab.engine import validate as validate
     from fm_lab.engine import workflows as workflows
     from fm_lab.exceptions import NodeError as NodeError

@@ -94,6 +94,16 @@ def _store_parser(sub: argparse._SubParsersAction[Any]) -> None:
     copy.add_argument("--include-running", action="store_true",
                       help="also copy runs stored as running in the source")
     copy.add_argument("--json", action="store_true", help="print one JSON object")
+    settings = group.add_parser(
+        "settings", help="show or change a store's settings (policy.allow, policy.http_allow, "
+        "policy.default), each change in the audit log")
+    settings.add_argument("target", metavar="URL", nargs="?",
+                          help="the store (default: FM_LAB_STORE or ~/.fm_lab/fm_lab.duckdb)")
+    settings.add_argument("--set", nargs=2, action="append", default=[],
+                          metavar=("KEY", "VALUE"), help="set KEY (lists: comma-separated)")
+    settings.add_argument("--unset", action="append", default=[], metavar="KEY",
+                          help="remove KEY")
+    settings.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _formats(parser: argparse.ArgumentParser) -> None:
@@ -428,6 +438,8 @@ def _cmd_store(args: argparse.Namespace) -> int:
 
     if args.store_command == "migrate":
         return _store_migrate(args)
+    if args.store_command == "settings":
+        return _store_settings(args)
     from fm_lab.store.copy import copy_store
 
     source = open_store(args.source, read_only=True)
@@ -443,6 +455,34 @@ def _cmd_store(args: argparse.Namespace) -> int:
         source.close()
     print(json.dumps(report.as_dict()) if args.json else "\n".join(report.lines()))
     return 1 if report.refused or report.chain_problems else 0
+
+
+def _store_settings(args: argparse.Namespace) -> int:
+    """Apply ``--set``/``--unset`` (all checked first: a bad one changes nothing), then print
+    the settings."""
+    from fm_lab.engine.admin import set_store_setting, store_settings
+    from fm_lab.engine.api import connect
+    from fm_lab.store.settings import KEYS, SettingError, check_setting
+    from fm_lab.store.urls import open_store
+
+    changes = [(key, check_setting(key, value)) for key, value in args.set]
+    for key in args.unset:
+        if key not in KEYS:
+            raise SettingError(f"no store setting {key!r}; known: {', '.join(KEYS)}")
+        changes.append((key, None))
+    store = open_store(args.target) if args.target else connect()
+    try:
+        for key, value in changes:
+            set_store_setting(key, value, store=store)
+        found = store_settings(store)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(found))
+    else:
+        print("\n".join(f"{key} = {', '.join(value) if isinstance(value, list) else value}"
+                        for key, value in sorted(found.items())) or "no settings")
+    return 0
 
 
 def _store_migrate(args: argparse.Namespace) -> int:

@@ -144,10 +144,9 @@ def add_input_options(parser: argparse.ArgumentParser, surface: Surface) -> None
 
 def add_policy_option(parser: argparse.ArgumentParser) -> None:
     """``--policy trusted|restricted``: the execution policy (see :mod:`fm_lab.security`)."""
-    parser.add_argument("--policy", choices=("trusted", "restricted"),
-                        help="execution policy (default: $FM_LAB_POLICY, else the store's: "
-                        "trusted for a DuckDB file); restricted allows only registered, "
-                        "entry-point and $FM_LAB_ALLOW functions and no internal addresses")
+    from fm_lab.security.policy import MODES, POLICY_HELP
+
+    parser.add_argument("--policy", choices=MODES, help=POLICY_HELP)
 
 
 def add_run_options(parser: argparse.ArgumentParser, surface: Surface) -> None:

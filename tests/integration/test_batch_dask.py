@@ -114,3 +114,24 @@ def test_a_worker_killed_mid_batch_loses_no_item(store):
     if folder is not None:
         assert len(list((folder / "kill" / "items").iterdir())) == 24
 
+
+
+def test_dask_workers_run_restricted_unless_the_submitter_says_otherwise(store, store_path,
+                                                                          thread_client):
+    """What runs on workers defaults to restricted: an import path no one allowed fails
+    every item before anything runs; the submitter's explicit choice travels with the items,
+    and the same sweep run locally keeps the store's default (trusted for a DuckDB file)."""
+    flow = {"id": "dask_policy", "nodes": {"strip": {"type": "code", "config": {
+        "function": "textwrap:dedent", "args": {"text": "  item {{ inputs.x }}"}}}}}
+    items = [{"x": i} for i in range(3)]
+    refused = fm_lab.batch.map(flow, items, executor=thread_client, batch_id="p1", store=store)
+    assert (refused["status"] == "failed").all() and refused["run_id"].isna().all()
+    assert all("'textwrap:dedent' is not allowed by the restricted policy" in e["message"]
+               for e in refused["error"])
+    allowed = fm_lab.batch.map(flow, items, executor=thread_client, batch_id="p2",
+                               store=store, policy="trusted")
+    assert (allowed["status"] == "succeeded").all()
+    assert [o["strip"] for o in allowed["outputs"]] == ["item 0", "item 1", "item 2"]
+    assert set(fm_lab.runs(store=store)["policy"]) == {"trusted"}
+    local = fm_lab.batch.map(flow, items, batch_id="p3", store=store)
+    assert (local["status"] == "succeeded").all()

@@ -27,7 +27,7 @@ EXPECTED = {
     "plot_trace", "plot_usage", "secret", "export_otel", "Agent", "tool",
     "Memory",
     "GraphWidget",
-    "audit", "delete_run", "workflows", "current_user",
+    "audit", "delete_run", "workflows", "store_settings", "set_store_setting", "current_user",
 }
 
 

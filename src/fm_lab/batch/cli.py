@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fm_lab.security.policy import MODES, POLICY_HELP
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -38,6 +40,7 @@ def add_parser(sub: Any) -> None:
     wf.add_argument("file", help="workflow .yaml/.yml/.json")
     _items_args(wf, grid=False)
     wf.add_argument("--on-error", choices=["collect", "raise"], default="collect")
+    wf.add_argument("--policy", choices=MODES, help=POLICY_HELP)
 
     st = group.add_parser("status", help="the items of a batch")
     st.add_argument("batch_id")
@@ -102,7 +105,8 @@ def _workflow(args: argparse.Namespace, batch_id: str, store: RunStore | None) -
     items = _items(args)
     with _progress(len(items), args.json) as tick:
         batch_map(Path(args.file), items, concurrency=args.concurrency, executor=_executor(args),
-                  batch_id=batch_id, on_error=args.on_error, store=store, on_item=tick)
+                  batch_id=batch_id, on_error=args.on_error, store=store, on_item=tick,
+                  policy=args.policy)
     return status(batch_id, store=store)
 
 

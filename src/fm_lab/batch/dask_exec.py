@@ -13,6 +13,7 @@ from fm_lab.batch.records import Item
 
 if TYPE_CHECKING:
     from fm_lab.batch.sweep import ItemCallback, ItemWriter, OnError
+    from fm_lab.security.policy import Policy
     from fm_lab.spec.models import Workflow
     from fm_lab.store.base import SqlStore
 
@@ -55,7 +56,8 @@ def dask_client(executor: Any) -> Iterator[Any]:
 
 
 def run_on_dask(wf: Workflow, items: list[Item], store: SqlStore, folder: Path, executor: Any,
-                concurrency: int, on_error: OnError, on_item: ItemCallback | None) -> None:
+                concurrency: int, on_error: OnError, on_item: ItemCallback | None,
+                policy: Policy) -> None:
     """Run ``items`` on Dask workers (at most ``concurrency`` submitted at a time) and record
     each result as it arrives. Workers of a file store write Parquet shards into ``folder``;
     workers of a server store (PostgreSQL) store their runs in it directly."""
@@ -75,11 +77,11 @@ def run_on_dask(wf: Workflow, items: list[Item], store: SqlStore, folder: Path, 
             else:
                 pending.append(item)
         if pending:
-            _submit_all(wf, pending, folder, executor, concurrency, writer, url)
+            _submit_all(wf, pending, folder, executor, concurrency, writer, url, policy)
 
 
 def _submit_all(wf: Workflow, items: list[Item], folder: Path, executor: Any, concurrency: int,
-                writer: ItemWriter, store_url: str | None) -> None:
+                writer: ItemWriter, store_url: str | None, policy: Policy) -> None:
     from fm_lab.batch.worker import run_item
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -91,7 +93,8 @@ def _submit_all(wf: Workflow, items: list[Item], folder: Path, executor: Any, co
         def submit(item: Item) -> Any:
             item.attempts += 1
             future = client.submit(run_item, spec, item.parameters, item.run_id, item.trace_id,
-                                   item.span_id, str(folder), store_url, pure=False,
+                                   item.span_id, str(folder), store_url, policy=policy,
+                                   pure=False,
                                    retries=TASK_RETRIES,
                                    key=f"fm_lab-{item.run_id}-{item.attempts}")
             by_future[future] = item

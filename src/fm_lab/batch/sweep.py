@@ -24,6 +24,7 @@ from fm_lab.batch.shards import batch_folder
 if TYPE_CHECKING:
     import pandas as pd
 
+    from fm_lab.security.policy import Policy
     from fm_lab.spec.models import Workflow
     from fm_lab.store.base import RunStore, SqlStore
 
@@ -51,6 +52,7 @@ def map(
     on_error: OnError = "collect",
     store: RunStore | None = None,
     on_item: ItemCallback | None = None,
+    policy: Policy | str | None = None,
 ) -> pd.DataFrame:
     """Run ``workflow`` once per row (a DataFrame, records, or a grid dict) and return one row
     per item: its inputs, ``outputs``, ``status``, ``error``, ``duration_ms``, tokens and
@@ -63,8 +65,14 @@ def map(
     Re-running the same ``batch_id`` skips finished items and retries (resumes) the others.
     ``on_error="raise"`` stops at the first failed item (after recording it) with
     :class:`BatchItemError`.
+
+    ``policy``: ``"trusted"`` or ``"restricted"`` for every item, chosen here once (default:
+    ``$FM_LAB_POLICY``, else the store's default locally and ``restricted`` on Dask workers,
+    which run what others submit); the allow-lists of this process and the store go with it.
+    A worker whose own ``FM_LAB_POLICY`` is ``restricted`` never runs an item trusted.
     """
     from fm_lab.engine.api import load_workflow
+    from fm_lab.security.policy import resolve_policy
     from fm_lab.store.base import sql_store
     from fm_lab.store.default import default_store
 
@@ -77,6 +85,7 @@ def map(
     batch_id = batch_id or new_batch_id()
     wanted = as_items(rows)
     local = isinstance(executor, str) and executor == "local"
+    chosen = resolve_policy(policy, store=store, worker=not local)
     folder = None if local else batch_folder(store, batch_id)
     ensure_batch(store, batch_id, "workflow", wf.id, "local" if local else "dask", folder)
     items = load_items(store, batch_id, wanted)
@@ -84,13 +93,13 @@ def map(
     if todo and local:
         from fm_lab.sync import run_sync
 
-        run_sync(_run_local(wf, todo, store, concurrency or 8, on_error, on_item))
+        run_sync(_run_local(wf, todo, store, concurrency or 8, on_error, on_item, chosen))
     elif todo:
         from fm_lab.batch.dask_exec import run_on_dask
 
         assert folder is not None
         run_on_dask(wf, todo, store, folder, executor, concurrency or len(todo), on_error,
-                    on_item)
+                    on_item, chosen)
     return result_frame(rows, batch_id, store)
 
 
@@ -129,7 +138,7 @@ class ItemWriter:
 
 
 async def _run_local(wf: Workflow, items: list[Item], store: SqlStore, concurrency: int,
-                     on_error: OnError, on_item: ItemCallback | None) -> None:
+                     on_error: OnError, on_item: ItemCallback | None, policy: Policy) -> None:
     known = _known_runs(store, [i.run_id for i in items])
     gate = asyncio.Semaphore(concurrency)
     failed: list[BaseException] = []
@@ -138,7 +147,7 @@ async def _run_local(wf: Workflow, items: list[Item], store: SqlStore, concurren
         async with gate:
             if failed:  # stopping: start nothing new, let running items finish
                 return
-            run_id = await _attempt(wf, item, store, item.run_id in known)
+            run_id = await _attempt(wf, item, store, item.run_id in known, policy)
             try:
                 writer.add(item, run_id)
             except BaseException as exc:
@@ -152,7 +161,8 @@ async def _run_local(wf: Workflow, items: list[Item], store: SqlStore, concurren
         raise failed[0]
 
 
-async def _attempt(wf: Workflow, item: Item, store: SqlStore, exists: bool) -> str | None:
+async def _attempt(wf: Workflow, item: Item, store: SqlStore, exists: bool,
+                   policy: Policy) -> str | None:
     """Run (or, when its run exists, resume) the item's run; fill in the item's result."""
     from fm_lab.engine.api import aresume, arun
     from fm_lab.tracing.spans import link_trace
@@ -163,9 +173,10 @@ async def _attempt(wf: Workflow, item: Item, store: SqlStore, exists: bool) -> s
     try:
         with link_trace(item.trace_id, item.span_id):
             if exists:
-                run = await aresume(item.run_id, store=store)
+                run = await aresume(item.run_id, store=store, policy=policy)
             else:
-                run = await arun(wf, item.parameters, run_id=item.run_id, store=store)
+                run = await arun(wf, item.parameters, run_id=item.run_id, store=store,
+                                 policy=policy)
         item.status, item.outputs, item.error = run.status, run.outputs, run.error
     except Exception as exc:  # invalid inputs (nothing stored) or a run that cannot resume
         run_id = item.run_id if exists else None

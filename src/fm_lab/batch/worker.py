@@ -18,6 +18,7 @@ from fm_lab.store.ids import id_path
 
 if TYPE_CHECKING:
     from fm_lab.engine.run import Run
+    from fm_lab.security.policy import Policy
     from fm_lab.store.base import RunStore, SqlStore
 
 T = TypeVar("T")
@@ -62,10 +63,16 @@ def server_store(url: str) -> RunStore:
 
 
 def run_item(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, trace_id: str,
-             span_id: str, batch_dir: str, store_url: str | None = None) -> dict[str, Any]:
+             span_id: str, batch_dir: str, store_url: str | None = None,
+             policy: Policy | None = None) -> dict[str, Any]:
     """Run one item (unless it already finished: a retry after the worker died between
     storing the run and reporting) and return its result. ``store_url``: the batch's server
-    store, written directly; else the run goes to the item's shard in ``batch_dir``."""
+    store, written directly; else the run goes to the item's shard in ``batch_dir``.
+    ``policy``: the submitter's, capped by this worker's own ``FM_LAB_POLICY``
+    (:func:`~fm_lab.security.policy.capped`); None: ``restricted``."""
+    from fm_lab.security.policy import capped
+
+    chosen = capped(policy)
     folder = Path(batch_dir)
     shared = server_store(store_url) if store_url is not None else None
     done = (stored_result(shared, run_id) if shared is not None
@@ -73,16 +80,17 @@ def run_item(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, trace_id
     if done is not None and done["status"] == "succeeded":
         return done
     if shared is not None:
-        return _run_item(spec, inputs, run_id, trace_id, span_id, shared, None)
-    return _run_item(spec, inputs, run_id, trace_id, span_id, local_store(), folder)
+        return _run_item(spec, inputs, run_id, trace_id, span_id, shared, None, chosen)
+    return _run_item(spec, inputs, run_id, trace_id, span_id, local_store(), folder, chosen)
 
 
 def _run_item(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, trace_id: str,
-              span_id: str, store: RunStore, folder: Path | None) -> dict[str, Any]:
+              span_id: str, store: RunStore, folder: Path | None,
+              policy: Policy) -> dict[str, Any]:
     """Run the item on ``store``; export it as a shard into ``folder`` if one is given."""
     started = time.time()
     try:
-        result = _run(_linked(spec, inputs, run_id, trace_id, span_id, store))
+        result = _run(_linked(spec, inputs, run_id, trace_id, span_id, store, policy))
     except Exception as exc:  # invalid inputs: nothing was stored
         return {"run_id": None, "status": "failed", "outputs": None, "started": started,
                 "ended": time.time(),
@@ -94,7 +102,7 @@ def _run_item(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, trace_i
 
 
 async def _linked(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, trace_id: str,
-                  span_id: str, store: RunStore) -> Run:
+                  span_id: str, store: RunStore, policy: Policy) -> Run:
     """Run the item inside its batch trace; on a server store, an item whose worker died
     mid-run (its run stored, no process holding it) is resumed from its checkpoints instead."""
     from fm_lab.engine.api import aresume, arun, get_run
@@ -103,13 +111,13 @@ async def _linked(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, tra
 
     with link_trace(trace_id, span_id):
         if store.memory:  # a worker-local scratch store starts empty
-            return await arun(spec, inputs, run_id=run_id, store=store)
+            return await arun(spec, inputs, run_id=run_id, store=store, policy=policy)
         try:
             status = store.run_status(run_id)
         except RunNotFoundError:
-            return await arun(spec, inputs, run_id=run_id, store=store)
+            return await arun(spec, inputs, run_id=run_id, store=store, policy=policy)
         if status in ("running", "failed") and not store.run_is_live(run_id):
-            return await aresume(run_id, store=store)
+            return await aresume(run_id, store=store, policy=policy)
         return get_run(run_id, store=store)
 
 

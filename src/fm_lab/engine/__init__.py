@@ -1,6 +1,6 @@
 """The kernel-side engine: plans, the scheduler, runs and the user-facing entry points."""
 
-from fm_lab.engine.admin import audit, delete_run, workflows
+from fm_lab.engine.admin import audit, delete_run, set_store_setting, store_settings, workflows
 from fm_lab.engine.api import (
     arerun,
     aresume,
@@ -76,7 +76,9 @@ __all__ = [
     "resume",
     "run",
     "runs",
+    "set_store_setting",
     "signal",
+    "store_settings",
     "validate",
     "workflows",
 ]

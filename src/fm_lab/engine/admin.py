@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fm_lab.engine.api import _LIVE
 from fm_lab.engine.locking import unlock_run
-from fm_lab.identity import current_user
+from fm_lab.identity import current_roles, current_user
 from fm_lab.store.audit import RUN_DELETE, AuditChainError, audit_frame, entry
 from fm_lab.store.audit import verify as chain_problems
 from fm_lab.store.default import default_store
 from fm_lab.store.ids import validate_run_id
 from fm_lab.store.journal import RunLockedError
+from fm_lab.store.settings import KEYS
 from fm_lab.tracing.query import as_utc
 
 if TYPE_CHECKING:
@@ -101,3 +102,33 @@ def delete_run(run_id: str, store: RunStore | None = None) -> list[str]:
 
 
 __all__ = ["audit", "delete_run", "workflows"]
+
+
+def store_settings(store: RunStore | None = None) -> dict[str, Any]:
+    """The store's settings, read fresh: ``policy.allow`` (module patterns restricted runs
+    may import, beside ``FM_LAB_ALLOW``), ``policy.http_allow`` (hosts and networks their
+    ``http`` nodes may reach, beside ``FM_LAB_HTTP_ALLOW``) and ``policy.default``."""
+    return (store or default_store()).settings(fresh=True)
+
+
+def set_store_setting(key: str, value: Any, store: RunStore | None = None) -> Any:
+    """Set one store setting for everyone on the store (``value=None`` removes it) and
+    return the value it had; logged as ``store.setting`` in the audit log. Lists take a
+    list of strings or one comma-separated string. On a shared store (PostgreSQL) only a
+    user with the ``admin`` role (``FM_LAB_ROLES``) may change settings; the server's grants
+    on ``store_settings`` are what really guards them (see the README's Security model).
+
+    >>> fm_lab.set_store_setting("policy.allow", ["mypkg.*"])  # doctest: +SKIP
+    """
+    from fm_lab.store.base import SHARED, has
+    from fm_lab.store.settings import ADMIN_ROLE, SettingError, check_setting
+
+    store = store or default_store()
+    checked = None if value is None else check_setting(key, value)
+    if value is None and key not in KEYS:
+        raise SettingError(f"no store setting {key!r}; known: {', '.join(KEYS)}")
+    user = current_user()
+    if has(store, SHARED) and ADMIN_ROLE not in current_roles():
+        raise SettingError(f"{user} may not change {store.path}'s settings: it needs the "
+                           f"{ADMIN_ROLE!r} role (FM_LAB_ROLES); nothing was changed")
+    return store.set_setting(key, checked, user)

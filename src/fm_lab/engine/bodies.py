@@ -178,7 +178,7 @@ def stored_policy(reference: Any, store: Any) -> Policy | None:
     user = current_user()
     if not isinstance(saved_by, str) or saved_by == user:
         return None
-    return resolve_policy(saved_by=saved_by, user=user)
+    return resolve_policy(saved_by=saved_by, user=user, store=store)
 
 
 def child_run_id(run_id: str, path: str) -> str:

@@ -71,8 +71,9 @@ class Allowance:
     networks: tuple[Network, ...]
 
     @classmethod
-    def parse(cls, entries: tuple[str, ...]) -> Allowance:
-        """Read allow-list entries; an entry with ``/`` that is no network is refused."""
+    def parse(cls, entries: tuple[str, ...], setting: str = HTTP_ALLOW_ENV) -> Allowance:
+        """Read allow-list entries; an entry with ``/`` that is no network is refused
+        (:class:`PolicySettingError` naming ``setting``)."""
         hosts: list[str] = []
         networks: list[Network] = []
         for entry in entries:
@@ -81,7 +82,7 @@ class Allowance:
             except ValueError:
                 if "/" in entry:
                     raise PolicySettingError(
-                        f"{HTTP_ALLOW_ENV} entry {entry!r} is not a network (e.g. 10.0.0.0/8)"
+                        f"{setting} entry {entry!r} is not a network (e.g. 10.0.0.0/8)"
                     ) from None
                 hosts.append(normal_host(entry))
         return cls(tuple(hosts), tuple(networks))

@@ -85,7 +85,7 @@ def reference_problem(reference: str, what: str, policy: Policy | None = None) -
         return None
     return (f"{what} {reference!r} is not allowed by the {policy.mode} policy: register it with "
             f"@fm_lab.register_function, publish it as an {ENTRY_POINT_GROUP} entry point, or "
-            f"allow module {module!r} in {ALLOW_ENV}")
+            f"allow module {module!r} in {ALLOW_ENV} or the store's policy.allow setting")
 
 
 def check_reference(reference: str, what: str) -> None:

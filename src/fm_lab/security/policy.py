@@ -26,6 +26,10 @@ TEAM: Final = "team"  # a store capability (``supports``): shared by a team, res
 POLICY_ENV: Final = "FM_LAB_POLICY"
 ALLOW_ENV: Final = "FM_LAB_ALLOW"
 HTTP_ALLOW_ENV: Final = "FM_LAB_HTTP_ALLOW"
+POLICY_HELP: Final = ("execution policy (default: $FM_LAB_POLICY, else the store's: trusted for a "
+                      "DuckDB file, restricted on Dask workers); restricted allows only "
+                      "registered, entry-point and allow-listed ($FM_LAB_ALLOW, the store's "
+                      "policy.allow) functions and no internal addresses")
 
 
 class PolicyError(NodeError):
@@ -89,16 +93,35 @@ def env_list(name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
 
 
-def policy(mode: Mode | str, source: str = "argument") -> Policy:
+def policy(mode: Mode | str, source: str = "argument",
+           settings: dict[str, Any] | None = None) -> Policy:
     """A policy of ``mode`` with the allow-lists of the environment (``FM_LAB_ALLOW``,
-    ``FM_LAB_HTTP_ALLOW``)."""
-    return Policy(parse_mode(mode, "policy"), env_list(ALLOW_ENV), env_list(HTTP_ALLOW_ENV),
+    ``FM_LAB_HTTP_ALLOW``) and of the store's ``settings`` (``policy.allow``,
+    ``policy.http_allow``: :mod:`fm_lab.store.settings`)."""
+    settings = settings or {}
+    return Policy(parse_mode(mode, "policy"),
+                  _joined(env_list(ALLOW_ENV), settings.get("policy.allow")),
+                  _joined(env_list(HTTP_ALLOW_ENV), settings.get("policy.http_allow")),
                   source)
 
 
-def store_default(store: Any) -> Mode:
-    """The default mode of runs on ``store``: its ``default_policy`` attribute, else
-    ``restricted`` for a store whose ``supports`` has ``team``, else ``trusted``."""
+def _joined(first: tuple[str, ...], more: Any) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*first, *(more or ())]))
+
+
+def store_settings(store: Any) -> dict[str, Any]:
+    """The settings of ``store`` (an empty dict for None or a store without settings)."""
+    read = getattr(store, "settings", None)
+    return dict(read()) if callable(read) else {}
+
+
+def store_default(store: Any, settings: dict[str, Any] | None = None) -> Mode:
+    """The default mode of runs on ``store``: its ``policy.default`` setting, else its
+    ``default_policy`` attribute, else ``restricted`` for a store whose ``supports`` has
+    ``team``, else ``trusted``."""
+    chosen = (settings or {}).get("policy.default")
+    if chosen is not None:
+        return parse_mode(str(chosen), "the store's policy.default setting")
     declared = getattr(store, "default_policy", None)
     if declared is not None:
         return parse_mode(str(declared), f"{type(store).__name__}.default_policy")
@@ -112,6 +135,7 @@ def resolve_policy(
     stored: str | None = None,
     saved_by: str | None = None,
     user: str | None = None,
+    worker: bool = False,
 ) -> Policy:
     """The policy a run starts with, first of:
 
@@ -121,26 +145,48 @@ def resolve_policy(
     3. the policy of the run this one starts inside (a child run never loosens it);
     4. ``$FM_LAB_POLICY``;
     5. ``restricted`` when the run continues a run ``stored`` as restricted (a resume);
-    6. the store's default (:func:`store_default`).
+    6. ``restricted`` for runs on ``worker`` processes (batch sweeps on Dask);
+    7. the store's default (:func:`store_default`).
+
+    The allow-lists are the environment's and the store's settings'.
     """
     if isinstance(explicit, Policy):
         return explicit
+    if explicit is None and saved_by is None:
+        enclosing = _CURRENT.get()
+        if enclosing is not None:
+            return enclosing
+    settings = store_settings(store)
     if explicit is not None:
-        return policy(explicit, "argument")
+        return policy(explicit, "argument", settings)
     if saved_by is not None and saved_by != user:
         # a subflow naming a stored workflow passes who saved its newest version and who runs
         # it (engine.bodies.stored_policy)
-        return policy("restricted", f"saved by {saved_by}")
+        return policy("restricted", f"saved by {saved_by}", settings)
     enclosing = _CURRENT.get()
     if enclosing is not None:
         return enclosing
     from_env = os.environ.get(POLICY_ENV, "").strip()
     if from_env:
-        return policy(parse_mode(from_env, POLICY_ENV), POLICY_ENV)
+        return policy(parse_mode(from_env, POLICY_ENV), POLICY_ENV, settings)
     if stored == "restricted":
-        return policy("restricted", "the stored run")
-    mode = store_default(store)
-    return policy(mode, "store default" if store is not None else "default")
+        return policy("restricted", "the stored run", settings)
+    if worker:
+        return policy("restricted", "worker default", settings)
+    mode = store_default(store, settings)
+    return policy(mode, "store default" if store is not None else "default", settings)
+
+
+def capped(submitted: Policy | None) -> Policy:
+    """The policy a worker runs submitted work under: ``submitted`` (None: ``restricted``),
+    but never ``trusted`` when the worker's own ``$FM_LAB_POLICY`` is ``restricted`` (what
+    arrives with the work cannot loosen what the worker's operator set)."""
+    own = os.environ.get(POLICY_ENV, "").strip()
+    if submitted is None:
+        return policy("restricted", "worker default")
+    if submitted.mode == "trusted" and own and parse_mode(own, POLICY_ENV) == "restricted":
+        return Policy("restricted", submitted.allow, submitted.http_allow, "worker FM_LAB_POLICY")
+    return submitted
 
 
 _CURRENT: contextvars.ContextVar[Policy | None] = contextvars.ContextVar(

@@ -166,6 +166,15 @@ class RunStore(Protocol):
         ...
 
     # -- liveness and cancel across processes
+    def settings(self, fresh: bool = False) -> dict[str, Any]:
+        """The store's settings (:mod:`fm_lab.store.settings`): key to checked value; a
+        copy read a few seconds ago may serve unless ``fresh``."""
+        ...
+
+    def set_setting(self, key: str, value: Any, actor: str) -> Any:
+        """Store a checked setting (None: remove it) and log it; return its old value."""
+        ...
+
     def run_is_live(self, run_id: str) -> bool:
         """True while some process runs ``run_id``."""
         ...

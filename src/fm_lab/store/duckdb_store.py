@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store import attachments, codec, migrations
-from fm_lab.store.audit import AUDIT_COLUMNS, AuditEntry, AuditRow, chain, start_entry
+from fm_lab.store.audit import AUDIT_COLUMNS, AuditEntry, AuditRow, chain, entry, start_entry
 from fm_lab.store.base import (
     JOURNAL,
     RUN_COLUMNS,
@@ -63,8 +63,17 @@ from fm_lab.store.schema import (
     LATEST_VERSION,
     MIGRATIONS,
     POLICY_VERSION,
+    SETTINGS_VERSION,
     TEAMS_VERSION,
     VIEWS_VERSION,
+)
+from fm_lab.store.settings import (
+    SETTING_CHANGE,
+    SettingsCache,
+    load_mirror,
+    read_settings,
+    save_mirror,
+    write_setting,
 )
 from fm_lab.store.sql_guard import refuse_audit_changes
 from fm_lab.store.transaction import transaction
@@ -156,6 +165,7 @@ class Store:
         self._recovery_due = False
         self._cancels: set[str] = set()  # cancel requests of a memory store
         self._audit_lock = threading.Lock() if self.memory else _audit_lock(self.path)
+        self._settings = SettingsCache()
         if not self.memory:
             if Path(self.path).is_dir():
                 raise StoreCorruptError(self.path, "is a directory, not a DuckDB file")
@@ -310,6 +320,7 @@ class Store:
             note_created(self.path, self.journal_dir)
         self._views_stored = VIEWS_VERSION in applied  # else (read-only, old file): temp views
         self._applied = applied
+        self._mirror_settings(con)
         self._schema = migrations.report(self.path, version, applied, done, MIGRATIONS)
         self._migrated = True
 
@@ -438,6 +449,42 @@ class Store:
         """Append entries to the audit log, numbered and hash-chained."""
         with self.connection() as con, self._transaction(con, audited=True):
             self._append_audit(con, entries)
+
+    # ---- settings ------------------------------------------------------------------------
+    def settings(self, fresh: bool = False) -> dict[str, Any]:
+        """The store's settings (:mod:`fm_lab.store.settings`), read at most every few
+        seconds (``fresh``: now)."""
+        return self._settings.get(self._read_settings, fresh)
+
+    @property
+    def settings_path(self) -> Path:
+        """The copy of the settings that runs read (the file may be held by another
+        process; a run must not wait for it): rewritten after each change and on open."""
+        return self.journal_dir / "settings.json"
+
+    def _read_settings(self) -> dict[str, Any]:
+        if not self.memory:
+            return load_mirror(self.settings_path)
+        with self.connection() as con:
+            return read_settings(con) if SETTINGS_VERSION in self._applied else {}
+
+    def set_setting(self, key: str, value: Any, actor: str) -> Any:
+        """Store a checked setting (None: remove it), logged as ``store.setting``; return
+        the value it had."""
+        with self.connection() as con:
+            with self._transaction(con, audited=True):
+                before = write_setting(con, key, value, actor)
+                self._append_audit(con, [entry(SETTING_CHANGE, actor, path=key,
+                                               before=before, after=value)])
+            self._mirror_settings(con)
+        self._settings.clear()
+        return before
+
+    def _mirror_settings(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Bring :attr:`settings_path` in line with the table (a crash between the two is
+        mended by the next writable open)."""
+        if not self.memory and not self.read_only and SETTINGS_VERSION in self._applied:
+            save_mirror(self.settings_path, read_settings(con))
 
     def audit_rows(self, run_id: str | None = None, actor: str | None = None,
                    action: str | None = None, since: dt.datetime | None = None,

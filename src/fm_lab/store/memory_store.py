@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from fm_lab.store import codec
-from fm_lab.store.audit import AuditEntry, AuditRow, chain, resume_entry, start_entry
+from fm_lab.store.audit import AuditEntry, AuditRow, chain, entry, resume_entry, start_entry
 from fm_lab.store.base import (
     RUN_COLUMNS,
     RUNS,
@@ -31,6 +31,7 @@ from fm_lab.store.base import (
 )
 from fm_lab.store.errors import RunNotFoundError, StoreError
 from fm_lab.store.records import StoredNode
+from fm_lab.store.settings import SETTING_CHANGE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,6 +84,7 @@ class MemoryStore:
         self._specs: dict[str, list[tuple[str, Any, str | None, float]]] = {}
         self._audit: list[AuditRow] = []
         self._cancels: set[str] = set()
+        self._settings: dict[str, Any] = {}
         self.records: list[dict[str, Any]] = []  # every record ingested, as stored
         self.spans: list[dict[str, Any]] = []
 
@@ -214,6 +216,23 @@ class MemoryStore:
         with self._lock:
             head = (self._audit[-1]["seq"], self._audit[-1]["hash"]) if self._audit else None
             self._audit.extend(chain(entries, head))
+
+    # ---- settings ------------------------------------------------------------------------
+    def settings(self, fresh: bool = False) -> dict[str, Any]:
+        """The store's settings (:mod:`fm_lab.store.settings`)."""
+        with self._lock:
+            return copy.deepcopy(self._settings)
+
+    def set_setting(self, key: str, value: Any, actor: str) -> Any:
+        """Store a checked setting (None: remove it), logged as ``store.setting``; return
+        the value it had."""
+        with self._lock:
+            before = self._settings.pop(key, None)
+            if value is not None:
+                self._settings[key] = copy.deepcopy(value)
+            self.append_audit([entry(SETTING_CHANGE, actor, path=key, before=before,
+                                     after=value)])
+        return before
 
     def audit_rows(self, run_id: str | None = None, actor: str | None = None,
                    action: str | None = None, since: dt.datetime | None = None,

@@ -272,5 +272,19 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        9,
+        """
+        create table if not exists store_settings (
+            key text primary key,
+            value text not null,
+            set_by text not null,
+            set_at timestamptz not null
+        );
+        """,
+    )
+)
+
 MIGRATIONS.sort(key=lambda migration: migration[0])
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store import codec, migrations
-from fm_lab.store.audit import AUDIT_COLUMNS, AuditEntry, AuditRow, chain, start_entry
+from fm_lab.store.audit import AUDIT_COLUMNS, AuditEntry, AuditRow, chain, entry, start_entry
 from fm_lab.store.base import (
     RUN_COLUMNS,
     RUNS,
@@ -58,6 +58,7 @@ from fm_lab.store.records import (
     fetch_dicts,
     stored_node,
 )
+from fm_lab.store.settings import SETTING_CHANGE, SettingsCache, read_settings, write_setting
 from fm_lab.store.sql_guard import refuse_audit_changes
 from fm_lab.store.urls import redacted
 
@@ -133,6 +134,7 @@ class PostgresStore:
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
+        self._settings = SettingsCache()
         self._local = threading.local()  # this thread's held connection (hold())
         self._migrated = False
         self._pgvector = pgvector
@@ -321,6 +323,26 @@ class PostgresStore:
         """Append entries to the audit log, numbered and hash-chained."""
         with self.connection() as con, con.raw.transaction():
             self._append_audit(con, entries)
+
+    # ---- settings ------------------------------------------------------------------------
+    def settings(self, fresh: bool = False) -> dict[str, Any]:
+        """The store's settings (:mod:`fm_lab.store.settings`), read at most every few
+        seconds (another process may change them; ``fresh``: now)."""
+        return self._settings.get(self._read_settings, fresh)
+
+    def _read_settings(self) -> dict[str, Any]:
+        with self.connection() as con:
+            return read_settings(con)
+
+    def set_setting(self, key: str, value: Any, actor: str) -> Any:
+        """Store a checked setting (None: remove it), logged as ``store.setting``; return
+        the value it had."""
+        with self.connection() as con, con.raw.transaction():
+            before = write_setting(con, key, value, actor)
+            self._append_audit(con, [entry(SETTING_CHANGE, actor, path=key, before=before,
+                                           after=value)])
+        self._settings.clear()
+        return before
 
     def audit_rows(self, run_id: str | None = None, actor: str | None = None,
                    action: str | None = None, since: dt.datetime | None = None,

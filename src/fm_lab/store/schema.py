@@ -262,9 +262,24 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        9,
+        """
+        create table if not exists store_settings (
+            key varchar primary key,
+            value json not null,
+            set_by varchar not null,
+            set_at timestamptz not null
+        );
+        """,
+    )
+)
+
 TEAMS_VERSION = 8  # who did what: started_by, saved_by, resumed_by, assignees, audit_log
 VIEWS_VERSION = 5  # the all_* views the query functions read
 POLICY_VERSION = 7  # runs.policy
+SETTINGS_VERSION = 9  # store_settings (fm_lab.store.settings)
 
 MIGRATIONS.sort(key=lambda migration: migration[0])  # versions may land out of order
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -43,16 +43,20 @@ def test_os_system_and_an_inline_tool_are_refused_before_anything_runs(tmp_path,
     assert issues == [
         "nodes.pwn.config.function: function 'os:system' is not allowed by the restricted "
         "policy: register it with @fm_lab.register_function, publish it as an "
-        "fm_lab.functions entry point, or allow module 'os' in FM_LAB_ALLOW",
+        "fm_lab.functions entry point, or allow module 'os' in FM_LAB_ALLOW "
+        "or the store's policy.allow setting",
         f"nodes.helper.config.tools[0]: tool '{canary.touch}' is not allowed by the restricted "
         "policy: register it with @fm_lab.register_function, publish it as an "
-        f"fm_lab.functions entry point, or allow module '{canary.module}' in FM_LAB_ALLOW",
+        f"fm_lab.functions entry point, or allow module '{canary.module}' in FM_LAB_ALLOW "
+        "or the store's policy.allow setting",
         "nodes.helper.config.tools[1]: tool 'textwrap:dedent' is not allowed by the restricted "
         "policy: register it with @fm_lab.register_function, publish it as an "
-        "fm_lab.functions entry point, or allow module 'textwrap' in FM_LAB_ALLOW",
+        "fm_lab.functions entry point, or allow module 'textwrap' in FM_LAB_ALLOW "
+        "or the store's policy.allow setting",
         f"nodes.fine.config.function: function '{canary.touch}' is not allowed by the "
         "restricted policy: register it with @fm_lab.register_function, publish it as an "
-        f"fm_lab.functions entry point, or allow module '{canary.module}' in FM_LAB_ALLOW",
+        f"fm_lab.functions entry point, or allow module '{canary.module}' in FM_LAB_ALLOW "
+        "or the store's policy.allow setting",
     ]
     assert not shell_made.exists() and canary.untouched()
 
