@@ -15,6 +15,7 @@ from typing import Any
 from jinja2 import StrictUndefined, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from fm_lab.engine.render_deadline import render_deadline
 from fm_lab.engine.sandbox import SandboxEnvironment, bounded_text
 from fm_lab.spec.templates import is_template
 
@@ -48,9 +49,10 @@ def _compiled(source: str) -> Any:
 def render_template(source: str, scope: dict[str, Any]) -> Any:
     """Render one template string against ``scope`` (nodes, inputs, state)."""
     compiled = _compiled(source)
-    if hasattr(compiled, "generate"):
-        return bounded_text(compiled.generate(scope))
-    value = compiled(**scope)
+    with render_deadline():
+        if hasattr(compiled, "generate"):
+            return bounded_text(compiled.generate(scope))
+        value = compiled(**scope)
     _raise_undefined(value)
     return value
 
