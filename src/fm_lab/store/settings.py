@@ -52,23 +52,24 @@ def _entries(key: str, value: object) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def _module_patterns(value: object) -> list[str]:
-    items = _entries("policy.allow", value)
-    bad = [item for item in items if not _MODULE_PATTERN.match(item)]
+def _matching(key: str, value: object, pattern: re.Pattern[str], what: str) -> list[str]:
+    """A list setting whose every entry matches ``pattern`` (``what`` they should be)."""
+    items = _entries(key, value)
+    bad = [item for item in items if not pattern.match(item)]
     if bad:
-        raise SettingError(f"policy.allow entries are module patterns (mypkg.*); not: "
-                           f"{', '.join(map(repr, bad))}")
+        raise SettingError(f"{key} entries are {what}; not: {', '.join(map(repr, bad))}")
     return items
+
+
+def _module_patterns(value: object) -> list[str]:
+    return _matching("policy.allow", value, _MODULE_PATTERN, "module patterns (mypkg.*)")
 
 
 def _hosts(value: object) -> list[str]:
     from fm_lab.security.addresses import Allowance
 
-    items = _entries("policy.http_allow", value)
-    bad = [item for item in items if not _HOST_ENTRY.match(item)]
-    if bad:
-        raise SettingError(f"policy.http_allow entries are hosts or networks "
-                           f"(intranet.example, 10.0.0.0/8); not: {', '.join(map(repr, bad))}")
+    items = _matching("policy.http_allow", value, _HOST_ENTRY,
+                      "hosts or networks (intranet.example, 10.0.0.0/8)")
     try:
         Allowance.parse(tuple(items), "policy.http_allow")
     except PolicySettingError as exc:  # an entry with '/' that is no network
