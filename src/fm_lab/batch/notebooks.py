@@ -97,21 +97,11 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
 
     def start(item: Item) -> Path:
         target = Path((outputs or {}).get(item.key) or folder / _output_name(source, item.key))
-        item.attempts += 1
-        item.started, item.ended, item.status = time.time(), None, "running"
-        item.output_path = os.path.abspath(target)
-        hold(store, item)  # before the row says running: a reader never sees it interrupted
-        save_item(store, item, "notebook", target_path)
+        begin_item(store, item, target, target_path)
         return target
 
     def done(item: Item, result: dict[str, Any]) -> None:
-        item.status, item.error = result["status"], result["error"]
-        item.error_cell = result["error_cell"]
-        item.started, item.ended = result["started"], result["ended"]
-        try:
-            save_item(store, item, "notebook", target_path)
-        finally:
-            release(store, item)
+        end_item(store, item, result, target_path)
         if on_item is not None:
             on_item(item)
 
@@ -120,12 +110,10 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
     options: dict[str, Any] = {"kernel_name": kernel_name, "timeout": timeout, "cwd": workdir}
 
     def one(item: Item) -> None:
-        env = {"FM_LAB_TRACEPARENT": item.traceparent}
-        if not store.memory:  # the kernel's runs go to this store (a server's full URL)
-            env["FM_LAB_STORE"] = server_url(store) or store.path
         target = start(item)
         try:
-            result = execute_notebook(source, target, item.parameters, env=env,
+            result = execute_notebook(source, target, item.parameters,
+                                      env=kernel_env(store, item),
                                       extra_metadata={"batch_id": batch_id, "item": item.key},
                                       **options)
         except BaseException:
@@ -139,6 +127,50 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
     elif todo:
         _on_dask(executor, source, todo, shards, options, start, done, server_url(store))
     return items
+
+
+def open_item(notebook: str, parameters: Mapping[str, Any], *, batch_id: str | None,
+              store: RunStore | None) -> tuple[SqlStore, Item]:
+    """The store and the one item of a single-notebook batch executed elsewhere (by
+    papermill, through :mod:`fm_lab.batch.papermill_engine`); ``notebook``: its path as
+    recorded."""
+    from fm_lab.store.base import sql_store
+    from fm_lab.store.default import default_store
+
+    sql = sql_store(store or default_store(), "a notebook batch")
+    batch_id = batch_id or new_batch_id()
+    ensure_batch(sql, batch_id, "notebook", notebook, "local", _default_dir(sql, batch_id))
+    return sql, load_items(sql, batch_id, [("0", dict(parameters))])[0]
+
+
+def kernel_env(store: RunStore, item: Item) -> dict[str, str]:
+    """What a notebook kernel needs to record its runs in ``item``'s trace in ``store``."""
+    from fm_lab.store.base import server_url
+
+    env = {"FM_LAB_TRACEPARENT": item.traceparent}
+    if not store.memory:  # the kernel's runs go to this store (a server's full URL)
+        env["FM_LAB_STORE"] = server_url(store) or store.path
+    return env
+
+
+def begin_item(store: SqlStore, item: Item, output: str | Path, notebook: str) -> None:
+    """Record ``item`` as running in this process (another attempt, writing ``output``)."""
+    item.attempts += 1
+    item.started, item.ended, item.status = time.time(), None, "running"
+    item.output_path = os.path.abspath(output)
+    hold(store, item)  # before the row says running: a reader never sees it interrupted
+    save_item(store, item, "notebook", notebook)
+
+
+def end_item(store: SqlStore, item: Item, result: Mapping[str, Any], notebook: str) -> None:
+    """Record how ``item`` ended (``result`` of an execution) and let it go."""
+    item.status, item.error = result["status"], result["error"]
+    item.error_cell = result["error_cell"]
+    item.started, item.ended = result["started"], result["ended"]
+    try:
+        save_item(store, item, "notebook", notebook)
+    finally:
+        release(store, item)
 
 
 def _on_dask(executor: Any, source: Path, todo: list[Item], folder: Path,
