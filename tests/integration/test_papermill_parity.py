@@ -146,12 +146,11 @@ def _flow_notebook(path: Path) -> Path:
                                  "display_name": "Python 3"}
     params = new_code_cell("x = 0")
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, new_code_cell(
+    nb.cells = [params, new_code_cell("assert x < 5, 'x too big'"), new_code_cell(
         "import fm_lab\n"
         "flow = {'id': 'pm_flow', 'nodes': {'ask': {'type': 'llm', 'config': {\n"
         "    'model': 'offline/echo', 'prompt': 'x is {{ inputs.x }}'}}}}\n"
-        "run = fm_lab.run(flow, {'x': x})\n"
-        "assert x < 5, 'x too big'")]
+        "run = fm_lab.run(flow, {'x': x})")]
     nbformat.write(nb, path)
     return path
 
@@ -198,11 +197,11 @@ def test_an_item_left_running_by_a_dead_process_reads_as_interrupted(store, tmp_
     item = Item("gone", "0", 0, {"x": 1}, status="running", attempts=1, started=time.time())
     save_item(store, item, "notebook", "nb.ipynb")  # as a runner killed mid-item left it
     assert fm_lab.batch.status("gone", store=store)["status"].tolist() == ["interrupted"]
-    hold(store, item)  # a live runner
+    hold(store, "gone")  # a live runner
     try:
         assert fm_lab.batch.status("gone", store=store)["status"].tolist() == ["running"]
     finally:
-        release(store, item)
+        release(store, "gone")
 
 
 @pytest.mark.slow

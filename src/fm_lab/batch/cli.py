@@ -87,10 +87,21 @@ def cli_parameters(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(loaded, dict | None):
             raise ValueError(f"parameters from {origin} must be a mapping, not a "
                              f"{type(loaded).__name__}")
-        found.update(loaded or {})
+        found.update(_no_dates(loaded or {}))
     found.update({name: _value(raw) for name, raw in args.parameter})
     found.update(dict(args.raw))
     return found
+
+
+def _no_dates(value: Any) -> Any:
+    """YAML dates as the strings they were written as (papermill's loader reads no dates)."""
+    import datetime as dt
+
+    if isinstance(value, dict):
+        return {k: _no_dates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_dates(v) for v in value]
+    return value.isoformat() if isinstance(value, dt.date) else value
 
 
 def _items_args(parser: argparse.ArgumentParser, *, grid: bool) -> None:

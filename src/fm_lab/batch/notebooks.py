@@ -117,7 +117,7 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
                                       extra_metadata={"batch_id": batch_id, "item": item.key},
                                       **options)
         except BaseException:
-            release(store, item)  # left running: status reads it as interrupted
+            release(store, item.batch_id)  # left running: status reads it as interrupted
             raise
         done(item, result)
 
@@ -158,7 +158,7 @@ def begin_item(store: SqlStore, item: Item, output: str | Path, notebook: str) -
     item.attempts += 1
     item.started, item.ended, item.status = time.time(), None, "running"
     item.output_path = os.path.abspath(output)
-    hold(store, item)  # before the row says running: a reader never sees it interrupted
+    hold(store, item.batch_id)  # before the row says running: never read as interrupted
     save_item(store, item, "notebook", notebook)
 
 
@@ -170,7 +170,7 @@ def end_item(store: SqlStore, item: Item, result: Mapping[str, Any], notebook: s
     try:
         save_item(store, item, "notebook", notebook)
     finally:
-        release(store, item)
+        release(store, item.batch_id)
 
 
 def _on_dask(executor: Any, source: Path, todo: list[Item], folder: Path,

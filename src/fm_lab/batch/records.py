@@ -209,15 +209,6 @@ _SPAN_NONE = ("parent_span_id", "workflow_id", "node_id", "agent", "resource_id"
               "cost_usd")
 
 
-def _alive_or_interrupted(store: SqlStore, batch_id: str, key: str, state: str) -> str:
-    """``state``, except ``interrupted`` for an item left ``running`` by a process that died."""
-    from fm_lab.batch.liveness import INTERRUPTED, is_live
-
-    if state != "running" or is_live(store, Item(batch_id, key, 0, {})):
-        return state
-    return INTERRUPTED
-
-
 def status(batch_id: str, store: RunStore | None = None) -> pd.DataFrame:
     """One row per item of a batch: key, parameters, status (``interrupted``: left
     ``running`` by a process that died), attempts, duration, run id, error, failing cell,
@@ -237,8 +228,12 @@ def status(batch_id: str, store: RunStore | None = None) -> pd.DataFrame:
             raise KeyError(f"no batch {batch_id!r} in {store.path}")
     for column in ("parameters", "outputs", "error"):
         frame[column] = [loads(v) if isinstance(v, str) else None for v in frame[column]]
-    frame["status"] = [_alive_or_interrupted(store, batch_id, key, state)
-                       for key, state in zip(frame["item_key"], frame["status"], strict=True)]
+    running = frame["status"] == "running"
+    if running.any():
+        from fm_lab.batch.liveness import INTERRUPTED, is_live
+
+        if not is_live(store, batch_id):  # left running by a process that died
+            frame.loc[running, "status"] = INTERRUPTED
     spent = usage("trace", batch_id=batch_id, store=store)
     spent = spent.rename(columns={"trace": "trace_id"})[
         ["trace_id", "input_tokens", "output_tokens", "cost_usd"]]
