@@ -47,28 +47,35 @@ CASES: dict[str, tuple[list[str] | None, list[str], bool, int, list[str]]] = {
                            [UNKNOWN.format("msg"), NO_CELL]),
     "unknown_parameter": (["print(msg)"], ["-p", "msg", "hi", "-p", "colour", "red"], True, 0,
                           [UNKNOWN.format("colour")]),
-    "relative_path": (["print(open('data.txt').read())"], [], True, 0, []),
+    "relative_path": (["print(open('data.txt').read())"], [], True, 0, []),  # in the cwd
+    "relative_path_cwd": (["print(open('data.txt').read())"], ["--cwd", "work"], True, 0, []),
     "usage_error": (["%no_such_magic", "after = 1"], [], False, 1, []),
     "timeout": (["import time", "time.sleep(60)", "after = 1"],
                 ["--execution-timeout", "2"], False, 1, []),
 }
 
 
-def _notebook(path: Path, cells: list[str] | None) -> Path:
+def _write(path: Path, parameters: str | None, cells: list[str], top: tuple[Any, ...] = ()
+           ) -> Path:
+    """A Python notebook: the ``top`` cells, a ``parameters`` cell (unless None), code cells."""
     nb = new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
                                  "display_name": "Python 3"}
-    # a stale banner from an earlier papermill run: both runners drop it
-    stale = new_markdown_cell("<span>An Exception was encountered at In [1]</span>")
-    stale.metadata["tags"] = [MARKER_TAG]
-    body = [new_code_cell(source) for source in (cells or ["print('no parameters')"])]
-    if cells is not None:
-        params = new_code_cell("msg = 'default'  # the message\nn = 0")
-        params.metadata["tags"] = ["parameters"]
-        body.insert(0, params)
-    nb.cells = [stale, new_markdown_cell("# a notebook"), *body]
+    body = [new_code_cell(source) for source in cells]
+    if parameters is not None:
+        body.insert(0, new_code_cell(parameters, metadata={"tags": ["parameters"]}))
+    nb.cells = [*top, *body]
     nbformat.write(nb, path)
     return path
+
+
+def _notebook(path: Path, cells: list[str] | None) -> Path:
+    # a stale banner from an earlier papermill run: both runners drop it
+    stale = new_markdown_cell("<span>An Exception was encountered at In [1]</span>",
+                              metadata={"tags": [MARKER_TAG]})
+    return _write(path, None if cells is None else "msg = 'default'  # the message\nn = 0",
+                  cells or ["print('no parameters')"],
+                  (stale, new_markdown_cell("# a notebook")))
 
 
 def _in_folder(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,15 +117,15 @@ def test_papermill_and_fm_lab_end_the_same_way(case, tmp_path, caplog, monkeypat
     work = tmp_path / "work"  # the kernel's cwd: not the notebook's folder
     work.mkdir()
     (work / "data.txt").write_text("read relative to the cwd")
-    _in_folder(tmp_path, monkeypatch)
+    _in_folder(work if case == "relative_path" else tmp_path, monkeypatch)
     caplog.set_level(logging.WARNING)
     theirs = CliRunner().invoke(papermill_cli, [
-        str(source), str(tmp_path / "theirs.ipynb"), "--cwd", "work", "--no-progress-bar",
-        "--log-level", "WARNING", *args])
+        str(source), str(tmp_path / "theirs.ipynb"), "--no-progress-bar", "--log-level",
+        "WARNING", *args])
     their_warnings = _warnings(caplog, "papermill")
     caplog.clear()
     ours = main(["--store", str(tmp_path / "fm.duckdb"), "notebook", str(source),
-                 str(tmp_path / "ours.ipynb"), "--cwd", "work", "--batch-id", "parity", *args])
+                 str(tmp_path / "ours.ipynb"), "--batch-id", "parity", *args])
     assert (theirs.exit_code, ours) == (code, code), theirs.output
     assert their_warnings == _warnings(caplog, "fm_lab") == warned
     their_nb, our_nb = _summary(tmp_path / "theirs.ipynb"), _summary(tmp_path / "ours.ipynb")
@@ -136,23 +143,34 @@ def test_papermill_and_fm_lab_end_the_same_way(case, tmp_path, caplog, monkeypat
         assert item["error_cell"] == our_nb["markers"][1][0] + 1
     if case == "usage_error":  # no error output: the message is the kernel's, not nbclient's
         assert item["error"]["message"].startswith("UsageError: Line magic function")
-    if case == "relative_path":
+    if case.startswith("relative_path"):  # read in the kernel's cwd, not the notebook's
         assert our_nb["outputs"][-1] == ["stream"]
 
 
 def _flow_notebook(path: Path) -> Path:
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
-                                 "display_name": "Python 3"}
-    params = new_code_cell("x = 0")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, new_code_cell("assert x < 5, 'x too big'"), new_code_cell(
+    return _write(path, "x = 0", [
+        "assert x < 5, 'x too big'",
         "import fm_lab\n"
         "flow = {'id': 'pm_flow', 'nodes': {'ask': {'type': 'llm', 'config': {\n"
         "    'model': 'offline/echo', 'prompt': 'x is {{ inputs.x }}'}}}}\n"
-        "run = fm_lab.run(flow, {'x': x})")]
-    nbformat.write(nb, path)
-    return path
+        "run = fm_lab.run(flow, {'x': x})"])
+
+
+def _entry_points_dist(folder: Path) -> Path:
+    """A distribution declaring pyproject.toml's entry points (this venv's fm_lab install
+    predates them), for a ``papermill`` process to find."""
+    import tomllib
+
+    declared = tomllib.loads((Path(SRC).parent / "pyproject.toml").read_text())
+    groups = declared["project"]["entry-points"]
+    info = folder / "fm_lab_entry_points-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fm_lab_entry_points\n"
+                                   "Version: 0\n")
+    (info / "entry_points.txt").write_text("".join(
+        f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in names.items())
+        for group, names in groups.items()))
+    return folder
 
 
 def test_papermill_with_the_fm_lab_engine_records_runs_spans_and_cost(tmp_path, monkeypatch):
@@ -164,19 +182,26 @@ def test_papermill_with_the_fm_lab_engine_records_runs_spans_and_cost(tmp_path, 
     from fm_lab.store.default import default_store
     from fm_lab.tracing.pricing import set_price
 
-    # the entry point in pyproject.toml registers it on install; this venv predates it
-    monkeypatch.setitem(papermill_engines._engines, "fm_lab", FmLabEngine)
     _in_folder(tmp_path, monkeypatch)
     monkeypatch.setenv("FM_LAB_STORE", str(tmp_path / "fm.duckdb"))
     source = _flow_notebook(tmp_path / "flow.ipynb")
-    papermill.execute_notebook(str(source), "ok.ipynb", {"x": 2}, engine_name="fm_lab",
-                               progress_bar=False, batch_id="pm-ok")
+    # papermill's command line finds the engine through the declared entry point
+    sites = _entry_points_dist(tmp_path / "site")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(sites), os.environ["PYTHONPATH"]])}
+    done = subprocess.run([sys.executable, "-m", "papermill", "-e", "fm_lab", str(source),
+                           "ok.ipynb", "-p", "x", "2", "--no-progress-bar"], env=env,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # in this process: registered by hand, with papermill's engine keyword arguments
+    monkeypatch.setitem(papermill_engines._engines, "fm_lab", FmLabEngine)
     with pytest.raises(PapermillExecutionError, match="x too big"):
         papermill.execute_notebook(str(source), "bad.ipynb", {"x": 9}, engine_name="fm_lab",
                                    progress_bar=False, batch_id="pm-bad")
     store = default_store()  # $FM_LAB_STORE, as the engine's
     set_price("offline/echo", input_per_mtok=100.0, output_per_mtok=100.0)
-    ok = fm_lab.batch.status("pm-ok", store=store).iloc[0]
+    [ok_batch] = fm_lab.sql("select batch_id from batches where batch_id <> 'pm-bad'",
+                            store=store)["batch_id"]
+    ok = fm_lab.batch.status(ok_batch, store=store).iloc[0]
     assert ok["status"] == "succeeded" and ok["output_path"] == str(tmp_path / "ok.ipynb")
     assert ok["input_tokens"] > 0 and ok["cost_usd"] > 0  # the kernel's run, in the item
     bad = fm_lab.batch.status("pm-bad", store=store).iloc[0]
@@ -206,18 +231,11 @@ def test_an_item_left_running_by_a_dead_process_reads_as_interrupted(store, tmp_
 
 @pytest.mark.slow
 def test_a_killed_runner_leaves_partial_output_and_an_interrupted_item(tmp_path):
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
-                                 "display_name": "Python 3"}
-    params = new_code_cell("marker = ''")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, new_code_cell("print('first cell done')"),
-                new_code_cell("import os, pathlib, time\n"
-                              "pathlib.Path(marker).write_text(str(os.getpid()))\n"
-                              "time.sleep(600)"),
-                new_code_cell("after = 1")]
-    source = tmp_path / "long.ipynb"
-    nbformat.write(nb, source)
+    source = _write(tmp_path / "long.ipynb", "marker = ''", [
+        "print('first cell done')",
+        "import os, pathlib, time\npathlib.Path(marker).write_text(str(os.getpid()))\n"
+        "time.sleep(600)",
+        "after = 1"])
     marker, out, db = tmp_path / "kernel.pid", tmp_path / "out.ipynb", tmp_path / "fm.duckdb"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
     runner = subprocess.Popen(

@@ -105,9 +105,10 @@ def _no_dates(value: Any) -> Any:
 
 
 def _items_args(parser: argparse.ArgumentParser, *, grid: bool) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group(required=not grid)  # none: one item
     if grid:
-        source.add_argument("--grid", help="YAML/JSON grid (every combination) or item list")
+        source.add_argument("--grid", help="YAML/JSON grid (every combination) or item list "
+                            "(default: one item, the -p/-r/-y/-f parameters)")
     source.add_argument("--csv", help="CSV, one item per row")
     parser.add_argument("--concurrency", type=int, help="items at a time")
     parser.add_argument("--dask", metavar="ADDRESS", help="run on this Dask scheduler "
@@ -141,6 +142,8 @@ def _items(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> lis
     from fm_lab.batch.params import as_items
 
     source = getattr(args, "grid", None) or args.csv
+    if source is None:
+        return [dict(extra or {})]
     items = [params for _, params in as_items(Path(source))]
     return [{**params, **(extra or {})} for params in items]
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fm_lab.store.ids import id_path
+from fm_lab.store.journal import try_lock
 
 if TYPE_CHECKING:
     from fm_lab.store.base import RunStore
@@ -100,16 +101,10 @@ def is_live(store: RunStore, batch_id: str) -> bool:
     if locks is not None:
         return locks.live(f"batch:{batch_id}")
     path = _lock_file(store, batch_id)
-    if path is None:
-        return False  # a memory store: only this process could run it
-    try:
-        fd = os.open(path, os.O_WRONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if path is None or not path.exists():
+        return False  # a memory store (only this process could run it), or never run
+    fd = try_lock(path)
+    if fd is None:
         return True
-    finally:
-        os.close(fd)  # closing drops a lock it took
+    os.close(fd)  # closing drops the lock it took
     return False

@@ -163,3 +163,17 @@ def test_cli_parameters_read_as_papermill_reads_them(tmp_path):
     assert cli_parameters(args) == {
         "a": 3, "b": "from yaml", "day": "2026-01-02", "c": [1, 2], "t": True,
         "f": False, "n": None, "i": "7", "x": 2.5, "s": "hello", "j": "[1, 2]", "r": "True"}
+
+
+def test_the_notebook_commands_take_papermills_arguments():
+    from fm_lab.cli import build_parser
+
+    one = build_parser().parse_args(["notebook", "in.ipynb", "out.ipynb", "-p", "msg", "True",
+                                     "-r", "code", "007", "-y", "a: 1", "-f", "p.yaml",
+                                     "--cwd", "data", "-k", "python3", "--batch-id", "b1"])
+    assert (one.notebook, one.output, one.parameter, one.raw, one.yaml, one.file, one.cwd,
+            one.kernel, one.batch_id) == ("in.ipynb", "out.ipynb", [["msg", "True"]],
+                                          [["code", "007"]], ["a: 1"], ["p.yaml"], "data",
+                                          "python3", "b1")
+    batch = build_parser().parse_args(["batch", "notebook", "in.ipynb", "-p", "msg", "Hello"])
+    assert batch.grid is None and batch.csv is None  # one item: the parameters given
