@@ -188,10 +188,11 @@ def test_papermill_with_the_fm_lab_engine_records_runs_spans_and_cost(tmp_path, 
     # papermill's command line finds the engine through the declared entry point
     sites = _entry_points_dist(tmp_path / "site")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(sites), os.environ["PYTHONPATH"]])}
-    done = subprocess.run([sys.executable, "-m", "papermill", "-e", "fm_lab", str(source),
+    done = subprocess.run([sys.executable, "-m", "papermill", "--engine", "fm_lab", str(source),
                            "ok.ipynb", "-p", "x", "2", "--no-progress-bar"], env=env,
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "Recorded in the fm_lab store" in done.stderr
     # in this process: registered by hand, with papermill's engine keyword arguments
     monkeypatch.setitem(papermill_engines._engines, "fm_lab", FmLabEngine)
     with pytest.raises(PapermillExecutionError, match="x too big"):

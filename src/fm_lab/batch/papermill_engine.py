@@ -1,4 +1,4 @@
-"""fm_lab as a papermill engine: ``papermill -e fm_lab in.ipynb out.ipynb`` (or
+"""fm_lab as a papermill engine: ``papermill --engine fm_lab in.ipynb out.ipynb`` (or
 ``papermill.execute_notebook(..., engine_name="fm_lab")``) executes exactly as papermill's own
 nbclient engine does and records the execution in the fm_lab store as a one-item notebook
 batch: its status, error and output path, its ``batch_item`` span, and the runs its kernel
@@ -51,6 +51,7 @@ class FmLabEngine(NBClientEngine):  # type: ignore[misc]
                                 batch_id=kwargs.pop("batch_id", None),
                                 store=kwargs.pop("store", None))
         begin_item(store, item, _absolute(meta.get("output_path") or output_path), notebook)
+        logger.info(f"Recorded in the fm_lab store {store.path} as batch {item.batch_id}")
         manager = _Manager(nb, output_path=output_path, progress_bar=progress_bar,
                            log_output=log_output, autosave_cell_every=autosave_cell_every)
         started, raised = time.time(), None
