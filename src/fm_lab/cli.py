@@ -68,9 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_policy_option(check)
     check.add_argument("--json", action="store_true")
 
+    from fm_lab.batch.cli import add_notebook_parser
     from fm_lab.batch.cli import add_parser as add_batch_parser
 
     add_batch_parser(sub)
+    add_notebook_parser(sub)
     _store_parser(sub)
     return parser
 
@@ -531,6 +533,7 @@ class _Bars:
 _COMMANDS = {
     "audit": _cmd_audit,
     "batch": _cmd_batch,
+    "notebook": _cmd_batch,
     "run": _cmd_run,
     "rerun": _cmd_run_report,
     "resume": _cmd_run_report,

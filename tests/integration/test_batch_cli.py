@@ -61,7 +61,7 @@ def test_notebook_batch_from_a_grid_with_fixed_parameters(tmp_path, capsys):
     assert [i["parameters"] for i in items] == [{"a": 1, "b": 2, "label": "too big"},
                                                 {"a": 4, "b": 2, "label": "too big"}]
     assert [i["status"] for i in items] == ["succeeded", "failed"]
-    assert items[1]["error_cell"] == 2 and items[1]["error"]["evalue"] == "too big"
+    assert items[1]["error_cell"] == 4 and items[1]["error"]["evalue"] == "too big"  # markers
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["calc-0.ipynb",
                                                                    "calc-1.ipynb"]
 

@@ -84,15 +84,19 @@ def test_failing_notebook_records_the_failing_cell(store, notebook, tmp_path):
     item = fm_lab.batch.run_notebook(notebook, {"x": 1, "fail_if": str(marker)}, out,
                                      store=store)
     assert item.status == "failed"
-    assert item.error_cell == 5 and item.error["cell"] == 5
+    # the index in the written notebook: papermill's banner on top, its anchor above the cell
+    assert item.error_cell == 7 and item.error["cell"] == 7
     assert item.error["ename"] == "RuntimeError" and "marker" in item.error["evalue"]
     assert "raise RuntimeError" in item.error["traceback"]
     executed = nbformat.read(out, as_version=4)  # written although a cell failed
     assert executed.metadata["papermill"]["exception"] is True
-    assert executed.cells[5].outputs[-1]["output_type"] == "error"
-    assert "result" not in "".join(str(o) for o in executed.cells[6].get("outputs", []))
+    assert "In [5]" in executed.cells[0].source
+    assert 'id="papermill-error-cell"' in executed.cells[6].source
+    assert executed.cells[7].outputs[-1]["output_type"] == "error"
+    assert executed.cells[8].metadata.papermill["status"] == "pending"
+    assert executed.cells[8].get("outputs") == []
     row = fm_lab.batch.status(item.batch_id, store=store).iloc[0]
-    assert row["status"] == "failed" and row["error_cell"] == 5
+    assert row["status"] == "failed" and row["error_cell"] == 7
     assert row["error"]["ename"] == "RuntimeError"
 
 
@@ -106,7 +110,7 @@ def test_a_cell_that_times_out_is_the_failing_cell(store, tmp_path):
     item = fm_lab.batch.run_notebook(tmp_path / "slow.ipynb", {}, tmp_path / "out.ipynb",
                                      store=store, timeout=1.5)  # whole seconds
     assert item.status == "failed" and item.error["type"] == "CellTimeoutError"
-    assert item.error_cell == 2  # the injected cell is at the top: the sleep is cell 2
+    assert item.error_cell == 1  # no parameters: nothing injected, as papermill
     assert "timed out" in item.error["message"]
 
 

@@ -1,5 +1,6 @@
 """``fm-lab batch``: notebook and workflow batches from the command line, with a progress bar
-and a summary table; ``fm-lab batch status BATCH_ID``."""
+and a summary table; ``fm-lab batch status BATCH_ID``; ``fm-lab notebook IN OUT``: one notebook
+with papermill's arguments."""
 
 from __future__ import annotations
 
@@ -29,12 +30,11 @@ def add_parser(sub: Any) -> None:
     nb = group.add_parser("notebook", help="run a notebook once per parameter set")
     nb.add_argument("notebook", help=".ipynb with a cell tagged 'parameters'")
     _items_args(nb, grid=True)
-    nb.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                    metavar=("NAME", "VALUE"), help="a parameter for every item (VALUE parsed "
-                    "as JSON when it is JSON); repeatable")
+    _parameter_args(nb, "a parameter for every item")
     nb.add_argument("--output-dir", help="where executed notebooks go")
-    nb.add_argument("--kernel", help="kernel name (default: the notebook's)")
-    nb.add_argument("--timeout", type=float, help="seconds per cell")
+    nb.add_argument("-k", "--kernel", help="kernel name (default: the notebook's)")
+    nb.add_argument("--timeout", "--execution-timeout", type=float, help="seconds per cell")
+    nb.add_argument("--cwd", help="the kernels' working directory (default: this one)")
 
     wf = group.add_parser("workflow", help="run a workflow once per row")
     wf.add_argument("file", help="workflow .yaml/.yml/.json")
@@ -47,10 +47,68 @@ def add_parser(sub: Any) -> None:
     st.add_argument("--json", action="store_true")
 
 
+def add_notebook_parser(sub: Any) -> None:
+    """Add ``fm-lab notebook IN OUT``: papermill's command line, recorded in the store."""
+    nb = sub.add_parser("notebook", help="run one notebook as papermill does, recorded in the "
+                        "store (exit 1 when it fails)")
+    nb.add_argument("notebook", metavar="IN", help="the notebook to run")
+    nb.add_argument("output", metavar="OUT", help="where the executed notebook is written")
+    _parameter_args(nb, "a parameter")
+    nb.add_argument("-k", "--kernel", help="kernel name (default: the notebook's)")
+    nb.add_argument("--cwd", help="the kernel's working directory (default: this one)")
+    nb.add_argument("--execution-timeout", type=float, metavar="S", help="seconds per cell "
+                    "(default: none)")
+    nb.add_argument("--batch-id", help="record the run as the one item of this batch")
+    nb.add_argument("--json", action="store_true", help="print the item as JSON")
+
+
+def _parameter_args(parser: argparse.ArgumentParser, what: str) -> None:
+    """Papermill's parameter options: files, then YAML, then -p, then -r."""
+    parser.add_argument("-p", "--parameters", dest="parameter", nargs=2, action="append",
+                        default=[], metavar=("NAME", "VALUE"), help=f"{what}: True, False, "
+                        "None, an int or a float as such, else a string; repeatable")
+    parser.add_argument("-r", "--parameters-raw", dest="raw", nargs=2, action="append",
+                        default=[], metavar=("NAME", "VALUE"), help=f"{what}, always a string")
+    parser.add_argument("-y", "--parameters-yaml", dest="yaml", action="append", default=[],
+                        metavar="YAML", help="parameters as a YAML mapping")
+    parser.add_argument("-f", "--parameters-file", dest="file", action="append", default=[],
+                        metavar="FILE", help="parameters from a YAML or JSON file")
+
+
+def cli_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The parameters of ``-f``, ``-y``, ``-p`` and ``-r``, later ones winning (papermill's
+    order)."""
+    from fm_lab.spec.io import read_document, safe_load
+
+    found: dict[str, Any] = {}
+    documents = [(read_document(Path(f), "parameters file"), f) for f in args.file]
+    for text, origin in [*documents, *[(y, "-y") for y in args.yaml]]:
+        loaded = safe_load(text)
+        if not isinstance(loaded, dict | None):
+            raise ValueError(f"parameters from {origin} must be a mapping, not a "
+                             f"{type(loaded).__name__}")
+        found.update(_no_dates(loaded or {}))
+    found.update({name: _value(raw) for name, raw in args.parameter})
+    found.update(dict(args.raw))
+    return found
+
+
+def _no_dates(value: Any) -> Any:
+    """YAML dates as the strings they were written as (papermill's loader reads no dates)."""
+    import datetime as dt
+
+    if isinstance(value, dict):
+        return {k: _no_dates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_dates(v) for v in value]
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
 def _items_args(parser: argparse.ArgumentParser, *, grid: bool) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group(required=not grid)  # none: one item
     if grid:
-        source.add_argument("--grid", help="YAML/JSON grid (every combination) or item list")
+        source.add_argument("--grid", help="YAML/JSON grid (every combination) or item list "
+                            "(default: one item, the -p/-r/-y/-f parameters)")
     source.add_argument("--csv", help="CSV, one item per row")
     parser.add_argument("--concurrency", type=int, help="items at a time")
     parser.add_argument("--dask", metavar="ADDRESS", help="run on this Dask scheduler "
@@ -64,9 +122,11 @@ def run(args: argparse.Namespace, store: RunStore | None) -> int:
     from fm_lab.batch import records
     from fm_lab.store.ids import validate_run_id
 
-    command = args.batch_command
+    command = getattr(args, "batch_command", None)
     if args.batch_id is not None:  # before any progress bar is drawn
         validate_run_id(args.batch_id, "batch id")
+    if command is None:
+        return _single(args, store)
     if command == "status":
         frame = records.status(args.batch_id, store=store)
         return _summary(args, args.batch_id, frame)
@@ -82,6 +142,8 @@ def _items(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> lis
     from fm_lab.batch.params import as_items
 
     source = getattr(args, "grid", None) or args.csv
+    if source is None:
+        return [dict(extra or {})]
     items = [params for _, params in as_items(Path(source))]
     return [{**params, **(extra or {})} for params in items]
 
@@ -89,13 +151,36 @@ def _items(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> lis
 def _notebook(args: argparse.Namespace, batch_id: str, store: RunStore | None) -> pd.DataFrame:
     from fm_lab.batch.notebooks import run_notebooks
 
-    fixed = {name: _value(raw) for name, raw in args.parameter}
-    items = _items(args, fixed)
+    items = _items(args, cli_parameters(args))
     with _progress(len(items), args.json) as tick:
         return run_notebooks(args.notebook, items, concurrency=args.concurrency or 2,
                              batch_id=batch_id, output_dir=args.output_dir, store=store,
                              kernel_name=args.kernel, timeout=args.timeout, on_item=tick,
-                             executor=_executor(args))
+                             executor=_executor(args), cwd=args.cwd)
+
+
+def _single(args: argparse.Namespace, store: RunStore | None) -> int:
+    """``fm-lab notebook``: exit 0 when it succeeded (``sys.exit(0)`` included), 138 when its
+    kernel died (as papermill), else 1."""
+    from fm_lab.batch.notebooks import run_notebook
+
+    item = run_notebook(args.notebook, cli_parameters(args), args.output,
+                        batch_id=args.batch_id, store=store, kernel_name=args.kernel,
+                        timeout=args.execution_timeout, cwd=args.cwd)
+    error = item.error or {}
+    if args.json:
+        print(json.dumps({"batch_id": item.batch_id, "status": item.status,
+                          "output_path": item.output_path, "duration_ms": item.duration_ms,
+                          "error_cell": item.error_cell, "error": item.error,
+                          "trace_id": item.trace_id}, default=str))
+    else:
+        print(f"{item.status}: {item.output_path} (batch {item.batch_id}, "
+              f"{(item.duration_ms or 0) / 1000:.1f} s)")
+        if item.error:
+            print(f"cell {item.error_cell}: {error.get('message')}")
+    if item.status == "succeeded":
+        return 0
+    return 138 if error.get("type") == "DeadKernelError" else 1
 
 
 def _workflow(args: argparse.Namespace, batch_id: str, store: RunStore | None) -> pd.DataFrame:
@@ -117,10 +202,16 @@ def _executor(args: argparse.Namespace) -> str:
 
 
 def _value(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
+    """A ``-p`` value as papermill reads it."""
+    constants = {"True": True, "False": False, "None": None}
+    if raw in constants:
+        return constants[raw]
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            continue
+    return raw
 
 
 @contextmanager

@@ -1,21 +1,28 @@
-"""Executing one parameterised notebook with nbclient (in this process or on a Dask worker)."""
+"""Executing one parameterised notebook the way papermill 2.7 does, with nbclient (in this
+process or on a Dask worker): the same injected cell and warnings, per-cell and notebook
+``metadata.papermill``, the kernel in the caller's working directory (or ``cwd``), the output
+saved as each cell starts and ends (and every 30 s while one runs), ``sys.exit(0)`` a success,
+and papermill's error markers on a failure (:mod:`fm_lab.batch.markers`)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import logging
 import math
 import os
-import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fm_lab.batch.params import inject_parameters
+from fm_lab.batch.markers import mark_failure, outcome
+from fm_lab.batch.params import prepare_notebook
 from fm_lab.sync import run_sync
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 DEFAULT_KERNEL = "python3"
+AUTOSAVE_EVERY = 30.0  # seconds between saves while one cell runs (papermill's default)
+LOG = logging.getLogger("fm_lab.batch")
 
 
 def _nb_modules() -> tuple[Any, Any]:
@@ -43,71 +50,163 @@ def read_notebook(path: str | Path) -> Any:
 def execute_notebook(source: str | Path, output: str | Path, parameters: Mapping[str, Any],
                      *, env: Mapping[str, str] | None = None, kernel_name: str | None = None,
                      timeout: float | None = None, cwd: str | Path | None = None,
-                     extra_metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Inject ``parameters``, execute every cell, write the executed notebook to ``output``
-    (also when a cell fails) and return status, error, failing cell index (in the output
-    notebook) and timings. The kernel inherits this process's environment plus ``env``
-    (progress bars off)."""
-    nbclient, nbformat = _nb_modules()
-    nb = inject_parameters(read_notebook(source), parameters)
-    meta = nb.metadata.setdefault("papermill", {})
-    meta.update(input_path=str(source), output_path=str(output))
+                     extra_metadata: Mapping[str, Any] | None = None,
+                     autosave_every: float = AUTOSAVE_EVERY) -> dict[str, Any]:
+    """Inject ``parameters`` (papermill's warnings go to the ``fm_lab.batch`` logger), execute
+    the cells in ``cwd`` (default: this process's working directory) until one fails, write
+    the executed notebook to ``output`` as it goes and at the end, and return ``status``,
+    ``error``, ``error_cell`` (its index in the written notebook), ``warnings``, timings and
+    the output path. The kernel inherits this process's environment plus ``env`` (progress
+    bars off)."""
+    nb, warnings = prepare_notebook(read_notebook(source), parameters, str(source), str(output))
+    for message in warnings:
+        LOG.warning(message)
     if extra_metadata:
         nb.metadata["fm_lab"] = dict(extra_metadata)
     name = kernel_name or nb.metadata.get("kernelspec", {}).get("name") or DEFAULT_KERNEL
-    client = nbclient.NotebookClient(
+    cells = CellRecorder(nb, Path(output), autosave_every)
+    client = _client_class()(
         nb, timeout=None if timeout is None else max(1, math.ceil(timeout)), kernel_name=name,
-        extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not its TCP warning per item
-        resources={"metadata": {"path": str(cwd or Path(source).resolve().parent)}})
+        startup_timeout=60, extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    client.recorder = cells
+    # no progress bars in headless kernels: they would only clutter the saved outputs
+    kernel_env = {**os.environ, "FM_LAB_PROGRESS": "0", **(env or {})}
+    workdir = str(Path(cwd).resolve()) if cwd is not None else os.getcwd()
     started = time.time()
-    error: dict[str, Any] | None = None
+    cells.notebook_start()
+    raised = None
     try:
-        # no progress bars in headless kernels: they would only clutter the saved outputs
-        kernel_env = {**os.environ, "FM_LAB_PROGRESS": "0", **(env or {})}
-        run_sync(client.async_execute(env=kernel_env))  # closes its loop
-    except Exception as exc:  # a cell raised, timed out, or the kernel died or never started
-        lines = _ANSI.sub("", str(exc)).strip().splitlines()
-        error = {"kind": "notebook", "type": type(exc).__name__,
-                 "message": lines[0] if lines else type(exc).__name__}
+        run_sync(_execute(client, cells, env=kernel_env, cwd=workdir))  # closes its loop
+    except Exception as exc:  # a timeout, a dead kernel, a kernel that never started
+        raised = exc
+    finally:
+        cells.notebook_complete()
     ended = time.time()
-    cell = None
-    if error is not None:
-        cell = _failing_cell(nb)
-        out = _error_output(nb.cells[cell]) if cell is not None else {}
-        if out:
-            error.update(ename=out.get("ename"), evalue=out.get("evalue"),
-                         traceback=_ANSI.sub("", "\n".join(out.get("traceback", []))))
-            if error["type"] == "CellExecutionError":  # else keep "timed out", "kernel died"
-                error["message"] = f"{out.get('ename')}: {out.get('evalue')}"
-        error["cell"] = cell
-    meta.update(start_time=_iso(started), end_time=_iso(ended), duration=ended - started,
-                exception=True if error else None)  # papermill's values
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(output))
-    return {"status": "failed" if error else "succeeded", "error": error, "error_cell": cell,
-            "started": started, "ended": ended, "output_path": str(output)}
+    result = mark_failure(nb, outcome(nb, raised, cells.errors, cells.running))
+    cells.save()
+    return {"status": result["status"], "error": result["error"],
+            "error_cell": result["error_cell"], "warnings": warnings, "started": started,
+            "ended": ended, "output_path": str(output)}
 
 
-def _error_output(cell: Any) -> dict[str, Any]:
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "error":
-            return dict(out)
-    return {}
+async def _execute(client: Any, cells: CellRecorder, **kernel_options: Any) -> None:
+    """Papermill's cell loop: every cell in order, stopping at the first that raises."""
+    from jupyter_core.utils import ensure_async
+    from nbclient.exceptions import CellExecutionError
+
+    client.reset_execution_trackers()
+    async with client.async_setup_kernel(**kernel_options):
+        for index, cell in enumerate(client.nb.cells):
+            cells.cell_start(index, cell)
+            try:
+                await client.async_execute_cell(
+                    cell, index, execution_count=client.code_cells_executed + 1)
+            except CellExecutionError as exc:
+                cells.cell_failed(index, cell, exc)
+                break
+            except BaseException:  # timed out, kernel died: the cell did not finish
+                cells.cell_failed(index, cell, None)
+                raise
+            finally:
+                cells.cell_complete(cell)
+        info = await client.async_wait_for_reply(await ensure_async(client.kc.kernel_info()))
+        if info is not None and "language_info" in info["content"]:
+            client.nb.metadata["language_info"] = info["content"]["language_info"]
+        client.set_widgets_metadata()
 
 
-def _failing_cell(nb: Any) -> int | None:
-    """The cell with an error output, else the last cell that started (a timeout or a dead
-    kernel leaves no error output)."""
-    started = None
-    for index, cell in enumerate(nb.cells):
-        if cell.get("cell_type") != "code":
-            continue
-        if _error_output(cell):
-            return index
-        if cell.get("execution_count") is not None:
-            started = index
-    return started
+@functools.cache
+def _client_class() -> type[Any]:
+    """nbclient's client, autosaving while a long cell streams output (as papermill's)."""
+    nbclient, _ = _nb_modules()
+    base: type[Any] = nbclient.NotebookClient
+
+    class AutosavingClient(base):  # type: ignore[misc]
+        recorder: CellRecorder | None = None
+
+        def process_message(self, *args: Any, **kwargs: Any) -> Any:
+            output = super().process_message(*args, **kwargs)
+            if self.recorder is not None:
+                self.recorder.autosave()
+            return output
+
+    return AutosavingClient
 
 
-def _iso(at: float) -> str:
-    return dt.datetime.fromtimestamp(at, tz=dt.UTC).isoformat()
+class CellRecorder:
+    """Papermill's execution bookkeeping: ``metadata.papermill`` of the notebook (start,
+    end, duration, exception) and of each cell (also status: pending, running, completed,
+    failed), and saves of the notebook as cells start and end."""
+
+    def __init__(self, nb: Any, output: Path, autosave_every: float) -> None:
+        self.nb, self.output, self.every = nb, output, autosave_every
+        self.errors: dict[int, BaseException] = {}
+        self.running: int | None = None
+        self.last_save = time.monotonic()
+        self.start_time = _now()
+
+    def notebook_start(self) -> None:
+        """Clear outputs, counts and cell metadata; save."""
+        self.start_time = _now()
+        self.nb.metadata.papermill.update(start_time=self.start_time.isoformat(),
+                                          end_time=None, duration=None, exception=None)
+        for cell in self.nb.cells:
+            if cell.get("cell_type") == "code":
+                cell.execution_count = None
+                cell.outputs = []
+            cell.metadata.papermill = {"exception": None, "start_time": None,
+                                       "end_time": None, "duration": None,
+                                       "status": "pending"}
+        self.save()
+
+    def cell_start(self, index: int, cell: Any) -> None:
+        self.running = index
+        cell.metadata.papermill.update(start_time=_now().isoformat(), status="running",
+                                       exception=False)
+        self.save()
+
+    def cell_failed(self, index: int, cell: Any, exc: BaseException | None) -> None:
+        cell.metadata.papermill.update(exception=True, status="failed")
+        self.nb.metadata.papermill["exception"] = True
+        if exc is not None:
+            self.errors[index] = exc
+
+    def cell_complete(self, cell: Any) -> None:
+        meta = cell.metadata.papermill
+        end = _now()
+        meta["end_time"] = end.isoformat()
+        if meta.get("start_time"):
+            start = dt.datetime.fromisoformat(meta["start_time"])
+            meta["duration"] = (end - start).total_seconds()
+        if meta["status"] != "failed":
+            meta["status"] = "completed"
+        self.save()
+
+    def notebook_complete(self) -> None:
+        """End time and duration; cells never reached before a failure stay pending."""
+        end = _now()
+        self.nb.metadata.papermill.update(
+            end_time=end.isoformat(), duration=(end - self.start_time).total_seconds())
+        for cell in self.nb.cells:
+            if cell.metadata.papermill["status"] == "failed":
+                break
+            if cell.metadata.papermill["status"] == "pending":
+                cell.metadata.papermill["status"] = "completed"
+
+    def autosave(self) -> None:
+        """Save if the last save is ``every`` seconds old (0: never)."""
+        if self.every and time.monotonic() - self.last_save >= self.every:
+            self.save()
+
+    def save(self) -> None:
+        """Write the notebook whole (aside, then renamed over the output)."""
+        _, nbformat = _nb_modules()
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        aside = self.output.with_name(f".{self.output.name}.{os.getpid()}.tmp")
+        aside.write_text(nbformat.writes(self.nb), encoding="utf-8")
+        os.replace(aside, self.output)
+        self.last_save = time.monotonic()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

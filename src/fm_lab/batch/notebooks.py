@@ -4,12 +4,14 @@ recorded in the store, runs started inside linked to the item's trace; resumable
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fm_lab.batch.liveness import hold, release
 from fm_lab.batch.nbexec import execute_notebook, read_notebook
 from fm_lab.batch.params import as_items
 from fm_lab.batch.records import (
@@ -37,8 +39,9 @@ def run_notebook(path: str | Path, parameters: Mapping[str, Any] | None = None,
                  output: str | Path | None = None, *, batch_id: str | None = None,
                  store: RunStore | None = None, kernel_name: str | None = None,
                  timeout: float | None = None, cwd: str | Path | None = None) -> Item:
-    """Execute the notebook at ``path`` with ``parameters`` injected papermill's way, write the
-    executed copy to ``output`` and record it as a one-item batch. Returns the item: ``status``,
+    """Execute the notebook at ``path`` as papermill would (parameters injected and the kernel
+    in ``cwd``, default: this process's working directory), write the executed copy to
+    ``output`` as it runs and record it as a one-item batch. Returns the item: ``status``,
     ``error`` (with the failing ``cell`` and ``traceback``), ``error_cell``, ``duration_ms``,
     ``output_path``, ``trace_id`` (runs started inside the notebook are in that trace)."""
     items = _run(path, [("0", dict(parameters or {}))], batch_id=batch_id, store=store,
@@ -87,35 +90,36 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
     local = isinstance(executor, str) and executor == "local"
     shards = None if local else batch_folder(store, batch_id)
     folder = Path(output_dir) if output_dir else _default_dir(store, batch_id)
-    ensure_batch(store, batch_id, "notebook", str(source), "local" if local else "dask", folder)
+    target_path = os.path.abspath(source)
+    ensure_batch(store, batch_id, "notebook", target_path, "local" if local else "dask", folder)
     items = load_items(store, batch_id, wanted)
     todo = [i for i in items if i.status != DONE]
 
     def start(item: Item) -> Path:
         target = Path((outputs or {}).get(item.key) or folder / _output_name(source, item.key))
-        item.attempts += 1
-        item.started, item.ended, item.status = time.time(), None, "running"
-        item.output_path = str(target)
-        save_item(store, item, "notebook", str(source))
+        begin_item(store, item, target, target_path)
         return target
 
     def done(item: Item, result: dict[str, Any]) -> None:
-        item.status, item.error = result["status"], result["error"]
-        item.error_cell = result["error_cell"]
-        item.started, item.ended = result["started"], result["ended"]
-        save_item(store, item, "notebook", str(source))
+        end_item(store, item, result, target_path)
         if on_item is not None:
             on_item(item)
 
-    options: dict[str, Any] = {"kernel_name": kernel_name, "timeout": timeout, "cwd": cwd}
+    # the kernel runs in the caller's working directory, as papermill's (workers get it too)
+    workdir = str(Path(cwd).resolve()) if cwd is not None else os.getcwd()
+    options: dict[str, Any] = {"kernel_name": kernel_name, "timeout": timeout, "cwd": workdir}
 
     def one(item: Item) -> None:
-        env = {"FM_LAB_TRACEPARENT": item.traceparent}
-        if not store.memory:  # the kernel's runs go to this store (a server's full URL)
-            env["FM_LAB_STORE"] = server_url(store) or store.path
-        done(item, execute_notebook(source, start(item), item.parameters, env=env,
-                                    extra_metadata={"batch_id": batch_id, "item": item.key},
-                                    **options))
+        target = start(item)
+        try:
+            result = execute_notebook(source, target, item.parameters,
+                                      env=kernel_env(store, item),
+                                      extra_metadata={"batch_id": batch_id, "item": item.key},
+                                      **options)
+        except BaseException:
+            release(store, item.batch_id)  # left running: status reads it as interrupted
+            raise
+        done(item, result)
 
     if shards is None:
         with concurrent.futures.ThreadPoolExecutor(concurrency, "fm_lab-nb") as pool:
@@ -123,6 +127,50 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
     elif todo:
         _on_dask(executor, source, todo, shards, options, start, done, server_url(store))
     return items
+
+
+def open_item(notebook: str, parameters: Mapping[str, Any], *, batch_id: str | None,
+              store: RunStore | None) -> tuple[SqlStore, Item]:
+    """The store and the one item of a single-notebook batch executed elsewhere (by
+    papermill, through :mod:`fm_lab.batch.papermill_engine`); ``notebook``: its path as
+    recorded."""
+    from fm_lab.store.base import sql_store
+    from fm_lab.store.default import default_store
+
+    sql = sql_store(store or default_store(), "a notebook batch")
+    batch_id = batch_id or new_batch_id()
+    ensure_batch(sql, batch_id, "notebook", notebook, "local", _default_dir(sql, batch_id))
+    return sql, load_items(sql, batch_id, [("0", dict(parameters))])[0]
+
+
+def kernel_env(store: RunStore, item: Item) -> dict[str, str]:
+    """What a notebook kernel needs to record its runs in ``item``'s trace in ``store``."""
+    from fm_lab.store.base import server_url
+
+    env = {"FM_LAB_TRACEPARENT": item.traceparent}
+    if not store.memory:  # the kernel's runs go to this store (a server's full URL)
+        env["FM_LAB_STORE"] = server_url(store) or store.path
+    return env
+
+
+def begin_item(store: SqlStore, item: Item, output: str | Path, notebook: str) -> None:
+    """Record ``item`` as running in this process (another attempt, writing ``output``)."""
+    item.attempts += 1
+    item.started, item.ended, item.status = time.time(), None, "running"
+    item.output_path = os.path.abspath(output)
+    hold(store, item.batch_id)  # before the row says running: never read as interrupted
+    save_item(store, item, "notebook", notebook)
+
+
+def end_item(store: SqlStore, item: Item, result: Mapping[str, Any], notebook: str) -> None:
+    """Record how ``item`` ended (``result`` of an execution) and let it go."""
+    item.status, item.error = result["status"], result["error"]
+    item.error_cell = result["error_cell"]
+    item.started, item.ended = result["started"], result["ended"]
+    try:
+        save_item(store, item, "notebook", notebook)
+    finally:
+        release(store, item.batch_id)
 
 
 def _on_dask(executor: Any, source: Path, todo: list[Item], folder: Path,

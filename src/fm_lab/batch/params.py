@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import itertools
 import math
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +15,8 @@ if TYPE_CHECKING:
 
 INJECTED_TAG = "injected-parameters"
 PARAMETERS_TAG = "parameters"
+NO_PARAMETERS_CELL = "Input notebook does not contain a cell with tag 'parameters'"
+_ASSIGNED = re.compile(r"^(\w+)\s*(?::[^=]*)?=(?!=)")  # papermill's reading of a parameters line
 
 
 def python_literal(value: Any) -> str:
@@ -82,6 +86,63 @@ def inject_parameters(nb: nbformat.NotebookNode, parameters: Mapping[str, Any]
     nb.cells = [*before, cell, *after]
     nb.metadata.setdefault("papermill", {})["parameters"] = dict(parameters)
     return nb
+
+
+def parameter_names(source: str) -> set[str]:
+    """The names a ``parameters`` cell assigns (a cell that is not Python, e.g. one with a
+    magic, is read line by line, as papermill reads it)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {m.group(1) for line in source.splitlines() if (m := _ASSIGNED.match(line))}
+    names: set[str] = set()
+    for node in tree.body:
+        targets = (node.targets if isinstance(node, ast.Assign)
+                   else [node.target] if isinstance(node, ast.AnnAssign) else [])
+        for target in targets:
+            elements = target.elts if isinstance(target, ast.Tuple | ast.List) else [target]
+            names.update(e.id for e in elements if isinstance(e, ast.Name))
+    return names
+
+
+def prepare_notebook(nb: nbformat.NotebookNode, parameters: Mapping[str, Any],
+                     input_path: str, output_path: str
+                     ) -> tuple[nbformat.NotebookNode, list[str]]:
+    """What papermill does before executing: default ``metadata.papermill`` (parameters,
+    ``default_parameters``, ``environment_variables``, ``version``) and per-cell ``tags``,
+    the parameters injected (only when there are some), the input and output paths recorded
+    and stale error markers removed. Returns the notebook and papermill's warnings (a
+    parameter the ``parameters`` cell does not assign, no ``parameters`` cell)."""
+    import nbformat
+
+    from fm_lab.batch.markers import remove_error_markers
+
+    nb = nbformat.v4.upgrade(nb)  # type: ignore[no-untyped-call]
+    nb.metadata.setdefault("papermill", {"default_parameters": {}, "parameters": {},
+                                         "environment_variables": {}, "version": _version()})
+    for cell in nb.cells:
+        cell.metadata.setdefault("tags", [])
+        cell.metadata.setdefault("papermill", {})
+    warnings: list[str] = []
+    if parameters:
+        tagged = _first_tagged(nb, PARAMETERS_TAG)
+        known = parameter_names(nb.cells[tagged].source) if tagged >= 0 else set()
+        warnings += [f"Passed unknown parameter: {name}" for name in parameters
+                     if name not in known]
+        if tagged < 0:
+            warnings.append(NO_PARAMETERS_CELL)
+        nb = inject_parameters(nb, parameters)
+    nb.metadata.papermill.update(input_path=input_path, output_path=output_path)
+    return remove_error_markers(nb), warnings
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"fm_lab {version('fm_lab')}"
+    except PackageNotFoundError:
+        return "fm_lab"
 
 
 def expand_grid(grid: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -210,8 +210,9 @@ _SPAN_NONE = ("parent_span_id", "workflow_id", "node_id", "agent", "resource_id"
 
 
 def status(batch_id: str, store: RunStore | None = None) -> pd.DataFrame:
-    """One row per item of a batch: key, parameters, status, attempts, duration, run id,
-    error, failing cell, output path, and the tokens and cost of its model calls."""
+    """One row per item of a batch: key, parameters, status (``interrupted``: left
+    ``running`` by a process that died), attempts, duration, run id, error, failing cell,
+    output path, and the tokens and cost of its model calls."""
     from fm_lab.store.base import sql_store
     from fm_lab.store.default import default_store
     from fm_lab.tracing.query import usage
@@ -227,6 +228,12 @@ def status(batch_id: str, store: RunStore | None = None) -> pd.DataFrame:
             raise KeyError(f"no batch {batch_id!r} in {store.path}")
     for column in ("parameters", "outputs", "error"):
         frame[column] = [loads(v) if isinstance(v, str) else None for v in frame[column]]
+    running = frame["status"] == "running"
+    if running.any():
+        from fm_lab.batch.liveness import INTERRUPTED, is_live
+
+        if not is_live(store, batch_id):  # left running by a process that died
+            frame.loc[running, "status"] = INTERRUPTED
     spent = usage("trace", batch_id=batch_id, store=store)
     spent = spent.rename(columns={"trace": "trace_id"})[
         ["trace_id", "input_tokens", "output_tokens", "cost_usd"]]

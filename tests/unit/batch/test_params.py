@@ -102,3 +102,78 @@ def test_bad_items_are_clear_errors(tmp_path):
     (tmp_path / "bad.yaml").write_text("just text")
     with pytest.raises(ValueError, match="must hold a grid"):
         as_items(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize(("source", "names"), [
+    ("a = 1\nb: int = 2  # help\nc, d = 3, 4\nif a:\n    e = 5", {"a", "b", "c", "d"}),
+    ("%matplotlib inline\nmodel = 'x'\nn = 3 # count", {"model", "n"}),  # not Python: lines
+    ("x == 1\n", set()),
+])
+def test_parameter_names_are_what_the_parameters_cell_assigns(source, names):
+    from fm_lab.batch.params import parameter_names
+
+    assert parameter_names(source) == names
+
+
+def test_prepare_warns_as_papermill_and_injects_nothing_without_parameters(caplog):
+    from papermill.execute import prepare_notebook_metadata, remove_error_markers
+
+    from fm_lab.batch.markers import ERROR_MARKER_TAG
+    from fm_lab.batch.params import NO_PARAMETERS_CELL, prepare_notebook
+
+    nb = _notebook(["parameters"], [], [])
+    stale = new_markdown_cell("old banner")
+    stale.metadata["tags"] = [ERROR_MARKER_TAG]
+    nb.cells.insert(0, stale)
+    ours, warned = prepare_notebook(copy.deepcopy(nb), {"x0": 1, "zz": 2}, "in", "out")
+    assert warned == ["Passed unknown parameter: zz"]
+    theirs = parameterize_notebook(_loaded(nb), {"x0": 1, "zz": 2})
+    theirs = remove_error_markers(prepare_notebook_metadata(theirs, "in", "out"))
+    assert [c.source for c in ours.cells] == [c.source for c in theirs.cells]
+    assert [c.metadata for c in ours.cells] == [c.metadata for c in theirs.cells]
+    assert sorted(ours.metadata.papermill) == sorted(theirs.metadata.papermill)
+    bare, warned = prepare_notebook(copy.deepcopy(nb), {}, "in", "out")
+    assert warned == [] and len(bare.cells) == len(nb.cells) - 1  # the stale banner only
+    _, warned = prepare_notebook(_notebook([], []), {"a": 1}, "in", "out")
+    assert warned == ["Passed unknown parameter: a", NO_PARAMETERS_CELL]
+
+
+def _loaded(nb):
+    """``nb`` as papermill loads it (its default metadata and tags)."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "nb.ipynb"
+        nbformat.write(nb, path)
+        return load_notebook_node(str(path))
+
+
+def test_cli_parameters_read_as_papermill_reads_them(tmp_path):
+    import argparse
+
+    from fm_lab.batch.cli import cli_parameters
+
+    (tmp_path / "p.yaml").write_text("a: 1\nb: from file\nday: 2026-01-02\n")
+    args = argparse.Namespace(
+        file=[str(tmp_path / "p.yaml")], yaml=["b: from yaml\nc: [1, 2]"],
+        parameter=[["t", "True"], ["f", "False"], ["n", "None"], ["i", "7"], ["x", "2.5"],
+                   ["s", "hello"], ["j", "[1, 2]"], ["a", "3"]],
+        raw=[["r", "True"], ["i", "7"]])
+    assert cli_parameters(args) == {
+        "a": 3, "b": "from yaml", "day": "2026-01-02", "c": [1, 2], "t": True,
+        "f": False, "n": None, "i": "7", "x": 2.5, "s": "hello", "j": "[1, 2]", "r": "True"}
+
+
+def test_the_notebook_commands_take_papermills_arguments():
+    from fm_lab.cli import build_parser
+
+    one = build_parser().parse_args(["notebook", "in.ipynb", "out.ipynb", "-p", "msg", "True",
+                                     "-r", "code", "007", "-y", "a: 1", "-f", "p.yaml",
+                                     "--cwd", "data", "-k", "python3", "--batch-id", "b1"])
+    assert (one.notebook, one.output, one.parameter, one.raw, one.yaml, one.file, one.cwd,
+            one.kernel, one.batch_id) == ("in.ipynb", "out.ipynb", [["msg", "True"]],
+                                          [["code", "007"]], ["a: 1"], ["p.yaml"], "data",
+                                          "python3", "b1")
+    batch = build_parser().parse_args(["batch", "notebook", "in.ipynb", "-p", "msg", "Hello"])
+    assert batch.grid is None and batch.csv is None  # one item: the parameters given
