@@ -42,6 +42,9 @@ _EXPORTS: dict[str, str] = {
     "resume": "fm_lab.engine",
     "rerun": "fm_lab.engine",
     "arerun": "fm_lab.engine",
+    "fork": "fm_lab.engine",
+    "afork": "fm_lab.engine",
+    "ForkError": "fm_lab.engine",
     "aresume": "fm_lab.engine",
     "runs": "fm_lab.engine",
     "get_run": "fm_lab.engine",
@@ -127,12 +130,14 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-export)
     from fm_lab.agents import Agent as Agent
     from fm_lab.agents import tool as tool
+    from fm_lab.engine import ForkError as ForkError
     from fm_lab.engine import NodeResult as NodeResult
     from fm_lab.engine import ResumeError as ResumeError
     from fm_lab.engine import ResumeValidationError as ResumeValidationError
     from fm_lab.engine import Run as Run
     from fm_lab.engine import RunFailedError as RunFailedError
     from fm_lab.engine import StateValidationError as StateValidationError
+    from fm_lab.engine import afork as afork
     from fm_lab.engine import arerun as arerun
     from fm_lab.engine import aresume as aresume
     from fm_lab.engine import arun as arun
@@ -142,6 +147,7 @@ if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-exp
     from fm_lab.engine import connect as connect
     from fm_lab.engine import default_store as default_store
     from fm_lab.engine import delete_run as delete_run
+    from fm_lab.engine import fork as fork
     from fm_lab.engine import get_run as get_run
     from fm_lab.engine import pending as pending
     from fm_lab.engine import recover as recover

@@ -26,6 +26,7 @@ from fm_lab.engine.errors import (
     RunFailedError,
     StateValidationError,
 )
+from fm_lab.engine.fork import ForkError, afork, fork
 from fm_lab.engine.run import NodeResult, Run
 from fm_lab.exceptions import NodeError
 from fm_lab.nodes.base import NodeType
@@ -52,6 +53,7 @@ register_default_lazy("agent", _agent_node)
 register_default_lazy("kb_query", _kb_query_node)
 
 __all__ = [
+    "ForkError",
     "NodeError",
     "NodeResult",
     "ResumeError",
@@ -60,6 +62,7 @@ __all__ = [
     "Run",
     "RunFailedError",
     "StateValidationError",
+    "afork",
     "arerun",
     "aresume",
     "arun",
@@ -69,6 +72,7 @@ __all__ = [
     "connect",
     "default_store",
     "delete_run",
+    "fork",
     "get_run",
     "pending",
     "recover",

@@ -60,9 +60,9 @@ from fm_lab.store.records import (
     stored_node,
 )
 from fm_lab.store.schema import (
+    FORK_VERSION,
     LATEST_VERSION,
     MIGRATIONS,
-    FORK_VERSION,
     POLICY_VERSION,
     SETTINGS_VERSION,
     TEAMS_VERSION,

@@ -1,0 +1,139 @@
+"""Time travel: forks reuse what an edit cannot reach, run the rest, and link to their parent;
+on every store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import fm_lab
+from fm_lab.engine.fork import ForkError
+from fm_lab.llm.offline import script
+
+
+@pytest.fixture
+def chain(register: Any) -> tuple[dict[str, Any], list[str], list[str]]:
+    """``a`` (code) -> ``draft`` (llm) -> ``edit`` (code) -> ``publish`` (code), with the
+    code nodes and the model calls counted."""
+    calls: list[str] = []
+    asked: list[str] = []
+
+    def step(name: str, value: Any) -> str:
+        calls.append(name)
+        return f"{value}>{name}"
+
+    def reply(messages: list[dict[str, Any]], tools: Any) -> str:
+        asked.append(str(messages[-1]["content"]))
+        return "a draft"
+
+    fn = register(step)
+    model = script(f"fork_{fn}", fn=reply)
+    wf = {"id": "fork_chain", "nodes": {
+        "a": {"type": "code", "config": {"function": fn, "args": {
+            "name": "a", "value": "{{ inputs.n }}"}}},
+        "draft": {"type": "llm", "config": {"model": model,
+                                            "prompt": "write about {{ nodes.a.output }}"}},
+        "edit": {"type": "code", "config": {"function": fn, "args": {
+            "name": "edit", "value": "{{ nodes.draft.output }}"}}},
+        "publish": {"type": "code", "config": {"function": fn, "args": {
+            "name": "publish", "value": "{{ nodes.edit.output }}"}}}},
+        "edges": ["a -> draft", "draft -> edit", "edit -> publish"]}
+    return wf, calls, asked
+
+
+def test_a_fork_with_an_edited_output_reruns_only_downstream(
+        each_store: Any, chain: tuple[dict[str, Any], list[str], list[str]]) -> None:
+    wf, calls, asked = chain
+    parent = fm_lab.run(wf, {"n": 1}, store=each_store)
+    assert parent.status == "succeeded" and len(asked) == 1
+    calls.clear()
+    asked.clear()
+    forked = parent.fork("draft", output="a better draft")
+    assert forked.status == "succeeded", forked.error
+    assert (calls, asked) == (["edit", "publish"], [])  # a reused, the model never asked
+    assert forked.outputs == {"publish": "a better draft>edit>publish"}
+    again = fm_lab.get_run(forked.run_id, store=each_store)
+    assert (again.forked_from, again.forked_at_node) == (parent.run_id, "draft")
+    assert again.node("a").cached_from == {"run_id": parent.run_id, "path": "a"}
+    assert again.node("draft").output == "a better draft"
+    assert fm_lab.get_run(parent.run_id, store=each_store).outputs == parent.outputs
+
+    calls.clear()
+    grandchild = forked.fork("edit", inputs={"n": 2})  # a fork of a fork: edit re-runs
+    assert calls == ["edit", "publish"] and asked == []
+    assert grandchild.outputs == forked.outputs and grandchild.forked_from == forked.run_id
+
+
+def test_fork_errors_name_the_problem_and_store_nothing(
+        each_store: Any, chain: tuple[dict[str, Any], list[str], list[str]]) -> None:
+    wf, _, _ = chain
+    parent = fm_lab.run(wf, {"n": 1}, store=each_store)
+    before = len(fm_lab.runs(store=each_store))
+    with pytest.raises(ForkError, match="has no node 'nope'; nodes: a, draft, edit, publish"):
+        parent.fork("nope", output=1)
+    with pytest.raises(ForkError, match="has no path 'a\\[3\\]'; paths: "):
+        parent.fork("a[3]", output=1)
+    with pytest.raises(ForkError, match="one node's output"):
+        parent.fork("a", outputs={"a": 1, "draft": 2})
+    assert len(fm_lab.runs(store=each_store)) == before
+
+
+def test_an_output_failing_the_schema_is_refused(each_store: Any) -> None:
+    wf = {"id": "fork_schema", "nodes": {"ask": {"type": "llm", "config": {
+        "model": script("fork_schema", default='{"score": 3}'), "prompt": "score it",
+        "output_schema": {"type": "object", "required": ["score"],
+                          "properties": {"score": {"type": "integer"}}}}}}}
+    parent = fm_lab.run(wf, store=each_store)
+    with pytest.raises(ForkError, match=r"does not match its output_schema .*score"):
+        parent.fork("ask", output={"score": "high"})
+    assert len(fm_lab.runs(store=each_store)) == 1
+    assert parent.fork("ask", output={"score": 5}).outputs == {"ask": {"score": 5}}
+
+
+def test_a_fork_inside_a_foreach_item(each_store: Any, register: Any) -> None:
+    calls: list[str] = []
+
+    def shout(text: str) -> str:
+        calls.append(text)
+        return text.upper()
+
+    fn = register(shout)
+    body = {"id": "item", "nodes": {
+        "say": {"type": "template", "config": {"template": "{{ inputs.item }}!"}},
+        "loud": {"type": "code", "config": {"function": fn,
+                                            "args": {"text": "{{ nodes.say.output }}"}}}},
+        "edges": ["say -> loud"]}
+    wf = {"id": "fork_loop", "nodes": {
+        "loop": {"type": "foreach", "config": {"items": "{{ inputs.words }}",
+                                               "workflow": body}},
+        "count": {"type": "template", "config": {
+            "template": "{{ nodes.loop.output.results | join(',') }}"}}},
+        "edges": ["loop -> count"]}
+    parent = fm_lab.run(wf, {"words": ["a", "b", "c"]}, store=each_store)
+    assert parent.outputs == {"count": "{'loud': 'A!'},{'loud': 'B!'},{'loud': 'C!'}"}
+    calls.clear()
+    forked = parent.fork("loop[1]/say", output="bee")
+    assert forked.status == "succeeded", forked.error
+    assert calls == ["bee"]  # only item 1's downstream node ran
+    assert forked.outputs == {"count": "{'loud': 'A!'},{'loud': 'BEE'},{'loud': 'C!'}"}
+    with pytest.raises(ForkError, match="sub-workflow at 'loop\\[1\\]' has no node 'x'"):
+        parent.fork("loop[1]/x", output=1)
+
+
+def test_a_fork_of_a_suspended_run_with_state(each_store: Any) -> None:
+    wf = {"id": "fork_wait", "state": {"type": "object", "properties": {
+        "tone": {"type": "string"}}},
+        "nodes": {
+        "draft": {"type": "template", "config": {"template": "text"}},
+        "ok": {"type": "approval", "config": {"message": "ship it?", "label": "ok"}},
+        "done": {"type": "template", "config": {
+            "template": "{{ nodes.ok.output.approved }} {{ state.tone }}"}}},
+        "edges": ["draft -> ok", "ok -> done"]}
+    parent = fm_lab.run(wf, store=each_store)
+    assert parent.status == "suspended"
+    forked = parent.fork("ok", output={"approved": True}, state={"tone": "calm"})
+    assert (forked.status, forked.outputs) == ("succeeded", {"done": "True calm"})
+    assert fm_lab.get_run(parent.run_id, store=each_store).status == "suspended"
+    with pytest.raises(ForkError, match="state"):
+        parent.fork("ok", output={"approved": True}, state={"tone": 3})
