@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "fork": "fm_lab.engine",
     "afork": "fm_lab.engine",
     "ForkError": "fm_lab.engine",
+    "diff": "fm_lab.engine",
     "aresume": "fm_lab.engine",
     "runs": "fm_lab.engine",
     "get_run": "fm_lab.engine",
@@ -147,6 +148,7 @@ if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-exp
     from fm_lab.engine import connect as connect
     from fm_lab.engine import default_store as default_store
     from fm_lab.engine import delete_run as delete_run
+    from fm_lab.engine import diff as diff
     from fm_lab.engine import fork as fork
     from fm_lab.engine import get_run as get_run
     from fm_lab.engine import pending as pending

@@ -19,6 +19,7 @@ from fm_lab.engine.api import (
     signal,
     validate,
 )
+from fm_lab.engine.diff import diff
 from fm_lab.engine.errors import (
     ResumeError,
     ResumeNotAllowedError,
@@ -72,6 +73,7 @@ __all__ = [
     "connect",
     "default_store",
     "delete_run",
+    "diff",
     "fork",
     "get_run",
     "pending",

@@ -137,3 +137,19 @@ def test_a_fork_of_a_suspended_run_with_state(each_store: Any) -> None:
     assert fm_lab.get_run(parent.run_id, store=each_store).status == "suspended"
     with pytest.raises(ForkError, match="state"):
         parent.fork("ok", output={"approved": True}, state={"tone": 3})
+
+
+def test_diff_of_a_fork_shows_exactly_the_changed_nodes(
+        each_store: Any, chain: tuple[dict[str, Any], list[str], list[str]]) -> None:
+    wf, _, _ = chain
+    parent = fm_lab.run(wf, {"n": 1}, store=each_store)
+    forked = parent.fork("draft", output="a better draft")
+    frame = fm_lab.diff(parent, forked)
+    assert list(frame["path"]) == ["a", "draft", "edit", "publish"]
+    assert list(frame["change"]) == ["reused", "edited", "re-run", "re-run"]
+    assert list(frame.loc[frame["changed"], "path"]) == ["draft", "edit", "publish"]
+    row = frame.set_index("path").loc["draft"]
+    assert row["output_diff"] == "@@ -1 +1 @@\n-a draft\n+a better draft"
+    assert row["tokens_a"] > 0 and row["tokens_b"] == 0  # the fork asked no model
+    same = fm_lab.diff(parent.run_id, parent.run_id, store=each_store, changed_only=True)
+    assert same.empty
