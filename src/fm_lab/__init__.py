@@ -46,6 +46,8 @@ _EXPORTS: dict[str, str] = {
     "afork": "fm_lab.engine",
     "ForkError": "fm_lab.engine",
     "diff": "fm_lab.engine",
+    "replay": "fm_lab.engine",
+    "areplay": "fm_lab.engine",
     "aresume": "fm_lab.engine",
     "runs": "fm_lab.engine",
     "get_run": "fm_lab.engine",
@@ -139,6 +141,7 @@ if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-exp
     from fm_lab.engine import RunFailedError as RunFailedError
     from fm_lab.engine import StateValidationError as StateValidationError
     from fm_lab.engine import afork as afork
+    from fm_lab.engine import areplay as areplay
     from fm_lab.engine import arerun as arerun
     from fm_lab.engine import aresume as aresume
     from fm_lab.engine import arun as arun
@@ -153,6 +156,7 @@ if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-exp
     from fm_lab.engine import get_run as get_run
     from fm_lab.engine import pending as pending
     from fm_lab.engine import recover as recover
+    from fm_lab.engine import replay as replay
     from fm_lab.engine import rerun as rerun
     from fm_lab.engine import resume as resume
     from fm_lab.engine import run as run

@@ -28,6 +28,7 @@ from fm_lab.engine.errors import (
     StateValidationError,
 )
 from fm_lab.engine.fork import ForkError, afork, fork
+from fm_lab.engine.replay import Replay, areplay, replay
 from fm_lab.engine.run import NodeResult, Run
 from fm_lab.exceptions import NodeError
 from fm_lab.nodes.base import NodeType
@@ -57,6 +58,7 @@ __all__ = [
     "ForkError",
     "NodeError",
     "NodeResult",
+    "Replay",
     "ResumeError",
     "ResumeNotAllowedError",
     "ResumeValidationError",
@@ -64,6 +66,7 @@ __all__ = [
     "RunFailedError",
     "StateValidationError",
     "afork",
+    "areplay",
     "arerun",
     "aresume",
     "arun",
@@ -78,6 +81,7 @@ __all__ = [
     "get_run",
     "pending",
     "recover",
+    "replay",
     "rerun",
     "resume",
     "run",

@@ -82,11 +82,9 @@ async def afork(
     :func:`fm_lab.aresume` (``on_event``, ``progress``, ``registry``, ...)."""
     from fm_lab.nodes.registry import default_registry
 
-    parent, store = _source(source, store)
+    parent, store = stopped_run(source, store)
     at, output = _fork_point(at, output, outputs)
     user = current_user()
-    if store.run_is_live(parent.run_id) or parent.status == "running":
-        raise ForkError(f"run {parent.run_id} is running; fork it once it has stopped")
     wf = parent.workflow if workflow is None else load_workflow(workflow)
     registry = kwargs.get("registry") or default_registry()
     chosen = resolve_policy(kwargs.get("policy"), store=store, stored=parent.policy)
@@ -99,21 +97,31 @@ async def afork(
     records = _records(parent, levels, at, output, state or {})
     if state and len(levels) == 1:
         _check_state(plan, records, levels[0].node_id)
-    if run_id is None:
-        run_id = new_run_id()
-    else:
+    if run_id is not None:
         _check_new_run_id(store, validate_run_id(run_id))
-    start = Store.start_record(run_id, wf, prepared)
-    start["trace_id"], start["by"], start["policy"] = new_trace_id(), user, chosen.mode
-    start["forked_from"], start["forked_at_node"] = parent.run_id, at
+    return await launch(store, parent.run_id, at, wf, prepared, records, run_id=run_id,
+                        policy=chosen.mode, user=user, **kwargs)
+
+
+async def launch(store: RunStore, parent_id: str, at: str | None, wf: Workflow,
+                 inputs: dict[str, Any], records: list[JournalRecord], *,
+                 run_id: str | None, policy: str, user: str, **kwargs: Any) -> Run:
+    """Store a new run linked to ``parent_id`` whose journal starts with ``records`` (what
+    it reuses), then run the rest of it as a resumed run (:func:`fm_lab.aresume`)."""
+    from fm_lab.engine.api import aresume
+
+    run_id = run_id or new_run_id()
+    start = Store.start_record(run_id, wf, inputs)
+    start["trace_id"], start["by"], start["policy"] = new_trace_id(), user, policy
+    start["forked_from"] = parent_id
+    if at is not None:
+        start["forked_at_node"] = at
     journal: list[JournalRecord] = [start, *records]
     for seq, record in enumerate(journal, 1):
         record["seq"] = seq
     store.ingest(run_id, journal)
-    from fm_lab.engine.api import aresume
-
     result = await aresume(run_id, store=store, **kwargs)
-    result.forked_from, result.forked_at_node = parent.run_id, at
+    result.forked_from, result.forked_at_node = parent_id, at
     return result
 
 
@@ -122,7 +130,8 @@ def fork(source: Run | str, at: str | None = None, **kwargs: Any) -> Run:
     return run_sync(afork(source, at, **kwargs))
 
 
-def _source(source: Run | str, store: RunStore | None) -> tuple[RunSnapshot, RunStore]:
+def stopped_run(source: Run | str, store: RunStore | None) -> tuple[RunSnapshot, RunStore]:
+    """The stored run ``source`` names (it must not be running) and its store."""
     if isinstance(source, Run):
         store = store or source.store
         run_id = source.run_id
@@ -130,7 +139,10 @@ def _source(source: Run | str, store: RunStore | None) -> tuple[RunSnapshot, Run
         store = store or default_store()
         run_id = validate_run_id(source)
     store.recover_journals(run_id)  # left by a process that died: store it first
-    return store.load_run(run_id), store
+    snapshot = store.load_run(run_id)
+    if store.run_is_live(run_id) or snapshot.status == "running":
+        raise ForkError(f"run {run_id} is running; fork or replay it once it has stopped")
+    return snapshot, store
 
 
 def _fork_point(at: str | None, output: Any, outputs: dict[str, Any] | None) -> tuple[str, Any]:
@@ -224,7 +236,7 @@ def _records(parent: RunSnapshot, levels: list[_Level], at: str, output: Any,
     for path, stored in parent.nodes.items():  # in commit order
         if stored["status"] in _REUSABLE and not _dropped(path, levels):
             kept[path] = stored
-            records.append(_copy(parent.run_id, path, stored, now))
+            records.append(copy_record(parent.run_id, path, stored, now))
     if output is not _UNSET:
         old = parent.nodes.get(at)
         patch = old["state_patch"] if old is not None and old["status"] == "succeeded" else None
@@ -248,7 +260,7 @@ def _node(path: str, node_type: str, output: Any, patch: dict[str, Any] | None,
             "started": now, "ended": now, "entity": _head(path.rsplit("/", 1)[-1])}
 
 
-def _copy(parent_id: str, path: str, stored: StoredNode, now: float) -> NodeRecord:
+def copy_record(parent_id: str, path: str, stored: StoredNode, now: float) -> NodeRecord:
     """The fork's record of a result it reuses from its parent."""
     record = _node(path, stored["type"] or "", stored["output"], stored["state_patch"], now)
     record["status"], record["attempts"] = stored["status"], stored["attempts"]
@@ -307,4 +319,4 @@ def _check_state(plan: Plan, records: list[JournalRecord], node_id: str) -> None
         raise ForkError(f"{exc}; nothing was stored") from exc
 
 
-__all__ = ["FORK_STATE", "ForkError", "afork", "fork"]
+__all__ = ["FORK_STATE", "ForkError", "afork", "copy_record", "fork", "launch", "stopped_run"]

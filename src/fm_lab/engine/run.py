@@ -155,6 +155,20 @@ class Run:
 
         return await afork(self, at, **kwargs)
 
+    @property
+    def reproducible(self) -> bool:
+        """Whether :func:`fm_lab.replay` can answer every model call of this run from its
+        recorded responses (so a replay calls no provider)."""
+        from fm_lab.engine.replay import reproducible
+
+        return reproducible(self)
+
+    def replay(self, **kwargs: Any) -> Any:
+        """Run this run again offline and report what differs (see :func:`fm_lab.replay`)."""
+        from fm_lab.engine.replay import replay
+
+        return replay(self, **kwargs)
+
     def raise_for_status(self) -> Run:
         """Raise :class:`RunFailedError` unless the run succeeded."""
         if self.status == "failed":
