@@ -50,7 +50,8 @@ def test_the_flow_cell_takes_the_options_of_run():
 
 def _parser() -> RaisingParser:
     parser = RaisingParser(prog="%flow")
-    add_commands(parser.add_subparsers(dest="command", required=True), "notebook")
+    add_commands(parser.add_subparsers(dest="command", required=True,
+                                          metavar="COMMAND"), "notebook")
     return parser
 
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from fm_lab.spec.models import Node, Workflow
     from fm_lab.store.base import RunSnapshot, RunStore
-    from fm_lab.store.records import JournalRecord, NodeRecord, StoredNode
+    from fm_lab.store.records import JournalRecord, NodeRecord, RunEndRecord, StoredNode
 
 FORK_STATE = "@fork"
 """The path (under the fork node's graph prefix) of the record holding a fork's state edits."""
@@ -87,7 +87,7 @@ async def afork(
     user = current_user()
     wf = parent.workflow if workflow is None else load_workflow(workflow)
     registry = kwargs.get("registry") or default_registry()
-    chosen = resolve_policy(kwargs.get("policy"), store=store, stored=parent.policy)
+    chosen = resolve_policy(kwargs.pop("policy", None), store=store, stored=parent.policy)
     with using_policy(chosen):
         plan = Plan(wf, registry)
     prepared = plan.prepare_inputs({**parent.inputs, **(inputs or {})}, plain=True)
@@ -116,7 +116,11 @@ async def launch(store: RunStore, parent_id: str, at: str | None, wf: Workflow,
     start["forked_from"] = parent_id
     if at is not None:
         start["forked_at_node"] = at
-    journal: list[JournalRecord] = [start, *records]
+    waiting: RunEndRecord = {  # until it runs: a process that dies here leaves it resumable
+        "k": "run", "status": "failed", "outputs": None, "state": None, "ended": time.time(),
+        "error": {"node": None, "kind": "system", "message": f"forked from run {parent_id}; "
+                  f"the rest has not run yet: fm_lab.resume({run_id!r}) runs it"}}
+    journal: list[JournalRecord] = [start, *records, waiting]
     for seq, record in enumerate(journal, 1):
         record["seq"] = seq
     store.ingest(run_id, journal)

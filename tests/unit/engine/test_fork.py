@@ -153,3 +153,29 @@ def test_diff_of_a_fork_shows_exactly_the_changed_nodes(
     assert row["tokens_a"] > 0 and row["tokens_b"] == 0  # the fork asked no model
     same = fm_lab.diff(parent.run_id, parent.run_id, store=each_store, changed_only=True)
     assert same.empty
+
+
+def test_the_fork_diff_and_replay_commands(tmp_path: Any, capsys: Any) -> None:
+    import json
+
+    from fm_lab.cli import main
+
+    flow = tmp_path / "chain.yaml"
+    flow.write_text('id: cli_chain\nnodes:\n  a: {type: template, config: {template: '
+                    '"{{ inputs.who }}"}}\n  b: {type: template, config: {template: '
+                    '"Hello {{ nodes.a.output }}"}}\nedges: ["a -> b"]\n', encoding="utf-8")
+    store = ["--store", str(tmp_path / "cli.duckdb")]
+    assert main([*store, "run", str(flow), "-i", "who=Ada", "--json"]) == 0
+    parent = json.loads(capsys.readouterr().out)["run_id"]
+    assert main([*store, "fork", parent, "--at", "a", "--output-json", '"Bo"', "--json"]) == 0
+    forked = json.loads(capsys.readouterr().out)
+    assert forked["outputs"] == {"b": "Hello Bo"}
+    assert main([*store, "diff", parent, forked["run_id"], "--changed", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["path"], r["change"]) for r in rows] == [("a", "edited"), ("b", "re-run")]
+    assert main([*store, "diff", parent, forked["run_id"]]) == 0
+    assert "-Hello Ada\n+Hello Bo" in capsys.readouterr().out
+    assert main([*store, "replay", forked["run_id"]]) == 0
+    assert "identical, no provider called" in capsys.readouterr().out
+    assert main([*store, "fork", parent, "--at", "zz", "--output-json", "1"]) == 1
+    assert "fm-lab: error: workflow 'cli_chain' has no node 'zz'" in capsys.readouterr().err
