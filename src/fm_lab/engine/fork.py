@@ -216,8 +216,8 @@ def _dropped(path: str, levels: list[_Level]) -> bool:
             return False
         if head != level.node_id:
             return True  # downstream of the fork node (or a changed node)
-        if depth == len(levels) - 1:
-            return _within(relative, level.segment)
+        if depth == len(levels) - 1:  # the fork node, or the composite node of its item
+            return relative == level.node_id or _within(relative, level.segment)
         if relative in (level.node_id, level.segment):
             return True  # the composite node and the item around the fork: they run again
         if not relative.startswith(level.segment + "/"):

@@ -117,6 +117,9 @@ def test_a_fork_inside_a_foreach_item(each_store: Any, register: Any) -> None:
     assert forked.status == "succeeded", forked.error
     assert calls == ["bee"]  # only item 1's downstream node ran
     assert forked.outputs == {"count": "{'loud': 'A!'},{'loud': 'BEE'},{'loud': 'C!'}"}
+    calls.clear()
+    item = parent.fork("loop[2]", output={"loud": "SEA"})  # a whole item
+    assert calls == [] and item.outputs["count"].endswith("{'loud': 'SEA'}")
     with pytest.raises(ForkError, match="sub-workflow at 'loop\\[1\\]' has no node 'x'"):
         parent.fork("loop[1]/x", output=1)
 
