@@ -132,26 +132,48 @@ def _entry(model: str, span: dict[str, Any]) -> dict[str, Any]:
                 {"id": "fm-lab-replay", "model": model, "choices": [], "usage": usage}]}
 
 
+def origins(store: RunStore, snapshot: RunSnapshot) -> dict[str, tuple[str, str, bool]]:
+    """Per node path, the run and path that produced its result, following ``cached_from``
+    through forks of forks and cache hits, and whether it is a fork's edit."""
+    runs = {snapshot.run_id: snapshot}
+    found: dict[str, tuple[str, str, bool]] = {}
+    for path, record in snapshot.nodes.items():
+        run_id, where, current_record = snapshot.run_id, path, record
+        while True:
+            source = current_record.get("cached_from") or {}
+            origin = source.get("run_id")
+            if source.get("edit") or not origin or origin == run_id:
+                found[path] = (run_id, where, bool(source.get("edit")))
+                break
+            if origin not in runs:
+                runs[origin] = store.load_run(origin)
+            run_id, where = origin, source.get("path") or where
+            next_record = runs[origin].nodes.get(where)
+            if next_record is None:
+                found[path] = (run_id, where, False)
+                break
+            current_record = next_record
+    return found
+
+
 def recorded_calls(store: RunStore, snapshot: RunSnapshot
                    ) -> tuple[dict[tuple[str, str], deque[dict[str, Any]]], list[str]]:
     """The run's successful model calls by (child run suffix, node path), with those of the
-    runs it reused results from (a fork's parent) for the paths it reused; and the paths
-    whose recorded answers are incomplete (cut by the store's span size limit)."""
+    runs it reused results from (a fork's parent, a cache hit's run) for the paths it
+    reused; and the paths whose recorded answers are incomplete (cut by the store's span
+    size limit)."""
     calls: dict[tuple[str, str], deque[dict[str, Any]]] = {}
     incomplete: list[str] = []
-    sources: dict[str, set[str]] = {snapshot.run_id: set()}
-    for path, record in snapshot.nodes.items():
-        origin = (record.get("cached_from") or {}).get("run_id")
-        if origin and origin != snapshot.run_id:
-            sources.setdefault(origin, set()).add(path)
-    seen: set[tuple[str, str]] = set()
+    sources: dict[str, dict[str, str]] = {snapshot.run_id: {}}  # run -> its path -> ours
+    for path, (run_id, where, _) in origins(store, snapshot).items():
+        if run_id != snapshot.run_id:
+            sources.setdefault(run_id, {})[where] = path
     for run_id, paths in sources.items():
-        own: set[tuple[str, str]] = set()
-        for span in llm_spans(store, run_id):
-            key = (str(span["run"])[len(run_id):], span["node"] or "")
-            if span["status"] != "ok" or key in seen or (paths and key[1] not in paths):
+        for span in llm_spans(store, run_id, children=not paths):
+            node = span["node"] or ""
+            if span["status"] != "ok" or (paths and node not in paths):
                 continue
-            own.add(key)
+            key = (str(span["run"])[len(run_id):], paths.get(node, node))
             if not isinstance(span["output"], dict):
                 incomplete.append(key[1])
                 continue
@@ -160,7 +182,6 @@ def recorded_calls(store: RunStore, snapshot: RunSnapshot
                 {"model": model, "last": _last_text((span["input"] or {}).get("messages")
                                                     if isinstance(span["input"], dict) else None),
                  "entry": _entry(model, span)})
-        seen |= own
     return calls, incomplete
 
 
@@ -183,10 +204,10 @@ async def areplay(run: Run | str, *, store: RunStore | None = None,
     snapshot, store = stopped_run(run, store if store is not None else
                                   run.store if isinstance(run, Run) else None)
     records: list[JournalRecord] = []
+    made = origins(store, snapshot)
     for path, record in snapshot.nodes.items():
-        edited = "edit" in (record.get("cached_from") or {})
         if record["status"] == "succeeded" and (
-                record["type"] in OUTSIDE_TYPES or edited or path.endswith(FORK_STATE)):
+                record["type"] in OUTSIDE_TYPES or made[path][2] or path.endswith(FORK_STATE)):
             records.append(copy_record(snapshot.run_id, path, record, 0.0))
     run_id = new_run_id()
     tape = SpanTape(recorded_calls(store, snapshot)[0], run_id)
@@ -206,5 +227,5 @@ def replay(run: Run | str, **kwargs: Any) -> Replay:
     return run_sync(areplay(run, **kwargs))
 
 
-__all__ = ["OUTSIDE_TYPES", "Replay", "SpanTape", "areplay", "recorded_calls", "replay",
+__all__ = ["OUTSIDE_TYPES", "Replay", "SpanTape", "areplay", "origins", "recorded_calls", "replay",
            "reproducible"]

@@ -57,3 +57,26 @@ def test_replay_of_an_agent_run_calls_no_provider_and_reports_changes(
     row = changed.differences.iloc[0]
     assert (row["output_a"], row["output_b"]) == ("IT HAS 3 WORDS", "it has 3 words")
     assert "1 differ: shout" in repr(changed)
+
+
+def test_replay_of_forks_answers_reused_calls_from_the_run_that_made_them(
+        each_store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    wf = {"id": "replay_forks", "nodes": {
+        "draft": {"type": "llm", "config": {"model": script("replay_forks", default="hello"),
+                                            "prompt": "greet {{ inputs.who }}"}},
+        "edit": {"type": "template", "config": {"template": "{{ nodes.draft.output }}!"}}},
+        "edges": ["draft -> edit"]}
+    parent = fm_lab.run(wf, {"who": "Ada"}, store=each_store)
+    again = parent.fork("edit").fork("edit")  # draft reused from the parent, twice over
+    edited = parent.fork("draft", output="hi").fork("edit")  # draft: an edit, reused
+
+    import litellm
+
+    async def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a replay called a provider")
+
+    monkeypatch.setattr(litellm, "acompletion", refuse)
+    for run in (again, edited):
+        found = run.replay()
+        assert found.identical and found.misses == [], found.differences
+    assert edited.replay().run.outputs == {"edit": "hi!"}
