@@ -170,9 +170,15 @@ def _rerun_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
     parser.add_argument("run_id", metavar="RUN_ID", help="the run to start from")
     parser.add_argument("nodes", nargs="*", metavar="NODE",
                         help="recompute these nodes and what depends on them")
+    _edit_options(parser, surface, "the edited workflow ({where}; default: the run's own)")
+
+
+def _edit_options(parser: argparse.ArgumentParser, surface: Surface, workflow_help: str
+                  ) -> None:
+    """``--workflow``, the input options and ``--policy`` (``rerun`` and ``fork``)."""
     where = "a file" if surface == "cli" else "a workflow variable or a file"
     parser.add_argument("--workflow", metavar=_workflow_metavar(surface),
-                        help=f"the edited workflow ({where}; default: the run's own)")
+                        help=workflow_help.format(where=where))
     add_input_options(parser, surface)
     add_policy_option(parser)
 
@@ -240,11 +246,7 @@ def _fork_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
                         help="the fork node's output instead of running it (JSON)")
     parser.add_argument("--state-json", dest="state", metavar=value,
                         help="state values the fork node sees (a JSON object)")
-    where = "a file" if surface == "cli" else "a workflow variable or a file"
-    parser.add_argument("--workflow", metavar=_workflow_metavar(surface),
-                        help=f"an edited workflow ({where}); changed nodes re-run too")
-    add_input_options(parser, surface)
-    add_policy_option(parser)
+    _edit_options(parser, surface, "an edited workflow ({where}); changed nodes re-run too")
 
 
 def _diff_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
@@ -302,16 +304,24 @@ def _run(args: argparse.Namespace, values: Values, store: RunStore | None) -> An
     return start_run(values.workflow(args.workflow), args, values, store)
 
 
-def _rerun(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
-    from fm_lab.engine.api import rerun
+def _edited_inputs(args: argparse.Namespace, values: Values, store: RunStore | None
+                   ) -> dict[str, Any] | None:
+    """The inputs ``--inputs``/``--input`` give a run made from ``args.run_id`` (None: its
+    own); ``--input`` alone changes some of that run's inputs."""
     from fm_lab.store.default import default_store
 
-    inputs = None
-    if args.inputs is not None or args.input:
-        base = None
-        if args.inputs is None:  # --input alone changes some of the run's inputs
-            base = (store or default_store()).load_run(args.run_id).inputs
-        inputs = collect_inputs(args, values, base)
+    if args.inputs is None and not args.input:
+        return None
+    base = None
+    if args.inputs is None:
+        base = (store or default_store()).load_run(args.run_id).inputs
+    return collect_inputs(args, values, base)
+
+
+def _rerun(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
+    from fm_lab.engine.api import rerun
+
+    inputs = _edited_inputs(args, values, store)
     workflow = values.workflow(args.workflow) if args.workflow else None
     try:
         return rerun(args.run_id, *args.nodes, workflow=workflow, inputs=inputs, store=store,
@@ -370,7 +380,6 @@ def _usage(args: argparse.Namespace, values: Values, store: RunStore | None) -> 
 
 def _fork(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
     from fm_lab.engine.fork import fork
-    from fm_lab.store.default import default_store
 
     edits: dict[str, Any] = {}
     if args.output is not None:
@@ -379,10 +388,8 @@ def _fork(args: argparse.Namespace, values: Values, store: RunStore | None) -> A
         edits["state"] = values.json(args.state, "--state-json")
         if not isinstance(edits["state"], dict):
             raise CommandUsageError("--state-json must be a JSON object")
-    if args.inputs is not None or args.input:
-        base = None if args.inputs is not None else (
-            store or default_store()).load_run(args.run_id).inputs
-        edits["inputs"] = collect_inputs(args, values, base)
+    if (inputs := _edited_inputs(args, values, store)) is not None:
+        edits["inputs"] = inputs
     workflow = values.workflow(args.workflow) if args.workflow else None
     return fork(args.run_id, args.at, workflow=workflow, store=store, policy=args.policy,
                 **edits)
