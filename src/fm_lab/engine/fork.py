@@ -189,10 +189,13 @@ def _levels(store: RunStore, parent: RunSnapshot, wf: Workflow, at: str) -> list
     return levels
 
 
+_LOOKS = {"position", "label", "description"}  # what changes no result
+
+
 def _changed(old: Workflow, new: Workflow) -> list[str]:
     """Node ids of ``new`` whose spec differs from ``old``'s (an edited workflow)."""
-    return [n for n, node in new.nodes.items()
-            if n not in old.nodes or old.nodes[n].model_dump() != node.model_dump()]
+    return [n for n, node in new.nodes.items() if n not in old.nodes
+            or old.nodes[n].model_dump(exclude=_LOOKS) != node.model_dump(exclude=_LOOKS)]
 
 
 def _body_workflow(store: RunStore, node: Node, selector: str) -> Workflow:

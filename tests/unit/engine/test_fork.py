@@ -64,6 +64,12 @@ def test_a_fork_with_an_edited_output_reruns_only_downstream(
     assert calls == ["edit", "publish"] and asked == []
     assert grandchild.outputs == forked.outputs and grandchild.forked_from == forked.run_id
 
+    calls.clear()
+    edited = {**wf, "nodes": {**wf["nodes"], "publish": {
+        "type": "template", "config": {"template": "{{ nodes.edit.output }}!"}}}}
+    redone = forked.fork("draft", output="short", workflow=edited)
+    assert calls == ["edit"] and redone.outputs == {"publish": "short>edit!"}
+
 
 def test_fork_errors_name_the_problem_and_store_nothing(
         each_store: Any, chain: tuple[dict[str, Any], list[str], list[str]]) -> None:
