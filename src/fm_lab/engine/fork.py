@@ -60,6 +60,19 @@ class _Level:
     affected: frozenset[str]  # node ids of this graph the edit reaches (re-run)
 
 
+@dataclass
+class Fork:
+    """A fork checked and ready to store: its workflow, inputs and first records, and the
+    fork of a child run when the fork path goes through a ``subflow`` node (``sub/x``)."""
+
+    parent: RunSnapshot
+    at: str
+    workflow: Workflow
+    inputs: dict[str, Any]
+    records: list[JournalRecord]
+    child: tuple[str, Fork] | None = None  # (the subflow node's path, the child's fork)
+
+
 async def afork(
     source: Run | str,
     at: str | None = None,
@@ -73,60 +86,85 @@ async def afork(
     run_id: str | None = None,
     **kwargs: Any,
 ) -> Run:
-    """Fork ``source`` at node path ``at`` (a node id, ``loop[3]``, ``loop[3]/approve``):
-    a new run that reuses the parent's committed results the edit cannot reach, takes
-    ``output`` (or ``outputs={at: value}``) as the fork node's output instead of running it,
-    merges ``state`` into the state the fork node sees and ``inputs`` into the run's inputs,
-    optionally runs an edited ``workflow`` (changed nodes re-run too), and runs the rest.
-    Every edit is checked before anything is stored. Other keyword arguments go to
-    :func:`fm_lab.aresume` (``on_event``, ``progress``, ``registry``, ...)."""
+    """Fork ``source`` at node path ``at`` (a node id, ``loop[3]``, ``loop[3]/approve``,
+    ``sub/draft`` inside a subflow's child run): a new run that reuses the parent's
+    committed results the edit cannot reach, takes ``output`` (or ``outputs={at: value}``)
+    as the fork node's output instead of running it, merges ``state`` into the state the
+    fork node sees and ``inputs`` into the run's inputs, optionally runs an edited
+    ``workflow`` (changed nodes re-run too), and runs the rest. Every edit is checked before
+    anything is stored. Other keyword arguments go to :func:`fm_lab.aresume` (``on_event``,
+    ``progress``, ``registry``, ...)."""
+    from fm_lab.engine.api import aresume
     from fm_lab.nodes.registry import default_registry
 
     parent, store = stopped_run(source, store)
     at, output = _fork_point(at, output, outputs)
     user = current_user()
     wf = parent.workflow if workflow is None else load_workflow(workflow)
-    registry = kwargs.get("registry") or default_registry()
     chosen = resolve_policy(kwargs.pop("policy", None), store=store, stored=parent.policy)
     with using_policy(chosen):
-        plan = Plan(wf, registry)
-    prepared = plan.prepare_inputs({**parent.inputs, **(inputs or {})}, plain=True)
+        planned = _prepare(store, parent, wf, kwargs.get("registry") or default_registry(),
+                           at, output, state or {}, inputs or {})
+    if run_id is not None:
+        _check_new_run_id(store, validate_run_id(run_id))
+    run_id = run_id or new_run_id()
+    store_fork(store, planned, run_id, policy=chosen.mode, user=user)
+    result = await aresume(run_id, store=store, **kwargs)
+    result.forked_from, result.forked_at_node = parent.run_id, at
+    return result
+
+
+def _prepare(store: RunStore, parent: RunSnapshot, wf: Workflow, registry: Any, at: str,
+             output: Any, state: dict[str, Any], inputs: dict[str, Any]) -> Fork:
+    """Check the fork and build its first records (and its child run's, through a subflow)."""
+    from fm_lab.engine.bodies import child_run_id
+    from fm_lab.store.errors import RunNotFoundError
+
+    plan = Plan(wf, registry)
+    prepared = plan.prepare_inputs({**parent.inputs, **inputs}, plain=True)
+    head, _, rest = at.partition("/")
+    if rest and head in wf.nodes and wf.nodes[head].type == "subflow":
+        try:
+            child = stopped_run(child_run_id(parent.run_id, head), store)[0]
+        except RunNotFoundError:
+            raise ForkError(f"node {head!r} of run {parent.run_id} started no child run to "
+                            f"fork at {rest!r}") from None
+        inner = _prepare(store, child, child.workflow, registry, rest, output, state, {})
+        records = _records(parent, _levels(store, parent, wf, head), head, _UNSET, {})
+        return Fork(parent, at, wf, prepared, records, (head, inner))
     levels = _levels(store, parent, wf, at)
     if output is not _UNSET:
         _check_output(levels, at, output)
-    records = _records(parent, levels, at, output, state or {})
+    records = _records(parent, levels, at, output, state)
     if state and len(levels) == 1:
         _check_state(plan, records, levels[0].node_id)
-    if run_id is not None:
-        _check_new_run_id(store, validate_run_id(run_id))
-    return await launch(store, parent.run_id, at, wf, prepared, records, run_id=run_id,
-                        policy=chosen.mode, user=user, **kwargs)
+    return Fork(parent, at, wf, prepared, records)
 
 
-async def launch(store: RunStore, parent_id: str, at: str | None, wf: Workflow,
-                 inputs: dict[str, Any], records: list[JournalRecord], *,
-                 run_id: str | None, policy: str, user: str, **kwargs: Any) -> Run:
-    """Store a new run linked to ``parent_id`` whose journal starts with ``records`` (what
-    it reuses), then run the rest of it as a resumed run (:func:`fm_lab.aresume`)."""
-    from fm_lab.engine.api import aresume
+def store_fork(store: RunStore, planned: Fork, run_id: str, *, policy: str, user: str,
+               parent_run_id: str | None = None) -> None:
+    """Store the fork (and its child run's) as a run that has not run yet: linked to its
+    parent, its journal starting with the records it reuses; ``fm_lab.aresume`` runs it."""
+    from fm_lab.engine.bodies import child_run_id
 
-    run_id = run_id or new_run_id()
-    start = Store.start_record(run_id, wf, inputs)
+    start = Store.start_record(run_id, planned.workflow, planned.inputs, parent_run_id)
     start["trace_id"], start["by"], start["policy"] = new_trace_id(), user, policy
-    start["forked_from"] = parent_id
-    if at is not None:
-        start["forked_at_node"] = at
+    start["forked_from"] = planned.parent.run_id
+    if planned.at:
+        start["forked_at_node"] = planned.at
     waiting: RunEndRecord = {  # until it runs: a process that dies here leaves it resumable
         "k": "run", "status": "failed", "outputs": None, "state": None, "ended": time.time(),
-        "error": {"node": None, "kind": "system", "message": f"forked from run {parent_id}; "
-                  f"the rest has not run yet: fm_lab.resume({run_id!r}) runs it"}}
-    journal: list[JournalRecord] = [start, *records, waiting]
+        "error": {"node": None, "kind": "system", "message": f"forked from run "
+                  f"{planned.parent.run_id}; the rest has not run yet: "
+                  f"fm_lab.resume({run_id!r}) runs it"}}
+    journal: list[JournalRecord] = [start, *planned.records, waiting]
     for seq, record in enumerate(journal, 1):
         record["seq"] = seq
     store.ingest(run_id, journal)
-    result = await aresume(run_id, store=store, **kwargs)
-    result.forked_from, result.forked_at_node = parent_id, at
-    return result
+    if planned.child is not None:  # the subflow node re-runs and resumes this child run
+        path, inner = planned.child
+        store_fork(store, inner, child_run_id(run_id, path), policy=policy, user=user,
+                   parent_run_id=run_id)
 
 
 def fork(source: Run | str, at: str | None = None, **kwargs: Any) -> Run:
@@ -326,4 +364,4 @@ def _check_state(plan: Plan, records: list[JournalRecord], node_id: str) -> None
         raise ForkError(f"{exc}; nothing was stored") from exc
 
 
-__all__ = ["FORK_STATE", "ForkError", "afork", "copy_record", "fork", "launch", "stopped_run"]
+__all__ = ["FORK_STATE", "ForkError", "afork", "copy_record", "fork", "stopped_run", "store_fork"]

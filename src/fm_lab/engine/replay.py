@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.engine.diff import diff, llm_spans
-from fm_lab.engine.fork import FORK_STATE, copy_record, launch, stopped_run
+from fm_lab.engine.fork import FORK_STATE, Fork, copy_record, stopped_run, store_fork
 from fm_lab.engine.run import Run
 from fm_lab.identity import current_user
 from fm_lab.llm.cassette import Cassette, CassetteMiss, cassette, installed
@@ -199,7 +199,7 @@ async def areplay(run: Run | str, *, store: RunStore | None = None,
     from the cassette file ``cassette_path``, replay mode), code nodes re-run, and the
     outside world's nodes keep their results. Returns a :class:`Replay` listing every node
     whose status or output differs. Other keyword arguments go to :func:`fm_lab.aresume`."""
-    from fm_lab.engine.api import new_run_id
+    from fm_lab.engine.api import aresume, new_run_id
 
     snapshot, store = stopped_run(run, store if store is not None else
                                   run.store if isinstance(run, Run) else None)
@@ -214,10 +214,11 @@ async def areplay(run: Run | str, *, store: RunStore | None = None,
     policy = resolve_policy(kwargs.pop("policy", None), store=store, stored=snapshot.policy)
     answering: AbstractContextManager[Cassette] = (
         installed(tape) if cassette_path is None else cassette(cassette_path, "replay"))
+    store_fork(store, Fork(snapshot, "", snapshot.workflow, snapshot.inputs, records), run_id,
+               policy=policy.mode, user=current_user())
     with answering:
-        result = await launch(store, snapshot.run_id, None, snapshot.workflow, snapshot.inputs,
-                              records, run_id=run_id, policy=policy.mode, user=current_user(),
-                              **kwargs)
+        result = await aresume(run_id, store=store, **kwargs)
+    result.forked_from = snapshot.run_id
     return Replay(snapshot.run_id, result, diff(snapshot.run_id, run_id, store,
                                                 changed_only=True), tape.misses)
 

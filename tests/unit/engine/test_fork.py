@@ -130,6 +130,29 @@ def test_a_fork_inside_a_foreach_item(each_store: Any, register: Any) -> None:
         parent.fork("loop[1]/x", output=1)
 
 
+def test_a_fork_inside_a_subflow_child_run(each_store: Any) -> None:
+    child = {"id": "fork_child", "nodes": {
+        "greet": {"type": "template", "config": {"template": "hi {{ inputs.who }}"}},
+        "loud": {"type": "template", "config": {"template": "{{ nodes.greet.output }}!"}}},
+        "edges": ["greet -> loud"]}
+    wf = {"id": "fork_parent", "nodes": {
+        "who": {"type": "template", "config": {"template": "Ada"}},
+        "sub": {"type": "subflow", "config": {"workflow": child,
+                                              "inputs": {"who": "{{ nodes.who.output }}"}}},
+        "end": {"type": "template", "config": {"template": "{{ nodes.sub.output.loud }}"}}},
+        "edges": ["who -> sub", "sub -> end"]}
+    parent = fm_lab.run(wf, store=each_store)
+    assert parent.outputs == {"end": "hi Ada!"}
+    forked = parent.fork("sub/greet", output="hello")
+    assert (forked.status, forked.outputs) == ("succeeded", {"end": "hello!"})
+    assert forked.node("who").cached_from == {"run_id": parent.run_id, "path": "who"}
+    inner = fm_lab.get_run(each_store.child_runs(forked.run_id)[0], store=each_store)
+    assert (inner.forked_from, inner.forked_at_node) == (
+        each_store.child_runs(parent.run_id)[0], "greet")
+    with pytest.raises(ForkError, match="has no node 'nope'"):
+        parent.fork("sub/nope", output=1)
+
+
 def test_a_fork_of_a_suspended_run_with_state(each_store: Any) -> None:
     wf = {"id": "fork_wait", "state": {"type": "object", "properties": {
         "tone": {"type": "string"}}},
