@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from fm_lab.engine.replay import Replay
     from fm_lab.spec.models import Workflow
     from fm_lab.store.base import RunStore
     from fm_lab.store.records import NodeRecord, StoredNode
@@ -163,7 +164,7 @@ class Run:
 
         return reproducible(self)
 
-    def replay(self, **kwargs: Any) -> Any:
+    def replay(self, **kwargs: Any) -> Replay:
         """Run this run again offline and report what differs (see :func:`fm_lab.replay`)."""
         from fm_lab.engine.replay import replay
 
