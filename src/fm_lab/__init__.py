@@ -42,6 +42,12 @@ _EXPORTS: dict[str, str] = {
     "resume": "fm_lab.engine",
     "rerun": "fm_lab.engine",
     "arerun": "fm_lab.engine",
+    "fork": "fm_lab.engine",
+    "afork": "fm_lab.engine",
+    "ForkError": "fm_lab.engine",
+    "diff": "fm_lab.engine",
+    "replay": "fm_lab.engine",
+    "areplay": "fm_lab.engine",
     "aresume": "fm_lab.engine",
     "runs": "fm_lab.engine",
     "get_run": "fm_lab.engine",
@@ -127,12 +133,15 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-export)
     from fm_lab.agents import Agent as Agent
     from fm_lab.agents import tool as tool
+    from fm_lab.engine import ForkError as ForkError
     from fm_lab.engine import NodeResult as NodeResult
     from fm_lab.engine import ResumeError as ResumeError
     from fm_lab.engine import ResumeValidationError as ResumeValidationError
     from fm_lab.engine import Run as Run
     from fm_lab.engine import RunFailedError as RunFailedError
     from fm_lab.engine import StateValidationError as StateValidationError
+    from fm_lab.engine import afork as afork
+    from fm_lab.engine import areplay as areplay
     from fm_lab.engine import arerun as arerun
     from fm_lab.engine import aresume as aresume
     from fm_lab.engine import arun as arun
@@ -142,9 +151,12 @@ if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-exp
     from fm_lab.engine import connect as connect
     from fm_lab.engine import default_store as default_store
     from fm_lab.engine import delete_run as delete_run
+    from fm_lab.engine import diff as diff
+    from fm_lab.engine import fork as fork
     from fm_lab.engine import get_run as get_run
     from fm_lab.engine import pending as pending
     from fm_lab.engine import recover as recover
+    from fm_lab.engine import replay as replay
     from fm_lab.engine import rerun as rerun
     from fm_lab.engine import resume as resume
     from fm_lab.engine import run as run

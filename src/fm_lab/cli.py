@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_store_option(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     shared = add_commands(sub, "cli")
-    for name in ("run", "rerun", "resume", "pending", "runs", "show"):
+    for name in ("run", "rerun", "resume", "pending", "runs", "show", "fork", "replay"):
         shared[name].add_argument("--json", action="store_true", help="print one JSON object")
     shared["run"].add_argument("--trace", action="store_true",
                                help="also print the run's trace and its model usage")
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _formats(shared["traces"])
     _formats(shared["usage"])
     _formats(shared["audit"])
+    _formats(shared["diff"])
 
     signal = sub.add_parser("signal", help="deliver an event to a waiting run")
     signal.add_argument("run_id")
@@ -206,6 +207,7 @@ def entry() -> NoReturn:
 def _user_errors() -> tuple[type[Exception], ...]:
     from fm_lab.commands import CommandUsageError
     from fm_lab.engine.errors import ResumeError
+    from fm_lab.engine.fork import ForkError
     from fm_lab.identity import InvalidIdentityError
     from fm_lab.security.policy import PolicySettingError
     from fm_lab.spec.errors import WorkflowValidationError
@@ -215,7 +217,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
     return (WorkflowValidationError, StoreError, FileNotFoundError, IsADirectoryError,
             NotADirectoryError, PermissionError, CommandUsageError, ResumeError, RunLockedError,
-            InvalidIdError, RunIdInUseError, InvalidIdentityError, PolicySettingError)
+            InvalidIdError, RunIdInUseError, InvalidIdentityError, PolicySettingError,
+            ForkError)
 
 
 def _pipe_closed() -> int:
@@ -357,6 +360,42 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         cols = ["run_id", "workflow_id", "status", "created_at", "duration_ms", "started_by"]
         print(_table(frame[cols]))
     return 0
+
+
+_DIFF_SHOWN = ["path", "change", "status_a", "status_b", "tokens_a", "tokens_b", "cost_a",
+               "cost_b"]
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    """``diff``: a table of the nodes, then each changed output's diff."""
+    frame = _shared(args)
+    if args.json or args.csv or frame.empty:
+        _print_frame(args, frame, "no nodes differ" if args.changed else "no nodes")
+        return 0
+    print(_table(frame[_DIFF_SHOWN]))
+    for row in frame[frame["changed"]].itertuples():
+        print(f"\n{row.path}:\n{row.output_diff or '(status only)'}")
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    """``replay``: the replay's run, then each node that differs; exit 1 if any does."""
+    found = _shared(args)
+    differences = found.differences
+    if args.json:
+        from fm_lab.store.codec import dumps
+
+        print(dumps({"run_id": found.run.run_id, "source": found.source,
+                     "identical": found.identical, "misses": found.misses,
+                     "differences": differences[["path", "status_a", "status_b",
+                                                 "output_diff"]].to_dict("records")}))
+        return 0 if found.identical else 1
+    print(f"replay of {found.source} as run {found.run.run_id}: "
+          + ("identical, no provider called" if found.identical
+             else f"{len(differences)} node(s) differ"))
+    for row in differences.itertuples():
+        print(f"\n{row.path}: {row.status_a} -> {row.status_b}\n{row.output_diff}")
+    return 0 if found.identical else 1
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -544,6 +583,9 @@ _COMMANDS = {
     "store": _cmd_store,
     "cancel": _cmd_cancel,
     "recover": _cmd_recover,
+    "fork": _cmd_run_report,
+    "diff": _cmd_diff,
+    "replay": _cmd_replay,
     "traces": _cmd_traces,
     "usage": _cmd_usage,
     "validate": _cmd_validate,

@@ -1,6 +1,7 @@
 """The commands ``fm-lab`` and ``%flow`` share (run, rerun, resume, pending, runs, show, traces,
-usage, audit): each one's arguments are defined here once, with the call it makes, so the two
-grammars cannot drift. The CLI prints what a command returns; the magic returns it.
+usage, audit, fork, diff, replay): each one's arguments are defined here once, with the call it
+makes, so the two grammars cannot drift. The CLI prints what a command returns; the magic
+returns it.
 
 What differs between the two is passed in, not forked: a :data:`Surface` ("cli" or
 "notebook") only changes help texts and metavars (a notebook also takes a workflow variable
@@ -169,9 +170,15 @@ def _rerun_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
     parser.add_argument("run_id", metavar="RUN_ID", help="the run to start from")
     parser.add_argument("nodes", nargs="*", metavar="NODE",
                         help="recompute these nodes and what depends on them")
+    _edit_options(parser, surface, "the edited workflow ({where}; default: the run's own)")
+
+
+def _edit_options(parser: argparse.ArgumentParser, surface: Surface, workflow_help: str
+                  ) -> None:
+    """``--workflow``, the input options and ``--policy`` (``rerun`` and ``fork``)."""
     where = "a file" if surface == "cli" else "a workflow variable or a file"
     parser.add_argument("--workflow", metavar=_workflow_metavar(surface),
-                        help=f"the edited workflow ({where}; default: the run's own)")
+                        help=workflow_help.format(where=where))
     add_input_options(parser, surface)
     add_policy_option(parser)
 
@@ -230,6 +237,31 @@ def _usage_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
     parser.add_argument("--price-as", help="price every call as this model")
 
 
+def _fork_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
+    value = "JSON" if surface == "cli" else "JSON|{var}"
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run to fork")
+    parser.add_argument("--at", required=True, metavar="NODE",
+                        help="the node path to fork at: a node id, loop[3], loop[3]/node")
+    parser.add_argument("--output-json", dest="output", metavar=value,
+                        help="the fork node's output instead of running it (JSON)")
+    parser.add_argument("--state-json", dest="state", metavar=value,
+                        help="state values the fork node sees (a JSON object)")
+    _edit_options(parser, surface, "an edited workflow ({where}); changed nodes re-run too")
+
+
+def _diff_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
+    parser.add_argument("run_a", metavar="RUN_A")
+    parser.add_argument("run_b", metavar="RUN_B")
+    parser.add_argument("--changed", action="store_true", help="only the nodes that differ")
+
+
+def _replay_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run to replay")
+    parser.add_argument("--cassette", metavar="FILE",
+                        help="answer model calls from this cassette (default: the run's own "
+                        "recorded responses)")
+
+
 # ---- calls ---------------------------------------------------------------------------------
 def collect_inputs(args: argparse.Namespace, values: Values,
                    base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -272,16 +304,24 @@ def _run(args: argparse.Namespace, values: Values, store: RunStore | None) -> An
     return start_run(values.workflow(args.workflow), args, values, store)
 
 
-def _rerun(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
-    from fm_lab.engine.api import rerun
+def _edited_inputs(args: argparse.Namespace, values: Values, store: RunStore | None
+                   ) -> dict[str, Any] | None:
+    """The inputs ``--inputs``/``--input`` give a run made from ``args.run_id`` (None: its
+    own); ``--input`` alone changes some of that run's inputs."""
     from fm_lab.store.default import default_store
 
-    inputs = None
-    if args.inputs is not None or args.input:
-        base = None
-        if args.inputs is None:  # --input alone changes some of the run's inputs
-            base = (store or default_store()).load_run(args.run_id).inputs
-        inputs = collect_inputs(args, values, base)
+    if args.inputs is None and not args.input:
+        return None
+    base = None
+    if args.inputs is None:
+        base = (store or default_store()).load_run(args.run_id).inputs
+    return collect_inputs(args, values, base)
+
+
+def _rerun(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
+    from fm_lab.engine.api import rerun
+
+    inputs = _edited_inputs(args, values, store)
     workflow = values.workflow(args.workflow) if args.workflow else None
     try:
         return rerun(args.run_id, *args.nodes, workflow=workflow, inputs=inputs, store=store,
@@ -338,6 +378,35 @@ def _usage(args: argparse.Namespace, values: Values, store: RunStore | None) -> 
     return usage(by, since=args.since, price_as=args.price_as, store=store)
 
 
+def _fork(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
+    from fm_lab.engine.fork import fork
+
+    edits: dict[str, Any] = {}
+    if args.output is not None:
+        edits["output"] = values.json(args.output, "--output-json")
+    if args.state is not None:
+        edits["state"] = values.json(args.state, "--state-json")
+        if not isinstance(edits["state"], dict):
+            raise CommandUsageError("--state-json must be a JSON object")
+    if (inputs := _edited_inputs(args, values, store)) is not None:
+        edits["inputs"] = inputs
+    workflow = values.workflow(args.workflow) if args.workflow else None
+    return fork(args.run_id, args.at, workflow=workflow, store=store, policy=args.policy,
+                **edits)
+
+
+def _diff(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
+    from fm_lab.engine.diff import diff
+
+    return diff(args.run_a, args.run_b, store=store, changed_only=args.changed)
+
+
+def _replay(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
+    from fm_lab.engine.replay import replay
+
+    return replay(args.run_id, store=store, cassette_path=args.cassette)
+
+
 @dataclass(frozen=True)
 class Command:
     """One shared command: its help, its arguments and the call it makes."""
@@ -360,6 +429,14 @@ COMMANDS: dict[str, Command] = {
     "traces": Command("list spans (one run's trace with --run)", _traces_arguments, _traces),
     "usage": Command("tokens and cost of model calls", _usage_arguments, _usage),
     "audit": Command("who did what: the audit log, oldest first", _audit_arguments, _audit),
+    "fork": Command("a new run from node --at of RUN_ID with an edited output, state, inputs "
+                    "or workflow, reusing every result the edit cannot reach",
+                    _fork_arguments, _fork),
+    "diff": Command("two runs side by side, node by node: status, output diff, duration, "
+                    "tokens, cost, reused or re-run", _diff_arguments, _diff),
+    "replay": Command("run a stored run again offline, model calls answered from its "
+                      "recorded responses; report every node that differs",
+                      _replay_arguments, _replay),
 }
 
 

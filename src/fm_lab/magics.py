@@ -245,7 +245,9 @@ class FlowMagics(Magics):
         ``%flow rerun RUN_ID [NODE ...] [--workflow NAME|FILE] [--inputs ...]``,
         ``%flow resume RUN_ID [--data JSON|{var}] [--label L|--node N|--path P]``,
         ``%flow pending [RUN_ID]``, ``%flow runs``, ``%flow show RUN_ID``, ``%flow traces``,
-        ``%flow usage``, ``%flow save NAME [--to FILE]``; ``%flow --help`` and
+        ``%flow usage``, ``%flow save NAME [--to FILE]``,
+        ``%flow fork RUN_ID --at NODE [--output-json JSON|{var}] [--state-json ...]``,
+        ``%flow diff RUN_A RUN_B [--changed]``, ``%flow replay RUN_ID``; ``%flow --help`` and
         ``%flow COMMAND --help`` list every option.
 
         Bad lines raise :class:`FlowUsageError` (the problem, then the usage).

@@ -264,3 +264,14 @@ def test_a_changed_cell_wins_and_the_edits_are_kept_aside(shell, capsys):
     assert sorted(shell.user_ns["small"].nodes) == ["a", "b"]
     assert sorted(shell.user_ns["small_unsaved"].nodes) == ["a"]
     assert not canvas_of(shell, "small").unsaved
+
+
+def test_fork_diff_and_replay_as_line_magics(shell):
+    run = shell.run_cell_magic("flow", "greet --run --no-widget --inputs '{\"who\": \"Ada\"}'",
+                               CELL)
+    shell.user_ns["answer"] = {"approved": False}
+    fork = shell.run_line_magic("flow", f"fork {run.run_id} --at ok --output-json {{answer}}")
+    assert fork.status == "succeeded" and fork.outputs == {"text": "Hello Ada", "approved": False}
+    changed = shell.run_line_magic("flow", f"diff {run.run_id} {fork.run_id} --changed")
+    assert list(changed["path"]) == ["ok"] and list(changed["change"]) == ["edited"]
+    assert shell.run_line_magic("flow", f"replay {fork.run_id}").identical

@@ -155,3 +155,31 @@ def test_notebooks_are_committed_without_outputs():
     for path in notebooks.glob("*.ipynb"):
         nb = nbformat.read(path, as_version=4)
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path
+
+
+def test_time_travel(execute):
+    nb = execute("time_travel.ipynb")
+    assert text(cell(nb, "run = fm_lab.run(workflow")) == (
+        "'An essay on why runs crash; what a journal keeps.'")
+    forked = text(cell(nb, "fork = run.fork(\"outline\"")).splitlines()
+    assert forked[0] == "An essay on what a fork reuses; what it runs again."
+    assert forked[1].startswith("1 model call: ['Write from: what a fork reuses")
+    assert forked[2] == "forked from True at outline"
+    changes = {line[1]: line[2:5] for line in rows(cell(nb, "changes = fm_lab.diff("))[1:]}
+    assert changes == {"outline": ["edited", "True", "succeeded"],
+                       "draft": ["re-run", "True", "succeeded"],
+                       "polish": ["re-run", "True", "succeeded"],
+                       "sections": ["reused", "False", "succeeded"],
+                       "sections[0]": ["reused", "False", "succeeded"],
+                       "sections[1]": ["reused", "False", "succeeded"]}
+    assert "+an essay on what a fork reuses" in text(cell(nb, 'loc["draft", "output_diff"]'))
+    item = rows(cell(nb, "item_fork = run.fork("))
+    assert item[0] == ["0", "model", "calls"]
+    assert [line[1:3] for line in item[2:]] == [["sections[1]", "edited"],
+                                                 ["sections", "re-run"]]
+    assert "identical" in text(cell(nb, "same = fm_lab.replay(")).splitlines()[0]
+    assert text(cell(nb, "same = fm_lab.replay(")).startswith("True <Replay of")
+    differ = text(cell(nb, "changed = fm_lab.replay(")).splitlines()
+    assert differ[0].endswith(": 1 differ: polish>")
+    assert differ[1:] == ["@@ -1 +1 @@", "-An essay on why runs crash; what a journal keeps.",
+                          "+AN ESSAY ON WHY RUNS CRASH; WHAT A JOURNAL KEEPS!"]

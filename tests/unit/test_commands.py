@@ -50,7 +50,8 @@ def test_the_flow_cell_takes_the_options_of_run():
 
 def _parser() -> RaisingParser:
     parser = RaisingParser(prog="%flow")
-    add_commands(parser.add_subparsers(dest="command", required=True), "notebook")
+    add_commands(parser.add_subparsers(dest="command", required=True,
+                                          metavar="COMMAND"), "notebook")
     return parser
 
 
@@ -61,7 +62,7 @@ def _parser() -> RaisingParser:
          r"^unrecognized arguments: --colour red\nusage: %flow runs \[-h\]"),
         (["runs", "--limit", "x"], r"^argument --limit: invalid int value: 'x'\nusage: %flow runs"),
         (["show"], r"^the following arguments are required: RUN_ID\nusage: %flow show"),
-        (["explode"], r"^argument command: invalid choice: 'explode'"),
+        (["explode"], r"^argument COMMAND: invalid choice: 'explode'"),
     ],
 )
 def test_a_bad_line_raises_the_problem_and_the_usage_instead_of_exiting(words, message):

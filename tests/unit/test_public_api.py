@@ -19,7 +19,7 @@ EXPECTED = {
     "RunFailedError", "RunLockedError", "RunNotFoundError", "StateValidationError", "Store",
     "StoreLockedError", "RunStore", "MemoryStore", "UnsupportedStoreError",
     "ValidationIssue", "Workflow", "WorkflowBuilder", "WorkflowValidationError",
-    "arerun", "aresume", "arun",
+    "arerun", "aresume", "arun", "fork", "afork", "ForkError", "diff", "replay", "areplay",
     "connect", "default_store", "get_run", "register_function", "register_node",
     "rerun", "resume", "run",
     "runs", "validate", "pending", "signal", "asignal", "cancel", "recover", "ResumeError",

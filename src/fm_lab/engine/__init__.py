@@ -19,6 +19,7 @@ from fm_lab.engine.api import (
     signal,
     validate,
 )
+from fm_lab.engine.diff import diff
 from fm_lab.engine.errors import (
     ResumeError,
     ResumeNotAllowedError,
@@ -26,6 +27,8 @@ from fm_lab.engine.errors import (
     RunFailedError,
     StateValidationError,
 )
+from fm_lab.engine.fork import ForkError, afork, fork
+from fm_lab.engine.replay import Replay, areplay, replay
 from fm_lab.engine.run import NodeResult, Run
 from fm_lab.exceptions import NodeError
 from fm_lab.nodes.base import NodeType
@@ -52,14 +55,18 @@ register_default_lazy("agent", _agent_node)
 register_default_lazy("kb_query", _kb_query_node)
 
 __all__ = [
+    "ForkError",
     "NodeError",
     "NodeResult",
+    "Replay",
     "ResumeError",
     "ResumeNotAllowedError",
     "ResumeValidationError",
     "Run",
     "RunFailedError",
     "StateValidationError",
+    "afork",
+    "areplay",
     "arerun",
     "aresume",
     "arun",
@@ -69,9 +76,12 @@ __all__ = [
     "connect",
     "default_store",
     "delete_run",
+    "diff",
+    "fork",
     "get_run",
     "pending",
     "recover",
+    "replay",
     "rerun",
     "resume",
     "run",

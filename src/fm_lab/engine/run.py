@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from fm_lab.engine.replay import Replay
     from fm_lab.spec.models import Workflow
     from fm_lab.store.base import RunStore
     from fm_lab.store.records import NodeRecord, StoredNode
@@ -64,8 +65,12 @@ class Run:
         nodes: Mapping[str, NodeRecord | StoredNode],
         state: dict[str, Any] | None = None,
         policy: str | None = None,
+        forked_from: str | None = None,
+        forked_at_node: str | None = None,
     ) -> None:
         self.run_id = run_id
+        self.forked_from = forked_from  # the run this one was forked from (Run.fork)
+        self.forked_at_node = forked_at_node  # and the node path it was forked at
         self.policy = policy  # the execution policy it ran under (None: stored before policies)
         self.store = store
         self.workflow = workflow
@@ -89,6 +94,8 @@ class Run:
             nodes=snap.nodes,
             state=snap.state,
             policy=snap.policy,
+            forked_from=snap.forked_from,
+            forked_at_node=snap.forked_at_node,
         )
 
     def refresh(self) -> Run:
@@ -134,6 +141,34 @@ class Run:
         from fm_lab.engine.api import arerun
 
         return await arerun(self, *nodes, **kwargs)
+
+    def fork(self, at: str | None = None, **kwargs: Any) -> Run:
+        """A new run starting from node path ``at`` of this one with an edited ``output``,
+        ``state``, ``inputs`` or ``workflow``, reusing every result the edit cannot reach
+        (see :func:`fm_lab.fork`)."""
+        from fm_lab.engine.fork import fork
+
+        return fork(self, at, **kwargs)
+
+    async def afork(self, at: str | None = None, **kwargs: Any) -> Run:
+        """Async :meth:`fork`."""
+        from fm_lab.engine.fork import afork
+
+        return await afork(self, at, **kwargs)
+
+    @property
+    def reproducible(self) -> bool:
+        """Whether :func:`fm_lab.replay` can answer every model call of this run from its
+        recorded responses (so a replay calls no provider)."""
+        from fm_lab.engine.replay import reproducible
+
+        return reproducible(self)
+
+    def replay(self, **kwargs: Any) -> Replay:
+        """Run this run again offline and report what differs (see :func:`fm_lab.replay`)."""
+        from fm_lab.engine.replay import replay
+
+        return replay(self, **kwargs)
 
     def raise_for_status(self) -> Run:
         """Raise :class:`RunFailedError` unless the run succeeded."""

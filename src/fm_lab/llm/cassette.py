@@ -136,7 +136,14 @@ def cassette(path_or_store: str | Path | SqlStore, mode: Mode = "auto", *,
     both (``auto``: replay what is there, record the rest). The recording is a JSONL file:
     ``path_or_store`` is its path, or a :class:`~fm_lab.Store` (``fm_lab.default_store()``)
     whose folder keeps it as ``<name>.jsonl``."""
-    tape = Cassette(cassette_path(path_or_store, name), mode)
+    with installed(Cassette(cassette_path(path_or_store, name), mode)) as tape:
+        yield tape
+
+
+@contextmanager
+def installed(tape: Cassette) -> Iterator[Cassette]:
+    """Answer model calls from ``tape`` (a :class:`Cassette` or a subclass, e.g. a run's
+    recorded responses for ``fm_lab.replay``) for the length of the block."""
     _ACTIVE.append(tape)
     try:
         yield tape

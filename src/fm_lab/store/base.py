@@ -60,6 +60,8 @@ class RunSnapshot:
     parent_run_id: str | None = None
     trace_id: str | None = None
     policy: str | None = None  # the execution policy it started under (None: before v7)
+    forked_from: str | None = None  # the run this one was forked from (fm_lab.engine.fork)
+    forked_at_node: str | None = None  # the node path it was forked at
 
 
 class PendingRow(TypedDict):

@@ -60,6 +60,7 @@ from fm_lab.store.records import (
     stored_node,
 )
 from fm_lab.store.schema import (
+    FORK_VERSION,
     LATEST_VERSION,
     MIGRATIONS,
     POLICY_VERSION,
@@ -329,6 +330,11 @@ class Store:
         return (f"{prefix}policy" if POLICY_VERSION in self._applied
                 else "null::varchar as policy")
 
+    def _fork_sql(self) -> str:
+        """The runs' fork columns, or nulls in a file from before them (read-only)."""
+        return ("r.forked_from, r.forked_at_node" if FORK_VERSION in self._applied
+                else "null::varchar as forked_from, null::varchar as forked_at_node")
+
     def migrate(self, apply: bool = True) -> migrations.MigrationReport:
         """Bring the file's tables up to date (a writable store does so when it opens the
         file) and report the schema version found when it was opened, the migrations
@@ -406,8 +412,8 @@ class Store:
         con.execute(
             "insert into runs (run_id, workflow_id, workflow_version, status, inputs, "
             "created_at, owner_pid, owner_host, parent_run_id, trace_id, started_by, "
-            "workflow_hash, policy) values (?, ?, ?, 'running', ?, to_timestamp(?), ?, ?, ?, ?, "
-            "?, ?, ?)",
+            "workflow_hash, policy, forked_from, forked_at_node) values (?, ?, ?, 'running', ?, "
+            "to_timestamp(?), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 run_id,
                 record["workflow_id"],
@@ -421,6 +427,8 @@ class Store:
                 record.get("by"),
                 record["hash"],
                 record.get("policy"),
+                record.get("forked_from"),
+                record.get("forked_at_node"),
             ],
         )
         return start_entry(run_id, record, version)
@@ -784,7 +792,8 @@ class Store:
         with self.connection() as con:
             run = fetch_dict(con.execute(
                 "select r.status, r.inputs, r.outputs, r.error, r.state, r.journal_seq, w.spec, "
-                f"r.parent_run_id, r.trace_id, {self._policy_sql('r.')} from runs r join "
+                f"r.parent_run_id, r.trace_id, {self._policy_sql('r.')}, {self._fork_sql()} "
+                "from runs r join "
                 "workflows w "
                 "on w.workflow_id = r.workflow_id "
                 "and w.version = r.workflow_version where r.run_id = ?",
@@ -828,6 +837,8 @@ class Store:
             parent_run_id=run["parent_run_id"],
             trace_id=run["trace_id"],
             policy=run["policy"],
+            forked_from=run["forked_from"],
+            forked_at_node=run["forked_at_node"],
         )
 
     def run_status(self, run_id: str) -> str:

@@ -58,6 +58,8 @@ class _Run:
     started_by: str | None = None
     workflow_hash: str | None = None
     policy: str | None = None
+    forked_from: str | None = None
+    forked_at_node: str | None = None
     journal_seq: int = 0
     outputs: Any = None
     error: Any = None
@@ -146,7 +148,9 @@ class MemoryStore:
                 version=version, status="running", inputs=record["inputs"],
                 created=record["created"], parent=record.get("parent"),
                 trace_id=record.get("trace_id"), started_by=record.get("by"),
-                workflow_hash=record["hash"], policy=record.get("policy"))
+                workflow_hash=record["hash"], policy=record.get("policy"),
+                forked_from=record.get("forked_from"),
+                forked_at_node=record.get("forked_at_node"))
             return start_entry(run_id, cast("StartRecord", record), version)
         run = self._runs[run_id]
         if kind == "node":
@@ -290,7 +294,8 @@ class MemoryStore:
                 inputs=run.inputs or {}, outputs=run.outputs, error=run.error, state=run.state,
                 journal_seq=run.journal_seq, nodes=nodes, steps=dict(run.steps),
                 resumes=resumes, parent_run_id=run.parent, trace_id=run.trace_id,
-                policy=run.policy))
+                policy=run.policy, forked_from=run.forked_from,
+                forked_at_node=run.forked_at_node))
 
     def run_status(self, run_id: str) -> str:
         """The stored status."""

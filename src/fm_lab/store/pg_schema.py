@@ -286,5 +286,16 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        10,
+        """
+        alter table runs add column if not exists forked_from text;
+        alter table runs add column if not exists forked_at_node text;
+        create or replace view all_runs as select * from runs;
+        """,
+    )
+)
+
 MIGRATIONS.sort(key=lambda migration: migration[0])
 LATEST_VERSION = MIGRATIONS[-1][0]

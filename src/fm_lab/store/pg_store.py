@@ -442,10 +442,12 @@ class PostgresStore:
         con.execute(
             "insert into runs (run_id, workflow_id, workflow_version, status, inputs, "
             "created_at, owner_pid, owner_host, parent_run_id, trace_id, started_by, "
-            "workflow_hash, policy) values (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "workflow_hash, policy, forked_from, forked_at_node) "
+            "values (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, record["workflow_id"], version, dumps(record["inputs"]),
              _time(record["created"]), record["pid"], record["host"], record["parent"],
-             record.get("trace_id"), record.get("by"), record["hash"], record.get("policy")])
+             record.get("trace_id"), record.get("by"), record["hash"], record.get("policy"),
+             record.get("forked_from"), record.get("forked_at_node")])
         return start_entry(run_id, record, version)
 
     @staticmethod
@@ -597,7 +599,8 @@ class PostgresStore:
         with self.connection() as con:
             run = fetch_dict(con.execute(
                 "select r.status, r.inputs, r.outputs, r.error, r.state, r.journal_seq, w.spec, "
-                "r.parent_run_id, r.trace_id, r.policy from runs r join workflows w "
+                "r.parent_run_id, r.trace_id, r.policy, r.forked_from, r.forked_at_node "
+                "from runs r join workflows w "
                 "on w.workflow_id = r.workflow_id and w.version = r.workflow_version "
                 "where r.run_id = ?", [run_id]))
             if run is None:
@@ -622,7 +625,8 @@ class PostgresStore:
             journal_seq=int(run["journal_seq"]), nodes=nodes,
             steps={name: codec.loads(result) for name, result in step_rows},
             resumes=resumes, parent_run_id=run["parent_run_id"], trace_id=run["trace_id"],
-            policy=run["policy"])
+            policy=run["policy"], forked_from=run["forked_from"],
+            forked_at_node=run["forked_at_node"])
 
     def run_status(self, run_id: str) -> str:
         """The stored status of a run (raises ``RunNotFoundError``)."""

@@ -31,7 +31,8 @@ class StartRecord(_Record):
     process (``pid``, ``host``), the ``parent`` run id (a child run), ``created`` (epoch s)
     and the run's ``trace_id`` and execution ``policy`` (absent in journals of older
     versions). ``by``: who started it (:func:`fm_lab.identity.current_user`; absent in older
-    journals)."""
+    journals). A fork (:mod:`fm_lab.engine.fork`) names its parent run ``forked_from`` and the
+    node path it was forked at, ``forked_at_node``."""
 
     k: Literal["start"]
     workflow_id: str
@@ -46,6 +47,8 @@ class StartRecord(_Record):
     trace_id: NotRequired[str | None]
     by: NotRequired[str]
     policy: NotRequired[str]
+    forked_from: NotRequired[str]
+    forked_at_node: NotRequired[str]
 
 
 class NodeRecord(_Record):
