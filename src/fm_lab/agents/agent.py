@@ -399,7 +399,8 @@ class Agent:
         """Run one call; ``record`` (its entry in ``result.tool_calls``) gets the outcome."""
         found = turn.tools.get(call["name"])
         with span(call["name"], kind="tool", input={"arguments": call["arguments"]},
-                  agent=self.name, entity_id=call["name"]) as tool_span:
+                  agent=self.name, entity_id=call["name"],
+                  **(found.span_attributes if found is not None else {})) as tool_span:
             if found is None:
                 tool_span.status = "error"
                 content = f"There is no tool named {call['name']!r}; tools: {sorted(turn.tools)}."
