@@ -23,10 +23,12 @@ from fm_lab.connections.store import (
     drop_secrets,
     editing,
     get_secrets,
+    path,
     read_index,
 )
 
-_CACHE: dict[str, Connection] = {}  # one per name and process: OAuth2 tokens are reused
+_CACHE: dict[tuple[str, str], Connection] = {}  # one per file, name and process: OAuth2
+# tokens are reused
 _CACHE_LOCK = threading.Lock()
 
 
@@ -66,15 +68,16 @@ def set(name: str, *, kind: Kind = "bearer", token: str | None = None,
         put_secrets(name, chosen, secrets, record)
         records[name] = record
     with _CACHE_LOCK:
-        _CACHE.pop(name, None)
+        _CACHE.pop((str(path()), name), None)
     return {"name": name, "kind": kind, "stored": chosen, **public}
 
 
 def get(name: str) -> Connection:
     """Connection ``name`` (one object per process, so OAuth2 tokens are reused); a clear
     error naming the known connections when there is none."""
+    key = (str(path()), name)
     with _CACHE_LOCK:
-        found = _CACHE.get(name)
+        found = _CACHE.get(key)
         if found is not None:
             return found
         records = read_index()
@@ -86,7 +89,7 @@ def get(name: str) -> Connection:
                                          "or fm-lab connections set")
         found = Connection(name, record["kind"], dict(record.get("fields", {})),
                            record.get("stored", "file"), get_secrets(name, record))
-        _CACHE[name] = found
+        _CACHE[key] = found
         return found
 
 
@@ -104,7 +107,7 @@ def rm(name: str) -> bool:
         if record is not None:
             drop_secrets(name, record)
     with _CACHE_LOCK:
-        _CACHE.pop(name, None)
+        _CACHE.pop((str(path()), name), None)
     return record is not None
 
 
