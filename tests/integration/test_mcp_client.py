@@ -33,7 +33,7 @@ def calc_url():
 def _model_that_fixes_its_arguments(name: str):
     """Calls add with a word for a number, reads the feedback, then calls it right."""
     def reply(messages, tools):
-        assert [t["function"]["name"] for t in tools][:2] == ["add", "shout"]
+        assert {"add", "shout"} <= {t["function"]["name"] for t in tools}
         results = [m["content"] for m in messages if m["role"] == "tool"]
         if not results:
             return {"tool_calls": [{"name": "add", "arguments": {"a": "two", "b": 3}}]}
@@ -153,3 +153,22 @@ def test_a_server_that_cannot_start_is_reported_in_one_line():
     with pytest.raises(fm_lab.mcp.McpError, match="MCP server 'broken'") as caught:
         broken.tools()
     assert "\n" not in str(caught.value)
+
+
+def test_a_stdio_server_gets_its_connection_in_its_environment():
+    import hashlib
+
+    fm_lab.connections.set("calc-env", kind="bearer", token=TOKEN)
+    with fm_lab.mcp.server("calc-env", command=[sys.executable, SERVERS],
+                           connection="calc-env") as server:
+        assert server.call("credential_digest") == hashlib.sha256(
+            TOKEN.encode()).hexdigest()[:12]
+
+
+def test_an_inline_command_is_refused_under_the_restricted_policy():
+    wf = {"id": "mcp_inline", "nodes": {"n": {"type": "mcp_tool", "config": {
+        "command": [sys.executable, SERVERS], "tool": "add", "arguments": {"a": 1, "b": 2}}}}}
+    refused = fm_lab.run(wf, policy="restricted")
+    assert refused.status == "failed"
+    assert "may not start a command under the restricted policy" in str(refused.error)
+    assert fm_lab.run(wf, policy="trusted").outputs is not None

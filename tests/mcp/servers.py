@@ -38,6 +38,15 @@ def fail(reason: str) -> str:
     raise ValueError(f"failed on purpose: {reason}")
 
 
+@app.tool()
+def credential_digest() -> str:
+    """The SHA-256 (12 hex digits) of the connection token fm_lab gave this process."""
+    import hashlib
+
+    token = os.environ.get("FM_LAB_CONNECTION_TOKEN", "")
+    return hashlib.sha256(token.encode()).hexdigest()[:12] if token else "none"
+
+
 @app.resource("notes://readme", description="How to use the calculator.")
 def readme() -> str:
     return "Add numbers with add(a, b)."
