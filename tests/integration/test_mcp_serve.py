@@ -5,12 +5,16 @@ whose input schema is the workflow's, a suspended run answers with its pending p
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import anyio
 import pytest
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from tests.mcp.helpers import free_port, wait_for_port
 
 import fm_lab
 from mcp import ClientSession
@@ -127,3 +131,25 @@ def test_stored_workflows_are_served_when_no_folder_is_given(tmp_path):
             assert {t.name for t in (await session.list_tools()).tools} == {"greet", "resume"}
 
     anyio.run(drive)
+
+
+def test_streamable_http_with_port(folder, tmp_path):
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": SRC, "FM_LAB_HOME": str(tmp_path / "home")}
+    server = subprocess.Popen([sys.executable, "-m", "fm_lab", "mcp", "serve", "--workflows",
+                               str(folder), "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def drive() -> None:
+        async with streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write), \
+                ClientSession(read, write) as session:
+            await session.initialize()
+            answer, failed = await _call(session, "greet", {"name": "Lin"})
+            assert not failed and answer["outputs"] == {"greeting": "Hello Lin!"}
+
+    try:
+        wait_for_port(port, server)
+        anyio.run(drive)
+    finally:
+        server.terminate()
+        server.wait(10)

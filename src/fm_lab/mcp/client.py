@@ -98,6 +98,7 @@ class McpServer:
         self._owner: asyncio.Task[None] | None = None
         self._stderr: Any = None
         self._opening: asyncio.Lock | None = None
+        self._listed: Any = None  # the last tools/list answer (dropped with its session)
         self.restarts = 0
         """How many times a broken session was reopened."""
 
@@ -123,12 +124,15 @@ class McpServer:
         ``prefix + name``; ``only``: just these."""
         return self._sync(self.atools(prefix=prefix, only=only))
 
-    async def atools(self, *, prefix: str = "",
-                     only: Sequence[str] | None = None) -> list[McpTool]:
-        """Async :meth:`tools`."""
+    async def atools(self, *, prefix: str = "", only: Sequence[str] | None = None,
+                     cached: bool = False) -> list[McpTool]:
+        """Async :meth:`tools` (``cached``: the list this session gave last, if any: what an
+        ``mcp_tool`` node checks its arguments against)."""
         from fm_lab.mcp.tools import McpTool
 
-        listed = await self._run(lambda s: s.list_tools(), "tools/list")
+        listed = self._listed if cached and self._listed is not None else await self._run(
+            lambda s: s.list_tools(), "tools/list")
+        self._listed = listed
         found = [McpTool.from_mcp(self, t, prefix) for t in listed.tools
                  if only is None or t.name in only]
         missing = sorted(set(only or ()) - {t.remote_name for t in found})
@@ -231,7 +235,7 @@ class McpServer:
 
     async def _close(self) -> None:
         owner, stop = self._owner, self._stop
-        self._session = self._owner = self._stop = None
+        self._session = self._owner = self._stop = self._listed = None
         if stop is not None:
             stop.set()
         if owner is not None:

@@ -72,7 +72,7 @@ class McpToolNode(NodeType):
         config = self.config
         try:
             target = await _server(config)
-            tools = {t.remote_name: t for t in await target.atools()}
+            tools = {t.remote_name: t for t in await target.atools(cached=True)}
             found = tools.get(config.tool)
             if found is None:
                 raise NodeError(f"MCP server {target.name!r} has no tool {config.tool!r} "
