@@ -65,6 +65,12 @@ def test_an_agent_calls_an_http_tool_with_a_connection(calc_url):
         remote.close()
 
 
+def test_a_server_as_a_toolset_is_listed_at_each_turn(calc):
+    agent = Agent("maths", model=_model_that_fixes_its_arguments("mcp-toolset"),
+                  toolsets=[calc])
+    assert agent.generate("What is two plus three?").text == "The sum is 5."
+
+
 def test_an_http_server_without_the_credentials_is_reported_in_one_line(calc_url):
     bare = fm_lab.mcp.server("calc-bare", url=calc_url, timeout_s=10)
     with pytest.raises(fm_lab.mcp.McpError, match="calc-bare") as caught:
