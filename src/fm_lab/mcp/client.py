@@ -20,7 +20,7 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fm_lab.tracing.spans import span
+from fm_lab.tracing.spans import Span, span
 
 if TYPE_CHECKING:
     from mcp_types import CallToolResult
@@ -119,19 +119,24 @@ class McpServer:
         return f"McpServer({self.name!r}, {self.transport!r})"
 
     # ---- tools ---------------------------------------------------------------------------------
+    # Each method is a request on the MCP loop and a conversion of its answer; the sync form
+    # waits for the request from the calling thread (one hop), the async one awaits it.
     def tools(self, *, prefix: str = "", only: Sequence[str] | None = None) -> list[McpTool]:
         """The server's tools as agent tools (``Agent(tools=[*server.tools()])``), named
         ``prefix + name``; ``only``: just these."""
-        return self._sync(self.atools(prefix=prefix, only=only))
+        return self._tool_list(self._blocking(*_LIST_TOOLS), prefix, only)
 
     async def atools(self, *, prefix: str = "", only: Sequence[str] | None = None,
                      cached: bool = False) -> list[McpTool]:
         """Async :meth:`tools` (``cached``: the list this session gave last, if any: what an
         ``mcp_tool`` node checks its arguments against)."""
+        listed = self._listed if cached and self._listed is not None else await self._run(
+            *_LIST_TOOLS)
+        return self._tool_list(listed, prefix, only)
+
+    def _tool_list(self, listed: Any, prefix: str, only: Sequence[str] | None) -> list[McpTool]:
         from fm_lab.mcp.tools import McpTool
 
-        listed = self._listed if cached and self._listed is not None else await self._run(
-            lambda s: s.list_tools(), "tools/list")
         self._listed = listed
         found = [McpTool.from_mcp(self, t, prefix) for t in listed.tools
                  if only is None or t.name in only]
@@ -144,75 +149,65 @@ class McpServer:
     def call(self, tool: str, arguments: Mapping[str, Any] | None = None) -> Any:
         """Call ``tool`` (a ``tool`` span with the server's name); its result as Python: the
         structured content when the tool gives one, else its text."""
-        return self._sync(self.acall(tool, arguments))
+        args = dict(arguments or {})
+        with self._span(tool, args) as tool_span:
+            tool_span.output = _output(self.name, tool,
+                                       self._blocking(*_call_tool(tool, args)))
+        return tool_span.output
 
     async def acall(self, tool: str, arguments: Mapping[str, Any] | None = None, *,
                     traced: bool = True) -> Any:
         """Async :meth:`call` (``traced=False``: no span of its own, for callers that have
         opened one)."""
+        args = dict(arguments or {})
         if not traced:
-            return await self._call(tool, dict(arguments or {}))
-        with span(tool, kind="tool", input={"arguments": dict(arguments or {})},
-                  entity_id=tool, **self.span_attributes()) as tool_span:
-            tool_span.output = await self._call(tool, dict(arguments or {}))
-            return tool_span.output
+            return _output(self.name, tool, await self._run(*_call_tool(tool, args)))
+        with self._span(tool, args) as tool_span:
+            tool_span.output = _output(self.name, tool, await self._run(*_call_tool(tool, args)))
+        return tool_span.output
 
     def span_attributes(self) -> dict[str, Any]:
         """What a tool span of this server carries (server name and transport kind)."""
         return {"mcp.server": self.name, "mcp.transport": "stdio" if self.command else "http"}
 
-    async def _call(self, tool: str, arguments: dict[str, Any]) -> Any:
-        result: CallToolResult = await self._run(
-            lambda s: s.call_tool(tool, arguments), f"tools/call {tool}")
-        return _output(self.name, tool, result)
+    def _span(self, tool: str, arguments: dict[str, Any]) -> Span:
+        return span(tool, kind="tool", input={"arguments": arguments}, entity_id=tool,
+                    **self.span_attributes(), **{"mcp.tool": tool})
 
     # ---- resources and prompts -----------------------------------------------------------------
     def resources(self) -> list[dict[str, Any]]:
         """The server's resources: ``uri, name, description, mime_type`` each."""
-        return self._sync(self.aresources())
+        return _dumped(self._blocking(*_LIST_RESOURCES).resources)
 
     async def aresources(self) -> list[dict[str, Any]]:
         """Async :meth:`resources`."""
-        listed = await self._run(lambda s: s.list_resources(), "resources/list")
-        return [r.model_dump(mode="json", exclude_none=True) for r in listed.resources]
+        return _dumped((await self._run(*_LIST_RESOURCES)).resources)
 
     def read_resource(self, uri: str) -> str | bytes | list[Any]:
         """A resource's content: its text (or bytes), or a list when it has several parts."""
-        return self._sync(self.aread_resource(uri))
+        return _contents(self._blocking(*_read_resource(uri)))
 
     async def aread_resource(self, uri: str) -> str | bytes | list[Any]:
         """Async :meth:`read_resource`."""
-        import base64
-
-        read = await self._run(lambda s: s.read_resource(uri), f"resources/read {uri}")
-        parts: list[Any] = [getattr(c, "text", None) if getattr(c, "text", None) is not None
-                            else base64.b64decode(getattr(c, "blob", "") or "")
-                            for c in read.contents]
-        return parts[0] if len(parts) == 1 else parts
+        return _contents(await self._run(*_read_resource(uri)))
 
     def prompts(self) -> list[dict[str, Any]]:
         """The server's prompts: ``name, description, arguments`` each."""
-        return self._sync(self.aprompts())
+        return _dumped(self._blocking(*_LIST_PROMPTS).prompts)
 
     async def aprompts(self) -> list[dict[str, Any]]:
         """Async :meth:`prompts`."""
-        listed = await self._run(lambda s: s.list_prompts(), "prompts/list")
-        return [p.model_dump(mode="json", exclude_none=True) for p in listed.prompts]
+        return _dumped((await self._run(*_LIST_PROMPTS)).prompts)
 
     def get_prompt(self, name: str,
                    arguments: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """Prompt ``name`` filled in: chat messages (``role``, ``content``) an agent takes."""
-        return self._sync(self.aget_prompt(name, arguments))
+        return _messages(self._blocking(*_get_prompt(name, arguments)))
 
     async def aget_prompt(self, name: str,
                           arguments: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """Async :meth:`get_prompt`."""
-        got = await self._run(lambda s: s.get_prompt(name, dict(arguments or {})),
-                              f"prompts/get {name}")
-        return [{"role": m.role, "content": getattr(m.content, "text", None)
-                 if getattr(m.content, "type", None) == "text"
-                 else m.content.model_dump(mode="json", exclude_none=True)}
-                for m in got.messages]
+        return _messages(await self._run(*_get_prompt(name, arguments)))
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -243,11 +238,13 @@ class McpServer:
                 await asyncio.wait_for(owner, timeout=5)
 
     # ---- running on the background loop ------------------------------------------------------
-    def _sync(self, coro: Awaitable[T]) -> T:
-        """Run ``coro`` (whose work happens on the MCP loop) from synchronous code."""
-        from fm_lab.sync import run_sync
-
-        return run_sync(coro)  # type: ignore[arg-type]
+    def _blocking(self, fn: Callable[[ClientSession], Awaitable[T]], what: str) -> T:
+        """``fn(session)`` on the MCP loop, waited for by this (synchronous) thread."""
+        mcp = _loop()
+        if threading.current_thread() is mcp.thread:
+            raise RuntimeError(f"a synchronous call to MCP server {self.name!r} from the MCP "
+                               "loop would wait for itself: use the a-prefixed method")
+        return mcp.submit(self._on_loop(fn, what)).result()
 
     async def _run(self, fn: Callable[[ClientSession], Awaitable[T]], what: str) -> T:
         """``fn(session)`` on the MCP loop, awaited from the caller's loop."""
@@ -396,6 +393,45 @@ def _describe(exc: BaseException) -> str:
         exc = exc.exceptions[0]
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+Request = tuple[Callable[["ClientSession"], Awaitable[Any]], str]
+_LIST_TOOLS: Request = (lambda s: s.list_tools(), "tools/list")
+_LIST_RESOURCES: Request = (lambda s: s.list_resources(), "resources/list")
+_LIST_PROMPTS: Request = (lambda s: s.list_prompts(), "prompts/list")
+
+
+def _call_tool(tool: str, arguments: dict[str, Any]) -> Request:
+    return lambda s: s.call_tool(tool, arguments), f"tools/call {tool}"
+
+
+def _read_resource(uri: str) -> Request:
+    return lambda s: s.read_resource(uri), f"resources/read {uri}"
+
+
+def _get_prompt(name: str, arguments: Mapping[str, str] | None) -> Request:
+    return lambda s: s.get_prompt(name, dict(arguments or {})), f"prompts/get {name}"
+
+
+def _dumped(items: Sequence[Any]) -> list[dict[str, Any]]:
+    return [item.model_dump(mode="json", exclude_none=True) for item in items]
+
+
+def _contents(read: Any) -> str | bytes | list[Any]:
+    """A read resource's parts: text, or bytes of a blob; the part alone when there is one."""
+    import base64
+
+    parts: list[Any] = [c.text if getattr(c, "text", None) is not None
+                        else base64.b64decode(getattr(c, "blob", "") or "")
+                        for c in read.contents]
+    return parts[0] if len(parts) == 1 else parts
+
+
+def _messages(got: Any) -> list[dict[str, Any]]:
+    """A prompt's messages as chat messages (text content as a string)."""
+    return [{"role": m.role, "content": m.content.text if getattr(m.content, "type", None)
+             == "text" else m.content.model_dump(mode="json", exclude_none=True)}
+            for m in got.messages]
 
 
 def _output(server: str, tool: str, result: CallToolResult) -> Any:
