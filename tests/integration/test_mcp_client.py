@@ -152,6 +152,20 @@ def test_a_crashed_server_is_restarted_once_then_reported_in_one_line():
         crashy.close()
 
 
+def test_a_server_killed_between_calls_is_restarted_transparently():
+    import os
+    import signal
+
+    victim = fm_lab.mcp.server("victim", command=[sys.executable, SERVERS])
+    try:
+        first = victim.call("pid")
+        os.kill(first, signal.SIGKILL)
+        second = victim.call("pid")  # the dead session is found, reopened, the call retried
+        assert second != first and victim.restarts == 1
+    finally:
+        victim.close()
+
+
 def test_a_server_that_cannot_start_is_reported_in_one_line():
     broken = fm_lab.mcp.server("broken", command=[sys.executable, "-c",
                                                    "import sys; sys.exit('no such server')"],

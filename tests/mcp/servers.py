@@ -33,6 +33,12 @@ def crash() -> str:
 
 
 @app.tool()
+def pid() -> int:
+    """This server's process id (a test kills it between calls)."""
+    return os.getpid()
+
+
+@app.tool()
 def fail(reason: str) -> str:
     """Raises: the client reads an error result."""
     raise ValueError(f"failed on purpose: {reason}")
