@@ -52,6 +52,9 @@ class Connection:
     def __post_init__(self) -> None:
         for value in self._secrets.values():
             guard(value)
+        if self.kind == "basic":  # the header's encoded form is a secret too
+            pair = f"{self.fields['username']}:{self._secrets['password']}".encode()
+            self._secrets["basic"] = guard(base64.b64encode(pair).decode())
 
     def describe(self) -> dict[str, Any]:
         """Name, kind, where it is stored and its public fields (never a secret)."""
@@ -80,8 +83,7 @@ class Connection:
             return {"Authorization": f"Bearer {self._secrets['token']}"}
         if self.kind == "api_key":
             return {self.fields.get("header") or "X-API-Key": self._secrets["token"]}
-        pair = f"{self.fields['username']}:{self._secrets['password']}".encode()
-        return {"Authorization": f"Basic {guard(base64.b64encode(pair).decode())}"}
+        return {"Authorization": f"Basic {self._secrets['basic']}"}
 
     def _fresh(self) -> bool:
         return self._token is not None and time.time() < self._expires - REFRESH_MARGIN_S
