@@ -192,3 +192,24 @@ def test_an_inline_command_is_refused_under_the_restricted_policy():
     assert refused.status == "failed"
     assert "may not start a command under the restricted policy" in str(refused.error)
     assert fm_lab.run(wf, policy="trusted").outputs is not None
+
+
+def test_sessions_close_with_the_process(tmp_path):
+    import os
+    import subprocess
+    import textwrap
+
+    script = tmp_path / "kernel.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        import fm_lab
+        server = fm_lab.mcp.server("calc", command=[sys.executable, {SERVERS!r}])
+        print(server.call("pid"), flush=True)
+    """))
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(fm_lab.__file__))}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    server_pid = int(done.stdout.split()[-1])
+    with pytest.raises(ProcessLookupError):  # the server ended with its client's process
+        os.kill(server_pid, 0)
