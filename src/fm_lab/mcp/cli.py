@@ -30,10 +30,18 @@ def run(args: argparse.Namespace, store: Any) -> int:
     """Run an ``mcp`` command; returns the exit code."""
     import anyio
 
-    from fm_lab.mcp.serve import WorkflowServer, load_workflows, serve_http, serve_stdio
+    from fm_lab.mcp.serve import (
+        WorkflowServer,
+        load_workflows,
+        saved_by_others,
+        serve_http,
+        serve_stdio,
+    )
 
     workflows = load_workflows(args.workflows, args.workflow, store=store)
-    server = WorkflowServer(workflows, store=store, policy=args.policy)
+    stored = not (args.workflows or args.workflow)
+    server = WorkflowServer(workflows, store=store, policy=args.policy,
+                            restricted=saved_by_others(store) if stored else ())
     where = f"http://{args.host}:{args.port}/mcp" if args.port else "stdio"
     print(f"fm-lab mcp serve: {len(workflows)} workflow(s) on {where}, {args.policy} policy",
           file=sys.stderr)

@@ -68,14 +68,29 @@ def load_workflows(folder: str | Path | None = None, files: Sequence[str | Path]
     return served
 
 
+def saved_by_others(store: RunStore | None = None) -> set[str]:
+    """The tool names of stored workflows whose newest version another identity saved: they
+    run restricted even under ``--policy trusted`` (as a subflow naming them would)."""
+    from fm_lab.engine.api import default_store
+    from fm_lab.identity import current_user
+
+    frame = (store or default_store()).workflows()
+    user = current_user()
+    newest = frame.drop_duplicates("workflow_id")  # newest first
+    return {tool_name(str(row["workflow_id"])) for row in newest.to_dict(orient="records")
+            if isinstance(row.get("saved_by"), str) and row["saved_by"] != user}
+
+
 class WorkflowServer:
     """The MCP server's handlers: list the workflows as tools, run them, resume them."""
 
     def __init__(self, workflows: dict[str, Workflow], *, store: RunStore | None = None,
-                 policy: str = "restricted") -> None:
+                 policy: str = "restricted", restricted: Iterable[str] = ()) -> None:
         self.workflows = workflows
         self.store = store
         self.policy = policy
+        self.restricted = set(restricted)
+        """Tools that run restricted whatever ``policy`` says (others' stored workflows)."""
 
     def tools(self) -> list[dict[str, Any]]:
         """Every tool as ``name, description, input_schema``."""
@@ -97,8 +112,9 @@ class WorkflowServer:
                                     path_id=str(arguments.get("path", "")), store=self.store,
                                     policy=self.policy, progress=False)
             elif name in self.workflows:
+                chosen = "restricted" if name in self.restricted else self.policy
                 run = await arun(self.workflows[name], arguments, store=self.store,
-                                 policy=self.policy, progress=False)
+                                 policy=chosen, progress=False)
             else:
                 return {"error": f"no tool {name!r}; tools: {sorted(self.workflows)}"}, True
         except Exception as exc:  # invalid inputs or resume data, an unknown run: one line
