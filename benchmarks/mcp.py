@@ -16,8 +16,10 @@ Contenders, each with its own session to its own server process (stdio) or its o
 4. ``fm_lab call (sync)``: ``server.call("add", ...)`` from synchronous code (a notebook cell).
 
 Calls run in interleaved blocks (``--block`` calls per contender per round, ``--rounds``
-rounds) so drift hits every contender alike; per-call median and p95 are printed in
-microseconds, with the overhead over the SDK's median.
+rounds) so drift hits every contender alike; per-call median and p95 wall times are printed
+in microseconds, with the overhead over the SDK's median, and the client process's CPU time
+per call (every thread: the SDK's loop, fm_lab's MCP loop) with its overhead over the SDK's:
+on a loaded machine the CPU figure is the steadier measure of what fm_lab adds.
 
 Usage::
 
@@ -160,21 +162,28 @@ def measure(transport: str, rounds: int, block: int, url: str | None) -> dict[st
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     for run in contenders.values():  # warm-up: sessions open, code paths hot
         run(50)
+    cpu: dict[str, float] = dict.fromkeys(contenders, 0.0)
     for _ in range(rounds):
         for name, run in contenders.items():
+            before = time.process_time()  # every thread of this process: client-side work
             samples[name] += run(block)
+            cpu[name] += time.process_time() - before
     sdk.close()
     for server in (via_acall, via_tool, via_sync):
         server.close()
     loop.close()
     floor = statistics.median(samples["sdk"])
+    cpu_floor = cpu["sdk"] / len(samples["sdk"])
     result = {}
     for name, times in samples.items():
         times.sort()
         median = statistics.median(times)
+        per_call_cpu = cpu[name] / len(times)
         result[name] = {"calls": len(times), "median_us": round(median * 1e6, 1),
                         "p95_us": round(times[int(len(times) * 0.95)] * 1e6, 1),
-                        "overhead_us": round((median - floor) * 1e6, 1)}
+                        "overhead_us": round((median - floor) * 1e6, 1),
+                        "client_cpu_us": round(per_call_cpu * 1e6, 1),
+                        "cpu_overhead_us": round((per_call_cpu - cpu_floor) * 1e6, 1)}
     return result
 
 
@@ -197,10 +206,12 @@ def main() -> None:
         http.terminate()
         http.wait(10)
     for transport in ("stdio", "http"):
-        print(f"\n{transport}: per call (median, p95, overhead over the SDK's median)")
+        print(f"\n{transport}: per call: wall median, p95 and over the SDK's median; the "
+              "client process's CPU and over the SDK's")
         for name, row in report[transport].items():
             print(f"  {name:<20} {row['median_us']:>9.1f} us  p95 {row['p95_us']:>9.1f} us  "
-                  f"+{row['overhead_us']:.1f} us  ({row['calls']} calls)")
+                  f"{row['overhead_us']:+9.1f} us | cpu {row['client_cpu_us']:>8.1f} us "
+                  f"{row['cpu_overhead_us']:+8.1f} us  ({row['calls']} calls)")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 
