@@ -15,8 +15,7 @@ from fm_lab.connections.auth import KINDS, SECRETS
 
 def add_parser(sub: Any) -> None:
     """Add the ``connections`` command group to ``fm-lab``'s subparsers."""
-    parser = sub.add_parser("connections", help="named credentials for http nodes and MCP "
-                            "servers (values never shown)")
+    parser = sub.add_parser("connections", help="named credentials (values never shown)")
     group = parser.add_subparsers(dest="connections_command", required=True, metavar="COMMAND")
     listing = group.add_parser("list", help="names, kinds and where each is stored")
     listing.add_argument("--json", action="store_true")

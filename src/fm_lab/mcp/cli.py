@@ -23,7 +23,8 @@ def add_parser(sub: Any) -> None:
                        "client is someone else's code)")
     serve.add_argument("--port", type=int, help="serve streamable HTTP on this port instead "
                        "of stdio")
-    serve.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1; "
+                       "there is no authentication: keep it on loopback or behind a proxy)")
 
 
 def run(args: argparse.Namespace, store: Any) -> int:
