@@ -188,9 +188,9 @@ def test_a_stdio_server_gets_its_connection_in_its_environment():
 def test_an_inline_command_is_refused_under_the_restricted_policy():
     wf = {"id": "mcp_inline", "nodes": {"n": {"type": "mcp_tool", "config": {
         "command": [sys.executable, SERVERS], "tool": "add", "arguments": {"a": 1, "b": 2}}}}}
-    refused = fm_lab.run(wf, policy="restricted")
-    assert refused.status == "failed"
-    assert "may not start a command under the restricted policy" in str(refused.error)
+    with pytest.raises(fm_lab.WorkflowValidationError,
+                       match=r"nodes\.n\.config\.command: an mcp_tool node may not start a command"):
+        fm_lab.run(wf, policy="restricted")
     assert fm_lab.run(wf, policy="trusted").outputs is not None
 
 

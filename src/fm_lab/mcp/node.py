@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -13,6 +13,13 @@ from fm_lab.exceptions import NodeError
 from fm_lab.mcp.client import McpError, McpServer, McpToolError, get_server, server
 from fm_lab.nodes.base import NodeContext, NodeType
 from fm_lab.security.policy import PolicyError, current_policy
+from fm_lab.spec.errors import ValidationIssue
+
+if TYPE_CHECKING:
+    from fm_lab.spec.validate import NodeTypeLookup
+
+_NO_COMMAND = ("an mcp_tool node may not start a command under the restricted policy: "
+               "register the server in trusted code (fm_lab.mcp.server)")
 
 
 class McpToolNode(NodeType):
@@ -68,6 +75,14 @@ class McpToolNode(NodeType):
                                  "a registered server has its own")
             return self
 
+    @classmethod
+    def check(cls, config: dict[str, Any], location: str,
+              registry: NodeTypeLookup | None = None) -> list[Any]:
+        """Under the restricted policy an inline ``command`` makes the workflow invalid."""
+        if config.get("command") is not None and current_policy().restricted:
+            return [ValidationIssue(f"{location}.command", _NO_COMMAND, "policy")]
+        return []
+
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         config = self.config
         try:
@@ -98,8 +113,7 @@ async def _server(config: McpToolNode.Config) -> McpServer:
     policy = current_policy()
     if policy.restricted:
         if config.command is not None:
-            raise PolicyError("an mcp_tool node may not start a command under the restricted "
-                              "policy: register the server in trusted code (fm_lab.mcp.server)")
+            raise PolicyError(_NO_COMMAND)
         from fm_lab.security.egress import checked_addresses
 
         parts = urlsplit(config.url or "")
