@@ -189,7 +189,7 @@ def test_an_inline_command_is_refused_under_the_restricted_policy():
     wf = {"id": "mcp_inline", "nodes": {"n": {"type": "mcp_tool", "config": {
         "command": [sys.executable, SERVERS], "tool": "add", "arguments": {"a": 1, "b": 2}}}}}
     with pytest.raises(fm_lab.WorkflowValidationError,
-                       match=r"nodes\.n\.config\.command: an mcp_tool node may not start a command"):
+                       match=r"nodes\.n\.config\.command: an mcp_tool node may not start"):
         fm_lab.run(wf, policy="restricted")
     assert fm_lab.run(wf, policy="trusted").outputs is not None
 
