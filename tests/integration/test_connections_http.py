@@ -155,3 +155,17 @@ def test_a_bad_client_secret_is_reported_in_one_line(api):
     assert run.status == "failed"
     assert "token endpoint" in str(run.error) and "answered 401" in str(run.error)
     assert "wrong-secret-123" not in str(run.error)
+
+
+def test_an_mcp_server_over_http_refreshes_a_refused_oauth2_token(api):
+    from tests.mcp.helpers import http_server
+
+    connections.set("mcp-oauth", kind="oauth2_client_credentials", client_id="robot",
+                    client_secret=CLIENT_SECRET, token_url=f"{api.url}/token")
+    with http_server("--token", "tok-2-a7c9e5") as url:  # it wants the second token
+        remote = fm_lab.mcp.server("calc-oauth", url=url, connection="mcp-oauth")
+        try:
+            assert remote.call("add", {"a": 2, "b": 2}) == 4
+        finally:
+            remote.close()
+    assert api.issued == ["tok-1-a7c9e5", "tok-2-a7c9e5"]  # tok-1 was refused: fetched again

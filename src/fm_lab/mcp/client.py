@@ -17,7 +17,7 @@ import contextlib
 import shlex
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fm_lab.tracing.spans import Span, span
@@ -328,12 +328,8 @@ class McpServer:
         import httpx2
         from mcp.client.streamable_http import streamable_http_client
 
-        headers = {**self.headers}
-        if self.connection is not None:
-            from fm_lab.connections import get
-
-            headers.update(await get(self.connection).aheaders())
-        client = httpx2.AsyncClient(headers=headers,
+        auth = _connection_auth(self.connection) if self.connection is not None else None
+        client = httpx2.AsyncClient(headers=self.headers, auth=auth,
                                     timeout=httpx2.Timeout(self.timeout_s, read=300.0))
         assert self.url is not None
 
@@ -372,6 +368,27 @@ class McpServer:
         except (OSError, ValueError):
             return ""
         return f" (its stderr ends: {lines[-1][:200]})" if lines else ""
+
+
+def _connection_auth(name: str) -> Any:
+    """An ``httpx2.Auth`` adding connection ``name``'s headers to every request (an OAuth2
+    token is fetched when due, and again once when a request answers 401)."""
+    import httpx2
+
+    from fm_lab.connections import get
+
+    class ConnectionAuth(httpx2.Auth):
+        async def async_auth_flow(self, request: httpx2.Request
+                                  ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+            found = get(name)
+            request.headers.update(await found.aheaders())
+            response = yield request
+            if response.status_code == 401 and found.kind == "oauth2_client_credentials":
+                found.invalidate()
+                request.headers.update(await found.aheaders())
+                yield request
+
+    return ConnectionAuth()
 
 
 def _broken(exc: BaseException) -> bool:
