@@ -84,6 +84,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/agent_loop.py
 	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/batch.py
+	$(BIN)/python benchmarks/mcp.py
 
 clean:
 	rm -rf $(VENV) .fm_lab .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

@@ -103,7 +103,8 @@ def load_ipython_extension(ipython: Any) -> None:
 
 # subpackages reachable as attributes after a bare ``import fm_lab`` (``fm_lab.llm.script``)
 _SUBMODULES = frozenset({"agents", "llm", "tracing", "memory", "kb", "batch", "widget", "nodes",
-                         "spec", "engine", "store", "progress", "timers", "security"})
+                         "spec", "engine", "store", "progress", "timers", "security",
+                         "mcp", "connections"})
 
 
 def __getattr__(name: str) -> Any:

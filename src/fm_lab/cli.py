@@ -75,7 +75,35 @@ def build_parser() -> argparse.ArgumentParser:
     add_batch_parser(sub)
     add_notebook_parser(sub)
     _store_parser(sub)
+    _mcp_parsers(sub)
     return parser
+
+
+def _mcp_parsers(sub: argparse._SubParsersAction[Any]) -> None:
+    """``fm-lab mcp serve`` and ``fm-lab connections list|set|rm``."""
+    from fm_lab.connections.cli import add_parser as add_connections_parser
+    from fm_lab.mcp.cli import add_parser as add_mcp_parser
+
+    add_mcp_parser(sub)
+    add_connections_parser(sub)
+
+
+def _cmd_mcp(args: argparse.Namespace) -> int:
+    from fm_lab.mcp.cli import run as run_mcp
+
+    try:
+        return run_mcp(args, _store(args))
+    except (ValueError, ImportError) as exc:  # two workflows with one name, no mcp package
+        return _fail(args, exc)
+
+
+def _cmd_connections(args: argparse.Namespace) -> int:
+    from fm_lab.connections.cli import run as run_connections
+
+    try:
+        return run_connections(args)
+    except ValueError as exc:  # a bad or unknown connection, an insecure file
+        return _fail(args, exc)
 
 
 def _store_parser(sub: argparse._SubParsersAction[Any]) -> None:
@@ -573,6 +601,8 @@ _COMMANDS = {
     "audit": _cmd_audit,
     "batch": _cmd_batch,
     "notebook": _cmd_batch,
+    "connections": _cmd_connections,
+    "mcp": _cmd_mcp,
     "run": _cmd_run,
     "rerun": _cmd_run_report,
     "resume": _cmd_run_report,

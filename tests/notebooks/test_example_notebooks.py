@@ -146,6 +146,9 @@ def test_agents(execute):
     assert stream[2][1:] == ["researcher", "{'searching':", "'Oslo',", "'for':", "'ada'}"]
     assert stream[-1][:2] == ["finish", "coordinator"]
     assert " ".join(stream[-1][2:]) == answer
+    # an MCP server's tool: the invalid argument went back to the model, then the real call
+    assert text(cell(nb, "answer = maths.generate(")).splitlines() == [
+        "2 + 3 = 5", "[('add', False), ('add', True)]"]
 
 
 def test_notebooks_are_committed_without_outputs():

@@ -54,6 +54,13 @@ class DurableTurn(Protocol):
                  store: RunStore | None) -> Awaitable[AgentResult]: ...
 
 
+class Toolset(Protocol):
+    """Tools that come from elsewhere and may change between turns (an MCP server:
+    :class:`fm_lab.mcp.McpServer`); listed at the start of every turn."""
+
+    async def atools(self) -> Sequence[Tool]: ...
+
+
 class _Ask(BaseModel):
     message: str = Field(description="What to ask or tell this agent (it sees nothing else).")
 
@@ -80,6 +87,7 @@ class Agent:
     >>> agent.generate("hi").text  # doctest: +SKIP
 
     ``agents={"researcher": other}`` makes each sub-agent a tool (argument ``message``);
+    ``toolsets=[server]`` adds the tools a toolset (an MCP server) lists at each turn;
     ``memory`` follows :class:`~fm_lab.agents.memory_api.AgentMemory`; ``processors`` rewrite
     the messages before each model call; ``durable=True`` runs ``generate`` as a one-node
     workflow so a tool may suspend it for a person (``fm_lab.resume`` continues it).
@@ -96,7 +104,8 @@ class Agent:
                  processors: Sequence[Processor] | None = None, max_steps: int = 8,
                  description: str | None = None, durable: bool = False,
                  model_params: Mapping[str, Any] | None = None,
-                 parallel_tools: bool = True) -> None:
+                 parallel_tools: bool = True, toolsets: Sequence[Toolset] | None = None
+                 ) -> None:
         from fm_lab.llm.defaults import default_model
 
         if max_steps < 1:
@@ -117,6 +126,7 @@ class Agent:
         self.durable = durable
         self.model_params = dict(model_params or {})
         self.parallel_tools = parallel_tools
+        self.toolsets = list(toolsets or [])
         self._module = sys._getframe(1).f_globals.get("__name__")
 
     def __repr__(self) -> str:
@@ -255,7 +265,8 @@ class Agent:
         else:
             for item in message:
                 ml.add(item, "system" if item.get("role") == "system" else "user")
-        tools = {**self.tools, **{t.name: t for t in recalled.tools},
+        listed = {t.name: t for toolset in self.toolsets for t in await toolset.atools()}
+        tools = {**listed, **self.tools, **{t.name: t for t in recalled.tools},
                  **{name: sub.as_tool(name) for name, sub in self.agents.items()}}
         turn = _Turn(ml, AgentResult(None), tools, context, abort or asyncio.Event(), emit,
                      durable, thread_id, resource_id)
@@ -399,7 +410,8 @@ class Agent:
         """Run one call; ``record`` (its entry in ``result.tool_calls``) gets the outcome."""
         found = turn.tools.get(call["name"])
         with span(call["name"], kind="tool", input={"arguments": call["arguments"]},
-                  agent=self.name, entity_id=call["name"]) as tool_span:
+                  agent=self.name, entity_id=call["name"],
+                  **(found.span_attributes if found is not None else {})) as tool_span:
             if found is None:
                 tool_span.status = "error"
                 content = f"There is no tool named {call['name']!r}; tools: {sorted(turn.tools)}."

@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
@@ -24,6 +24,8 @@ class Tool:
     args_model: type[BaseModel]
     context_param: str | None = None
     """The parameter that receives the :class:`ToolContext` (not in the schema)."""
+    span_attributes: dict[str, Any] = field(default_factory=dict)
+    """Added to the ``tool`` span of every call (e.g. an MCP tool's server name)."""
 
     def parameters(self) -> dict[str, Any]:
         """The JSON schema of the arguments."""

@@ -51,8 +51,15 @@ def _kb_query_node() -> type[NodeType]:
 # added where it is assembled: here, above them, lazily (their modules load on first lookup).
 # pyproject.toml declares them as `fm_lab.nodes` entry points too, for a process that looks
 # a type up without the engine.
+def _mcp_tool_node() -> type[NodeType]:
+    from fm_lab.mcp.node import McpToolNode
+
+    return McpToolNode
+
+
 register_default_lazy("agent", _agent_node)
 register_default_lazy("kb_query", _kb_query_node)
+register_default_lazy("mcp_tool", _mcp_tool_node)
 
 __all__ = [
     "ForkError",

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from fm_lab.exceptions import NodeError
 from fm_lab.nodes.base import NodeContext, NodeType
 from fm_lab.security.policy import current_policy
+from fm_lab.tracing.redact import redactor
 
 if TYPE_CHECKING:  # httpx (with its dependencies, ~17 MB) loads when an http node runs
     import httpx
@@ -82,6 +83,10 @@ class HttpConfig(BaseModel):
     max_bytes: int = Field(
         10_000_000, gt=0, description="Largest response body accepted (after decompression)."
     )
+    connection: str | None = Field(
+        None, description="A named connection (fm_lab.connections) whose credentials the "
+        "request carries; they never enter the run's records."
+    )
     raise_for_status: bool = Field(
         True,
         description="Fail on a 4xx/5xx status; when false such responses are the output "
@@ -116,6 +121,9 @@ class HttpConfig(BaseModel):
         if value is not None and info.data.get("json_body") is not None:
             raise ValueError("'json' and 'form' are mutually exclusive: give one request body")
         return value
+
+
+_REFRESHED = object()
 
 
 class _TooLargeError(Exception):
@@ -157,6 +165,7 @@ class HttpNode(NodeType):
 
         config = self.config
         assert isinstance(config, HttpConfig)
+        refreshed = False  # an OAuth2 connection's token is fetched again after a 401, once
         started = time.monotonic()
         attempts = 0
         timeout = httpx.Timeout(config.timeout_s)
@@ -168,7 +177,8 @@ class HttpNode(NodeType):
                 last = attempts > config.max_retries
                 try:
                     async with asyncio.timeout(config.timeout_s):
-                        outcome = await self._attempt(client, config, attempts, last)
+                        outcome = await self._attempt(client, config, attempts, last,
+                                                      not refreshed)
                 except (httpx.TimeoutException, TimeoutError) as exc:
                     if last:
                         raise NodeError(
@@ -195,17 +205,24 @@ class HttpNode(NodeType):
                         kind="provider",
                         retryable=False,
                     ) from exc
+                if outcome is _REFRESHED:
+                    refreshed = True
+                    continue
                 if isinstance(outcome, float):  # a retryable status: wait, then try again
                     await _wait(ctx, outcome)
                     continue
+                assert isinstance(outcome, dict)
                 outcome["elapsed_ms"] = round((time.monotonic() - started) * 1000, 3)
                 outcome["attempts"] = attempts
-                return outcome
+                # a server may echo credentials back: mask them before the run records them
+                return redactor()(outcome) if config.connection is not None else outcome
 
     async def _attempt(
-        self, client: httpx.AsyncClient, config: HttpConfig, attempt: int, last: bool
-    ) -> dict[str, Any] | float:
-        """One request: the output dict, or the seconds to wait before retrying."""
+        self, client: httpx.AsyncClient, config: HttpConfig, attempt: int, last: bool,
+        may_refresh: bool = False,
+    ) -> dict[str, Any] | float | object:
+        """One request: the output dict, the seconds to wait before retrying, or _REFRESHED
+        (a 401 with an OAuth2 connection whose token was dropped: try again at once)."""
         import httpx
 
         # httpx's params= would replace the URL's own query string: merge it ourselves
@@ -213,12 +230,17 @@ class HttpNode(NodeType):
         if config.query:
             url = url.copy_merge_params(config.query)
         kwargs: dict[str, Any] = {"headers": config.headers}
+        if config.connection is not None:
+            kwargs["headers"] = {**config.headers, **await _credentials(config.connection)}
         if config.json_body is not None:
             kwargs["json"] = config.json_body
         elif config.form is not None:
             kwargs["data"] = config.form
         async with client.stream(config.method, url, **kwargs) as response:
             status = response.status_code
+            if status == 401 and may_refresh and config.connection is not None \
+                    and _forget_token(config.connection):
+                return _REFRESHED
             transient = status >= 500 or status == 429
             if transient and not last:
                 return _retry_delay(config, response, attempt)
@@ -250,6 +272,27 @@ class HttpNode(NodeType):
                 "body": _parse(config, response, content),
                 "url": str(response.url),
             }
+
+
+async def _credentials(name: str) -> dict[str, str]:
+    """The headers of connection ``name`` (a bad or unknown one fails the node, no retry)."""
+    from fm_lab.connections import ConnectionSettingError, get
+
+    try:
+        return await get(name).aheaders()
+    except ConnectionSettingError as exc:
+        raise NodeError(str(exc), kind="user", retryable=False) from None
+
+
+def _forget_token(name: str) -> bool:
+    """Drop connection ``name``'s cached OAuth2 token; whether it has one to refresh."""
+    from fm_lab.connections import get
+
+    found = get(name)
+    if found.kind != "oauth2_client_credentials":
+        return False
+    found.invalidate()
+    return True
 
 
 def _s(count: int) -> str:

@@ -71,6 +71,8 @@ class Redactor:
         if len(value) < 4:
             raise ValueError("a secret shorter than 4 characters would mask too much")
         with self._lock:
+            if value in self._values:  # known (a connection loaded again): no recompile
+                return
             self._values.add(str(value))
             self._compile()
 

@@ -29,6 +29,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "kb_query": {"kb": S, "query": S, "filter": S, "store": S},
     "llm": {"prompt": S, "system": S, "model": "offline/echo"},
     "log": {"message": S, "data": {"d": S}},
+    "mcp_tool": {"server": S, "tool": S, "arguments": {"a": S}},
     "merge": {},
     "output": {"name": S, "value": S},
     "parallel": {"branches": {"a": {"node": {"type": "template", "config": {"template": S}}}}},

@@ -1,0 +1,21 @@
+"""MCP (Model Context Protocol) servers as fm_lab tools and nodes.
+
+>>> calc = fm_lab.mcp.server("calc", command=["python", "calc_server.py"])  # doctest: +SKIP
+>>> agent = fm_lab.Agent("maths", tools=[*calc.tools()])                    # doctest: +SKIP
+>>> calc.call("add", {"a": 2, "b": 3})                                      # doctest: +SKIP
+5
+
+A workflow calls one tool with an ``mcp_tool`` node; ``fm-lab mcp serve`` makes stored or
+given workflows the tools of an MCP server (:mod:`fm_lab.mcp.serve`). Needs the ``mcp`` extra.
+"""
+
+from fm_lab.mcp.client import (
+    McpError,
+    McpServer,
+    McpToolError,
+    close_all,
+    get_server,
+    server,
+)
+
+__all__ = ["McpError", "McpServer", "McpToolError", "close_all", "get_server", "server"]
