@@ -35,7 +35,7 @@ def test_arguments_are_checked_against_the_servers_schema_every_problem_at_once(
 
 
 def test_a_server_needs_one_transport_and_names_resolve_clearly():
-    with pytest.raises(ValueError, match="give command= .* or url="):
+    with pytest.raises(ValueError, match=r"give command= .* or url="):
         McpServer("x")
     with pytest.raises(ValueError, match="one of them"):
         McpServer("x", command=["a"], url="http://127.0.0.1:1/mcp")
@@ -43,7 +43,7 @@ def test_a_server_needs_one_transport_and_names_resolve_clearly():
     assert made.command == ["python", "-m", "my_server", "--flag"]
     assert server("twice", command=["python", "-m", "my_server", "--flag"]) is made
     assert get_server("twice") is made
-    with pytest.raises(McpError, match="no MCP server named 'nope' .*twice"):
+    with pytest.raises(McpError, match=r"no MCP server named 'nope' .*twice"):
         get_server("nope")
 
 
