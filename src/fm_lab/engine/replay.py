@@ -186,11 +186,22 @@ def recorded_calls(store: RunStore, snapshot: RunSnapshot
 
 
 def reproducible(run: Run | str, store: RunStore | None = None) -> bool:
-    """Whether :func:`replay` can answer every model call of the run from its own records
-    (none cut short by the store's span size limit): a replay then calls no provider."""
+    """Whether :func:`replay` can answer every model call of the run from its own records:
+    each node of a model-calling type that succeeded has recorded answers, none cut short by
+    the store's span size limit (a replay never calls a provider; this says it need not)."""
+    from fm_lab.nodes.registry import default_registry
+
     snapshot, store = stopped_run(run, store if store is not None else
                                   run.store if isinstance(run, Run) else None)
-    return not recorded_calls(store, snapshot)[1]
+    calls, incomplete = recorded_calls(store, snapshot)
+    answered = {path for _, path in calls}
+    registry, made = default_registry(), origins(store, snapshot)
+    for path, record in snapshot.nodes.items():
+        node_type = registry.lookup(record["type"] or "")
+        if (record["status"] == "succeeded" and node_type is not None
+                and node_type.calls_models and not made[path][2] and path not in answered):
+            return False
+    return not incomplete
 
 
 async def areplay(run: Run | str, *, store: RunStore | None = None,

@@ -9,6 +9,7 @@ import pytest
 
 import fm_lab
 from fm_lab.llm.offline import script
+from fm_lab.store import MemoryStore
 
 
 def test_replay_of_an_agent_run_calls_no_provider_and_reports_changes(
@@ -61,8 +62,9 @@ def test_replay_of_an_agent_run_calls_no_provider_and_reports_changes(
 
 def test_replay_of_forks_answers_reused_calls_from_the_run_that_made_them(
         each_store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = script("replay_forks", default="hello")
     wf = {"id": "replay_forks", "nodes": {
-        "draft": {"type": "llm", "config": {"model": script("replay_forks", default="hello"),
+        "draft": {"type": "llm", "config": {"model": model,
                                             "prompt": "greet {{ inputs.who }}"}},
         "edit": {"type": "template", "config": {"template": "{{ nodes.draft.output }}!"}}},
         "edges": ["draft -> edit"]}
@@ -80,3 +82,7 @@ def test_replay_of_forks_answers_reused_calls_from_the_run_that_made_them(
         found = run.replay()
         assert found.identical and found.misses == [], found.differences
     assert edited.replay().run.outputs == {"edit": "hi!"}
+    assert again.reproducible and edited.reproducible
+    if isinstance(each_store, MemoryStore):  # a run whose recorded answers are gone
+        each_store.spans.clear()
+        assert not parent.reproducible and parent.replay().misses == [("draft", model)]
