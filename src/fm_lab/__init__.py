@@ -52,6 +52,8 @@ _EXPORTS: dict[str, str] = {
     "cancel": "fm_lab.engine",
     "asignal": "fm_lab.engine",
     "signal": "fm_lab.engine",
+    "submit": "fm_lab.engine",
+    "asubmit": "fm_lab.engine",
     "pending": "fm_lab.engine",
     "audit": "fm_lab.engine",
     "delete_run": "fm_lab.engine",
@@ -148,6 +150,8 @@ if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-exp
     from fm_lab.engine import run as run
     from fm_lab.engine import runs as runs
     from fm_lab.engine import signal as signal
+    from fm_lab.engine import submit as submit
+    from fm_lab.engine import asubmit as asubmit
     from fm_lab.engine import validate as validate
     from fm_lab.engine import workflows as workflows
     from fm_lab.exceptions import NodeError as NodeError

@@ -6,6 +6,7 @@ from fm_lab.engine.api import (
     aresume,
     arun,
     asignal,
+    asubmit,
     cancel,
     connect,
     default_store,
@@ -17,6 +18,7 @@ from fm_lab.engine.api import (
     run,
     runs,
     signal,
+    submit,
     validate,
 )
 from fm_lab.engine.errors import (
@@ -64,6 +66,7 @@ __all__ = [
     "aresume",
     "arun",
     "asignal",
+    "asubmit",
     "audit",
     "cancel",
     "connect",
@@ -77,6 +80,7 @@ __all__ = [
     "run",
     "runs",
     "signal",
+    "submit",
     "validate",
     "workflows",
 ]
