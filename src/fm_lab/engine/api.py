@@ -390,6 +390,8 @@ async def _resume_remote(owner: str, run_id: str, data: Any, label: str | None,
         target_owner = remote_owner(store, target["run_id"]) or owner
         await executor_for(target_owner).resume(target_owner, target["run_id"],
                                                 target["path_id"], data, user, store)
+        if target["run_id"] != run_id:  # a child run's answer: the parent goes on with it
+            await executor_for(owner).settled(owner, run_id)
     return Run.load(run_id, store)
 
 

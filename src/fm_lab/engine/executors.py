@@ -51,6 +51,10 @@ class RemoteExecutor(Protocol):
         owned by ``owner``; return once the run has finished or suspended again."""
         ...
 
+    async def settled(self, owner: str, run_id: str) -> None:
+        """Return once ``run_id`` (owned by ``owner``) has finished or suspended."""
+        ...
+
     async def cancel(self, owner: str, run_id: str, wait_s: float) -> None:
         """Cancel ``run_id`` (owned by ``owner``), waiting up to ``wait_s`` for it to stop."""
         ...

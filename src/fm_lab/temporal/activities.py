@@ -441,8 +441,9 @@ async def _finished(req: dict[str, Any]) -> dict[str, Any]:
                 runner, node_id, ctx.plan.types[node_id], req.get("output"), None))}
         except Exception as exc:
             return {"error": classify(exc, "edge")}
-    runner.results.update({n: {"input": c}  # type: ignore[typeddict-item]
-                           for n, c in (req.get("configs") or {}).items()})
+    configs = req.get("configs") or {}
+    runner.results.update({n: {"input": configs.get(n)}  # type: ignore[typeddict-item]
+                           for n in runner.status})
     try:
         return {"outputs": _in_policy(ctx, runner._collect_outputs)}
     except Exception as exc:

@@ -47,6 +47,17 @@ def _seconds(env: str, default: float) -> float:
         raise ValueError(f"{env}={text!r} is not a number of seconds") from None
 
 
+async def _settled(handle: WorkflowHandle[Any, Any]) -> None:
+    """Return once the run of ``handle`` has finished or waits only for answers."""
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.service import RPCError
+
+    try:
+        await handle.execute_update("settle")
+    except (WorkflowUpdateFailedError, RPCError):  # it finished before the update came
+        await handle.result()
+
+
 class TemporalHandle:
     """A run submitted to Temporal: ``run_id``, the Temporal ``handle``, :meth:`wait`."""
 
@@ -57,15 +68,9 @@ class TemporalHandle:
 
     async def wait(self) -> Run:
         """The run once it has finished or waits only for answers (as the store shows it)."""
-        from temporalio.client import WorkflowUpdateFailedError
-        from temporalio.service import RPCError
-
         from fm_lab.engine.run import Run
 
-        try:
-            await self.handle.execute_update("settle")
-        except (WorkflowUpdateFailedError, RPCError):  # it finished before the update came
-            await self.handle.result()
+        await _settled(self.handle)
         return Run.load(self.run_id, self.store)
 
     def __repr__(self) -> str:
@@ -136,6 +141,13 @@ class TemporalExecutor:
             await handle.execute_update("resume", {"path": path_id, "data": data, "by": user})
         except WorkflowUpdateFailedError as exc:
             raise ResumeError(str(exc.cause or exc)) from None
+
+    async def settled(self, owner: str, run_id: str) -> None:
+        """Return once the run has finished or waits only for answers."""
+        from fm_lab.temporal.client import connect
+
+        client = await connect(Target.parse(owner))
+        await _settled(client.get_workflow_handle(workflow_id(run_id)))
 
     async def cancel(self, owner: str, run_id: str, wait_s: float) -> None:
         """Ask Temporal to cancel the run; wait up to ``wait_s`` for it to end."""

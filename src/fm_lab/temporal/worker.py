@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -21,6 +22,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.temporal.ids import Target
+
+STICKY_ENV = "FM_LAB_TEMPORAL_STICKY_S"  # how soon another worker takes a dead one's runs
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -75,6 +78,8 @@ async def run_worker(target: Target, *, policy: str | None = None, imports: Sequ
     set_ceiling(policy)
     import_modules(imports)
     preload()
+    if sticky_timeout_s is None and (sticky := os.environ.get(STICKY_ENV, "").strip()):
+        sticky_timeout_s = float(sticky)
     client = await connect(target)
     worker = make_worker(client, target.task_queue, sticky_timeout_s=sticky_timeout_s)
     async with worker:
