@@ -199,12 +199,13 @@ async def _on_engine_loop(work: Coroutine[Any, Any, T]) -> T:
         future.cancel()
 
 
-async def _heartbeating(work: Coroutine[Any, Any, T]) -> T:
-    """Await ``work`` on the engine loop while heartbeating (a dead worker's activity is
-    retried elsewhere once its heartbeat timeout passes)."""
+async def _heartbeating(work: Coroutine[Any, Any, T], engine: bool = True) -> T:
+    """Await ``work`` (on the engine loop, or here: ``engine=False``) while heartbeating (a
+    dead worker's activity is retried elsewhere once its heartbeat timeout passes)."""
     timeout = activity.info().heartbeat_timeout
+    run = _on_engine_loop(work) if engine else work
     if not timeout:
-        return await _on_engine_loop(work)
+        return await run
 
     async def beat() -> None:
         while True:
@@ -213,7 +214,7 @@ async def _heartbeating(work: Coroutine[Any, Any, T]) -> T:
 
     beating = asyncio.ensure_future(beat())
     try:
-        return await _on_engine_loop(work)
+        return await run
     finally:
         beating.cancel()
 
@@ -461,7 +462,7 @@ async def store_records(req: dict[str, Any]) -> None:
     recorder = Recorder(store, run["run_id"], None, int(req["seq"]), ingested_once=True)
     for record in req["records"]:
         recorder.append(record)
-    await _on_engine_loop(asyncio.to_thread(recorder.flush, True))
+    await _heartbeating(asyncio.to_thread(recorder.flush, True), engine=False)
 
 
 ACTIVITIES: Final = (node, prepare, finish, store_records)

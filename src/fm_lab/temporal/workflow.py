@@ -184,7 +184,8 @@ class FmLabRun:
                 await workflow.execute_activity(
                     "fm_lab.store", {"run": self.args["run"], "seq": self.seq,
                                      "records": batch},
-                    start_to_close_timeout=timedelta(minutes=2), retry_policy=STORE_RETRY)
+                    start_to_close_timeout=timedelta(minutes=2), retry_policy=STORE_RETRY,
+                    heartbeat_timeout=timedelta(seconds=self.args["heartbeat_s"]))
             finally:
                 self.seq += len(batch)
                 self.flushing = False
