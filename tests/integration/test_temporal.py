@@ -308,7 +308,7 @@ class Workers:
 def workers(temporal_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             ) -> Iterator[Workers]:
     (tmp_path / "crash_steps.py").write_text(textwrap.dedent(STEPS))
-    monkeypatch.setenv("FM_LAB_TEMPORAL_HEARTBEAT_S", "1")  # a dead worker is noticed soon
+    monkeypatch.setenv("FM_LAB_TEMPORAL_HEARTBEAT_S", "2")  # a dead worker is noticed soon
     found = Workers(temporal_address, tmp_path)
     yield found
     found.stop()
@@ -363,8 +363,9 @@ def test_a_killed_worker_s_node_finishes_on_another_and_nothing_committed_reruns
     run = handle.result()
     assert run.status == "succeeded", run.error
     assert run.outputs == {"c": "c"}
-    assert log.read_text().split() == ["a", "b", "b", "c"]
-    assert run.node("b").attempts == 2
+    steps = log.read_text().split()
+    assert steps.count("a") == steps.count("c") == 1  # committed: never again
+    assert steps.count("b") >= 2 and run.node("b").attempts >= 2
 
 
 @pytest.mark.slow

@@ -42,8 +42,10 @@ def make_worker(client: Client, task_queue: str, *, max_concurrent_activities: i
     options: dict[str, Any] = {}
     if sticky_timeout_s is not None:
         options["sticky_queue_schedule_to_start_timeout"] = timedelta(seconds=sticky_timeout_s)
-    runner = SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules("fm_lab"))
+    # fm_lab's modules (and the model client they load) are the same inside the sandbox: the
+    # workflow code uses none of them for its decisions, and re-importing them per run costs
+    runner = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default
+                                     .with_passthrough_modules("fm_lab", "litellm"))
     return Worker(client, task_queue=task_queue, workflows=[FmLabRun],
                   activities=list(ACTIVITIES), workflow_runner=runner,
                   max_concurrent_activities=max_concurrent_activities,
