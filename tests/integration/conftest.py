@@ -6,9 +6,9 @@ import http.server
 import json
 import os
 import subprocess
-import threading
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator

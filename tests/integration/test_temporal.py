@@ -21,8 +21,8 @@ from fm_lab.temporal import Target, workflow_id
 
 pytest.importorskip("temporalio")
 
-from fm_lab.temporal.devserver import dev_server  # noqa: E402
-from fm_lab.temporal.worker import background_worker  # noqa: E402
+from fm_lab.temporal.devserver import dev_server
+from fm_lab.temporal.worker import background_worker
 
 STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
 ROOT = Path(__file__).resolve().parents[2]
@@ -253,7 +253,7 @@ def test_an_unreachable_server_is_named_and_nothing_is_stored(store_path):
     from fm_lab.temporal.client import TemporalUnavailableError
 
     store = fm_lab.connect(str(store_path))
-    with pytest.raises(TemporalUnavailableError, match="127.0.0.1:9"):
+    with pytest.raises(TemporalUnavailableError, match=r"127\.0\.0\.1:9"):
         fm_lab.run(_waiting_flow("x"), {}, store=store, executor="temporal://127.0.0.1:9")
     assert fm_lab.runs(store=store).empty
     with pytest.raises(ValueError, match="store its workers can open"):

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fm_lab.engine.executors import RunHandle
-
     from fm_lab.nodes.registry import NodeRegistry
 
 T = TypeVar("T")

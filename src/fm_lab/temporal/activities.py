@@ -18,7 +18,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar, cast
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from fm_lab.nodes.base import NodeType
     from fm_lab.nodes.registry import NodeRegistry
     from fm_lab.security.policy import Policy
-    from fm_lab.spec.models import Node
+    from fm_lab.spec.models import Node, Workflow
     from fm_lab.store.base import RunStore
+    from fm_lab.store.records import StoredNode
 
 T = TypeVar("T")
 CEILING_ENV: Final = "FM_LAB_POLICY"
@@ -390,9 +391,7 @@ def _child(ctx: _Context, reference: Any, inputs: dict[str, Any]) -> dict[str, A
     """The input of a subflow's child workflow; its start record is stored here (once)."""
     from fm_lab.engine.bodies import child_run_id, resolve_workflow, stored_policy
     from fm_lab.engine.plan import Plan
-    from fm_lab.identity import current_user
     from fm_lab.security.policy import using_policy
-    from fm_lab.store.duckdb_store import Store
     from fm_lab.store.errors import RunNotFoundError
     from fm_lab.temporal.graph import graph_of
 
@@ -407,12 +406,27 @@ def _child(ctx: _Context, reference: Any, inputs: dict[str, Any]) -> dict[str, A
     try:
         ctx.store.run_status(child_id)
     except RunNotFoundError:
-        start = Store.start_record(child_id, plan.workflow, prepared, run["run_id"])
-        start.update(trace_id=run["trace_id"], by=current_user(), policy=chosen.mode,
-                     host=run["owner"], pid=0, seq=1)
-        ctx.store.ingest(child_id, [start])
+        store_start(ctx.store, child_id, plan.workflow, prepared, parent=run["run_id"],
+                    trace_id=run["trace_id"], policy=chosen.mode, owner=run["owner"])
     return {"run": child_run, "graph": graph_of(plan), "inputs": prepared, "seq": 1,
             "span": workflow_span_id(child_id)}
+
+
+def store_start(store: RunStore, run_id: str, workflow: Workflow, inputs: dict[str, Any], *,
+                parent: str | None, trace_id: str, policy: str, owner: str) -> None:
+    """Store a run's start record (record 1), owned by the Temporal target ``owner``: the
+    run's ``owner_host``, by which resumes and cancels find their way to Temporal."""
+    from fm_lab.identity import current_user
+    from fm_lab.store.duckdb_store import Store
+
+    start = Store.start_record(run_id, workflow, inputs, parent)
+    start["trace_id"] = trace_id
+    start["by"] = current_user()
+    start["policy"] = policy
+    start["host"] = owner
+    start["pid"] = 0
+    start["seq"] = 1
+    store.ingest(run_id, [start])
 
 
 def workflow_span_id(run_id: str) -> str:
@@ -436,15 +450,16 @@ async def _finished(req: dict[str, Any]) -> dict[str, Any]:
     ctx = _Context(req)
     runner = ctx.runner
     runner.status.update(req.get("status") or {})
-    if (node_id := req.get("edges_of")) is not None:
+    if req.get("edges_of") is not None:
+        node_id = str(req["edges_of"])
         try:
             return {"live": _in_policy(ctx, lambda: live_edges(
                 runner, node_id, ctx.plan.types[node_id], req.get("output"), None))}
         except Exception as exc:
             return {"error": classify(exc, "edge")}
     configs = req.get("configs") or {}
-    runner.results.update({n: {"input": configs.get(n)}  # type: ignore[typeddict-item]
-                           for n in runner.status})
+    for node_id in runner.status:  # what _collect_outputs reads of results: the input
+        runner.results[node_id] = cast("StoredNode", {"input": configs.get(node_id)})
     try:
         return {"outputs": _in_policy(ctx, runner._collect_outputs)}
     except Exception as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 from fm_lab.engine.executors import register_executor
@@ -87,10 +88,8 @@ class TemporalExecutor:
         """Validate, store the run's start (owned by the Temporal target) and start it."""
         from fm_lab.engine.api import new_run_id
         from fm_lab.engine.plan import Plan
-        from fm_lab.identity import current_user
         from fm_lab.security.policy import resolve_policy, using_policy
-        from fm_lab.store.duckdb_store import Store
-        from fm_lab.temporal.activities import RunRef, workflow_span_id
+        from fm_lab.temporal.activities import RunRef, store_start, workflow_span_id
         from fm_lab.temporal.client import connect
         from fm_lab.temporal.graph import graph_of
         from fm_lab.tracing.spans import linked_parent, new_trace_id
@@ -105,10 +104,8 @@ class TemporalExecutor:
         run_id = run_id or new_run_id()
         linked = linked_parent()
         trace_id = linked[0] if linked else new_trace_id()
-        start = Store.start_record(run_id, plan.workflow, prepared)
-        start.update(trace_id=trace_id, by=current_user(), policy=chosen.mode, host=where.url,
-                     pid=0, seq=1)
-        store.ingest(run_id, [start])
+        store_start(store, run_id, plan.workflow, prepared, parent=None, trace_id=trace_id,
+                    policy=chosen.mode, owner=where.url)
         ref: RunRef = {"run_id": run_id, "store": locator, "policy": chosen.mode,
                        "trace_id": trace_id, "workflow_id": plan.workflow.id,
                        "owner": where.url, "request_context": dict(request_context or {})}
@@ -123,7 +120,7 @@ class TemporalExecutor:
             store.ingest(run_id, [{"k": "run", "status": "failed", "outputs": None,
                                    "error": {"kind": "system", "domain": "temporal",
                                              "message": str(exc), "type": type(exc).__name__},
-                                   "state": None, "ended": start["created"], "seq": 2}])
+                                   "state": None, "ended": time.time(), "seq": 2}])
             raise
         return TemporalHandle(run_id, store, handle)
 

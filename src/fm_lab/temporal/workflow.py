@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Final
 
@@ -80,6 +81,7 @@ class FmLabRun:
         self.done = False
         self.result: dict[str, Any] = {}
         self.children_waiting: set[str] = set()
+        self.notes: set[asyncio.Future[None]] = set()  # signals to a parent under way
 
     # ---- messages --------------------------------------------------------------------------
     @workflow.update(name="resume")
@@ -152,6 +154,7 @@ class FmLabRun:
         flusher.cancel()
         self.result = {"status": status, "outputs": outputs, "error": error}
         self.done = True
+        await workflow.wait_condition(workflow.all_handlers_finished)  # answers get replies
         return self.result
 
     def _end(self, status: str, outputs: Any, error: dict[str, Any] | None,
@@ -207,16 +210,17 @@ class FmLabRun:
             self.marked = False
             self.record({"k": "run", "status": "running", "outputs": None, "error": None,
                          "state": None, "ended": None})
-            asyncio.ensure_future(self._tell_parent(False))
+            self.notes.add(asyncio.ensure_future(self._tell_parent(False)))
 
     async def _tell_parent(self, waiting: bool) -> None:
         parent = self.args.get("parent")
         if parent is not None:
             await workflow.get_external_workflow_handle(parent["workflow_id"]).signal(
                 "child", {"path": parent["path"], "waiting": waiting})
+        self.notes = {note for note in self.notes if not note.done()}
 
     # ---- activities ------------------------------------------------------------------------
-    async def activity(self, name: str, req: dict[str, Any], node: dict[str, Any] | None = None,
+    async def activity(self, name: str, req: dict[str, Any], node: Mapping[str, Any] | None = None,
                        local: bool = True) -> dict[str, Any]:
         """Run activity ``name`` (counted as work under way); a failure for good comes back
         as ``{"status": "failed", "error"}``."""
