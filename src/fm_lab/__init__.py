@@ -137,6 +137,7 @@ if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-exp
     from fm_lab.engine import aresume as aresume
     from fm_lab.engine import arun as arun
     from fm_lab.engine import asignal as asignal
+    from fm_lab.engine import asubmit as asubmit
     from fm_lab.engine import audit as audit
     from fm_lab.engine import cancel as cancel
     from fm_lab.engine import connect as connect
@@ -151,7 +152,6 @@ if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-exp
     from fm_lab.engine import runs as runs
     from fm_lab.engine import signal as signal
     from fm_lab.engine import submit as submit
-    from fm_lab.engine import asubmit as asubmit
     from fm_lab.engine import validate as validate
     from fm_lab.engine import workflows as workflows
     from fm_lab.exceptions import NodeError as NodeError
