@@ -259,10 +259,15 @@ async def _run_node(req: dict[str, Any]) -> dict[str, Any]:
     if outcome.error is not None:
         outcome.error["attempts"] = attempt
     record_outcome(ctx.session, outcome, spec.type, spec.id)
+    records = ctx.records()
     result: dict[str, Any] = {"status": outcome.status, "output": outcome.output,
                               "error": outcome.error, "state_patch": outcome.state_patch,
-                              "input": outcome.input, "records": ctx.records(),
+                              "input": outcome.input, "records": records,
                               "live": None, "suspension": None}
+    if (base := req.get("write_at")) is not None:  # nothing else is under way: store them here
+        await asyncio.to_thread(ingest, ctx.store, req["run"]["run_id"], int(base), records)
+        result["stored"] = len(records)
+        result["records"] = [r for r in records if r.get("k") == "step"]
     suspension = outcome.suspension
     if outcome.status == "suspended" and suspension is not None:
         result["suspension"] = {"path": suspension.path, "expires": suspension.expires_at,
@@ -470,14 +475,21 @@ async def _finished(req: dict[str, Any]) -> dict[str, Any]:
 @activity.defn(name="fm_lab.store")
 async def store_records(req: dict[str, Any]) -> None:
     """Ingest ``records`` numbered from ``seq + 1`` (a retry stores nothing twice)."""
-    from fm_lab.tracing.recorder import Recorder
-
     run: RunRef = req["run"]
     store = open_run_store(run["store"])
-    recorder = Recorder(store, run["run_id"], None, int(req["seq"]), ingested_once=True)
-    for record in req["records"]:
+    await _heartbeating(asyncio.to_thread(ingest, store, run["run_id"], int(req["seq"]),
+                                          req["records"]), engine=False)
+
+
+def ingest(store: RunStore, run_id: str, seq: int, records: list[dict[str, Any]]) -> None:
+    """Store ``records`` (secrets masked) numbered from ``seq + 1``, in one transaction; a
+    retry stores nothing twice."""
+    from fm_lab.tracing.recorder import Recorder
+
+    recorder = Recorder(store, run_id, None, seq, ingested_once=True)
+    for record in records:
         recorder.append(record)
-    await _heartbeating(asyncio.to_thread(recorder.flush, True), engine=False)
+    recorder.flush(True)
 
 
 ACTIVITIES: Final = (node, prepare, finish, store_records)

@@ -38,6 +38,7 @@ EXPIRED: Final = "__fm_expired__"  # fm_lab.engine.context.EXPIRED: a wait that 
 LOCAL_TIMEOUT: Final = timedelta(minutes=5)
 STORE_RETRY: Final = RetryPolicy(initial_interval=timedelta(milliseconds=200),
                                  maximum_interval=timedelta(seconds=10))
+WRITE_GAP: Final = 10_000  # seq numbers skipped after a node that stored itself failed
 CRASH_ATTEMPTS: Final = 3  # attempts beyond a node's own for workers that died under it
 
 
@@ -72,6 +73,7 @@ class FmLabRun:
         self.args: dict[str, Any] = {}
         self.buffer: list[dict[str, Any]] = []  # records not yet handed to the store
         self.flushing = False
+        self.writers = 0  # node activities storing their own records (see may_write)
         self.seq = 0
         self.busy = 0  # activities, timers and child workflows under way
         self.waiting: dict[str, dict[str, Any]] = {}  # path -> what it waits for
@@ -178,9 +180,15 @@ class FmLabRun:
             self.steps[record["name"]] = record.get("result")
         self.buffer.append(record)
 
+    def may_write(self) -> bool:
+        """Whether a node activity starting now may store its records itself: nothing else is
+        under way or waits to be stored, so its records come next in order (a chain's nodes
+        then cost one activity each)."""
+        return not self.buffer and not self.flushing and self.writers == 0 and self.busy == 0
+
     async def _flush_forever(self) -> None:
         while True:
-            await workflow.wait_condition(lambda: bool(self.buffer))
+            await workflow.wait_condition(lambda: bool(self.buffer) and self.writers == 0)
             batch, self.buffer = self.buffer, []
             self.flushing = True
             try:
@@ -440,10 +448,23 @@ class _Node:
         local = self.type in LOCAL_TYPES
         resume: dict[str, Any] = {}
         while True:
-            result = await self.run.activity("fm_lab.node", self.request(resume=resume),
-                                             self.spec, local=local)
+            req = self.request(resume=resume)
+            writes = self.run.may_write()
+            if writes:
+                req["write_at"] = self.run.seq
+                self.run.writers += 1
+            try:
+                result = await self.run.activity("fm_lab.node", req, self.spec, local=local)
+            finally:
+                if writes:
+                    self.run.writers -= 1
+            if writes:  # stored up to seq + "stored"; a failure may have stored some: skip on
+                self.run.seq += int(result.get("stored", WRITE_GAP))
             for record in result.get("records", []):
-                self.run.record(record)
+                if writes:
+                    self.run.steps[record["name"]] = record.get("result")
+                else:
+                    self.run.record(record)
             suspension = result.get("suspension")
             if result["status"] != "suspended" or suspension is None:
                 return result
