@@ -340,20 +340,24 @@ def _kill(proc: subprocess.Popen[str]) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-@pytest.mark.slow
+def _a_then_c(log: Path, middle: dict[str, Any]) -> dict[str, Any]:
+    """A workflow ``a -> b -> c``: a and c log their names, ``b`` is ``middle``."""
+    log.touch()
+
+    def step(name: str) -> dict[str, Any]:
+        return {"type": "code", "config": {"function": "crash_steps:step",
+                                           "args": {"name": name, "log": str(log)}}}
+
+    return {"id": "crashy", "nodes": {"a": step("a"), "b": middle, "c": step("c")},
+            "edges": ["a -> b", "b -> c"]}
+
+
 def test_a_killed_worker_s_node_finishes_on_another_and_nothing_committed_reruns(
         store_path, workers, tmp_path):
     store = fm_lab.connect(str(store_path))
     log = tmp_path / "log.txt"
-    log.touch()
-    flow = {"id": "crashy", "nodes": {
-        "a": {"type": "code", "config": {"function": "crash_steps:step",
-                                         "args": {"name": "a", "log": str(log)}}},
-        "b": {"type": "code", "config": {"function": "crash_steps:stall",
-                                         "args": {"log": str(log)}}},
-        "c": {"type": "code", "config": {"function": "crash_steps:step",
-                                         "args": {"name": "c", "log": str(log)}}}},
-        "edges": ["a -> b", "b -> c"]}
+    flow = _a_then_c(log, {"type": "code", "config": {"function": "crash_steps:stall",
+                                                      "args": {"log": str(log)}}})
     first = workers.start()
     handle = fm_lab.submit(flow, {}, store=store, policy="trusted",
                            executor=workers.target.url)
@@ -368,18 +372,10 @@ def test_a_killed_worker_s_node_finishes_on_another_and_nothing_committed_reruns
     assert steps.count("b") >= 2 and run.node("b").attempts >= 2
 
 
-@pytest.mark.slow
 def test_a_sleep_outlives_its_worker(store_path, workers, tmp_path):
     store = fm_lab.connect(str(store_path))
     log = tmp_path / "log.txt"
-    log.touch()
-    flow = {"id": "sleepy", "nodes": {
-        "a": {"type": "code", "config": {"function": "crash_steps:step",
-                                         "args": {"name": "a", "log": str(log)}}},
-        "nap": {"type": "sleep", "config": {"seconds": 3}},
-        "c": {"type": "code", "config": {"function": "crash_steps:step",
-                                         "args": {"name": "c", "log": str(log)}}}},
-        "edges": ["a -> nap", "nap -> c"]}
+    flow = _a_then_c(log, {"type": "sleep", "config": {"seconds": 3}})
     first = workers.start()
     handle = fm_lab.submit(flow, {}, store=store, policy="trusted",
                            executor=workers.target.url)
@@ -395,4 +391,4 @@ def test_a_sleep_outlives_its_worker(store_path, workers, tmp_path):
     run = handle.result()
     assert run.status == "succeeded", run.error
     assert log.read_text().split() == ["a", "c"]
-    assert run.node("nap").output == {"slept_s": 3.0}
+    assert run.node("b").output == {"slept_s": 3.0}

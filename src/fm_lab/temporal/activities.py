@@ -259,15 +259,10 @@ async def _run_node(req: dict[str, Any]) -> dict[str, Any]:
     if outcome.error is not None:
         outcome.error["attempts"] = attempt
     record_outcome(ctx.session, outcome, spec.type, spec.id)
-    records = ctx.records()
     result: dict[str, Any] = {"status": outcome.status, "output": outcome.output,
                               "error": outcome.error, "state_patch": outcome.state_patch,
-                              "input": outcome.input, "records": records,
+                              "input": outcome.input, "records": ctx.records(),
                               "live": None, "suspension": None}
-    if (base := req.get("write_at")) is not None:  # nothing else is under way: store them here
-        await asyncio.to_thread(ingest, ctx.store, req["run"]["run_id"], int(base), records)
-        result["stored"] = len(records)
-        result["records"] = [r for r in records if r.get("k") == "step"]
     suspension = outcome.suspension
     if outcome.status == "suspended" and suspension is not None:
         result["suspension"] = {"path": suspension.path, "expires": suspension.expires_at,

@@ -18,6 +18,7 @@ the code runs in Temporal's sandbox.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Mapping
 from datetime import timedelta
@@ -38,7 +39,8 @@ EXPIRED: Final = "__fm_expired__"  # fm_lab.engine.context.EXPIRED: a wait that 
 LOCAL_TIMEOUT: Final = timedelta(minutes=5)
 STORE_RETRY: Final = RetryPolicy(initial_interval=timedelta(milliseconds=200),
                                  maximum_interval=timedelta(seconds=10))
-WRITE_GAP: Final = 10_000  # seq numbers skipped after a node that stored itself failed
+FLUSH_EVERY_S: Final = 0.5  # while nodes run, records reach the store at most this often
+FLUSH_RECORDS: Final = 5_000  # ... or once this many wait
 CRASH_ATTEMPTS: Final = 3  # attempts beyond a node's own for workers that died under it
 
 
@@ -73,7 +75,8 @@ class FmLabRun:
         self.args: dict[str, Any] = {}
         self.buffer: list[dict[str, Any]] = []  # records not yet handed to the store
         self.flushing = False
-        self.writers = 0  # node activities storing their own records (see may_write)
+        self.closing = False  # the run ends: store what is left at once
+        self.last_flush = 0.0
         self.seq = 0
         self.busy = 0  # activities, timers and child workflows under way
         self.waiting: dict[str, dict[str, Any]] = {}  # path -> what it waits for
@@ -151,6 +154,7 @@ class FmLabRun:
             graph.status_, graph.error = "cancelled", None
         outputs, error = graph.outputs, graph.error
         self._end(status, outputs, error, graph.state, started)
+        self.closing = True
         marker.cancel()
         await workflow.wait_condition(lambda: not self.buffer and not self.flushing)
         flusher.cancel()
@@ -180,15 +184,20 @@ class FmLabRun:
             self.steps[record["name"]] = record.get("result")
         self.buffer.append(record)
 
-    def may_write(self) -> bool:
-        """Whether a node activity starting now may store its records itself: nothing else is
-        under way or waits to be stored, so its records come next in order (a chain's nodes
-        then cost one activity each)."""
-        return not self.buffer and not self.flushing and self.writers == 0 and self.busy == 0
+    def _urgent(self) -> bool:
+        """Store now: the run ends or waits (nothing runs), or many records wait."""
+        return self.closing or self.busy == 0 or len(self.buffer) >= FLUSH_RECORDS
 
     async def _flush_forever(self) -> None:
+        """Group commit: hand the queued records to the store activity, one batch at a time,
+        at most every ``FLUSH_EVERY_S`` while nodes run (at once when the run ends or waits:
+        the store then shows what the run did, as a local run's periodic ingest does)."""
         while True:
-            await workflow.wait_condition(lambda: bool(self.buffer) and self.writers == 0)
+            await workflow.wait_condition(lambda: bool(self.buffer))
+            due = self.last_flush + FLUSH_EVERY_S - workflow.now().timestamp()
+            if due > 0 and not self._urgent():
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(self._urgent, timeout=timedelta(seconds=due))
             batch, self.buffer = self.buffer, []
             self.flushing = True
             try:
@@ -200,6 +209,7 @@ class FmLabRun:
             finally:
                 self.seq += len(batch)
                 self.flushing = False
+                self.last_flush = workflow.now().timestamp()
 
     async def _mark_when_waiting(self) -> None:
         """Store the run as ``suspended`` whenever nothing but answers is awaited, and tell a
@@ -448,23 +458,10 @@ class _Node:
         local = self.type in LOCAL_TYPES
         resume: dict[str, Any] = {}
         while True:
-            req = self.request(resume=resume)
-            writes = self.run.may_write()
-            if writes:
-                req["write_at"] = self.run.seq
-                self.run.writers += 1
-            try:
-                result = await self.run.activity("fm_lab.node", req, self.spec, local=local)
-            finally:
-                if writes:
-                    self.run.writers -= 1
-            if writes:  # stored up to seq + "stored"; a failure may have stored some: skip on
-                self.run.seq += int(result.get("stored", WRITE_GAP))
+            result = await self.run.activity("fm_lab.node", self.request(resume=resume),
+                                             self.spec, local=local)
             for record in result.get("records", []):
-                if writes:
-                    self.run.steps[record["name"]] = record.get("result")
-                else:
-                    self.run.record(record)
+                self.run.record(record)
             suspension = result.get("suspension")
             if result["status"] != "suspended" or suspension is None:
                 return result
