@@ -150,6 +150,23 @@ def test_an_answer_from_another_process_resumes_the_run(store_path, shared):
                                             fm_lab.current_user()]
 
 
+def test_the_command_line_runs_on_temporal(tmp_path, shared, capsys):
+    import json
+
+    from fm_lab.cli import main
+
+    store = ["--store", str(tmp_path / "cli.duckdb")]
+    batch = {"invoices": [{"vendor": "a", "amount": 10}, {"vendor": "b", "amount": 5000}]}
+    assert main([*store, "run", str(EXAMPLES / "invoice_batch.flow.yaml"), "--inputs-json",
+                 json.dumps(batch), "--executor", shared, "--json"]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert run["status"] == "suspended"
+    assert main([*store, "resume", run["run_id"], "--path", "review[1]/approve", "--data",
+                 '{"approved": true}', "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["outputs"] == {
+        "summary": {"approved": 2, "total": 2}}
+
+
 # ---- messages, versions, handles ----------------------------------------------------------
 def _waiting_flow(text: str) -> dict[str, Any]:
     return {"id": "versioned", "nodes": {
