@@ -58,6 +58,8 @@ _EXPORTS: dict[str, str] = {
     "cancel": "fm_lab.engine",
     "asignal": "fm_lab.engine",
     "signal": "fm_lab.engine",
+    "submit": "fm_lab.engine",
+    "asubmit": "fm_lab.engine",
     "pending": "fm_lab.engine",
     "audit": "fm_lab.engine",
     "delete_run": "fm_lab.engine",
@@ -147,6 +149,7 @@ if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-exp
     from fm_lab.engine import aresume as aresume
     from fm_lab.engine import arun as arun
     from fm_lab.engine import asignal as asignal
+    from fm_lab.engine import asubmit as asubmit
     from fm_lab.engine import audit as audit
     from fm_lab.engine import cancel as cancel
     from fm_lab.engine import connect as connect
@@ -165,6 +168,7 @@ if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-exp
     from fm_lab.engine import set_store_setting as set_store_setting
     from fm_lab.engine import signal as signal
     from fm_lab.engine import store_settings as store_settings
+    from fm_lab.engine import submit as submit
     from fm_lab.engine import validate as validate
     from fm_lab.engine import workflows as workflows
     from fm_lab.exceptions import NodeError as NodeError

@@ -70,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true")
 
     from fm_lab.batch.cli import add_notebook_parser
+    worker = sub.add_parser("worker", help="run a Temporal worker for fm_lab runs")
+    worker.add_argument("--temporal", required=True, metavar="ADDRESS",
+                        help="the Temporal frontend, HOST:PORT")
+    worker.add_argument("--task-queue", default="fm_lab", metavar="QUEUE")
+    worker.add_argument("--namespace", default="default")
+    add_policy_option(worker)
+    worker.add_argument("--import", dest="imports", action="append", default=[],
+                        metavar="MODULE", help="import MODULE first (it registers node types "
+                        "or functions); repeat for more")
+
     from fm_lab.batch.cli import add_parser as add_batch_parser
 
     add_batch_parser(sub)
@@ -500,6 +510,15 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         raise CommandUsageError(exc.args[0] if exc.args else str(exc)) from None
 
 
+def _cmd_worker(args: argparse.Namespace) -> int:
+    """``fm-lab worker``: execute fm_lab runs from a Temporal task queue until interrupted."""
+    from fm_lab.temporal.worker import serve
+
+    serve(args.temporal, args.task_queue, namespace=args.namespace, policy=args.policy,
+          imports=args.imports)
+    return 0
+
+
 def _cmd_store(args: argparse.Namespace) -> int:
     """``fm-lab store migrate|copy``: exit 1 when migrations are pending (``--check``) or
     something was not copied."""
@@ -619,6 +638,7 @@ _COMMANDS = {
     "traces": _cmd_traces,
     "usage": _cmd_usage,
     "validate": _cmd_validate,
+    "worker": _cmd_worker,
 }
 
 if __name__ == "__main__":

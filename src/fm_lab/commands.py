@@ -157,6 +157,9 @@ def add_run_options(parser: argparse.ArgumentParser, surface: Surface) -> None:
     parser.add_argument("--run-id", help="use this run id")
     parser.add_argument("--cache", action="store_true",
                         help="reuse unchanged node results of earlier runs of the workflow")
+    parser.add_argument("--executor", default=None, metavar="EXECUTOR",
+                        help="local (default), temporal ($FM_LAB_TEMPORAL) or "
+                        "temporal://HOST:PORT/NAMESPACE?task_queue=QUEUE")
 
 
 def _run_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
@@ -297,7 +300,7 @@ def start_run(workflow: Workflow | Path, args: argparse.Namespace, values: Value
     from fm_lab.engine.api import run
 
     return run(workflow, collect_inputs(args, values), run_id=args.run_id, cache=args.cache,
-               store=store, policy=args.policy)
+               store=store, policy=args.policy, executor=getattr(args, "executor", None))
 
 
 def _run(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:

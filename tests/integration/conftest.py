@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -103,3 +106,31 @@ def reopen() -> Iterator[Callable[[fm_lab.RunStore], fm_lab.RunStore]]:
     yield _reopen
     for again in opened:
         again.close()
+
+
+POLICY = {"limits": {"travel": 500, "meals": 100}, "auto_approve_below": 50}
+
+
+@pytest.fixture
+def policy_url() -> Iterator[str]:
+    """The expense example's policy, served on a loopback port (examples/expense_approval)."""
+
+    class Policy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(POLICY).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Policy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/policy.json"
+    server.shutdown()
+    server.server_close()
+    thread.join()

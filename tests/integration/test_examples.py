@@ -1,8 +1,5 @@
 """The example workflows run as the README says (HTTP against a local policy server)."""
 
-import http.server
-import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,32 +18,6 @@ def _policy_server_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.flow.yaml"))
-POLICY = {"limits": {"travel": 500, "meals": 100}, "auto_approve_below": 50}
-
-
-@pytest.fixture
-def policy_url():
-    class Policy(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = json.dumps(POLICY).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Policy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/policy.json"
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_every_example_is_valid(path):
     assert fm_lab.validate(path).nodes

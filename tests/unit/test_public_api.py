@@ -21,7 +21,7 @@ EXPECTED = {
     "ValidationIssue", "Workflow", "WorkflowBuilder", "WorkflowValidationError",
     "arerun", "aresume", "arun", "fork", "afork", "ForkError", "diff", "replay", "areplay",
     "connect", "default_store", "get_run", "register_function", "register_node",
-    "rerun", "resume", "run",
+    "rerun", "resume", "run", "submit", "asubmit",
     "runs", "validate", "pending", "signal", "asignal", "cancel", "recover", "ResumeError",
     "ResumeValidationError", "traces", "trace", "usage", "sql", "slowest", "errors", "set_price",
     "plot_trace", "plot_usage", "secret", "export_otel", "Agent", "tool",

@@ -6,6 +6,7 @@ from fm_lab.engine.api import (
     aresume,
     arun,
     asignal,
+    asubmit,
     cancel,
     connect,
     default_store,
@@ -17,6 +18,7 @@ from fm_lab.engine.api import (
     run,
     runs,
     signal,
+    submit,
     validate,
 )
 from fm_lab.engine.diff import diff
@@ -78,6 +80,7 @@ __all__ = [
     "aresume",
     "arun",
     "asignal",
+    "asubmit",
     "audit",
     "cancel",
     "connect",
@@ -96,6 +99,7 @@ __all__ = [
     "set_store_setting",
     "signal",
     "store_settings",
+    "submit",
     "validate",
     "workflows",
 ]

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from fm_lab.engine.executors import RunHandle
     from fm_lab.nodes.registry import NodeRegistry
 
 T = TypeVar("T")
@@ -76,6 +77,7 @@ async def arun(
     recompute: Iterable[str] = (),
     progress: bool | None = None,
     policy: Policy | str | None = None,
+    executor: str | None = None,
 ) -> Run:
     """Run a workflow to its end or its first suspension (async). Invalid workflows or inputs
     raise before anything is stored. ``on_event`` hears of the run starting and ending and of
@@ -94,9 +96,21 @@ async def arun(
     ``policy``: ``"trusted"`` or ``"restricted"`` (default: the enclosing run's, else
     ``$FM_LAB_POLICY``, else the store's default; see :func:`fm_lab.security.resolve_policy`).
     Under ``restricted`` a workflow naming a function, tool or agent the policy does not allow
-    is invalid, and its ``http`` nodes may not reach internal addresses."""
+    is invalid, and its ``http`` nodes may not reach internal addresses.
+
+    ``executor``: ``"local"`` (default: this process) or ``"temporal"`` (a Temporal cluster,
+    ``$FM_LAB_TEMPORAL``, or ``"temporal://HOST:PORT/NAMESPACE?task_queue=Q"``; see
+    :mod:`fm_lab.temporal`): the run executes on its workers and this call waits until it
+    finishes or suspends."""
     from fm_lab.nodes.registry import default_registry
 
+    if executor not in (None, "local"):
+        _remote_only(executor, parent_run_id=parent_run_id, on_event=on_event, cache=cache,
+                     cache_from=cache_from, recompute=tuple(recompute))
+        handle = await asubmit(workflow, inputs, executor=executor, run_id=run_id,
+                               store=store, request_context=request_context,
+                               registry=registry, policy=policy)
+        return await handle.wait()
     user = current_user()  # an invalid identity fails before anything is stored
     registry = registry or default_registry()
     wf = load_workflow(workflow)
@@ -151,6 +165,101 @@ async def arun(
     return result
 
 
+def _remote_only(executor: str, **given: Any) -> None:
+    """Refuse what a run on a remote executor cannot do (yet), by name."""
+    unsupported = [name for name, value in given.items() if value not in (None, False, ())]
+    if unsupported:
+        raise ValueError(f"executor={executor!r} does not support "
+                         f"{', '.join(unsupported)}: run it locally")
+
+
+async def asubmit(
+    workflow: Workflow | str | Path | dict[str, Any],
+    inputs: dict[str, Any] | None = None,
+    *,
+    executor: str = "temporal",
+    run_id: str | None = None,
+    store: RunStore | None = None,
+    request_context: dict[str, Any] | None = None,
+    registry: NodeRegistry | None = None,
+    policy: Policy | str | None = None,
+) -> RunHandle:
+    """Start a run and return at once with a handle (``handle.run_id``, ``await
+    handle.wait()``); invalid workflows or inputs raise before anything is stored.
+    ``executor``: ``"temporal"`` (or its URL, see :func:`arun`) or ``"local"`` (a task on
+    this event loop)."""
+    from fm_lab.engine.executors import executor_for
+    from fm_lab.nodes.registry import default_registry
+
+    current_user()  # an invalid identity fails before anything is stored
+    store = store or default_store()
+    registry = registry or default_registry()
+    if executor == "local":
+        return _LocalHandle.start(workflow, inputs, run_id=run_id, store=store,
+                                  request_context=request_context, registry=registry,
+                                  policy=policy)
+    if run_id is not None:
+        _check_new_run_id(store, validate_run_id(run_id))
+    return await executor_for(executor).submit(
+        executor, load_workflow(workflow), dict(inputs or {}), run_id=run_id, store=store,
+        registry=registry, policy=policy, request_context=request_context)
+
+
+def submit(workflow: Workflow | str | Path | dict[str, Any],
+           inputs: dict[str, Any] | None = None, **kwargs: Any) -> SyncHandle:
+    """Synchronous :func:`asubmit`: ``handle = fm_lab.submit(wf, inputs,
+    executor="temporal")``, later ``handle.result()`` (the run once finished or suspended)."""
+    return SyncHandle(run_sync(asubmit(workflow, inputs, **kwargs)))
+
+
+class SyncHandle:
+    """A submitted run for synchronous code: ``run_id`` and :meth:`result`."""
+
+    def __init__(self, handle: RunHandle) -> None:
+        self.handle = handle
+        self.run_id = handle.run_id
+
+    def result(self) -> Run:
+        """Wait until the run has finished or suspended; return it."""
+        return run_sync(self.handle.wait())
+
+    def __repr__(self) -> str:
+        return f"<submitted run {self.run_id}>"
+
+
+class _LocalHandle:
+    """A run started on this process's loop thread (``executor="local"``)."""
+
+    def __init__(self, run_id: str, future: Any) -> None:
+        self.run_id = run_id
+        self._future = future
+
+    @classmethod
+    def start(cls, workflow: Workflow | str | Path | dict[str, Any],
+              inputs: dict[str, Any] | None, *, run_id: str | None,
+              **kwargs: Any) -> _LocalHandle:
+        import concurrent.futures
+        import threading
+
+        run_id = run_id or new_run_id()
+        future: concurrent.futures.Future[Run] = concurrent.futures.Future()
+
+        def work() -> None:
+            try:
+                future.set_result(run(workflow, inputs, run_id=run_id, progress=False,
+                                      **kwargs))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        threading.Thread(target=work, name=f"fm_lab-run-{run_id}", daemon=True).start()
+        return cls(run_id, future)
+
+    async def wait(self) -> Run:
+        import asyncio
+
+        return await asyncio.wrap_future(self._future)
+
+
 async def aresume(
     run_id: str,
     data: Any = None,
@@ -192,6 +301,10 @@ async def aresume(
     user = current_user()
     registry = registry or default_registry()
     store = store or default_store()
+    from fm_lab.engine.executors import remote_owner
+
+    if (owner := remote_owner(store, run_id)) is not None:
+        return await _resume_remote(owner, run_id, data, label, node, path_id, store, user)
     journal = await lock_run(store, run_id, wait_s)
     try:
         if journal is not None:
@@ -258,6 +371,27 @@ async def aresume(
         # resumed directly (not by the parent's subflow node): let the parent pick it up
         await aresume(parent, **common)
     return result
+
+
+async def _resume_remote(owner: str, run_id: str, data: Any, label: str | None,
+                         node: str | None, path_id: str | None, store: RunStore,
+                         user: str) -> Run:
+    """Answer a suspension of a run another executor owns: checked here (who answers, the
+    data), delivered there; returns the run once it finished or suspended again. Without an
+    answer there is nothing to do: the executor continues crashed runs by itself."""
+    from fm_lab.engine.executors import executor_for, remote_owner
+    from fm_lab.engine.resuming import check_answerer, check_resume_data, resume_target
+
+    if data is not None or label is not None or node is not None or path_id is not None:
+        target = resume_target(store, store.run_status(run_id), run_id, label, node, path_id)
+        check_answerer(store, target, user, current_roles())
+        check_resume_data(target, data)
+        target_owner = remote_owner(store, target["run_id"]) or owner
+        await executor_for(target_owner).resume(target_owner, target["run_id"],
+                                                target["path_id"], data, user, store)
+        if target["run_id"] != run_id:  # a child run's answer: the parent goes on with it
+            await executor_for(owner).settled(owner, run_id)
+    return Run.load(run_id, store)
 
 
 async def _resume_data(
@@ -414,6 +548,15 @@ def cancel(run_id: str, store: RunStore | None = None, wait_s: float = 5.0) -> N
     suspended or failed meanwhile). The cancel is logged with who asked (``run.cancel``)."""
     session = _LIVE.get(validate_run_id(run_id))
     user = current_user()
+    if session is None:
+        from fm_lab.engine.executors import executor_for, remote_owner
+
+        store = store or default_store()
+        if (owner := remote_owner(store, run_id)) is not None:
+            store.append_audit([entry(RUN_CANCEL, user, run_id=run_id, before={
+                "status": store.run_status(run_id)}, after={"status": "cancel requested"})])
+            run_sync(executor_for(owner).cancel(owner, run_id, wait_s))
+            return
     if session is not None:
         session.cancel()
         session.store.append_audit([entry(RUN_CANCEL, user, run_id=run_id, before={
@@ -454,6 +597,7 @@ def recover(store: RunStore | None = None) -> list[Run]:
     """Resume every run left ``running`` by a process that died, and every suspended run whose
     wait has expired or whose sleep is due (:mod:`fm_lab.timers` does the latter on its own);
     live runs are left alone (their journals are locked by their process)."""
+    from fm_lab.engine.executors import remote_owner
     from fm_lab.engine.wakeups import fire_due
 
     store = store or default_store()
@@ -462,8 +606,8 @@ def recover(store: RunStore | None = None) -> list[Run]:
     resumed = []
     for run_id in left:
         try:
-            if store.run_is_live(run_id):
-                continue
+            if store.run_is_live(run_id) or remote_owner(store, run_id) is not None:
+                continue  # live here or elsewhere, or continued by its executor
             resumed.append(resume(run_id, store=store, wait_s=0.0))
         except RunLockedError:
             continue  # it came alive in the meantime
@@ -542,6 +686,7 @@ __all__ = [
     "aresume",
     "arun",
     "asignal",
+    "asubmit",
     "cancel",
     "connect",
     "default_store",
@@ -556,5 +701,6 @@ __all__ = [
     "run",
     "runs",
     "signal",
+    "submit",
     "validate",
 ]
