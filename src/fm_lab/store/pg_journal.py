@@ -75,6 +75,7 @@ class PgJournal:
         self.durable = 0
         self.failure: JournalError | None = None
         self._failed_seq = 0  # records up to this seq were in the commit that failed
+        self._ended = False  # the run's end is stored: nothing to hold it for
         self._closed = False
 
     def __repr__(self) -> str:
@@ -125,6 +126,7 @@ class PgJournal:
                     "are not stored")
                 raise self.failure from exc
             self.durable = count
+            self._ended = self._ended or batch[-1]["k"] == "run"  # the end comes last
 
     def _store(self, batch: list[JournalRecord], texts: dict[int, bytes]) -> None:
         """Ingest ``batch`` under this process's lease, regaining a lapsed lease and retrying
@@ -151,8 +153,9 @@ class PgJournal:
     def _regain(self) -> None:
         """Hold the run again after the lock session ended, or raise :class:`RunLostError`
         when another process took it meanwhile (or ran it since)."""
-        if self.store.locks.regain(self.run_id) and self.store.still_owned(
-                self.run_id, os.getpid(), socket.gethostname()):
+        state = self.store.locks.regain(self.run_id)
+        if state == "held" or (state == "taken" and self.store.still_owned(
+                self.run_id, os.getpid(), socket.gethostname())):
             return
         self.store.locks.release(self.run_id)
         raise RunLostError(
@@ -170,7 +173,7 @@ class PgJournal:
         if not self._commit_lock.acquire(blocking=False):
             return True  # a commit under way checks the lease itself
         try:
-            if self.failure is None and not self._closed:
+            if self.failure is None and not self._closed and not self._ended:
                 self._regain()
         except RunLostError as exc:
             self.failure = exc

@@ -94,12 +94,12 @@ class RunLocks:
                 return 0
             return int(conn.info.backend_pid)
 
-    def regain(self, run_id: str) -> bool:
-        """Make sure this process holds ``run_id`` (which it took before): True when its lock
-        session is alive and holds it, or when the session had ended (every lock of it with
-        it) and the lock was free to take again on a new one; False when another process
-        holds it now. Raises ``psycopg.OperationalError`` while the server cannot be reached.
-        The caller checks that nobody ran the run meanwhile."""
+    def regain(self, run_id: str) -> str:
+        """Make sure this process holds ``run_id`` (which it took before): ``"held"`` when its
+        lock session is alive and holds it; ``"taken"`` when the session had ended (every
+        lock of it with it) and the lock was free to take again on a new one (the caller
+        checks that nobody ran the run meanwhile); ``"busy"`` when another process holds it
+        now. Raises ``psycopg.OperationalError`` while the server cannot be reached."""
         import psycopg
 
         with self._lock:
@@ -110,11 +110,11 @@ class RunLocks:
                 except psycopg.Error:
                     conn.close()  # the session ended, and its locks with it
             if run_id in self._held and self._conn is not None and not self._conn.closed:
-                return True
+                return "held"
             if self._try_lock(run_id):
                 self._held.add(run_id)
-                return True
-            return False
+                return "taken"
+            return "busy"
 
     def release(self, run_id: str) -> None:
         """Unlock ``run_id`` (a no-op when this process does not hold it)."""

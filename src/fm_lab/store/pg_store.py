@@ -89,6 +89,19 @@ _VIEWS = ("create or replace view all_runs as select * from runs; "
           "create or replace view all_spans as select * from spans;")
 
 
+# span columns of plain text (names, labels, ids), not JSON (whose text escapes a NUL byte)
+_SPAN_TEXT = tuple(i for i, c in enumerate(_SPAN_COLUMNS) if c in (
+    "trace_id", "span_id", "parent_span_id", "kind", "name", "entity_id", "workflow_id",
+    "node_id", "agent", "resource_id", "status", "model", "provider"))
+
+
+def _no_nul(value: Any) -> Any:
+    """A span's name or label as PostgreSQL text can hold it: a NUL byte becomes U+FFFD (the
+    span's JSON payloads keep it as it was)."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value \
+        else value
+
+
 def _time(seconds: float | None) -> dt.datetime | None:
     return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
 
@@ -511,6 +524,8 @@ class PostgresStore:
         order[_SPAN_COLUMNS.index("started_at")] = started
         order[_SPAN_COLUMNS.index("ended_at")] = ended
         order[_SPAN_COLUMNS.index("duration_ms")] = duration
+        for index in _SPAN_TEXT:  # names and labels: PostgreSQL text holds no NUL byte
+            order[index] = [_no_nul(v) for v in order[index]]
         return list(zip(*order, strict=True))
 
     @staticmethod
