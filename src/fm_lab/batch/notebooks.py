@@ -77,6 +77,7 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
          on_item: ItemCallback | None = None, executor: Any = "local") -> list[Item]:
     from fm_lab.store.base import server_url, sql_store
     from fm_lab.store.default import default_store
+    from fm_lab.store.pg_password import password_env, split_password
 
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -109,10 +110,14 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
 
     options: dict[str, Any] = {"kernel_name": kernel_name, "timeout": timeout, "cwd": cwd}
 
+    url = server_url(store)
+    public, password = split_password(url) if url is not None else (None, None)
+
     def one(item: Item) -> None:
         env = {"FM_LAB_TRACEPARENT": item.traceparent}
-        if not store.memory:  # the kernel's runs go to this store (a server's full URL)
-            env["FM_LAB_STORE"] = server_url(store) or store.path
+        if not store.memory:  # the kernel's runs go to this store (a server's password
+            env["FM_LAB_STORE"] = public or store.path  # in the kernel's PGPASSWORD)
+            env.update(password_env(password))
         done(item, execute_notebook(source, start(item), item.parameters, env=env,
                                     extra_metadata={"batch_id": batch_id, "item": item.key},
                                     **options))
@@ -121,17 +126,18 @@ def _run(path: str | Path, wanted: list[tuple[str, dict[str, Any]]], *, batch_id
         with concurrent.futures.ThreadPoolExecutor(concurrency, "fm_lab-nb") as pool:
             list(pool.map(one, todo))
     elif todo:
-        _on_dask(executor, source, todo, shards, options, start, done, server_url(store))
+        _on_dask(executor, source, todo, shards, options, start, done, url)
     return items
 
 
 def _on_dask(executor: Any, source: Path, todo: list[Item], folder: Path,
              options: dict[str, Any], start: Callable[[Item], Path],
              done: Callable[[Item, dict[str, Any]], None], store_url: str | None) -> None:
-    from fm_lab.batch.dask_exec import TASK_RETRIES, dask_client, load_distributed
+    from fm_lab.batch.dask_exec import TASK_RETRIES, dask_client, load_distributed, worker_access
     from fm_lab.batch.worker import run_notebook_item
 
-    with dask_client(executor) as client:
+    with worker_access(store_url) as (store_url, env), \
+            dask_client(executor, env) as client:
         futures = {}
         for item in todo:
             target = start(item)

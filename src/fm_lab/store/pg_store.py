@@ -42,6 +42,7 @@ from fm_lab.store.ingest_order import apply_records, unstored
 from fm_lab.store.journal import split_records
 from fm_lab.store.pg_journal import LeaseMissingError, PgJournal
 from fm_lab.store.pg_locks import HELD, KEEPALIVE, RunLocks
+from fm_lab.store.pg_password import split_password
 from fm_lab.store.pg_schema import LATEST_VERSION, MIGRATIONS
 from fm_lab.store.pg_sql import PgConnection, configure
 from fm_lab.store.pg_vectors import enable_pgvector
@@ -193,8 +194,12 @@ class PostgresStore:
         except psycopg.Error as exc:
             text = str(exc).strip()
             first = text.splitlines()[0] if text else type(exc).__name__
+            hint = ""
+            if "password" in first and split_password(self.url)[1] is None:
+                hint = (" (this URL carries no password, as a batch hands it to its workers: "
+                        "give this process one in PGPASSWORD, PGPASSFILE or ~/.pgpass)")
             raise StoreError(f"cannot open the PostgreSQL store {self.path}: "
-                             f"{first.replace(self.url, self.path)}") from None
+                             f"{first.replace(self.url, self.path)}{hint}") from None
         with conn:
             configure(conn)
             con = PgConnection(conn)
