@@ -311,7 +311,7 @@ class PostgresStore:
     def settle(self, run_id: str) -> None:
         """Wait for a commit of ``run_id`` under way (by the process that held it before this
         one took its lock) to end, so what this process reads next includes it."""
-        with self.connection() as con, con.raw.transaction():
+        with self.connection() as con:  # one statement: its own transaction, one round trip
             con.execute("select 1 from runs where run_id = ? for update", [run_id])
 
     def still_owned(self, run_id: str, pid: int, host: str) -> bool:
