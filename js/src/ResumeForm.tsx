@@ -78,6 +78,13 @@ function ApprovalForm(props: { onDecide: (data: Record<string, unknown>) => void
   );
 }
 
+/** Who may answer a suspension, as one line (null: anyone); says so when it is not you. */
+export function assignment(item: PendingItem): string | null {
+  const who = [...(item.assignees ?? []), ...(item.roles ?? []).map((r) => `role ${r}`)];
+  if (who.length === 0) return null;
+  return `Assigned to ${who.join(", ")}` + (item.mine === false ? ": not you, so no form here" : "");
+}
+
 export function ResumeForm(props: {
   item: PendingItem;
   fallback: JsonSchema | null;
@@ -90,7 +97,10 @@ export function ResumeForm(props: {
     <section className="fm-resume">
       <h4>Waiting: {item.label ?? item.path_id}</h4>
       <Payload payload={item.payload} />
-      {isDecision(schema) ? (
+      {assignment(item) !== null && (
+        <div className="fm-assigned" data-testid="fm-assigned">{assignment(item)}</div>
+      )}
+      {item.mine === false ? null : isDecision(schema) ? (
         <ApprovalForm onDecide={props.onResume} />
       ) : (
         <SchemaForm schema={whole ?? schema} submitLabel="Resume" testId="fm-resume-form"

@@ -73,6 +73,10 @@ export interface PendingItem {
   path_id: string;
   payload: unknown;
   schema: JsonSchema | null;
+  /** who may answer (both empty: anyone), and whether the current user may */
+  assignees?: string[];
+  roles?: string[];
+  mine?: boolean;
 }
 
 export interface RunInfo {

@@ -38,6 +38,20 @@ describe("resume forms", () => {
     expect(html).not.toContain("&quot;message&quot;");
   });
 
+  it("show who an approval is assigned to, and no form to anyone else", () => {
+    const assigned = { ...item({ message: "Pay?" }, DECISION), assignees: ["bob"], roles: ["finance"] };
+    const theirs = renderToStaticMarkup(
+      <ResumeForm item={{ ...assigned, mine: false }} fallback={null} onResume={() => undefined} />,
+    );
+    expect(theirs).toContain("Assigned to bob, role finance: not you, so no form here");
+    expect(theirs).not.toContain('data-testid="fm-approve"');
+    const mine = renderToStaticMarkup(
+      <ResumeForm item={{ ...assigned, mine: true }} fallback={null} onResume={() => undefined} />,
+    );
+    expect(mine).toContain("Assigned to bob, role finance</div>");
+    expect(mine).toContain('data-testid="fm-approve"');
+  });
+
   it("ask for the whole value when the schema names no fields", () => {
     const html = renderToStaticMarkup(
       <ResumeForm item={item({ prompt: "Your review?" }, { type: "object" })} fallback={null}

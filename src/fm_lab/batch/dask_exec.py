@@ -31,9 +31,10 @@ def load_distributed() -> Any:
 
 
 @contextlib.contextmanager
-def dask_client(executor: Any) -> Iterator[Any]:
+def dask_client(executor: Any, env: dict[str, str] | None = None) -> Iterator[Any]:
     """A ``distributed.Client`` for ``executor``: the client itself, a scheduler address, or
-    ``"dask"`` for a LocalCluster started (and closed) here."""
+    ``"dask"`` for a LocalCluster started (and closed) here, whose worker processes get
+    ``env`` (the store's password: never in task arguments)."""
     dist = load_distributed()
     if isinstance(executor, dist.Client):
         yield executor
@@ -44,7 +45,8 @@ def dask_client(executor: Any) -> Iterator[Any]:
     if executor == "dask":
         # ":0": any free port. None still serves the scheduler's HTTP routes on 8787, so two
         # batches (or two test workers) at once failed with "Port 8787 is already in use"
-        with dist.LocalCluster(processes=True, dashboard_address=":0") as cluster, \
+        with dist.LocalCluster(processes=True, dashboard_address=":0",
+                               **({"env": env} if env else {})) as cluster, \
                 dist.Client(cluster) as client:
             yield client
         return
@@ -80,13 +82,31 @@ def run_on_dask(wf: Workflow, items: list[Item], store: SqlStore, folder: Path, 
             _submit_all(wf, pending, folder, executor, concurrency, writer, url, policy)
 
 
+@contextlib.contextmanager
+def worker_access(store_url: str | None) -> Iterator[tuple[str | None, dict[str, str]]]:
+    """The server store's URL without its password (what tasks carry) and the environment
+    that gives worker processes fm_lab starts the password; workers in this process (a
+    threaded cluster) open the full URL meanwhile. Other workers find the password where
+    libpq looks (``PGPASSWORD``, ``PGPASSFILE``, ``~/.pgpass``)."""
+    if store_url is None:
+        yield None, {}
+        return
+    from fm_lab.batch.worker import lend_url
+    from fm_lab.store.pg_password import password_env, split_password
+
+    public, password = split_password(store_url)
+    with lend_url(public, store_url):
+        yield public, password_env(password)
+
+
 def _submit_all(wf: Workflow, items: list[Item], folder: Path, executor: Any, concurrency: int,
                 writer: ItemWriter, store_url: str | None, policy: Policy) -> None:
     from fm_lab.batch.worker import run_item
 
     folder.mkdir(parents=True, exist_ok=True)
     spec = wf.to_dict()
-    with dask_client(executor) as client:  # workers never open a DuckDB file
+    with worker_access(store_url) as (store_url, env), \
+            dask_client(executor, env) as client:  # workers never open a DuckDB file
         queue = iter(items)
         by_future: dict[Any, Item] = {}
 

@@ -146,10 +146,14 @@ def open_item(notebook: str, parameters: Mapping[str, Any], *, batch_id: str | N
 def kernel_env(store: RunStore, item: Item) -> dict[str, str]:
     """What a notebook kernel needs to record its runs in ``item``'s trace in ``store``."""
     from fm_lab.store.base import server_url
+    from fm_lab.store.pg_password import password_env, split_password
 
     env = {"FM_LAB_TRACEPARENT": item.traceparent}
-    if not store.memory:  # the kernel's runs go to this store (a server's full URL)
-        env["FM_LAB_STORE"] = server_url(store) or store.path
+    if not store.memory:  # the kernel's runs go to this store (a server's password in the
+        url = server_url(store)  # kernel's PGPASSWORD, not in its URL)
+        public, password = split_password(url) if url is not None else (None, None)
+        env["FM_LAB_STORE"] = public or store.path
+        env.update(password_env(password))
     return env
 
 
@@ -176,10 +180,11 @@ def end_item(store: SqlStore, item: Item, result: Mapping[str, Any], notebook: s
 def _on_dask(executor: Any, source: Path, todo: list[Item], folder: Path,
              options: dict[str, Any], start: Callable[[Item], Path],
              done: Callable[[Item, dict[str, Any]], None], store_url: str | None) -> None:
-    from fm_lab.batch.dask_exec import TASK_RETRIES, dask_client, load_distributed
+    from fm_lab.batch.dask_exec import TASK_RETRIES, dask_client, load_distributed, worker_access
     from fm_lab.batch.worker import run_notebook_item
 
-    with dask_client(executor) as client:
+    with worker_access(store_url) as (store_url, env), \
+            dask_client(executor, env) as client:
         futures = {}
         for item in todo:
             target = start(item)

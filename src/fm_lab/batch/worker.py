@@ -5,11 +5,12 @@ store itself: every worker writes its runs there directly."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _LOCAL: SqlStore | None = None
 _SERVERS: dict[str, RunStore] = {}  # server stores this worker opened, by URL
+_LENT: dict[str, str] = {}  # a batch's URL without its password -> with it, in its process
 _LOOP: asyncio.AbstractEventLoop | None = None
 _LOCAL_LOCK = threading.Lock()
 
@@ -53,13 +55,29 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def server_store(url: str) -> RunStore:
-    """This worker process's handle on the server store at ``url`` (opened once)."""
+    """This worker process's handle on the server store at ``url`` (opened once; the URL
+    carries no password: libpq finds it in ``PGPASSWORD``, ``PGPASSFILE`` or ``~/.pgpass``,
+    and a worker in the batch's own process opens the batch's full URL)."""
     with _LOCAL_LOCK:
+        url = _LENT.get(url, url)
         if url not in _SERVERS:
             from fm_lab.store.urls import open_store
 
             _SERVERS[url] = open_store(url)
         return _SERVERS[url]
+
+
+@contextlib.contextmanager
+def lend_url(public: str, full: str) -> Iterator[None]:
+    """Workers in this process (threads of a local cluster) open ``full`` when a task names
+    ``public`` in the block: the password stays in this process, out of task arguments."""
+    with _LOCAL_LOCK:
+        _LENT[public] = full
+    try:
+        yield
+    finally:
+        with _LOCAL_LOCK:
+            _LENT.pop(public, None)
 
 
 def run_item(spec: dict[str, Any], inputs: dict[str, Any], run_id: str, trace_id: str,

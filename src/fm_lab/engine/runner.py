@@ -136,13 +136,17 @@ class Runner:
 
     def _tick(self) -> None:
         session, recorder = self.session, self.session.recorder
-        if not session.cancel_requested and session.store.take_cancel_request(session.run_id):
-            session.cancel()  # asked by another process (fm_lab.cancel there)
         try:
+            renew = getattr(recorder.journal, "renew", None)
+            if renew is not None and not renew() and not session.cancel_requested:
+                session.cancel()  # a server store's lease lapsed and another process took it
+            if (not session.cancel_requested
+                    and session.store.take_cancel_request(session.run_id)):
+                session.cancel()  # asked by another process (fm_lab.cancel there)
             recorder.maybe_ingest()
-        except Exception:  # the journal keeps the records: ingest again at the next tick
-            logging.getLogger("fm_lab").warning("periodic ingest of %s failed", session.run_id,
-                                                exc_info=True)
+        except Exception as exc:  # a store out of reach for a moment: try at the next tick
+            logging.getLogger("fm_lab").warning("the periodic check of run %s failed: %s",
+                                                session.run_id, str(exc).split("\n")[0])
         finally:
             loop = asyncio.get_running_loop()
             self._tick_handle = loop.call_later(recorder.interval(), self._tick)

@@ -5,12 +5,25 @@ every other process can read it and recover the run. Records queued together (no
 finish together) share one commit, as the file journal's lines share one ``fsync``; the
 engine's group commit (:mod:`fm_lab.store.committer`) works unchanged. The run is held by an
 advisory lock (:mod:`fm_lab.store.pg_locks`) from opening to :meth:`PgJournal.close`.
+
+Every commit stores only while this process's lock session holds the run (checked in the
+commit's own transaction). When the session ended under the run (the server restarted, the
+backend was terminated) or the connection broke, the commit takes the lock again on a new
+session and retries, for up to :data:`RECONNECT_S`, as long as nobody else took the run
+meanwhile; if somebody did, the run is lost to this process and it stores nothing more of
+it. A commit that fails otherwise (a constraint, a value the server refuses) fails the run:
+the failure is sticky, as a failed ``fsync`` is for a file journal, and only the run's end
+(status ``failed`` and why) is still stored, after what was committed before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
+import socket
 import threading
+import time
 from typing import TYPE_CHECKING, Any, cast
 
 from fm_lab.store.journal import JournalError, encode_record
@@ -18,6 +31,25 @@ from fm_lab.store.journal import JournalError, encode_record
 if TYPE_CHECKING:
     from fm_lab.store.pg_store import PostgresStore
     from fm_lab.store.records import JournalRecord
+
+# how long a commit keeps trying while the server cannot be reached (a restart takes seconds)
+RECONNECT_S = float(os.environ.get("FM_LAB_PG_RECONNECT_S", "30"))
+
+
+class LeaseMissingError(Exception):
+    """A commit found this process's lock session not holding the run (nothing stored)."""
+
+
+class RunLostError(JournalError):
+    """Another process took the run while this one's lease had lapsed: this process stores
+    nothing more of it."""
+
+
+def one_line(exc: BaseException, url: str, path: str) -> str:
+    """``exc`` as one line, the store's URL (with its password) replaced by ``path``."""
+    text = str(exc).strip().replace(url, path)
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 class PgJournal:
@@ -30,6 +62,11 @@ class PgJournal:
         self.store = store
         self.run_id = run_id
         store.locks.acquire(run_id)
+        try:
+            store.settle(run_id)  # a commit of the run's last holder under way ends first
+        except BaseException:
+            store.locks.release(run_id)
+            raise
         self._pending: list[JournalRecord] = []
         self._texts: dict[int, bytes] = {}
         self._lock = threading.Lock()
@@ -37,6 +74,8 @@ class PgJournal:
         self.queued = 0
         self.durable = 0
         self.failure: JournalError | None = None
+        self._failed_seq = 0  # records up to this seq were in the commit that failed
+        self._ended = False  # the run's end is stored: nothing to hold it for
         self._closed = False
 
     def __repr__(self) -> str:
@@ -60,10 +99,11 @@ class PgJournal:
     def commit(self) -> None:
         """Store every queued record in one transaction (any thread). Raises
         :class:`JournalError` if that fails (the records stay queued), and for every commit
-        after such a failure."""
+        after such a failure, except the one that stores the run's end (see the module)."""
         with self._commit_lock:
             if self.failure is not None:
-                raise self.failure
+                self._store_end()
+                return
             with self._lock:
                 if not self._pending:
                     return
@@ -74,16 +114,92 @@ class PgJournal:
                 texts, self._texts = self._texts, {}
                 count = self.queued
             try:
-                self.store.ingest(self.run_id, batch, texts=texts)
+                self._store(batch, texts)
             except Exception as exc:
                 with self._lock:
                     self._pending[:0] = batch
                     self._texts.update(texts)
-                self.failure = JournalError(
+                self._failed_seq = int(batch[-1]["seq"])
+                self.failure = exc if isinstance(exc, RunLostError) else JournalError(
                     errno.EIO, f"storing run {self.run_id} in {self.store.path} failed "
-                    f"({type(exc).__name__}: {exc}): its last records are not durable")
+                    f"({one_line(exc, self.store.url, self.store.path)}): its last records "
+                    "are not stored")
                 raise self.failure from exc
             self.durable = count
+            self._ended = self._ended or batch[-1]["k"] == "run"  # the end comes last
+
+    def _store(self, batch: list[JournalRecord], texts: dict[int, bytes]) -> None:
+        """Ingest ``batch`` under this process's lease, regaining a lapsed lease and retrying
+        a lost connection for up to :data:`RECONNECT_S` (an ingest is idempotent by seq)."""
+        import psycopg
+
+        deadline = time.monotonic() + RECONNECT_S
+        delay = 0.05
+        while True:
+            try:
+                self.store.ingest(self.run_id, batch, texts=texts,
+                                  lease=self.store.locks.session_pid())
+                return
+            except (LeaseMissingError, psycopg.OperationalError) as exc:
+                if isinstance(exc, psycopg.OperationalError) and not _lost_connection(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                with contextlib.suppress(psycopg.OperationalError):  # the server is not back
+                    self._regain()
+
+    def _regain(self) -> None:
+        """Hold the run again after the lock session ended, or raise :class:`RunLostError`
+        when another process took it meanwhile (or ran it since)."""
+        state = self.store.locks.regain(self.run_id)
+        if state == "held" or (state == "taken" and self.store.still_owned(
+                self.run_id, os.getpid(), socket.gethostname())):
+            return
+        self.store.locks.release(self.run_id)
+        raise RunLostError(
+            errno.EBUSY, f"run {self.run_id} in {self.store.path} was taken over by another "
+            "process while this one's lease had lapsed (the server restarted or ended its "
+            "session): this process stopped writing it")
+
+    def renew(self) -> bool:
+        """Between commits (the engine's tick): take a lapsed lease again at once, so the run
+        does not look free while it runs. False once the run is lost to another process (it
+        then fails at its next commit: the engine stops it). Quiet while the server cannot
+        be reached: the next commit waits for it."""
+        import psycopg
+
+        if not self._commit_lock.acquire(blocking=False):
+            return True  # a commit under way checks the lease itself
+        try:
+            if self.failure is None and not self._closed and not self._ended:
+                self._regain()
+        except RunLostError as exc:
+            self.failure = exc
+        except psycopg.OperationalError:
+            pass
+        finally:
+            self._commit_lock.release()
+        return not isinstance(self.failure, RunLostError)
+
+    def _store_end(self) -> None:
+        """After a failed commit: store the records queued since (the run's end) and skip the
+        failed ones, unless the run was lost or the end cannot be stored either."""
+        failure = self.failure
+        assert failure is not None
+        with self._lock:
+            later = [r for r in self._pending if int(r["seq"]) > self._failed_seq]
+            texts = {seq: text for seq, text in self._texts.items() if seq > self._failed_seq}
+        if isinstance(failure, RunLostError) or not any(r["k"] == "run" for r in later):
+            raise failure
+        try:
+            self._store(later, texts)
+        except Exception as exc:
+            raise failure from exc
+        with self._lock:
+            self._pending, self._texts = [], {}
+            self.durable = self.queued
 
     def reset(self) -> None:
         """Nothing to empty: committed records are the run's rows."""
@@ -95,3 +211,10 @@ class PgJournal:
                 return
             self._closed = True
             self.store.locks.release(self.run_id)
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    """True for an error that means the session ended (a restart, a terminated backend, a
+    broken network), not one of the statement's own."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(("08", "57P"))  # connection, shutdown

@@ -6,6 +6,12 @@ when a process is killed (or its machine goes away: TCP keepalives end the sessi
 process on any machine sees the run as no longer live and may recover it. It is a lease the
 server keeps, with no heartbeat to tune and no file lock to share: the DuckDB store's ``flock``
 on a journal file, for many machines.
+
+The lease can end while the process lives (the server restarts, an administrator terminates
+the session): every commit checks, in its own transaction, that this process's lock session
+still holds the run (:data:`HELD`), and the running engine asks :meth:`RunLocks.regain` at
+each tick. A lost lock is taken again on a new session when nobody else took it meanwhile;
+otherwise the run is lost to this process (:mod:`fm_lab.store.pg_journal`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,11 @@ if TYPE_CHECKING:
 
 # the lock key: a 64-bit hash of the run id, in fm_lab's own namespace of keys
 _KEY = "hashtextextended('fm_lab.run:' || %s, 0)"
+# SQL true while the session with backend pid %s holds the lock of run %s (pg_locks splits a
+# bigint key into classid, its high 32 bits, and objid, its low ones)
+HELD = ("exists (select 1 from pg_locks l where l.locktype = 'advisory' and l.granted "
+        "and l.objsubid = 1 and l.pid = %s and ((l.classid::int8 << 32) | l.objid::int8) = "
+        + _KEY + ")")
 # a dead peer's session ends within about this many seconds (TCP keepalives)
 KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
              "keepalives_count": 3}
@@ -41,43 +52,90 @@ class RunLocks:
         import psycopg
 
         if self._conn is None or self._conn.closed or self._pid != os.getpid():
-            if self._pid != os.getpid():
-                self._held.clear()  # a forked child holds none of its parent's locks
+            # a forked child holds none of its parent's locks, a new session none of the
+            # ended one's
+            self._held.clear()
             self._conn = psycopg.connect(self._conninfo, autocommit=True,
                                          application_name="fm_lab run locks", **KEEPALIVE)
             self._pid = os.getpid()
         return self._conn
 
+    def _try_lock(self, run_id: str) -> bool:
+        """``pg_try_advisory_lock`` on the lock session, on a new session when the last one
+        turns out to have ended (a server restart: it held nothing any more)."""
+        import psycopg
+
+        try:
+            row = self._connection().execute(
+                f"select pg_try_advisory_lock({_KEY})", [run_id]).fetchone()
+        except psycopg.OperationalError:
+            if self._conn is not None and not self._conn.closed:
+                raise  # not a lost session
+            row = self._connection().execute(
+                f"select pg_try_advisory_lock({_KEY})", [run_id]).fetchone()
+        return bool(row is not None and row[0])
+
     def acquire(self, run_id: str) -> None:
         """Lock ``run_id`` for this process, or raise :class:`RunLockedError` when another
         process (or this one, elsewhere) runs it."""
         with self._lock:
-            if run_id not in self._held:
-                row = self._connection().execute(
-                    f"select pg_try_advisory_lock({_KEY})", [run_id]).fetchone()
-                if row is not None and row[0]:
-                    self._held.add(run_id)
-                    return
+            if run_id not in self._held and self._try_lock(run_id):
+                self._held.add(run_id)
+                return
             raise RunLockedError(f"run {run_id} in {self._describe} is locked by another live "
                                  "process: that process is still running this run")
+
+    def session_pid(self) -> int:
+        """The backend pid of the lock session (0 before it exists; the dead one's after the
+        server ended it, until :meth:`regain` notices)."""
+        with self._lock:
+            conn = self._conn
+            if conn is None or conn.closed or self._pid != os.getpid():
+                return 0
+            return int(conn.info.backend_pid)
+
+    def regain(self, run_id: str) -> str:
+        """Make sure this process holds ``run_id`` (which it took before): ``"held"`` when its
+        lock session is alive and holds it; ``"taken"`` when the session had ended (every
+        lock of it with it) and the lock was free to take again on a new one (the caller
+        checks that nobody ran the run meanwhile); ``"busy"`` when another process holds it
+        now. Raises ``psycopg.OperationalError`` while the server cannot be reached."""
+        import psycopg
+
+        with self._lock:
+            conn = self._conn
+            if conn is not None and not conn.closed and self._pid == os.getpid():
+                try:
+                    conn.execute("select 1")
+                except psycopg.Error:
+                    conn.close()  # the session ended, and its locks with it
+            if run_id in self._held and self._conn is not None and not self._conn.closed:
+                return "held"
+            if self._try_lock(run_id):
+                self._held.add(run_id)
+                return "taken"
+            return "busy"
 
     def release(self, run_id: str) -> None:
         """Unlock ``run_id`` (a no-op when this process does not hold it)."""
         with self._lock:
             if run_id in self._held:
+                import psycopg
+
                 self._held.discard(run_id)
                 if self._conn is not None and not self._conn.closed:
-                    self._conn.execute(f"select pg_advisory_unlock({_KEY})", [run_id])
+                    try:
+                        self._conn.execute(f"select pg_advisory_unlock({_KEY})", [run_id])
+                    except psycopg.OperationalError:  # the session ended: nothing is held
+                        self._conn.close()
 
     def live(self, run_id: str) -> bool:
         """True while some process (this one included) holds ``run_id``'s lock."""
         with self._lock:
             if run_id in self._held:
                 return True
-            conn = self._connection()
-            row = conn.execute(f"select pg_try_advisory_lock({_KEY})", [run_id]).fetchone()
-            if row is not None and row[0]:
-                conn.execute(f"select pg_advisory_unlock({_KEY})", [run_id])
+            if self._try_lock(run_id):
+                self._connection().execute(f"select pg_advisory_unlock({_KEY})", [run_id])
                 return False
             return True
 

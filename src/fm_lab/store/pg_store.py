@@ -40,8 +40,9 @@ from fm_lab.store.codec import dumps
 from fm_lab.store.errors import RunNotFoundError, StoreError
 from fm_lab.store.ingest_order import apply_records, unstored
 from fm_lab.store.journal import split_records
-from fm_lab.store.pg_journal import PgJournal
-from fm_lab.store.pg_locks import KEEPALIVE, RunLocks
+from fm_lab.store.pg_journal import LeaseMissingError, PgJournal
+from fm_lab.store.pg_locks import HELD, KEEPALIVE, RunLocks
+from fm_lab.store.pg_password import split_password
 from fm_lab.store.pg_schema import LATEST_VERSION, MIGRATIONS
 from fm_lab.store.pg_sql import PgConnection, configure
 from fm_lab.store.pg_vectors import enable_pgvector
@@ -88,6 +89,19 @@ _SPAN_COLUMNS = ("trace_id", "span_id", "parent_span_id", "run_id", "kind", "nam
 _VIEWS = ("create or replace view all_runs as select * from runs; "
           "create or replace view all_node_executions as select * from node_executions; "
           "create or replace view all_spans as select * from spans;")
+
+
+# span columns of plain text (names, labels, ids), not JSON (whose text escapes a NUL byte)
+_SPAN_TEXT = tuple(i for i, c in enumerate(_SPAN_COLUMNS) if c in (
+    "trace_id", "span_id", "parent_span_id", "kind", "name", "entity_id", "workflow_id",
+    "node_id", "agent", "resource_id", "status", "model", "provider"))
+
+
+def _no_nul(value: Any) -> Any:
+    """A span's name or label as PostgreSQL text can hold it: a NUL byte becomes U+FFFD (the
+    span's JSON payloads keep it as it was)."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value \
+        else value
 
 
 def _time(seconds: float | None) -> dt.datetime | None:
@@ -182,8 +196,12 @@ class PostgresStore:
         except psycopg.Error as exc:
             text = str(exc).strip()
             first = text.splitlines()[0] if text else type(exc).__name__
+            hint = ""
+            if "password" in first and split_password(self.url)[1] is None:
+                hint = (" (this URL carries no password, as a batch hands it to its workers: "
+                        "give this process one in PGPASSWORD, PGPASSFILE or ~/.pgpass)")
             raise StoreError(f"cannot open the PostgreSQL store {self.path}: "
-                             f"{first.replace(self.url, self.path)}") from None
+                             f"{first.replace(self.url, self.path)}{hint}") from None
         with conn:
             configure(conn)
             con = PgConnection(conn)
@@ -292,6 +310,20 @@ class PostgresStore:
             raise StoreError(f"{self.path} is open read-only: it cannot run workflows")
         return PgJournal(self, run_id)
 
+    def settle(self, run_id: str) -> None:
+        """Wait for a commit of ``run_id`` under way (by the process that held it before this
+        one took its lock) to end, so what this process reads next includes it."""
+        with self.connection() as con:  # one statement: its own transaction, one round trip
+            con.execute("select 1 from runs where run_id = ? for update", [run_id])
+
+    def still_owned(self, run_id: str, pid: int, host: str) -> bool:
+        """True unless another process claimed ``run_id`` or ended it: it is stored as running
+        by process ``pid`` on ``host``, or not stored yet."""
+        with self.connection() as con:
+            row = con.execute("select status, owner_pid, owner_host from runs "
+                              "where run_id = ?", [run_id]).fetchone()
+        return row is None or (row[0] == "running" and row[1] == pid and row[2] == host)
+
     def claim_run(self, run_id: str, audit: Sequence[AuditEntry] = ()) -> None:
         """Mark a stored run running and owned by this process (a resume), logging ``audit``
         in the same transaction; a cancel request left from before (the run was not live,
@@ -366,22 +398,28 @@ class PostgresStore:
         return rows  # type: ignore[return-value]
 
     def ingest(self, run_id: str, records: Sequence[JournalRecord], wait: bool = True,
-               texts: Mapping[int, bytes] | None = None) -> None:
+               texts: Mapping[int, bytes] | None = None, lease: int | None = None) -> None:
         """Store journal records in one transaction, once each (by ``seq``); the run's row is
         locked meanwhile, so two writers of one run apply in turn. A ``run_id`` naming no
-        run (a standalone trace) stores spans without a run, replacing any stored copy."""
+        run (a standalone trace) stores spans without a run, replacing any stored copy.
+        ``lease``: the backend pid of the lock session that must hold the run for anything to
+        be stored (``LeaseMissingError`` otherwise; see :mod:`fm_lab.store.pg_journal`)."""
         if not records:
             return
         if len(records) < COPY_SPANS_FROM and all(
                 r["k"] == "node" or (r["k"] == "span" and r["kind"] != "workflow")
                 for r in records):
             with self.connection() as con:
-                if _ingest_statement(con, run_id, records):
+                if _ingest_statement(con, run_id, records, lease):
                     return
         with self.connection() as con, con.raw.transaction():
             row = fetch_dict(con.execute(
                 "select journal_seq, workflow_id from runs where run_id = ? for update",
                 [run_id]))
+            if lease is not None:
+                held = con.raw.execute(f"select {HELD}", [lease, run_id]).fetchone()
+                if not (held and held[0]):
+                    raise LeaseMissingError(run_id)
             fresh = unstored(records, int(row["journal_seq"]) if row else 0)
             if not fresh:
                 return
@@ -515,6 +553,8 @@ class PostgresStore:
         order[_SPAN_COLUMNS.index("started_at")] = started
         order[_SPAN_COLUMNS.index("ended_at")] = ended
         order[_SPAN_COLUMNS.index("duration_ms")] = duration
+        for index in _SPAN_TEXT:  # names and labels: PostgreSQL text holds no NUL byte
+            order[index] = [_no_nul(v) for v in order[index]]
         return list(zip(*order, strict=True))
 
     @staticmethod
@@ -740,12 +780,13 @@ class PostgresStore:
 # (begin, lock the run row, insert nodes, insert spans, move journal_seq, commit). The rows go
 # as two JSON arrays (one parameter each, read back into the tables' row types); the same rules
 # hold, in SQL: the run row is locked (FOR UPDATE), only records after its journal_seq are
-# stored, journal_seq moves to the last one. A run_id naming no run (a standalone trace)
-# stores nothing here and takes the general path.
+# stored, journal_seq moves to the last one. A run_id naming no run (a standalone trace), or a
+# run whose lease the committing process's lock session no longer holds, stores nothing here
+# and takes the general path (which tells the two apart).
 _NODE_NAMES = tuple(c.strip() for c in _NODE_COLUMNS.split(","))
 _ROWS = "from json_array_elements(%s::json) e(x), json_populate_record(null::{}, e.x) v"
 _INGEST_STATEMENT = (
-    "with r as (select journal_seq, workflow_id from runs where run_id = %s for update), "
+    "with r as (select journal_seq, workflow_id from runs where run_id = %s{held} for update), "
     f"n as (insert into node_executions ({_NODE_COLUMNS}) "
     f"select {', '.join('v.' + c for c in _NODE_NAMES)} {_ROWS.format('node_executions')} "
     "where v.seq > (select journal_seq from r)), "
@@ -753,8 +794,11 @@ _INGEST_STATEMENT = (
     + ", ".join("coalesce(v.workflow_id, (select workflow_id from r))" if c == "workflow_id"
                 else f"v.{c}" for c in _SPAN_COLUMNS)
     + f" {_ROWS.format('spans')} where (e.x->>'_seq')::bigint > (select journal_seq from r)), "
-    "u as (update runs set journal_seq = %s where run_id = %s and journal_seq < %s) "
-    "select journal_seq from r")
+    "u as (update runs set journal_seq = %s where run_id = %s and journal_seq < %s "
+    "and exists (select 1 from r)) select journal_seq from r")
+# by whether the run's lease is checked (a run's journal checks it, other ingests do not)
+_INGEST_STATEMENTS = {False: _INGEST_STATEMENT.format(held=""),
+                      True: _INGEST_STATEMENT.format(held=f" and {HELD}")}
 
 
 def _json_rows(names: Sequence[str], rows: list[tuple[Any, ...]],
@@ -780,9 +824,11 @@ def _json_rows(names: Sequence[str], rows: list[tuple[Any, ...]],
         return None
 
 
-def _ingest_statement(con: PgConnection, run_id: str, records: Sequence[JournalRecord]) -> bool:
+def _ingest_statement(con: PgConnection, run_id: str, records: Sequence[JournalRecord],
+                      lease: int | None) -> bool:
     """Store node and span records of a stored run in one statement (see above); False (and
-    nothing stored) when ``run_id`` names no run or a value does not fit JSON."""
+    nothing stored) when ``run_id`` names no run, the ``lease`` session does not hold it, or
+    a value does not fit JSON."""
     nodes: list[NodeRecord] = [r for r in records if r["k"] == "node"]
     spanned = [r for r in records if r["k"] == "span" or r.get("span")]
     node_json = _json_rows(_NODE_NAMES, PostgresStore._node_rows(run_id, nodes))
@@ -791,6 +837,8 @@ def _ingest_statement(con: PgConnection, run_id: str, records: Sequence[JournalR
     if node_json is None or span_json is None:
         return False
     last = records[-1]["seq"]
+    head = [run_id] if lease is None else [run_id, lease, run_id]
     with con.raw.cursor() as cursor:
-        cursor.execute(_INGEST_STATEMENT, [run_id, node_json, span_json, last, run_id, last])
+        cursor.execute(_INGEST_STATEMENTS[lease is not None],
+                       [*head, node_json, span_json, last, run_id, last])
         return cursor.fetchone() is not None

@@ -117,8 +117,12 @@ def pending_rows(
 ) -> list[dict[str, Any]]:
     """Suspensions of a run (and its child runs) waiting for data, with their resume schema,
     each placed on a top-level node: its own node, or (in a child run or a foreach item) the
-    suspended composite node holding it."""
+    suspended composite node holding it. ``assignees``/``roles``: who may answer (empty: anyone);
+    ``mine``: whether the current user may (the widget shows the form only then)."""
+    from fm_lab.identity import current_roles, current_user, may_answer
     from fm_lab.store.codec import loads
+
+    user, user_roles = current_user(), current_roles()
 
     records = store.pending(run_id, with_children=True).to_dict("records")
     heads = [re.split(r"[\[/.]", str(rec["path_id"]))[0] for rec in records]
@@ -129,6 +133,8 @@ def pending_rows(
     for rec, head in zip(records, heads, strict=True):
         own = rec["run_id"] == run_id and head in results
         node = head if own else (holders[0] if holders else None)
+        assignees: list[str] = _names(rec.get("assignees"))
+        roles: list[str] = _names(rec.get("roles"))
         rows.append(
             {
                 "run_id": rec["run_id"],
@@ -137,6 +143,16 @@ def pending_rows(
                 "path_id": str(rec["path_id"]),
                 "payload": jsonable(loads(rec["payload"])),
                 "schema": loads(rec["resume_schema"]) if rec["resume_schema"] else None,
+                "assignees": assignees,
+                "roles": roles,
+                "mine": may_answer(assignees, roles, user, user_roles),
             }
         )
     return rows
+
+
+def _names(text: Any) -> list[str]:
+    """A stored list of assignees or roles (NULL, which comes as None or NaN: nobody)."""
+    from fm_lab.store.codec import loads
+
+    return [str(n) for n in loads(text)] if isinstance(text, str) else []

@@ -155,6 +155,7 @@ def test_run_colours_nodes_and_resume_from_the_form(widget: GraphWidget, store) 
     assert waiting["node"] == "check" and waiting["path_id"] == "check"
     assert waiting["payload"]["message"] == "pay 12?"
     assert waiting["schema"]["required"] == ["approved"]
+    assert (waiting["assignees"], waiting["roles"], waiting["mine"]) == ([], [], True)
 
     browser_message(widget, {"kind": "resume", "run_id": waiting["run_id"],
                              "path_id": "check", "data": {"approved": "perhaps"}})
@@ -220,6 +221,18 @@ def test_show_displays_and_returns_the_widget(capsys) -> None:
     widget = fm_lab.widget.show(APPROVAL_FLOW, height=300)
     assert isinstance(widget, GraphWidget) and widget.height == 300
     assert "GraphWidget" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("user", "mine"), [("bob", True), ("alice", False)])
+def test_the_pending_list_says_who_may_answer(store, monkeypatch, user, mine) -> None:
+    wf = {"id": "assigned", "nodes": {"check": {"type": "approval", "config": {
+        "message": "ok?", "assignees": ["bob"], "roles": ["finance"]}}}}
+    monkeypatch.setenv("FM_LAB_USER", user)
+    widget = GraphWidget(wf, store=store)
+    widget.run()
+    [waiting] = widget.pending
+    assert (waiting["assignees"], waiting["roles"], waiting["mine"]) == (
+        ["bob"], ["finance"], mine)
 
 
 def test_foreach_item_suspensions_resume_one_by_one(store) -> None:
