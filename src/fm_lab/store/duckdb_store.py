@@ -155,6 +155,7 @@ class Store:
         # (workflow id, content hash) -> version, as stored (stored versions never change;
         # like _migrated, kept for the file this store opened)
         self._versions: dict[tuple[str, str], int] = {}
+        self._new_versions: dict[tuple[str, str], int] = {}  # saved, remembered once committed
         self._schema = migrations.report(self.path, 0, set(), (), MIGRATIONS)
         self._recovery_due = False
         self._cancels: set[str] = set()  # cancel requests of a memory store
@@ -369,6 +370,7 @@ class Store:
             [workflow_id, version, digest, record["spec"].get("name"), dumps(record["spec"]),
              record.get("by")],
         )
+        self._new_versions[workflow_id, digest] = version
         return version
 
     @staticmethod
@@ -511,6 +513,7 @@ class Store:
             is_run = row is not None or any(r["k"] == "start" for r in others)
             audited = any(r["k"] in ("start", "resume") and "by" in r for r in others)
             workflow_id = next((r["workflow_id"] for r in others if r["k"] == "start"), None)
+            self._new_versions.clear()
             with self._transaction(con, audited):
                 audit = apply_records(
                     self, con, run_id, nodes, others,
@@ -520,6 +523,7 @@ class Store:
                 if fresh[-1]["k"] != "run":  # else _end_run stored journal_seq
                     con.execute("update runs set journal_seq = ? where run_id = ?",
                                 [fresh[-1]["seq"], run_id])
+            self._versions.update(self._new_versions)
 
     @staticmethod
     def _insert_step(con: duckdb.DuckDBPyConnection, run_id: str, record: StepRecord) -> None:
