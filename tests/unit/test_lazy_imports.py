@@ -102,11 +102,15 @@ def test_offline_llm_and_agent_nodes_and_a_durable_turn_import_no_litellm(tmp_pa
 
 def test_a_model_node_with_a_provider_model_preloads_litellm(tmp_path):
     loaded = _loaded_after("""
+        import pathlib
         import fm_lab
+        from fm_lab.llm import cassette
         flow = {"id": "remote", "nodes": {"ask": {"type": "llm", "config": {
-            "model": "gpt-4o-mini", "prompt": "hi",
-            "retries": 0}}}}
-        fm_lab.run(flow, store=fm_lab.connect("runs.duckdb"))
+            "model": "gpt-4o-mini", "prompt": "hi", "retries": 0}}}}
+        pathlib.Path("empty.jsonl").write_text("")
+        with cassette("empty.jsonl", mode="replay"):  # no provider is called
+            run = fm_lab.run(flow, store=fm_lab.connect("runs.duckdb"))
+        assert run.status == "failed" and "CassetteMiss" in str(run.error), run.error
         """, tmp_path)
     assert loaded["litellm"] and loaded["preload"]
 
