@@ -9,9 +9,11 @@ before the first import, so imports count, as they do after a kernel restart:
   store / LangGraph ``StateGraph`` with ``SqliteSaver`` (``durability="sync"``) on a new file.
 - ``later 10-node chain``: the second run in that process (store or saver reused).
 - ``first offline LLM answer``: a one-node workflow whose ``llm`` node asks a scripted offline
-  model (through litellm) / a pydantic-ai ``Agent`` on a ``FunctionModel``.
-- ``... litellm preloaded``: the same, the clock started once ``fm_lab.llm.client.preload()``
-  (what ``%load_ext fm_lab`` starts) has finished: a notebook a few seconds after loading.
+  model (answered directly, no litellm) / a pydantic-ai ``Agent`` on a ``FunctionModel``.
+- ``... via litellm, preloaded``: the same through litellm's custom provider
+  (``FM_LAB_OFFLINE_VIA_LITELLM=1``, the route of provider models), the clock started once
+  ``fm_lab.llm.client.preload()`` (what ``%load_ext fm_lab`` starts) has finished: a notebook a
+  few seconds after loading.
 - ``first durable agent turn``: an ``agent`` node (one tool call, then text: 2 model steps)
   in a file-store run (journaled steps) / the pydantic-ai agent with the same tool.
 - ``peak RSS``: the process's maximum resident memory after the first chain run.
@@ -77,6 +79,8 @@ assert run.status == "succeeded" and run.outputs["ask"] == "Hello from offline."
 _t1 = time.perf_counter(); _extra = {}
 """
 FM_LLM_PRELOADED = _FM_LLM + """
+import os
+os.environ["FM_LAB_OFFLINE_VIA_LITELLM"] = "1"
 from fm_lab.llm.client import _PRELOAD, preload
 preload(); _PRELOAD[0].join()
 _t0 = time.perf_counter()
@@ -203,7 +207,7 @@ def _measure(reps: int) -> dict[str, dict[str, float | None]]:
                                    lambda: _process(["-c", "pass"])),
         "first 10-node chain": (lambda: _once(FM_CHAIN), lambda: _once(LG_CHAIN)),
         "first offline LLM answer": (lambda: _once(FM_LLM), lambda: _once(PAI_ANSWER)),
-        "  ... litellm preloaded": (lambda: _once(FM_LLM_PRELOADED),
+        "  ... via litellm, preloaded": (lambda: _once(FM_LLM_PRELOADED),
                                     lambda: _once(PAI_ANSWER)),
         "first durable agent turn": (lambda: _once(FM_AGENT), lambda: _once(PAI_TURN)),
     }
@@ -227,7 +231,7 @@ _PEERS = {"import": "LangGraph + SqliteSaver", "--help (whole process)": "python
           "first 10-node chain": "LangGraph + SqliteSaver",
           "later 10-node chain": "LangGraph, saver reused",
           "first offline LLM answer": "pydantic-ai FunctionModel",
-          "  ... litellm preloaded": "pydantic-ai FunctionModel",
+          "  ... via litellm, preloaded": "pydantic-ai FunctionModel",
           "first durable agent turn": "pydantic-ai FunctionModel (not durable)",
           "peak RSS, 10-node chain (MB)": "LangGraph + SqliteSaver"}
 

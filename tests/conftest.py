@@ -18,7 +18,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 REPO = Path(__file__).resolve().parents[1]
 # variables that configure the test run itself, not fm_lab
-TEST_SETTINGS = {"FM_LAB_CHROMIUM", "FM_LAB_UPDATE_SCREENSHOTS", "FM_LAB_E2E_OUT"}
+TEST_SETTINGS = {"FM_LAB_CHROMIUM", "FM_LAB_UPDATE_SCREENSHOTS", "FM_LAB_E2E_OUT",
+                 "FM_LAB_OFFLINE_VIA_LITELLM"}  # 1: offline models through litellm
 # the user's settings (FM_LAB_MODEL, FM_LAB_HOME, FM_LAB_STORE...) never reach a test; some are
 # read at import, so they go before fm_lab is imported
 USER_SETTINGS = sorted(k for k in os.environ if k.startswith("FM_LAB_") and k not in TEST_SETTINGS)

@@ -132,6 +132,19 @@ class Agent:
     def __repr__(self) -> str:
         return f"Agent({self.name!r}, model={self.model!r}, tools={sorted(self.tools)})"
 
+    def models(self) -> list[str] | None:
+        """The models this agent and its sub-agents ask; None when that is not known before
+        a turn (memory and processors may ask models of their own)."""
+        if self.memory is not None or self.processors or self.model_params:
+            return None
+        found: list[str] = [self.model, *self.fallbacks]
+        for sub in self.agents.values():
+            theirs = sub.models()
+            if theirs is None:
+                return None
+            found += theirs
+        return found
+
     @property
     def ref(self) -> str:
         """How another process finds this agent: ``module:attr`` when it is a module global,

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from fm_lab.agents.agent import Agent
 from fm_lab.agents.registry import get
 from fm_lab.agents.tools import Tool, tool
-from fm_lab.nodes.base import NodeContext, NodeType
+from fm_lab.llm.defaults import default_model
+from fm_lab.nodes.base import NodeContext, NodeType, plain_names
 from fm_lab.security.functions import Reference, import_object, resolve_function
 
 
@@ -81,6 +82,23 @@ class AgentNode(NodeType):
                 found += [Reference(f"{key}[{i}]", ref, what) for i, ref in enumerate(items)
                           if isinstance(ref, str)]
         return found
+
+    @classmethod
+    def models(cls, config: dict[str, Any]) -> list[str] | None:
+        """The models of the agent and its sub-agents, unless a template names them."""
+        agent = config.get("agent")
+        names = plain_names(agent if agent is not None else config.get("agents", []))
+        chain = plain_names(config.get("model") or default_model(), config.get("fallbacks", []))
+        if names is None or chain is None:
+            return None
+        try:
+            found = [get(name) for name in names]
+        except Exception:  # not importable: the run reports it
+            return None
+        if agent is not None:
+            return found[0].models()
+        return Agent("inline", model=chain[0], fallbacks=chain[1:],
+                     agents={a.name: a for a in found}).models()
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         config = self.config

@@ -78,7 +78,8 @@ def _parameter_args(parser: argparse.ArgumentParser, what: str) -> None:
 def cli_parameters(args: argparse.Namespace) -> dict[str, Any]:
     """The parameters of ``-f``, ``-y``, ``-p`` and ``-r``, later ones winning (papermill's
     order)."""
-    from fm_lab.spec.io import read_document, safe_load
+    from fm_lab.spec.io import read_document
+    from fm_lab.spec.yaml_io import safe_load
 
     found: dict[str, Any] = {}
     documents = [(read_document(Path(f), "parameters file"), f) for f in args.file]

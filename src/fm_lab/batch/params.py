@@ -196,7 +196,8 @@ def read_items_file(path: Path) -> Any:
     import pandas as pd
 
     from fm_lab.spec.errors import DocumentError
-    from fm_lab.spec.io import load_json, read_document, safe_load
+    from fm_lab.spec.io import load_json, read_document
+    from fm_lab.spec.yaml_io import safe_load
 
     if not path.exists():
         raise FileNotFoundError(f"no parameters file {path}")

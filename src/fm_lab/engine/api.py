@@ -118,10 +118,7 @@ async def arun(
     chosen = resolve_policy(policy, store=store)
     with using_policy(chosen):
         plan = Plan.cached(wf, registry)
-    if any(node_type.calls_models for node_type in plan.types.values()):
-        from fm_lab.llm.client import preload
-
-        preload()
+        _preload_models(plan, wf)
     prepared = plan.prepare_inputs(dict(inputs or {}), plain=parent_run_id is None)
     on_event = listener(len(plan.nodes), wf.id,
                         False if parent_run_id is not None else progress, on_event)
@@ -434,6 +431,19 @@ async def _resume_data(
         resume.update(expired)
         answered_by.update(dict.fromkeys(expired, user))
     return resume, answered_by, set(expired)
+
+
+def _preload_models(plan: Plan, workflow: Workflow) -> None:
+    """Start importing litellm in the background when a node may ask a model that is not an
+    offline one (those answer without litellm)."""
+    from fm_lab.llm.offline_route import direct
+
+    chains = [node_type.models(workflow.nodes[node_id].config)
+              for node_id, node_type in plan.types.items() if node_type.calls_models]
+    if any(not direct(chain) for chain in chains):
+        from fm_lab.llm.client import preload
+
+        preload()
 
 
 def _check_new_run_id(store: RunStore, run_id: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import traceback
 from typing import Any
 
@@ -55,28 +56,27 @@ def classify(exc: BaseException, node_type: str) -> dict[str, Any]:
 
 
 def _is_validation(exc: BaseException) -> bool:
-    from jinja2 import TemplateError
     from pydantic import ValidationError
 
     from fm_lab.spec.errors import WorkflowValidationError
     from fm_lab.store.codec import NotSerialisableError
 
-    return isinstance(
-        exc, ValidationError | TemplateError | WorkflowValidationError | NotSerialisableError
-    )
+    jinja2 = sys.modules.get("jinja2")  # a template error needs jinja2 loaded: not imported
+    return isinstance(exc, ValidationError | WorkflowValidationError | NotSerialisableError) or (
+        jinja2 is not None and isinstance(exc, jinja2.TemplateError))
 
 
 def _is_http_timeout(exc: BaseException) -> bool:
-    import httpx
-
-    return isinstance(exc, httpx.TimeoutException)
+    httpx = sys.modules.get("httpx")  # (as jinja2 above)
+    return httpx is not None and isinstance(exc, httpx.TimeoutException)
 
 
 def _is_provider(exc: BaseException) -> bool:
-    import httpx
-
+    httpx = sys.modules.get("httpx")
+    if httpx is None:
+        return False
     if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code >= 500 or exc.response.status_code == 429
+        return bool(exc.response.status_code >= 500 or exc.response.status_code == 429)
     return isinstance(exc, httpx.TransportError)
 
 

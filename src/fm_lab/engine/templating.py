@@ -1,4 +1,5 @@
-"""Rendering config templates in a sandboxed Jinja2 environment (:mod:`.sandbox`).
+"""Rendering config templates in a sandboxed Jinja2 environment (:mod:`.sandbox`, imported with
+the first template rendered).
 
 A string that is one whole expression (``"{{ nodes.fetch.output.items }}"``) keeps its JSON
 type; any other templated string renders to text. A rendered value is never rendered again, so
@@ -10,14 +11,12 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined, Undefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-from fm_lab.engine.render_deadline import render_deadline
-from fm_lab.engine.sandbox import SandboxEnvironment, bounded_text
 from fm_lab.spec.templates import is_template
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _WHOLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
 
@@ -30,7 +29,12 @@ def _tojson(value: Any) -> str:
 
 @lru_cache(maxsize=1)
 def environment() -> ImmutableSandboxedEnvironment:
-    """The shared sandbox: no attribute access to internals, no mutation of values."""
+    """The shared sandbox: no attribute access to internals, no mutation of values (jinja2
+    loads with it, at the first template rendered)."""
+    from jinja2 import StrictUndefined
+
+    from fm_lab.engine.sandbox import SandboxEnvironment
+
     env = SandboxEnvironment(undefined=StrictUndefined, autoescape=False)
     env.filters["tojson"] = _tojson
     env.globals["json"] = json.loads
@@ -48,6 +52,9 @@ def _compiled(source: str) -> Any:
 
 def render_template(source: str, scope: dict[str, Any]) -> Any:
     """Render one template string against ``scope`` (nodes, inputs, state)."""
+    from fm_lab.engine.render_deadline import render_deadline
+    from fm_lab.engine.sandbox import bounded_text
+
     compiled = _compiled(source)
     with render_deadline():
         if hasattr(compiled, "generate"):
@@ -59,6 +66,8 @@ def render_template(source: str, scope: dict[str, Any]) -> Any:
 
 def _raise_undefined(value: Any) -> None:
     """Raise the UndefinedError (naming what is missing) of an Undefined anywhere in value."""
+    from jinja2 import Undefined
+
     if isinstance(value, Undefined):
         str(value)
     elif isinstance(value, dict):

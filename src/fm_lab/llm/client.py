@@ -1,6 +1,7 @@
 """One async entry over ``litellm.acompletion`` (and its streaming sibling): spans with usage,
 an ordered fallback chain with retries per model, clear errors for what must not fall back,
-and record/replay through an open :func:`~fm_lab.llm.cassette`."""
+and record/replay through an open :func:`~fm_lab.llm.cassette`. Answers are read as OpenAI
+JSON, so offline models answer by :mod:`fm_lab.llm.offline_route` without litellm."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from fm_lab.exceptions import NodeError
+from fm_lab.llm import offline_route
 from fm_lab.llm.cassette import CassetteMiss, active
 from fm_lab.llm.chunks import Chunk, Finish, ReasoningDelta, TextDelta, ToolCallChunk
 from fm_lab.tracing.spans import Span, SpanContext, current
@@ -23,7 +25,7 @@ _PRELOAD_LOCK = threading.Lock()
 # move on to the next model for these (after this model's retries, but at once for a full
 # context window); never for authentication or bad requests, which fail clearly
 _RETRYABLE = ("RateLimitError", "ServiceUnavailableError", "InternalServerError", "Timeout",
-              "APIConnectionError", "APIError")
+              "APIConnectionError", "APIError", "OfflineScriptError")
 _NEXT_MODEL = ("ContextWindowExceededError",)
 _FATAL = ("AuthenticationError", "PermissionDeniedError", "BadRequestError", "NotFoundError",
           "UnprocessableEntityError")
@@ -38,7 +40,8 @@ class Completion:
     model: str
     usage: dict[str, int]
     attempts: list[dict[str, Any]] = field(default_factory=list)
-    raw: Any = None
+    raw: dict[str, Any] | None = None
+    """The answer as OpenAI chat completion JSON."""
     reasoning: str | None = None
 
 
@@ -56,17 +59,15 @@ def _retry_after(exc: BaseException) -> float | None:
         return None
 
 
-def _usage(response: Any) -> dict[str, int]:
-    usage = getattr(response, "usage", None)
-    if usage is None:
-        return {}
-    details = getattr(usage, "prompt_tokens_details", None)
-    out_details = getattr(usage, "completion_tokens_details", None)
+def _usage(usage: dict[str, Any]) -> dict[str, int]:
+    """OpenAI ``usage`` JSON as fm_lab's token counts."""
+    details = usage.get("prompt_tokens_details") or {}
+    out_details = usage.get("completion_tokens_details") or {}
     return {
-        "input_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
-        "output_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
-        "cached_tokens": int(getattr(details, "cached_tokens", 0) or 0),
-        "reasoning_tokens": int(getattr(out_details, "reasoning_tokens", 0) or 0),
+        "input_tokens": int(usage.get("prompt_tokens") or 0),
+        "output_tokens": int(usage.get("completion_tokens") or 0),
+        "cached_tokens": int(details.get("cached_tokens") or 0),
+        "reasoning_tokens": int(out_details.get("reasoning_tokens") or 0),
     }
 
 
@@ -102,6 +103,52 @@ def preload() -> None:
         thread = threading.Thread(target=_import_quietly, name="fm_lab-litellm", daemon=True)
         thread.start()
         _PRELOAD.append(thread)
+
+
+class _Route(Protocol):
+    """Where a call's answers come from, as OpenAI JSON."""
+
+    async def complete(self, model: str, messages: list[dict[str, Any]],
+                       params: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def stream(self, model: str, messages: list[dict[str, Any]],
+                     params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]: ...
+
+
+class _Litellm:
+    """Answers through ``litellm.acompletion``."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.litellm = _litellm()
+        self.timeout_s = timeout_s
+
+    async def complete(self, model: str, messages: list[dict[str, Any]],
+                       params: dict[str, Any]) -> dict[str, Any]:
+        response = await self.litellm.acompletion(model=model, messages=messages,
+                                                  timeout=self.timeout_s, **params)
+        answer: dict[str, Any] = response.model_dump(mode="json")
+        return answer
+
+    async def stream(self, model: str, messages: list[dict[str, Any]],
+                     params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        chunks = await self.litellm.acompletion(
+            model=model, messages=messages, timeout=self.timeout_s, stream=True,
+            stream_options={"include_usage": True}, **params)
+
+        async def each() -> AsyncIterator[dict[str, Any]]:
+            async for chunk in chunks:
+                yield chunk.model_dump(mode="json")
+
+        return each()
+
+
+def _route(models: list[str], model_params: dict[str, dict[str, Any]] | None,
+           params: dict[str, Any], timeout_s: float) -> _Route:
+    """The offline provider directly when the chain is offline models with plain
+    parameters, else litellm."""
+    if not model_params and offline_route.direct(models, params):
+        return cast(_Route, offline_route)
+    return _Litellm(timeout_s)
 
 
 async def _with_fallbacks(models: list[str], messages: list[dict[str, Any]], retries: int,
@@ -153,36 +200,37 @@ async def acomplete(messages: list[dict[str, Any]], *, model: str,
 
     >>> await acomplete([{"role": "user", "content": "hi"}], model="offline/echo")  # doctest: +SKIP
     """
-    litellm = _litellm()
-    from litellm.types.utils import ModelResponse
+    models = [model, *fallbacks]
+    route = _route(models, model_params, params, timeout_s)
 
-    async def call(name: str) -> Any:
+    async def call(name: str) -> dict[str, Any]:
         extra = {**params, **(model_params or {}).get(name, {})}
         tape = active()
         if tape is not None:
             key, entry = tape.lookup(name, messages, extra, stream=False)
             if entry is not None:
-                return ModelResponse(**entry["response"])
-        response = await litellm.acompletion(model=name, messages=messages, timeout=timeout_s,
-                                             **extra)
+                recorded: dict[str, Any] = entry["response"]
+                return recorded
+        response = await route.complete(name, messages, extra)
         if tape is not None:
-            tape.record(key, name, messages, response=response.model_dump(mode="json"))
+            tape.record(key, name, messages, response=response)
         return response
 
     attempts: list[dict[str, Any]] = []
     with standalone():  # a call on its own is a trace of its own
-        response, name, span = await _with_fallbacks([model, *fallbacks], messages, retries,
-                                                     backoff_s, attempts, call, current())
-        usage = _usage(response)
-        message = response.choices[0].message
-        calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
-                 for c in (getattr(message, "tool_calls", None) or [])]
+        response, name, span = await _with_fallbacks(models, messages, retries, backoff_s,
+                                                     attempts, call, current())
+        usage = _usage(response.get("usage") or {})
+        message = response["choices"][0]["message"]
+        calls = [{"id": c["id"], "name": c["function"]["name"],
+                  "arguments": c["function"]["arguments"]}
+                 for c in message.get("tool_calls") or []]
         span.set_usage(**cast(dict[str, Any], usage))
-        span.output = {"content": message.content, "tool_calls": calls or None}
+        span.output = {"content": message.get("content"), "tool_calls": calls or None}
         span.end()
     attempts.append({"model": name, "ok": True})
-    return Completion(message.content, calls, name, usage, attempts, response,
-                      getattr(message, "reasoning_content", None))
+    return Completion(message.get("content"), calls, name, usage, attempts, response,
+                      message.get("reasoning_content"))
 
 
 def complete(messages: list[dict[str, Any]], *, model: str, **options: Any) -> Completion:
@@ -192,18 +240,17 @@ def complete(messages: list[dict[str, Any]], *, model: str, **options: Any) -> C
     return run_sync(acomplete(messages, model=model, **options))
 
 
-async def _replayed(chunks: list[dict[str, Any]]) -> AsyncIterator[Any]:
-    from litellm.types.utils import ModelResponseStream
-
+async def _replayed(chunks: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
     for chunk in chunks:
-        yield ModelResponseStream(**chunk)
+        yield chunk
 
 
-async def _recording(stream: Any, record: Callable[[list[dict[str, Any]]], None]
-                     ) -> AsyncIterator[Any]:
+async def _recording(stream: AsyncIterator[dict[str, Any]],
+                     record: Callable[[list[dict[str, Any]]], None]
+                     ) -> AsyncIterator[dict[str, Any]]:
     seen: list[dict[str, Any]] = []
     async for chunk in stream:
-        seen.append(chunk.model_dump(mode="json"))
+        seen.append(chunk)
         yield chunk
     record(seen)
 
@@ -217,20 +264,19 @@ async def astream(messages: list[dict[str, Any]], *, model: str,
     ``tool-call`` per complete tool call, then ``finish`` with the whole text and token usage.
     Falls back like :func:`acomplete` until the first chunk arrives; an error after that
     raises (part of the answer was already handed out)."""
-    litellm = _litellm()
+    models = [model, *fallbacks]
+    route = _route(models, model_params, params, timeout_s)
 
-    async def call(name: str) -> tuple[Any, Any]:
+    async def call(name: str) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any]]:
         extra = {**params, **(model_params or {}).get(name, {})}
         tape = active()
-        stream: AsyncIterator[Any]
+        stream: AsyncIterator[dict[str, Any]]
         if tape is not None:
             key, entry = tape.lookup(name, messages, extra, stream=True)
             if entry is not None:
                 stream = _replayed(entry["chunks"])
                 return stream, await anext(stream)
-        stream = await litellm.acompletion(
-            model=name, messages=messages, timeout=timeout_s, stream=True,
-            stream_options={"include_usage": True}, **extra)
+        stream = await route.stream(name, messages, extra)
         if tape is not None:
             stream = _recording(stream, lambda chunks: tape.record(
                 key, name, messages, chunks=chunks))
@@ -241,7 +287,7 @@ async def astream(messages: list[dict[str, Any]], *, model: str,
     try:
         attempts: list[dict[str, Any]] = []
         (iterator, first), name, span = await _with_fallbacks(
-            [model, *fallbacks], messages, retries, backoff_s, attempts, call,
+            models, messages, retries, backoff_s, attempts, call,
             own.context if own is not None else current())
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}
@@ -250,23 +296,24 @@ async def astream(messages: list[dict[str, Any]], *, model: str,
         try:
             chunk = first
             while True:
-                if getattr(chunk, "usage", None) is not None:
-                    usage = _usage(chunk)
-                for choice in chunk.choices or []:
-                    delta = choice.delta
-                    if choice.finish_reason:
-                        reason = choice.finish_reason
-                    if getattr(delta, "reasoning_content", None):
-                        yield ReasoningDelta(delta.reasoning_content)
-                    if delta.content:
-                        text.append(delta.content)
-                        yield TextDelta(delta.content)
-                    for piece in getattr(delta, "tool_calls", None) or []:
-                        found = calls.setdefault(piece.index or 0,
+                if chunk.get("usage") is not None:
+                    usage = _usage(chunk["usage"])
+                for choice in chunk.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    if choice.get("finish_reason"):
+                        reason = choice["finish_reason"]
+                    if delta.get("reasoning_content"):
+                        yield ReasoningDelta(delta["reasoning_content"])
+                    if delta.get("content"):
+                        text.append(delta["content"])
+                        yield TextDelta(delta["content"])
+                    for piece in delta.get("tool_calls") or []:
+                        function = piece.get("function") or {}
+                        found = calls.setdefault(piece.get("index") or 0,
                                                  {"id": "", "name": "", "arguments": ""})
-                        found["id"] = piece.id or found["id"]
-                        found["name"] = piece.function.name or found["name"]
-                        found["arguments"] += piece.function.arguments or ""
+                        found["id"] = piece.get("id") or found["id"]
+                        found["name"] = function.get("name") or found["name"]
+                        found["arguments"] += function.get("arguments") or ""
                 try:
                     chunk = await anext(iterator)
                 except StopAsyncIteration:

@@ -1,6 +1,8 @@
-"""The offline provider: a litellm custom provider (``offline/<name>``) that answers from a
-script, so tests and the demo run with no network and no key. Defining a script imports no litellm;
-its usage counts tokens with :mod:`fm_lab.llm.offline_tokens`.
+"""The offline provider: models ``offline/<name>`` that answer from a script, so tests and the
+demo run with no network and no key. A script's answer is OpenAI chat JSON (:func:`completion`,
+:func:`stream`), read by the client directly (:mod:`fm_lab.llm.offline_route`, no litellm) or
+through litellm's custom provider (:func:`register`); its usage counts tokens with
+:mod:`fm_lab.llm.offline_tokens`.
 
 >>> from fm_lab.llm.offline import script
 >>> model = script("greeter", [("hello", "Hi there!")], default="Sorry?")
@@ -104,50 +106,75 @@ def _reasoning(reply: Reply) -> tuple[str | None, int]:
     return text, count(text)
 
 
-def _response(model: str, messages: list[dict[str, Any]], reply: Reply) -> Any:
-    from litellm.types.utils import ModelResponse, Usage
+def _reply(model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+           ) -> Reply:
+    """What the script of ``model`` (``offline/<name>``; an unknown name echoes) answers."""
+    return _SCRIPTS.get(model.split("/", 1)[-1], Script()).reply(messages, tools)
 
+
+def completion(model: str, messages: list[dict[str, Any]],
+               tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The script's answer as an OpenAI chat completion (JSON), with counted usage."""
+    reply = _reply(model, messages, tools)
     content, tool_calls = _message(reply)
-    prompt, completion = _tokens(messages, content, tool_calls)
+    prompt, completion_tokens = _tokens(messages, content, tool_calls)
     reasoning, reasoning_tokens = _reasoning(reply)
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
     if reasoning:
         message["reasoning_content"] = reasoning
-    return ModelResponse(
-        id=f"offline-{uuid.uuid4().hex[:16]}", created=int(time.time()),
-        model=model, object="chat.completion",
-        choices=[{"index": 0, "message": message,
-                  "finish_reason": "tool_calls" if tool_calls else "stop"}],
-        usage=Usage(**_usage(prompt, completion, reasoning_tokens)))
+    return {"id": f"offline-{uuid.uuid4().hex[:16]}", "created": int(time.time()),
+            "model": model, "object": "chat.completion",
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": "tool_calls" if tool_calls else "stop"}],
+            "usage": _usage(prompt, completion_tokens, reasoning_tokens)}
 
 
 _PIECE = re.compile(r"\S+\s*|\s+")
 
 
-def _stream(messages: list[dict[str, Any]], reply: Reply) -> list[Any]:
-    """The reply as litellm stream chunks: reasoning pieces (``ModelResponseStream``), a text
-    piece per word and one chunk per tool call (``GenericStreamingChunk`` dicts), then the
-    finish with usage."""
-    from litellm.types.utils import Delta, ModelResponseStream, StreamingChoices
-
+def stream(model: str, messages: list[dict[str, Any]],
+           tools: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The script's answer as OpenAI stream chunks (JSON): a reasoning piece and a text piece
+    per word, one chunk per tool call, then the finish with usage."""
+    reply = _reply(model, messages, tools)
     content, tool_calls = _message(reply)
-    prompt, completion = _tokens(messages, content, tool_calls)
+    prompt, completion_tokens = _tokens(messages, content, tool_calls)
     reasoning, reasoning_tokens = _reasoning(reply)
-    blank = {"is_finished": False, "finish_reason": "", "usage": None, "index": 0,
-             "tool_use": None}
-    chunks: list[Any] = [
-        ModelResponseStream(choices=[StreamingChoices(index=0, delta=Delta(
-            reasoning_content=piece))]) for piece in _PIECE.findall(reasoning or "")]
-    chunks += [{**blank, "text": piece} for piece in _PIECE.findall(content or "")]
-    chunks += [{**blank, "text": "", "tool_use": {**call, "index": index}}
+    head = {"id": f"offline-{uuid.uuid4().hex[:16]}", "created": int(time.time()),
+            "model": model, "object": "chat.completion.chunk"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None,
+              usage: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **({"usage": usage} if usage else {})}
+
+    chunks = [chunk({"reasoning_content": p}) for p in _PIECE.findall(reasoning or "")]
+    chunks += [chunk({"content": p}) for p in _PIECE.findall(content or "")]
+    chunks += [chunk({"tool_calls": [{**call, "index": index}]})
                for index, call in enumerate(tool_calls or [])]
-    usage = _usage(prompt, completion, reasoning_tokens)
-    usage.pop("completion_tokens_details")
-    chunks.append({**blank, "text": "", "is_finished": True,
-                   "finish_reason": "tool_calls" if tool_calls else "stop", "usage": usage})
+    chunks.append(chunk({}, "tool_calls" if tool_calls else "stop",
+                        _usage(prompt, completion_tokens, reasoning_tokens)))
     return chunks
+
+
+def _for_litellm(chunk: dict[str, Any]) -> Any:
+    """An OpenAI stream chunk as litellm's ``CustomLLM`` streams it: reasoning as a
+    ``ModelResponseStream``, anything else as a ``GenericStreamingChunk`` dict."""
+    from litellm.types.utils import ModelResponseStream
+
+    choice = chunk["choices"][0]
+    delta = choice["delta"]
+    if delta.get("reasoning_content"):
+        return ModelResponseStream(**chunk)
+    calls = delta.get("tool_calls")
+    usage = chunk.get("usage")
+    if usage and usage.get("completion_tokens_details") is None:
+        usage = {k: v for k, v in usage.items() if k != "completion_tokens_details"}
+    return {"text": delta.get("content") or "", "tool_use": calls[0] if calls else None,
+            "is_finished": choice["finish_reason"] is not None,
+            "finish_reason": choice["finish_reason"] or "", "usage": usage, "index": 0}
 
 
 _PROVIDER: Any = None
@@ -164,10 +191,11 @@ def register() -> None:
     class OfflineLLM(CustomLLM):
         def completion(self, model: str, messages: list[Any], *args: Any,
                        **kwargs: Any) -> Any:
-            name = model.split("/", 1)[-1]
-            found = _SCRIPTS.get(name, Script())
+            from litellm.types.utils import ModelResponse, Usage
+
             tools = (kwargs.get("optional_params") or {}).get("tools")
-            return _response(f"offline/{name}", messages, found.reply(messages, tools))
+            answer = completion(f"offline/{model.split('/', 1)[-1]}", messages, tools)
+            return ModelResponse(**{**answer, "usage": Usage(**answer["usage"])})
 
         async def acompletion(self, model: str, messages: list[Any], *args: Any,
                               **kwargs: Any) -> Any:
@@ -175,9 +203,9 @@ def register() -> None:
 
         def streaming(self, model: str, messages: list[Any], *args: Any,
                       **kwargs: Any) -> Iterator[Any]:
-            found = _SCRIPTS.get(model.split("/", 1)[-1], Script())
             tools = (kwargs.get("optional_params") or {}).get("tools")
-            yield from _stream(messages, found.reply(messages, tools))
+            for chunk in stream(f"offline/{model.split('/', 1)[-1]}", messages, tools):
+                yield _for_litellm(chunk)
 
         async def astreaming(  # type: ignore[override]  # litellm iterates an async generator
             self, model: str, messages: list[Any], *args: Any, **kwargs: Any

@@ -9,9 +9,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from fm_lab.security.functions import Reference
+from fm_lab.spec.templates import is_template
 
 if TYPE_CHECKING:
     from fm_lab.spec.validate import NodeTypeLookup
+
+
+def plain_names(*values: Any) -> list[str] | None:
+    """The names in ``values`` (strings, or lists of them), or None when one is a template
+    or not a string: what a node's config names, known before it runs."""
+    names = [v for value in values for v in (value if isinstance(value, list) else [value])]
+    return names if all(isinstance(n, str) and not is_template(n) for n in names) else None
 
 
 class NoConfig(BaseModel):
@@ -160,6 +168,13 @@ class NodeType:
         checked against the execution policy before the run (see :mod:`fm_lab.security`);
         none by default."""
         return []
+
+    @classmethod
+    def models(cls, config: dict[str, Any]) -> list[str] | None:
+        """The models a node with this (unrendered) ``config`` asks, when known before it
+        runs (None: not known, e.g. a templated model): a run preloads litellm unless every
+        node's models are offline ones."""
+        return None if cls.calls_models else []
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fm_lab.exceptions import NodeError
 from fm_lab.llm.defaults import default_model
-from fm_lab.nodes.base import NodeContext, NodeType
+from fm_lab.nodes.base import NodeContext, NodeType, plain_names
 
 
 class LlmNode(NodeType):
@@ -44,6 +44,11 @@ class LlmNode(NodeType):
         max_tokens: int | None = Field(None, gt=0)
         retries: int = Field(2, ge=0, le=10, description="Retries per model on rate limits, "
                              "5xx and timeouts before the next fallback.")
+
+    @classmethod
+    def models(cls, config: dict[str, Any]) -> list[str] | None:
+        """The model and its fallbacks, unless a template names them."""
+        return plain_names(config.get("model") or default_model(), config.get("fallbacks", []))
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         from fm_lab.llm.client import acomplete

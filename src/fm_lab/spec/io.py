@@ -1,120 +1,18 @@
-"""Reading workflow documents: bounded YAML and JSON (see :mod:`fm_lab.spec.limits`), duplicate-key
-detection, shorthand normalisation."""
+"""Reading workflow documents: bounded JSON (see :mod:`fm_lab.spec.limits`; YAML in
+:mod:`fm_lab.spec.yaml_io`, which imports PyYAML), shorthand normalisation."""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
+from typing import Any
 
 from fm_lab.spec import limits
 from fm_lab.spec.errors import DocumentError, ValidationIssue
 
 _EDGE_SHORTHAND = re.compile(
     r"^\s*(?P<source>[A-Za-z_]\w*)(?:\.(?P<handle>[A-Za-z_][\w-]*))?\s*->\s*(?P<target>[A-Za-z_]\w*)\s*$"
-)
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses documents nested deeper than ``MAX_DEPTH`` while composing
-    (before PyYAML's recursion could hit Python's limit) and documents whose aliases expand
-    to more than ``MAX_YAML_NODES`` nodes or refer to themselves, before constructing them."""
-
-    depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent, yaml.ScalarEvent):  # only collections nest
-            return super().compose_node(parent, index)
-        self.depth += 1
-        try:
-            if self.depth > limits.MAX_DEPTH:
-                line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]
-                raise DocumentError(
-                    f"nested deeper than {limits.MAX_DEPTH} levels (line {line})", code="too_deep"
-                )
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
-    def bounded_data(self) -> Any:
-        """The document's data, once its node graph has passed :func:`_check_expansion`."""
-        node = self.get_single_node()
-        if node is None:
-            return None
-        _check_expansion(node)
-        return self.construct_document(node)
-
-
-def _check_expansion(root: yaml.Node) -> None:
-    """Refuse a node graph whose aliases expand past the limits, or loop (iterative DFS,
-    each shared node counted once with its expanded size and depth)."""
-    sizes: dict[int, tuple[int, int]] = {}
-    open_nodes: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, finished = stack.pop()
-        key = id(node)
-        children = _children(node)
-        if finished:
-            open_nodes.discard(key)
-            measured = [sizes[id(c)] for c in children]
-            size = 1 + sum(m[0] for m in measured)
-            nested = not isinstance(node, yaml.ScalarNode)
-            depth = 1 + max((m[1] for m in measured), default=0) if nested else 0
-            if size > limits.MAX_YAML_NODES:
-                raise DocumentError(
-                    f"its aliases expand to more than {limits.MAX_YAML_NODES:,} nodes "
-                    "(an alias bomb?)", code="too_big")
-            if depth > limits.MAX_DEPTH:
-                raise DocumentError(
-                    f"its aliases expand to a nesting deeper than {limits.MAX_DEPTH} levels",
-                    code="too_deep")
-            sizes[key] = (size, depth)
-        elif key in open_nodes:
-            raise DocumentError("an alias refers to a node that contains it (a recursive "
-                                "document)", code="recursive")
-        elif key not in sizes:
-            open_nodes.add(key)
-            stack.append((node, True))
-            stack.extend((child, False) for child in children)
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    return []
-
-
-class _DuplicateKeyLoader(_BoundedLoader):
-    """A bounded loader that remembers keys given twice in one mapping."""
-
-    duplicates: list[tuple[str, int]]
-
-
-def _construct_mapping(loader: _DuplicateKeyLoader, node: yaml.MappingNode) -> Any:
-    # a generator, as PyYAML's own: nested mappings are filled in later, not by recursion
-    data: dict[Any, Any] = {}
-    yield data
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        try:
-            if key in seen:
-                loader.duplicates.append((str(key), key_node.start_mark.line + 1))
-            seen.add(key)
-        except TypeError:  # an unhashable key: construct_mapping reports it
-            pass
-    data.update(loader.construct_mapping(node))
-
-
-_DuplicateKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
 )
 
 
@@ -155,53 +53,16 @@ def decode_document(data: bytes, source: str | None = None) -> str:
             "as UTF-8", source, "encoding") from None
 
 
-def _check_length(text: str) -> None:
+def check_length(text: str) -> None:
+    """Refuse text longer than ``MAX_DOCUMENT_BYTES`` characters."""
     if len(text) > limits.MAX_DOCUMENT_BYTES:
         raise DocumentError(f"is larger than {limits.MAX_DOCUMENT_BYTES:,} characters",
                             code="too_big")
 
 
-def safe_load(text: str) -> Any:
-    """``yaml.safe_load`` bounded in size, depth and alias expansion; syntax errors, as the
-    limits, raise :class:`DocumentError` with a one-line message."""
-    _check_length(text)
-    return _load(_loader(_BoundedLoader, text))
-
-
-_L = TypeVar("_L", bound=_BoundedLoader)
-
-
-def _loader(cls: type[_L], text: str) -> _L:
-    try:
-        return cls(text)  # reads the first chunk: a control character fails here
-    except yaml.YAMLError as exc:
-        raise _yaml_error(exc) from None
-
-
-def _load(loader: _BoundedLoader) -> Any:
-    try:
-        return loader.bounded_data()
-    except yaml.YAMLError as exc:
-        raise _yaml_error(exc) from None
-    finally:
-        loader.dispose()
-
-
-def _yaml_error(exc: yaml.YAMLError) -> DocumentError:
-    return DocumentError(f"not valid YAML: {_yaml_message(exc)}", code="yaml")
-
-
-def _yaml_message(exc: yaml.YAMLError) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        context = f"{exc.context} " if exc.context else ""
-        return f"{context}{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
-    return " ".join(str(exc).split())
-
-
 def load_json(text: str) -> Any:
     """``json.loads`` bounded in size and depth, raising :class:`DocumentError`."""
-    _check_length(text)
+    check_length(text)
     too_deep = DocumentError(f"nested deeper than {limits.MAX_DEPTH} levels", code="too_deep")
     try:
         data = json.loads(text)
@@ -212,28 +73,6 @@ def load_json(text: str) -> Any:
     if limits.json_problem(data, "$", plain=False) is not None:
         raise too_deep
     return data
-
-
-def load_yaml(text: str) -> tuple[dict[str, Any], list[ValidationIssue]]:
-    """Parse YAML; a key given twice in one mapping (e.g. a node id) is returned as an issue."""
-    _check_length(text)
-    loader = _loader(_DuplicateKeyLoader, text)
-    loader.duplicates = []
-    data = _load(loader)
-    if not isinstance(data, dict):
-        raise DocumentError("a workflow document is a mapping", code="not_a_mapping")
-    nodes = data.get("nodes")
-    node_ids = set(nodes) if isinstance(nodes, dict) else set()
-    issues = [
-        ValidationIssue(
-            f"nodes.{key}" if key in node_ids else f"line {line}",
-            f"{'node id' if key in node_ids else 'key'} {key!r} is given twice (line {line}); "
-            "the last one would silently win",
-            "duplicate_id",
-        )
-        for key, line in loader.duplicates
-    ]
-    return data, issues
 
 
 def normalise(data: Any) -> tuple[dict[str, Any], list[ValidationIssue]]:

@@ -148,7 +148,7 @@ class Workflow(_Model):
     @classmethod
     def from_yaml(cls, text: str) -> Workflow:
         """Parse YAML (same structure as JSON; duplicate keys are reported)."""
-        from fm_lab.spec.io import load_yaml
+        from fm_lab.spec.yaml_io import load_yaml
 
         data, issues = load_yaml(text)
         return cls.from_dict(data, issues)

@@ -1,4 +1,5 @@
-"""Finding templates in config values and the names they refer to (no rendering here)."""
+"""Finding templates in config values and the names they refer to (no rendering here; jinja2
+is imported to parse the first template, not before)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
-
-import jinja2
-from jinja2 import nodes as jnodes
 
 _MARKERS = ("{{", "{%")
 
@@ -46,7 +44,11 @@ _ROOTS = ("nodes", "inputs", "state")
 
 @lru_cache(maxsize=4096)
 def template_refs(source: str) -> TemplateRefs:
-    """Parse ``source`` and collect what it refers to, or the syntax error."""
+    """Parse ``source`` and collect what it refers to, or the syntax error (jinja2 loads
+    with the first template)."""
+    import jinja2
+    from jinja2 import nodes as jnodes
+
     try:
         tree = jinja2.Environment().parse(source)
     except jinja2.TemplateSyntaxError as exc:

@@ -162,6 +162,10 @@ class Store:
         self._migrated = False
         self._views_stored = True
         self._applied: set[int] = set()  # migration numbers the file has (once opened)
+        # (workflow id, content hash) -> version, as stored (stored versions never change;
+        # like _migrated, kept for the file this store opened)
+        self._versions: dict[tuple[str, str], int] = {}
+        self._new_versions: dict[tuple[str, str], int] = {}  # saved, remembered once committed
         self._schema = migrations.report(self.path, 0, set(), (), MIGRATIONS)
         self._recovery_due = False
         self._cancels: set[str] = set()  # cancel requests of a memory store
@@ -363,11 +367,15 @@ class Store:
     def _save_spec(self, con: duckdb.DuckDBPyConnection, record: StartRecord) -> int:
         """Store a workflow spec if this exact content is new; return its version number."""
         workflow_id, digest = record["workflow_id"], record["hash"]
+        known = self._versions.get((workflow_id, digest))
+        if known is not None:
+            return known
         row = con.execute(
             "select version from workflows where workflow_id = ? and hash = ?",
             [workflow_id, digest],
         ).fetchone()
-        if row:
+        if row:  # committed before this transaction: safe to remember
+            self._versions[workflow_id, digest] = int(row[0])
             return int(row[0])
         latest = con.execute(
             "select max(version) from workflows where workflow_id = ?", [workflow_id]
@@ -379,6 +387,7 @@ class Store:
             [workflow_id, version, digest, record["spec"].get("name"), dumps(record["spec"]),
              record.get("by")],
         )
+        self._new_versions[workflow_id, digest] = version
         return version
 
     @staticmethod
@@ -558,15 +567,18 @@ class Store:
             nodes, spans, others = split_records(fresh)
             is_run = row is not None or any(r["k"] == "start" for r in others)
             audited = any(r["k"] in ("start", "resume") and "by" in r for r in others)
+            workflow_id = next((r["workflow_id"] for r in others if r["k"] == "start"), None)
+            self._new_versions.clear()
             with self._transaction(con, audited):
                 audit = apply_records(
                     self, con, run_id, nodes, others,
                     lambda: self._insert_spans(con, run_id if is_run else None, nodes, spans,
-                                               texts))
+                                               texts, workflow_id))
                 self._append_audit(con, audit)
-                con.execute(
-                    "update runs set journal_seq = ? where run_id = ?", [fresh[-1]["seq"], run_id]
-                )
+                if fresh[-1]["k"] != "run":  # else _end_run stored journal_seq
+                    con.execute("update runs set journal_seq = ? where run_id = ?",
+                                [fresh[-1]["seq"], run_id])
+            self._versions.update(self._new_versions)
 
     @staticmethod
     def _insert_step(con: duckdb.DuckDBPyConnection, run_id: str, record: StepRecord) -> None:
@@ -624,15 +636,21 @@ class Store:
         nodes: list[NodeRecord],
         spans: list[SpanRecord],
         texts: Mapping[int, bytes] | None,
+        workflow_id: str | None = None,
     ) -> None:
-        """Spans of a run (``run_id``) or, with None, of a standalone trace."""
+        """Spans of a run (``run_id``) or, with None, of a standalone trace. ``workflow_id``
+        is given for a run this ingest created (else looked up)."""
         from fm_lab.store.span_table import insert_split
 
         if run_id is None:
             insert_split(con, None, None, nodes, spans, texts=texts, replace=True)
             return
-        run = fetch_dict(con.execute("select workflow_id from runs where run_id = ?", [run_id]))
-        insert_split(con, run_id, run["workflow_id"] if run else None, nodes, spans, texts=texts)
+        new_run = workflow_id is not None
+        if workflow_id is None:
+            run = fetch_dict(con.execute("select workflow_id from runs where run_id = ?",
+                                         [run_id]))
+            workflow_id = run["workflow_id"] if run else None
+        insert_split(con, run_id, workflow_id, nodes, spans, texts=texts, new_run=new_run)
 
     def _insert_suspension(
         self, con: duckdb.DuckDBPyConnection, run_id: str, record: SuspendRecord
@@ -662,10 +680,10 @@ class Store:
 
     def _end_run(self, con: duckdb.DuckDBPyConnection, run_id: str, record: RunEndRecord) -> None:
         ended = record.get("ended")
-        con.execute(
+        con.execute(  # journal_seq too: the run's end is usually an ingest's last record
             "update runs set status = ?, outputs = ?, error = ?, state = ?, "
-            "ended_at = case when ? is null then null else to_timestamp(?) end "
-            "where run_id = ?",
+            "ended_at = case when ? is null then null else to_timestamp(?) end, "
+            "journal_seq = ? where run_id = ?",
             [
                 record["status"],
                 dumps(record.get("outputs")),
@@ -673,6 +691,7 @@ class Store:
                 dumps(record.get("state")),
                 ended,
                 ended,
+                record["seq"],
                 run_id,
             ],
         )

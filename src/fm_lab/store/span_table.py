@@ -178,17 +178,20 @@ def insert_records(con: duckdb.DuckDBPyConnection, run_id: str, workflow_id: str
 def insert_split(con: duckdb.DuckDBPyConnection, run_id: str | None, workflow_id: str | None,
                  nodes: list[NodeRecord], spans: list[SpanRecord],
                  limit: int = MAX_CHARS, texts: Mapping[int, bytes] | None = None,
-                 replace: bool = False) -> None:
+                 replace: bool = False, new_run: bool = False) -> None:
     """Insert the spans of node and span records: node records through Arrow columns built
     here, span records (the bulk: LLM, tool, agent calls) as JSON lines that DuckDB parses
     itself (in C++, on every core), about 1.5x the rows per second of building them in Python.
     ``texts`` has span records' JSON as the journal wrote it, by ``seq``: reused as is.
     ``replace`` drops stored copies of the span records first (a standalone trace's journal
-    ingested again after a crash); ``run_id`` None: spans outside runs."""
+    ingested again after a crash); ``run_id`` None: spans outside runs. ``new_run``: the run
+    was created by this ingest, so none of its spans is stored yet. A short run's spans go in
+    one statement."""
     nodes = [r for r in nodes if r.get("span")]
-    if nodes:
-        insert_columns(con, rows_from_records(run_id, workflow_id, nodes, limit))
+    cols = rows_from_records(run_id, workflow_id, nodes, limit) if nodes else None
     if not spans:
+        if cols is not None:
+            insert_columns(con, cols)
         return
     known = texts or {}
     lines, replaced = [], []
@@ -196,12 +199,23 @@ def insert_split(con: duckdb.DuckDBPyConnection, run_id: str | None, workflow_id
         lines.append(known.get(r.get("seq", -1)) or dumpb(r))
         if r["kind"] == "workflow" or replace:
             replaced.append(r["span"])
-    replace_spans(con, replaced, workflow_only=not replace)
-    params = {"run": run_id, "workflow": workflow_id, "limit": limit}
-    if len(lines) <= SMALL:
-        con.execute(_INSERT_SPAN_RECORDS.replace("LINES", "(select unnest($lines) as line)"),
-                    {**params, "lines": [line.decode() for line in lines]}).fetchall()
+    if not new_run:
+        replace_spans(con, replaced, workflow_only=not replace)
+    params: dict[str, Any] = {"run": run_id, "workflow": workflow_id, "limit": limit}
+    if len(lines) <= SMALL and (cols is None or len(nodes) <= SMALL):
+        params["lines"] = [line.decode() for line in lines]
+        insert = _INSERT_SPAN_RECORDS.replace("LINES", "(select unnest($lines) as line)")
+        if cols is None:
+            con.execute(insert, params).fetchall()
+            return
+        # a short run's spans in one statement: its nodes' and its span records'
+        with relation(con, "_fm_spans", cols, TYPES, named=True) as (source, named):
+            con.execute(f"{_INSERT_SPANS.format(source=source)} union all "
+                        f"{insert.removeprefix('insert into spans ')}",
+                        {**params, **named}).fetchall()
         return
+    if cols is not None:
+        insert_columns(con, cols)
     import pyarrow as pa
 
     text = pa.array(lines, pa.binary()).cast(pa.string())

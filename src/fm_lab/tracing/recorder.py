@@ -129,10 +129,11 @@ class Recorder:
     async def aflush(self, wait: bool) -> bool:
         """:meth:`flush` on a writer thread (the loop goes on meanwhile), after the periodic
         ingest under way, if any. Inline when this thread holds the store (a batch sweep):
-        a writer thread would wait for it, and it for the writer."""
+        a writer thread would wait for it, and it for the writer; and into a memory store,
+        whose ingest is a few milliseconds of CPU (handing it to a thread and back cost more)."""
         if self._ingesting is not None:
             await asyncio.wait([self._ingesting])
-        if self.store.held_here():
+        if self.store.held_here() or self.store.memory:
             return self.flush(wait)
         return await asyncio.get_running_loop().run_in_executor(writer(), self.flush, wait)
 
