@@ -252,11 +252,12 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from fm_lab.store.errors import StoreError
     from fm_lab.store.ids import InvalidIdError, RunIdInUseError
     from fm_lab.store.journal import RunLockedError
+    from fm_lab.temporal.client import TemporalSetupError
 
     return (WorkflowValidationError, StoreError, FileNotFoundError, IsADirectoryError,
             NotADirectoryError, PermissionError, CommandUsageError, ResumeError, RunLockedError,
             InvalidIdError, RunIdInUseError, InvalidIdentityError, PolicySettingError,
-            ForkError)
+            ForkError, TemporalSetupError)
 
 
 def _pipe_closed() -> int:

@@ -278,6 +278,15 @@ def test_an_unreachable_server_is_named_and_nothing_is_stored(store_path):
                    executor="temporal://127.0.0.1:9")
 
 
+def test_a_worker_that_cannot_start_says_why_in_one_line(capsys):
+    from fm_lab.cli import main
+
+    assert main(["worker", "--temporal", "127.0.0.1:9", "--task-queue", "q"]) == 1
+    assert "Temporal is not reachable at 127.0.0.1:9" in capsys.readouterr().err
+    assert main(["worker", "--temporal", "127.0.0.1:9", "--import", "no_such_module_x"]) == 1
+    assert "cannot import 'no_such_module_x'" in capsys.readouterr().err
+
+
 # ---- workers that die -------------------------------------------------------------------
 STEPS = """
     import time

@@ -16,7 +16,11 @@ _CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, s
     weakref.WeakKeyDictionary())
 
 
-class TemporalUnavailableError(ConnectionError):
+class TemporalSetupError(RuntimeError):
+    """Temporal cannot be used as asked (a user error: ``fm-lab`` prints one line)."""
+
+
+class TemporalUnavailableError(TemporalSetupError, ConnectionError):
     """The Temporal server at the given address did not answer."""
 
 
@@ -39,4 +43,4 @@ async def connect(target: Target) -> Client:
     return client
 
 
-__all__ = ["TemporalUnavailableError", "connect"]
+__all__ = ["TemporalSetupError", "TemporalUnavailableError", "connect"]

@@ -54,11 +54,13 @@ def make_worker(client: Client, task_queue: str, *, max_concurrent_activities: i
 
 def import_modules(modules: Sequence[str]) -> None:
     """Import what the worker's runs need first (modules that register node types)."""
+    from fm_lab.temporal.client import TemporalSetupError
+
     for name in modules:
         try:
             importlib.import_module(name)
         except ImportError as exc:
-            raise ImportError(f"fm-lab worker: cannot import {name!r}: {exc}") from None
+            raise TemporalSetupError(f"the worker cannot import {name!r}: {exc}") from None
 
 
 def preload() -> None:
@@ -72,8 +74,9 @@ def preload() -> None:
 
 async def run_worker(target: Target, *, policy: str | None = None, imports: Sequence[str] = (),
                      stop: asyncio.Event | None = None,
-                     sticky_timeout_s: float | None = None) -> None:
-    """Serve ``target``'s task queue until ``stop`` is set (or forever)."""
+                     sticky_timeout_s: float | None = None, announce: bool = False) -> None:
+    """Serve ``target``'s task queue until ``stop`` is set (or forever); ``announce``: say
+    so on stderr once connected."""
     from fm_lab.temporal.activities import set_ceiling
     from fm_lab.temporal.client import connect
 
@@ -84,6 +87,12 @@ async def run_worker(target: Target, *, policy: str | None = None, imports: Sequ
         sticky_timeout_s = float(sticky)
     client = await connect(target)
     worker = make_worker(client, target.task_queue, sticky_timeout_s=sticky_timeout_s)
+    if announce:
+        from fm_lab.temporal.activities import ceiling
+
+        print(f"fm-lab worker: serving queue {target.task_queue!r} on {target.address} "
+              f"(namespace {target.namespace!r}, policy at most {ceiling()})",
+              file=sys.stderr, flush=True)
     async with worker:
         await (stop or asyncio.Event()).wait()
 
@@ -91,10 +100,7 @@ async def run_worker(target: Target, *, policy: str | None = None, imports: Sequ
 def serve(address: str, task_queue: str, *, namespace: str = "default",
           policy: str | None = None, imports: Sequence[str] = ()) -> None:
     """``fm-lab worker``: serve until SIGINT or SIGTERM."""
-    from fm_lab.temporal.activities import ceiling, set_ceiling
-
     target = Target(address, namespace, task_queue)
-    set_ceiling(policy)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -102,9 +108,7 @@ def serve(address: str, task_queue: str, *, namespace: str = "default",
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
-        print(f"fm-lab worker: queue {task_queue!r} on {address} (namespace {namespace!r}, "
-              f"policy at most {ceiling()})", file=sys.stderr, flush=True)
-        await run_worker(target, policy=policy, imports=imports, stop=stop)
+        await run_worker(target, policy=policy, imports=imports, stop=stop, announce=True)
 
     asyncio.run(main())
 
