@@ -176,6 +176,9 @@ def test_time_travel(execute):
                        "sections[0]": ["reused", "False", "succeeded"],
                        "sections[1]": ["reused", "False", "succeeded"]}
     assert "+an essay on what a fork reuses" in text(cell(nb, 'loc["draft", "output_diff"]'))
+    beside = cell(nb, "fm_lab.widget.compare(fork)")
+    assert kinds(beside) == ["text/html"]
+    assert text(beside).startswith("fork ") and "3 node(s) changed" in text(beside)
     item = rows(cell(nb, "item_fork = run.fork("))
     assert item[0] == ["0", "model", "calls"]
     assert [line[1:3] for line in item[2:]] == [["sections[1]", "edited"],
