@@ -8,8 +8,7 @@ padding (``center``, ``ljust``, ``rjust``, ``zfill``, ``expandtabs`` and the ``c
 ``indent`` and ``batch`` filters), format widths (``'%099999999d'``, ``'{:099999999}'``) and the
 length of the rendered text. ``range`` is Jinja's (at most 100,000 items) and ``lipsum`` is
 gone. A refusal is Jinja's ``SecurityError`` naming the limit: the node fails as a template
-error (kind ``validation``). Loops can still spend CPU, up to the render deadline
-(:mod:`.render_deadline`, 10 s).
+error (kind ``validation``). Loops can still spend CPU (see the README's "Security model").
 """
 
 from __future__ import annotations

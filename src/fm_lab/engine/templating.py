@@ -52,14 +52,12 @@ def _compiled(source: str) -> Any:
 
 def render_template(source: str, scope: dict[str, Any]) -> Any:
     """Render one template string against ``scope`` (nodes, inputs, state)."""
-    from fm_lab.engine.render_deadline import render_deadline
     from fm_lab.engine.sandbox import bounded_text
 
     compiled = _compiled(source)
-    with render_deadline():
-        if hasattr(compiled, "generate"):
-            return bounded_text(compiled.generate(scope))
-        value = compiled(**scope)
+    if hasattr(compiled, "generate"):
+        return bounded_text(compiled.generate(scope))
+    value = compiled(**scope)
     _raise_undefined(value)
     return value
 
