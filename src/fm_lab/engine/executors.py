@@ -93,8 +93,8 @@ def remote_owner(store: RunStore, run_id: str) -> str | None:
     """The executor address owning stored run ``run_id`` (None: a local run, or none)."""
     from fm_lab.store.base import SQL, has, sql_store
 
-    if not has(store, SQL) or store.memory:
-        return None
+    if not has(store, SQL) or store.memory or getattr(store, "file_missing", False):
+        return None  # (a missing file stays missing: load_run explains what became of it)
     frame = sql_store(store, "remote runs").sql(
         "select owner_host from runs where run_id = ?", [run_id])
     if frame.empty:

@@ -467,6 +467,12 @@ class Store:
         with self.connection() as con, self._transaction(con, audited=True):
             self._append_audit(con, entries)
 
+    @property
+    def file_missing(self) -> bool:
+        """True for a file store whose file is not there (yet, or any more): readers answer
+        empty rather than create it."""
+        return not self.memory and not Path(self.path).exists()
+
     # ---- settings ------------------------------------------------------------------------
     def settings(self, fresh: bool = False) -> dict[str, Any]:
         """The store's settings (:mod:`fm_lab.store.settings`), read at most every few
@@ -507,7 +513,7 @@ class Store:
                    action: str | None = None, since: dt.datetime | None = None,
                    limit: int | None = None) -> list[AuditRow]:
         """Audit rows, oldest first, filtered; ``limit``: only the newest ``limit``."""
-        if not self.memory and not Path(self.path).exists():
+        if self.file_missing:
             return []
         clauses, params = [], []
         for column, op, value in (("run_id", "=", run_id), ("actor", "=", actor),
@@ -768,7 +774,7 @@ class Store:
         if not isinstance(journal, Journal):
             raise TypeError(f"{self.path} adopts its own journal files, not {journal!r}")
         scan = scan_journal(journal.path)
-        if not scan.records and not Path(self.path).exists():
+        if not scan.records and self.file_missing:
             return []  # nothing to store, and no file to make: the caller finds no run
         with self.connection() as con:
             row = fetch_dict(con.execute(
@@ -986,7 +992,7 @@ class Store:
     def cache_entries(self, workflow_id: str) -> dict[str, tuple[str, str | None, str, str]]:
         """The newest successful result per cache key among the runs of ``workflow_id``:
         ``{key: (output JSON, state patch JSON, run_id, path)}``."""
-        if not self.memory and not Path(self.path).exists():
+        if self.file_missing:
             return {}
         with self.connection() as con:
             rows = con.execute(
@@ -1028,7 +1034,7 @@ class Store:
 
     def child_runs(self, run_id: str, statuses: tuple[str, ...] = ()) -> list[str]:
         """Ids of ``run_id``'s child runs, optionally only in ``statuses``."""
-        if not self.memory and not Path(self.path).exists():
+        if self.file_missing:
             return []
         where = f" and status in ({', '.join('?' * len(statuses))})" if statuses else ""
         with self.connection() as con:
@@ -1038,7 +1044,7 @@ class Store:
 
     def orphaned_runs(self) -> list[str]:
         """Top-level runs stored as running, oldest first."""
-        if not self.memory and not Path(self.path).exists():
+        if self.file_missing:
             return []
         with self.connection() as con:
             rows = con.execute("select run_id from runs where status = 'running' and "
