@@ -162,6 +162,7 @@ def test_run_colours_nodes_and_resume_from_the_form(widget: GraphWidget, store) 
     assert widget.run_state["status"] == "error"
     assert "approved" in widget.run_state["message"]
     assert fm_lab.get_run(run.run_id, store=store).status == "suspended"  # nothing lost
+    assert [p["path_id"] for p in widget.pending] == ["check"]  # the form stays to correct
 
     browser_message(widget, {"kind": "resume", "run_id": waiting["run_id"],
                              "path_id": "check", "data": {"approved": True, "by": "ann"}})
