@@ -551,14 +551,11 @@ def _store_settings(args: argparse.Namespace) -> int:
     the settings."""
     from fm_lab.engine.admin import set_store_setting, store_settings
     from fm_lab.engine.api import connect
-    from fm_lab.store.settings import KEYS, SettingError, check_setting
+    from fm_lab.store.settings import check_setting
     from fm_lab.store.urls import open_store
 
-    changes = [(key, check_setting(key, value)) for key, value in args.set]
-    for key in args.unset:
-        if key not in KEYS:
-            raise SettingError(f"no store setting {key!r}; known: {', '.join(KEYS)}")
-        changes.append((key, None))
+    wanted = [*args.set, *((key, None) for key in args.unset)]
+    changes = [(key, check_setting(key, value)) for key, value in wanted]
     store = open_store(args.target) if args.target else connect()
     try:
         for key, value in changes:
