@@ -30,7 +30,7 @@ from fm_lab.agents.durable import journaled, state_setter
 from fm_lab.agents.memory_api import AgentMemory, MemoryContext, Processor
 from fm_lab.agents.messages import MessageList
 from fm_lab.agents.result import AgentResult
-from fm_lab.agents.tools import Tool, validation_feedback
+from fm_lab.agents.tools import Tool, ToolOutputError, output_feedback, validation_feedback
 from fm_lab.exceptions import Suspended
 from fm_lab.llm.chunks import Chunk, Finish, ToolCallChunk, ToolResultChunk
 from fm_lab.sync import run_sync
@@ -447,7 +447,8 @@ class Agent:
                         thread_id=f"{turn.thread_id}/{found.name}" if turn.thread_id else None)
                     return {"output": answer.text, "sub": answer.to_dict()}
                 output = await found.call(args, self._context(turn, found, call, tool_span))
-                return {"output": json.loads(json.dumps(output, default=str))}
+                return {"output": json.loads(json.dumps(found.check_output(output),
+                                                        default=str))}
 
             try:
                 done = (await journaled(turn.durable, f"tool:{self.name}:{call['id']}", invoke)
@@ -455,6 +456,12 @@ class Agent:
             except (Suspended, SuspendNotDurable, asyncio.CancelledError):
                 tool_span.status = "suspended"
                 raise
+            except ToolOutputError as exc:  # the model reads why and may call again
+                record["error"] = "invalid output"
+                tool_span.output = json.loads(json.dumps(exc.value, default=str))
+                tool_span.end("error", {"type": "ToolOutputError", "message": str(exc),
+                                        "kind": "validation"})
+                return self._tool_result(turn, call, output_feedback(exc), False)
             except Exception as exc:  # the model reads what went wrong and may try again
                 tool_span.status = "error"
                 record["error"] = f"{type(exc).__name__}: {exc}"
