@@ -267,33 +267,33 @@ class Agent:
         inside a workflow: model answers and tool results are journaled steps)."""
         context = (request_context if isinstance(request_context, RequestContext)
                    else RequestContext(request_context or {}))
-        ml = MessageList()
-        recalled = await self._recall(message, thread_id, resource_id)
-        system = "\n\n".join(s for s in (self.instructions, recalled.system) if s)
-        if system:
-            ml.add_system(system)
-        ml.add_memory(recalled.messages)
-        if isinstance(message, str):
-            ml.add_user(message)
-        else:
-            for item in message:
-                ml.add(item, "system" if item.get("role") == "system" else "user")
-        listed = {t.name: t for toolset in self.toolsets for t in await toolset.atools()}
-        tools = {**listed, **self.tools, **{t.name: t for t in recalled.tools},
-                 **{name: sub.as_tool(name) for name, sub in self.agents.items()}}
-        turn = _Turn(ml, AgentResult(None), tools, context, abort or asyncio.Event(), emit,
-                     durable, thread_id, resource_id)
         owner = {"resource_id": resource_id} if resource_id is not None else {}
         with span(self.name, kind="agent", input={"message": message}, agent=self.name,
                   entity_id=self.name, **owner) as agent_span:
+            ml = MessageList()
+            recalled = await self._recall(message, thread_id, resource_id)
+            system = "\n\n".join(s for s in (self.instructions, recalled.system) if s)
+            if system:
+                ml.add_system(system)
+            ml.add_memory(recalled.messages)
+            if isinstance(message, str):
+                ml.add_user(message)
+            else:
+                for item in message:
+                    ml.add(item, "system" if item.get("role") == "system" else "user")
+            listed = {t.name: t for toolset in self.toolsets for t in await toolset.atools()}
+            tools = {**listed, **self.tools, **{t.name: t for t in recalled.tools},
+                     **{name: sub.as_tool(name) for name, sub in self.agents.items()}}
+            turn = _Turn(ml, AgentResult(None), tools, context, abort or asyncio.Event(), emit,
+                         durable, thread_id, resource_id)
             turn.result.trace_id = agent_span.trace_id
             try:
                 await self._loop(turn, agent_span)
             except Suspended:
                 agent_span.end("suspended")
                 raise
-        if self.memory is not None:
-            await self._save(turn)
+            if self.memory is not None:
+                await self._save(turn)
         turn.result.messages = ml.to_storage()
         return turn.result
 
@@ -305,16 +305,24 @@ class Agent:
             raise ValueError(f"agent {self.name!r} has memory: pass thread_id= to generate")
         query = message if isinstance(message, str) else str(
             next((m.get("content") for m in reversed(message) if m.get("role") == "user"), ""))
-        return await self.memory.prepare(thread_id=thread_id, resource_id=resource_id,
-                                         query=query)
+        with span("memory.prepare", kind="memory", input={"query": query},
+                  thread_id=thread_id) as preparing:
+            found = await self.memory.prepare(thread_id=thread_id, resource_id=resource_id,
+                                              query=query)
+            preparing.set_attribute("memory.messages", len(found.messages))
+            preparing.set_attribute("memory.tools", [t.name for t in found.tools])
+            preparing.set_attribute("memory.system_chars", len(found.system or ""))
+        return found
 
     async def _save(self, turn: _Turn) -> None:
         memory, unsaved = self.memory, turn.ml.drain_unsaved()
         assert memory is not None and turn.thread_id is not None
 
         async def save() -> None:
-            await memory.save(thread_id=turn.thread_id or "", resource_id=turn.resource_id,
-                              messages=unsaved)
+            with span("memory.save", kind="memory", thread_id=turn.thread_id,
+                      **{"memory.messages": len(unsaved)}):
+                await memory.save(thread_id=turn.thread_id or "", resource_id=turn.resource_id,
+                                  messages=unsaved)
 
         if turn.durable is not None:
             await journaled(turn.durable, f"memory:{self.name}", save)
@@ -354,7 +362,10 @@ class Agent:
 
         outgoing = turn.ml.to_openai()
         for processor in self.processors:
-            outgoing = processor.process(outgoing)
+            with span(type(processor).__name__, kind="processor",
+                      **{"processor.messages_in": len(outgoing)}) as processing:
+                outgoing = processor.process(outgoing)
+                processing.set_attribute("processor.messages_out", len(outgoing))
         params: dict[str, Any] = {**self.model_params, **({"tools": schemas} if schemas else {})}
 
         async def call() -> dict[str, Any]:
