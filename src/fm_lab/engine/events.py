@@ -185,7 +185,7 @@ class EventTranslator:
             return Log(run_id, *self._next(), path=event["path"], node_id=event["node_id"],
                        level=str(event.get("level") or "info"),
                        message=str(event.get("message") or ""), data=event.get("data"))
-        if kind == "node" and not event.get("restored"):
+        if kind == "node":
             return self._node(event, run_id)
         return None
 
@@ -205,9 +205,13 @@ class EventTranslator:
                 return None
             head, index = item
             self._done[head] += 1
+            if event.get("restored"):  # done before the resume: counted, not repeated
+                return None
             return ItemProgress(run_id, *self._next(), path=head, node_id=node_id,
                                 index=index, status=str(status), done=self._done[head],
                                 total=self._totals[head])
+        if event.get("restored"):
+            return None
         duration = event.get("duration_ms")
         if status == "running":
             return NodeStarted(run_id, *self._next(), path=path, node_id=node_id)

@@ -164,3 +164,56 @@ def test_unknown_event_kinds_and_bad_buffer_sizes_are_refused(store: Any) -> Non
         from_dict({"kind": "nope"})
     with pytest.raises(ValueError, match="max_buffered must be at least 1"):
         fm_lab.stream(FLOW, {"xs": []}, store=store, max_buffered=0)
+
+
+ITEMS_WAIT: dict[str, Any] = {
+    "id": "each",
+    "nodes": {"loop": {"type": "foreach", "config": {
+        "items": "{{ inputs.xs }}", "concurrency": 1,
+        "workflow": {"id": "body", "nodes": {
+            "ask": {"type": "approval", "config": {"message": "ok {{ inputs.item }}?"}},
+            "t": {"type": "template", "config": {"template": "{{ nodes.ask.output.approved }}"}},
+        }, "edges": ["ask -> t"]}}}},
+}
+
+
+def test_suspended_foreach_items_stream_and_resume_item_by_item(store: Any) -> None:
+    stream = fm_lab.stream(ITEMS_WAIT, {"xs": [1, 2]}, store=store)
+    events = list(stream)
+    assert described(events) == [
+        ("run_started", None), ("node_started", "loop"), ("item_progress", "loop"),
+        ("node_started", "loop[0]/ask"), ("node_suspended", "loop[0]/ask"),
+        ("item_progress", "loop"),
+        ("node_started", "loop[1]/ask"), ("node_suspended", "loop[1]/ask"),
+        ("item_progress", "loop"),
+        ("node_suspended", "loop"), ("run_finished", None),
+    ]
+    assert [(e.index, e.status) for e in events if isinstance(e, ItemProgress)] == [
+        (None, None), (0, "suspended"), (1, "suspended")]
+    assert [e.leaf for e in events if isinstance(e, NodeSuspended)] == [True, True, False]
+
+    first = list(fm_lab.stream_resume(stream.run_id, {"approved": True},
+                                      path_id="loop[0]/ask", store=store))
+    assert described(first) == [
+        ("run_started", None), ("node_started", "loop"), ("item_progress", "loop"),
+        ("node_started", "loop[0]/ask"), ("node_finished", "loop[0]/ask"),
+        ("node_started", "loop[0]/t"), ("node_finished", "loop[0]/t"),
+        ("item_progress", "loop"),
+        ("item_progress", "loop"),  # item 1 still waits: it ends suspended again
+        ("node_suspended", "loop"), ("run_finished", None),
+    ]
+    assert [(e.index, e.status) for e in first if isinstance(e, ItemProgress)] == [
+        (None, None), (0, "succeeded"), (1, "suspended")]
+    last = list(fm_lab.stream_resume(stream.run_id, {"approved": False},
+                                     path_id="loop[1]/ask", store=store))
+    assert described(last) == [
+        ("run_started", None), ("node_started", "loop"), ("item_progress", "loop"),
+        ("node_started", "loop[1]/ask"), ("node_finished", "loop[1]/ask"),
+        ("node_started", "loop[1]/t"), ("node_finished", "loop[1]/t"),
+        ("item_progress", "loop"), ("node_finished", "loop"), ("run_finished", None),
+    ]
+    progress = [e for e in last if isinstance(e, ItemProgress)]
+    # item 0 finished before this resume: counted, not streamed again
+    assert [(e.index, e.done, e.total) for e in progress] == [(None, 0, 2), (1, 2, 2)]
+    finished = last[-1]
+    assert isinstance(finished, RunFinished) and finished.status == "succeeded"
