@@ -28,6 +28,7 @@ from fm_lab.widget.static_view import static_model_state
 
 if TYPE_CHECKING:
     from fm_lab.engine.run import Run
+    from fm_lab.engine.stream import RunStream
     from fm_lab.nodes.registry import NodeRegistry
     from fm_lab.store.base import RunStore
 
@@ -252,6 +253,14 @@ class GraphWidget(anywidget.AnyWidget):
         if self._run is not result:  # not heard as a watcher (the workflow's id changed)
             self._finish(result)
         return result
+
+    def stream(self, inputs: dict[str, Any] | None = None, **kwargs: Any) -> RunStream:
+        """Run the drawn workflow as :func:`fm_lab.stream` does (its typed events, to iterate
+        or not), colouring nodes as they finish."""
+        from fm_lab.engine.stream import stream
+
+        self._start()
+        return stream(self._workflow, inputs, **self._run_kwargs(kwargs))
 
     def resume(
         self,
