@@ -116,6 +116,24 @@ def read_settings(con: Any) -> dict[str, Any]:
     return _valid(con.execute("select key, value from store_settings").fetchall())
 
 
+def stricter(one: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """Settings that allow no more than either ``one`` or ``other``: the allow-lists both
+    have, and the default policy only where both agree (else ``restricted``). A DuckDB file
+    store's copy holds this while a change is being committed, so a crash between the table
+    and its copy never leaves a revoked allowance in force."""
+    merged: dict[str, Any] = {}
+    for key in ("policy.allow", "policy.http_allow"):
+        both = [v for v in one.get(key) or [] if v in (other.get(key) or [])]
+        if both:
+            merged[key] = both
+    if one.get("policy.default") == other.get("policy.default"):
+        if "policy.default" in one:
+            merged["policy.default"] = one["policy.default"]
+    else:
+        merged["policy.default"] = "restricted"
+    return merged
+
+
 def save_mirror(path: Path, settings: dict[str, Any]) -> None:
     """Write ``settings`` to ``path`` whole (a temporary file renamed over it), unless it
     already holds them: a DuckDB file store's copy that runs read without opening the file,
