@@ -24,10 +24,10 @@ if TYPE_CHECKING:
         regex,
         tool_calls,
     )
-    from fm_lab.evals.compare import Comparison, compare
+    from fm_lab.evals.comparison import Comparison, compare
     from fm_lab.evals.datasets import Dataset, DatasetError, Example, dataset, datasets
     from fm_lab.evals.experiment import Experiment, ExperimentError, experiments, load_experiment
-    from fm_lab.evals.experiments import rescore, run
+    from fm_lab.evals.runner import rescore, run
     from fm_lab.evals.gate import assert_scores
     from fm_lab.evals.judge import llm_judge
     from fm_lab.evals.online import score, scores
@@ -38,12 +38,12 @@ _EXPORTS = {
     **dict.fromkeys(("contains", "cost_budget", "embedding_similarity", "exact_match",
                      "json_valid", "latency_budget", "numeric", "regex", "tool_calls"),
                     "fm_lab.evals.builtin"),
-    "Comparison": "fm_lab.evals.compare", "compare": "fm_lab.evals.compare",
+    "Comparison": "fm_lab.evals.comparison", "compare": "fm_lab.evals.comparison",
     **dict.fromkeys(("Dataset", "DatasetError", "Example", "dataset", "datasets"),
                     "fm_lab.evals.datasets"),
     **dict.fromkeys(("Experiment", "ExperimentError", "experiments", "load_experiment"),
                     "fm_lab.evals.experiment"),
-    "rescore": "fm_lab.evals.experiments", "run": "fm_lab.evals.experiments",
+    "rescore": "fm_lab.evals.runner", "run": "fm_lab.evals.runner",
     "assert_scores": "fm_lab.evals.gate",
     "llm_judge": "fm_lab.evals.judge",
     "score": "fm_lab.evals.online", "scores": "fm_lab.evals.online",

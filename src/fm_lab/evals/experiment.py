@@ -14,7 +14,7 @@ from fm_lab.store.codec import loads
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fm_lab.evals.compare import Side
+    from fm_lab.evals.comparison import Side
     from fm_lab.store.base import RunStore
 
 
@@ -60,7 +60,7 @@ class Experiment:
 
     def variant(self, name: str) -> Side:
         """The rows of one variant, to :func:`~fm_lab.evals.compare` with another."""
-        from fm_lab.evals.compare import Side
+        from fm_lab.evals.comparison import Side
 
         if name not in self.variants:
             raise ExperimentError(f"experiment {self.experiment_id} has no variant {name!r}; "
@@ -100,7 +100,7 @@ class Experiment:
         """Score the stored outputs again with ``scorers`` (replacing their earlier scores),
         the target not re-run; with ``cassette`` every model call (an LLM judge's) is
         answered from it (``replay``: never a provider)."""
-        from fm_lab.evals.experiments import rescore
+        from fm_lab.evals.runner import rescore
 
         rescore(self, scorers, cassette=cassette, cassette_mode=cassette_mode)
         return self.refresh()

@@ -68,7 +68,7 @@ def score(runs: Any = None, *, traces: Any = None, scorers: Any, sample: float |
     traces (ids, or a DataFrame with ``trace_id``, e.g. ``fm_lab.traces()``) with ``scorers``;
     ``sample`` scores that share of them (default: each scorer's own ``sample`` rate). Each
     call is a ``scorer`` span in the scored run's trace; returns the new scores."""
-    from fm_lab.evals.experiments import experiment_trace, score_record
+    from fm_lab.evals.runner import experiment_trace, score_record
     from fm_lab.store.default import default_store
     from fm_lab.sync import run_sync
 

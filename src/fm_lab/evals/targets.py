@@ -1,5 +1,5 @@
 """What an experiment runs on each example: a function (sync or async), an agent, or a
-workflow (run through :func:`fm_lab.batch.map`, see :mod:`fm_lab.evals.experiments`). A
+workflow (run through :func:`fm_lab.batch.map`, see :mod:`fm_lab.evals.runner`). A
 variant's config is passed as keyword arguments to a function, set on a copy of an agent
 (``model``, ``instructions``, ``model_params``, ...) or added to a workflow's inputs."""
 
