@@ -27,10 +27,10 @@ if TYPE_CHECKING:
     from fm_lab.evals.comparison import Comparison, compare
     from fm_lab.evals.datasets import Dataset, DatasetError, Example, dataset, datasets
     from fm_lab.evals.experiment import Experiment, ExperimentError, experiments, load_experiment
-    from fm_lab.evals.runner import rescore, run
     from fm_lab.evals.gate import assert_scores
     from fm_lab.evals.judge import llm_judge
     from fm_lab.evals.online import score, scores
+    from fm_lab.evals.runner import rescore, run
     from fm_lab.evals.scorers import Case, Score, Scorer, scorer
     from fm_lab.evals.statistics import bootstrap_ci, mcnemar_exact, paired_bootstrap
 
@@ -51,7 +51,41 @@ _EXPORTS = {
     **dict.fromkeys(("bootstrap_ci", "mcnemar_exact", "paired_bootstrap"),
                     "fm_lab.evals.statistics"),
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Case",
+    "Comparison",
+    "Dataset",
+    "DatasetError",
+    "Example",
+    "Experiment",
+    "ExperimentError",
+    "Score",
+    "Scorer",
+    "assert_scores",
+    "bootstrap_ci",
+    "compare",
+    "contains",
+    "cost_budget",
+    "dataset",
+    "datasets",
+    "embedding_similarity",
+    "exact_match",
+    "experiments",
+    "json_valid",
+    "latency_budget",
+    "llm_judge",
+    "load_experiment",
+    "mcnemar_exact",
+    "numeric",
+    "paired_bootstrap",
+    "regex",
+    "rescore",
+    "run",
+    "score",
+    "scorer",
+    "scores",
+    "tool_calls",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -92,9 +92,11 @@ class Comparison:
 
     def changed(self, scorer: str | None = None) -> pd.DataFrame:
         """Paired rows whose score changed (``scorer``, else any), with both outputs."""
+        import pandas as pd
+
         names = [scorer] if scorer else self.a.scorers
         frame = self.pairs
-        mask = False
+        mask = pd.Series(False, index=frame.index)
         for name in names:
             left, right = frame[f"{name}_a"], frame[f"{name}_b"]
             mask = mask | ((left != right) & ~(left.isna() & right.isna()))
@@ -102,7 +104,8 @@ class Comparison:
                    *[f"{n}_{s}" for n in names for s in ("a", "b")],
                    *[f"{n}.reason_{s}" for n in names for s in ("a", "b")
                      if f"{n}.reason_{s}" in frame.columns]]
-        return frame.loc[mask, columns].reset_index(drop=True)
+        changed: pd.DataFrame = frame.loc[mask, columns].reset_index(drop=True)
+        return changed
 
     def plot_scores(self) -> Any:
         """Each scorer's distribution on both sides (matplotlib figure)."""

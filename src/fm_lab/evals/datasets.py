@@ -205,9 +205,11 @@ def load(name: str, version: int | None = None, store: RunStore | None = None) -
                            f"{sorted(versions['version'].astype(int))}")
     rows = table.select("eval_examples", {"dataset": name, "version": chosen})
     rows = rows.sort_values("position")
-    examples = [Example(loads(r.inputs) or {}, loads(r.expected), loads(r.metadata) or {},
-                        str(r.example_id), r.source_run_id or None)
-                for r in rows.itertuples()]
+    examples = [Example(loads(inputs) or {}, loads(expected), loads(meta) or {}, str(example_id),
+                        source or None)
+                for inputs, expected, meta, example_id, source in zip(
+                    rows["inputs"], rows["expected"], rows["metadata"], rows["example_id"],
+                    rows["source_run_id"], strict=True)]
     return Dataset(name, chosen, examples, store)
 
 

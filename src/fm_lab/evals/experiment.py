@@ -130,7 +130,7 @@ def _fmt(value: float) -> str:
 
 def _mean_ci(mean: float, ci: tuple[float, float]) -> str:
     if math.isnan(mean):
-        return "–"
+        return "-"
     return f"{mean:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
@@ -151,10 +151,10 @@ def experiment_frame(experiment_id: str, dataset: str, version: int,
         "example_id": results["example_id"].to_numpy(),
         "position": results["position"].astype(int).to_numpy(),
     })
-    frame["inputs"] = [inputs.get(e) for e in frame["example_id"]]
-    frame["output"] = [loads(v) for v in results["output"]]
+    frame["inputs"] = pd.Series([inputs.get(e) for e in frame["example_id"]], dtype=object)
+    frame["output"] = pd.Series([loads(v) for v in results["output"]], dtype=object)
     frame = frame.merge(examples, on="example_id", how="left")
-    frame["error"] = [loads(v) for v in results["error"]]
+    frame["error"] = pd.Series([loads(v) for v in results["error"]], dtype=object)
     for column in ("latency_ms", "input_tokens", "output_tokens", "cached_tokens", "cost_usd",
                    "model", "run_id", "trace_id", "span_id"):
         frame[column] = results[column].to_numpy()

@@ -41,7 +41,7 @@ def missed(experiment: Experiment, minimums: Mapping[str, float]) -> list[str]:
     return lines
 
 
-def assert_scores(experiment: Experiment, min: Mapping[str, float]) -> None:  # noqa: A002
+def assert_scores(experiment: Experiment, min: Mapping[str, float]) -> None:
     """Fail a test (AssertionError listing each miss) when a scorer's mean is below its
     minimum, e.g. ``assert_scores(run(...), min={"exact_match": 0.9})``."""
     lines = missed(experiment, min)

@@ -28,12 +28,14 @@ def _ids(values: Any, column: str) -> list[str]:
     return [str(v) for v in values]
 
 
-def _trace_cases(trace_ids: list[str], store: RunStore) -> list[tuple[Case, str | None, str,
-                                                                      str | None]]:
+Found = list[tuple[Case, str | None, str, str | None]]  # case, run id, trace id, parent span
+
+
+def _trace_cases(trace_ids: list[str], store: RunStore) -> Found:
     """A stored trace as a case: its root span's input and output."""
     from fm_lab.store.base import sql_store
 
-    found = []
+    found: Found = []
     sql = sql_store(store, "scoring traces")
     for trace_id in trace_ids:
         roots = sql.sql("select span_id, input, output, run_id from all_spans where trace_id = ? "
@@ -48,9 +50,8 @@ def _trace_cases(trace_ids: list[str], store: RunStore) -> list[tuple[Case, str 
     return found
 
 
-def _run_cases(run_ids: list[str], store: RunStore) -> list[tuple[Case, str | None, str,
-                                                                  str | None]]:
-    found = []
+def _run_cases(run_ids: list[str], store: RunStore) -> Found:
+    found: Found = []
     for run_id in run_ids:
         try:
             snapshot = store.load_run(run_id)

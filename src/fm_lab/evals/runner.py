@@ -353,15 +353,16 @@ def rescore(experiment: Experiment | str, scorers: Any, *, cassette: Any = None,
     keys: list[tuple[str, int, str | None]] = []
 
     async def score_all(parent: SpanContext | None) -> None:
-        for item in frame.itertuples(index=False):
-            example = examples[str(item.example_id)]
-            answer = Answer(item.output, item.error, item.run_id)
-            context = parent if parent is None or not item.trace_id else SpanContext(
-                str(item.trace_id), item.span_id or None, None, parent.sink)
-            found_scores = await score_case(chosen, _case(example, answer, item.latency_ms,
-                                                          item.cost_usd), context)
+        for item in frame.to_dict("records"):
+            example = examples[str(item["example_id"])]
+            run_id, trace_id = _text(item["run_id"]), _text(item["trace_id"])
+            answer = Answer(item["output"], item["error"], run_id)
+            context = parent if parent is None or trace_id is None else SpanContext(
+                trace_id, _text(item["span_id"]), None, parent.sink)
+            found_scores = await score_case(chosen, _case(example, answer, _number(
+                item["latency_ms"]), _number(item["cost_usd"])), context)
             rows.extend(found_scores)
-            keys.extend([(str(item.variant), int(item.position), item.run_id)]
+            keys.extend([(str(item["variant"]), int(item["position"]), run_id)]
                         * len(found_scores))
 
     from fm_lab.sync import run_sync
@@ -377,6 +378,15 @@ def rescore(experiment: Experiment | str, scorers: Any, *, cassette: Any = None,
                                      for score, (variant, position, run_id)
                                      in zip(rows, keys, strict=True)])
     return found.refresh()
+
+
+def _text(value: Any) -> str | None:
+    """A stored id, None when missing (None or NaN)."""
+    return value if isinstance(value, str) and value else None
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or value != value else float(value)
 
 
 def _default() -> RunStore:

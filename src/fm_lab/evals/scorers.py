@@ -125,7 +125,7 @@ def scorer(fn: Callable[..., Any] | None = None, *, name: str | None = None,
     def wrap(inner: Callable[..., Any]) -> Scorer:
         if isinstance(inner, Scorer):
             return Scorer(inner.fn, name or inner.name, sample)
-        return Scorer(inner, name or getattr(inner, "__name__", "scorer"), sample)
+        return Scorer(inner, name or str(getattr(inner, "__name__", "scorer")), sample)
 
     return wrap(fn) if fn is not None else wrap
 

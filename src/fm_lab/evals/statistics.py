@@ -115,12 +115,12 @@ def mcnemar_exact(a: Any, b: Any) -> PairedDifference:
 
     left, right = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     keep = ~(np.isnan(left) | np.isnan(right))
-    left, right = left[keep] > 0.5, right[keep] > 0.5
-    n = len(left)
+    passed_a, passed_b = left[keep] > 0.5, right[keep] > 0.5
+    n = len(passed_a)
     if n == 0:
         return PairedDifference(math.nan, math.nan, math.nan, math.nan, 0, "McNemar exact")
-    lost = int(np.sum(left & ~right))  # passed in a, failed in b
-    won = int(np.sum(~left & right))
+    lost = int(np.sum(passed_a & ~passed_b))  # passed in a, failed in b
+    won = int(np.sum(~passed_a & passed_b))
     discordant = lost + won
     tail = sum(math.comb(discordant, k) for k in range(min(lost, won) + 1))
     p_value = min(1.0, 2 * tail / 2 ** discordant) if discordant else 1.0

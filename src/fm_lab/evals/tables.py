@@ -65,7 +65,8 @@ def _frame(table: str, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _clause(where: Where) -> tuple[str, list[Any]]:
-    parts, params = [], []
+    parts: list[str] = []
+    params: list[Any] = []
     for column, value in where.items():
         if column not in {c for cols in COLUMNS.values() for c in cols}:
             raise ValueError(f"unknown eval column {column!r}")
