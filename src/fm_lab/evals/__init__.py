@@ -25,7 +25,7 @@ if TYPE_CHECKING:
         tool_calls,
     )
     from fm_lab.evals.comparison import Comparison, compare
-    from fm_lab.evals.datasets import Dataset, DatasetError, Example, dataset, datasets
+    from fm_lab.evals.data import Dataset, DatasetError, Example, dataset, datasets
     from fm_lab.evals.experiment import Experiment, ExperimentError, experiments, load_experiment
     from fm_lab.evals.gate import assert_scores
     from fm_lab.evals.judge import llm_judge
@@ -40,7 +40,7 @@ _EXPORTS = {
                     "fm_lab.evals.builtin"),
     "Comparison": "fm_lab.evals.comparison", "compare": "fm_lab.evals.comparison",
     **dict.fromkeys(("Dataset", "DatasetError", "Example", "dataset", "datasets"),
-                    "fm_lab.evals.datasets"),
+                    "fm_lab.evals.data"),
     **dict.fromkeys(("Experiment", "ExperimentError", "experiments", "load_experiment"),
                     "fm_lab.evals.experiment"),
     "rescore": "fm_lab.evals.runner", "run": "fm_lab.evals.runner",

@@ -71,7 +71,8 @@ class Experiment:
 
     @property
     def label(self) -> str:
-        return self.name or self.experiment_id
+        """The name and id (the id alone when unnamed)."""
+        return f"{self.name} ({self.experiment_id})" if self.name else self.experiment_id
 
     def summary(self, confidence: float = 0.95) -> pd.DataFrame:
         """Per variant: rows, errors, each scorer's mean with a bootstrap interval, tokens,
@@ -107,7 +108,7 @@ class Experiment:
 
     def _repr_html_(self) -> str:
         summary = self.summary()
-        head = (f"<b>Experiment {html.escape(self.label)}</b> "
+        head = (f"<b>Experiment {html.escape(self.name or '')}</b> "
                 f"<code>{html.escape(self.experiment_id)}</code> · dataset "
                 f"{html.escape(self.dataset)} v{self.dataset_version} · "
                 f"{html.escape(self.target)} · {html.escape(self.status)}")
@@ -139,7 +140,7 @@ def experiment_frame(experiment_id: str, dataset: str, version: int,
     """The rows of an experiment joined with its examples and scores (wide)."""
     import pandas as pd
 
-    from fm_lab.evals.datasets import load
+    from fm_lab.evals.data import load
 
     table = tables(store)
     results = table.select("eval_results", {"experiment_id": experiment_id})

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.evals.datasets import Dataset, Example, load
+from fm_lab.evals.data import Dataset, Example, load
 from fm_lab.evals.experiment import Experiment, ExperimentError, load_experiment
 from fm_lab.evals.scorers import Case, Scorer, ScoreRow, as_scorers, score_case
 from fm_lab.evals.tables import Tables, now, tables
