@@ -44,7 +44,8 @@ class Experiment:
         ``latency_ms``, tokens, ``cost_usd``, ``model``, ``run_id``, ``trace_id``."""
         if self._frame is None:
             self._frame = experiment_frame(self.experiment_id, self.dataset,
-                                           self.dataset_version, self.store)
+                                           self.dataset_version, self.store,
+                                           list(self.variants))
         return self._frame
 
     def refresh(self) -> Experiment:
@@ -136,8 +137,9 @@ def _mean_ci(mean: float, ci: tuple[float, float]) -> str:
 
 
 def experiment_frame(experiment_id: str, dataset: str, version: int,
-                     store: RunStore | None) -> pd.DataFrame:
-    """The rows of an experiment joined with its examples and scores (wide)."""
+                     store: RunStore | None, variants: list[str]) -> pd.DataFrame:
+    """The rows of an experiment joined with its examples and scores (wide), variants in
+    their given order."""
     import pandas as pd
 
     from fm_lab.evals.data import load
@@ -146,7 +148,9 @@ def experiment_frame(experiment_id: str, dataset: str, version: int,
     results = table.select("eval_results", {"experiment_id": experiment_id})
     examples = load(dataset, version, store).df[["example_id", "expected"]]
     inputs = {e.example_id: e.inputs for e in load(dataset, version, store).examples}
-    results = results.sort_values(["variant", "position"], kind="stable")
+    order = {name: i for i, name in enumerate(variants)}
+    results = results.assign(_order=results["variant"].map(order)).sort_values(
+        ["_order", "position"], kind="stable")
     frame = pd.DataFrame({
         "variant": results["variant"].to_numpy(),
         "example_id": results["example_id"].to_numpy(),
