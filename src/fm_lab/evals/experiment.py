@@ -146,8 +146,9 @@ def experiment_frame(experiment_id: str, dataset: str, version: int,
 
     table = tables(store)
     results = table.select("eval_results", {"experiment_id": experiment_id})
-    examples = load(dataset, version, store).df[["example_id", "expected"]]
-    inputs = {e.example_id: e.inputs for e in load(dataset, version, store).examples}
+    found = load(dataset, version, store)
+    examples = found.df[["example_id", "expected"]]
+    inputs = {e.example_id: e.inputs for e in found.examples}
     order = {name: i for i, name in enumerate(variants)}
     results = results.assign(_order=results["variant"].map(order)).sort_values(
         ["_order", "position"], kind="stable")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,10 +47,8 @@ class Row:
 
 
 def new_experiment_id() -> str:
-    """A sortable, unique experiment id."""
-    from fm_lab.engine.api import new_run_id
-
-    return "x" + new_run_id()
+    """A sortable, unique experiment id (as run ids are made, with an ``x`` in front)."""
+    return f"x{int(time.time() * 1000):012x}{secrets.token_hex(4)}"
 
 
 def _variants(variants: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
@@ -69,9 +68,10 @@ class Writer:
     :data:`FLUSH_S` seconds, and what is left at the end, also when the experiment is
     stopped), the trace's spans made durable first."""
 
-    def __init__(self, table: Tables, experiment_id: str,
-                 trace: StandaloneTrace | None) -> None:
+    def __init__(self, table: Tables, experiment_id: str, trace: StandaloneTrace | None,
+                 table_store: RunStore | None = None) -> None:
         self.table, self.experiment_id, self.trace = table, experiment_id, trace
+        self.table_store = table_store  # the store to hold open while rows are written
         self.pending: list[Row] = []
         self.last = time.monotonic()
         self.written = 0
@@ -180,22 +180,23 @@ async def _local_row(target: Any, variant: str, config: dict[str, Any], position
 async def _run_local(target: Any, todo: list[tuple[str, dict[str, Any], int, Example]],
                      scorers: list[Scorer], writer: Writer, parent: SpanContext | None,
                      concurrency: int) -> None:
-    runner = local_target(target)
-    gate = asyncio.Semaphore(concurrency)
+    """``concurrency`` workers take rows in turn (a sync function target then runs in
+    worker threads, so calls that wait on a model overlap)."""
+    runner = local_target(target, threads=concurrency > 1)
+    pending = iter(todo)
     token = activate(parent)
 
-    async def one(variant: str, config: dict[str, Any], position: int, example: Example
-                  ) -> None:
-        async with gate:
+    async def worker() -> None:
+        for variant, config, position, example in pending:
             writer.add(await _local_row(runner, variant, config, position, example, scorers,
                                         parent, writer.experiment_id))
 
+    # one connection for the whole experiment (not an open and a close per group of rows),
+    # held by the thread of this loop, as batch.map does
     try:
-        if concurrency == 1:
-            for item in todo:
-                await one(*item)
-        else:
-            await asyncio.gather(*(one(*item) for item in todo))
+        with writer.table_store.hold() if writer.table_store is not None else \
+                contextlib.nullcontext():
+            await asyncio.gather(*(worker() for _ in range(min(concurrency, len(todo)))))
     finally:
         deactivate(token)
 
@@ -310,7 +311,7 @@ def run(target: Any, dataset: Dataset | str, scorers: Any = None, *,
             if (variant, position) not in done]
     table = tables(store)
     with _tape(cassette, cassette_mode), experiment_trace(store) as (parent, trace):
-        writer = Writer(table, experiment_id, trace)
+        writer = Writer(table, experiment_id, trace, store)
         try:
             if workflow:
                 _run_workflow(target, given, todo, data, chosen, writer, parent, store,

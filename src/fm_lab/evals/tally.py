@@ -51,7 +51,9 @@ class Tally:
 
     def stamp(self, span: Span) -> None:
         """Put the totals on ``span`` (not an ``llm`` span, so usage queries count each call
-        once)."""
+        once); nothing when no model was called."""
+        if not (self.input_tokens or self.output_tokens or self.cost_usd):
+            return
         span.set_usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens,
                        cost_usd=self.cost_usd)
 

@@ -5,6 +5,7 @@ variant's config is passed as keyword arguments to a function, set on a copy of 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import inspect
 from collections.abc import Callable
@@ -76,13 +77,20 @@ class FunctionTarget:
     """A plain function: called with the example's inputs as keyword arguments (or as one
     dict, if its first parameter is named ``inputs``) and the variant's config."""
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    def __init__(self, fn: Callable[..., Any], threads: bool = False) -> None:
         self.fn = fn
         parameters = list(inspect.signature(fn).parameters)
         self.takes_dict = bool(parameters) and parameters[0] == "inputs"
+        self.threads = threads and not inspect.iscoroutinefunction(fn)
+
+    def _call(self, inputs: dict[str, Any], config: dict[str, Any]) -> Any:
+        return self.fn(inputs, **config) if self.takes_dict else self.fn(**inputs, **config)
 
     async def answer(self, inputs: dict[str, Any], config: dict[str, Any]) -> Answer:
-        result = self.fn(inputs, **config) if self.takes_dict else self.fn(**inputs, **config)
+        if self.threads:
+            result = await asyncio.to_thread(self._call, inputs, config)
+        else:
+            result = self._call(inputs, config)
         if inspect.isawaitable(result):
             result = await result
         return Answer(result)
@@ -102,13 +110,14 @@ class AgentTarget:
                       [str(call.get("name")) for call in result.tool_calls], result.model)
 
 
-def local_target(target: Any) -> FunctionTarget | AgentTarget:
-    """The runner of a function or agent target."""
+def local_target(target: Any, threads: bool = False) -> FunctionTarget | AgentTarget:
+    """The runner of a function or agent target (a sync function in worker threads when
+    ``threads``)."""
     from fm_lab.agents.agent import Agent
 
     if isinstance(target, Agent):
         return AgentTarget(target)
     if callable(target):
-        return FunctionTarget(target)
+        return FunctionTarget(target, threads)
     raise TypeError(f"an experiment's target is a function, an agent or a workflow, not "
                     f"{type(target).__name__}")

@@ -262,3 +262,18 @@ def test_a_workflow_target_runs_through_batch_map_and_resumes(store, register) -
     assert frame["run_id"].notna().all()
     again = ev.run(workflow, data, [right], experiment_id=exp.experiment_id, store=store)
     assert len(again.df) == 6
+
+
+def test_a_store_copy_brings_datasets_experiments_and_scores(tmp_path) -> None:
+    from fm_lab.store.copy import copy_store
+
+    source, target = fm_lab.Store(tmp_path / "a.duckdb"), fm_lab.Store(tmp_path / "b.duckdb")
+    exp = ev.run(double, numbers("copied", source, n=3), [ev.exact_match()], store=source)
+    report = copy_store(source, target)
+    assert report.copied["eval_results"] == 3 and report.copied["eval_scores"] == 3
+    columns = ["variant", "example_id", "output", "expected", "exact_match"]
+    copied = ev.load_experiment(exp.experiment_id, store=target).df[columns]
+    pd.testing.assert_frame_equal(copied, exp.df[columns])
+    assert copy_store(source, target).copied["eval_scores"] == 0  # again: nothing new
+    source.close()
+    target.close()
