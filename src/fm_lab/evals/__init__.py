@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from fm_lab.evals.experiment import Experiment, ExperimentError, experiments, load_experiment
     from fm_lab.evals.gate import assert_scores
     from fm_lab.evals.judge import llm_judge
-    from fm_lab.evals.online import score, scores
+    from fm_lab.evals.online import ScoredAgent, score, scored, scores
     from fm_lab.evals.runner import rescore, run
     from fm_lab.evals.scorers import Case, Score, Scorer, scorer
     from fm_lab.evals.statistics import bootstrap_ci, mcnemar_exact, paired_bootstrap
@@ -46,7 +46,7 @@ _EXPORTS = {
     "rescore": "fm_lab.evals.runner", "run": "fm_lab.evals.runner",
     "assert_scores": "fm_lab.evals.gate",
     "llm_judge": "fm_lab.evals.judge",
-    "score": "fm_lab.evals.online", "scores": "fm_lab.evals.online",
+    **dict.fromkeys(("ScoredAgent", "score", "scored", "scores"), "fm_lab.evals.online"),
     **dict.fromkeys(("Case", "Score", "Scorer", "scorer"), "fm_lab.evals.scorers"),
     **dict.fromkeys(("bootstrap_ci", "mcnemar_exact", "paired_bootstrap"),
                     "fm_lab.evals.statistics"),
@@ -60,6 +60,7 @@ __all__ = [
     "Experiment",
     "ExperimentError",
     "Score",
+    "ScoredAgent",
     "Scorer",
     "assert_scores",
     "bootstrap_ci",
@@ -82,6 +83,7 @@ __all__ = [
     "rescore",
     "run",
     "score",
+    "scored",
     "scorer",
     "scores",
     "tool_calls",

@@ -277,3 +277,22 @@ def test_a_store_copy_brings_datasets_experiments_and_scores(tmp_path) -> None:
     assert copy_store(source, target).copied["eval_scores"] == 0  # again: nothing new
     source.close()
     target.close()
+
+
+def test_an_agent_carries_scorers_with_a_sampling_rate(store) -> None:
+    from fm_lab.agents import Agent
+
+    agent = Agent("helper", "Answer briefly.", model=script("eval-helper", default="Paris."))
+    watched = ev.scored(agent, [ev.contains("paris"), ev.regex(r"\.$")], store=store)
+    result = watched.generate("Capital of France?", store=store)
+    assert result.text == "Paris." and watched.name == "helper"
+    verdicts = ev.scores(store=store)
+    assert sorted(verdicts["scorer"]) == ["contains", "regex"] and verdicts["value"].eq(1).all()
+    assert set(verdicts["trace_id"]) == {result.trace_id}  # in the answer's own trace
+    spans = fm_lab.trace(result.trace_id, store=store)
+    assert {"agent", "llm", "scorer"} <= set(spans["kind"])
+    sampled = ev.scored(agent, [ev.contains("paris")], sample=0.3, seed=2, store=store)
+    for _ in range(20):
+        sampled.generate("Capital of France?", store=store)
+    kept = len(ev.scores(scorer="contains", store=store)) - 1
+    assert 0 < kept < 20
