@@ -52,7 +52,8 @@ def test_an_old_file_is_checked_without_change_then_migrated(tmp_path: Path) -> 
     with pytest.raises(StoreError, match="read-only: it cannot be migrated"):
         reader.migrate()
     reader.close()
-    assert Store(path, read_only=True).migrate(apply=False).pending == (7, 8, 9, 10, 11)  # unchanged
+    unchanged = Store(path, read_only=True).migrate(apply=False)
+    assert unchanged.pending == (7, 8, 9, 10, 11)
     store = Store(path)
     assert (store.migrate().before, store.migrate().applied) == (6, (7, 8, 9, 10, 11))
     store.close()
