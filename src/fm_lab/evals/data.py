@@ -87,6 +87,13 @@ def _as_dict(value: Any) -> dict[str, Any]:
     raise DatasetError(f"metadata must be a dict per row, not {type(value).__name__}")
 
 
+def _text(value: Any) -> str | None:
+    """A cell as text, None when empty (None or NaN)."""
+    if value is None or (isinstance(value, float) and value != value) or value == "":
+        return None
+    return str(value)
+
+
 def examples_from_frame(frame: pd.DataFrame, *, inputs: Sequence[str] | None = None,
                         expected: str | None = "expected",
                         metadata: Sequence[str] | None = None) -> list[Example]:
@@ -112,8 +119,8 @@ def examples_from_frame(frame: pd.DataFrame, *, inputs: Sequence[str] | None = N
                  else {str(c): record[c] for c in inputs})
         meta = {**_as_dict(record.get("metadata")), **{c: record[c] for c in meta_columns}}
         found.append(Example(given, record.get(expected) if expected else None, meta,
-                             str(record.get("example_id") or ""),
-                             record.get("source_run_id") or None).with_id())
+                             _text(record.get("example_id")) or "",
+                             _text(record.get("source_run_id"))).with_id())
     if not found:
         raise DatasetError("a dataset needs at least one example")
     return found

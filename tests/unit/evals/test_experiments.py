@@ -296,3 +296,34 @@ def test_an_agent_carries_scorers_with_a_sampling_rate(store) -> None:
         sampled.generate("Capital of France?", store=store)
     kept = len(ev.scores(scorer="contains", store=store)) - 1
     assert 0 < kept < 20
+
+
+def test_an_agent_target_with_model_variants_replays_from_a_cassette(store_path,
+                                                                     tmp_path) -> None:
+    from fm_lab.agents import Agent
+
+    store = fm_lab.Store(store_path)
+    asked: list[str] = []
+
+    def capital(messages: list[dict[str, Any]], tools: Any) -> str:
+        asked.append(messages[-1]["content"])
+        return "Paris." if "France" in messages[-1]["content"] else "Rome."
+
+    good, lazy = script("eval-good", fn=capital), script("eval-lazy", default="Rome.")
+    agent = Agent("geo", "Answer with the capital.", model=lazy)
+    data = ev.dataset("capitals", pd.DataFrame({"question": ["France?", "Italy?"],
+                                                "expected": ["Paris.", "Rome."]}), store=store)
+    tape = tmp_path / "agent.jsonl"
+    exp = ev.run(agent, data, [ev.exact_match()], store=store, cassette=tape,
+                 variants={"lazy": {}, "good": {"model": good}})
+    frame = exp.df.set_index(["variant", "position"])
+    assert frame.loc[("lazy", 0), "exact_match"] == 0.0
+    assert frame.loc[("good", 0), "exact_match"] == 1.0
+    assert frame.loc[("good", 0), "model"] == good and frame["input_tokens"].gt(0).all()
+    assert agent.model == lazy  # variants change a copy
+    assert len(asked) == 2
+    asked.clear()
+    again = ev.run(agent, data, [ev.exact_match()], store=store, cassette=tape,
+                   cassette_mode="replay", variants={"lazy": {}, "good": {"model": good}})
+    assert asked == [] and again.df["output"].tolist() == exp.df["output"].tolist()
+    store.close()

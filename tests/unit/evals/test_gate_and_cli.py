@@ -129,3 +129,14 @@ async def test_a_failing_scorer_is_a_missing_score_with_its_error() -> None:
     assert found.value is None and "RuntimeError: boom" in (found.reason or "")
     with pytest.raises(TypeError, match="asks for answer"):
         ev.scorer(lambda answer: True)
+
+
+def test_rows_with_blank_ids_and_repeated_inputs() -> None:
+    store = MemoryStore()
+    frame = pd.DataFrame({"q": ["a", "b"], "example_id": ["one", None],
+                          "source_run_id": [None, float("nan")]})
+    data = ev.dataset("ids", frame, expected=None, store=store)
+    assert data.examples[0].example_id == "one" and len(data.examples[1].example_id) == 16
+    assert [e.source_run_id for e in data.examples] == [None, None]
+    with pytest.raises(ev.DatasetError, match="repeats example ids"):
+        ev.dataset("twice", pd.DataFrame({"q": ["a", "a"]}), store=store)
