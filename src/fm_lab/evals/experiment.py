@@ -39,8 +39,8 @@ class Experiment:
 
     @property
     def df(self) -> pd.DataFrame:
-        """One row per (variant, example): ``variant``, ``example_id``, ``inputs``,
-        ``output``, ``expected``, ``error``, ``<scorer>`` and ``<scorer>.reason`` per scorer,
+        """One row per (variant, example): ``variant``, ``example_id``, ``inputs`` (and
+        ``inputs.<name>`` per input), ``output``, ``expected``, ``error``, ``<scorer>`` and ``<scorer>.reason`` per scorer,
         ``latency_ms``, tokens, ``cost_usd``, ``model``, ``run_id``, ``trace_id``."""
         if self._frame is None:
             self._frame = experiment_frame(self.experiment_id, self.dataset,
@@ -158,6 +158,9 @@ def experiment_frame(experiment_id: str, dataset: str, version: int,
         "position": results["position"].astype(int).to_numpy(),
     })
     frame["inputs"] = pd.Series([inputs.get(e) for e in frame["example_id"]], dtype=object)
+    keys = list(dict.fromkeys(k for e in found.examples for k in e.inputs))
+    for key in keys:  # each input as a column too, to filter and group by
+        frame[f"inputs.{key}"] = [(given or {}).get(key) for given in frame["inputs"]]
     frame["output"] = pd.Series([loads(v) for v in results["output"]], dtype=object)
     frame = frame.merge(examples, on="example_id", how="left")
     frame["error"] = pd.Series([loads(v) for v in results["error"]], dtype=object)

@@ -46,6 +46,7 @@ def test_run_gives_a_row_per_variant_and_example_with_scores_and_traces(store) -
     wrong = frame[frame["variant"] == "wrong"]
     assert wrong["exact_match"].tolist() == [0.0 if x % 4 == 0 else 1.0 for x in range(20)]
     assert frame.loc[0, "inputs"] == {"x": 0} and frame.loc[0, "expected"] == "0"
+    assert frame["inputs.x"].tolist() == list(range(20)) * 2
     assert frame["short"].notna().all() and frame["trace_id"].notna().all()
     summary = exp.summary().set_index("variant")
     assert summary.loc["wrong", "exact_match"] == pytest.approx(0.75)
