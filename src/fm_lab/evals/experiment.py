@@ -40,8 +40,9 @@ class Experiment:
     @property
     def df(self) -> pd.DataFrame:
         """One row per (variant, example): ``variant``, ``example_id``, ``inputs`` (and
-        ``inputs.<name>`` per input), ``output``, ``expected``, ``error``, ``<scorer>`` and ``<scorer>.reason`` per scorer,
-        ``latency_ms``, tokens, ``cost_usd``, ``model``, ``run_id``, ``trace_id``."""
+        ``inputs.<name>`` per input), ``output``, ``expected``, ``error``, ``<scorer>`` and
+        ``<scorer>.reason`` per scorer, ``latency_ms``, tokens, ``cost_usd``, ``model``,
+        ``run_id``, ``trace_id``."""
         if self._frame is None:
             self._frame = experiment_frame(self.experiment_id, self.dataset,
                                            self.dataset_version, self.store,
