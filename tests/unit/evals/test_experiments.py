@@ -196,6 +196,11 @@ def test_compare_flags_a_real_difference_and_not_noise() -> None:
     assert table.loc["right", "difference"] > 0 and table.loc["graded", "low"] > 0
     assert len(real.changed("right")) > 0
     assert "<b>base</b> → <b>better</b>" in real._repr_html_()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    assert len(real.plot_scores().axes) == 2
+    assert real.plot_quality_vs_cost("graded").axes[0].get_ylabel() == "graded"
 
 
 def test_price_as_reprices_recorded_tokens_on_another_model(store) -> None:
@@ -328,3 +333,19 @@ def test_an_agent_target_with_model_variants_replays_from_a_cassette(store_path,
                    cassette_mode="replay", variants={"lazy": {}, "good": {"model": good}})
     assert asked == [] and again.df["output"].tolist() == exp.df["output"].tolist()
     store.close()
+
+
+def test_score_a_stored_trace_by_its_root_span(store) -> None:
+    from fm_lab.agents import Agent
+
+    agent = Agent("tracer", "Answer.", model=script("eval-tracer", default="Oslo."))
+    result = agent.generate("Capital of Norway?", store=store)
+
+    @ev.scorer
+    def says_oslo(output: Any, inputs: dict[str, Any]) -> bool:
+        return "Oslo" in str(output) and "Norway" in str(inputs)
+
+    found = ev.score(traces=[result.trace_id], scorers=[says_oslo], store=store)
+    assert found["value"].tolist() == [1.0] and found["trace_id"].tolist() == [result.trace_id]
+    with pytest.raises(LookupError, match="no trace 'nope'"):
+        ev.score(traces=["nope"], scorers=[says_oslo], store=store)
