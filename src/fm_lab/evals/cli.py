@@ -58,7 +58,10 @@ def experiment_of(args: argparse.Namespace, store: RunStore) -> Experiment:
     found = load_file(args.file)
     name = args.name or found.get("name") or Path(args.file).stem
     data = found["dataset"]
-    if not isinstance(data, (Dataset, str)) or str(data).endswith((".csv", ".jsonl")):
+    if isinstance(data, (str, Path)) and str(data).endswith((".csv", ".jsonl")):
+        beside = Path(args.file).parent / data  # a path relative to the eval file
+        data = dataset(name, beside if beside.exists() else data, store=store)
+    elif not isinstance(data, (Dataset, str)):
         data = dataset(name, data, store=store)
     return run(found["target"], data, found["scorers"], variants=found.get("variants"),
                concurrency=int(found.get("concurrency", 8)), name=name, store=store)

@@ -44,6 +44,11 @@ def test_eval_run_passes_then_fails_its_threshold_and_compares_with_the_last(
     assert "McNemar exact" in second and "(10 paired rows)" in second
     assert main(["--store", store, "eval", "run", str(file), "--min", "exact"]) == 1
     assert "--min takes scorer=number" in capsys.readouterr().err
+    (tmp_path / "rows.jsonl").write_text('{"x": 1, "expected": "2"}\n')
+    (tmp_path / "from_file.py").write_text(EVAL_FILE.replace("{wrong_from}", "9").replace(
+        "dataset = pd.DataFrame(", 'dataset = "rows.jsonl"\nunused = ('))
+    assert main(["--store", store, "eval", "run", str(tmp_path / "from_file.py")]) == 0
+    assert "(from_file): 1 rows" in capsys.readouterr().out
     (tmp_path / "empty.py").write_text("x = 1\n")
     assert main(["--store", store, "eval", "run", str(tmp_path / "empty.py")]) == 1
     assert "defines no target, dataset, scorers" in capsys.readouterr().err
