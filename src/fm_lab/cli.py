@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_notebook_parser(sub)
     _store_parser(sub)
     _mcp_parsers(sub)
+    from fm_lab.evals.cli import add_parser as add_eval_parser
+
+    add_eval_parser(sub)
     return parser
 
 
@@ -113,6 +116,15 @@ def _cmd_connections(args: argparse.Namespace) -> int:
     try:
         return run_connections(args)
     except ValueError as exc:  # a bad or unknown connection, an insecure file
+        return _fail(args, exc)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from fm_lab.evals.cli import run as run_eval
+
+    try:
+        return run_eval(args, _store(args))
+    except (ValueError, LookupError) as exc:  # a bad file, threshold, dataset or experiment
         return _fail(args, exc)
 
 
@@ -628,6 +640,7 @@ _COMMANDS = {
     "batch": _cmd_batch,
     "notebook": _cmd_batch,
     "connections": _cmd_connections,
+    "eval": _cmd_eval,
     "mcp": _cmd_mcp,
     "run": _cmd_run,
     "rerun": _cmd_run_report,
