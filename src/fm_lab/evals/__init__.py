@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from fm_lab.evals.experiment import Experiment, ExperimentError, experiments, load_experiment
     from fm_lab.evals.gate import assert_scores
     from fm_lab.evals.judge import llm_judge
+    from fm_lab.evals.node_scoring import ScoredNodes
     from fm_lab.evals.online import ScoredAgent, score, scored, scores
     from fm_lab.evals.runner import rescore, run
     from fm_lab.evals.scorers import Case, Score, Scorer, scorer
@@ -47,6 +48,7 @@ _EXPORTS = {
     "assert_scores": "fm_lab.evals.gate",
     "llm_judge": "fm_lab.evals.judge",
     **dict.fromkeys(("ScoredAgent", "score", "scored", "scores"), "fm_lab.evals.online"),
+    "ScoredNodes": "fm_lab.evals.node_scoring",
     **dict.fromkeys(("Case", "Score", "Scorer", "scorer"), "fm_lab.evals.scorers"),
     **dict.fromkeys(("bootstrap_ci", "mcnemar_exact", "paired_bootstrap"),
                     "fm_lab.evals.statistics"),
@@ -61,6 +63,7 @@ __all__ = [
     "ExperimentError",
     "Score",
     "ScoredAgent",
+    "ScoredNodes",
     "Scorer",
     "assert_scores",
     "bootstrap_ci",

@@ -5,6 +5,7 @@ verdict stored in ``eval_scores`` with the run's trace id (so scores join to spa
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.evals.scorers import Case, Scorer, ScoreRow, as_scorers, score_case
@@ -146,11 +147,23 @@ class ScoredAgent:
         return run_sync(self.agenerate(message, **kwargs))
 
 
-def scored(agent: Any, scorers: Any, *, sample: float | None = None, seed: int | None = None,
-           store: RunStore | None = None) -> ScoredAgent:
-    """``agent`` scoring a ``sample`` of its answers with ``scorers`` (default rate: each
-    scorer's ``sample``), e.g. ``scored(agent, [judge], sample=0.1)``."""
-    return ScoredAgent(agent, _checked(scorers, sample), sample, seed, store)
+def scored(target: Any, scorers: Any, *, sample: float | None = None, seed: int | None = None,
+           store: RunStore | None = None) -> Any:
+    """Scorers carried by an agent or by workflow nodes, scoring a ``sample`` of what they
+    give (default rate: each scorer's ``sample``):
+
+    - ``scored(agent, [judge], sample=0.1)``: the agent, scoring its answers;
+    - ``scored(wf, {"answer": [judge]}, sample=0.1)``: a
+      :class:`~fm_lab.evals.node_scoring.ScoredNodes` that scores the ``answer`` node's
+      output as each run of ``wf`` in this process finishes (``.wait()``, ``.stop()``)."""
+    if isinstance(scorers, Mapping):
+        from fm_lab.engine.api import load_workflow
+        from fm_lab.evals.node_scoring import ScoredNodes
+
+        return ScoredNodes(load_workflow(target), {node: _checked(chosen, sample)
+                                                   for node, chosen in scorers.items()},
+                           sample, seed, store)
+    return ScoredAgent(target, _checked(scorers, sample), sample, seed, store)
 
 
 _SCORE_COLUMNS = ("experiment_id", "variant", "position", "run_id", "trace_id", "span_id",

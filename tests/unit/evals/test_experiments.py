@@ -304,6 +304,40 @@ def test_an_agent_carries_scorers_with_a_sampling_rate(store) -> None:
     assert 0 < kept < 20
 
 
+def test_workflow_nodes_carry_scorers_with_a_sampling_rate(store) -> None:
+    """``scored(wf, {node: scorers})``: each finished run of the workflow has that node's
+    output scored off the run's path, in the run's trace; a failed node is not scored."""
+    answers = iter(["A refund is on its way.", "We are sorry.", "Refund sent."] * 10)
+    wf = {"id": "support", "nodes": {
+        "answer": {"type": "llm", "config": {"model": script(
+            "eval-node", fn=lambda messages, tools: next(answers)), "prompt": "Help."}},
+        "done": {"type": "template", "config": {"template": "{{ nodes.answer.output }}"}}},
+        "edges": ["answer -> done"]}
+    with pytest.raises(ValueError, match="has no node nowhere"):
+        ev.scored(wf, {"nowhere": [ev.contains("refund")]}, store=store)
+    scoring = ev.scored(wf, {"answer": [ev.contains("refund")]}, store=store)
+    runs = [fm_lab.run(wf, store=store) for _ in range(3)]
+    scoring.wait()
+    verdicts = ev.scores(scorer="contains", store=store).sort_values("run_id")
+    assert scoring.errors == []
+    assert sorted(verdicts["run_id"]) == sorted(r.run_id for r in runs)
+    by_run = dict(zip(verdicts["run_id"], verdicts["value"], strict=True))
+    assert [by_run[r.run_id] for r in runs] == [1.0, 0.0, 1.0]
+    trace = fm_lab.trace(runs[0].run_id, store=store)
+    assert "scorer" in set(trace["kind"])  # in the run's own trace
+    scoring.stop()
+    fm_lab.run(wf, store=store)
+    assert len(ev.scores(scorer="contains", store=store)) == 3  # stopped: not scored
+
+    sampled = ev.scored(wf, {"answer": [ev.contains("refund")]}, sample=0.3, seed=4,
+                        store=store)
+    for _ in range(20):
+        fm_lab.run(wf, store=store)
+    sampled.wait()
+    sampled.stop()
+    assert 0 < len(ev.scores(scorer="contains", store=store)) - 3 < 20
+
+
 def test_an_agent_target_with_model_variants_replays_from_a_cassette(store_path,
                                                                      tmp_path) -> None:
     from fm_lab.agents import Agent
