@@ -234,6 +234,14 @@ class NodeRunContext:
 
         return await run_child(self._runner, self.path, workflow, dict(inputs))
 
+    def evaluate(self, value: Any, scope: Mapping[str, Any] | None = None) -> Any:
+        """Render the templates in ``value`` in the template sandbox against the run's
+        scope (``nodes``, ``inputs``, ``state``, ``run``) plus ``scope``: what a node uses
+        for expressions it evaluates itself (a loop's condition)."""
+        from fm_lab.engine.templating import render_value
+
+        return render_value(value, {**self._runner.scope(), **(scope or {})})
+
     def commit(self) -> None:
         """Make the checkpoints written so far durable now, on this thread. Rarely needed: the
         engine commits every record within one write and fsync, off the event loop."""

@@ -96,6 +96,11 @@ class NodeContext(Protocol):
 
     def commit(self) -> None: ...
 
+    def evaluate(self, value: Any, scope: Mapping[str, Any] | None = None) -> Any:
+        """Render the templates in ``value`` in the engine's sandbox against the run's
+        scope (``nodes``, ``inputs``, ``state``, ``run``) plus ``scope``."""
+        ...
+
     def add_event(self, name: str, **attributes: Any) -> None: ...
 
     def progress(self, total: int) -> None:
