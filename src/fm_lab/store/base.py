@@ -220,6 +220,16 @@ class RunStore(Protocol):
         """The newest stored version of ``workflow_id``."""
         ...
 
+    def load_workflow(self, workflow_id: str, version: int | None = None) -> Workflow:
+        """Stored version ``version`` of ``workflow_id`` (None: the newest); raises
+        ``FileNotFoundError`` naming the versions there are."""
+        ...
+
+    def save_workflow(self, workflow: Workflow, saved_by: str | None) -> int:
+        """Store ``workflow`` as a new version unless this exact content is stored already;
+        return its version number (the one a run of the same content records)."""
+        ...
+
     def cache_entries(self, workflow_id: str) -> dict[str, tuple[str, str | None, str, str]]:
         """Newest successful result per cache key: ``{key: (output JSON, state patch JSON,
         run_id, path)}``."""

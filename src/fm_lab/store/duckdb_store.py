@@ -78,6 +78,7 @@ from fm_lab.store.settings import (
 )
 from fm_lab.store.sql_guard import refuse_audit_changes
 from fm_lab.store.transaction import transaction
+from fm_lab.store.versions import pick_version, spec_record
 
 if TYPE_CHECKING:
     import duckdb
@@ -913,16 +914,25 @@ class Store:
 
     def latest_workflow(self, workflow_id: str) -> Workflow:
         """The newest stored version of ``workflow_id``."""
+        return self.load_workflow(workflow_id)
+
+    def load_workflow(self, workflow_id: str, version: int | None = None) -> Workflow:
+        """Stored version ``version`` of ``workflow_id`` (None: the newest)."""
         from fm_lab.spec.models import Workflow
 
         with self.connection() as con:
-            row = con.execute(
-                "select spec from workflows where workflow_id = ? order by version desc limit 1",
-                [workflow_id],
-            ).fetchone()
-        if row is None:
-            raise FileNotFoundError(f"no workflow file or stored workflow named {workflow_id!r}")
-        return Workflow.from_json(row[0])
+            rows = con.execute("select version, spec from workflows where workflow_id = ? "
+                               "order by version desc", [workflow_id]).fetchall()
+        return Workflow.from_json(pick_version(workflow_id, version, rows))
+
+    def save_workflow(self, workflow: Workflow, saved_by: str | None) -> int:
+        """Store ``workflow`` as a new version unless its content is stored already."""
+        with self.connection() as con:
+            self._new_versions.clear()
+            with self._transaction(con, audited=False):
+                version = self._save_spec(con, spec_record(workflow, saved_by))
+            self._versions.update(self._new_versions)
+        return version
 
     def pending(self, run_id: str | None = None, with_children: bool = False) -> pd.DataFrame:
         """Suspensions waiting for data, oldest first (of one run, optionally with its child

@@ -62,6 +62,7 @@ from fm_lab.store.records import (
 from fm_lab.store.settings import SETTING_CHANGE, SettingsCache, read_settings, write_setting
 from fm_lab.store.sql_guard import refuse_audit_changes
 from fm_lab.store.urls import redacted
+from fm_lab.store.versions import pick_version, spec_record
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -719,14 +720,21 @@ class PostgresStore:
 
     def latest_workflow(self, workflow_id: str) -> Workflow:
         """The newest stored version of ``workflow_id``."""
+        return self.load_workflow(workflow_id)
+
+    def load_workflow(self, workflow_id: str, version: int | None = None) -> Workflow:
+        """Stored version ``version`` of ``workflow_id`` (None: the newest)."""
         from fm_lab.spec.models import Workflow
 
         with self.connection() as con:
-            row = con.execute("select spec from workflows where workflow_id = ? "
-                              "order by version desc limit 1", [workflow_id]).fetchone()
-        if row is None:
-            raise FileNotFoundError(f"no workflow file or stored workflow named {workflow_id!r}")
-        return Workflow.from_json(row[0])
+            rows = con.execute("select version, spec from workflows where workflow_id = ? "
+                               "order by version desc", [workflow_id]).fetchall()
+        return Workflow.from_json(pick_version(workflow_id, version, rows))
+
+    def save_workflow(self, workflow: Workflow, saved_by: str | None) -> int:
+        """Store ``workflow`` as a new version unless its content is stored already."""
+        with self.connection() as con, con.raw.transaction():
+            return self._save_spec(con, spec_record(workflow, saved_by))
 
     def cache_entries(self, workflow_id: str) -> dict[str, tuple[str, str | None, str, str]]:
         """The newest successful result per cache key among the runs of ``workflow_id``."""
