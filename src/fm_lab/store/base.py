@@ -80,6 +80,7 @@ class PendingRow(TypedDict):
     default_data: str | None  # JSON text
     assignees: str | None  # JSON text: the user names who may answer (none: anyone)
     roles: str | None  # JSON text: the roles whose holders may answer
+    payload_schema: str | None  # JSON text: the schema of payload (None: none declared)
 
 
 PENDING_COLUMNS: Final = tuple(PendingRow.__annotations__)

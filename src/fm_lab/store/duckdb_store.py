@@ -63,6 +63,7 @@ from fm_lab.store.schema import (
     FORK_VERSION,
     LATEST_VERSION,
     MIGRATIONS,
+    PAYLOAD_SCHEMA_VERSION,
     POLICY_VERSION,
     SETTINGS_VERSION,
     TEAMS_VERSION,
@@ -664,9 +665,9 @@ class Store:
     ) -> None:
         con.execute(
             "insert into suspensions (run_id, path, node_id, seq, label, payload, resume_schema,"
-            " since, expires_at, on_timeout, default_data, assignees, roles) values (?, ?, ?, ?,"
-            " ?, ?, ?, to_timestamp(?), case when ? is null then null else to_timestamp(?) end,"
-            " ?, ?, ?, ?)",
+            " since, expires_at, on_timeout, default_data, assignees, roles, payload_schema)"
+            " values (?, ?, ?, ?, ?, ?, ?, to_timestamp(?), case when ? is null then null else"
+            " to_timestamp(?) end, ?, ?, ?, ?, ?)",
             [
                 run_id,
                 record["path"],
@@ -682,6 +683,7 @@ class Store:
                 dumps(record.get("default")),
                 dumps(record["assignees"]) if record.get("assignees") else None,
                 dumps(record["roles"]) if record.get("roles") else None,
+                dumps(record["payload_schema"]) if record.get("payload_schema") else None,
             ],
         )
 
@@ -945,7 +947,8 @@ class Store:
             return self.sql(
                 "select s.run_id, r.workflow_id, s.node_id, s.label, s.path as path_id, "
                 "s.payload, s.since, s.expires_at, s.on_timeout, s.resume_schema, "
-                f"s.default_data, {self._teams('s.assignees', 's.roles')} "
+                f"s.default_data, {self._teams('s.assignees', 's.roles')}, "
+                f"{self._since(PAYLOAD_SCHEMA_VERSION, 's.payload_schema')} "
                 "from suspensions s join runs r on r.run_id = s.run_id "
                 f"where s.resumed_at is null and r.status = 'suspended' {where} "
                 "qualify row_number() over (partition by s.run_id, s.path order by s.seq desc)"
@@ -956,7 +959,12 @@ class Store:
     def _teams(self, *columns: str) -> str:
         """Columns of migration 8, or nulls under their names in a read-only file from before
         it (call inside :meth:`connection`, which reads the file's migrations)."""
-        if TEAMS_VERSION in self._applied:
+        return self._since(TEAMS_VERSION, *columns)
+
+    def _since(self, version: int, *columns: str) -> str:
+        """``columns``, or nulls under their names in a read-only file from before migration
+        ``version`` (call inside :meth:`connection`, which reads the file's migrations)."""
+        if version in self._applied:
             return ", ".join(columns)
         return ", ".join(f"null as {column.rsplit('.', 1)[-1]}" for column in columns)
 

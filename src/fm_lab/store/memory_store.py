@@ -464,4 +464,6 @@ def _pending_row(run: _Run, suspension: dict[str, Any]) -> PendingRow:
         resume_schema=codec.dumps(suspension.get("schema")),
         default_data=codec.dumps(suspension.get("default")),
         assignees=codec.dumps(suspension["assignees"]) if suspension.get("assignees") else None,
-        roles=codec.dumps(suspension["roles"]) if suspension.get("roles") else None)
+        roles=codec.dumps(suspension["roles"]) if suspension.get("roles") else None,
+        payload_schema=(codec.dumps(suspension["payload_schema"])
+                        if suspension.get("payload_schema") else None))

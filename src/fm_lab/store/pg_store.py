@@ -562,14 +562,15 @@ class PostgresStore:
     def _insert_suspension(con: PgConnection, run_id: str, record: SuspendRecord) -> None:
         con.execute(
             "insert into suspensions (run_id, path, node_id, seq, label, payload, resume_schema,"
-            " since, expires_at, on_timeout, default_data, assignees, roles) values (?, ?, ?, ?,"
-            " ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " since, expires_at, on_timeout, default_data, assignees, roles, payload_schema)"
+            " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, record["path"], record.get("node"), record["seq"], record.get("label"),
              dumps(record.get("payload")), dumps(record.get("schema")),
              _time(record["since"]), _time(record.get("expires")), record.get("on_timeout"),
              dumps(record.get("default")),
              dumps(record["assignees"]) if record.get("assignees") else None,
-             dumps(record["roles"]) if record.get("roles") else None])
+             dumps(record["roles"]) if record.get("roles") else None,
+             dumps(record["payload_schema"]) if record.get("payload_schema") else None])
 
     @staticmethod
     def _end_run(con: PgConnection, run_id: str, record: RunEndRecord) -> None:
@@ -705,6 +706,7 @@ class PostgresStore:
                 "select * from (select distinct on (s.run_id, s.path) s.run_id, r.workflow_id, "
                 "s.node_id, s.label, s.path as path_id, s.payload, s.since, s.expires_at, "
                 "s.on_timeout, s.resume_schema, s.default_data, s.assignees, s.roles, "
+                "s.payload_schema, "
                 "s.resumed_at "
                 "from suspensions s join runs r on r.run_id = s.run_id "
                 f"where r.status = 'suspended' {where} "
