@@ -12,6 +12,7 @@ import pytest
 
 import fm_lab
 from fm_lab.store.journal import read_journal
+from fm_lab.widget.convert import pending_rows, result_rows
 
 STORES = ("duckdb", "postgres")  # each test taking `store` runs on both (root conftest)
 
@@ -167,6 +168,8 @@ def test_suspension_inside_an_iteration_resumes_that_iteration(store):
     run = fm_lab.run(wf, store=store)
     assert run.status == "suspended"
     assert list(fm_lab.pending(run.run_id, store=store)["path_id"]) == ["retry_loop#1"]
+    [row] = pending_rows(store, run.run_id, result_rows(run))  # the widget's form sits on
+    assert row["node"] == "retry_loop"                           # the loop node
 
     run = fm_lab.resume(run.run_id, {"approved": True}, path_id="retry_loop#1", store=store)
     assert list(fm_lab.pending(run.run_id, store=store)["path_id"]) == ["retry_loop#2"]

@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field
 
 from fm_lab.exceptions import NodeError, Suspended
 from fm_lab.nodes.base import NodeContext, NodeType
-from fm_lab.nodes.composite import Body, body_issues
+from fm_lab.nodes.composite import Body, body_issues, extra_inputs
 from fm_lab.spec.templates import is_template
 
 if TYPE_CHECKING:
@@ -55,10 +55,7 @@ class LoopNode(NodeType):
         on_limit: Literal["fail", "stop"] = Field(
             "fail", description="At max_iterations: fail the node, or stop with the last output."
         )
-        inputs: dict[str, Any] = Field(
-            default_factory=dict,
-            description="Extra values for every iteration, next to 'iteration' and 'previous'.",
-        )
+        inputs: dict[str, Any] = extra_inputs("iteration, next to 'iteration' and 'previous'")
 
     @classmethod
     def check(cls, config: dict[str, Any], location: str,
