@@ -529,6 +529,10 @@ def _cmd_store(args: argparse.Namespace) -> int:
         return _store_migrate(args)
     if args.store_command == "settings":
         return _store_settings(args)
+    from dataclasses import asdict
+
+    from fm_lab.memory.copy_vectors import copy_message_vectors
+    from fm_lab.store.base import sql_store
     from fm_lab.store.copy import copy_store
 
     source = open_store(args.source, read_only=True)
@@ -538,12 +542,17 @@ def _cmd_store(args: argparse.Namespace) -> int:
             with _Bars(quiet=args.json) as bars:
                 report = copy_store(source, target, include_running=args.include_running,
                                     dry_run=args.dry_run, progress=bars)
+            vectors = copy_message_vectors(sql_store(source, "vectors"),
+                                           sql_store(target, "vectors"), dry_run=args.dry_run)
         finally:
             target.close()
     finally:
         source.close()
-    print(json.dumps(report.as_dict()) if args.json else "\n".join(report.lines()))
-    return 1 if report.refused or report.chain_problems else 0
+    if args.json:
+        print(json.dumps({**report.as_dict(), "vectors": asdict(vectors)}))
+    else:
+        print("\n".join([*report.lines(), vectors.line(args.dry_run)]))
+    return 1 if report.refused or report.chain_problems or vectors.refused else 0
 
 
 def _store_settings(args: argparse.Namespace) -> int:
@@ -551,14 +560,11 @@ def _store_settings(args: argparse.Namespace) -> int:
     the settings."""
     from fm_lab.engine.admin import set_store_setting, store_settings
     from fm_lab.engine.api import connect
-    from fm_lab.store.settings import KEYS, SettingError, check_setting
+    from fm_lab.store.settings import check_setting
     from fm_lab.store.urls import open_store
 
-    changes = [(key, check_setting(key, value)) for key, value in args.set]
-    for key in args.unset:
-        if key not in KEYS:
-            raise SettingError(f"no store setting {key!r}; known: {', '.join(KEYS)}")
-        changes.append((key, None))
+    wanted = [*args.set, *((key, None) for key in args.unset)]
+    changes = [(key, check_setting(key, value)) for key, value in wanted]
     store = open_store(args.target) if args.target else connect()
     try:
         for key, value in changes:

@@ -91,12 +91,12 @@ KEYS: Final[dict[str, Callable[[object], Any]]] = {
 
 
 def check_setting(key: str, value: object) -> Any:
-    """``value`` as ``key`` stores it (lists cleaned of blanks and repeats), or
-    :class:`SettingError` naming what is wrong."""
+    """``value`` as ``key`` stores it (lists cleaned of blanks and repeats; None: the key
+    is removed), or :class:`SettingError` naming what is wrong."""
     checker = KEYS.get(key)
     if checker is None:
         raise SettingError(f"no store setting {key!r}; known: {', '.join(KEYS)}")
-    return checker(value)
+    return None if value is None else checker(value)
 
 
 def _valid(pairs: Iterable[tuple[object, object]]) -> dict[str, Any]:
