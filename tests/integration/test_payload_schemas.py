@@ -104,6 +104,17 @@ def test_approval_declares_what_it_shows(each_store):
     assert set(schema["properties"]) == {"message", "details"}
 
 
+def test_the_event_stream_carries_the_schema(store_path):
+    from fm_lab.engine.events import NodeSuspended
+
+    events = list(fm_lab.stream(_one("approval", {"message": "Pay?"}),
+                                store=fm_lab.Store(store_path)))
+
+    [waiting] = [e for e in events if isinstance(e, NodeSuspended)]
+    assert waiting.payload == {"message": "Pay?", "details": None}
+    assert waiting.payload_schema["required"] == ["message"]
+
+
 def test_a_suspension_without_a_schema_stores_none(each_store):
     run = fm_lab.run(_one("wait_for_event", {"event": "paid"}), store=each_store)
 

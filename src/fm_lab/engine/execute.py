@@ -283,7 +283,8 @@ def record_outcome(
                       "cached" if outcome.cached_from is not None else outcome.status,
                       (outcome.ended - outcome.started) * 1000, outcome.error,
                       output=record["output"],
-                      **({"label": waits.label, "payload": waits.payload, "leaf": waits.leaf}
+                      **({"label": waits.label, "payload": waits.payload, "leaf": waits.leaf,
+                          "payload_schema": waits.payload_schema}
                          if waits is not None else {}))
     return record
 
