@@ -230,6 +230,8 @@ def _traces_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None
     parser.add_argument("--run", dest="run_id", help="one run's trace, in tree order")
     parser.add_argument("--kind", help="only spans of this kind (node, llm, tool, ...)")
     parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--offset", type=int, default=0, help="skip this many spans first")
+    parser.add_argument("--cursor", help="the page after the one that printed this cursor")
 
 
 def _usage_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
@@ -393,7 +395,8 @@ def _traces(args: argparse.Namespace, values: Values, store: RunStore | None) ->
 
     if args.run_id and not args.kind:
         return trace(args.run_id, store=store)  # the run's tree, with ``depth``
-    return traces(run_id=args.run_id, kind=args.kind, limit=args.limit, store=store)
+    return traces(run_id=args.run_id, kind=args.kind, limit=args.limit, offset=args.offset,
+                  cursor=args.cursor, store=store)
 
 
 def _usage(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:

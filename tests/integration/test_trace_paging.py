@@ -4,6 +4,7 @@ broken by span id), so consecutive pages neither overlap nor skip, on both SQL s
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -73,3 +74,16 @@ def test_filters_apply_to_pages_and_bad_paging_is_refused(store, spans):
         fm_lab.traces(cursor="nonsense", store=store)
     with pytest.raises(ValueError, match="offset >= 0"):
         fm_lab.traces(offset=-1, store=store)
+
+
+def test_the_command_pages_with_a_cursor(store, store_path, spans, capsys):
+    from fm_lab.cli import main
+
+    assert main(["--store", str(store_path), "traces", "--limit", "10", "--json"]) == 0
+    captured = capsys.readouterr()
+    first = [row["span_id"] for row in json.loads(captured.out)]
+    cursor = captured.err.split("--cursor ")[1].strip()
+    assert main(["--store", str(store_path), "traces", "--limit", "10", "--json",
+                 "--cursor", cursor]) == 0
+    second = [row["span_id"] for row in json.loads(capsys.readouterr().out)]
+    assert first + second == spans[:20]
