@@ -33,15 +33,62 @@ function payloadParts(payload: unknown): { text: string | null; rest: unknown } 
   return { text: null, rest: payload };
 }
 
-function Payload(props: { payload: unknown }): JSX.Element {
-  const { text, rest } = payloadParts(props.payload);
+/** One field of a payload as its schema describes it. */
+export interface PayloadField {
+  name: string;
+  title: string;
+  description: string | null;
+  value: unknown;
+}
+
+const SHOWN_AS_TEXT = new Set(["message", "prompt", "details"]);
+
+/** The fields of a payload its payload schema declares (in the schema's order, with their
+ * titles and descriptions), beside the message/prompt shown as text; null when the schema
+ * declares none the payload has. */
+export function payloadFields(payload: unknown, schema: JsonSchema | null | undefined): PayloadField[] | null {
+  if (!schema || payload === null || typeof payload !== "object" || Array.isArray(payload)) return null;
+  const props = (schema.properties ?? {}) as Record<string, JsonSchema>;
+  const values = payload as Record<string, unknown>;
+  const fields = Object.keys(props)
+    .filter((name) => !SHOWN_AS_TEXT.has(name) && name in values)
+    .map((name) => ({
+      name,
+      title: typeof props[name].title === "string" ? (props[name].title as string) : name,
+      description: typeof props[name].description === "string" ? (props[name].description as string) : null,
+      value: values[name],
+    }));
+  return fields.length > 0 ? fields : null;
+}
+
+function Payload(props: { payload: unknown; schema?: JsonSchema | null }): JSX.Element {
+  const fields = payloadFields(props.payload, props.schema);
+  let payload = props.payload;
+  if (fields !== null) {  // what the schema lays out is not repeated under "details"
+    const rest = { ...(props.payload as Record<string, unknown>) };
+    for (const field of fields) delete rest[field.name];
+    payload = rest;
+  }
+  const { text, rest } = payloadParts(payload);
+  const folded = fields !== null && rest !== null && typeof rest === "object" && Object.keys(rest).length === 0
+    ? null : rest;
   return (
     <>
       {text !== null && <div className="fm-payload fm-message" data-testid="fm-message-text">{text}</div>}
-      {rest !== null && rest !== undefined && (
+      {fields !== null && (
+        <dl className="fm-payload fm-payload-fields" data-testid="fm-payload-fields">
+          {fields.map((field) => (
+            <div key={field.name} className="fm-payload-field">
+              <dt title={field.description ?? undefined}>{field.title}</dt>
+              <dd>{typeof field.value === "string" ? field.value : show(field.value)}</dd>
+            </div>
+          ))}
+        </dl>
+      )}
+      {folded !== null && folded !== undefined && (
         <details className="fm-details" data-testid="fm-details">
           <summary>details</summary>
-          <pre>{show(rest)}</pre>
+          <pre>{show(folded)}</pre>
         </details>
       )}
     </>
@@ -96,7 +143,7 @@ export function ResumeForm(props: {
   return (
     <section className="fm-resume">
       <h4>Waiting: {item.label ?? item.path_id}</h4>
-      <Payload payload={item.payload} />
+      <Payload payload={item.payload} schema={item.payload_schema} />
       {assignment(item) !== null && (
         <div className="fm-assigned" data-testid="fm-assigned">{assignment(item)}</div>
       )}

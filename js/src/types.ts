@@ -73,6 +73,8 @@ export interface PendingItem {
   path_id: string;
   payload: unknown;
   schema: JsonSchema | null;
+  /** the JSON schema of `payload`, when the node declared one (fields shown by it) */
+  payload_schema?: JsonSchema | null;
   /** who may answer (both empty: anyone), and whether the current user may */
   assignees?: string[];
   roles?: string[];

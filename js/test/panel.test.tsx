@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 
 import { ConfigEditor } from "../src/Editors";
 import { ErrorView } from "../src/ErrorView";
-import { isDecision, ResumeForm } from "../src/ResumeForm";
+import { isDecision, payloadFields, ResumeForm } from "../src/ResumeForm";
 import { errorParts } from "../src/show";
 import type { PendingItem } from "../src/types";
 
@@ -16,6 +16,36 @@ const DECISION = {
 const item = (payload: unknown, schema: unknown): PendingItem => ({
   run_id: "r", node: "check", label: null, path_id: "check", payload,
   schema: schema as PendingItem["schema"],
+});
+
+const INVOICE = {
+  type: "object", required: ["vendor", "amount"],
+  properties: { vendor: { type: "string", title: "Vendor", description: "who sent it" },
+    amount: { type: "number", title: "Amount (EUR)" }, lines: { type: "array" } },
+};
+
+describe("suspend payload schemas", () => {
+  it("lay a payload out by its schema: titles, descriptions, schema order", () => {
+    const fields = payloadFields({ amount: 12.5, vendor: "ACME", extra: 1 }, INVOICE);
+    expect(fields?.map((f) => [f.name, f.title, f.description, f.value])).toEqual([
+      ["vendor", "Vendor", "who sent it", "ACME"], ["amount", "Amount (EUR)", null, 12.5]]);
+    expect(payloadFields({ amount: 1 }, null)).toBeNull();
+    expect(payloadFields({ message: "Pay?" }, { properties: { message: { type: "string" } } })).toBeNull();
+    expect(payloadFields("text", INVOICE)).toBeNull();
+  });
+
+  it("show the fields in the form, and only what the schema leaves out as details", () => {
+    const html = renderToStaticMarkup(
+      <ResumeForm item={{ ...item({ message: "Pay this?", vendor: "ACME", amount: 12.5, note: "n" },
+        DECISION), payload_schema: INVOICE }} fallback={null} onResume={() => undefined} />,
+    );
+    expect(html).toContain('data-testid="fm-message-text">Pay this?</div>');
+    expect(html).toContain('data-testid="fm-payload-fields"');
+    expect(html).toContain('<dt title="who sent it">Vendor</dt><dd>ACME</dd>');
+    expect(html).toContain("<dt>Amount (EUR)</dt><dd>12.5</dd>");
+    expect(html).toMatch(/<summary>details<\/summary><pre>\{\n {2}&quot;note&quot;/);
+    expect(html).not.toContain("&quot;vendor&quot;");
+  });
 });
 
 describe("resume forms", () => {

@@ -185,12 +185,15 @@ def _shared(args: argparse.Namespace, store: RunStore | None = None) -> Any:
 
 def _cmd_traces(args: argparse.Namespace) -> int:
     frame = _shared(args)
+    more = frame.attrs.get("next_cursor")
     if not (args.json or args.csv) and not frame.empty:
         if "depth" in frame.columns:  # one run's tree
             frame = _trace_summary(frame)
         else:
             frame = frame[["started_at", "kind", "name", "status", "duration_ms", "run_id"]]
     _print_frame(args, frame, "no spans")
+    if more:  # on stderr, so JSON and CSV exports stay clean
+        print(f"next page: --cursor {more}", file=sys.stderr)
     return 0
 
 

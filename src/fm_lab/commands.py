@@ -230,6 +230,8 @@ def _traces_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None
     parser.add_argument("--run", dest="run_id", help="one run's trace, in tree order")
     parser.add_argument("--kind", help="only spans of this kind (node, llm, tool, ...)")
     parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--offset", type=int, default=0, help="skip this many spans first")
+    parser.add_argument("--cursor", help="the page after the one that printed this cursor")
 
 
 def _usage_arguments(parser: argparse.ArgumentParser, surface: Surface) -> None:
@@ -304,7 +306,29 @@ def start_run(workflow: Workflow | Path, args: argparse.Namespace, values: Value
 
 
 def _run(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
-    return start_run(values.workflow(args.workflow), args, values, store)
+    found = values.workflow(args.workflow)
+    if isinstance(found, Path) and not found.exists() and found.suffix not in (
+            ".yaml", ".yml", ".json"):
+        return _run_stored(args, values, store)
+    return start_run(found, args, values, store)
+
+
+def _run_stored(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:
+    """Run a stored workflow: ``triage`` (its newest version) or ``triage@3``; one another
+    user saved runs ``restricted`` unless ``--policy`` says otherwise (as a subflow would)."""
+    from fm_lab.engine.bodies import resolve_workflow, stored_policy
+    from fm_lab.store.default import default_store
+
+    chosen = store or default_store()
+    try:
+        workflow = resolve_workflow(args.workflow, chosen)
+    except FileNotFoundError as exc:
+        raise CommandUsageError(
+            f"{args.workflow!r} is neither a workflow file nor a stored workflow: {exc}"
+        ) from None
+    if args.policy is None:
+        args.policy = stored_policy(args.workflow, chosen)
+    return start_run(workflow, args, values, chosen)
 
 
 def _edited_inputs(args: argparse.Namespace, values: Values, store: RunStore | None
@@ -371,7 +395,8 @@ def _traces(args: argparse.Namespace, values: Values, store: RunStore | None) ->
 
     if args.run_id and not args.kind:
         return trace(args.run_id, store=store)  # the run's tree, with ``depth``
-    return traces(run_id=args.run_id, kind=args.kind, limit=args.limit, store=store)
+    return traces(run_id=args.run_id, kind=args.kind, limit=args.limit, offset=args.offset,
+                  cursor=args.cursor, store=store)
 
 
 def _usage(args: argparse.Namespace, values: Values, store: RunStore | None) -> Any:

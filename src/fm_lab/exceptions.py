@@ -36,7 +36,8 @@ class Suspended(Exception):
     ``leaf`` suspensions carry a label, payload and resume schema and are listed by
     ``fm_lab.pending()``; a composite node (foreach, parallel, subflow) raises a non-leaf one
     when some of its sub-paths wait. ``assignees`` and ``roles`` name who may answer (none:
-    anyone).
+    anyone). ``payload_schema``: the JSON schema ``payload`` was checked against (the
+    widget's form shows the payload by it).
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class Suspended(Exception):
         default: Any = None,
         assignees: Sequence[str] = (),
         roles: Sequence[str] = (),
+        payload_schema: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(f"{path} is suspended" + (f" ({label})" if label else ""))
         self.path = path
@@ -64,3 +66,4 @@ class Suspended(Exception):
         self.default = default
         self.assignees = list(assignees)
         self.roles = list(roles)
+        self.payload_schema = payload_schema

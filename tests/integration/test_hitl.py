@@ -118,6 +118,7 @@ def test_two_approvals_resumed_independently_in_either_order(store, kind, order,
         "expires_at",
         "assignees",
         "roles",
+        "payload_schema",
     ]
     assert set(frame["run_id"]) == {run.run_id}
     assert dict(zip(frame["label"], frame["path_id"], strict=True)) == EXPECTED_PATHS[kind]

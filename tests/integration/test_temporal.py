@@ -453,3 +453,15 @@ def test_the_canvas_runs_on_temporal_and_its_form_answers_the_run(store_path, sh
     owner = store.sql("select owner_host from runs where run_id = ?", [run_id])
     assert owner["owner_host"].iloc[0].startswith("temporal://")  # it ran there
     canvas.close()
+
+
+def test_a_loop_runs_on_temporal_as_locally(store_path, shared):
+    bump = {"type": "set_state", "config": {"values": {"count": "{{ state.count + 1 }}"}}}
+    flow = {"id": "loop_t",
+            "state": {"type": "object", "properties": {"count": {"type": "integer", "default": 0}}},
+            "nodes": {"retry_loop": {"type": "loop", "config": {
+                "node": bump, "until": "{{ state.count >= 3 }}", "max_iterations": 5}}}}
+    store = fm_lab.Store(store_path)
+    temporal = fm_lab.run(flow, {}, store=store, executor=shared)
+    _same(temporal, fm_lab.run(flow, {}, store=store))
+    assert temporal.node("retry_loop").output["iterations"] == 3

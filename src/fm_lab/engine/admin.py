@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from fm_lab.engine.api import _LIVE
 from fm_lab.engine.locking import unlock_run
+from fm_lab.engine.workflow_versions import workflows
 from fm_lab.identity import current_roles, current_user
 from fm_lab.store.audit import RUN_DELETE, AuditChainError, audit_frame, entry
 from fm_lab.store.audit import verify as chain_problems
@@ -52,13 +53,6 @@ def audit(
             raise AuditChainError(
                 f"the audit log of {store.path} was changed: {'; '.join(problems)}")
     return audit_frame(store.audit_rows(run_id, actor, action, as_utc(since), limit))
-
-
-def workflows(workflow_id: str | None = None, store: RunStore | None = None) -> pd.DataFrame:
-    """Stored workflow versions, newest first: ``workflow_id, version, hash, name, saved_by,
-    created_at``. A version is stored by the first run of its content; ``saved_by`` is who
-    started that run. ``runs()`` shows each run's ``workflow_hash`` and ``started_by``."""
-    return (store or default_store()).workflows(workflow_id)
 
 
 def delete_run(run_id: str, store: RunStore | None = None) -> list[str]:

@@ -515,7 +515,8 @@ async def _drive(runner: Runner, journal: RunJournal | None) -> Run:
 def pending(run_id: str | None = None, store: RunStore | None = None,
             mine: bool = False) -> pd.DataFrame:
     """Every suspension waiting for data (run, node, label, path_id, payload, since,
-    expires_at, and who may answer: ``assignees`` and ``roles``, empty lists for anyone),
+    expires_at, ``payload_schema`` (the schema of the payload, None when none was declared)
+    and who may answer: ``assignees`` and ``roles``, empty lists for anyone),
     across runs or for one run and its child runs. ``mine=True``: only what the current user
     (:func:`fm_lab.identity.current_user`, roles from ``FM_LAB_ROLES``) may answer.
 
@@ -529,6 +530,8 @@ def pending(run_id: str | None = None, store: RunStore | None = None,
 
     frame = store.pending(run_id, with_children=True) if run_id else store.pending()
     frame["payload"] = frame["payload"].map(loads)
+    frame["payload_schema"] = frame["payload_schema"].map(  # NULL: none declared
+        lambda text: loads(text) if isinstance(text, str) else None)
     for column in ("assignees", "roles"):
         frame[column] = frame[column].map(  # NULL (anyone) comes as None or NaN
             lambda text: loads(text) if isinstance(text, str) else [])

@@ -149,6 +149,19 @@ def _result(status: str, output: Any, error: dict[str, Any] | None, path: str) -
     )
 
 
+def split_reference(reference: str) -> tuple[str, int | None]:
+    """A stored workflow reference as (id, version): ``triage@3`` is version 3, ``triage``
+    the newest (None).
+
+    >>> split_reference("triage@3"), split_reference("triage")
+    (('triage', 3), ('triage', None))
+    """
+    workflow_id, sep, version = reference.rpartition("@")
+    if sep and workflow_id and version.isdigit():
+        return workflow_id, int(version)
+    return reference, None
+
+
 def _stored_id(reference: Any) -> str | None:
     """The workflow id ``reference`` names in the store (None: inline, or a file)."""
     if isinstance(reference, Workflow | dict):
@@ -160,7 +173,8 @@ def _stored_id(reference: Any) -> str | None:
 
 
 def resolve_workflow(reference: Any, store: Any) -> Workflow:
-    """A workflow from an inline dict, a file path, or a workflow id stored earlier."""
+    """A workflow from an inline dict, a file path, or a workflow id stored earlier
+    (``triage``: its newest version, ``triage@3``: version 3)."""
     if isinstance(reference, Workflow):
         return reference
     if isinstance(reference, dict):
@@ -168,7 +182,7 @@ def resolve_workflow(reference: Any, store: Any) -> Workflow:
     workflow_id = _stored_id(reference)
     if workflow_id is None:
         return Workflow.from_file(str(reference))
-    return store.latest_workflow(workflow_id)  # type: ignore[no-any-return]
+    return store.load_workflow(*split_reference(workflow_id))  # type: ignore[no-any-return]
 
 
 def stored_policy(reference: Any, store: Any) -> Policy | None:
@@ -178,10 +192,13 @@ def stored_policy(reference: Any, store: Any) -> Policy | None:
     from fm_lab.identity import current_user
     from fm_lab.security.policy import resolve_policy
 
-    workflow_id = _stored_id(reference)
-    if workflow_id is None:
+    stored = _stored_id(reference)
+    if stored is None:
         return None
+    workflow_id, version = split_reference(stored)
     versions = store.workflows(workflow_id)
+    if version is not None:  # a pinned version: whoever saved that one
+        versions = versions[versions["version"] == version]
     saved_by = versions["saved_by"].iloc[0] if not versions.empty else None
     user = current_user()
     if not isinstance(saved_by, str) or saved_by == user:

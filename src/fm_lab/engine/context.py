@@ -31,6 +31,7 @@ class NodeRunContext:
         "events",
         "node_id",
         "path",
+        "payload_schema",
         "resume_schema",
         "state_patch",
     )
@@ -42,6 +43,7 @@ class NodeRunContext:
         attempt: int,
         path: str | None = None,
         resume_schema: dict[str, Any] | None = None,
+        payload_schema: dict[str, Any] | None = None,
     ) -> None:
         self._runner = runner
         self.node_id = node_id
@@ -50,6 +52,7 @@ class NodeRunContext:
         self.state_patch: dict[str, Any] | None = None
         self.events: list[dict[str, Any]] | None = None
         self.resume_schema = resume_schema
+        self.payload_schema = payload_schema
         self._suspends = 0
         self._step_counts: dict[str, int] = {}
 
@@ -125,6 +128,7 @@ class NodeRunContext:
         default: Any = None,
         assignees: Sequence[str] = (),
         roles: Sequence[str] = (),
+        payload_schema: dict[str, Any] | None = None,
     ) -> Any:
         """Wait for outside data: the run suspends here and, once resumed with data that
         matches ``schema`` (default: the node type's resume schema), this call returns it.
@@ -132,7 +136,9 @@ class NodeRunContext:
         ``timeout_s``: when it expires, ``on_timeout="fail"`` fails the path and
         ``"default"`` resumes it with ``default``. ``assignees`` (user names) and ``roles``
         restrict who may answer (``fm_lab.pending(mine=True)`` lists it for them; anyone
-        else's resume is refused); none: anyone.
+        else's resume is refused); none: anyone. ``payload_schema`` (default: the node
+        type's) is the JSON schema ``payload`` must match: a payload that does not fails the
+        node (a ``validation`` error) instead of suspending; it is stored with the suspension.
         """
         key = self._suspend_key()
         if key in self.session.resume:  # answered: every later execution gets the same answer
@@ -144,6 +150,9 @@ class NodeRunContext:
                     retryable=False,
                 )
             return data
+        shown = payload_schema if payload_schema is not None else self.payload_schema
+        if shown is not None:
+            check_payload(shown, payload, key)
         expires = time.time() + timeout_s if timeout_s is not None else None
         raise Suspended(
             key,
@@ -155,6 +164,7 @@ class NodeRunContext:
             default=default,
             assignees=assignees,
             roles=roles,
+            payload_schema=shown,
         )
 
     def _suspend_key(self) -> str:
@@ -237,7 +247,33 @@ class NodeRunContext:
 
         return await run_child(self._runner, self.path, workflow, dict(inputs))
 
+    def evaluate(self, value: Any, scope: Mapping[str, Any] | None = None) -> Any:
+        """Render the templates in ``value`` in the template sandbox against the run's
+        scope (``nodes``, ``inputs``, ``state``, ``run``) plus ``scope``: what a node uses
+        for expressions it evaluates itself (a loop's condition)."""
+        from fm_lab.engine.templating import render_value
+
+        return render_value(value, {**self._runner.scope(), **(scope or {})})
+
     def commit(self) -> None:
         """Make the checkpoints written so far durable now, on this thread. Rarely needed: the
         engine commits every record within one write and fsync, off the event loop."""
         self.session.recorder.commit()
+
+
+def check_payload(schema: dict[str, Any], payload: Any, path: str) -> None:
+    """Raise a ``validation`` NodeError naming each way ``payload`` breaks ``schema`` (the
+    schema of what ``path`` shows while suspended)."""
+    from fm_lab.engine.plan import schema_issues
+    from fm_lab.spec.schemas import Validator
+
+    try:
+        issues = schema_issues(Validator(schema), payload, "payload")
+    except Exception as exc:  # the schema itself is no JSON schema
+        raise NodeError(f"the payload schema of {path} is not a valid JSON schema: {exc}",
+                        kind="validation", retryable=False) from exc
+    if issues:
+        raise NodeError(
+            f"the payload {path} shows while suspended does not match its payload schema: "
+            + "; ".join(str(issue) for issue in issues),
+            kind="validation", retryable=False)

@@ -82,7 +82,8 @@ class NodeFailed(NodeEvent):
 @dataclass(frozen=True)
 class NodeSuspended(NodeEvent):
     """A node waits for outside data (``fm_lab.resume`` continues it): ``label`` and
-    ``payload`` are what ``fm_lab.pending()`` shows; ``leaf`` is False for a composite
+    ``payload`` are what ``fm_lab.pending()`` shows (``payload_schema``: its JSON schema, when
+    the node declared one); ``leaf`` is False for a composite
     (a foreach or parallel node) waiting for paths inside it."""
 
     kind: ClassVar[str] = "node_suspended"
@@ -90,6 +91,7 @@ class NodeSuspended(NodeEvent):
     label: str | None = None
     payload: Any = None
     leaf: bool = True
+    payload_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,8 @@ class EventTranslator:
         if status == "suspended":
             return NodeSuspended(run_id, *self._next(), path=path, node_id=node_id,
                                  duration_ms=duration, label=event.get("label"),
-                                 payload=event.get("payload"), leaf=event.get("leaf", True))
+                                 payload=event.get("payload"), leaf=event.get("leaf", True),
+                                 payload_schema=event.get("payload_schema"))
         return NodeFinished(run_id, *self._next(), path=path, node_id=node_id,
                             status=str(status), duration_ms=duration,
                             output=event.get("output"))

@@ -137,12 +137,13 @@ async def _execute(
         if hit is not None:
             return _cached(path, started, key, first, hit)
     policy = node.retry or _NO_RETRY
-    resume_schema = _resume_schema(node_type)
+    resume_schema = _schema_of(node_type, "resume_schema")
+    payload_schema = _schema_of(node_type, "payload_schema")
     rendered: Any = None  # kept from the last attempt whose config rendered
     attempt = 0
     while True:
         attempt += 1
-        ctx = NodeRunContext(runner, node.id, attempt, path, resume_schema)
+        ctx = NodeRunContext(runner, node.id, attempt, path, resume_schema, payload_schema)
         try:
             if first is not None and attempt == 1:
                 config, rendered = first
@@ -240,17 +241,19 @@ def _attempt_span(path: str, attempt: int, error: dict[str, Any]) -> None:
     attempt_span.end("error", {k: error[k] for k in ("kind", "type", "message")})
 
 
-_RESUME_SCHEMAS: dict[type[Any], dict[str, Any] | None] = {}
+_SCHEMAS: dict[tuple[type[Any], str], dict[str, Any] | None] = {}
 
 
-def _resume_schema(node_type: type[NodeType]) -> dict[str, Any] | None:
-    """The JSON schema resume data must match (computed once per node type)."""
-    if node_type not in _RESUME_SCHEMAS:
-        schema = getattr(node_type, "resume_schema", None)
+def _schema_of(node_type: type[NodeType], attribute: str) -> dict[str, Any] | None:
+    """The JSON schema a node type declares as ``attribute`` (``resume_schema``: what resume
+    data must match; ``payload_schema``: what it shows while suspended), computed once."""
+    key = (node_type, attribute)
+    if key not in _SCHEMAS:
+        schema = getattr(node_type, attribute, None)
         if schema is not None and not isinstance(schema, dict):
             schema = schema.model_json_schema()
-        _RESUME_SCHEMAS[node_type] = schema
-    return _RESUME_SCHEMAS[node_type]
+        _SCHEMAS[key] = schema
+    return _SCHEMAS[key]
 
 
 # ---- the checkpoint ------------------------------------------------------------------------
@@ -280,7 +283,8 @@ def record_outcome(
                       "cached" if outcome.cached_from is not None else outcome.status,
                       (outcome.ended - outcome.started) * 1000, outcome.error,
                       output=record["output"],
-                      **({"label": waits.label, "payload": waits.payload, "leaf": waits.leaf}
+                      **({"label": waits.label, "payload": waits.payload, "leaf": waits.leaf,
+                          "payload_schema": waits.payload_schema}
                          if waits is not None else {}))
     return record
 
@@ -330,6 +334,8 @@ def suspend_record(suspension: Suspended, node_id: str, since: float) -> Suspend
         record["assignees"] = suspension.assignees
     if suspension.roles:
         record["roles"] = suspension.roles
+    if suspension.payload_schema is not None:
+        record["payload_schema"] = suspension.payload_schema
     return record
 
 

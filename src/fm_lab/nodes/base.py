@@ -75,6 +75,7 @@ class NodeContext(Protocol):
         default: Any = None,
         assignees: Sequence[str] = (),
         roles: Sequence[str] = (),
+        payload_schema: dict[str, Any] | None = None,
     ) -> Any: ...
 
     async def step(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any: ...
@@ -95,6 +96,11 @@ class NodeContext(Protocol):
     async def run_child(self, workflow: Any, inputs: Mapping[str, Any]) -> Any: ...
 
     def commit(self) -> None: ...
+
+    def evaluate(self, value: Any, scope: Mapping[str, Any] | None = None) -> Any:
+        """Render the templates in ``value`` in the engine's sandbox against the run's
+        scope (``nodes``, ``inputs``, ``state``, ``run``) plus ``scope``."""
+        ...
 
     def add_event(self, name: str, **attributes: Any) -> None: ...
 
@@ -132,6 +138,10 @@ class NodeType:
     """Config keys the engine passes through unrendered (bodies rendered per item)."""
     resume_schema: ClassVar[type[BaseModel] | dict[str, Any] | None] = None
     """What ``fm_lab.resume`` data must look like for this node type."""
+    payload_schema: ClassVar[type[BaseModel] | dict[str, Any] | None] = None
+    """What this node type shows while suspended (its ``ctx.suspend`` payload): checked when
+    it suspends (a payload that does not match fails the node), stored with the suspension and
+    used by the widget's form to show the payload."""
 
     def __init__(self, config: BaseModel) -> None:
         self.config: Any = config  # the type's Config instance

@@ -10,6 +10,7 @@ from fm_lab.nodes.flow import InputNode, LogNode, MergeNode, OutputNode
 from fm_lab.nodes.http import HttpNode
 from fm_lab.nodes.human import ApprovalNode, UserInputNode, WaitForEventNode
 from fm_lab.nodes.llm import LlmNode
+from fm_lab.nodes.loop import LoopNode
 from fm_lab.nodes.text import TemplateNode, TransformNode
 from fm_lab.nodes.timing import SleepNode, SleepUntilNode
 
@@ -30,6 +31,7 @@ BUILTIN_TYPES: tuple[type[NodeType], ...] = (
     ForeachNode,
     ParallelNode,
     SubflowNode,
+    LoopNode,
     SleepNode,
     SleepUntilNode,
     ApprovalNode,

@@ -81,6 +81,11 @@ def body_issues(body: dict[str, Any], location: str,
     return []
 
 
+def extra_inputs(each: str) -> Any:
+    """The ``inputs`` field of a node that runs a body many times: values for every ``each``."""
+    return Field(default_factory=dict, description=f"Extra values for every {each}.")
+
+
 class ForeachNode(NodeType):
     """Runs a body for each item of ``items`` with at most ``concurrency`` at once.
 
@@ -97,10 +102,7 @@ class ForeachNode(NodeType):
         items: Any = Field(description="A list, usually a template: '{{ inputs.rows }}'.")
         concurrency: int = Field(8, ge=1, le=10_000)
         on_item_error: Literal["fail", "skip", "collect"] = "fail"
-        inputs: dict[str, Any] = Field(
-            default_factory=dict,
-            description="Extra values for every item, next to 'item' and 'index'.",
-        )
+        inputs: dict[str, Any] = extra_inputs("item, next to 'item' and 'index'")
 
     @classmethod
     def check(cls, config: dict[str, Any], location: str,

@@ -24,6 +24,13 @@ class Decision(BaseModel):
     by: str | None = None
 
 
+class ApprovalRequest(BaseModel):
+    """What an approver is shown while the node waits."""
+
+    message: str = Field(description="What the approver is asked.")
+    details: Any = Field(None, description="Anything shown with the request.")
+
+
 class Assignment(BaseModel):
     """Who may answer a waiting node: ``assignees`` (user names) and ``roles`` (holders of
     any of them, see ``FM_LAB_ROLES``); both empty: anyone. Identity is the process's
@@ -59,6 +66,7 @@ class ApprovalNode(NodeType):
 
     type_name = "approval"
     resume_schema = Decision
+    payload_schema = ApprovalRequest
 
     class Config(Assignment):
         model_config = ConfigDict(extra="forbid")

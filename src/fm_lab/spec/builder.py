@@ -71,6 +71,15 @@ class WorkflowBuilder:
         self._data["nodes"][id] = node
         return NodeRef(self, id)
 
+    def loop(self, id: str, *, while_: Any = None, until: Any = None, **config: Any) -> NodeRef:
+        """Add a ``loop`` node: its body (``node=`` or ``workflow=``) runs again while
+        ``while_`` (``while`` in YAML) or until ``until`` holds; other keywords as in
+        :meth:`node` (``max_iterations=``, ``retry=``...)."""
+        for key, value in (("while", while_), ("until", until)):
+            if value is not None:
+                config[key] = value
+        return self.node(id, "loop", **config)
+
     def edge(
         self, source: str, target: str, *, handle: str | None = None, condition: str | None = None
     ) -> WorkflowBuilder:

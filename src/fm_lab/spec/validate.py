@@ -207,7 +207,8 @@ def _check_edges(workflow: Workflow, handles: dict[str, list[str] | None]) -> li
                 )
         if edge.source == edge.target:
             issues.append(
-                ValidationIssue(where, "an edge cannot connect a node to itself", "cycle")
+                ValidationIssue(where, "an edge cannot connect a node to itself (to repeat a "
+                                "node, put it in a 'loop' node's body)", "cycle")
             )
         key = (edge.source, edge.target, edge.source_handle)
         if key in seen:
@@ -276,8 +277,8 @@ class _Upstream:
             issues.append(
                 ValidationIssue(
                     "edges",
-                    f"cycle {' -> '.join(path)}{more} (loops are written with a loop node "
-                    "such as foreach, not with edges)",
+                    f"cycle {' -> '.join(path)}{more} (edges cannot loop: repeat work with a "
+                    "'loop' node (while/until, max_iterations) or 'foreach', not with edges)",
                     "cycle",
                 )
             )

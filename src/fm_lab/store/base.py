@@ -80,6 +80,7 @@ class PendingRow(TypedDict):
     default_data: str | None  # JSON text
     assignees: str | None  # JSON text: the user names who may answer (none: anyone)
     roles: str | None  # JSON text: the roles whose holders may answer
+    payload_schema: str | None  # JSON text: the schema of payload (None: none declared)
 
 
 PENDING_COLUMNS: Final = tuple(PendingRow.__annotations__)
@@ -218,6 +219,16 @@ class RunStore(Protocol):
 
     def latest_workflow(self, workflow_id: str) -> Workflow:
         """The newest stored version of ``workflow_id``."""
+        ...
+
+    def load_workflow(self, workflow_id: str, version: int | None = None) -> Workflow:
+        """Stored version ``version`` of ``workflow_id`` (None: the newest); raises
+        ``FileNotFoundError`` naming the versions there are."""
+        ...
+
+    def save_workflow(self, workflow: Workflow, saved_by: str | None) -> int:
+        """Store ``workflow`` as a new version unless this exact content is stored already;
+        return its version number (the one a run of the same content records)."""
         ...
 
     def cache_entries(self, workflow_id: str) -> dict[str, tuple[str, str | None, str, str]]:

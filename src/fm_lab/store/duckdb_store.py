@@ -63,6 +63,7 @@ from fm_lab.store.schema import (
     FORK_VERSION,
     LATEST_VERSION,
     MIGRATIONS,
+    PAYLOAD_SCHEMA_VERSION,
     POLICY_VERSION,
     SETTINGS_VERSION,
     TEAMS_VERSION,
@@ -79,6 +80,7 @@ from fm_lab.store.settings import (
 )
 from fm_lab.store.sql_guard import refuse_audit_changes
 from fm_lab.store.transaction import transaction
+from fm_lab.store.versions import pick_version, spec_record
 
 if TYPE_CHECKING:
     import duckdb
@@ -673,9 +675,9 @@ class Store:
     ) -> None:
         con.execute(
             "insert into suspensions (run_id, path, node_id, seq, label, payload, resume_schema,"
-            " since, expires_at, on_timeout, default_data, assignees, roles) values (?, ?, ?, ?,"
-            " ?, ?, ?, to_timestamp(?), case when ? is null then null else to_timestamp(?) end,"
-            " ?, ?, ?, ?)",
+            " since, expires_at, on_timeout, default_data, assignees, roles, payload_schema)"
+            " values (?, ?, ?, ?, ?, ?, ?, to_timestamp(?), case when ? is null then null else"
+            " to_timestamp(?) end, ?, ?, ?, ?, ?)",
             [
                 run_id,
                 record["path"],
@@ -691,6 +693,7 @@ class Store:
                 dumps(record.get("default")),
                 dumps(record["assignees"]) if record.get("assignees") else None,
                 dumps(record["roles"]) if record.get("roles") else None,
+                dumps(record["payload_schema"]) if record.get("payload_schema") else None,
             ],
         )
 
@@ -923,16 +926,25 @@ class Store:
 
     def latest_workflow(self, workflow_id: str) -> Workflow:
         """The newest stored version of ``workflow_id``."""
+        return self.load_workflow(workflow_id)
+
+    def load_workflow(self, workflow_id: str, version: int | None = None) -> Workflow:
+        """Stored version ``version`` of ``workflow_id`` (None: the newest)."""
         from fm_lab.spec.models import Workflow
 
         with self.connection() as con:
-            row = con.execute(
-                "select spec from workflows where workflow_id = ? order by version desc limit 1",
-                [workflow_id],
-            ).fetchone()
-        if row is None:
-            raise FileNotFoundError(f"no workflow file or stored workflow named {workflow_id!r}")
-        return Workflow.from_json(row[0])
+            rows = con.execute("select version, spec from workflows where workflow_id = ? "
+                               "order by version desc", [workflow_id]).fetchall()
+        return Workflow.from_json(pick_version(workflow_id, version, rows))
+
+    def save_workflow(self, workflow: Workflow, saved_by: str | None) -> int:
+        """Store ``workflow`` as a new version unless its content is stored already."""
+        with self.connection() as con:
+            self._new_versions.clear()
+            with self._transaction(con, audited=False):
+                version = self._save_spec(con, spec_record(workflow, saved_by))
+            self._versions.update(self._new_versions)
+        return version
 
     def pending(self, run_id: str | None = None, with_children: bool = False) -> pd.DataFrame:
         """Suspensions waiting for data, oldest first (of one run, optionally with its child
@@ -945,7 +957,8 @@ class Store:
             return self.sql(
                 "select s.run_id, r.workflow_id, s.node_id, s.label, s.path as path_id, "
                 "s.payload, s.since, s.expires_at, s.on_timeout, s.resume_schema, "
-                f"s.default_data, {self._teams('s.assignees', 's.roles')} "
+                f"s.default_data, {self._teams('s.assignees', 's.roles')}, "
+                f"{self._since(PAYLOAD_SCHEMA_VERSION, 's.payload_schema')} "
                 "from suspensions s join runs r on r.run_id = s.run_id "
                 f"where s.resumed_at is null and r.status = 'suspended' {where} "
                 "qualify row_number() over (partition by s.run_id, s.path order by s.seq desc)"
@@ -956,7 +969,12 @@ class Store:
     def _teams(self, *columns: str) -> str:
         """Columns of migration 8, or nulls under their names in a read-only file from before
         it (call inside :meth:`connection`, which reads the file's migrations)."""
-        if TEAMS_VERSION in self._applied:
+        return self._since(TEAMS_VERSION, *columns)
+
+    def _since(self, version: int, *columns: str) -> str:
+        """``columns``, or nulls under their names in a read-only file from before migration
+        ``version`` (call inside :meth:`connection`, which reads the file's migrations)."""
+        if version in self._applied:
             return ", ".join(columns)
         return ", ".join(f"null as {column.rsplit('.', 1)[-1]}" for column in columns)
 

@@ -32,6 +32,7 @@ from fm_lab.store.base import (
 from fm_lab.store.errors import RunNotFoundError, StoreError
 from fm_lab.store.records import StoredNode
 from fm_lab.store.settings import SETTING_CHANGE
+from fm_lab.store.versions import pick_version, spec_record
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -335,14 +336,22 @@ class MemoryStore:
 
     def latest_workflow(self, workflow_id: str) -> Workflow:
         """The newest stored version of ``workflow_id``."""
+        return self.load_workflow(workflow_id)
+
+    def load_workflow(self, workflow_id: str, version: int | None = None) -> Workflow:
+        """Stored version ``version`` of ``workflow_id`` (None: the newest)."""
         from fm_lab.spec.models import Workflow
 
         with self._lock:
-            versions = self._specs.get(workflow_id)
-            if not versions:
-                raise FileNotFoundError(
-                    f"no workflow file or stored workflow named {workflow_id!r}")
-            return Workflow.from_dict(copy.deepcopy(versions[-1][1]))
+            versions = self._specs.get(workflow_id, [])
+            rows = [(number, versions[number - 1][1])
+                    for number in range(len(versions), 0, -1)]
+            return Workflow.from_dict(copy.deepcopy(pick_version(workflow_id, version, rows)))
+
+    def save_workflow(self, workflow: Workflow, saved_by: str | None) -> int:
+        """Store ``workflow`` as a new version unless its content is stored already."""
+        with self._lock:
+            return self._save_spec(dict(spec_record(workflow, saved_by)))
 
     def cache_entries(self, workflow_id: str) -> dict[str, tuple[str, str | None, str, str]]:
         """The newest successful result per cache key among ``workflow_id``'s runs."""
@@ -455,4 +464,6 @@ def _pending_row(run: _Run, suspension: dict[str, Any]) -> PendingRow:
         resume_schema=codec.dumps(suspension.get("schema")),
         default_data=codec.dumps(suspension.get("default")),
         assignees=codec.dumps(suspension["assignees"]) if suspension.get("assignees") else None,
-        roles=codec.dumps(suspension["roles"]) if suspension.get("roles") else None)
+        roles=codec.dumps(suspension["roles"]) if suspension.get("roles") else None,
+        payload_schema=(codec.dumps(suspension["payload_schema"])
+                        if suspension.get("payload_schema") else None))

@@ -377,6 +377,8 @@ MIGRATIONS.append(
         """,
     )
 )
+MIGRATIONS.append(
+    (12, "alter table suspensions add column if not exists payload_schema text;"))
 
 MIGRATIONS.sort(key=lambda migration: migration[0])
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -62,6 +62,7 @@ from fm_lab.store.records import (
 from fm_lab.store.settings import SETTING_CHANGE, SettingsCache, read_settings, write_setting
 from fm_lab.store.sql_guard import refuse_audit_changes
 from fm_lab.store.urls import redacted
+from fm_lab.store.versions import pick_version, spec_record
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -561,14 +562,15 @@ class PostgresStore:
     def _insert_suspension(con: PgConnection, run_id: str, record: SuspendRecord) -> None:
         con.execute(
             "insert into suspensions (run_id, path, node_id, seq, label, payload, resume_schema,"
-            " since, expires_at, on_timeout, default_data, assignees, roles) values (?, ?, ?, ?,"
-            " ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " since, expires_at, on_timeout, default_data, assignees, roles, payload_schema)"
+            " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, record["path"], record.get("node"), record["seq"], record.get("label"),
              dumps(record.get("payload")), dumps(record.get("schema")),
              _time(record["since"]), _time(record.get("expires")), record.get("on_timeout"),
              dumps(record.get("default")),
              dumps(record["assignees"]) if record.get("assignees") else None,
-             dumps(record["roles"]) if record.get("roles") else None])
+             dumps(record["roles"]) if record.get("roles") else None,
+             dumps(record["payload_schema"]) if record.get("payload_schema") else None])
 
     @staticmethod
     def _end_run(con: PgConnection, run_id: str, record: RunEndRecord) -> None:
@@ -704,6 +706,7 @@ class PostgresStore:
                 "select * from (select distinct on (s.run_id, s.path) s.run_id, r.workflow_id, "
                 "s.node_id, s.label, s.path as path_id, s.payload, s.since, s.expires_at, "
                 "s.on_timeout, s.resume_schema, s.default_data, s.assignees, s.roles, "
+                "s.payload_schema, "
                 "s.resumed_at "
                 "from suspensions s join runs r on r.run_id = s.run_id "
                 f"where r.status = 'suspended' {where} "
@@ -719,14 +722,21 @@ class PostgresStore:
 
     def latest_workflow(self, workflow_id: str) -> Workflow:
         """The newest stored version of ``workflow_id``."""
+        return self.load_workflow(workflow_id)
+
+    def load_workflow(self, workflow_id: str, version: int | None = None) -> Workflow:
+        """Stored version ``version`` of ``workflow_id`` (None: the newest)."""
         from fm_lab.spec.models import Workflow
 
         with self.connection() as con:
-            row = con.execute("select spec from workflows where workflow_id = ? "
-                              "order by version desc limit 1", [workflow_id]).fetchone()
-        if row is None:
-            raise FileNotFoundError(f"no workflow file or stored workflow named {workflow_id!r}")
-        return Workflow.from_json(row[0])
+            rows = con.execute("select version, spec from workflows where workflow_id = ? "
+                               "order by version desc", [workflow_id]).fetchall()
+        return Workflow.from_json(pick_version(workflow_id, version, rows))
+
+    def save_workflow(self, workflow: Workflow, saved_by: str | None) -> int:
+        """Store ``workflow`` as a new version unless its content is stored already."""
+        with self.connection() as con, con.raw.transaction():
+            return self._save_spec(con, spec_record(workflow, saved_by))
 
     def cache_entries(self, workflow_id: str) -> dict[str, tuple[str, str | None, str, str]]:
         """The newest successful result per cache key among the runs of ``workflow_id``."""

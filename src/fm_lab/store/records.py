@@ -93,7 +93,8 @@ class SuspendRecord(_Record):
     ``label``, ``payload`` (shown to whoever answers), ``schema`` (JSON schema the answer must
     match), ``since`` (epoch s), ``expires`` (epoch s or None), ``on_timeout`` (fail |
     default) and the ``default`` answer. Optional: who may answer, ``assignees`` (user names)
-    and ``roles`` (absent: anyone)."""
+    and ``roles`` (absent: anyone); ``payload_schema``, the JSON schema ``payload`` matched
+    (absent: none declared)."""
 
     k: Literal["suspend"]
     path: str
@@ -107,6 +108,7 @@ class SuspendRecord(_Record):
     default: Any
     assignees: NotRequired[list[str]]
     roles: NotRequired[list[str]]
+    payload_schema: NotRequired[dict[str, Any]]
 
 
 class ResumeRecord(_Record):

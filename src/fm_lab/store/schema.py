@@ -362,6 +362,14 @@ MIGRATIONS.append(
         """,
     )
 )
+MIGRATIONS.append(
+    (
+        12,
+        """
+        alter table suspensions add column if not exists payload_schema json;
+        """,
+    )
+)
 
 TEAMS_VERSION = 8  # who did what: started_by, saved_by, resumed_by, assignees, audit_log
 VIEWS_VERSION = 5  # the all_* views the query functions read
@@ -369,6 +377,7 @@ POLICY_VERSION = 7  # runs.policy
 SETTINGS_VERSION = 9  # store_settings (fm_lab.store.settings)
 FORK_VERSION = 10  # runs.forked_from, runs.forked_at_node (fm_lab.engine.fork)
 EVALS_VERSION = 11  # eval_* tables (fm_lab.evals)
+PAYLOAD_SCHEMA_VERSION = 12  # suspensions.payload_schema (what a suspension shows, its schema)
 
 MIGRATIONS.sort(key=lambda migration: migration[0])  # versions may land out of order
 LATEST_VERSION = MIGRATIONS[-1][0]

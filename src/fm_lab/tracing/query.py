@@ -60,20 +60,70 @@ def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
     return (" where " + " and ".join(clauses)) if clauses else "", params
 
 
+_NEWEST_FIRST = " order by started_at desc nulls last, span_id desc"
+"""The order of ``traces()``: total (span ids are unique), so pages never overlap or skip."""
+
+
 def traces(*, kind: str | None = None, entity: str | None = None, status: str | None = None,
            since: str | dt.datetime | None = None, until: str | dt.datetime | None = None,
-           run_id: str | None = None, limit: int | None = 1000,
-           store: RunStore | None = None) -> pd.DataFrame:
-    """Spans, newest first, filtered by kind (workflow, node, item, attempt, agent, llm, tool,
-    ...), entity, status, time and run.
+           run_id: str | None = None, limit: int | None = 1000, offset: int = 0,
+           cursor: str | None = None, store: RunStore | None = None) -> pd.DataFrame:
+    """Spans, newest first (ties by span id), filtered by kind (workflow, node, item,
+    attempt, agent, llm, tool, ...), entity, status, time and run.
+
+    Paging, for UIs and exports: ``limit`` rows from ``offset``, or from ``cursor``, the
+    ``next_cursor`` in the ``attrs`` of the page before (None after the last page). A cursor
+    stays put while new spans arrive, where an offset would shift by them.
 
     >>> fm_lab.traces(kind="node", status="error", since="2026-11-01")  # doctest: +SKIP
+    >>> page = fm_lab.traces(limit=100); more = fm_lab.traces(limit=100,  # doctest: +SKIP
+    ...     cursor=page.attrs["next_cursor"])
     """
+    if offset < 0 or (limit is not None and limit < 0):
+        raise ValueError(f"traces() needs offset >= 0 and limit >= 0 (got offset={offset}, "
+                         f"limit={limit})")
     where, params = _where({"kind": kind, "entity": entity, "status": status, "since": since,
                             "until": until, "run_id": run_id})
-    limit_sql = f" limit {int(limit)}" if limit else ""
-    return _store(store).sql(
-        f"select {_SPAN_COLUMNS} from all_spans{where} order by started_at desc{limit_sql}", params)
+    if cursor is not None:
+        started, span_id = _read_cursor(cursor)
+        where += (" and " if where else " where ") + (
+            "(started_at < ? or (started_at = ? and span_id < ?))")
+        params += [started, started, span_id]
+    page = f" limit {int(limit)}" if limit else ""
+    page += f" offset {int(offset)}" if offset else ""
+    frame = _store(store).sql(
+        f"select {_SPAN_COLUMNS} from all_spans{where}{_NEWEST_FIRST}{page}", params)
+    full = bool(limit) and len(frame) == limit
+    frame.attrs["next_cursor"] = _cursor(frame.iloc[-1]) if full else None
+    return frame
+
+
+def _cursor(row: Any) -> str | None:
+    """The cursor after ``row`` (None for a span without a start time: page by offset)."""
+    import base64
+    import json
+
+    import pandas as pd
+
+    started = row["started_at"]
+    if started is None or pd.isna(started):
+        return None
+    text = json.dumps([pd.Timestamp(started).isoformat(), str(row["span_id"])])
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def _read_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    """The (started_at, span_id) a cursor of :func:`traces` points after."""
+    import base64
+    import binascii
+    import json
+
+    try:
+        started, span_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return as_utc(str(started)) or dt.datetime.now(dt.UTC), str(span_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise ValueError(f"{cursor[:40]!r} is not a cursor of fm_lab.traces() (take "
+                         "page.attrs['next_cursor'] of the page before)") from None
 
 
 def trace(run_id: str, store: RunStore | None = None) -> pd.DataFrame:

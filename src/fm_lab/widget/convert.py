@@ -125,7 +125,7 @@ def pending_rows(
     user, user_roles = current_user(), current_roles()
 
     records = store.pending(run_id, with_children=True).to_dict("records")
-    heads = [re.split(r"[\[/.]", str(rec["path_id"]))[0] for rec in records]
+    heads = [re.split(r"[\[/.#]", str(rec["path_id"]))[0] for rec in records]
     leaves = {h for rec, h in zip(records, heads, strict=True) if rec["run_id"] == run_id}
     # a suspended top-level node that is no leaf itself holds nested suspensions
     holders = [n for n, row in results.items() if row["status"] == "suspended" and n not in leaves]
@@ -143,6 +143,8 @@ def pending_rows(
                 "path_id": str(rec["path_id"]),
                 "payload": jsonable(loads(rec["payload"])),
                 "schema": loads(rec["resume_schema"]) if rec["resume_schema"] else None,
+                "payload_schema": (loads(rec["payload_schema"])
+                                   if isinstance(rec.get("payload_schema"), str) else None),
                 "assignees": assignees,
                 "roles": roles,
                 "mine": may_answer(assignees, roles, user, user_roles),
