@@ -12,6 +12,7 @@ from fm_lab.nodes.human import ApprovalNode, UserInputNode, WaitForEventNode
 from fm_lab.nodes.llm import LlmNode
 from fm_lab.nodes.text import TemplateNode, TransformNode
 from fm_lab.nodes.timing import SleepNode, SleepUntilNode
+from fm_lab.nodes.voice import SpeakNode, TranscribeNode
 
 BUILTIN_TYPES: tuple[type[NodeType], ...] = (
     InputNode,
@@ -35,4 +36,6 @@ BUILTIN_TYPES: tuple[type[NodeType], ...] = (
     ApprovalNode,
     UserInputNode,
     WaitForEventNode,
+    TranscribeNode,
+    SpeakNode,
 )
