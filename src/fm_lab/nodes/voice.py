@@ -4,14 +4,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from fm_lab.nodes.base import NodeContext, NodeType, plain_names
-
-_RETRIES = Field(2, ge=0, le=10, description="Retries per model on rate limits, 5xx and "
-                 "timeouts before the next fallback.")
 
 
 def _speech_model() -> str:
@@ -26,7 +24,28 @@ def _transcription_model() -> str:
     return default_transcription_model()
 
 
-class TranscribeNode(NodeType):
+class _VoiceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fallbacks: list[str] = Field(default_factory=list)
+    retries: int = Field(2, ge=0, le=10, description="Retries per model on rate limits, 5xx "
+                         "and timeouts before the next fallback.")
+
+
+class _VoiceNode(NodeType):
+    """What both voice nodes share: they ask models (a model and its fallbacks)."""
+
+    idempotent = True
+    calls_models = True
+    default_model: ClassVar[Callable[[], str]]
+
+    @classmethod
+    def models(cls, config: dict[str, Any]) -> list[str] | None:
+        """The model and its fallbacks, unless a template names them."""
+        return plain_names(config.get("model") or cls.default_model(),
+                           config.get("fallbacks", []))
+
+
+class TranscribeNode(_VoiceNode):
     """Turns audio into text: outputs ``{text, language, segments: [{start, end, text}],
     seconds, model, cost_usd}``.
 
@@ -41,25 +60,15 @@ class TranscribeNode(NodeType):
     """
 
     type_name = "transcribe"
-    idempotent = True
-    calls_models = True
     description = "Transcribes audio (a file, URL or speak output) to text with timings."
+    default_model = _transcription_model
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Config(_VoiceConfig):
         audio: Any = Field(description="A file path, an http(s) URL or a speak node's output.")
         model: str = Field(default_factory=_transcription_model,
                            description="A litellm transcription model.")
-        fallbacks: list[str] = Field(default_factory=list)
         language: str | None = Field(None, description="ISO-639-1 hint (e.g. en).")
         prompt: str | None = Field(None, description="Words to expect (names, terms).")
-        retries: int = _RETRIES
-
-    @classmethod
-    def models(cls, config: dict[str, Any]) -> list[str] | None:
-        """The model and its fallbacks, unless a template names them."""
-        return plain_names(config.get("model") or _transcription_model(),
-                           config.get("fallbacks", []))
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         from fm_lab.llm.voice import atranscribe
@@ -71,7 +80,7 @@ class TranscribeNode(NodeType):
         return heard.to_dict()
 
 
-class SpeakNode(NodeType):
+class SpeakNode(_VoiceNode):
     """Says a text: writes an audio file (under ``$FM_LAB_HOME/audio`` unless ``path`` is
     given) and outputs ``{path, format, seconds, bytes, sha256, model, voice, characters,
     cost_usd}``, which a notebook shows as a player.
@@ -88,28 +97,20 @@ class SpeakNode(NodeType):
     """
 
     type_name = "speak"
-    idempotent = True
-    calls_models = True
     description = "Says a text with a speech model; outputs the audio file."
+    default_model = _speech_model
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Config(_VoiceConfig):
         text: str
         model: str = Field(default_factory=_speech_model,
                            description="A litellm speech model.")
-        fallbacks: list[str] = Field(default_factory=list)
         voice: str | None = Field(None, description="The provider's voice (OpenAI: alloy, "
                                   "echo, ...; offline/espeak: en, de, ...).")
         format: str = Field("wav", description="mp3, opus, aac, flac, wav or pcm.")
         speed: float = Field(1.0, ge=0.25, le=4.0)
         instructions: str | None = None
-        path: str | None = Field(None, description="Where to write the audio file.")
-        retries: int = _RETRIES
-
-    @classmethod
-    def models(cls, config: dict[str, Any]) -> list[str] | None:
-        """The model and its fallbacks, unless a template names them."""
-        return plain_names(config.get("model") or _speech_model(), config.get("fallbacks", []))
+        path: str | None = Field(None, description="Where to write the audio file (a file "
+                                 "or a folder).")
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> Any:
         from fm_lab.llm.voice import aspeak

@@ -12,11 +12,10 @@ from fm_lab.llm.voice_offline import tone
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setattr("fm_lab.store.default._STORE", None)
-    opened = fm_lab.connect(tmp_path / "voice.duckdb")
-    yield opened
-    opened.close()
+def store():
+    """The default store (in this test's own ``FM_LAB_HOME``): where calls outside runs are
+    traced."""
+    return fm_lab.default_store()
 
 
 def _clerk(tmp_path) -> Agent:

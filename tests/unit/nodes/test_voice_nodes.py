@@ -1,6 +1,7 @@
 """The ``speak`` and ``transcribe`` node types in workflows on a DuckDB store: a text said
 by the offline speaker and transcribed back by a scripted transcriber, the audio output
-coming back from the store as a notebook player, usage rows for the run, bad configs."""
+coming back from the store as a notebook player, usage rows for the run, bad configs (on
+the root conftest's file store)."""
 
 from __future__ import annotations
 
@@ -27,14 +28,6 @@ def _round_trip(transcriber: str, model: str = "offline/voice") -> Workflow:
         },
         "edges": ["say -> hear"],
     })
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setattr("fm_lab.store.default._STORE", None)
-    opened = fm_lab.connect(tmp_path / "voice.duckdb")
-    yield opened
-    opened.close()
 
 
 def test_the_voice_node_types_are_built_in():
