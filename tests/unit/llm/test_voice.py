@@ -34,6 +34,7 @@ class OpenAIAudio(BaseHTTPRequestHandler):
 
     failing = False
     requests: list[tuple[str, bytes]] = []
+    base = ""
 
     def log_message(self, format, *args):  # keep test output quiet
         pass
@@ -44,6 +45,12 @@ class OpenAIAudio(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/clips/question.wav":
+            self._send(200, tone("Where is my parcel?"), "audio/wav")
+        else:
+            self._send(404, b"not here", "text/plain")
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
@@ -65,7 +72,8 @@ def openai_audio(monkeypatch) -> Iterator[type[OpenAIAudio]]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{httpd.server_port}/v1")
+    handler.base = f"http://127.0.0.1:{httpd.server_port}"
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{handler.base}/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-loopback-test")
     yield handler
     httpd.shutdown()
@@ -123,6 +131,24 @@ def test_an_unscripted_offline_transcriber_hears_what_offline_speech_said():
         transcribe(other)
     fallback = script_transcription("voice-default", default="(inaudible)")
     assert transcribe(other, fallbacks=[fallback]).text == "(inaudible)"
+
+
+def test_without_espeak_the_offline_voice_is_the_tone_generator(monkeypatch):
+    monkeypatch.setenv("PATH", "")  # no espeak-ng to be found
+    assert espeak_path() is None
+    clip = speak("Hello there")
+    assert clip["model"] == "offline/voice" and clip.read() == tone("Hello there")
+    with pytest.raises(NodeError, match=r"^offline/espeak needs espeak-ng on PATH"):
+        speak("Hello there", model="offline/espeak")
+    assert speak("Hi", model="offline/espeak", fallbacks=["offline/tone"]).read() == tone("Hi")
+
+
+def test_audio_is_read_from_a_url(openai_audio):
+    base = openai_audio.base
+    clerk = script_transcription("voice-url", {tone("Where is my parcel?"): "Where is it?"})
+    assert transcribe(f"{base}/clips/question.wav", model=clerk).text == "Where is it?"
+    with pytest.raises(NodeError, match=r"^audio URL .*/clips/gone.wav answered HTTP 404$"):
+        transcribe(f"{base}/clips/gone.wav", model=clerk)
 
 
 @pytest.mark.skipif(espeak_path() is None, reason="espeak-ng is not installed (.ci/run "

@@ -80,3 +80,13 @@ def test_bad_voice_configs_fail_with_one_line(store):
         "type": "transcribe", "config": {"audio": "/nowhere/question.wav"}}}}), {}, store=store)
     assert missing.node("hear").error["message"] == (
         "audio file not found: /nowhere/question.wav")
+
+
+def test_a_replay_keeps_the_recorded_voice_results(store):
+    said = speech("offline/tone", TEXT, None, "wav", 1.0)
+    clerk = script_transcription("nodes-replay-clerk", {said: TEXT})
+    run = fm_lab.run(_round_trip(clerk, "offline/tone"), {"text": TEXT}, store=store)
+    replayed = fm_lab.replay(run.run_id, store=store)
+    assert replayed.identical and replayed.run.node("hear").output["text"] == TEXT
+    kinds = set(fm_lab.trace(replayed.run.run_id, store=store)["kind"])
+    assert not kinds & {"speech", "transcription"}  # no voice call was made again
