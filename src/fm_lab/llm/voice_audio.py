@@ -92,7 +92,7 @@ def _checked(data: bytes, where: str, path: str | None = None) -> AudioData:
     found = sniff(data)
     if found is None:
         raise AudioInputError(f"{where}: not audio (expected {', '.join(FORMATS[:-1])} "
-                              f"data; it starts with {data[:8]!r})")
+                              f"data, {len(data)} bytes of something else)")
     if found == "wav" and wav_seconds(data) is None:
         raise AudioInputError(f"{where}: not readable WAV audio")
     name = Path(path).name if path else f"audio.{found}"

@@ -31,6 +31,26 @@ class _VoiceConfig(BaseModel):
                          "and timeouts before the next fallback.")
 
 
+def _restricted_path(value: Any, what: str) -> None:
+    """Under the restricted policy a workflow reads and writes audio files only in the audio
+    folder (``$FM_LAB_HOME/audio``, where ``speak`` writes); URLs pass the egress checks."""
+    from pathlib import Path
+
+    from fm_lab.llm.voice_audio import audio_folder
+    from fm_lab.security.policy import PolicyError, current_policy
+
+    if isinstance(value, dict):
+        value = value.get("path")
+    if not isinstance(value, str) or value.startswith(("http://", "https://")):
+        return
+    if not current_policy().restricted:
+        return
+    folder = audio_folder().resolve()
+    if not Path(value).expanduser().resolve().is_relative_to(folder):
+        raise PolicyError(f"the restricted policy lets a workflow {what} audio files only "
+                          f"under {folder}, not {value}")
+
+
 class _VoiceNode(NodeType):
     """What both voice nodes share: they ask models (a model and its fallbacks)."""
 
@@ -74,6 +94,7 @@ class TranscribeNode(_VoiceNode):
         from fm_lab.llm.voice import atranscribe
 
         config = self.config
+        _restricted_path(config.audio, "read")
         heard = await atranscribe(config.audio, model=config.model,
                                   fallbacks=config.fallbacks, language=config.language,
                                   prompt=config.prompt, retries=config.retries)
@@ -116,6 +137,7 @@ class SpeakNode(_VoiceNode):
         from fm_lab.llm.voice import aspeak
 
         config = self.config
+        _restricted_path(config.path, "write")
         return await aspeak(config.text, model=config.model, fallbacks=config.fallbacks,
                             voice=config.voice, format=config.format, speed=config.speed,
                             instructions=config.instructions, path=config.path,

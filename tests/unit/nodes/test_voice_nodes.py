@@ -90,3 +90,28 @@ def test_a_replay_keeps_the_recorded_voice_results(store):
     assert replayed.identical and replayed.run.node("hear").output["text"] == TEXT
     kinds = set(fm_lab.trace(replayed.run.run_id, store=store)["kind"])
     assert not kinds & {"speech", "transcription"}  # no voice call was made again
+
+
+def test_the_restricted_policy_keeps_voice_files_in_the_audio_folder(store, tmp_path):
+    outside = tmp_path / "secret.wav"
+    outside.write_bytes(speech("offline/tone", TEXT, None, "wav", 1.0))
+    clerk = script_transcription("nodes-restricted", {outside.read_bytes(): TEXT})
+
+    def node(type_name, **config):
+        return Workflow.from_dict({"id": f"restricted_{type_name}",
+                                   "nodes": {"voice": {"type": type_name, "config": config}}})
+
+    hear = node("transcribe", audio=str(outside), model=clerk)
+    say = node("speak", text="hi", model="offline/tone", path=str(tmp_path / "out.wav"))
+    refused = fm_lab.run(hear, {}, store=store, policy="restricted").node("voice").error
+    assert refused["message"].startswith(
+        "the restricted policy lets a workflow read audio files only under ")
+    refused = fm_lab.run(say, {}, store=store, policy="restricted").node("voice").error
+    assert refused["message"].endswith(f"not {tmp_path / 'out.wav'}")
+    assert refused["kind"] == "user" and not (tmp_path / "out.wav").exists()
+    run = fm_lab.run(_round_trip(clerk, "offline/tone"), {"text": TEXT}, store=store,
+                     policy="restricted")
+    assert run.node("hear").output["text"] == TEXT  # what a speak node wrote may be read
+    assert fm_lab.run(hear, {}, store=store).node("voice").output["text"] == TEXT  # trusted
+    assert fm_lab.run(say, {}, store=store).status == "succeeded"
+    assert (tmp_path / "out.wav").exists()
