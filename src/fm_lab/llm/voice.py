@@ -14,6 +14,7 @@ and per-character prices, so :func:`fm_lab.usage` counts voice beside tokens. Of
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -167,8 +168,8 @@ async def aspeak(text: str, *, model: str | None = None, fallbacks: Sequence[str
     models = [model or default_speech_model(), *fallbacks]
 
     async def call(name: str) -> bytes:
-        if name.startswith("offline/"):
-            return offline_speech(name, text, voice, format, speed)
+        if name.startswith("offline/"):  # espeak-ng or the tones, off the event loop
+            return await asyncio.to_thread(offline_speech, name, text, voice, format, speed)
         extra = {"max_retries": 0, **params, **(model_params or {}).get(name, {})}
         optional = {k: v for k, v in (("speed", speed if speed != 1.0 else None),
                                       ("instructions", instructions)) if v is not None}
