@@ -85,6 +85,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/mcp.py
+	$(BIN)/python benchmarks/evals.py
 
 clean:
 	rm -rf $(VENV) .fm_lab .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

@@ -59,6 +59,9 @@ _EXPORTS: dict[str, str] = {
     "asignal": "fm_lab.engine",
     "signal": "fm_lab.engine",
     "submit": "fm_lab.engine",
+    "stream": "fm_lab.engine",
+    "stream_resume": "fm_lab.engine",
+    "RunStream": "fm_lab.engine",
     "asubmit": "fm_lab.engine",
     "pending": "fm_lab.engine",
     "audit": "fm_lab.engine",
@@ -142,6 +145,7 @@ if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-exp
     from fm_lab.engine import ResumeValidationError as ResumeValidationError
     from fm_lab.engine import Run as Run
     from fm_lab.engine import RunFailedError as RunFailedError
+    from fm_lab.engine import RunStream as RunStream
     from fm_lab.engine import StateValidationError as StateValidationError
     from fm_lab.engine import afork as afork
     from fm_lab.engine import areplay as areplay
@@ -168,6 +172,8 @@ if TYPE_CHECKING:  # the same names, for type checkers (`as`: an explicit re-exp
     from fm_lab.engine import set_store_setting as set_store_setting
     from fm_lab.engine import signal as signal
     from fm_lab.engine import store_settings as store_settings
+    from fm_lab.engine import stream as stream
+    from fm_lab.engine import stream_resume as stream_resume
     from fm_lab.engine import submit as submit
     from fm_lab.engine import validate as validate
     from fm_lab.engine import workflows as workflows

@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_notebook_parser(sub)
     _store_parser(sub)
     _mcp_parsers(sub)
+    from fm_lab.evals.cli import add_parser as add_eval_parser
+
+    add_eval_parser(sub)
     return parser
 
 
@@ -113,6 +116,15 @@ def _cmd_connections(args: argparse.Namespace) -> int:
     try:
         return run_connections(args)
     except ValueError as exc:  # a bad or unknown connection, an insecure file
+        return _fail(args, exc)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from fm_lab.evals.cli import run as run_eval
+
+    try:
+        return run_eval(args, _store(args))
+    except (ValueError, LookupError) as exc:  # a bad file, threshold, dataset or experiment
         return _fail(args, exc)
 
 
@@ -529,6 +541,10 @@ def _cmd_store(args: argparse.Namespace) -> int:
         return _store_migrate(args)
     if args.store_command == "settings":
         return _store_settings(args)
+    from dataclasses import asdict
+
+    from fm_lab.memory.copy_vectors import copy_message_vectors
+    from fm_lab.store.base import sql_store
     from fm_lab.store.copy import copy_store
 
     source = open_store(args.source, read_only=True)
@@ -538,12 +554,17 @@ def _cmd_store(args: argparse.Namespace) -> int:
             with _Bars(quiet=args.json) as bars:
                 report = copy_store(source, target, include_running=args.include_running,
                                     dry_run=args.dry_run, progress=bars)
+            vectors = copy_message_vectors(sql_store(source, "vectors"),
+                                           sql_store(target, "vectors"), dry_run=args.dry_run)
         finally:
             target.close()
     finally:
         source.close()
-    print(json.dumps(report.as_dict()) if args.json else "\n".join(report.lines()))
-    return 1 if report.refused or report.chain_problems else 0
+    if args.json:
+        print(json.dumps({**report.as_dict(), "vectors": asdict(vectors)}))
+    else:
+        print("\n".join([*report.lines(), vectors.line(args.dry_run)]))
+    return 1 if report.refused or report.chain_problems or vectors.refused else 0
 
 
 def _store_settings(args: argparse.Namespace) -> int:
@@ -551,14 +572,11 @@ def _store_settings(args: argparse.Namespace) -> int:
     the settings."""
     from fm_lab.engine.admin import set_store_setting, store_settings
     from fm_lab.engine.api import connect
-    from fm_lab.store.settings import KEYS, SettingError, check_setting
+    from fm_lab.store.settings import check_setting
     from fm_lab.store.urls import open_store
 
-    changes = [(key, check_setting(key, value)) for key, value in args.set]
-    for key in args.unset:
-        if key not in KEYS:
-            raise SettingError(f"no store setting {key!r}; known: {', '.join(KEYS)}")
-        changes.append((key, None))
+    wanted = [*args.set, *((key, None) for key in args.unset)]
+    changes = [(key, check_setting(key, value)) for key, value in wanted]
     store = open_store(args.target) if args.target else connect()
     try:
         for key, value in changes:
@@ -622,6 +640,7 @@ _COMMANDS = {
     "batch": _cmd_batch,
     "notebook": _cmd_batch,
     "connections": _cmd_connections,
+    "eval": _cmd_eval,
     "mcp": _cmd_mcp,
     "run": _cmd_run,
     "rerun": _cmd_run_report,

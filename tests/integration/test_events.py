@@ -31,7 +31,8 @@ def test_every_node_is_heard_starting_and_finishing_in_order(store):
     }
     run, heard = _events_of(store, wf)
     assert run.status == "failed"
-    assert heard[0] == {"type": "run", "status": "running", "run_id": run.run_id}
+    assert heard[0] == {"type": "run", "status": "running", "run_id": run.run_id,
+                        "workflow_id": "events", "resumed": False}
     assert heard[-1]["type"] == "run" and heard[-1]["status"] == "failed"
     nodes = [(e["node_id"], e["status"]) for e in heard if e["type"] == "node"]
     assert nodes == [
@@ -68,6 +69,7 @@ def test_suspension_and_resume_are_heard_with_restored_nodes(store):
         "type": "run",
         "status": "succeeded",
         "error": None,
+        "outputs": {"ok": {"approved": True, "comment": None, "by": None}},
         "run_id": run.run_id,
     }
 

@@ -4,6 +4,7 @@ over stdio and streamable HTTP, driven by agents on scripted offline models."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -213,3 +214,33 @@ def test_sessions_close_with_the_process(tmp_path):
     server_pid = int(done.stdout.split()[-1])
     with pytest.raises(ProcessLookupError):  # the server ended with its client's process
         os.kill(server_pid, 0)
+
+
+def test_a_huge_result_is_a_tool_error_the_model_sees_and_nothing_stores(calc, tmp_path):
+    """A tool answering megabytes: refused in one line before it reaches the model's context,
+    the tool span or the store; the model asks for less and goes on."""
+    def reply(messages, tools):
+        results = [m["content"] for m in messages if m["role"] == "tool"]
+        if not results:
+            return {"tool_calls": [{"name": "repeat", "arguments": {"text": "ab", "times":
+                                                                    1_500_000}}]}
+        if len(results) == 1:
+            assert re.search(r"its result has 3,000,0\d\d characters, above "
+                             r"max_result_chars=1,000,000", results[0]), results[0]
+            return {"tool_calls": [{"name": "repeat", "arguments": {"text": "ab", "times": 3}}]}
+        return f"Got {results[-1]}."
+
+    store = fm_lab.connect(str(tmp_path / "s.duckdb"))
+    agent = Agent("echo", model=script("mcp-huge", fn=reply), tools=[*calc.tools()])
+    from fm_lab.tracing.standalone import traced
+
+    with traced("huge", store=store) as root:
+        result = agent.generate("Repeat ab a lot.")
+    assert result.text == "Got ababab."
+    assert [c["ok"] for c in result.tool_calls] == [False, True]
+    stored = fm_lab.trace(root.trace_id, store=store)
+    assert set(stored["kind"]) >= {"trace", "agent", "llm", "tool"}
+    assert stored["output_size"].fillna(0).max() < 10_000  # the megabytes went nowhere
+    with pytest.raises(fm_lab.mcp.McpToolError, match=r"^calc\.repeat: its result has "):
+        calc.call("repeat", {"text": "x", "times": 1_000_001})
+    store.close()

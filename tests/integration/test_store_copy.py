@@ -271,3 +271,51 @@ def test_a_source_whose_audit_chain_is_broken_is_not_imported(tmp_path: Path) ->
     assert verify(b.audit_rows()) == []
     a.close()
     b.close()
+
+
+def test_memory_vectors_go_with_the_copy_both_ways(tmp_path: Path, pg_url: str,
+                                                    capsys: Any) -> None:
+    """Recall on the target finds copied messages by the source's vectors: nothing is
+    embedded again (the target's index is full before any recall), and again copies none."""
+    from fm_lab.memory.embedders import HashingEmbedder
+
+    path = str(tmp_path / "personal.duckdb")
+    topics = ["the invoice from acme is overdue", "my cat only eats tuna",
+              "the train to lyon leaves at nine"]
+    personal = Memory(store=fm_lab.connect(path), embedder=HashingEmbedder())
+    asyncio.run(personal.append("t1", "ann", [{"role": "user", "content": t} for t in topics]
+                                + [{"role": "assistant", "content": None,
+                                    "tool_calls": [{"id": "c1", "type": "function",
+                                                    "function": {"name": "noop",
+                                                                 "arguments": "{}"}}]}]))
+    personal.store.close()
+
+    assert main(["store", "copy", path, pg_url]) == 0
+    assert "memory vectors (hashing-v1-256): copied 4, 0 already there" in capsys.readouterr().out
+    team = Memory(store=fm_lab.connect(pg_url), embedder=HashingEmbedder())
+    assert team.vectors.backend == "pgvector" and team.vectors.count() == 4
+    hits = asyncio.run(team.recall("acme invoice overdue", thread_id="t1", top_k=1,
+                                   message_range=0))
+    assert [h.text for h in hits] == [topics[0]]
+    assert main(["store", "copy", path, pg_url]) == 0
+    assert "copied 0, 4 already there" in capsys.readouterr().out
+
+    offline = str(tmp_path / "offline.duckdb")
+    assert main(["store", "copy", pg_url, offline, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["vectors"] == {"embedder": "hashing-v1-256", "copied": 4, "present": 0,
+                                 "refused": None}
+    back = Memory(store=fm_lab.connect(offline), embedder=HashingEmbedder())
+    assert back.vectors.backend == "lancedb" and back.vectors.count() == 4
+    hits = asyncio.run(back.recall("cat tuna", thread_id="t1", top_k=1, message_range=0))
+    assert [h.text for h in hits] == [topics[1]]
+    back.store.close()
+
+    other = str(tmp_path / "other.duckdb")  # a target whose index is another embedder's
+    mine = Memory(store=fm_lab.connect(other), embedder=HashingEmbedder(64))
+    asyncio.run(mine.append("t9", "bo", [{"role": "user", "content": "hello"}]))
+    mine.store.close()
+    assert main(["store", "copy", path, other]) == 1
+    out = capsys.readouterr().out
+    assert "memory vectors (hashing-v1-256) not copied:" in out and "reindex" in out
+    assert "memory_messages: 4" in out  # the rows themselves were copied

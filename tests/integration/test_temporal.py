@@ -418,3 +418,38 @@ def test_a_sleep_outlives_its_worker(store_path, workers, tmp_path):
     assert run.status == "succeeded", run.error
     assert log.read_text().split() == ["a", "c"]
     assert run.node("b").output == {"slept_s": 3.0}
+
+
+# ---- the canvas ---------------------------------------------------------------------------
+def test_the_canvas_runs_on_temporal_and_its_form_answers_the_run(store_path, shared,
+                                                                 policy_url):
+    """The Run button and the suspended node's form, as the browser sends them."""
+    from fm_lab.widget import GraphWidget
+
+    store = fm_lab.connect(str(store_path))
+    canvas = GraphWidget(EXAMPLES / "expense_approval.flow.yaml", store=store, executor=shared)
+    inputs = {"employee": "bo", "amount": 420, "category": "travel", "policy_url": policy_url}
+    canvas._on_message(canvas, {"kind": "run", "inputs": inputs}, [])
+    assert canvas.last_error is None
+    run_id = canvas.run_state["run_id"]
+    assert canvas.run_state["status"] == "suspended"
+    [form] = canvas.pending
+    assert form["label"] == "manager" and form["schema"]["properties"]["approved"]
+    assert canvas.results["manager"]["status"] == "suspended"
+
+    canvas._on_message(canvas, {"kind": "resume", "run_id": form["run_id"],
+                                "path_id": form["path_id"], "data": {"approved": "maybe"}}, [])
+    assert canvas.run_state["status"] == "error" and "approved" in canvas.run_state["message"]
+    assert fm_lab.get_run(run_id, store=store).status == "suspended"  # nothing lost
+    assert len(canvas.pending) == 1
+
+    canvas._on_message(canvas, {"kind": "resume", "run_id": form["run_id"],
+                                "path_id": form["path_id"],
+                                "data": {"approved": True, "by": "lee"}}, [])
+    assert canvas.last_error is None, canvas.run_state
+    assert canvas.run_state["status"] == "succeeded" and canvas.pending == []
+    assert canvas.results["manager"]["status"] == "succeeded"
+    assert fm_lab.get_run(run_id, store=store).status == "succeeded"
+    owner = store.sql("select owner_host from runs where run_id = ?", [run_id])
+    assert owner["owner_host"].iloc[0].startswith("temporal://")  # it ran there
+    canvas.close()

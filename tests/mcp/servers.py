@@ -25,6 +25,12 @@ def shout(text: str) -> str:
 
 
 @app.tool()
+def repeat(text: str, times: int) -> str:
+    """The text repeated (a big result on demand)."""
+    return text * times
+
+
+@app.tool()
 def crash() -> str:
     """Ends the server process at once (to test how a dead server is reported)."""
     sys.stderr.write("calc: crashing on purpose\n")

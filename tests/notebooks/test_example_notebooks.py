@@ -193,6 +193,28 @@ def test_time_travel(execute):
                           "+AN ESSAY ON WHY RUNS CRASH; WHAT A JOURNAL KEEPS!"]
 
 
+def test_evals(execute):
+    nb = execute("evals.ipynb")
+    assert text(cell(nb, "small = script(")).startswith("('offline/router-small'")
+    assert "Dataset('tickets', version=1, examples=12)" in text(cell(nb, "tickets_ds = ev."))
+    first = rows(cell(nb, "exp = ev.run(route"))
+    assert first[1][:2] == ["0", "small-terse"]
+    assert "Experiment routing" in cell(nb, "exp  # the HTML repr").outputs[0]["data"][
+        "text/html"]
+    models = {line[0]: line for line in rows(cell(nb, "models = ev.compare("))[2:]}
+    assert models["exact_match"][1:3] == ["McNemar", "exact"] and models["exact_match"][-1] \
+        == "True"  # small -> large on the terse prompt: 0.5 -> 1.0, p = 1/32
+    assert models["cost_usd"][-1] == "False"
+    prompts = {line[0]: line for line in rows(cell(nb, "prompts = ev.compare("))[2:6]}
+    assert prompts["exact_match"][-1] == "True" and prompts["contains"][-1] == "False"
+    assert kinds(cell(nb, "priced = ev.compare(")) == ["image/png"]
+    judged = rows(cell(nb, "judge = ev.llm_judge("))
+    assert judged[1] == ["0", "small-terse", "billing", "1.0", "clear", "billing", "case"]
+    assert judged[2][-3:] == ["0.5", "not", "billing"]
+    scored = text(cell(nb, "def one_word(output)"))
+    assert "of 12 runs scored" in scored and "one_word" in scored
+
+
 def test_voice(execute):
     nb = execute("voice.ipynb")
     player = cell(nb, 'clip = speak("Your parcel ships today.")')

@@ -28,6 +28,7 @@ EXPECTED = {
     "Memory",
     "GraphWidget",
     "audit", "delete_run", "workflows", "store_settings", "set_store_setting", "current_user",
+    "stream", "stream_resume", "RunStream",
 }
 
 

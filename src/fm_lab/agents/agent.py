@@ -30,7 +30,7 @@ from fm_lab.agents.durable import journaled, state_setter
 from fm_lab.agents.memory_api import AgentMemory, MemoryContext, Processor
 from fm_lab.agents.messages import MessageList
 from fm_lab.agents.result import AgentResult
-from fm_lab.agents.tools import Tool, validation_feedback
+from fm_lab.agents.tools import Tool, ToolOutputError, output_feedback, validation_feedback
 from fm_lab.agents.voice import Voice, VoiceTurn
 from fm_lab.exceptions import Suspended
 from fm_lab.llm.chunks import Chunk, Finish, ToolCallChunk, ToolResultChunk
@@ -314,33 +314,33 @@ class Agent:
         inside a workflow: model answers and tool results are journaled steps)."""
         context = (request_context if isinstance(request_context, RequestContext)
                    else RequestContext(request_context or {}))
-        ml = MessageList()
-        recalled = await self._recall(message, thread_id, resource_id)
-        system = "\n\n".join(s for s in (self.instructions, recalled.system) if s)
-        if system:
-            ml.add_system(system)
-        ml.add_memory(recalled.messages)
-        if isinstance(message, str):
-            ml.add_user(message)
-        else:
-            for item in message:
-                ml.add(item, "system" if item.get("role") == "system" else "user")
-        listed = {t.name: t for toolset in self.toolsets for t in await toolset.atools()}
-        tools = {**listed, **self.tools, **{t.name: t for t in recalled.tools},
-                 **{name: sub.as_tool(name) for name, sub in self.agents.items()}}
-        turn = _Turn(ml, AgentResult(None), tools, context, abort or asyncio.Event(), emit,
-                     durable, thread_id, resource_id)
         owner = {"resource_id": resource_id} if resource_id is not None else {}
         with span(self.name, kind="agent", input={"message": message}, agent=self.name,
                   entity_id=self.name, **owner) as agent_span:
+            ml = MessageList()
+            recalled = await self._recall(message, thread_id, resource_id)
+            system = "\n\n".join(s for s in (self.instructions, recalled.system) if s)
+            if system:
+                ml.add_system(system)
+            ml.add_memory(recalled.messages)
+            if isinstance(message, str):
+                ml.add_user(message)
+            else:
+                for item in message:
+                    ml.add(item, "system" if item.get("role") == "system" else "user")
+            listed = {t.name: t for toolset in self.toolsets for t in await toolset.atools()}
+            tools = {**listed, **self.tools, **{t.name: t for t in recalled.tools},
+                     **{name: sub.as_tool(name) for name, sub in self.agents.items()}}
+            turn = _Turn(ml, AgentResult(None), tools, context, abort or asyncio.Event(), emit,
+                         durable, thread_id, resource_id)
             turn.result.trace_id = agent_span.trace_id
             try:
                 await self._loop(turn, agent_span)
             except Suspended:
                 agent_span.end("suspended")
                 raise
-        if self.memory is not None:
-            await self._save(turn)
+            if self.memory is not None:
+                await self._save(turn)
         turn.result.messages = ml.to_storage()
         return turn.result
 
@@ -352,16 +352,24 @@ class Agent:
             raise ValueError(f"agent {self.name!r} has memory: pass thread_id= to generate")
         query = message if isinstance(message, str) else str(
             next((m.get("content") for m in reversed(message) if m.get("role") == "user"), ""))
-        return await self.memory.prepare(thread_id=thread_id, resource_id=resource_id,
-                                         query=query)
+        with span("memory.prepare", kind="memory", input={"query": query},
+                  thread_id=thread_id) as preparing:
+            found = await self.memory.prepare(thread_id=thread_id, resource_id=resource_id,
+                                              query=query)
+            preparing.set_attribute("memory.messages", len(found.messages))
+            preparing.set_attribute("memory.tools", [t.name for t in found.tools])
+            preparing.set_attribute("memory.system_chars", len(found.system or ""))
+        return found
 
     async def _save(self, turn: _Turn) -> None:
         memory, unsaved = self.memory, turn.ml.drain_unsaved()
         assert memory is not None and turn.thread_id is not None
 
         async def save() -> None:
-            await memory.save(thread_id=turn.thread_id or "", resource_id=turn.resource_id,
-                              messages=unsaved)
+            with span("memory.save", kind="memory", thread_id=turn.thread_id,
+                      **{"memory.messages": len(unsaved)}):
+                await memory.save(thread_id=turn.thread_id or "", resource_id=turn.resource_id,
+                                  messages=unsaved)
 
         if turn.durable is not None:
             await journaled(turn.durable, f"memory:{self.name}", save)
@@ -401,7 +409,10 @@ class Agent:
 
         outgoing = turn.ml.to_openai()
         for processor in self.processors:
-            outgoing = processor.process(outgoing)
+            with span(type(processor).__name__, kind="processor",
+                      **{"processor.messages_in": len(outgoing)}) as processing:
+                outgoing = processor.process(outgoing)
+                processing.set_attribute("processor.messages_out", len(outgoing))
         params: dict[str, Any] = {**self.model_params, **({"tools": schemas} if schemas else {})}
 
         async def call() -> dict[str, Any]:
@@ -494,7 +505,8 @@ class Agent:
                         thread_id=f"{turn.thread_id}/{found.name}" if turn.thread_id else None)
                     return {"output": answer.text, "sub": answer.to_dict()}
                 output = await found.call(args, self._context(turn, found, call, tool_span))
-                return {"output": json.loads(json.dumps(output, default=str))}
+                return {"output": json.loads(json.dumps(found.check_output(output),
+                                                        default=str))}
 
             try:
                 done = (await journaled(turn.durable, f"tool:{self.name}:{call['id']}", invoke)
@@ -502,6 +514,12 @@ class Agent:
             except (Suspended, SuspendNotDurable, asyncio.CancelledError):
                 tool_span.status = "suspended"
                 raise
+            except ToolOutputError as exc:  # the model reads why and may call again
+                record["error"] = "invalid output"
+                tool_span.output = json.loads(json.dumps(exc.value, default=str))
+                tool_span.end("error", {"type": "ToolOutputError", "message": str(exc),
+                                        "kind": "validation"})
+                return self._tool_result(turn, call, output_feedback(exc), False)
             except Exception as exc:  # the model reads what went wrong and may try again
                 tool_span.status = "error"
                 record["error"] = f"{type(exc).__name__}: {exc}"

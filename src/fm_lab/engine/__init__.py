@@ -32,6 +32,7 @@ from fm_lab.engine.errors import (
 from fm_lab.engine.fork import ForkError, afork, fork
 from fm_lab.engine.replay import Replay, areplay, replay
 from fm_lab.engine.run import NodeResult, Run
+from fm_lab.engine.stream import RunStream, stream, stream_resume
 from fm_lab.exceptions import NodeError
 from fm_lab.nodes.base import NodeType
 from fm_lab.nodes.registry import register_default_lazy
@@ -73,6 +74,7 @@ __all__ = [
     "ResumeValidationError",
     "Run",
     "RunFailedError",
+    "RunStream",
     "StateValidationError",
     "afork",
     "areplay",
@@ -99,6 +101,8 @@ __all__ = [
     "set_store_setting",
     "signal",
     "store_settings",
+    "stream",
+    "stream_resume",
     "submit",
     "validate",
     "workflows",

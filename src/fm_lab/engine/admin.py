@@ -13,7 +13,6 @@ from fm_lab.store.audit import verify as chain_problems
 from fm_lab.store.default import default_store
 from fm_lab.store.ids import validate_run_id
 from fm_lab.store.journal import RunLockedError
-from fm_lab.store.settings import KEYS
 from fm_lab.tracing.query import as_utc
 
 if TYPE_CHECKING:
@@ -124,9 +123,7 @@ def set_store_setting(key: str, value: Any, store: RunStore | None = None) -> An
     from fm_lab.store.settings import ADMIN_ROLE, SettingError, check_setting
 
     store = store or default_store()
-    checked = None if value is None else check_setting(key, value)
-    if value is None and key not in KEYS:
-        raise SettingError(f"no store setting {key!r}; known: {', '.join(KEYS)}")
+    checked = check_setting(key, value)
     user = current_user()
     if has(store, SHARED) and ADMIN_ROLE not in current_roles():
         raise SettingError(f"{user} may not change {store.path}'s settings: it needs the "

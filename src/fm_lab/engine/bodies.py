@@ -4,6 +4,7 @@ runs of other workflows. Both checkpoint so a finished part is never run again."
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,7 +52,8 @@ async def run_body(
     session = runner.session
     record = session.committed.get(path)
     if record is not None:
-        if record["status"] == "succeeded":
+        if record["status"] == "succeeded":  # progress counts it; streams do not repeat it
+            session.emit_node(path, _owner(runner, path), "succeeded", restored=True)
             return record["output"]
         if (
             record["status"] == "suspended"
@@ -64,6 +66,12 @@ async def run_body(
     if "workflow" in body:
         return await _run_graph(runner, path, body["workflow"], dict(inputs))
     raise NodeError("a body is {'node': {...}} or {'workflow': ...}", kind="validation")
+
+
+def _owner(runner: Runner, path: str) -> str:
+    """The id of the node a body path belongs to: ``loop`` for ``loop[3]`` or ``par.a``."""
+    local = path[len(runner.prefix):]
+    return re.split(r"[\[.]", local, maxsplit=1)[0]
 
 
 async def _run_node(

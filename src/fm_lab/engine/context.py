@@ -95,6 +95,9 @@ class NodeRunContext:
         if self.events is None:
             self.events = []
         self.events.append({"name": name, "time": time.time(), "attributes": attributes})
+        if name == "log":  # a line for run event streams too (fm_lab.stream)
+            self._runner.session.emit({**attributes, "type": "log", "path": self.path,
+                                       "node_id": self.node_id})
 
     def progress(self, total: int) -> None:
         """Announce how many items this node will work through (progress bars, widgets)."""

@@ -273,9 +273,15 @@ def record_outcome(
     except NotSerialisableError as exc:  # the output or the suspend payload
         _fail_unstorable(outcome, record, classify(exc, node_type))
         recorder.append(record)
+    if session.on_event is None:  # nobody listens (the hot path of big foreach nodes)
+        return record
+    waits = outcome.suspension
     session.emit_node(outcome.path, node_id,
                       "cached" if outcome.cached_from is not None else outcome.status,
-                      (outcome.ended - outcome.started) * 1000, outcome.error)
+                      (outcome.ended - outcome.started) * 1000, outcome.error,
+                      output=record["output"],
+                      **({"label": waits.label, "payload": waits.payload, "leaf": waits.leaf}
+                         if waits is not None else {}))
     return record
 
 

@@ -111,7 +111,8 @@ class Runner:
                         resume["expired"] = True
                 recorder.append(resume)
             await recorder.durable()  # an accepted answer is durable before anything runs
-            session.emit({"type": "run", "status": "running"})
+            session.emit({"type": "run", "status": "running", "workflow_id": session.workflow_id,
+                          "resumed": self._start_record is None})
             token = activate(session.workflow_span)
             try:
                 await self.run_graph()
@@ -163,7 +164,8 @@ class Runner:
             self.error = {"node": None, **classify(exc, "engine"), "kind": "system"}
             self._append_end()
         self.stored = await recorder.aflush(wait=True)
-        session.emit({"type": "run", "status": self.run_status, "error": self.error})
+        session.emit({"type": "run", "status": self.run_status, "error": self.error,
+                      "outputs": self.outputs})
 
     def _append_end(self) -> None:
         """Queue the workflow span and the run's end record."""

@@ -12,6 +12,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -105,11 +106,13 @@ class Cassette:
 
 
 _ACTIVE: list[Cassette] = []
+_SCOPED: ContextVar[Cassette | None] = ContextVar("fm_lab_cassette", default=None)
 
 
 def active() -> Cassette | None:
-    """The innermost open cassette (process-wide, so worker threads see it too)."""
-    return _ACTIVE[-1] if _ACTIVE else None
+    """The cassette answering here: one :func:`scoped` to this context, else the innermost
+    open cassette (process-wide, so threads that do not carry the context see it too)."""
+    return _SCOPED.get() or (_ACTIVE[-1] if _ACTIVE else None)
 
 
 def cassette_path(path_or_store: str | Path | SqlStore, name: str = "default") -> Path:
@@ -138,6 +141,18 @@ def cassette(path_or_store: str | Path | SqlStore, mode: Mode = "auto", *,
     whose folder keeps it as ``<name>.jsonl``."""
     with installed(Cassette(cassette_path(path_or_store, name), mode)) as tape:
         yield tape
+
+
+@contextmanager
+def scoped(tape: Cassette) -> Iterator[Cassette]:
+    """Answer the model calls of this context only (its tasks, and the threads it hands its
+    context to, as code nodes and agents do) from ``tape``: a replay, while other runs in the
+    process go on calling their providers."""
+    token = _SCOPED.set(tape)
+    try:
+        yield tape
+    finally:
+        _SCOPED.reset(token)
 
 
 @contextmanager

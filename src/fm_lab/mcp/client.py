@@ -14,6 +14,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import json
 import shlex
 import tempfile
 import threading
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_MAX_RESULT_CHARS = 1_000_000
+"""The largest tool result taken (characters of text, structured JSON and encoded data): a
+bigger one is a tool error, never a model's context, a span or a stored output."""
 
 
 class McpError(RuntimeError):
@@ -77,7 +81,8 @@ class McpServer:
     def __init__(self, name: str, *, command: Sequence[str] | str | None = None,
                  url: str | None = None, env: Mapping[str, str] | None = None,
                  cwd: str | None = None, headers: Mapping[str, str] | None = None,
-                 connection: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 connection: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 max_result_chars: int = DEFAULT_MAX_RESULT_CHARS) -> None:
         if (command is None) == (url is None):
             raise ValueError(f"MCP server {name!r}: give command= (stdio) or url= (HTTP), "
                              "one of them")
@@ -93,6 +98,7 @@ class McpServer:
         self.headers = dict(headers or {})
         self.connection = connection
         self.timeout_s = timeout_s
+        self.max_result_chars = max_result_chars
         self._session: ClientSession | None = None
         self._stop: asyncio.Event | None = None
         self._owner: asyncio.Task[None] | None = None
@@ -151,8 +157,7 @@ class McpServer:
         structured content when the tool gives one, else its text."""
         args = dict(arguments or {})
         with self._span(tool, args) as tool_span:
-            tool_span.output = _output(self.name, tool,
-                                       self._blocking(*_call_tool(tool, args)))
+            tool_span.output = self._output(tool, self._blocking(*_call_tool(tool, args)))
         return tool_span.output
 
     async def acall(self, tool: str, arguments: Mapping[str, Any] | None = None, *,
@@ -161,10 +166,18 @@ class McpServer:
         opened one)."""
         args = dict(arguments or {})
         if not traced:
-            return _output(self.name, tool, await self._run(*_call_tool(tool, args)))
+            return self._output(tool, await self._run(*_call_tool(tool, args)))
         with self._span(tool, args) as tool_span:
-            tool_span.output = _output(self.name, tool, await self._run(*_call_tool(tool, args)))
+            tool_span.output = self._output(tool, await self._run(*_call_tool(tool, args)))
         return tool_span.output
+
+    def _output(self, tool: str, result: CallToolResult) -> Any:
+        size = _size(result)
+        if size > self.max_result_chars:
+            raise McpToolError(f"{self.name}.{tool}: its result has {size:,} characters, above "
+                               f"max_result_chars={self.max_result_chars:,}; ask the tool for "
+                               "less, or raise max_result_chars")
+        return _output(self.name, tool, result)
 
     def span_attributes(self) -> dict[str, Any]:
         """What a tool span of this server carries (server name and transport kind)."""
@@ -451,6 +464,15 @@ def _messages(got: Any) -> list[dict[str, Any]]:
             for m in got.messages]
 
 
+def _size(result: CallToolResult) -> int:
+    """Characters of what :func:`_output` takes from a tool result: its structured JSON when
+    it has one, else its parts' text and encoded data."""
+    if result.structured_content is not None:
+        return len(json.dumps(result.structured_content, default=str))
+    return sum(len(getattr(c, "text", None) or "") + len(getattr(c, "data", None) or "")
+               for c in result.content)
+
+
 def _output(server: str, tool: str, result: CallToolResult) -> Any:
     """A tool result as Python (an error result raises :class:`McpToolError`)."""
     texts = [str(getattr(c, "text", "")) for c in result.content
@@ -473,24 +495,27 @@ _SERVERS_LOCK = threading.Lock()
 def server(name: str, *, command: Sequence[str] | str | None = None, url: str | None = None,
            env: Mapping[str, str] | None = None, cwd: str | None = None,
            headers: Mapping[str, str] | None = None, connection: str | None = None,
-           timeout_s: float = DEFAULT_TIMEOUT_S) -> McpServer:
+           timeout_s: float = DEFAULT_TIMEOUT_S,
+           max_result_chars: int = DEFAULT_MAX_RESULT_CHARS) -> McpServer:
     """An MCP server, registered under ``name`` for ``mcp_tool`` nodes; started on first use
     and kept open. ``command``: started over stdio (a list, or a string split like a shell
     would); ``url``: streamable HTTP. ``connection``: a named connection
     (:mod:`fm_lab.connections`) whose headers HTTP requests carry (a stdio server gets the
-    credential in its environment). Registering a name again with the same settings returns
+    credential in its environment). A tool result above ``max_result_chars`` is a tool
+    error. Registering a name again with the same settings returns
     the same server (a notebook cell run twice); with other settings it replaces it.
 
     >>> calc = fm_lab.mcp.server("calc", command=["python", "calc_server.py"])  # doctest: +SKIP
     >>> agent = fm_lab.Agent("maths", tools=[*calc.tools()])                    # doctest: +SKIP
     """
     made = McpServer(name, command=command, url=url, env=env, cwd=cwd, headers=headers,
-                     connection=connection, timeout_s=timeout_s)
+                     connection=connection, timeout_s=timeout_s,
+                     max_result_chars=max_result_chars)
     with _SERVERS_LOCK:
         old = _SERVERS.get(name)
         if old is not None and old.spec() == made.spec() and old.env == made.env \
                 and old.headers == made.headers:
-            old.timeout_s = timeout_s
+            old.timeout_s, old.max_result_chars = timeout_s, max_result_chars
             return old
         _SERVERS[name] = made
     if old is not None:

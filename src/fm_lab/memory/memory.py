@@ -26,6 +26,7 @@ from fm_lab.memory.vector_backend import (
 )
 from fm_lab.memory.vectors import Scope
 from fm_lab.memory.working import WorkingMemory
+from fm_lab.tracing.spans import span
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -157,8 +158,14 @@ class Memory:
         working = self._working()
         key = working.key_for(thread_id, resource_id) if working is not None else None
         with self.store.hold():  # one open of the DuckDB file for both reads
-            last = self.history.last(thread_id, self.last_messages)
-            note = working.get(key) if working is not None and key is not None else None
+            with span("memory.history", kind="memory", thread_id=thread_id) as read:
+                last = self.history.last(thread_id, self.last_messages)
+                read.set_attribute("memory.messages", len(last))
+            note = None
+            if working is not None and key is not None:
+                with span("memory.working.read", kind="memory", key=key) as read:
+                    note = working.get(key)
+                    read.set_attribute("memory.chars", len(note))
         live_from = last[0].sequence if last else None
         recalled: list[StoredMessage] = []
         if self.recall_settings is not None and query.strip():
@@ -169,7 +176,9 @@ class Memory:
         system: list[str] = []
         tools: list[Tool] = []
         if self.summary is not None:
-            text = await self.summary.refresh(self.store, thread_id, live_from)
+            with span("memory.summary", kind="memory", thread_id=thread_id) as summarised:
+                text = await self.summary.refresh(self.store, thread_id, live_from)
+                summarised.set_attribute("memory.chars", len(text or ""))
             if text:
                 system.append(f"## Summary of earlier messages\n{text}")
         if working is not None and note is not None:
@@ -197,7 +206,9 @@ class Memory:
             return []
         if self.recall_settings is not None:
             _ = self.vectors  # an embedder mismatch refuses the save before anything is stored
-        stored = self.history.append(thread_id, resource_id, batch)
+        with span("memory.history.append", kind="memory", thread_id=thread_id) as write:
+            stored = self.history.append(thread_id, resource_id, batch)
+            write.set_attribute("memory.messages", len(stored))
         for mid, message in batch:
             self._remember(message, mid)
         if self.recall_settings is not None:
@@ -205,7 +216,12 @@ class Memory:
         return stored
 
     async def _index(self, stored: Sequence[StoredMessage]) -> None:
-        texts = [s.text for s in stored if s.text.strip()]
+        with span("memory.index", kind="memory", vectors=self.vector_backend) as indexing:
+            texts = [s.text for s in stored if s.text.strip()]
+            indexing.set_attribute("memory.vectors", len(texts))
+            await self._add_vectors(stored, texts)
+
+    async def _add_vectors(self, stored: Sequence[StoredMessage], texts: list[str]) -> None:
         vectors = await self.embedder.aembed(texts) if texts else None
         try:
             self.vectors.add(stored, vectors if vectors is not None else _empty(self.embedder))
@@ -240,14 +256,20 @@ class Memory:
         settings = Recall(top_k or base.top_k,
                           base.message_range if message_range is None else message_range,
                           scope or base.scope)
-        vector = (await self.embedder.aembed([query]))[0]
-        hits = self.vectors.search(vector, top_k=settings.top_k, scope=settings.scope,
-                                   thread_id=thread_id, resource_id=resource_id,
-                                   live_from=live_from)
-        before, after = settings.bounds()
-        found = self.vectors.windows(hits, before, after)
-        return [s for s in found if not (s.thread_id == thread_id and live_from is not None
-                                         and s.sequence >= live_from)]
+        with span("memory.recall", kind="memory", input={"query": query},
+                  scope=settings.scope, top_k=settings.top_k,
+                  vectors=self.vector_backend) as recalling:
+            vector = (await self.embedder.aembed([query]))[0]
+            hits = self.vectors.search(vector, top_k=settings.top_k, scope=settings.scope,
+                                       thread_id=thread_id, resource_id=resource_id,
+                                       live_from=live_from)
+            before, after = settings.bounds()
+            found = [s for s in self.vectors.windows(hits, before, after)
+                     if not (s.thread_id == thread_id and live_from is not None
+                             and s.sequence >= live_from)]
+            recalling.set_attribute("memory.hits", len(hits))
+            recalling.set_attribute("memory.messages", len(found))
+        return found
 
     def reindex(self) -> int:
         """Rebuild the vector table from the stored messages with this memory's embedder

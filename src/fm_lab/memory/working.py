@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from fm_lab.memory.sql import first
 from fm_lab.tracing.redact import redactor
+from fm_lab.tracing.spans import span
 
 if TYPE_CHECKING:
     from fm_lab.agents.tools import Tool
@@ -197,6 +198,14 @@ class WorkingMemory:
         """Apply one update to ``key``'s memory: append new lines (duplicates are skipped; a
         ``- Field: value`` line fills an empty ``- Field:``), replace ``search`` with ``text``,
         or ``replace_all``. JSON (schema) memories merge ``text`` as an object."""
+        with span("memory.working.write", kind="memory", key=key) as write:
+            result = await self._update(key, text, search, replace_all, max_attempts)
+            write.set_attribute("memory.changed", result.changed)
+            write.set_attribute("memory.chars", len(result.content))
+            return result
+
+    async def _update(self, key: str, text: str, search: str | None, replace_all: bool,
+                      max_attempts: int) -> UpdateResult:
         async with self._lock(key):
             for attempt in range(max_attempts):
                 with self._store().hold():  # one open of the file for read + swap

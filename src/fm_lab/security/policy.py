@@ -177,15 +177,19 @@ def resolve_policy(
     return policy(mode, "store default" if store is not None else "default", settings)
 
 
-def capped(submitted: Policy | None) -> Policy:
+def capped(submitted: Policy | None, ceiling: Mode | None = None) -> Policy:
     """The policy a worker runs submitted work under: ``submitted`` (None: ``restricted``),
-    but never ``trusted`` when the worker's own ``$FM_LAB_POLICY`` is ``restricted`` (what
-    arrives with the work cannot loosen what the worker's operator set)."""
-    own = os.environ.get(POLICY_ENV, "").strip()
+    but never ``trusted`` when the worker's ``ceiling`` (default: its own
+    ``$FM_LAB_POLICY``, when set) is ``restricted``: what arrives with the work cannot loosen
+    what the worker's operator set."""
     if submitted is None:
         return policy("restricted", "worker default")
-    if submitted.mode == "trusted" and own and parse_mode(own, POLICY_ENV) == "restricted":
-        return Policy("restricted", submitted.allow, submitted.http_allow, "worker FM_LAB_POLICY")
+    source = "the worker's ceiling"
+    if ceiling is None:
+        own = os.environ.get(POLICY_ENV, "").strip()
+        ceiling, source = (parse_mode(own, POLICY_ENV) if own else None), f"worker {POLICY_ENV}"
+    if submitted.mode == "trusted" and ceiling == "restricted":
+        return Policy("restricted", submitted.allow, submitted.http_allow, source)
     return submitted
 
 

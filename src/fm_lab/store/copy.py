@@ -67,7 +67,12 @@ KEYED: Final = (_Keyed("memory_threads", ("thread_id",)),
                 _Keyed("memory_summaries", ("thread_id",)),
                 _Keyed("memory_working", ("scope", "key"), same="content"),
                 _Keyed("batches", ("batch_id",)),
-                _Keyed("batch_items", ("batch_id", "item_key")))
+                _Keyed("batch_items", ("batch_id", "item_key")),
+                _Keyed("eval_datasets", ("name", "version")),
+                _Keyed("eval_examples", ("dataset", "version", "position")),
+                _Keyed("eval_experiments", ("experiment_id",)),
+                _Keyed("eval_results", ("experiment_id", "variant", "position")),
+                _Keyed("eval_scores", ("span_id", "scorer")))
 _FINGERPRINT: Final = ("workflow_id", "status", "journal_seq", "created_at")
 
 

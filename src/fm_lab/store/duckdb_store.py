@@ -74,6 +74,7 @@ from fm_lab.store.settings import (
     load_mirror,
     read_settings,
     save_mirror,
+    stricter,
     write_setting,
 )
 from fm_lab.store.sql_guard import refuse_audit_changes
@@ -495,6 +496,10 @@ class Store:
         """Store a checked setting (None: remove it), logged as ``store.setting``; return
         the value it had."""
         with self.connection() as con:
+            if self._mirrored:  # until the table and its copy agree: what both allow
+                now = read_settings(con)
+                after = {k: v for k, v in {**now, key: value}.items() if v is not None}
+                save_mirror(self.settings_path, stricter(now, after))
             with self._transaction(con, audited=True):
                 before = write_setting(con, key, value, actor)
                 self._append_audit(con, [entry(SETTING_CHANGE, actor, path=key,
@@ -503,10 +508,15 @@ class Store:
         self._settings.clear()
         return before
 
+    @property
+    def _mirrored(self) -> bool:
+        """Whether this store keeps :attr:`settings_path` (a writable file store)."""
+        return not self.memory and not self.read_only and SETTINGS_VERSION in self._applied
+
     def _mirror_settings(self, con: duckdb.DuckDBPyConnection) -> None:
         """Bring :attr:`settings_path` in line with the table (a crash between the two is
         mended by the next writable open)."""
-        if not self.memory and not self.read_only and SETTINGS_VERSION in self._applied:
+        if self._mirrored:
             save_mirror(self.settings_path, read_settings(con))
 
     def audit_rows(self, run_id: str | None = None, actor: str | None = None,

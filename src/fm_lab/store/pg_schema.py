@@ -297,5 +297,86 @@ MIGRATIONS.append(
     )
 )
 
+# evals (fm_lab.evals): datasets as numbered versions of their examples, experiments, one row
+# per (experiment, variant, example) with what the target answered, and scores (of experiment
+# rows, or of stored runs and traces: experiment_id null)
+MIGRATIONS.append(
+    (
+        11,
+        """
+        create table if not exists eval_datasets (
+            name text not null,
+            version integer not null,
+            created_at timestamptz not null,
+            created_by text,
+            description text,
+            row_count integer not null,
+            content_hash text not null,
+            primary key (name, version)
+        );
+        create table if not exists eval_examples (
+            dataset text not null,
+            version integer not null,
+            position integer not null,
+            example_id text not null,
+            inputs text,
+            expected text,
+            metadata text,
+            source_run_id text,
+            primary key (dataset, version, position)
+        );
+        create table if not exists eval_experiments (
+            experiment_id text primary key,
+            name text,
+            dataset text,
+            dataset_version integer,
+            target text,
+            variants text,
+            scorers text,
+            status text not null,
+            created_at timestamptz not null,
+            created_by text,
+            finished_at timestamptz
+        );
+        create table if not exists eval_results (
+            experiment_id text not null,
+            variant text not null,
+            position integer not null,
+            example_id text,
+            output text,
+            error text,
+            latency_ms double precision,
+            input_tokens bigint,
+            output_tokens bigint,
+            cached_tokens bigint,
+            cost_usd double precision,
+            model text,
+            run_id text,
+            trace_id text,
+            span_id text,
+            primary key (experiment_id, variant, position)
+        );
+        create table if not exists eval_scores (
+            experiment_id text,
+            variant text,
+            position integer,
+            run_id text,
+            trace_id text,
+            span_id text,
+            scorer text not null,
+            value double precision,
+            passed boolean,
+            reason text,
+            input_tokens bigint,
+            output_tokens bigint,
+            cost_usd double precision,
+            scored_at timestamptz not null
+        );
+        create index if not exists eval_scores_experiment on eval_scores (experiment_id);
+        create index if not exists eval_scores_trace on eval_scores (trace_id);
+        """,
+    )
+)
+
 MIGRATIONS.sort(key=lambda migration: migration[0])
 LATEST_VERSION = MIGRATIONS[-1][0]

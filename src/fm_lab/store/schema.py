@@ -286,11 +286,89 @@ MIGRATIONS.append(
     )
 )
 
+# evals (fm_lab.evals): datasets as numbered versions of their examples, experiments, one row
+# per (experiment, variant, example) with what the target answered, and scores (of experiment
+# rows, or of stored runs and traces: experiment_id null)
+MIGRATIONS.append(
+    (
+        11,
+        """
+        create table if not exists eval_datasets (
+            name varchar not null,
+            version integer not null,
+            created_at timestamptz not null,
+            created_by varchar,
+            description varchar,
+            row_count integer not null,
+            content_hash varchar not null,
+            primary key (name, version)
+        );
+        create table if not exists eval_examples (
+            dataset varchar not null,
+            version integer not null,
+            position integer not null,
+            example_id varchar not null,
+            inputs json,
+            expected json,
+            metadata json,
+            source_run_id varchar
+        );
+        create table if not exists eval_experiments (
+            experiment_id varchar primary key,
+            name varchar,
+            dataset varchar,
+            dataset_version integer,
+            target varchar,
+            variants json,
+            scorers json,
+            status varchar not null,
+            created_at timestamptz not null,
+            created_by varchar,
+            finished_at timestamptz
+        );
+        create table if not exists eval_results (
+            experiment_id varchar not null,
+            variant varchar not null,
+            position integer not null,
+            example_id varchar,
+            output json,
+            error json,
+            latency_ms double,
+            input_tokens bigint,
+            output_tokens bigint,
+            cached_tokens bigint,
+            cost_usd double,
+            model varchar,
+            run_id varchar,
+            trace_id varchar,
+            span_id varchar
+        );
+        create table if not exists eval_scores (
+            experiment_id varchar,
+            variant varchar,
+            position integer,
+            run_id varchar,
+            trace_id varchar,
+            span_id varchar,
+            scorer varchar not null,
+            value double,
+            passed boolean,
+            reason varchar,
+            input_tokens bigint,
+            output_tokens bigint,
+            cost_usd double,
+            scored_at timestamptz not null
+        );
+        """,
+    )
+)
+
 TEAMS_VERSION = 8  # who did what: started_by, saved_by, resumed_by, assignees, audit_log
 VIEWS_VERSION = 5  # the all_* views the query functions read
 POLICY_VERSION = 7  # runs.policy
 SETTINGS_VERSION = 9  # store_settings (fm_lab.store.settings)
 FORK_VERSION = 10  # runs.forked_from, runs.forked_at_node (fm_lab.engine.fork)
+EVALS_VERSION = 11  # eval_* tables (fm_lab.evals)
 
 MIGRATIONS.sort(key=lambda migration: migration[0])  # versions may land out of order
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -91,12 +91,12 @@ KEYS: Final[dict[str, Callable[[object], Any]]] = {
 
 
 def check_setting(key: str, value: object) -> Any:
-    """``value`` as ``key`` stores it (lists cleaned of blanks and repeats), or
-    :class:`SettingError` naming what is wrong."""
+    """``value`` as ``key`` stores it (lists cleaned of blanks and repeats; None: the key
+    is removed), or :class:`SettingError` naming what is wrong."""
     checker = KEYS.get(key)
     if checker is None:
         raise SettingError(f"no store setting {key!r}; known: {', '.join(KEYS)}")
-    return checker(value)
+    return None if value is None else checker(value)
 
 
 def _valid(pairs: Iterable[tuple[object, object]]) -> dict[str, Any]:
@@ -114,6 +114,24 @@ def _valid(pairs: Iterable[tuple[object, object]]) -> dict[str, Any]:
 def read_settings(con: Any) -> dict[str, Any]:
     """The stored settings (``con``: a DuckDB connection or :class:`PgConnection`)."""
     return _valid(con.execute("select key, value from store_settings").fetchall())
+
+
+def stricter(one: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """Settings that allow no more than either ``one`` or ``other``: the allow-lists both
+    have, and the default policy only where both agree (else ``restricted``). A DuckDB file
+    store's copy holds this while a change is being committed, so a crash between the table
+    and its copy never leaves a revoked allowance in force."""
+    merged: dict[str, Any] = {}
+    for key in ("policy.allow", "policy.http_allow"):
+        both = [v for v in one.get(key) or [] if v in (other.get(key) or [])]
+        if both:
+            merged[key] = both
+    if one.get("policy.default") == other.get("policy.default"):
+        if "policy.default" in one:
+            merged["policy.default"] = one["policy.default"]
+    else:
+        merged["policy.default"] = "restricted"
+    return merged
 
 
 def save_mirror(path: Path, settings: dict[str, Any]) -> None:

@@ -28,14 +28,14 @@ if TYPE_CHECKING:
     from fm_lab.engine.runner import Runner
     from fm_lab.nodes.base import NodeType
     from fm_lab.nodes.registry import NodeRegistry
-    from fm_lab.security.policy import Policy
+    from fm_lab.security.policy import Mode, Policy
     from fm_lab.spec.models import Node, Workflow
     from fm_lab.store.base import RunStore
     from fm_lab.store.records import StoredNode
 
 T = TypeVar("T")
 CEILING_ENV: Final = "FM_LAB_POLICY"
-_CEILING: list[str] = []  # the worker's --policy (else $FM_LAB_POLICY, else restricted)
+_CEILING: list[Mode] = []  # the worker's --policy (else $FM_LAB_POLICY, else restricted)
 _STORES: dict[str, RunStore] = {}
 _PLANS: OrderedDict[tuple[str, Any], Plan] = OrderedDict()
 _LOCK = threading.Lock()
@@ -62,7 +62,7 @@ def set_ceiling(mode: str | None) -> None:
     _CEILING[:] = [parse_mode(mode, "--policy")] if mode else []
 
 
-def ceiling() -> str:
+def ceiling() -> Mode:
     """The worker's policy ceiling: ``--policy``, else ``$FM_LAB_POLICY``, else restricted."""
     from fm_lab.security.policy import parse_mode
 
@@ -74,12 +74,9 @@ def ceiling() -> str:
 
 def run_policy(mode: str) -> Policy:
     """The policy a run's activities run under: the run's, but no more than the worker's."""
-    from fm_lab.security.policy import policy
+    from fm_lab.security.policy import capped, parse_mode, policy
 
-    if mode == "trusted" and ceiling() == "trusted":
-        return policy("trusted", "the run")
-    source = "the run" if mode == "restricted" else "the worker's ceiling"
-    return policy("restricted", source)
+    return capped(policy(parse_mode(mode, "the run's policy"), "the run"), ceiling())
 
 
 def open_run_store(locator: str) -> RunStore:

@@ -28,6 +28,7 @@ from fm_lab.widget.static_view import static_model_state
 
 if TYPE_CHECKING:
     from fm_lab.engine.run import Run
+    from fm_lab.engine.stream import RunStream
     from fm_lab.nodes.registry import NodeRegistry
     from fm_lab.store.base import RunStore
 
@@ -59,8 +60,10 @@ class GraphWidget(anywidget.AnyWidget):
     :attr:`workflow` *in place* (every variable bound to it sees them) and are validated
     (:attr:`issues`); ``widget.workflow = wf`` shows another workflow. Any run of the workflow
     in this process (:meth:`run`, the Run button, ``fm_lab.run(wf)``, ``%flow run``, a sweep)
-    colours the nodes live; a suspended node shows a form that resumes the run. ``height`` is in
-    pixels; 0 (the default) fits the canvas to the graph.
+    colours the nodes live; a suspended node shows a form that resumes the run. ``executor``
+    is where the Run button runs it (``"temporal"`` or its URL; default: this process); a form
+    answers the run wherever it executes. ``height`` is in pixels; 0 (the default) fits the
+    canvas to the graph.
 
     Every output of the canvas also carries a static picture of the graph and its last run
     (HTML/SVG and a text summary), which a reopened notebook, nbviewer and GitHub show.
@@ -93,6 +96,7 @@ class GraphWidget(anywidget.AnyWidget):
         *,
         registry: NodeRegistry | None = None,
         store: RunStore | None = None,
+        executor: str | None = None,
         height: int = 0,
         **kwargs: Any,
     ) -> None:
@@ -103,6 +107,7 @@ class GraphWidget(anywidget.AnyWidget):
         self._esm, self._css = _bundle()
         self._registry = registry or default_registry()
         self._store = store
+        self._executor = executor
         self._lock = threading.RLock()
         self._own_change = False
         self._workflow = load_workflow(workflow)
@@ -239,6 +244,8 @@ class GraphWidget(anywidget.AnyWidget):
 
         self._start()
         try:
+            if self._executor is not None:
+                kwargs.setdefault("executor", self._executor)
             result = api.run(self._workflow, inputs, **self._run_kwargs(kwargs))
         except Exception as exc:
             self._failed(exc)
@@ -246,6 +253,14 @@ class GraphWidget(anywidget.AnyWidget):
         if self._run is not result:  # not heard as a watcher (the workflow's id changed)
             self._finish(result)
         return result
+
+    def stream(self, inputs: dict[str, Any] | None = None, **kwargs: Any) -> RunStream:
+        """Run the drawn workflow as :func:`fm_lab.stream` does (its typed events, to iterate
+        or not), colouring nodes as they finish."""
+        from fm_lab.engine.stream import stream
+
+        self._start()
+        return stream(self._workflow, inputs, **self._run_kwargs(kwargs))
 
     def resume(
         self,
@@ -267,6 +282,7 @@ class GraphWidget(anywidget.AnyWidget):
         try:
             result = api.resume(target, data, **self._run_kwargs(kwargs))
         except Exception as exc:
+            self._show_again(top, shown)
             self._failed(exc)
             raise
         if top is not None and top != result.run_id:  # a child run was resumed
@@ -274,6 +290,18 @@ class GraphWidget(anywidget.AnyWidget):
         if self._run is shown:  # not heard as a watcher: draw the outcome here
             self._finish(result)
         return result
+
+    def _show_again(self, run_id: str | None, shown: Run | None) -> None:
+        """After a refused answer: the run as stored, so the forms still waiting stay (with
+        the error beside them) and one answered meanwhile by someone else goes."""
+        from fm_lab.engine import api
+
+        if run_id is None:
+            return
+        try:
+            self._finish(api.get_run(run_id, store=shown.store if shown else self._store))
+        except Exception:  # the refusal is what the user must see
+            return
 
     def _run_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         kwargs.setdefault("registry", self._registry)

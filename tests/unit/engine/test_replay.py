@@ -86,3 +86,25 @@ def test_replay_of_forks_answers_reused_calls_from_the_run_that_made_them(
     if isinstance(each_store, MemoryStore):  # a run whose recorded answers are gone
         each_store.spans.clear()
         assert not parent.reproducible and parent.replay().misses == [("draft", model)]
+
+
+def test_another_run_during_a_replay_calls_its_model_not_the_replay_s_recording() -> None:
+    """The recorded answers belong to the replay's own context: a run started beside it in
+    the same process (another cell's task) asks its model as usual."""
+    import asyncio
+
+    answers = iter(["first", "second", "third"])
+    model = script("replay_scoped", fn=lambda messages, tools: next(answers))
+    wf = {"id": "scoped", "nodes": {"ask": {"type": "llm", "config": {
+        "model": model, "prompt": "Say something."}}}}
+    store = MemoryStore()
+    recorded = fm_lab.run(wf, store=store)
+    assert recorded.outputs == {"ask": "first"}
+
+    async def both() -> tuple[Any, Any]:
+        return await asyncio.gather(fm_lab.areplay(recorded.run_id, store=store),
+                                    fm_lab.arun(wf, store=store))
+
+    replayed, beside = asyncio.run(both())
+    assert replayed.identical and replayed.run.outputs == {"ask": "first"}  # the recording
+    assert beside.outputs == {"ask": "second"}  # its model, asked

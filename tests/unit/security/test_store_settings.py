@@ -180,3 +180,66 @@ def test_a_busy_duckdb_file_still_gives_runs_its_settings(tmp_path):
     reopened = Store(path)
     reopened.runs()  # a writable open mends the copy
     assert reopened.settings(fresh=True) == {}
+
+
+def test_a_crash_between_the_table_and_its_copy_never_keeps_a_revoked_allowance(
+        tmp_path, monkeypatch):
+    """Revoking an allow-listed module on a DuckDB file: the process dies after the table's
+    commit, before its copy is rewritten. Runs read the copy, which meanwhile allows only what
+    the old and the new settings both allow; the next writable open makes it the table's."""
+    from fm_lab.store import Store
+    from fm_lab.store.duckdb_store import Store as DuckDBStore
+
+    path = tmp_path / "s.duckdb"
+    fm_lab.set_store_setting("policy.allow", ["team_tools.*", "evil.*"], store=Store(path))
+    fm_lab.set_store_setting("policy.default", "trusted", store=Store(path))
+
+    def crash(self: Any, con: Any) -> None:
+        raise SystemExit("killed between the commit and the copy")
+
+    admin_store = Store(path)
+    admin_store.runs()  # opened (and its copy written) before the crash is armed
+    monkeypatch.setattr(DuckDBStore, "_mirror_settings", crash)
+    with pytest.raises(SystemExit):
+        fm_lab.set_store_setting("policy.allow", ["team_tools.*"], store=admin_store)
+    with pytest.raises(SystemExit):
+        fm_lab.set_store_setting("policy.default", "restricted", store=admin_store)
+    monkeypatch.undo()
+    admin_store.close()
+    table = Store(path, read_only=True).sql("select key, value from store_settings")
+    assert dict(zip(table["key"], map(json.loads, table["value"]), strict=True)) == {
+        "policy.allow": ["team_tools.*"], "policy.default": "restricted"}
+    # the copy runs read: nothing the revocation removed, and restricted while they differed
+    assert Store(path, lock_timeout_s=0.05).settings() == {
+        "policy.allow": ["team_tools.*"], "policy.default": "restricted"}
+    policy = resolve_policy(store=Store(path, lock_timeout_s=0.05))
+    assert policy.mode == "restricted" and not policy.allows_module("evil.tools")
+    reopened = Store(path)
+    reopened.runs()  # a writable open: the copy is the table's again
+    assert reopened.settings(fresh=True) == {"policy.allow": ["team_tools.*"],
+                                             "policy.default": "restricted"}
+
+
+def test_a_hand_edited_duckdb_settings_table_is_checked_like_any_change(tmp_path):
+    """Someone edits the DuckDB table with SQL: values that fail the checks are ignored (in
+    the copy runs read too), good ones count."""
+    import duckdb
+
+    from fm_lab.store import Store
+
+    path = tmp_path / "s.duckdb"
+    fm_lab.set_store_setting("policy.default", "restricted", store=Store(path))
+    Store(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("insert into store_settings values ('policy.allow', ?, 'x', now())",
+                [json.dumps(["ok.*", "bad pattern!"])])
+    con.execute("update store_settings set value = '\"sideways\"' "
+                "where key = 'policy.default'")
+    con.execute("insert into store_settings values ('policy.http_allow', ?, 'x', now())",
+                [json.dumps(["10.0.0.0/8"])])
+    con.close()
+    reopened = Store(path)
+    reopened.runs()  # the writable open rewrites the copy from the table, checked
+    expected = {"policy.http_allow": ["10.0.0.0/8"]}
+    assert reopened.settings(fresh=True) == expected
+    assert Store(path, lock_timeout_s=0.05).settings() == expected

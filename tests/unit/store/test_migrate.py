@@ -35,7 +35,7 @@ def test_a_new_file_gets_every_migration(tmp_path: Path) -> None:
     report = store.migrate()
     assert report == MigrationReport(store=store.path, before=0, after=schema.LATEST_VERSION,
                                      applied=EVERY, pending=(), latest=schema.LATEST_VERSION)
-    assert report.up_to_date and "v0 -> v10" in report.describe()
+    assert report.up_to_date and "v0 -> v11" in report.describe()
     assert store.migrate() == report  # what this store found and did since it opened
     store.close()
     again = Store(tmp_path / "new.duckdb")
@@ -48,13 +48,14 @@ def test_an_old_file_is_checked_without_change_then_migrated(tmp_path: Path) -> 
     _old_file(path)
     reader = Store(path, read_only=True)
     pending = reader.migrate(apply=False)
-    assert (pending.before, pending.pending, pending.up_to_date) == (6, (7, 8, 9, 10), False)
+    assert (pending.before, pending.pending, pending.up_to_date) == (6, (7, 8, 9, 10, 11), False)
     with pytest.raises(StoreError, match="read-only: it cannot be migrated"):
         reader.migrate()
     reader.close()
-    assert Store(path, read_only=True).migrate(apply=False).pending == (7, 8, 9, 10)  # unchanged
+    unchanged = Store(path, read_only=True).migrate(apply=False)
+    assert unchanged.pending == (7, 8, 9, 10, 11)
     store = Store(path)
-    assert (store.migrate().before, store.migrate().applied) == (6, (7, 8, 9, 10))
+    assert (store.migrate().before, store.migrate().applied) == (6, (7, 8, 9, 10, 11))
     store.close()
 
 
@@ -73,9 +74,9 @@ def test_the_command_checks_and_migrates(tmp_path: Path, pg_url: str, capsys: An
     path = tmp_path / "old.duckdb"
     _old_file(path)
     assert main(["store", "migrate", str(path), "--check"]) == 1
-    assert "migrations 7, 8, 9, 10 pending" in capsys.readouterr().out
+    assert "migrations 7, 8, 9, 10, 11 pending" in capsys.readouterr().out
     assert main(["store", "migrate", str(path)]) == 0
-    assert "v6 -> v10, applied migrations 7, 8, 9, 10; up to date" in capsys.readouterr().out
+    assert "v6 -> v11, applied migrations 7, 8, 9, 10, 11; up to date" in capsys.readouterr().out
     assert main(["store", "migrate", str(path), "--check", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["pending"] == []
     missing = tmp_path / "none.duckdb"

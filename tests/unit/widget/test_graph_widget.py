@@ -162,6 +162,7 @@ def test_run_colours_nodes_and_resume_from_the_form(widget: GraphWidget, store) 
     assert widget.run_state["status"] == "error"
     assert "approved" in widget.run_state["message"]
     assert fm_lab.get_run(run.run_id, store=store).status == "suspended"  # nothing lost
+    assert [p["path_id"] for p in widget.pending] == ["check"]  # the form stays to correct
 
     browser_message(widget, {"kind": "resume", "run_id": waiting["run_id"],
                              "path_id": "check", "data": {"approved": True, "by": "ann"}})
@@ -369,3 +370,16 @@ def test_the_canvas_of_a_workflow_is_found_from_the_workflow(store: fm_lab.Store
     assert fm_lab.widget.canvas(wf) is second
     second.close()
     assert fm_lab.widget.canvas(wf) is first
+
+
+def test_a_streamed_run_colours_the_canvas_and_yields_typed_events(widget: GraphWidget) -> None:
+    events = widget.stream({"amount": 12})
+    kinds = [(e.kind, getattr(e, "path", None)) for e in events]
+    assert kinds == [("run_started", None), ("node_started", "draft"),
+                     ("node_finished", "draft"), ("node_started", "check"),
+                     ("node_suspended", "check"), ("run_finished", None)]
+    assert events.result().status == "suspended"
+    assert widget.results["draft"]["status"] == "succeeded"
+    assert widget.run_state["status"] == "suspended"
+    [waiting] = widget.pending
+    assert waiting["path_id"] == "check"
