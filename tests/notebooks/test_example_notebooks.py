@@ -213,3 +213,24 @@ def test_evals(execute):
     assert judged[2][-3:] == ["0.5", "not", "billing"]
     scored = text(cell(nb, "def one_word(output)"))
     assert "of 12 runs scored" in scored and "one_word" in scored
+
+
+def test_voice(execute):
+    nb = execute("voice.ipynb")
+    player = cell(nb, 'clip = speak("Your parcel ships today.")')
+    assert kinds(player) == ["text/html"]  # the Audio output as a player
+    shown = player.outputs[0]["data"]["text/html"]
+    assert "<audio" in shown and "data:audio/x-wav;base64," in shown
+    model, fmt, seconds, *_ = text(cell(nb, 'print(clip["model"]')).split()
+    assert (model, fmt) == ("offline/voice", "wav") and float(seconds) > 0
+    assert text(cell(nb, "clerk = script_transcription(")).startswith(
+        "('Your parcel ships today.',\n 'en',\n [{'start': 0.0,")
+    assert kinds(cell(nb, 'run.node("say").output', exact=True)) == ["text/html"]
+    talked = cell(nb, "turn = desk.talk(question)")
+    assert text(talked).splitlines()[0] == "What are your opening hours? -> We open at nine."
+    assert kinds(talked) == ["stdout", "text/html"]
+    usage = {line[1]: line[2:] for line in rows(cell(nb, 'fm_lab.usage(by=["model"])'))[1:]}
+    assert usage["offline/voice"][0] == "3"  # the clip, the run's speak node, the answer
+    assert usage["offline/clerk"][0] == "1" and usage["offline/ears"][0] == "1"
+    assert float(usage["offline/clerk"][1]) > 0  # audio seconds
+    assert usage["offline/desk"][2] == "0"  # a chat model: tokens, no characters

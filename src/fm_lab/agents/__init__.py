@@ -11,9 +11,10 @@ from fm_lab.agents.messages import MessageList
 from fm_lab.agents.registry import get, register, registered
 from fm_lab.agents.result import AgentResult
 from fm_lab.agents.tools import Tool, ToolOutputError, tool
+from fm_lab.agents.voice import Voice, VoiceTurn
 from fm_lab.agents.workflow_tool import WorkflowTool, workflow_tool
 
 __all__ = ["Agent", "AgentInfo", "AgentResult", "DurableAgent", "MessageList",
-           "RequestContext", "Tool", "ToolContext", "ToolOutputError", "WorkflowInfo",
-           "WorkflowTool", "get",
-           "register", "registered", "tool", "workflow_tool"]
+           "RequestContext", "Tool", "ToolContext", "ToolOutputError", "Voice", "VoiceTurn",
+           "WorkflowInfo", "WorkflowTool", "get", "register", "registered", "tool",
+           "workflow_tool"]

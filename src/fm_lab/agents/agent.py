@@ -31,6 +31,7 @@ from fm_lab.agents.memory_api import AgentMemory, MemoryContext, Processor
 from fm_lab.agents.messages import MessageList
 from fm_lab.agents.result import AgentResult
 from fm_lab.agents.tools import Tool, ToolOutputError, output_feedback, validation_feedback
+from fm_lab.agents.voice import Voice, VoiceTurn
 from fm_lab.exceptions import Suspended
 from fm_lab.llm.chunks import Chunk, Finish, ToolCallChunk, ToolResultChunk
 from fm_lab.sync import run_sync
@@ -38,6 +39,8 @@ from fm_lab.tracing.spans import Span, span
 from fm_lab.tracing.standalone import standalone
 
 if TYPE_CHECKING:
+    from fm_lab.audio import Audio
+    from fm_lab.llm.voice import Transcript
     from fm_lab.store.base import RunStore
 
 Message = str | list[dict[str, Any]]
@@ -93,6 +96,8 @@ class Agent:
     workflow so a tool may suspend it for a person (``fm_lab.resume`` continues it).
     The tool calls of one model answer run concurrently (``parallel_tools=False``: one after
     another); see :meth:`_run_tools` for what stays in order in a durable run.
+    ``voice=Voice(...)`` (or ``True``: the default models) lets it :meth:`listen`,
+    :meth:`speak` and :meth:`talk` (audio in, audio out).
     """
 
     durable_turn: ClassVar[DurableTurn | None] = None
@@ -104,8 +109,8 @@ class Agent:
                  processors: Sequence[Processor] | None = None, max_steps: int = 8,
                  description: str | None = None, durable: bool = False,
                  model_params: Mapping[str, Any] | None = None,
-                 parallel_tools: bool = True, toolsets: Sequence[Toolset] | None = None
-                 ) -> None:
+                 parallel_tools: bool = True, toolsets: Sequence[Toolset] | None = None,
+                 voice: Voice | bool | None = None) -> None:
         from fm_lab.llm.defaults import default_model
 
         if max_steps < 1:
@@ -127,6 +132,7 @@ class Agent:
         self.model_params = dict(model_params or {})
         self.parallel_tools = parallel_tools
         self.toolsets = list(toolsets or [])
+        self.voice = Voice() if voice is True else (voice or None)
         self._module = sys._getframe(1).f_globals.get("__name__")
 
     def __repr__(self) -> str:
@@ -256,6 +262,47 @@ class Agent:
         finally:
             stop.set()
         worker.join()
+
+    # ---- voice -----------------------------------------------------------------------------
+    def _voice(self) -> Voice:
+        if self.voice is None:
+            raise ValueError(f"agent {self.name!r} has no voice: give it one with "
+                             "Agent(..., voice=fm_lab.agents.Voice())")
+        return self.voice
+
+    async def alisten(self, audio: Any) -> Transcript:
+        """What ``audio`` (bytes, a file path, a URL or an Audio) says, as this agent hears
+        it."""
+        with standalone():
+            return await self._voice().listen(audio)
+
+    def listen(self, audio: Any) -> Transcript:
+        """Synchronous :meth:`alisten`."""
+        return run_sync(self.alisten(audio))
+
+    async def aspeak(self, text: str) -> Audio:
+        """``text`` in this agent's voice: an audio file (a player in notebooks)."""
+        with standalone():
+            return await self._voice().speak(text)
+
+    def speak(self, text: str) -> Audio:
+        """Synchronous :meth:`aspeak`."""
+        return run_sync(self.aspeak(text))
+
+    async def atalk(self, audio: Any, **options: Any) -> VoiceTurn:
+        """A turn from audio in to audio out: listen, answer (``options`` as for
+        :meth:`agenerate`), say the answer; one trace."""
+        voice = self._voice()
+        with standalone(options.get("store")):
+            heard = await voice.listen(audio)
+            result = await self.agenerate(heard.text, **options)
+            answer = (result.text or "").strip()
+            said = await voice.speak(answer) if answer else None
+        return VoiceTurn(heard, result, said)
+
+    def talk(self, audio: Any, **options: Any) -> VoiceTurn:
+        """Synchronous :meth:`atalk`."""
+        return run_sync(self.atalk(audio, **options))
 
     # ---- the loop --------------------------------------------------------------------------
     async def run_turn(self, message: Message, *, thread_id: str | None = None,

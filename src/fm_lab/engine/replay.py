@@ -5,8 +5,8 @@ node whose result differs.
 The recorded responses are matched per run and node path (a child run by its path too), in
 the order they were made (a call whose last message matches is preferred); a call nothing
 recorded answers fails its node, it never reaches a provider. Nodes that touch the world
-(``http``, humans' answers, sleeps, knowledge bases), and a fork's edits, keep their recorded
-results. The replay is a new run linked to the original (``forked_from``).
+(``http``, humans' answers, sleeps, knowledge bases, voice calls), and a fork's edits, keep
+their recorded results. The replay is a new run linked to the original (``forked_from``).
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ if TYPE_CHECKING:
     from fm_lab.store.records import JournalRecord
 
 OUTSIDE_TYPES = frozenset({"http", "approval", "user_input", "wait_for_event", "sleep",
-                           "sleep_until", "kb_query"})
-"""Node types whose recorded results a replay keeps: they depend on the world, not the code."""
+                           "sleep_until", "kb_query", "speak", "transcribe"})
+"""Node types whose recorded results a replay keeps: they depend on the world, not the code
+(voice calls too: their audio is a file, never in the store, so nothing could answer them)."""
 
 
 @dataclass

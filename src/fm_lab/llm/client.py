@@ -154,14 +154,17 @@ def _route(models: list[str], model_params: dict[str, dict[str, Any]] | None,
 async def _with_fallbacks(models: list[str], messages: list[dict[str, Any]], retries: int,
                           backoff_s: float, attempts: list[dict[str, Any]],
                           call: Callable[[str], Awaitable[T]],
-                          parent: SpanContext | None) -> tuple[T, str, Span]:
+                          parent: SpanContext | None, *, kind: str = "llm",
+                          span_input: Any = None) -> tuple[T, str, Span]:
     """``call(model)`` for each model in order with its retries; returns the first answer, the
-    model that gave it and its open ``llm`` span under ``parent`` (the caller ends it)."""
+    model that gave it and its open span of ``kind`` under ``parent`` (the caller ends it),
+    whose input is ``span_input`` (default: the messages)."""
     last: BaseException | None = None
+    shown = {"messages": messages} if span_input is None else span_input
     for name in models:
         provider = name.split("/", 1)[0] if "/" in name else "openai"
         for attempt in range(retries + 1):
-            span = Span(parent, name, "llm", {"messages": messages}, {"attempt": attempt + 1})
+            span = Span(parent, name, kind, shown, {"attempt": attempt + 1})
             span.set_usage(model=name, provider=provider)
             try:
                 return await call(name), name, span
@@ -183,6 +186,9 @@ async def _with_fallbacks(models: list[str], messages: list[dict[str, Any]], ret
                     break
                 if attempt < retries:
                     await asyncio.sleep(_retry_after(exc) or backoff_s * 2 ** attempt)
+    if isinstance(last, NodeError) and last.kind == "user":  # bad input: a retry cannot help
+        raise NodeError(f"{last} (asked {', '.join(models)})", kind="user", retryable=False,
+                        domain=last.domain)
     raise NodeError(
         f"every model failed ({', '.join(models)}); last: "
         f"{type(last).__name__ if last else 'no answer'}: {last}",

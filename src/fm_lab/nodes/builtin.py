@@ -13,6 +13,7 @@ from fm_lab.nodes.llm import LlmNode
 from fm_lab.nodes.loop import LoopNode
 from fm_lab.nodes.text import TemplateNode, TransformNode
 from fm_lab.nodes.timing import SleepNode, SleepUntilNode
+from fm_lab.nodes.voice import SpeakNode, TranscribeNode
 
 BUILTIN_TYPES: tuple[type[NodeType], ...] = (
     InputNode,
@@ -37,4 +38,6 @@ BUILTIN_TYPES: tuple[type[NodeType], ...] = (
     ApprovalNode,
     UserInputNode,
     WaitForEventNode,
+    TranscribeNode,
+    SpeakNode,
 )

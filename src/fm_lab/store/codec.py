@@ -91,6 +91,10 @@ def _hook(obj: dict[str, Any]) -> Any:
         return obj
     if tag == "bytes":
         return base64.b64decode(obj["data"])
+    if tag == "audio":
+        from fm_lab.audio import Audio
+
+        return Audio(obj)
     if tag == "dataframe":
         import io
 

@@ -89,6 +89,26 @@ def price_of(model: str | None) -> Price | None:
                  entry.get("cache_creation_input_token_cost"), "litellm")
 
 
+def voice_cost(model: str | None, *, seconds_in: float = 0.0, seconds_out: float = 0.0,
+               characters: int = 0) -> float | None:
+    """What a voice call cost by litellm's table: audio in and out per second, text per
+    character (None when nobody prices ``model``, e.g. offline models).
+
+    >>> round(voice_cost("whisper-1", seconds_in=60.0), 4)
+    0.006
+    """
+    if not model or model.startswith("offline/"):
+        return None
+    table = _litellm_table()
+    entry = table.get(model) or table.get(model.split("/", 1)[-1]) or {}
+    rates = [entry.get(k) for k in ("input_cost_per_second", "output_cost_per_second",
+                                    "input_cost_per_character")]
+    if all(rate is None for rate in rates):
+        return None
+    per_in, per_out, per_char = (float(rate or 0.0) for rate in rates)
+    return seconds_in * per_in + seconds_out * per_out + characters * per_char
+
+
 def price_frame(models: list[str], price_as: str | None = None) -> pd.DataFrame:
     """One row per model with per-token prices (all priced as ``price_as`` when given)."""
     import pandas as pd

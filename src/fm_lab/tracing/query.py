@@ -156,11 +156,20 @@ def trace(run_id: str, store: RunStore | None = None) -> pd.DataFrame:
     return result
 
 
+# the spans usage() counts: model calls and voice calls (fm_lab.llm.voice), whose audio
+# seconds and characters are span attributes and whose cost is priced when they are made
+_MODEL_KINDS = "'llm', 'speech', 'transcription'"
+_VOICE_SUMS = ", ".join(
+    f"sum(coalesce((attributes::json->>'fm_lab.{name}')::{kind}, 0))::{kind} as {name}"
+    for name, kind in (("audio_seconds", "float8"), ("characters", "bigint")))
+
+
 def usage(by: str | Sequence[str] = ("model",), *, since: str | dt.datetime | None = None,
           until: str | dt.datetime | None = None, price_as: str | None = None,
           run_id: str | None = None, batch_id: str | None = None,
           store: RunStore | None = None) -> pd.DataFrame:
-    """Tokens, calls and cost of LLM calls grouped ``by`` model, provider, run (root run:
+    """Tokens, calls and cost of LLM calls (and of voice calls: their ``audio_seconds`` and
+    ``characters``) grouped ``by`` model, provider, run (root run:
     child runs and sub-agents roll up into it), workflow, node, agent, day, resource or trace;
     ``batch_id`` keeps the calls of one batch (:mod:`fm_lab.batch`).
 
@@ -173,7 +182,8 @@ def usage(by: str | Sequence[str] = ("model",), *, since: str | dt.datetime | No
     if unknown:
         raise ValueError(f"cannot group usage by {unknown}; choose from {sorted(_GROUPS)}")
     store = _store(store)
-    where, params = _where({"kind": "llm", "since": since, "until": until})
+    where, params = _where({"since": since, "until": until})
+    where = (where + " and " if where else " where ") + f"kind in ({_MODEL_KINDS})"
     if batch_id is not None:
         where += " and trace_id in (select trace_id from batch_items where batch_id = ?)"
         params.append(batch_id)
@@ -203,14 +213,17 @@ def usage(by: str | Sequence[str] = ("model",), *, since: str | dt.datetime | No
                 "sum(coalesce(cached_tokens, 0))::bigint as cached_tokens, "
                 "sum(coalesce(cache_write_tokens, 0))::bigint as cache_write_tokens, "
                 "sum(coalesce(reasoning_tokens, 0))::bigint as reasoning_tokens, "
-                "sum(coalesce("
+                f"{_VOICE_SUMS}, "
+                "sum(case when s.kind = 'llm' then coalesce("
                 "(coalesce(input_tokens, 0) - coalesce(cached_tokens, 0)"
                 " - coalesce(cache_write_tokens, 0)) * p.input_price"
                 " + coalesce(cached_tokens, 0) * p.cache_read_price"
                 " + coalesce(cache_write_tokens, 0) * p.cache_write_price"
                 " + coalesce(output_tokens, 0) * p.output_price, "
-                + ("0" if price_as else "s.cost_usd, 0") + ")) as cost_usd, "
-                "bool_and(p.model is not null) as priced "
+                + ("0" if price_as else "s.cost_usd, 0") + ") else "
+                + ("0" if price_as else "coalesce(s.cost_usd, 0)") + " end) as cost_usd, "
+                "bool_and(case when s.kind = 'llm' then p.model is not null "
+                "else s.cost_usd is not null end) as priced "
                 f"from s left join _fm_prices p on p.model = s.model group by {group} "
                 f"order by cost_usd desc, calls desc", params).df()
         finally:
