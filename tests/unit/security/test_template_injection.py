@@ -29,6 +29,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "kb_query": {"kb": S, "query": S, "filter": S, "store": S},
     "llm": {"prompt": S, "system": S, "model": "offline/echo"},
     "log": {"message": S, "data": {"d": S}},
+    "loop": {"node": {"type": "template", "config": {"template": S}}, "until": S,
+             "inputs": {"x": S}, "max_iterations": 2},
     "mcp_tool": {"server": S, "tool": S, "arguments": {"a": S}},
     "merge": {},
     "output": {"name": S, "value": S},
@@ -47,7 +49,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "user_input": {"prompt": S, "label": S},
     "wait_for_event": {"event": S},
 }
-FILLER: dict[str, Any] = {"url": "http://127.0.0.1:9/", "items": [1]}  # in the other slots
+FILLER: dict[str, Any] = {"url": "http://127.0.0.1:9/", "items": [1],  # in the other slots
+                          "until": "{{ iteration >= 1 }}"}
 
 ESCAPES = [
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",
