@@ -58,7 +58,9 @@ def _answer_together(tmp_path: Path, store_path: str, run_id: str,
     script = tmp_path / "answer.py"
     script.write_text(ANSWER)
     go = tmp_path / f"go-{uuid.uuid4().hex[:6]}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    # the answers queue for the DuckDB file: on a loaded machine four of them can take longer
+    # than the default 10 s wait, which is not what this test is about
+    env = {**os.environ, "FM_LAB_LOCK_TIMEOUT_S": "300", "PYTHONPATH": os.pathsep.join(
         p for p in (str(tmp_path), os.environ.get("PYTHONPATH", "")) if p)}
     procs = [subprocess.Popen([sys.executable, str(script), str(store_path), run_id, str(go),
                                *answer], cwd=tmp_path, env=env, stdout=subprocess.PIPE,

@@ -129,11 +129,30 @@ def _warn_once(path: Path, message: str, *args: Any) -> None:
     logging.getLogger("fm_lab").warning(message, path, *args)
 
 
+LOCK_TIMEOUT_ENV = "FM_LAB_LOCK_TIMEOUT_S"
+
+
+def lock_timeout() -> float:
+    """How long a store waits for a file another process holds: ``$FM_LAB_LOCK_TIMEOUT_S``
+    (seconds), else 10."""
+    text = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    if not text:
+        return 10.0
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise StoreError(f"{LOCK_TIMEOUT_ENV}={text!r} is not a number of seconds")
+    return seconds
+
+
 class Store:
     """fm_lab's storage on one DuckDB file (or ``:memory:`` for tests).
 
     A file store opens DuckDB only while it reads or writes, so a notebook kernel, the CLI and
-    batch workers can share one file; another process waits up to ``lock_timeout_s`` for it.
+    batch workers can share one file; another process waits up to ``lock_timeout_s`` for it
+    (default ``$FM_LAB_LOCK_TIMEOUT_S``, else 10 s).
 
     >>> store = Store(":memory:")
     >>> store.runs().empty
@@ -148,7 +167,7 @@ class Store:
         *,
         read_only: bool = False,
         durability: Durability = "fsync",
-        lock_timeout_s: float = 10.0,
+        lock_timeout_s: float | None = None,
     ) -> None:
         self.memory = str(path) == ":memory:"
         if self.memory:  # nothing another process can see or shard into
@@ -156,7 +175,7 @@ class Store:
         self.path = str(path) if self.memory else str(Path(path).expanduser().resolve())
         self.read_only = read_only
         self.durability: Durability = "none" if self.memory else durability
-        self.lock_timeout_s = lock_timeout_s
+        self.lock_timeout_s = lock_timeout() if lock_timeout_s is None else lock_timeout_s
         self._lock = threading.RLock()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._leases = 0

@@ -96,3 +96,16 @@ def test_a_failed_ingest_rolls_back_and_a_later_one_stores_everything(tmp_path):
 
     store.ingest(run_id, [span, {**step, "created": 3.0}])  # the same records, well formed
     assert counts() == (seq + 2, spans + 1, steps + 1)
+
+
+def test_the_wait_for_a_busy_file_comes_from_the_environment(tmp_path, monkeypatch):
+    from fm_lab.store.errors import StoreError
+
+    monkeypatch.setenv("FM_LAB_LOCK_TIMEOUT_S", "42.5")
+    assert Store(tmp_path / "a.duckdb").lock_timeout_s == 42.5
+    assert Store(tmp_path / "a.duckdb", lock_timeout_s=1).lock_timeout_s == 1
+    monkeypatch.setenv("FM_LAB_LOCK_TIMEOUT_S", "soon")
+    with pytest.raises(StoreError, match=r"^FM_LAB_LOCK_TIMEOUT_S='soon' is not a number"):
+        Store(tmp_path / "a.duckdb")
+    monkeypatch.delenv("FM_LAB_LOCK_TIMEOUT_S")
+    assert Store(tmp_path / "a.duckdb").lock_timeout_s == 10.0
