@@ -50,12 +50,21 @@ def set_default_registry(provider: Callable[[], NodeTypeLookup]) -> None:
     _default_registry = provider
 
 
+DEFAULT_REGISTRY_MODULE = "fm_lab.nodes.registry"
+"""Installs the built-in registry when imported; imported by its module path on first use
+when nothing installed one (``from fm_lab.spec import Workflow`` alone), as an entry point
+would be: spec/ may not import nodes/."""
+
+
 def default_registry() -> NodeTypeLookup:
-    """The registry installed by :func:`set_default_registry` (``import fm_lab`` or any
-    ``fm_lab.nodes`` import installs the built-in one)."""
+    """The registry installed by :func:`set_default_registry` (the built-in one unless
+    something else installed another)."""
     if _default_registry is None:
-        raise RuntimeError("no node registry to validate against: pass registry=, or "
-                           "import fm_lab.nodes (it installs the default registry)")
+        import importlib
+
+        importlib.import_module(DEFAULT_REGISTRY_MODULE)
+    if _default_registry is None:
+        raise RuntimeError("no node registry to validate against: pass registry=")
     return _default_registry()
 
 
