@@ -113,10 +113,21 @@ def serve(address: str, task_queue: str, *, namespace: str = "default",
     asyncio.run(main())
 
 
+# What this process's other threads import to submit and answer runs. The worker's workflow
+# sandbox swaps module tables while it loads workflow code, and a module imported for the
+# first time by another thread meanwhile can vanish from sys.modules mid-import (KeyError):
+# a background worker imports them before it starts.
+_CALLER_MODULES = ("fm_lab.temporal.executor", "fm_lab.temporal.client",
+                   "fm_lab.temporal.activities", "fm_lab.temporal.graph", "fm_lab.engine.api",
+                   "fm_lab.engine.run", "temporalio.client", "temporalio.service")
+
+
 @contextlib.contextmanager
 def background_worker(target: Target, *, policy: str | None = None,
                       sticky_timeout_s: float | None = None) -> Iterator[None]:
     """A worker on a thread of this process for the block (tests, benchmarks, notebooks)."""
+    for name in _CALLER_MODULES:  # see _CALLER_MODULES
+        importlib.import_module(name)
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     failed: list[BaseException] = []
