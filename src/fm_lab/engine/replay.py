@@ -21,13 +21,12 @@ from fm_lab.engine.diff import diff, llm_spans
 from fm_lab.engine.fork import FORK_STATE, Fork, copy_record, stopped_run, store_fork
 from fm_lab.engine.run import Run
 from fm_lab.identity import current_user
-from fm_lab.llm.cassette import Cassette, CassetteMiss, cassette, scoped
+from fm_lab.llm.cassette import Cassette, CassetteMiss, scoped
 from fm_lab.security.policy import resolve_policy
 from fm_lab.sync import run_sync
 from fm_lab.tracing.spans import current
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
 
     import pandas as pd
 
@@ -224,8 +223,8 @@ async def areplay(run: Run | str, *, store: RunStore | None = None,
     run_id = new_run_id()
     tape = SpanTape(recorded_calls(store, snapshot)[0], run_id)
     policy = resolve_policy(kwargs.pop("policy", None), store=store, stored=snapshot.policy)
-    answering: AbstractContextManager[Cassette] = (
-        scoped(tape) if cassette_path is None else cassette(cassette_path, "replay"))
+    # answers for this replay's own context only: other runs in the process go on as usual
+    answering = scoped(tape if cassette_path is None else Cassette(cassette_path, "replay"))
     store_fork(store, Fork(snapshot, "", snapshot.workflow, snapshot.inputs, records), run_id,
                policy=policy.mode, user=current_user())
     with answering:

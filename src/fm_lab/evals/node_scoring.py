@@ -22,7 +22,8 @@ _KEPT: set[ScoredNodes] = set()  # watchers are held weakly: these live until st
 
 class ScoredNodes:
     """Scores a sample of some nodes' outputs as runs of one workflow finish (see the
-    module); :meth:`wait` for the scoring under way, :meth:`stop` to end it."""
+    module); :meth:`wait` for the scoring under way, :meth:`stop` to end it. A new one for
+    the same workflow (a notebook cell run again) replaces it."""
 
     def __init__(self, workflow: Workflow, scorers: Mapping[str, list[Scorer]],
                  sample: float | None, seed: int | None, store: RunStore | None) -> None:
@@ -40,6 +41,8 @@ class ScoredNodes:
         self._threads: list[threading.Thread] = []
         self.errors: list[BaseException] = []
         """Scoring that failed (it never fails the run it scores)."""
+        for earlier in [k for k in _KEPT if k.workflow_id == self.workflow_id]:
+            earlier.stop()  # the cell run again: this one replaces it, never scores twice
         watch(self.workflow_id, self)
         _KEPT.add(self)
 

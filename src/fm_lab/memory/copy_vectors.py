@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fm_lab.memory.embedders import EmbedderMismatchError, Vectors
 from fm_lab.memory.history import COLUMNS, StoredMessage, from_row
 from fm_lab.memory.vector_backend import choose, folder_for, message_index
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from fm_lab.store.base import SqlStore
 
 CHUNK = 2_000  # messages per add
@@ -100,7 +102,7 @@ def _parse(text: str | None) -> list[float] | None:
     return None if text is None else [float(v) for v in text.strip("[]").split(",")]
 
 
-def _from_lance(folder: Any) -> SourceVectors | None:
+def _from_lance(folder: Path) -> SourceVectors | None:
     from fm_lab.memory.lance import DIM_KEY, EMBEDDER_KEY, connect, table_names
     from fm_lab.memory.vectors import TABLE
 
@@ -126,7 +128,7 @@ def copy_message_vectors(source: SqlStore, target: SqlStore,
         return VectorCopy(None, 0, 0)
     index = message_index(target, found.embedder)
     if dry_run:  # the messages are not in the target yet: count by the source's ids
-        present = len(_indexed(index, list(found.vectors)))
+        present = len(index.known(list(found.vectors)))
         return VectorCopy(found.embedder.name, len(found.vectors) - present, present)
     try:
         index.check()
@@ -135,7 +137,7 @@ def copy_message_vectors(source: SqlStore, target: SqlStore,
     # a message with text needs its vector (the index adds one per message with text)
     wanted = [m for m in _target_messages(target, list(found.vectors))
               if not m.text.strip() or found.vectors[m.message_id] is not None]
-    indexed = _indexed(index, [m.message_id for m in wanted])
+    indexed = index.known([m.message_id for m in wanted])
     missing = [m for m in wanted if m.message_id not in indexed]
     for start in range(0, len(missing), CHUNK):
         chunk = missing[start:start + CHUNK]
@@ -156,34 +158,3 @@ def _target_messages(target: SqlStore, ids: list[str]) -> list[StoredMessage]:
                 f"select {COLUMNS} from memory_messages where message_id in "
                 f"({', '.join('?' * len(part))}) order by thread_id, sequence", part).fetchall())
     return out
-
-
-def _indexed(index: Any, ids: list[str]) -> set[str]:
-    """The message ids among ``ids`` that ``index`` has a row for already."""
-    have: set[str] = set()
-    if not ids:
-        return have
-    if index.backend == "pgvector":
-        from fm_lab.memory.pg_vectors import TABLE, table_exists
-
-        with index.store.connection() as con:
-            if not table_exists(con, TABLE):
-                return have
-            for start in range(0, len(ids), CHUNK):
-                part = ids[start:start + CHUNK]
-                have.update(str(r[0]) for r in con.execute(
-                    f"select message_id from {TABLE} where message_id in "
-                    f"({', '.join('?' * len(part))})", part).fetchall())
-        return have
-    from fm_lab.memory.lance import connect, sql_str, table_names
-    from fm_lab.memory.vectors import TABLE as LANCE_TABLE
-
-    if not index.path.exists() or LANCE_TABLE not in table_names(connect(index.path)):
-        return have
-    for start in range(0, len(ids), CHUNK):
-        part = ids[start:start + CHUNK]
-        where = f"message_id in ({', '.join(sql_str(i) for i in part)})"
-        rows = index.table.search().where(where).select(["message_id"]).limit(
-            len(part)).to_arrow()
-        have.update(rows.column("message_id").to_pylist())
-    return have

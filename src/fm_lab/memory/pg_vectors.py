@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 REGISTRY = "vector_tables"
 TABLE = "memory_vectors"
+_KNOWN_CHUNK = 10_000  # ids per lookup query
 HNSW_MAX_DIM = 2000  # pgvector indexes ``vector`` columns up to 2,000 dimensions
 _REGISTRY_DDL = (f"create table if not exists {REGISTRY} (name text primary key, "
                  "embedder text not null, dim integer not null, "
@@ -204,6 +205,21 @@ class PgMessageVectors:
         with self.store.connection() as con:
             row = first(con.execute(f"select count(*) from {TABLE}"))
         return int(row[0]) if row else 0
+
+
+    def known(self, message_ids: Sequence[str]) -> set[str]:
+        """The ids among ``message_ids`` that have a row here (none when the table is not
+        made yet)."""
+        found: set[str] = set()
+        with self.store.connection() as con:
+            if not message_ids or not table_exists(con, TABLE):
+                return found
+            for start in range(0, len(message_ids), _KNOWN_CHUNK):
+                part = list(message_ids[start:start + _KNOWN_CHUNK])
+                found.update(str(r[0]) for r in con.execute(
+                    f"select message_id from {TABLE} where message_id = any(?)",
+                    [part]).fetchall())
+        return found
 
 
 def delete_thread_in(store: SqlStore, thread_id: str) -> None:

@@ -54,6 +54,11 @@ class MessageIndex(Protocol):
 
     def count(self) -> int: ...
 
+    def known(self, message_ids: Sequence[str]) -> set[str]:
+        """The ids among ``message_ids`` that have a row here (none when the table is not
+        made yet)."""
+        ...
+
 
 def check_choice(choice: str) -> VectorChoice:
     """``choice`` if it is one of :data:`CHOICES` (else ValueError)."""

@@ -17,6 +17,7 @@ from fm_lab.memory.lance import connect, open_table, sql_str, table_names, vecto
 Scope = Literal["thread", "resource"]
 TABLE = "memory_messages"
 OPTIMIZE_EVERY = 200  # appends between compactions (each append is a LanceDB fragment)
+_KNOWN_CHUNK = 2_000  # ids per lookup query
 _COLUMNS = ["message_id", "thread_id", "resource_id", "sequence", "created_at", "message"]
 
 
@@ -157,3 +158,18 @@ class MessageVectors:
     def count(self) -> int:
         """Messages in the table."""
         return int(self.table.count_rows())
+
+    def known(self, message_ids: Sequence[str]) -> set[str]:
+        """The ids among ``message_ids`` that have a row here (none when the table is not
+        made yet)."""
+        if not message_ids or not self.path.exists() or TABLE not in table_names(
+                connect(self.path)):
+            return set()
+        found: set[str] = set()
+        for start in range(0, len(message_ids), _KNOWN_CHUNK):
+            part = message_ids[start:start + _KNOWN_CHUNK]
+            where = f"message_id in ({', '.join(sql_str(i) for i in part)})"
+            rows = self.table.search().where(where).select(["message_id"]).limit(
+                len(part)).to_arrow()
+            found.update(rows.column("message_id").to_pylist())
+        return found
