@@ -104,7 +104,10 @@ def files_containing():
             files = [root] if root.is_file() else sorted(p for p in root.rglob("*")
                                                          if p.is_file())
             for path in files:
-                data = path.read_bytes()
+                try:
+                    data = path.read_bytes()
+                except FileNotFoundError:  # a live server's scratch file, gone since listed
+                    continue
                 if any(n.encode() in data for n in needles):
                     found.append(str(path))
         return found
