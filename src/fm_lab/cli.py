@@ -546,6 +546,8 @@ def _cmd_store(args: argparse.Namespace) -> int:
         return _store_settings(args)
     from dataclasses import asdict
 
+    from fm_lab.kb.copy_chunks import copy_knowledge_bases
+    from fm_lab.kb.copy_chunks import lines as kb_lines
     from fm_lab.memory.copy_vectors import copy_message_vectors
     from fm_lab.store.base import sql_store
     from fm_lab.store.copy import copy_store
@@ -557,17 +559,21 @@ def _cmd_store(args: argparse.Namespace) -> int:
             with _Bars(quiet=args.json) as bars:
                 report = copy_store(source, target, include_running=args.include_running,
                                     dry_run=args.dry_run, progress=bars)
-            vectors = copy_message_vectors(sql_store(source, "vectors"),
-                                           sql_store(target, "vectors"), dry_run=args.dry_run)
+            src, dst = sql_store(source, "vectors"), sql_store(target, "vectors")
+            vectors = copy_message_vectors(src, dst, dry_run=args.dry_run)
+            bases = copy_knowledge_bases(src, dst, dry_run=args.dry_run)
         finally:
             target.close()
     finally:
         source.close()
     if args.json:
-        print(json.dumps({**report.as_dict(), "vectors": asdict(vectors)}))
+        print(json.dumps({**report.as_dict(), "vectors": asdict(vectors),
+                          "knowledge_bases": [asdict(kb) for kb in bases]}))
     else:
-        print("\n".join([*report.lines(), vectors.line(args.dry_run)]))
-    return 1 if report.refused or report.chain_problems or vectors.refused else 0
+        print("\n".join([*report.lines(), vectors.line(args.dry_run),
+                         *kb_lines(bases, args.dry_run)]))
+    failed = vectors.refused or any(kb.failed for kb in bases)
+    return 1 if report.refused or report.chain_problems or failed else 0
 
 
 def _store_settings(args: argparse.Namespace) -> int:

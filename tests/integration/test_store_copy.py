@@ -319,3 +319,114 @@ def test_memory_vectors_go_with_the_copy_both_ways(tmp_path: Path, pg_url: str,
     out = capsys.readouterr().out
     assert "memory vectors (hashing-v1-256) not copied:" in out and "reindex" in out
     assert "memory_messages: 4" in out  # the rows themselves were copied
+
+
+GUIDE = ("# Install\nRun pip install fm_lab in a fresh virtual environment.\n"
+         "# Invoices\nAn overdue invoice from acme goes to the finance team.\n"
+         "# Pets\nThe office cat only eats tuna on fridays.\n")
+
+
+def _kb_hits(store: str, query: str, mode: Any = "vector") -> list[tuple[str, str]]:
+    """(doc_id, text) of the best hits of knowledge base ``guide`` in ``store``."""
+    import fm_lab.kb
+
+    opened = fm_lab.connect(store)
+    try:
+        hits = fm_lab.kb.open("guide", store=opened).search(query, k=3, mode=mode)
+    finally:
+        opened.close()
+    return list(zip(hits["doc_id"], hits["text"], strict=True))
+
+
+def test_knowledge_bases_go_with_the_copy_both_ways(tmp_path: Path, pg_url: str,
+                                                     capsys: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A LanceDB knowledge base goes into pgvector and back: the same hits, metadata and
+    embedder stamp, nothing embedded again, and a second copy adds nothing."""
+    import fm_lab.kb
+    from fm_lab.memory.embedders import HashingEmbedder
+
+    path = str(tmp_path / "personal.duckdb")
+    personal = fm_lab.connect(path)
+    fm_lab.run(PRICED, {"who": "ann"}, store=personal, progress=False)
+    kb = fm_lab.kb.create("guide", store=personal, embedder=HashingEmbedder(64), chunk_size=80,
+                          overlap=0)
+    kb.add_markdown(GUIDE, source="guide.md", metadata={"lang": "en"})
+    for n in range(12):  # more chunks than one small batch, and than LanceDB's default limit
+        kb.add_text(f"note {n}: the train to lyon leaves at {n} o'clock", source=f"n{n}.txt")
+    before = kb.documents().sort_values("doc_id").reset_index(drop=True)
+    chunks = kb.count()
+    personal.close()
+    expected = _kb_hits(path, "acme invoice overdue")
+    monkeypatch.setattr("fm_lab.memory.vector_rows.BATCH", 5)
+
+    def no_embedding(self: Any, texts: Any) -> Any:
+        raise AssertionError("the copy embedded text")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(HashingEmbedder, "embed", no_embedding)
+        assert main(["store", "copy", path, pg_url]) == 0
+    out = capsys.readouterr().out
+    assert f"knowledge base guide (hashing-v1-64): copied {chunks} chunks of 13 documents, " \
+           "0 already there" in out
+    assert _kb_hits(pg_url, "acme invoice overdue") == expected
+    assert _kb_hits(pg_url, "tuna", mode="fts")[0][1] == _kb_hits(path, "tuna", mode="fts")[0][1]
+    team = fm_lab.connect(pg_url)
+    copied = fm_lab.kb.open("guide", store=team)
+    assert copied.chunks.embedder.name == "hashing-v1-64" and copied.count() == chunks
+    assert type(copied.chunks).__name__ == "PgChunks"
+    pd.testing.assert_frame_equal(
+        copied.documents().sort_values("doc_id").reset_index(drop=True), before)
+    team.close()
+    assert main(["store", "copy", path, pg_url]) == 0
+    assert f"copied 0 chunks of 0 documents, {chunks} already there" in capsys.readouterr().out
+
+    offline = str(tmp_path / "offline.duckdb")
+    assert main(["store", "copy", pg_url, offline, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["knowledge_bases"] == [{
+        "name": "guide", "embedder": "hashing-v1-64", "copied": chunks, "documents": 13,
+        "present": 0, "differ": [], "refused": None}]
+    assert _kb_hits(offline, "acme invoice overdue") == expected
+    assert _kb_hits(offline, "tuna", mode="fts") == _kb_hits(path, "tuna", mode="fts")
+
+
+def test_a_knowledge_base_of_another_embedder_or_content_is_refused(tmp_path: Path,
+                                                                      capsys: Any) -> None:
+    """The target's knowledge base of another embedder refuses that one knowledge base (exit
+    1), the rest is copied; a document edited on one side keeps the target's chunks."""
+    import fm_lab.kb
+    from fm_lab.memory.embedders import HashingEmbedder
+
+    path = str(tmp_path / "personal.duckdb")
+    personal = fm_lab.connect(path)
+    fm_lab.kb.create("guide", store=personal, embedder=HashingEmbedder(64)).add_markdown(
+        GUIDE, source="guide.md")
+    notes = fm_lab.kb.create("notes", store=personal, embedder=HashingEmbedder(64))
+    notes.add_text("the train to lyon leaves at nine", source="a.txt")
+    notes.add_text("the cat eats tuna", source="b.txt")
+    _fill(personal)
+    personal.close()
+
+    other = str(tmp_path / "other.duckdb")
+    theirs = fm_lab.connect(other)
+    fm_lab.kb.create("guide", store=theirs, embedder=HashingEmbedder(32)).add_text(
+        "theirs", source="t.txt")
+    fm_lab.kb.create("notes", store=theirs, embedder=HashingEmbedder(64)).add_text(
+        "the cat eats salmon now", source="b.txt")
+    theirs.close()
+
+    assert main(["store", "copy", path, other]) == 1
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if "knowledge base guide" in x)
+    assert line.startswith("  knowledge base guide (hashing-v1-64) not copied: ")
+    assert "'hashing-v1-32'" in line
+    assert ("knowledge base notes (hashing-v1-64): copied 1 chunks of 1 documents, 0 already "
+            "there; 1 documents differ in the target, its chunks kept: ") in out
+    assert "memory_messages: 2" in out and "runs: " in out  # the rest of the copy went in
+    target = fm_lab.connect(other)
+    assert [h for h in fm_lab.kb.open("guide", store=target).search("theirs", k=5)["text"]] \
+        == ["theirs"]
+    kept = fm_lab.kb.open("notes", store=target).search("cat", k=5, mode="fts")
+    assert list(kept["text"]) == ["the cat eats salmon now"]
+    target.close()

@@ -31,7 +31,6 @@ Filter = Mapping[str, Any] | str | None
 __all__ = ["PREFIX", "KnowledgeBase", "KnowledgeBaseError", "Mode", "create", "drop", "names",
            "open", "where_clause"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-COLUMNS = ("id", "doc_id", "source", "chunk", "heading", "text", "metadata", "created_at")
 FIXED = frozenset({"id", "doc_id", "source", "chunk", "heading"})
 Scalar = str | int | float | bool | None
 

@@ -16,6 +16,8 @@ Mode = Literal["hybrid", "vector", "fts"]
 PREFIX = "kb__"
 RRF_K = 60  # reciprocal-rank fusion: score = sum of 1 / (RRF_K + rank) over the rankings
 HITS = ["text", "score", "source", "heading", "chunk", "doc_id", "metadata"]
+COLUMNS = ("id", "doc_id", "source", "chunk", "heading", "text", "metadata", "created_at")
+"""A chunk's fields, as its table's columns (the vector aside)."""
 
 
 @dataclass
@@ -44,6 +46,10 @@ class ChunkTable(Protocol):
 
     def replace_document(self, doc_id: str, chunks: Sequence[Chunk], vectors: Vectors) -> None:
         """Upsert ``chunks`` (one vector each) and delete ``doc_id``'s other chunks."""
+        ...
+
+    def add(self, chunks: Sequence[Chunk], vectors: Vectors) -> None:
+        """Insert the ``chunks`` whose ids the table lacks (one vector each)."""
         ...
 
     def delete(self, where: str) -> None:

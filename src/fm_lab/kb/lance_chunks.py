@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.kb.chunks import HITS, PREFIX, RRF_K, Chunk, Mode
+from fm_lab.kb.chunks import COLUMNS, HITS, PREFIX, RRF_K, Chunk, Mode
 from fm_lab.memory.embedders import Embedder, Vectors, embedder_from_stamp
 from fm_lab.memory.lance import (
     DIM_KEY,
@@ -39,23 +39,30 @@ class LanceChunks:
 
     def replace_document(self, doc_id: str, chunks: Sequence[Chunk], vectors: Vectors) -> None:
         """Upsert ``chunks`` by id and delete ``doc_id``'s other chunks."""
-        import pyarrow as pa
-
         if chunks:
-            data = pa.table({
-                **{name: [getattr(c, name) for c in chunks] for name in
-                   ("id", "doc_id", "source", "chunk", "heading", "text", "metadata",
-                    "created_at")},
-                "vector": pa.FixedSizeListArray.from_arrays(
-                    pa.array(vectors.reshape(-1), pa.float32()), self.embedder.dim),
-            }, schema=self.table.schema)
             (self.table.merge_insert("id").when_matched_update_all()
-             .when_not_matched_insert_all().execute(data))
+             .when_not_matched_insert_all().execute(self._arrow(chunks, vectors)))
         stale = f"doc_id = {sql_str(doc_id)}"
         if chunks:
             stale += " and id not in (" + ", ".join(sql_str(c.id) for c in chunks) + ")"
         self.table.delete(stale)
         self._index_text()
+
+    def add(self, chunks: Sequence[Chunk], vectors: Vectors) -> None:
+        """Insert the ``chunks`` whose ids the table lacks (one vector each)."""
+        if chunks:
+            (self.table.merge_insert("id").when_not_matched_insert_all()
+             .execute(self._arrow(chunks, vectors)))
+            self._index_text()
+
+    def _arrow(self, chunks: Sequence[Chunk], vectors: Vectors) -> Any:
+        import pyarrow as pa
+
+        return pa.table({
+            **{name: [getattr(c, name) for c in chunks] for name in COLUMNS},
+            "vector": pa.FixedSizeListArray.from_arrays(
+                pa.array(vectors.reshape(-1), pa.float32()), self.embedder.dim),
+        }, schema=self.table.schema)
 
     def delete(self, where: str) -> None:
         """Delete the chunks matching ``where``."""

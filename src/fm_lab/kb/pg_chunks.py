@@ -54,21 +54,32 @@ class PgChunks:
 
     def replace_document(self, doc_id: str, chunks: Sequence[Chunk], vectors: Vectors) -> None:
         """Upsert ``chunks`` by id and delete ``doc_id``'s other chunks, in one transaction."""
-        rows = [(c.id, c.doc_id, c.source, c.chunk, c.heading, c.text, c.metadata,
-                 c.created_at, literal(v)) for c, v in zip(chunks, vectors, strict=True)]
         with self.store.connection() as con, transaction(con):
-            if rows:
-                con.executemany(
-                    f"insert into {self.table} (id, doc_id, source, chunk, heading, text, "
-                    "metadata, created_at, embedding) values (?, ?, ?, ?, ?, ?, ?, ?, "
-                    "?::vector) on conflict (id) do update set doc_id = excluded.doc_id, "
-                    "source = excluded.source, chunk = excluded.chunk, heading = "
-                    "excluded.heading, text = excluded.text, metadata = excluded.metadata, "
-                    "created_at = excluded.created_at, embedding = excluded.embedding", rows)
+            if chunks:
+                self._insert(con, chunks, vectors, "do update set doc_id = excluded.doc_id, "
+                             "source = excluded.source, chunk = excluded.chunk, heading = "
+                             "excluded.heading, text = excluded.text, metadata = "
+                             "excluded.metadata, created_at = excluded.created_at, "
+                             "embedding = excluded.embedding")
                 con.execute(f"delete from {self.table} where doc_id = ? and id <> all(?)",
                             [doc_id, [c.id for c in chunks]])
             else:
                 con.execute(f"delete from {self.table} where doc_id = ?", [doc_id])
+
+    def add(self, chunks: Sequence[Chunk], vectors: Vectors) -> None:
+        """Insert the ``chunks`` whose ids the table lacks (one vector each)."""
+        if chunks:
+            with self.store.connection() as con, transaction(con):
+                self._insert(con, chunks, vectors, "do nothing")
+
+    def _insert(self, con: Any, chunks: Sequence[Chunk], vectors: Vectors,
+                on_conflict: str) -> None:
+        con.executemany(
+            f"insert into {self.table} (id, doc_id, source, chunk, heading, text, metadata, "
+            "created_at, embedding) values (?, ?, ?, ?, ?, ?, ?, ?, ?::vector) "
+            f"on conflict (id) {on_conflict}",
+            [(c.id, c.doc_id, c.source, c.chunk, c.heading, c.text, c.metadata, c.created_at,
+              literal(v)) for c, v in zip(chunks, vectors, strict=True)])
 
     def delete(self, where: str) -> None:
         """Delete the chunks matching ``where``."""

@@ -1,7 +1,8 @@
 """Message vectors travel with ``fm-lab store copy``: the vectors a source store keeps for its
 agent memory (LanceDB beside a DuckDB file, or pgvector in a PostgreSQL store) are added to the
 target's message index, so semantic recall on the target finds the copied messages without
-embedding them again (no embedding call, no cost).
+embedding them again (no embedding call, no cost). The vectors are read and added a batch
+at a time (:mod:`fm_lab.memory.vector_rows`), never all at once.
 
 Only messages the target's ``memory_messages`` holds get a vector (the store copy refuses
 messages that would interleave with the target's threads), and only those without one there
@@ -11,43 +12,17 @@ target re-embeds instead)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fm_lab.memory.embedders import EmbedderMismatchError, Vectors
+from fm_lab.memory.embedders import EmbedderMismatchError
 from fm_lab.memory.history import COLUMNS, StoredMessage, from_row
-from fm_lab.memory.vector_backend import choose, folder_for, message_index
+from fm_lab.memory.vector_backend import message_index
+from fm_lab.memory.vector_rows import BATCH, INDEXED, VECTOR, VectorTable, place
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
+    from fm_lab.memory.vector_backend import MessageIndex
     from fm_lab.store.base import SqlStore
-
-CHUNK = 2_000  # messages per add
-
-
-@dataclass(frozen=True)
-class StampOnly:
-    """An embedder known by its stamp alone: vectors made by it can be stored, not made."""
-
-    name: str
-    dim: int
-
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        raise RuntimeError(f"vectors of embedder {self.name!r} are copied here, never made")
-
-    async def aembed(self, texts: Sequence[str]) -> Vectors:
-        return self.embed(texts)
-
-
-@dataclass(frozen=True)
-class SourceVectors:
-    """What a source store holds: its embedder's stamp and a vector per message id (None for
-    a message without text)."""
-
-    embedder: StampOnly
-    vectors: dict[str, list[float] | None]
 
 
 @dataclass(frozen=True)
@@ -70,90 +45,66 @@ class VectorCopy:
                 f"{self.present} already there")
 
 
-def read_source(store: SqlStore) -> SourceVectors | None:
-    """The message vectors ``store`` keeps (None when it keeps none)."""
-    from fm_lab.store.base import UnsupportedStoreError
+def message_table(store: SqlStore) -> VectorTable | None:
+    """The message vector table ``store`` keeps (None when it keeps none)."""
+    from fm_lab.memory.pg_vectors import TABLE as PG_TABLE
+    from fm_lab.memory.vectors import TABLE as LANCE_TABLE
 
-    if choose(store) == "pgvector":
-        return _from_pgvector(store)
-    try:
-        folder = folder_for(store)
-    except UnsupportedStoreError:  # a server store without a shared LanceDB folder
+    where = place(store)
+    if where is None:
         return None
-    return _from_lance(folder) if folder.exists() else None
-
-
-def _from_pgvector(store: SqlStore) -> SourceVectors | None:
-    from fm_lab.memory.pg_vectors import REGISTRY, TABLE, table_exists
-
-    with store.connection() as con:
-        if not (table_exists(con, REGISTRY) and table_exists(con, TABLE)):
-            return None
-        stamp = con.execute(f"select embedder, dim from {REGISTRY} where name = ?",
-                            [TABLE]).fetchone()
-        if stamp is None:
-            return None
-        rows = con.execute(f"select message_id, embedding::text from {TABLE}").fetchall()
-    return SourceVectors(StampOnly(str(stamp[0]), int(stamp[1])),
-                         {str(r[0]): _parse(r[1]) for r in rows})
-
-
-def _parse(text: str | None) -> list[float] | None:
-    return None if text is None else [float(v) for v in text.strip("[]").split(",")]
-
-
-def _from_lance(folder: Path) -> SourceVectors | None:
-    from fm_lab.memory.lance import DIM_KEY, EMBEDDER_KEY, connect, table_names
-    from fm_lab.memory.vectors import TABLE
-
-    db = connect(folder)
-    if TABLE not in table_names(db):
-        return None
-    table = db.open_table(TABLE)
-    meta = table.schema.metadata or {}
-    stamp = StampOnly(meta[EMBEDDER_KEY].decode(), int(meta[DIM_KEY].decode()))
-    rows = table.to_arrow().select(["message_id", "indexed", "vector"]).to_pylist()
-    return SourceVectors(stamp, {r["message_id"]: r["vector"] if r["indexed"] else None
-                                 for r in rows})
+    return where.table(store, PG_TABLE if where.folder is None else LANCE_TABLE)
 
 
 def copy_message_vectors(source: SqlStore, target: SqlStore,
                          dry_run: bool = False) -> VectorCopy:
     """Add ``source``'s message vectors to ``target``'s index for the messages ``target``
     holds and has no vector for (see the module docstring)."""
-    import numpy as np
-
-    found = read_source(source)
-    if found is None or not found.vectors:
+    table = message_table(source)
+    has_vector = {} if table is None else {
+        str(row["message_id"]): bool(row[INDEXED])
+        for rows in table.batches(["message_id", INDEXED]) for row in rows}
+    if table is None or not has_vector:
         return VectorCopy(None, 0, 0)
-    index = message_index(target, found.embedder)
+    index = message_index(target, table.embedder)
     if dry_run:  # the messages are not in the target yet: count by the source's ids
-        present = len(index.known(list(found.vectors)))
-        return VectorCopy(found.embedder.name, len(found.vectors) - present, present)
+        present = len(index.known(list(has_vector)))
+        return VectorCopy(table.embedder.name, len(has_vector) - present, present)
     try:
         index.check()
     except EmbedderMismatchError as exc:  # another embedder's index: nothing added
-        return VectorCopy(found.embedder.name, 0, 0, str(exc))
+        return VectorCopy(table.embedder.name, 0, 0, str(exc))
     # a message with text needs its vector (the index adds one per message with text)
-    wanted = [m for m in _target_messages(target, list(found.vectors))
-              if not m.text.strip() or found.vectors[m.message_id] is not None]
+    wanted = [m for m in _target_messages(target, list(has_vector))
+              if not m.text.strip() or has_vector[m.message_id]]
     indexed = index.known([m.message_id for m in wanted])
-    missing = [m for m in wanted if m.message_id not in indexed]
-    for start in range(0, len(missing), CHUNK):
-        chunk = missing[start:start + CHUNK]
-        rows = [found.vectors[m.message_id] for m in chunk if m.text.strip()]
-        index.add(chunk, np.asarray(rows, np.float32).reshape(len(rows), found.embedder.dim))
+    missing = {m.message_id: m for m in wanted if m.message_id not in indexed}
     if missing:
-        index.optimize()
-    return VectorCopy(found.embedder.name, len(missing), len(wanted) - len(missing))
+        _add(table, index, missing)
+    return VectorCopy(table.embedder.name, len(missing), len(wanted) - len(missing))
+
+
+def _add(table: VectorTable, index: MessageIndex, missing: dict[str, StoredMessage]) -> None:
+    """Add the ``missing`` messages with their vectors from ``table``, a batch at a time."""
+    import numpy as np
+
+    dim = table.embedder.dim
+    for rows in table.batches(["message_id", VECTOR]):
+        found = [(missing[row["message_id"]], row[VECTOR]) for row in rows
+                 if row["message_id"] in missing]
+        vectors = [vector for message, vector in found if message.text.strip()]
+        if found:
+            index.add([message for message, _ in found],
+                      np.asarray(vectors, np.float32).reshape(len(vectors), dim))
+    index.optimize()
 
 
 def _target_messages(target: SqlStore, ids: list[str]) -> list[StoredMessage]:
     """The messages among ``ids`` that ``target`` stores."""
     out: list[StoredMessage] = []
     with target.connection() as con:
-        for start in range(0, len(ids), CHUNK):
-            part = ids[start:start + CHUNK]
+        for start in range(0, len(ids), BATCH):
+            part = ids[start:start + BATCH]
             out.extend(from_row(r) for r in con.execute(
                 f"select {COLUMNS} from memory_messages where message_id in "
                 f"({', '.join('?' * len(part))}) order by thread_id, sequence", part).fetchall())

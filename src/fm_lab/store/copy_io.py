@@ -58,13 +58,28 @@ def read_batches(con: Any, relation: str, names: Sequence[str]) -> Iterator[pa.T
 
     sql = f"select {', '.join(names)} from {relation}"
     if is_postgres(con):
-        with con.raw.transaction(), con.raw.cursor(name="fm_lab_copy") as cursor:
-            cursor.execute(sql)
-            while rows := cursor.fetchmany(BATCH_ROWS):
-                yield arrow(names, rows)
+        for rows in fetch_batches(con, sql):
+            yield arrow(names, rows)
         return
     for batch in con.sql(sql).to_arrow_reader(BATCH_ROWS):
         yield pa.Table.from_batches([batch])
+
+
+def fetch_batches(con: Any, sql: str, params: Sequence[Any] | None = None,
+                  size: int = BATCH_ROWS) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of ``sql``, ``size`` at a time (tuples); on PostgreSQL through a server-side
+    cursor, so the server never sends the whole result at once."""
+    if is_postgres(con):
+        from fm_lab.store.pg_sql import placeholders
+
+        with con.raw.transaction(), con.raw.cursor(name="fm_lab_copy") as cursor:
+            cursor.execute(placeholders(sql) if params else sql, list(params or []))
+            while rows := cursor.fetchmany(size):
+                yield rows
+        return
+    cursor = con.execute(sql, list(params or []))
+    while rows := cursor.fetchmany(size):
+        yield rows
 
 
 def count(con: Any, relation: str) -> int:
