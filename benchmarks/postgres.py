@@ -22,6 +22,12 @@ Sections (``--section``; all by default):
    not a crash of the server; fm_lab ``durability="process"``, the peers' databases with
    ``ALTER DATABASE ... SET synchronous_commit = off``). ``async`` shows what each system
    costs per node beyond the disk.
+   The lease check (each commit stores only while this process's lock session holds the
+   run: a ``pg_locks`` subquery inside the one commit statement) is priced twice:
+   ``fm_lab/pg-nolease``, the same chain on the same database with the check bypassed by a
+   benchmark-only patch (the store's ingest called without ``lease``), in the same turns;
+   and a statement probe, the round trip of ``select <the check>`` against ``select 1`` on
+   a session holding a run's lock (``--profile chain`` shows the rest of a node's time).
 2. ``fanout``: M items (default 200) processed in parallel, each item's result checkpointed.
    fm_lab: one ``foreach`` node (body: the same code function, concurrency 64; every item is a
    ``node_executions`` row, checked); DBOS: an async workflow that ``asyncio.gather``s M async
@@ -287,6 +293,41 @@ class FmSystem:
         self.store.close()
 
 
+def without_lease(store: Any) -> Any:
+    """``store`` whose ingests skip the lease check (benchmark only: prices the check)."""
+    ingest = store.ingest
+
+    def unchecked(run_id: str, records: Any, wait: bool = True, texts: Any = None,
+                  lease: int | None = None) -> None:
+        ingest(run_id, records, wait=wait, texts=texts, lease=None)
+
+    store.ingest = unchecked
+    return store
+
+
+def lease_probe(url: str, count: int = 500) -> tuple[float, float]:
+    """ms per round trip of ``select 1`` and of ``select <the lease check>`` (the session
+    holding a run's lock, as a running process's lock session does)."""
+    import psycopg
+
+    from fm_lab.store.pg_locks import HELD
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("select pg_advisory_lock(hashtextextended('fm_lab.run:' || %s, 0))",
+                     ["probe-run"])
+        pid = conn.info.backend_pid
+        timings = []
+        for sql, params in (("select 1", []), (f"select {HELD}", [pid, "probe-run"])):
+            for _ in range(20):
+                conn.execute(sql, params).fetchone()
+            t0 = time.perf_counter()
+            for _ in range(count):
+                row = conn.execute(sql, params).fetchone()
+            timings.append((time.perf_counter() - t0) * 1000 / count)
+            assert row is not None and row[0]
+    return timings[0], timings[1]
+
+
 def fm_pg_store(url: str, commit: str) -> Any:
     return fm_lab.connect(url, durability="fsync" if commit == "sync" else "process")
 
@@ -481,7 +522,18 @@ def run_chain_and_fanout(server: Server, sizes: Sizes, commits: list[str], only:
         try:
             if "chain" in sections:
                 log(f"[{commit} commit] chain of {sizes.nodes} nodes x {sizes.runs} runs ...")
-                times = timed_turns(systems, lambda s: s.chain(), sizes.runs, warm=2)
+                chained = dict(systems)
+                if "fm_lab/pg" in systems:  # the same database, the lease check bypassed
+                    url = server.url_of(f"{server.prefix}_fm_{commit}")
+                    chained["fm_lab/pg-nolease"] = FmSystem(
+                        without_lease(fm_pg_store(url, commit)), sizes.nodes)
+                    probes[commit + "_lease"], probes[commit + "_select1"] = (
+                        lease_probe(url)[::-1])
+                try:
+                    times = timed_turns(chained, lambda s: s.chain(), sizes.runs, warm=2)
+                finally:
+                    if "fm_lab/pg-nolease" in chained:
+                        chained["fm_lab/pg-nolease"].close()
                 for name, secs in times.items():
                     ms = [s * 1000 for s in secs]
                     lines.append(Line("chain", commit, name, "node",
@@ -524,6 +576,8 @@ def render_lines(lines: list[Line], probes: dict[str, float], sizes: Sizes) -> s
                 ratio = ""
                 if ours is not None and ln.system in ("dbos", "langgraph"):
                     ratio = f"{ln.per_unit_ms / ours.per_unit_ms:.2f}x"
+                elif ours is not None and ln.system == "fm_lab/pg-nolease":
+                    ratio = f"(check {ours.per_unit_ms - ln.per_unit_ms:+.3f})"
                 elif ours is not None and ln.system == "fm_lab/duckdb":
                     ratio = f"({ln.per_unit_ms / ours.per_unit_ms:.2f}x, ref)"
                 shown = ", ".join(f"{v:.0f}" for v in ln.runs_ms[:8])
@@ -534,6 +588,12 @@ def render_lines(lines: list[Line], probes: dict[str, float], sizes: Sizes) -> s
                 w(f"{'':<8}(commit probe on this server, {commit}: "
                   f"{probes[commit]:.3f} ms per one-row commit before, "
                   f"{probes.get(commit + '_after', float('nan')):.3f} after)\n")
+            if section == "chain" and commit + "_lease" in probes:
+                check, one = probes[commit + "_lease"], probes[commit + "_select1"]
+                w(f"{'':<8}(lease check, {commit}: per node in the chain, fm_lab/pg minus "
+                  "fm_lab/pg-nolease above; the statement alone: select <check> "
+                  f"{check:.3f} ms vs select 1 {one:.3f} ms per round trip, "
+                  f"{check - one:+.3f} ms)\n")
     chain = [ln for ln in lines if ln.section == "chain"]
     if chain:
         w(f"\nGoal: fm_lab on PostgreSQL per node >= {GOAL:g}x faster than both peers\n")
