@@ -26,8 +26,9 @@ Sections (``--section``; all by default):
    run: a ``pg_locks`` subquery inside the one commit statement) is priced twice:
    ``fm_lab/pg-nolease``, the same chain on the same database with the check bypassed by a
    benchmark-only patch (the store's ingest called without ``lease``), in the same turns;
-   and a statement probe, the round trip of ``select <the check>`` against ``select 1`` on
-   a session holding a run's lock (``--profile chain`` shows the rest of a node's time).
+   and a statement probe, the round trip of ``select <the check>`` against ``select 1`` and
+   against the ``pg_locks`` view check it replaced, from another session than the one holding
+   the run, as a commit's (``--profile chain`` shows the rest of a node's time).
 2. ``fanout``: M items (default 200) processed in parallel, each item's result checkpointed.
    fm_lab: one ``foreach`` node (body: the same code function, concurrency 64; every item is a
    ``node_executions`` row, checked); DBOS: an async workflow that ``asyncio.gather``s M async
@@ -305,27 +306,39 @@ def without_lease(store: Any) -> Any:
     return store
 
 
-def lease_probe(url: str, count: int = 500) -> tuple[float, float]:
-    """ms per round trip of ``select 1`` and of ``select <the lease check>`` (the session
-    holding a run's lock, as a running process's lock session does)."""
+# the lease check as it was first written (the pg_locks view), beside the current one
+PG_LOCKS_CHECK = ("exists (select 1 from pg_locks l where l.locktype = 'advisory' and l.granted "
+                  "and l.pid = %s and ((l.classid::int8 << 32) | l.objid::int8) = "
+                  "hashtextextended('fm_lab.run:' || %s, 0))")
+
+
+def lease_probe(url: str, count: int = 500) -> dict[str, float]:
+    """ms per round trip of ``select 1``, of ``select <the lease check>`` and of the pg_locks
+    view check it replaced, from another session than the one holding a run (as a commit)."""
     import psycopg
 
-    from fm_lab.store.pg_locks import HELD
+    from fm_lab.store.pg_locks import HELD, RunLocks
 
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("select pg_advisory_lock(hashtextextended('fm_lab.run:' || %s, 0))",
-                     ["probe-run"])
-        pid = conn.info.backend_pid
-        timings = []
-        for sql, params in (("select 1", []), (f"select {HELD}", [pid, "probe-run"])):
-            for _ in range(20):
-                conn.execute(sql, params).fetchone()
-            t0 = time.perf_counter()
-            for _ in range(count):
-                row = conn.execute(sql, params).fetchone()
-            timings.append((time.perf_counter() - t0) * 1000 / count)
-            assert row is not None and row[0]
-    return timings[0], timings[1]
+    locks = RunLocks(url, "lease probe")
+    locks.acquire("probe-run")
+    try:
+        pid = locks.session_pid()
+        out = {}
+        with psycopg.connect(url, autocommit=True) as conn:
+            for name, sql, params in (("select 1", "select 1", []),
+                                      ("check", f"select {HELD}", [pid, "probe-run"]),
+                                      ("pg_locks", f"select {PG_LOCKS_CHECK}",
+                                       [pid, "probe-run"])):
+                for _ in range(20):
+                    conn.execute(sql, params).fetchone()
+                t0 = time.perf_counter()
+                for _ in range(count):
+                    row = conn.execute(sql, params).fetchone()
+                out[name] = (time.perf_counter() - t0) * 1000 / count
+                assert row is not None and row[0], name
+    finally:
+        locks.close()
+    return out
 
 
 def fm_pg_store(url: str, commit: str) -> Any:
@@ -527,8 +540,10 @@ def run_chain_and_fanout(server: Server, sizes: Sizes, commits: list[str], only:
                     url = server.url_of(f"{server.prefix}_fm_{commit}")
                     chained["fm_lab/pg-nolease"] = FmSystem(
                         without_lease(fm_pg_store(url, commit)), sizes.nodes)
-                    probes[commit + "_lease"], probes[commit + "_select1"] = (
-                        lease_probe(url)[::-1])
+                    probed = lease_probe(url)
+                    probes[commit + "_lease"] = probed["check"]
+                    probes[commit + "_select1"] = probed["select 1"]
+                    probes[commit + "_pg_locks"] = probed["pg_locks"]
                 try:
                     times = timed_turns(chained, lambda s: s.chain(), sizes.runs, warm=2)
                 finally:
@@ -590,10 +605,11 @@ def render_lines(lines: list[Line], probes: dict[str, float], sizes: Sizes) -> s
                   f"{probes.get(commit + '_after', float('nan')):.3f} after)\n")
             if section == "chain" and commit + "_lease" in probes:
                 check, one = probes[commit + "_lease"], probes[commit + "_select1"]
+                view = probes[commit + "_pg_locks"]
                 w(f"{'':<8}(lease check, {commit}: per node in the chain, fm_lab/pg minus "
-                  "fm_lab/pg-nolease above; the statement alone: select <check> "
-                  f"{check:.3f} ms vs select 1 {one:.3f} ms per round trip, "
-                  f"{check - one:+.3f} ms)\n")
+                  "fm_lab/pg-nolease above; the statement alone per round trip: select 1 "
+                  f"{one:.3f} ms, select <check> {check:.3f} ms ({check - one:+.3f}), the "
+                  f"pg_locks view check it replaced {view:.3f} ms ({view - one:+.3f}))\n")
     chain = [ln for ln in lines if ln.section == "chain"]
     if chain:
         w(f"\nGoal: fm_lab on PostgreSQL per node >= {GOAL:g}x faster than both peers\n")
