@@ -83,3 +83,35 @@ def test_an_unknown_run_in_a_healthy_store_is_plain(tmp_path):
     with pytest.raises(RunNotFoundError) as caught:
         fm_lab.get_run("nope", store=store)
     assert str(caught.value) == f"no run 'nope' in {store.path}"
+
+
+def _with_wal(tmp_path, name):
+    path = tmp_path / name
+    store = fm_lab.Store(path)
+    fm_lab.run(FLOW, store=store)
+    store.close()
+    wal = tmp_path / f"{name}.wal"
+    assert wal.exists(), "a short run's commit stays in the write-ahead log"
+    return path, wal
+
+
+def test_a_damaged_write_ahead_log_is_named_and_kept(tmp_path):
+    path, wal = _with_wal(tmp_path, "w.duckdb")
+    damaged = bytearray(wal.read_bytes())
+    damaged[len(damaged) // 2: len(damaged) // 2 + 64] = b"\xff" * 64
+    wal.write_bytes(bytes(damaged))
+    before = path.read_bytes()
+    with pytest.raises(StoreCorruptError, match="damaged write-ahead log") as caught:
+        _open(path)
+    assert f"{path}.wal" in str(caught.value) and "move that file aside" in str(caught.value)
+    assert wal.read_bytes() == bytes(damaged) and path.read_bytes() == before  # nothing lost
+    wal.rename(tmp_path / "w.duckdb.wal.damaged")
+    assert _open(path).empty  # as the user was told: the store as of its last checkpoint
+
+
+def test_a_write_ahead_log_of_another_store_is_refused(tmp_path):
+    path, _ = _with_wal(tmp_path, "a.duckdb")
+    _, other_wal = _with_wal(tmp_path, "b.duckdb")
+    (tmp_path / "a.duckdb.wal").write_bytes(other_wal.read_bytes())
+    with pytest.raises(StoreCorruptError, match="write-ahead log from another copy"):
+        _open(path)

@@ -296,6 +296,8 @@ class Store:
                     raise StoreLockedError(self.path, holder) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
+            except duckdb.Error as exc:  # attaching failed: a damaged file or WAL
+                raise StoreCorruptError.from_duckdb(self.path, exc) from None
         try:
             if not self._migrated:
                 self._migrate(con)

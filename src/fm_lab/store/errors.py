@@ -32,12 +32,11 @@ class StoreCorruptError(StoreError):
     """The store path is not a DuckDB file (a directory, garbage, an empty, truncated or
     damaged file)."""
 
-    def __init__(self, path: str, problem: str) -> None:
+    def __init__(self, path: str, problem: str,
+                 advice: str = "move it aside or point FM_LAB_STORE (or --store) elsewhere",
+                 ) -> None:
         self.path = path
-        super().__init__(
-            f"the fm_lab store {path} {problem}; move it aside or point FM_LAB_STORE "
-            "(or --store) elsewhere"
-        )
+        super().__init__(f"the fm_lab store {path} {problem}; {advice}")
 
     @classmethod
     def from_duckdb(cls, path: str, exc: Exception) -> StoreCorruptError:
@@ -47,6 +46,13 @@ class StoreCorruptError(StoreError):
             return cls(path, "is a directory, not a DuckDB file")
         if "Permission denied" in text:
             return cls(path, "cannot be opened: permission denied")
+        if "WAL does not match database file" in text:
+            return cls(path, f"has a write-ahead log from another copy of the store ({path}.wal)",
+                       "move that file aside (it is not this store's)")
+        if "replaying WAL" in text:
+            return cls(path, f"has a damaged write-ahead log ({path}.wal: {text})",
+                       "move that file aside to open the store as of its last checkpoint "
+                       "(the commits since are in that file only)")
         if "not a valid DuckDB database file" in text:
             return cls(path, "is not a DuckDB file (or is damaged)")
         return cls(path, f"cannot be read: it is damaged or truncated ({text})")

@@ -1,5 +1,6 @@
 """Store files are attached to one DuckDB instance per process while in use."""
 
+import itertools
 import subprocess
 import sys
 
@@ -74,3 +75,45 @@ def _run_and_count(path: str) -> int:
     store = Store(path)
     fm_lab.run(WF, store=store)
     return len(store.runs())
+
+
+def _wal(path):
+    wal = path.parent / f"{path.name}.wal"
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def test_a_short_run_stays_in_the_wal_and_every_opener_sees_it(tmp_path):
+    path = tmp_path / "s.duckdb"
+    fm_lab.run(WF, store=Store(path))
+    assert str(path) not in attachments._attached
+    assert 0 < _wal(path) <= attachments.WAL_CHECKPOINT_BYTES  # detached, not checkpointed
+    script = (f"import duckdb; con = duckdb.connect({str(path)!r}, read_only=True); "
+              "print(con.sql('select status from runs').fetchall())")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True)
+    assert "succeeded" in out.stdout  # another process, read-only, replays the WAL
+    assert Store(path, read_only=True).runs()["status"].tolist() == ["succeeded"]
+
+
+def test_the_wal_is_folded_into_the_file_once_it_passes_the_threshold(tmp_path):
+    path = tmp_path / "s.duckdb"
+    store = Store(path)
+    sizes = []
+    for _ in range(12):
+        fm_lab.run(WF, store=store)
+        sizes.append(_wal(path))
+    assert max(sizes) <= attachments.WAL_CHECKPOINT_BYTES * 2  # never grows without bound
+    assert any(after < before for before, after in itertools.pairwise(sizes))  # checkpointed
+    assert len(store.runs()) == 12
+
+
+def test_a_process_killed_after_its_run_loses_nothing(tmp_path):
+    path = tmp_path / "s.duckdb"
+    script = ("import os, fm_lab; "
+              f"run = fm_lab.run({WF!r}, store=fm_lab.Store({str(path)!r})); "
+              "print(run.run_id, flush=True); os._exit(0)")  # no interpreter shutdown
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True)
+    run_id = out.stdout.split()[-1]
+    runs = Store(path).runs()
+    assert runs["run_id"].tolist() == [run_id] and runs["status"].tolist() == ["succeeded"]
