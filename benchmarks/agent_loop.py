@@ -190,6 +190,9 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
+    # the agents without a store of their own trace into the default store: keep it out of
+    # the working directory
+    os.environ.setdefault("FM_LAB_HOME", tempfile.mkdtemp(prefix="fm_agent_home_"))
     figures = await bench_fm_lab(args.runs, args.steps)
     try:
         figures.update(await bench_pydantic_ai(args.runs, args.steps))

