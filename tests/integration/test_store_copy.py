@@ -365,6 +365,10 @@ def test_knowledge_bases_go_with_the_copy_both_ways(tmp_path: Path, pg_url: str,
 
     with monkeypatch.context() as patched:
         patched.setattr(HashingEmbedder, "embed", no_embedding)
+        assert main(["store", "copy", path, pg_url, "--dry-run"]) == 0
+        assert f"knowledge base guide (hashing-v1-64): would copy {chunks} chunks of 13 " \
+               "documents, 0 already there" in capsys.readouterr().out
+        assert "guide" not in fm_lab.kb.names(store=pg_url)  # a dry run creates nothing
         assert main(["store", "copy", path, pg_url]) == 0
     out = capsys.readouterr().out
     assert f"knowledge base guide (hashing-v1-64): copied {chunks} chunks of 13 documents, " \
