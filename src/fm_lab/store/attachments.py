@@ -11,14 +11,18 @@ Detaching does not checkpoint unless the write-ahead log has grown past
 :data:`WAL_CHECKPOINT_BYTES`. A checkpoint rewrites every touched table's unfinished row group
 (~13 ms for a short run, growing with the store), while a short run adds ~10 KB to the WAL,
 which the next attach replays (a few ms at the threshold below). Every commit is durable in
-the WAL either way; the file ``<store>.wal`` beside the store is part of it (copy both, or
-open the store once to fold it in).
+the WAL either way; the file ``<store>.wal`` beside the store is part of it. At the
+interpreter's exit the WAL of the files this process wrote is folded in (unless another process
+has the file by then, or the exit has spent :data:`EXIT_FOLD_S` on it), so a store at rest is
+usually one file again.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +41,7 @@ ROW_GROUP_SIZE = 16_384
 # The WAL size past which the last lease checkpoints before detaching: a few short runs.
 # Larger is worse: replaying the WAL at each attach costs more than the checkpoints it saves.
 WAL_CHECKPOINT_BYTES = 32 * 1024
+EXIT_FOLD_S = 1.0  # at most this long folding WALs in at exit (the rest are replayed later)
 
 
 class AttachedReadOnlyError(RuntimeError):
@@ -55,6 +60,7 @@ class _Attachment:
 _lock = threading.Lock()
 _instance: duckdb.DuckDBPyConnection | None = None
 _attached: dict[str, _Attachment] = {}
+_written: set[str] = set()  # files this process attached for writing: folded in at exit
 
 
 _inherited: list[duckdb.DuckDBPyConnection] = []
@@ -70,6 +76,7 @@ def _forget_after_fork() -> None:
         _inherited.append(_instance)
     _instance = None
     _attached.clear()
+    _written.clear()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
@@ -97,6 +104,8 @@ def lease(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
                 f"attach {_literal(path)} as {_identifier(attachment.alias)} ({options})"
             )
             _attached[path] = attachment
+            if not read_only:
+                _written.add(path)
         elif attachment.read_only and not read_only:
             raise AttachedReadOnlyError(path)
         attachment.leases += 1
@@ -129,6 +138,36 @@ def _release_locked(path: str) -> None:
             _instance.execute(f"checkpoint {alias}")
         _instance.execute(f"detach {alias}")  # on error: still attached
         del _attached[path]
+
+
+def fold_wal_at_exit() -> None:
+    """Checkpoint the files this process wrote whose WAL is not empty, each if it is free
+    (a file another process has, or one still leased here, keeps its WAL: nothing is lost)."""
+    deadline = time.monotonic() + EXIT_FOLD_S
+    with _lock:
+        if _instance is None:
+            return
+        for path in sorted(_written - set(_attached)):
+            if time.monotonic() > deadline:
+                break
+            if _wal_bytes(path) == 0:
+                continue
+            alias = _identifier(_alias(path))
+            try:
+                _instance.execute(f"attach {_literal(path)} as {alias} "
+                                  f"(TYPE DUCKDB, ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+            except Exception:  # busy elsewhere, gone or damaged: leave it be
+                continue
+            try:
+                _instance.execute(f"checkpoint {alias}")
+            except Exception:  # the WAL stays, replayed at the next open
+                pass
+            finally:
+                _instance.execute(f"detach {alias}")
+        _written.clear()
+
+
+atexit.register(fold_wal_at_exit)
 
 
 def _wal_bytes(path: str) -> int:

@@ -117,3 +117,31 @@ def test_a_process_killed_after_its_run_loses_nothing(tmp_path):
     run_id = out.stdout.split()[-1]
     runs = Store(path).runs()
     assert runs["run_id"].tolist() == [run_id] and runs["status"].tolist() == ["succeeded"]
+
+
+def test_a_process_that_exits_folds_its_wal_into_the_file(tmp_path):
+    path = tmp_path / "s.duckdb"
+    script = (f"import fm_lab; fm_lab.run({WF!r}, store=fm_lab.Store({str(path)!r})); "
+              f"import os; print(os.path.getsize({str(path)!r} + '.wal'))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True)
+    assert int(out.stdout.split()[-1]) > 0  # before the exit: in the WAL
+    assert _wal(path) == 0  # after it: one file at rest
+    assert Store(path).runs()["status"].tolist() == ["succeeded"]
+
+
+def test_the_exit_leaves_a_wal_alone_when_another_process_has_the_file(tmp_path):
+    path = tmp_path / "s.duckdb"
+    store = Store(path)
+    fm_lab.run(WF, store=store)
+    script = (f"import fm_lab; fm_lab.run({WF!r}, store=fm_lab.Store({str(path)!r})); "
+              "print('ran', flush=True); input()")  # exits once told to
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline() == "ran\n"
+    with store.hold():  # this process has the file while the other one exits
+        wal = _wal(path)
+        child.communicate("\n", timeout=60)
+        assert child.returncode == 0
+        assert _wal(path) == wal  # its exit could not fold the WAL in, and did not touch it
+    assert len(store.runs()) == 2
