@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from fm_lab.store.codec import dumps
 from fm_lab.store.pg_locks import HELD
 from fm_lab.store.pg_rows import (
+    COPY_SPANS_FROM,
     NODE_COLUMNS,
     SPAN_COLUMNS,
     json_rows,
@@ -36,13 +37,13 @@ if TYPE_CHECKING:
 
     from fm_lab.store.records import JournalRecord, NodeRecord
 
-ONE_STATEMENT_MAX = 32  # records per commit from which the general path (COPY) is better
 
 
 def fits(records: Sequence[JournalRecord]) -> bool:
     """True when ``records`` can be committed by :func:`commit`: a few node and span records
-    (at most one workflow span), then perhaps the run's end record."""
-    if not records or len(records) >= ONE_STATEMENT_MAX:
+    (at most one workflow span; from :data:`COPY_SPANS_FROM` records the general path's COPY
+    is better), then perhaps the run's end record."""
+    if not records or len(records) >= COPY_SPANS_FROM:
         return False
     workflow_spans = 0
     for index, record in enumerate(records):
@@ -104,6 +105,6 @@ def commit(conn: psycopg.Connection[Any], run_id: str, records: Sequence[Journal
                       error=dumps(end["error"]) if end.get("error") else None,
                       state=dumps(end.get("state")), ended=timestamp(end.get("ended")))
     sql = statement(lease is not None, workflow is not None, end["k"] == "run")
-    with conn.cursor() as cursor:
-        cursor.execute(sql, params)
+    with conn.cursor() as cursor:  # prepared at once (psycopg would after five): a new
+        cursor.execute(sql, params, prepare=True)  # process's first commits are not planned
         return cursor.fetchone() is not None

@@ -12,6 +12,7 @@ from typing import Any
 from fm_lab.store.codec import dumps
 from fm_lab.store.records import JournalRecord, NodeRecord
 
+COPY_SPANS_FROM = 32  # span rows per ingest from which COPY beats a pipelined insert
 NODE_COLUMNS = ("run_id", "node_id", "seq", "node_type", "status", "attempts", "input", "output",
                 "error", "state_patch", "started_at", "ended_at", "duration_ms", "leaf",
                 "cache_key", "cached_from")

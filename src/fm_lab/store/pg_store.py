@@ -44,6 +44,7 @@ from fm_lab.store.pg_journal import LeaseMissingError, PgJournal
 from fm_lab.store.pg_locks import HELD, KEEPALIVE, RunLocks
 from fm_lab.store.pg_password import split_password
 from fm_lab.store.pg_rows import (
+    COPY_SPANS_FROM,
     NODE_COLUMNS,
     SPAN_COLUMNS,
     json_text,
@@ -81,7 +82,6 @@ if TYPE_CHECKING:
     from fm_lab.store.journal import Durability, RunJournal
 
 POOL_SIZE = int(os.environ.get("FM_LAB_PG_POOL", "4"))  # connections per process
-COPY_SPANS_FROM = 32  # span rows per ingest from which COPY beats a pipelined insert
 _MIGRATION_LOCK = 0x666D5F6C6162  # "fm_lab": one migrating process at a time
 _AUDIT_LOCK = 0x666D5F61756474  # "fm_audt": one transaction at a time extends the chain
 _STORED_NODE = (
