@@ -24,7 +24,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store import codec, migrations, pg_commit
-from fm_lab.store.audit import AUDIT_COLUMNS, AuditEntry, AuditRow, chain, entry, start_entry
+from fm_lab.store.audit import (
+    AUDIT_COLUMNS,
+    AuditEntry,
+    AuditRow,
+    chain,
+    entry,
+    logs_entry,
+    start_entry,
+)
 from fm_lab.store.base import (
     RUN_COLUMNS,
     RUNS,
@@ -421,13 +429,12 @@ class PostgresStore:
         """:meth:`ingest`'s general path, inside its transaction."""
         raw = con.raw
         # every read first (one round trip in a pipeline): the run row (locked), the lease, the
-        # workflow's stored versions (a start) and the audit chain's head (a start or answers)
+        # workflow's stored versions (a start) and the audit chain's head (an entry to log)
         run = raw.execute(_RUN_ROW, [run_id])
         held = None if lease is None else raw.execute(f"select {HELD}", [lease, run_id])
         start = next((r for r in records if r["k"] == "start"), None)
         versions = None if start is None else self._spec_versions(con, start)
-        head = self._audit_head(con) if any(r["k"] in ("start", "resume") for r in records) \
-            else None
+        head = self._audit_head(con) if any(logs_entry(r) for r in records) else None
         row = run.fetchone()
         if held is not None and not ((found := held.fetchone()) and found[0]):
             raise LeaseMissingError(run_id)
