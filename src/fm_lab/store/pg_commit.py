@@ -20,16 +20,16 @@ import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.store.codec import dumps
 from fm_lab.store.pg_locks import HELD
 from fm_lab.store.pg_rows import (
     COPY_SPANS_FROM,
     NODE_COLUMNS,
+    RUN_END_COLUMNS,
     SPAN_COLUMNS,
     json_rows,
     node_rows,
+    run_end,
     span_rows,
-    timestamp,
 )
 
 if TYPE_CHECKING:
@@ -75,8 +75,7 @@ def statement(lease: bool, replace: bool, end: bool) -> str:
     if replace:  # the run's own spans (an index), not every run's workflow spans
         parts.append("d as (delete from spans where run_id = %(run)s and kind = 'workflow' "
                      f"and span_id = %(replaced)s and %(replaced_seq)s {after})")
-    ended = (", status = %(status)s, outputs = %(outputs)s, error = %(error)s, "
-             "state = %(state)s, ended_at = %(ended)s") if end else ""
+    ended = "".join(f", {c} = %({c})s" for c in RUN_END_COLUMNS) if end else ""
     parts.append(f"u as (update runs set journal_seq = %(last)s{ended} where run_id = %(run)s "
                  "and journal_seq < %(last)s and exists (select 1 from r))")
     return ", ".join(parts) + " select journal_seq from r"
@@ -101,9 +100,7 @@ def commit(conn: psycopg.Connection[Any], run_id: str, records: Sequence[Journal
         params.update(replaced=workflow["span"], replaced_seq=workflow["seq"])
     end = records[-1]
     if end["k"] == "run":
-        params.update(status=end["status"], outputs=dumps(end.get("outputs")),
-                      error=dumps(end["error"]) if end.get("error") else None,
-                      state=dumps(end.get("state")), ended=timestamp(end.get("ended")))
+        params.update(run_end(end))
     sql = statement(lease is not None, workflow is not None, end["k"] == "run")
     with conn.cursor() as cursor:  # prepared at once (psycopg would after five): a new
         cursor.execute(sql, params, prepare=True)  # process's first commits are not planned

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fm_lab.store.codec import dumps
-from fm_lab.store.records import JournalRecord, NodeRecord
+from fm_lab.store.records import JournalRecord, NodeRecord, RunEndRecord
 
 COPY_SPANS_FROM = 32  # span rows per ingest from which COPY beats a pipelined insert
 NODE_COLUMNS = ("run_id", "node_id", "seq", "node_type", "status", "attempts", "input", "output",
@@ -21,6 +21,7 @@ SPAN_COLUMNS = ("trace_id", "span_id", "parent_span_id", "run_id", "kind", "name
                 "duration_ms", "status", "input", "output", "input_size", "output_size", "error",
                 "attributes", "events", "model", "provider", "input_tokens", "output_tokens",
                 "cached_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd")
+RUN_END_COLUMNS = ("status", "outputs", "error", "state", "ended_at")
 # span columns of plain text (names, labels, ids), not JSON (whose text escapes a NUL byte)
 _SPAN_TEXT = tuple(i for i, c in enumerate(SPAN_COLUMNS) if c in (
     "trace_id", "span_id", "parent_span_id", "kind", "name", "entity_id", "workflow_id",
@@ -42,6 +43,14 @@ def timestamp(seconds: float | None) -> dt.datetime | None:
 def json_text(value: Any) -> str | None:
     """``value`` as fm_lab's JSON text (None stays SQL NULL)."""
     return None if value is None else dumps(value)
+
+
+def run_end(record: RunEndRecord) -> dict[str, Any]:
+    """The ``runs`` columns (:data:`RUN_END_COLUMNS`, by name) a run's end record sets."""
+    return dict(zip(RUN_END_COLUMNS, (
+        record["status"], dumps(record.get("outputs")),
+        dumps(record["error"]) if record.get("error") else None, dumps(record.get("state")),
+        timestamp(record.get("ended"))), strict=True))
 
 
 def node_rows(run_id: str, nodes: Sequence[NodeRecord]) -> list[tuple[Any, ...]]:

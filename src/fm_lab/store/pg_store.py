@@ -57,6 +57,7 @@ from fm_lab.store.pg_rows import (
     SPAN_COLUMNS,
     json_text,
     node_rows,
+    run_end,
     span_rows,
     timestamp,
 )
@@ -562,12 +563,9 @@ class PostgresStore:
 
     @staticmethod
     def _end_run(con: PgConnection, run_id: str, record: RunEndRecord) -> None:
-        con.execute(
-            "update runs set status = ?, outputs = ?, error = ?, state = ?, ended_at = ? "
-            "where run_id = ?",
-            [record["status"], dumps(record.get("outputs")),
-             dumps(record["error"]) if record.get("error") else None,
-             dumps(record.get("state")), timestamp(record.get("ended")), run_id])
+        values = run_end(record)
+        con.execute(f"update runs set {', '.join(f'{c} = ?' for c in values)} where run_id = ?",
+                    [*values.values(), run_id])
 
     def adopt_journal(self, run_id: str, journal: RunJournal, force: bool = False) -> list[str]:
         """Nothing to adopt: a run's committed records are already its rows."""
