@@ -23,7 +23,8 @@ Sections (``--section``; all by default):
    ``ALTER DATABASE ... SET synchronous_commit = off``). ``async`` shows what each system
    costs per node beyond the disk.
    The lease check (each commit stores only while this process's lock session holds the
-   run: a ``pg_locks`` subquery inside the one commit statement) is priced twice:
+   run: a lock-table probe inside the one commit statement, ``store/pg_commit.py``) is
+   priced twice:
    ``fm_lab/pg-nolease``, the same chain on the same database with the check bypassed by a
    benchmark-only patch (the store's ingest called without ``lease``), in the same turns;
    and a statement probe, the round trip of ``select <the check>`` against ``select 1`` and

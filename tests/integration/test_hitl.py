@@ -148,6 +148,29 @@ def test_two_approvals_resumed_independently_in_either_order(store, kind, order,
     assert stored.outputs == final.outputs
 
 
+def test_each_segment_of_a_run_rewrites_its_own_workflow_span_only(store):
+    """A run's workflow span is written again by each segment (suspended, then succeeded on
+    resume): one per run, with the run's latest status, and the other runs' left as they were."""
+    wf = {"id": "one_approval", "nodes": {"ok": {"type": "approval", "config": {"message": "?"}}}}
+    first, second = fm_lab.run(wf, store=store), fm_lab.run(wf, store=store)
+
+    def workflow_spans() -> dict[str, list[str]]:
+        frame = store.sql("select run_id, status from spans where kind = 'workflow'")
+        spans: dict[str, list[str]] = {}
+        for run_id, status in zip(frame["run_id"], frame["status"], strict=True):
+            spans.setdefault(run_id, []).append(status)
+        return spans
+
+    assert first.status == second.status == "suspended"
+    assert workflow_spans() == {first.run_id: ["suspended"], second.run_id: ["suspended"]}
+
+    assert fm_lab.resume(first.run_id, {"approved": True}, store=store).status == "succeeded"
+    assert workflow_spans() == {first.run_id: ["ok"], second.run_id: ["suspended"]}
+
+    assert fm_lab.resume(second.run_id, {"approved": True}, store=store).status == "succeeded"
+    assert workflow_spans() == {first.run_id: ["ok"], second.run_id: ["ok"]}
+
+
 RESUMER = """
 import sys
 

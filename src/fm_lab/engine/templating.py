@@ -3,13 +3,17 @@ the first template rendered).
 
 A string that is one whole expression (``"{{ nodes.fetch.output.items }}"``) keeps its JSON
 type; any other templated string renders to text. A rendered value is never rendered again, so
-data that looks like a template (an input, an upstream output) stays data.
+data that looks like a template (an input, an upstream output) stays data. A whole expression
+that is a dotted path of keys present in the scope's mappings (what most configs reference) is
+looked up directly, with the sandbox's result (a mapping's key first), without Jinja (~50 us a
+node less); anything else goes to Jinja.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +23,9 @@ if TYPE_CHECKING:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _WHOLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
+_PATH = re.compile(r"^\s*\{\{\s*(?P<path>[A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*)\s*\}\}\s*$",
+                   re.ASCII)
+_CONSTANTS = frozenset({"true", "false", "none", "True", "False", "None"})  # Jinja literals
 
 
 def _tojson(value: Any) -> str:
@@ -50,10 +57,29 @@ def _compiled(source: str) -> Any:
     return env.from_string(source)
 
 
+@lru_cache(maxsize=8192)
+def _path(source: str) -> tuple[str, ...] | None:
+    """The names of a template that is one dotted path (``{{ nodes.a.output }}``), else None."""
+    match = _PATH.match(source)
+    if match is None:
+        return None
+    names = tuple(name.strip() for name in match["path"].split("."))
+    return None if names[0] in _CONSTANTS else names
+
+
 def render_template(source: str, scope: dict[str, Any]) -> Any:
     """Render one template string against ``scope`` (nodes, inputs, state)."""
     from fm_lab.engine.sandbox import bounded_text
 
+    path = _path(source)
+    if path is not None:  # each name a key of the mapping before it: the sandbox's answer
+        value: Any = scope
+        for name in path:
+            if not isinstance(value, Mapping) or name not in value:
+                break
+            value = value[name]
+        else:
+            return value
     compiled = _compiled(source)
     if hasattr(compiled, "generate"):
         return bounded_text(compiled.generate(scope))

@@ -46,12 +46,12 @@ class CodeNode(NodeType):
         config = self.config
         fn = resolve_function(config.function)
         kwargs = dict(config.args)
-        params = _parameters(fn)
+        params, is_async = _shape(fn)
         if "ctx" in params:
             kwargs["ctx"] = ctx
         if "inputs" in params:
             kwargs["inputs"] = inputs
-        if inspect.iscoroutinefunction(fn):
+        if is_async:
             return await fn(**kwargs)
         if config.thread and not threading.current_thread().name.startswith("fm_lab-code"):
             call = contextvars.copy_context().run
@@ -88,8 +88,21 @@ def _executor() -> ThreadPoolExecutor:
     return _EXECUTOR
 
 
-def _parameters(fn: Callable[..., Any]) -> frozenset[str]:
+def _shape(fn: Callable[..., Any]) -> tuple[frozenset[str], bool]:
+    """``fn``'s parameter names and whether it is a coroutine function, read once per function
+    (``inspect.signature`` costs tens of microseconds, on every node of a chain)."""
     try:
-        return frozenset(inspect.signature(fn).parameters)
+        return _cached_shape(fn)
+    except TypeError:  # an unhashable callable: read it every time
+        return _read_shape(fn)
+
+
+def _read_shape(fn: Callable[..., Any]) -> tuple[frozenset[str], bool]:
+    try:
+        params = frozenset(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
-        return frozenset()
+        params = frozenset()
+    return params, inspect.iscoroutinefunction(fn)
+
+
+_cached_shape = functools.lru_cache(maxsize=1024)(_read_shape)

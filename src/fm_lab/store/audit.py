@@ -28,7 +28,7 @@ from fm_lab.store.errors import StoreError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fm_lab.store.records import ResumeRecord, StartRecord
+    from fm_lab.store.records import JournalRecord, ResumeRecord, StartRecord
 
 RUN_START: Final = "run.start"
 RUN_RESUME: Final = "run.resume"  # an answer to a suspension (path), or a run continued
@@ -83,11 +83,19 @@ def entry(action: str, actor: str, *, run_id: str | None = None, path: str | Non
                       run_id=run_id, path=path, before=before, after=after)
 
 
+def logs_entry(record: JournalRecord) -> bool:
+    """True when storing ``record`` may log an audit entry: a top-level run's start, or an
+    answer (a resume record), naming who acted (``by``; older journals lack it)."""
+    if record["k"] == "start":
+        return record.get("by") is not None and record["parent"] is None
+    return record["k"] == "resume" and record.get("by") is not None
+
+
 def start_entry(run_id: str, record: StartRecord, version: int) -> AuditEntry | None:
     """The ``run.start`` entry of a top-level run's start record (None for a child run, or a
     record without ``by``, from an older journal)."""
     actor = record.get("by")
-    if actor is None or record["parent"] is not None:
+    if actor is None or not logs_entry(record):
         return None
     return entry(RUN_START, actor, run_id=run_id, at=record["created"], after={
         "workflow_id": record["workflow_id"], "version": version, "hash": record["hash"]})
@@ -97,7 +105,7 @@ def resume_entry(run_id: str, record: ResumeRecord) -> AuditEntry | None:
     """The entry of a resume record that answered a waiting suspension: ``run.resume`` (an
     answer) or ``suspension.expire`` (a timeout applied); None without ``by``."""
     actor = record.get("by")
-    if actor is None:
+    if actor is None or not logs_entry(record):
         return None
     action = SUSPENSION_EXPIRED if record.get("expired") else RUN_RESUME
     return entry(action, actor, run_id=run_id, path=record["path"], at=record["at"],

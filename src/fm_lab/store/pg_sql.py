@@ -107,8 +107,16 @@ class PgConnection:
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.raw = conn
-        self._cursor = conn.cursor()
+        self._made: psycopg.Cursor[Any] | None = None
         self._registered: set[str] = set()
+
+    @property
+    def _cursor(self) -> psycopg.Cursor[Any]:
+        """The connection's cursor for these calls, made at the first (a commit that goes
+        through ``raw`` makes none)."""
+        if self._made is None:
+            self._made = self.raw.cursor()
+        return self._made
 
     # ---- statements ----------------------------------------------------------------------
     def execute(self, query: str, params: Sequence[Any] | None = None) -> PgConnection:
@@ -185,7 +193,8 @@ class PgConnection:
         """Drop registered tables and the cursor (the connection goes back to its pool)."""
         for name in list(self._registered):
             self.unregister(name)
-        self._cursor.close()
+        if self._made is not None:
+            self._made.close()
 
 
 # result type oids -> the dtype family DuckDB's ``df()`` gives them

@@ -23,8 +23,16 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.store import codec, migrations
-from fm_lab.store.audit import AUDIT_COLUMNS, AuditEntry, AuditRow, chain, entry, start_entry
+from fm_lab.store import codec, migrations, pg_commit
+from fm_lab.store.audit import (
+    AUDIT_COLUMNS,
+    AuditEntry,
+    AuditRow,
+    chain,
+    entry,
+    logs_entry,
+    start_entry,
+)
 from fm_lab.store.base import (
     RUN_COLUMNS,
     RUNS,
@@ -43,6 +51,16 @@ from fm_lab.store.journal import split_records
 from fm_lab.store.pg_journal import LeaseMissingError, PgJournal
 from fm_lab.store.pg_locks import HELD, KEEPALIVE, RunLocks
 from fm_lab.store.pg_password import split_password
+from fm_lab.store.pg_rows import (
+    COPY_SPANS_FROM,
+    NODE_COLUMNS,
+    SPAN_COLUMNS,
+    json_text,
+    node_rows,
+    run_end,
+    span_rows,
+    timestamp,
+)
 from fm_lab.store.pg_schema import LATEST_VERSION, MIGRATIONS
 from fm_lab.store.pg_sql import PgConnection, configure
 from fm_lab.store.pg_vectors import enable_pgvector
@@ -66,51 +84,29 @@ from fm_lab.store.versions import pick_version, spec_record
 
 if TYPE_CHECKING:
     import pandas as pd
+    import psycopg
     import psycopg_pool
 
     from fm_lab.spec.models import Workflow
     from fm_lab.store.journal import Durability, RunJournal
 
 POOL_SIZE = int(os.environ.get("FM_LAB_PG_POOL", "4"))  # connections per process
-COPY_SPANS_FROM = 32  # span rows per ingest from which COPY beats a pipelined insert
 _MIGRATION_LOCK = 0x666D5F6C6162  # "fm_lab": one migrating process at a time
 _AUDIT_LOCK = 0x666D5F61756474  # "fm_audt": one transaction at a time extends the chain
-_NODE_COLUMNS = ("run_id, node_id, seq, node_type, status, attempts, input, output, error, "
-                 "state_patch, started_at, ended_at, duration_ms, leaf, cache_key, cached_from")
 _STORED_NODE = (
     "node_id, status, output, error, state_patch, attempts, seq, "
     "extract(epoch from started_at)::float8 as started, "
     "extract(epoch from ended_at)::float8 as ended, node_type, leaf, input, cache_key, "
     "cached_from")
-_SPAN_COLUMNS = ("trace_id", "span_id", "parent_span_id", "run_id", "kind", "name", "entity_id",
-                 "workflow_id", "node_id", "agent", "resource_id", "started_at", "ended_at",
-                 "duration_ms", "status", "input", "output", "input_size", "output_size", "error",
-                 "attributes", "events", "model", "provider", "input_tokens", "output_tokens",
-                 "cached_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd")
 _VIEWS = ("create or replace view all_runs as select * from runs; "
           "create or replace view all_node_executions as select * from node_executions; "
           "create or replace view all_spans as select * from spans;")
-
-
-# span columns of plain text (names, labels, ids), not JSON (whose text escapes a NUL byte)
-_SPAN_TEXT = tuple(i for i, c in enumerate(_SPAN_COLUMNS) if c in (
-    "trace_id", "span_id", "parent_span_id", "kind", "name", "entity_id", "workflow_id",
-    "node_id", "agent", "resource_id", "status", "model", "provider"))
-
-
-def _no_nul(value: Any) -> Any:
-    """A span's name or label as PostgreSQL text can hold it: a NUL byte becomes U+FFFD (the
-    span's JSON payloads keep it as it was)."""
-    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value \
-        else value
-
-
-def _time(seconds: float | None) -> dt.datetime | None:
-    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else dumps(value)
+# the reads an ingest makes before it writes, sent together (one round trip in a pipeline)
+_RUN_ROW = "select journal_seq, workflow_id from runs where run_id = %s for update"
+_WORKFLOW_LOCK = "select pg_advisory_xact_lock(hashtextextended('fm_lab.workflow:' || %s, 0))"
+_SPEC_VERSIONS = ("select (select version from workflows where workflow_id = %s and hash = %s), "
+                  "(select max(version) from workflows where workflow_id = %s)")
+_AUDIT_HEAD = "select seq, hash from audit_log order by seq desc limit 1"
 
 
 def open_postgres(url: str, *, read_only: bool = False,
@@ -338,15 +334,22 @@ class PostgresStore:
 
     # ---- the audit log -------------------------------------------------------------------
     @staticmethod
-    def _append_audit(con: PgConnection, entries: Sequence[AuditEntry]) -> None:
-        """Append ``entries`` after the chain's head, inside the caller's transaction (which
-        holds the chain's lock until it commits, so no other one extends the same head)."""
+    def _audit_head(con: PgConnection) -> psycopg.Cursor[Any]:
+        """Take the audit chain's lock and ask for its head (inside the caller's transaction,
+        which holds the lock until it commits, so no other one extends the same head); in a
+        pipeline both go with the statements sent before, read in the same round trip."""
+        con.raw.execute("select pg_advisory_xact_lock(%s)", [_AUDIT_LOCK])
+        return con.raw.execute(_AUDIT_HEAD)
+
+    @classmethod
+    def _append_audit(cls, con: PgConnection, entries: Sequence[AuditEntry],
+                      head: psycopg.Cursor[Any] | None = None) -> None:
+        """Append ``entries`` after the chain's head (``head``: asked for by
+        :meth:`_audit_head` already), inside the caller's transaction."""
         if not entries:
             return
-        con.execute("select pg_advisory_xact_lock(?)", [_AUDIT_LOCK])
-        head = con.execute("select seq, hash from audit_log order by seq desc limit 1"
-                           ).fetchone()
-        rows = chain(entries, (int(head[0]), str(head[1])) if head else None)
+        found = (head or cls._audit_head(con)).fetchone()
+        rows = chain(entries, (int(found[0]), str(found[1])) if found else None)
         con.executemany(
             f"insert into audit_log ({', '.join(AUDIT_COLUMNS)}) "
             f"values ({', '.join('?' * len(AUDIT_COLUMNS))})",
@@ -404,159 +407,145 @@ class PostgresStore:
         locked meanwhile, so two writers of one run apply in turn. A ``run_id`` naming no
         run (a standalone trace) stores spans without a run, replacing any stored copy.
         ``lease``: the backend pid of the lock session that must hold the run for anything to
-        be stored (``LeaseMissingError`` otherwise; see :mod:`fm_lab.store.pg_journal`)."""
+        be stored (``LeaseMissingError`` otherwise; see :mod:`fm_lab.store.pg_journal`).
+
+        A few node and span records and a run's end go as one statement
+        (:mod:`fm_lab.store.pg_commit`); anything else (a run's start, suspensions, answers,
+        steps, many spans) in a pipeline: the reads in one round trip, the writes and the
+        commit in another (COPY, from :data:`COPY_SPANS_FROM` spans, is not pipelined)."""
         if not records:
             return
-        if len(records) < COPY_SPANS_FROM and all(
-                r["k"] == "node" or (r["k"] == "span" and r["kind"] != "workflow")
-                for r in records):
+        if pg_commit.fits(records):
             with self.connection() as con:
-                if _ingest_statement(con, run_id, records, lease):
+                if pg_commit.commit(con.raw, run_id, records, lease):
                     return
-        with self.connection() as con, con.raw.transaction():
-            row = fetch_dict(con.execute(
-                "select journal_seq, workflow_id from runs where run_id = ? for update",
-                [run_id]))
-            if lease is not None:
-                held = con.raw.execute(f"select {HELD}", [lease, run_id]).fetchone()
-                if not (held and held[0]):
-                    raise LeaseMissingError(run_id)
-            fresh = unstored(records, int(row["journal_seq"]) if row else 0)
-            if not fresh:
-                return
-            nodes, spans, others = split_records(fresh)
-            workflow_id = row["workflow_id"] if row else None
-            is_run = row is not None
-            start = next((r for r in others if r["k"] == "start"), None)
-            if start is not None:
-                workflow_id, is_run = start["workflow_id"], True
-            audit = apply_records(
-                self, con, run_id, nodes, others,
-                lambda: self._insert_spans(con, run_id if is_run else None, workflow_id, nodes,
-                                           spans))
-            self._append_audit(con, audit)
-            if is_run:
-                con.execute("update runs set journal_seq = ? where run_id = ?",
-                            [fresh[-1]["seq"], run_id])
+        spanned = sum(1 for r in records if r["k"] == "span" or r.get("span"))
+        with (self.connection() as con,
+              con.raw.pipeline() if spanned < COPY_SPANS_FROM else contextlib.nullcontext(),
+              con.raw.transaction()):
+            self._ingest(con, run_id, records, lease)
+
+    def _ingest(self, con: PgConnection, run_id: str, records: Sequence[JournalRecord],
+                lease: int | None) -> None:
+        """:meth:`ingest`'s general path, inside its transaction."""
+        raw = con.raw
+        # every read first (one round trip in a pipeline): the run row (locked), the lease, the
+        # workflow's stored versions (a start) and the audit chain's head (an entry to log)
+        run = raw.execute(_RUN_ROW, [run_id])
+        held = None if lease is None else raw.execute(f"select {HELD}", [lease, run_id])
+        start = next((r for r in records if r["k"] == "start"), None)
+        versions = None if start is None else self._spec_versions(con, start)
+        head = self._audit_head(con) if any(logs_entry(r) for r in records) else None
+        row = run.fetchone()
+        if held is not None and not ((found := held.fetchone()) and found[0]):
+            raise LeaseMissingError(run_id)
+        stored_seq = int(row[0]) if row else 0
+        fresh = unstored(records, stored_seq)
+        if not fresh:
+            return
+        nodes, spans, others = split_records(fresh)
+        workflow_id = row[1] if row else None
+        is_run = row is not None
+        audit: list[AuditEntry] = []
+        if start is not None and start["seq"] > stored_seq:  # the run's row first
+            workflow_id, is_run = start["workflow_id"], True
+            if (started := self._insert_run(con, run_id, start, versions)) is not None:
+                audit.append(started)
+        audit += apply_records(
+            self, con, run_id, nodes, [r for r in others if r["k"] != "start"],
+            lambda: self._insert_spans(con, run_id if is_run else None, workflow_id, nodes,
+                                       spans))
+        self._append_audit(con, audit, head)
+        if is_run:
+            con.execute("update runs set journal_seq = ? where run_id = ?",
+                        [fresh[-1]["seq"], run_id])
 
     @staticmethod
     def _insert_step(con: PgConnection, run_id: str, record: StepRecord) -> None:
         con.execute("insert into steps values (?, ?, ?, ?, ?, ?)",
                     [run_id, record["path"], record["name"], record["seq"],
-                     _json(record.get("result")), _time(record["created"])])
+                     json_text(record.get("result")), timestamp(record["created"])])
 
     @staticmethod
     def _answer(con: PgConnection, run_id: str, record: ResumeRecord) -> bool:
         """Mark the suspension the resume record answers; False when it was answered before
         (an earlier answer written again by a later segment of the run)."""
-        return bool(con.execute(
-            "update suspensions set resumed_at = ?, resumed_seq = ?, resume_data = ?, "
-            "resumed_by = ? where run_id = ? and path = ? and resumed_at is null returning path",
-            [_time(record["at"]), record["seq"], _json(record.get("data")), record.get("by"),
-             run_id, record["path"]]).fetchall())
+        return bool(con.raw.execute(  # its own cursor: fetched in a pipeline too
+            "update suspensions set resumed_at = %s, resumed_seq = %s, resume_data = %s, "
+            "resumed_by = %s where run_id = %s and path = %s and resumed_at is null "
+            "returning path",
+            [timestamp(record["at"]), record["seq"], json_text(record.get("data")),
+             record.get("by"), run_id, record["path"]]).fetchall())
 
-    def _save_spec(self, con: PgConnection, record: StartRecord) -> int:
-        """Store a workflow spec if this exact content is new; return its version number.
-        Concurrent first runs of one workflow serialise on a transaction lock of its id."""
-        workflow_id, digest = record["workflow_id"], record["hash"]
-        con.execute("select pg_advisory_xact_lock(hashtextextended('fm_lab.workflow:' || ?, 0))",
-                    [workflow_id])
-        row = con.execute("select version from workflows where workflow_id = ? and hash = ?",
-                          [workflow_id, digest]).fetchone()
-        if row:
-            return int(row[0])
-        latest = con.execute("select max(version) from workflows where workflow_id = ?",
-                             [workflow_id]).fetchone()
-        version: int = max(record["version"], int(latest[0] or 0) + 1 if latest else 1)
+    @staticmethod
+    def _spec_versions(con: PgConnection, record: StartRecord) -> psycopg.Cursor[Any]:
+        """Take the workflow's transaction lock (concurrent first runs of one workflow
+        serialise on it) and ask for the version stored with this content and the newest."""
+        workflow_id = record["workflow_id"]
+        con.raw.execute(_WORKFLOW_LOCK, [workflow_id])
+        return con.raw.execute(_SPEC_VERSIONS, [workflow_id, record["hash"], workflow_id])
+
+    def _save_spec(self, con: PgConnection, record: StartRecord,
+                   versions: psycopg.Cursor[Any] | None = None) -> int:
+        """Store a workflow spec if this exact content is new; return its version number
+        (``versions``: asked for by :meth:`_spec_versions` already)."""
+        found = (versions or self._spec_versions(con, record)).fetchone()
+        stored, latest = found if found else (None, None)
+        if stored is not None:
+            return int(stored)
+        version: int = max(record["version"], int(latest or 0) + 1)
         con.execute("insert into workflows (workflow_id, version, hash, name, spec, saved_by) "
                     "values (?, ?, ?, ?, ?, ?)",
-                    [workflow_id, version, digest, record["spec"].get("name"),
+                    [record["workflow_id"], version, record["hash"], record["spec"].get("name"),
                      dumps(record["spec"]), record.get("by")])
         return version
 
-    def _insert_run(self, con: PgConnection, run_id: str,
-                    record: StartRecord) -> AuditEntry | None:
+    def _insert_run(self, con: PgConnection, run_id: str, record: StartRecord,
+                    versions: psycopg.Cursor[Any] | None = None) -> AuditEntry | None:
         """Store the run's row (and its workflow version if new); return its audit entry."""
-        version = self._save_spec(con, record)
+        version = self._save_spec(con, record, versions)
         con.execute(
             "insert into runs (run_id, workflow_id, workflow_version, status, inputs, "
             "created_at, owner_pid, owner_host, parent_run_id, trace_id, started_by, "
             "workflow_hash, policy, forked_from, forked_at_node) "
             "values (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, record["workflow_id"], version, dumps(record["inputs"]),
-             _time(record["created"]), record["pid"], record["host"], record["parent"],
+             timestamp(record["created"]), record["pid"], record["host"], record["parent"],
              record.get("trace_id"), record.get("by"), record["hash"], record.get("policy"),
              record.get("forked_from"), record.get("forked_at_node")])
         return start_entry(run_id, record, version)
 
     @staticmethod
     def _insert_nodes(con: PgConnection, run_id: str, nodes: list[NodeRecord]) -> None:
-        marks = ", ".join("?" * 16)
-        con.executemany(f"insert into node_executions ({_NODE_COLUMNS}) values ({marks})",
-                        PostgresStore._node_rows(run_id, nodes))
-
-    @staticmethod
-    def _node_rows(run_id: str, nodes: list[NodeRecord]) -> list[tuple[Any, ...]]:
-        rows = []
-        for r in nodes:
-            started, ended = r.get("started"), r.get("ended")
-            rows.append((
-                run_id, r["node"], r["seq"], r.get("type"), r["status"], r.get("attempts", 0),
-                _json(r["input"]) if r.get("input") is not None else None,
-                "null" if r.get("output") is None else dumps(r["output"]),
-                dumps(r["error"]) if r.get("error") else None,
-                dumps(r["state_patch"]) if r.get("state_patch") else None,
-                _time(started), _time(ended),
-                None if started is None or ended is None else (ended - started) * 1000,
-                r.get("leaf"), r.get("cache_key"),
-                dumps(r["cached_from"]) if r.get("cached_from") else None))
-        return rows
+        marks = ", ".join("?" * len(NODE_COLUMNS))
+        con.executemany(f"insert into node_executions ({', '.join(NODE_COLUMNS)}) "
+                        f"values ({marks})", node_rows(run_id, nodes))
 
     @staticmethod
     def _insert_spans(con: PgConnection, run_id: str | None, workflow_id: str | None,
                       nodes: list[NodeRecord], spans: list[SpanRecord]) -> None:
         """Spans of a run (``run_id``) or, with None, of a standalone trace (stored copies of
         the same spans are replaced: a re-ingest after a crash); a run's workflow span is
-        rewritten on resume."""
-        replaced = [r["span"] for r in spans if run_id is None or r["kind"] == "workflow"]
-        if replaced:
-            only = "" if run_id is None else "kind = 'workflow' and "
-            con.execute(f"delete from spans where {only}span_id = any(?)", [replaced])
-        rows = PostgresStore._span_rows(run_id, workflow_id,
-                                        [*(n for n in nodes if n.get("span")), *spans])
+        rewritten on resume. Stored copies are looked up by the run (or the traces): an
+        index, never every run's workflow spans."""
+        if run_id is None and spans:
+            con.execute("delete from spans where trace_id = any(?) and span_id = any(?)",
+                        [sorted({r["trace"] for r in spans}), [r["span"] for r in spans]])
+        elif replaced := [r["span"] for r in spans if r["kind"] == "workflow"]:
+            con.execute("delete from spans where run_id = ? and kind = 'workflow' "
+                        "and span_id = any(?)", [run_id, replaced])
+        rows = span_rows(run_id, workflow_id, [*(n for n in nodes if n.get("span")), *spans])
         if not rows:
             return
-        names = ", ".join(_SPAN_COLUMNS)
+        names = ", ".join(SPAN_COLUMNS)
         if len(rows) >= COPY_SPANS_FROM:
             statement = f"copy spans ({names}) from stdin"
             with con.raw.cursor().copy(statement) as copy:
                 for row in rows:
                     copy.write_row(row)
             return
-        marks = ", ".join("?" * len(_SPAN_COLUMNS))
+        marks = ", ".join("?" * len(SPAN_COLUMNS))
         con.executemany(f"insert into spans ({names}) values ({marks})", rows)
-
-    @staticmethod
-    def _span_rows(run_id: str | None, workflow_id: str | None,
-                   records: list[JournalRecord]) -> list[tuple[Any, ...]]:
-        """Rows of the spans table (in ``_SPAN_COLUMNS`` order) for the spans of ``records``
-        (node records with a span, span records), in order."""
-        from fm_lab.store.span_table import rows_from_records
-
-        cols = rows_from_records(run_id, workflow_id, records)
-        if not cols["span_id"]:
-            return []
-        started = [_time(s) for s in cols["started"]]
-        ended = [_time(e) for e in cols["ended"]]
-        duration = [None if s is None or e is None else (e - s) * 1000
-                    for s, e in zip(cols["started"], cols["ended"], strict=True)]
-        order = [cols.get(c, []) for c in _SPAN_COLUMNS]
-        order[_SPAN_COLUMNS.index("started_at")] = started
-        order[_SPAN_COLUMNS.index("ended_at")] = ended
-        order[_SPAN_COLUMNS.index("duration_ms")] = duration
-        for index in _SPAN_TEXT:  # names and labels: PostgreSQL text holds no NUL byte
-            order[index] = [_no_nul(v) for v in order[index]]
-        return list(zip(*order, strict=True))
 
     @staticmethod
     def _insert_suspension(con: PgConnection, run_id: str, record: SuspendRecord) -> None:
@@ -566,7 +555,7 @@ class PostgresStore:
             " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, record["path"], record.get("node"), record["seq"], record.get("label"),
              dumps(record.get("payload")), dumps(record.get("schema")),
-             _time(record["since"]), _time(record.get("expires")), record.get("on_timeout"),
+             timestamp(record["since"]), timestamp(record.get("expires")), record.get("on_timeout"),
              dumps(record.get("default")),
              dumps(record["assignees"]) if record.get("assignees") else None,
              dumps(record["roles"]) if record.get("roles") else None,
@@ -574,12 +563,9 @@ class PostgresStore:
 
     @staticmethod
     def _end_run(con: PgConnection, run_id: str, record: RunEndRecord) -> None:
-        con.execute(
-            "update runs set status = ?, outputs = ?, error = ?, state = ?, ended_at = ? "
-            "where run_id = ?",
-            [record["status"], dumps(record.get("outputs")),
-             dumps(record["error"]) if record.get("error") else None,
-             dumps(record.get("state")), _time(record.get("ended")), run_id])
+        values = run_end(record)
+        con.execute(f"update runs set {', '.join(f'{c} = ?' for c in values)} where run_id = ?",
+                    [*values.values(), run_id])
 
     def adopt_journal(self, run_id: str, journal: RunJournal, force: bool = False) -> list[str]:
         """Nothing to adopt: a run's committed records are already its rows."""
@@ -782,73 +768,3 @@ class PostgresStore:
         refuse_audit_changes(query)
         with self.connection() as con:
             return con.execute(query, params).df()
-
-
-# ---- one statement per commit ----------------------------------------------------------------
-# The commit of a node or two (what a chain's nodes make: node records and their spans) goes as
-# ONE statement: one round trip and an implicit transaction, where the general path takes six
-# (begin, lock the run row, insert nodes, insert spans, move journal_seq, commit). The rows go
-# as two JSON arrays (one parameter each, read back into the tables' row types); the same rules
-# hold, in SQL: the run row is locked (FOR UPDATE), only records after its journal_seq are
-# stored, journal_seq moves to the last one. A run_id naming no run (a standalone trace), or a
-# run whose lease the committing process's lock session no longer holds, stores nothing here
-# and takes the general path (which tells the two apart).
-_NODE_NAMES = tuple(c.strip() for c in _NODE_COLUMNS.split(","))
-_ROWS = "from json_array_elements(%s::json) e(x), json_populate_record(null::{}, e.x) v"
-_INGEST_STATEMENT = (
-    "with r as (select journal_seq, workflow_id from runs where run_id = %s{held} for update), "
-    f"n as (insert into node_executions ({_NODE_COLUMNS}) "
-    f"select {', '.join('v.' + c for c in _NODE_NAMES)} {_ROWS.format('node_executions')} "
-    "where v.seq > (select journal_seq from r)), "
-    f"s as (insert into spans ({', '.join(_SPAN_COLUMNS)}) select "
-    + ", ".join("coalesce(v.workflow_id, (select workflow_id from r))" if c == "workflow_id"
-                else f"v.{c}" for c in _SPAN_COLUMNS)
-    + f" {_ROWS.format('spans')} where (e.x->>'_seq')::bigint > (select journal_seq from r)), "
-    "u as (update runs set journal_seq = %s where run_id = %s and journal_seq < %s "
-    "and exists (select 1 from r)) select journal_seq from r")
-# by whether the run's lease is checked (a run's journal checks it, other ingests do not)
-_INGEST_STATEMENTS = {False: _INGEST_STATEMENT.format(held=""),
-                      True: _INGEST_STATEMENT.format(held=f" and {HELD}")}
-
-
-def _json_rows(names: Sequence[str], rows: list[tuple[Any, ...]],
-               extra: Sequence[dict[str, Any]] | None = None) -> str | None:
-    """``rows`` as a JSON array of objects by column name, or None when a value would not
-    come back the same (a NaN or infinite float, a huge integer): the general path then."""
-    import math
-
-    import orjson
-
-    objects = []
-    for index, row in enumerate(rows):
-        for value in row:
-            if isinstance(value, float) and not math.isfinite(value):
-                return None
-        obj = dict(zip(names, row, strict=True))
-        if extra is not None:
-            obj.update(extra[index])
-        objects.append(obj)
-    try:
-        return orjson.dumps(objects).decode()
-    except (TypeError, orjson.JSONEncodeError):
-        return None
-
-
-def _ingest_statement(con: PgConnection, run_id: str, records: Sequence[JournalRecord],
-                      lease: int | None) -> bool:
-    """Store node and span records of a stored run in one statement (see above); False (and
-    nothing stored) when ``run_id`` names no run, the ``lease`` session does not hold it, or
-    a value does not fit JSON."""
-    nodes: list[NodeRecord] = [r for r in records if r["k"] == "node"]
-    spanned = [r for r in records if r["k"] == "span" or r.get("span")]
-    node_json = _json_rows(_NODE_NAMES, PostgresStore._node_rows(run_id, nodes))
-    span_json = _json_rows(_SPAN_COLUMNS, PostgresStore._span_rows(run_id, None, spanned),
-                           [{"_seq": r["seq"]} for r in spanned])
-    if node_json is None or span_json is None:
-        return False
-    last = records[-1]["seq"]
-    head = [run_id] if lease is None else [run_id, lease, run_id]
-    with con.raw.cursor() as cursor:
-        cursor.execute(_INGEST_STATEMENTS[lease is not None],
-                       [*head, node_json, span_json, last, run_id, last])
-        return cursor.fetchone() is not None

@@ -130,10 +130,14 @@ class Recorder:
         """:meth:`flush` on a writer thread (the loop goes on meanwhile), after the periodic
         ingest under way, if any. Inline when this thread holds the store (a batch sweep):
         a writer thread would wait for it, and it for the writer; and into a memory store,
-        whose ingest is a few milliseconds of CPU (handing it to a thread and back cost more)."""
+        whose ingest is a few milliseconds of CPU (handing it to a thread and back cost more);
+        and when the journal's commits stored everything already (a server store), which
+        leaves nothing to do but forget the records."""
         if self._ingesting is not None:
             await asyncio.wait([self._ingesting])
-        if self.store.held_here() or self.store.memory:
+        journal = self.journal
+        if (self.store.held_here() or self.store.memory
+                or (journal is not None and journal.ingests and not journal.pending)):
             return self.flush(wait)
         return await asyncio.get_running_loop().run_in_executor(writer(), self.flush, wait)
 

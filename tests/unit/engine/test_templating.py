@@ -160,3 +160,25 @@ def test_syntax_errors_raise():
         render_template("{{ 1 + }}", SCOPE)
     with pytest.raises(TemplateSyntaxError):
         render_template("{% if x %}unclosed", SCOPE)
+
+
+@pytest.mark.parametrize("source", [
+    "{{ inputs.n }}", " {{ inputs . obj . k }} ", "{{ nodes.fetch.output.items }}",
+    "{{ inputs.items }}", "{{ inputs.nothing }}", "{{ none }}", "{{ True }}",
+    "{{ inputs.name.upper }}", "{{ inputs.obj.items }}", "{{ json }}", "{{ inputs }}"])
+def test_a_dotted_path_renders_as_jinja_renders_it(source):
+    """Paths looked up without Jinja give Jinja's value (the same object); the rest (literals,
+    attributes of values, globals) go to Jinja."""
+    from fm_lab.engine.templating import _compiled
+
+    expected = _compiled(source)(**SCOPE)
+    got = render_template(source, SCOPE)
+    if callable(expected):
+        assert callable(got) and got.__name__ == expected.__name__
+    else:
+        assert got == expected and (got is expected or not isinstance(got, dict | list))
+
+
+def test_a_dotted_path_to_a_missing_key_fails_as_in_jinja():
+    with pytest.raises(UndefinedError, match="nope"):
+        render_template("{{ nodes.fetch.nope }}", SCOPE)

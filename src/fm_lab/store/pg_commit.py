@@ -1,0 +1,107 @@
+"""A run's commit as ONE statement on the PostgreSQL store: one round trip, its own transaction.
+
+What a chain commits is a node or two (node records and their spans) and, at the end, the run's
+workflow span and end record. Such a batch goes as one statement where the general path of
+:meth:`~fm_lab.store.pg_store.PostgresStore.ingest` takes six or more (begin, lock the run row,
+check the lease, insert nodes, insert spans, store the end, move ``journal_seq``, commit). The
+rows go as JSON arrays (one parameter each, read back into the tables' row types); the rules
+are the general path's, in SQL: the run row is locked (``for update``) while the committing
+process's lock session holds the run's lease (:data:`fm_lab.store.pg_locks.HELD`); only records
+after its ``journal_seq`` are stored; a run's workflow span replaces its stored copy (a resumed
+run rewrites it), found by the run's id (an index), never among every run's workflow spans; the
+end record sets the run's status, outputs, error and state; ``journal_seq`` moves to the last
+record. A ``run_id`` naming no run (a standalone trace), a run whose lease the process no longer
+holds, or a value JSON cannot carry stores nothing here: the general path then tells those apart.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from fm_lab.store.pg_locks import HELD
+from fm_lab.store.pg_rows import (
+    COPY_SPANS_FROM,
+    NODE_COLUMNS,
+    RUN_END_COLUMNS,
+    SPAN_COLUMNS,
+    json_rows,
+    node_rows,
+    run_end,
+    span_rows,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from fm_lab.store.records import JournalRecord, NodeRecord
+
+
+
+def fits(records: Sequence[JournalRecord]) -> bool:
+    """True when ``records`` can be committed by :func:`commit`: a few node and span records
+    (at most one workflow span; from :data:`COPY_SPANS_FROM` records the general path's COPY
+    is better), then perhaps the run's end record."""
+    if not records or len(records) >= COPY_SPANS_FROM:
+        return False
+    workflow_spans = 0
+    for index, record in enumerate(records):
+        if record["k"] == "span":
+            workflow_spans += record["kind"] == "workflow"
+        elif record["k"] != "node" and not (record["k"] == "run" and index == len(records) - 1):
+            return False
+    return workflow_spans <= 1
+
+
+@functools.cache
+def statement(lease: bool, replace: bool, end: bool) -> str:
+    """The commit statement: with the ``lease`` check, the workflow span ``replace``-d, the
+    run's ``end`` stored."""
+    held = " and " + HELD.replace("%s", "%(lease)s", 1).replace("%s", "%(run)s", 1)
+    after = "> (select journal_seq from r)"
+    spans = ", ".join("coalesce(v.workflow_id, (select workflow_id from r))"
+                      if c == "workflow_id" else f"v.{c}" for c in SPAN_COLUMNS)
+    parts = [
+        "with r as (select journal_seq, workflow_id from runs where run_id = %(run)s"
+        f"{held if lease else ''} for update)",
+        f"n as (insert into node_executions ({', '.join(NODE_COLUMNS)}) "
+        f"select {', '.join('v.' + c for c in NODE_COLUMNS)} "
+        f"from json_populate_recordset(null::node_executions, %(nodes)s::json) v "
+        f"where v.seq {after})",
+        f"s as (insert into spans ({', '.join(SPAN_COLUMNS)}) select {spans} "
+        "from json_array_elements(%(spans)s::json) e(x), "
+        f"json_populate_record(null::spans, e.x) v where (e.x->>'_seq')::bigint {after})"]
+    if replace:  # the run's own spans (an index), not every run's workflow spans
+        parts.append("d as (delete from spans where run_id = %(run)s and kind = 'workflow' "
+                     f"and span_id = %(replaced)s and %(replaced_seq)s {after})")
+    ended = "".join(f", {c} = %({c})s" for c in RUN_END_COLUMNS) if end else ""
+    parts.append(f"u as (update runs set journal_seq = %(last)s{ended} where run_id = %(run)s "
+                 "and journal_seq < %(last)s and exists (select 1 from r))")
+    return ", ".join(parts) + " select journal_seq from r"
+
+
+def commit(conn: psycopg.Connection[Any], run_id: str, records: Sequence[JournalRecord],
+           lease: int | None) -> bool:
+    """Store ``records`` (:func:`fits` them) of run ``run_id`` in one statement; False, with
+    nothing stored, when ``run_id`` names no run, the ``lease`` session (a backend pid) does
+    not hold it, or a value does not fit JSON."""
+    nodes: list[NodeRecord] = [r for r in records if r["k"] == "node"]
+    spanned = [r for r in records if r["k"] == "span" or r.get("span")]
+    node_json = json_rows(NODE_COLUMNS, node_rows(run_id, nodes))
+    span_json = json_rows(SPAN_COLUMNS, span_rows(run_id, None, spanned),
+                          [{"_seq": r["seq"]} for r in spanned])
+    if node_json is None or span_json is None:
+        return False
+    params: dict[str, Any] = {"run": run_id, "lease": lease, "nodes": node_json,
+                              "spans": span_json, "last": records[-1]["seq"]}
+    workflow = next((r for r in records if r["k"] == "span" and r["kind"] == "workflow"), None)
+    if workflow is not None:
+        params.update(replaced=workflow["span"], replaced_seq=workflow["seq"])
+    end = records[-1]
+    if end["k"] == "run":
+        params.update(run_end(end))
+    sql = statement(lease is not None, workflow is not None, end["k"] == "run")
+    with conn.cursor() as cursor:  # prepared at once (psycopg would after five): a new
+        cursor.execute(sql, params, prepare=True)  # process's first commits are not planned
+        return cursor.fetchone() is not None

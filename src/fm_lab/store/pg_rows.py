@@ -1,0 +1,113 @@
+"""Journal records as rows of the PostgreSQL store's ``node_executions`` and ``spans`` tables:
+tuples in column order (for ``executemany`` and COPY) and JSON arrays of objects by column name
+(for the one-statement commits of :mod:`fm_lab.store.pg_commit`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from fm_lab.store.codec import dumps
+from fm_lab.store.records import JournalRecord, NodeRecord, RunEndRecord
+
+COPY_SPANS_FROM = 32  # span rows per ingest from which COPY beats a pipelined insert
+NODE_COLUMNS = ("run_id", "node_id", "seq", "node_type", "status", "attempts", "input", "output",
+                "error", "state_patch", "started_at", "ended_at", "duration_ms", "leaf",
+                "cache_key", "cached_from")
+SPAN_COLUMNS = ("trace_id", "span_id", "parent_span_id", "run_id", "kind", "name", "entity_id",
+                "workflow_id", "node_id", "agent", "resource_id", "started_at", "ended_at",
+                "duration_ms", "status", "input", "output", "input_size", "output_size", "error",
+                "attributes", "events", "model", "provider", "input_tokens", "output_tokens",
+                "cached_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd")
+RUN_END_COLUMNS = ("status", "outputs", "error", "state", "ended_at")
+# span columns of plain text (names, labels, ids), not JSON (whose text escapes a NUL byte)
+_SPAN_TEXT = tuple(i for i, c in enumerate(SPAN_COLUMNS) if c in (
+    "trace_id", "span_id", "parent_span_id", "kind", "name", "entity_id", "workflow_id",
+    "node_id", "agent", "resource_id", "status", "model", "provider"))
+
+
+def no_nul(value: Any) -> Any:
+    """A span's name or label as PostgreSQL text can hold it: a NUL byte becomes U+FFFD (the
+    span's JSON payloads keep it as it was)."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value \
+        else value
+
+
+def timestamp(seconds: float | None) -> dt.datetime | None:
+    """Epoch seconds as a UTC timestamp (None stays None)."""
+    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def json_text(value: Any) -> str | None:
+    """``value`` as fm_lab's JSON text (None stays SQL NULL)."""
+    return None if value is None else dumps(value)
+
+
+def run_end(record: RunEndRecord) -> dict[str, Any]:
+    """The ``runs`` columns (:data:`RUN_END_COLUMNS`, by name) a run's end record sets."""
+    return dict(zip(RUN_END_COLUMNS, (
+        record["status"], dumps(record.get("outputs")),
+        dumps(record["error"]) if record.get("error") else None, dumps(record.get("state")),
+        timestamp(record.get("ended"))), strict=True))
+
+
+def node_rows(run_id: str, nodes: Sequence[NodeRecord]) -> list[tuple[Any, ...]]:
+    """``node_executions`` rows (in :data:`NODE_COLUMNS` order) of node records."""
+    rows = []
+    for r in nodes:
+        started, ended = r.get("started"), r.get("ended")
+        rows.append((
+            run_id, r["node"], r["seq"], r.get("type"), r["status"], r.get("attempts", 0),
+            json_text(r["input"]) if r.get("input") is not None else None,
+            "null" if r.get("output") is None else dumps(r["output"]),
+            dumps(r["error"]) if r.get("error") else None,
+            dumps(r["state_patch"]) if r.get("state_patch") else None,
+            timestamp(started), timestamp(ended),
+            None if started is None or ended is None else (ended - started) * 1000,
+            r.get("leaf"), r.get("cache_key"),
+            dumps(r["cached_from"]) if r.get("cached_from") else None))
+    return rows
+
+
+def span_rows(run_id: str | None, workflow_id: str | None,
+              records: Sequence[JournalRecord]) -> list[tuple[Any, ...]]:
+    """``spans`` rows (in :data:`SPAN_COLUMNS` order) for the spans of ``records`` (node
+    records with a span, span records), in order."""
+    from fm_lab.store.span_table import rows_from_records
+
+    cols = rows_from_records(run_id, workflow_id, records)
+    if not cols["span_id"]:
+        return []
+    duration = [None if s is None or e is None else (e - s) * 1000
+                for s, e in zip(cols["started"], cols["ended"], strict=True)]
+    order = [cols.get(c, []) for c in SPAN_COLUMNS]
+    order[SPAN_COLUMNS.index("started_at")] = [timestamp(s) for s in cols["started"]]
+    order[SPAN_COLUMNS.index("ended_at")] = [timestamp(e) for e in cols["ended"]]
+    order[SPAN_COLUMNS.index("duration_ms")] = duration
+    for index in _SPAN_TEXT:  # names and labels: PostgreSQL text holds no NUL byte
+        order[index] = [no_nul(v) for v in order[index]]
+    return list(zip(*order, strict=True))
+
+
+def json_rows(names: Sequence[str], rows: Sequence[Sequence[Any]],
+              extra: Sequence[dict[str, Any]] | None = None) -> str | None:
+    """``rows`` as a JSON array of objects by column name (``extra``: more keys per row), or
+    None when a value would not come back the same (a NaN or infinite float, a huge integer):
+    the caller then takes a path with typed parameters."""
+    import orjson
+
+    objects = []
+    for index, row in enumerate(rows):
+        for value in row:
+            if isinstance(value, float) and not math.isfinite(value):
+                return None
+        obj = dict(zip(names, row, strict=True))
+        if extra is not None:
+            obj.update(extra[index])
+        objects.append(obj)
+    try:
+        return orjson.dumps(objects).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return None
