@@ -128,3 +128,16 @@ def test_a_bad_value_still_gets_jsonschemas_messages(tmp_path):
             raise AssertionError("no error")
         """, tmp_path)
     assert loaded["jsonschema"] and not loaded["litellm"]
+
+
+def test_the_cli_help_imports_neither_asyncio_nor_duckdb(tmp_path):
+    probe = textwrap.dedent("""
+        import contextlib, io, json, sys
+        from fm_lab.cli import main
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+            main(["--help"])
+        print(json.dumps({name: name in sys.modules for name in ("asyncio", "duckdb")}))
+        """)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=str(tmp_path))
+    assert json.loads(out.stdout.splitlines()[-1]) == {"asyncio": False, "duckdb": False}

@@ -4,7 +4,6 @@ to the tracing redactor, so it is masked wherever fm_lab stores or exports anyth
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import threading
 import time
@@ -71,6 +70,8 @@ class Connection:
         """:meth:`headers` without blocking the event loop (a token fetch runs on a thread)."""
         if self.kind != "oauth2_client_credentials" or self._fresh():
             return self.headers()
+        import asyncio  # here, not at import: `fm-lab --help` builds this module's parser
+
         return await asyncio.to_thread(self.headers)
 
     def invalidate(self) -> None:
