@@ -33,7 +33,8 @@ class StoreCorruptError(StoreError):
     damaged file)."""
 
     def __init__(self, path: str, problem: str,
-                 advice: str = "move it aside or point FM_LAB_STORE (or --store) elsewhere",
+                 advice: str = ("move it aside (and its .wal file, if any) or point "
+                                "FM_LAB_STORE (or --store) elsewhere"),
                  ) -> None:
         self.path = path
         super().__init__(f"the fm_lab store {path} {problem}; {advice}")
