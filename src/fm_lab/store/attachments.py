@@ -20,6 +20,7 @@ usually one file again.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 import time
@@ -158,11 +159,9 @@ def fold_wal_at_exit() -> None:
                                   f"(TYPE DUCKDB, ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
             except Exception:  # busy elsewhere, gone or damaged: leave it be
                 continue
-            try:
+            with contextlib.suppress(Exception):  # else the WAL stays, replayed at next open
                 _instance.execute(f"checkpoint {alias}")
-            except Exception:  # the WAL stays, replayed at the next open
-                pass
-            finally:
+            with contextlib.suppress(Exception):  # the exit goes on whatever DuckDB says
                 _instance.execute(f"detach {alias}")
         _written.clear()
 

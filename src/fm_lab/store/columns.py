@@ -31,21 +31,16 @@ def arrow_table(cols: dict[str, list[Any]], types: dict[str, str]) -> Any:
 
 @contextmanager
 def relation(con: duckdb.DuckDBPyConnection, name: str, cols: dict[str, list[Any]],
-             types: dict[str, str], named: bool = False) -> Iterator[tuple[str, Any]]:
+             types: dict[str, str]) -> Iterator[tuple[str, list[Any]]]:
     """``(sql, params)``: a FROM item with the columns of ``cols`` (DuckDB ``types``, in that
-    order) and the parameters it takes, positional, or by ``$name`` with ``named``."""
+    order) and the positional parameters it takes."""
     rows = len(next(iter(cols.values()), []))
     if rows > SMALL:
         con.register(name, arrow_table(cols, types))
         try:
-            yield name, {} if named else []
+            yield name, []
         finally:
             con.unregister(name)
         return
-    marks = [f"${name}_{column}" if named else "?" for column in types]
-    sql = ", ".join(f"unnest({mark}::{kind}[]) as {column}"
-                    for mark, (column, kind) in zip(marks, types.items(), strict=True))
-    if named:
-        yield f"(select {sql})", {f"{name}_{c}": cols[c] for c in types}
-    else:
-        yield f"(select {sql})", [cols[c] for c in types]
+    sql = ", ".join(f"unnest(?::{kind}[]) as {column}" for column, kind in types.items())
+    yield f"(select {sql})", [cols[c] for c in types]

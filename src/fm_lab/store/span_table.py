@@ -164,7 +164,7 @@ _INSERT_SPAN_RECORDS = (
     f"length(s.output::varchar), {_optional('error')}, {_optional('attrs')}, "
     f"{_optional('events')}, s.model, s.provider, s.input_tokens, s.output_tokens, "
     "s.cached_tokens, s.cache_write_tokens, s.reasoning_tokens, s.cost_usd "
-    f"from (select from_json(line, '{_SPAN_RECORD}') as s from LINES)")
+    f"from (select from_json(line, '{_SPAN_RECORD}') as s from _fm_span_lines)")
 
 
 def insert_records(con: duckdb.DuckDBPyConnection, run_id: str, workflow_id: str | None,
@@ -218,7 +218,7 @@ def insert_split(con: duckdb.DuckDBPyConnection, run_id: str | None, workflow_id
          for i in range(0, len(text), _PARSE_CHUNK)])
     con.register("_fm_span_lines", table)
     try:
-        con.execute(_INSERT_SPAN_RECORDS.replace("LINES", "_fm_span_lines"), params).fetchall()
+        con.execute(_INSERT_SPAN_RECORDS, params).fetchall()
     finally:
         con.unregister("_fm_span_lines")
 

@@ -18,11 +18,10 @@ COLS: dict[str, list[Any]] = {"name": ["a", None, "é"], "n": [1, 2**40, None],
 
 
 @pytest.mark.parametrize("small", [0, 256])
-@pytest.mark.parametrize("named", [False, True])
-def test_relation_rows(monkeypatch: pytest.MonkeyPatch, small: int, named: bool) -> None:
+def test_relation_rows(monkeypatch: pytest.MonkeyPatch, small: int) -> None:
     monkeypatch.setattr(columns, "SMALL", small)
     con = duckdb.connect()
-    with columns.relation(con, "_t", COLS, TYPES, named=named) as (source, params):
+    with columns.relation(con, "_t", COLS, TYPES) as (source, params):
         rows = con.execute(f"select * from {source}", params).fetchall()
     assert rows == list(zip(*COLS.values(), strict=True))
 

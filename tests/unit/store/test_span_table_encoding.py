@@ -8,6 +8,7 @@ import datetime as dt
 import json
 
 import pandas as pd
+import pytest
 
 from fm_lab.store import span_table
 
@@ -41,8 +42,10 @@ def test_payloads_of_every_kind_encode_as_json():
     assert cols["output_size"] == [len(t) for t in cols["output"]]
 
 
-def test_span_records_parsed_by_duckdb_match_the_python_rows(tmp_path):
+def test_span_records_parsed_by_duckdb_match_the_python_rows(tmp_path, monkeypatch):
     import duckdb
+
+    monkeypatch.setattr(span_table, "SMALL", 0)  # DuckDB's from_json, as for a bulk ingest
 
     from fm_lab.store.schema import MIGRATIONS
 
@@ -71,8 +74,11 @@ def test_span_records_parsed_by_duckdb_match_the_python_rows(tmp_path):
     assert row["0000000000000005"][18] == len('"' + "y" * 100 + '"')  # the full size
 
 
-def test_journal_text_is_ingested_as_is_with_the_same_rows(tmp_path):
+@pytest.mark.parametrize("small", [0, 256])  # DuckDB parses the text / Python does
+def test_journal_text_is_ingested_as_is_with_the_same_rows(tmp_path, monkeypatch, small):
     import duckdb
+
+    monkeypatch.setattr(span_table, "SMALL", small)
 
     from fm_lab.store.journal import encode_record
     from fm_lab.store.schema import MIGRATIONS
