@@ -258,7 +258,8 @@ def test_a_restricted_worker_does_not_run_what_the_run_trusts(store_path, shared
         "function": "private_code:secret"}}}}
     sys.path.insert(0, str(tmp_path))
     try:
-        assert fm_lab.run(flow, {}, store=store, policy="trusted").outputs == {"f": 42}
+        local = fm_lab.run(flow, {}, store=store, policy="trusted")
+        assert local.outputs == {"f": 42}, local.error
         run = fm_lab.run(flow, {}, store=store, policy="trusted", executor=shared)
     finally:
         sys.path.remove(str(tmp_path))
