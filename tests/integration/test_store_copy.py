@@ -368,7 +368,14 @@ def test_knowledge_bases_go_with_the_copy_both_ways(tmp_path: Path, pg_url: str,
         assert main(["store", "copy", path, pg_url, "--dry-run"]) == 0
         assert f"knowledge base guide (hashing-v1-64): would copy {chunks} chunks of 13 " \
                "documents, 0 already there" in capsys.readouterr().out
+        from fm_lab.store.pg_store import PostgresStore
+
+        closed: list[str] = []
+        close = PostgresStore.close
+        patched.setattr(PostgresStore, "close",
+                        lambda self: (closed.append(self.url), close(self))[-1])
         assert "guide" not in fm_lab.kb.names(store=pg_url)  # a dry run creates nothing
+        assert closed == [pg_url]  # and the call closed the store it opened for itself
         assert main(["store", "copy", path, pg_url]) == 0
     out = capsys.readouterr().out
     assert f"knowledge base guide (hashing-v1-64): copied {chunks} chunks of 13 documents, " \

@@ -5,11 +5,12 @@ by full text or both (hybrid, reciprocal-rank fusion). Text, sources and metadat
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,18 @@ def _store(store: RunStore | str | Path | None) -> SqlStore:
 
         return sql_store(open_store(store), "knowledge bases")
     return sql_store(store, "knowledge bases")
+
+
+@contextlib.contextmanager
+def _for_a_call(store: RunStore | str | Path | None) -> Iterator[SqlStore]:
+    """:func:`_store` for one call: a store opened here from a path or URL is closed after it
+    (a server store's connection pool would otherwise outlive the call)."""
+    target = _store(store)
+    try:
+        yield target
+    finally:
+        if isinstance(store, str | Path):
+            target.close()
 
 
 def _where(store: SqlStore, backend: Backend) -> str:
@@ -355,18 +368,18 @@ def open(name: str, *, store: RunStore | str | Path | None = None,
 def names(*, store: RunStore | str | Path | None = None,
           vectors: VectorChoice = "auto") -> list[str]:
     """The knowledge bases of the store."""
-    target = _store(store)
-    if choose(target, vectors) == "pgvector":
-        return pg_chunks.names(target)
-    return lance_chunks.names(folder_for(target))
+    with _for_a_call(store) as target:
+        if choose(target, vectors) == "pgvector":
+            return pg_chunks.names(target)
+        return lance_chunks.names(folder_for(target))
 
 
 def drop(name: str, *, store: RunStore | str | Path | None = None,
          vectors: VectorChoice = "auto") -> None:
     """Delete knowledge base ``name`` and its chunks."""
     _table_name(name)
-    target = _store(store)
-    dropped = (pg_chunks.drop(target, name) if choose(target, vectors) == "pgvector"
-               else lance_chunks.drop(folder_for(target), name))
+    with _for_a_call(store) as target:
+        dropped = (pg_chunks.drop(target, name) if choose(target, vectors) == "pgvector"
+                   else lance_chunks.drop(folder_for(target), name))
     if not dropped:
         raise KnowledgeBaseError(f"no knowledge base {name!r} to drop")
