@@ -97,13 +97,7 @@ def lease(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
         attachment = _attached.get(path)
         if attachment is None:
             attachment = _Attachment(_alias(path), read_only)
-            # TYPE DUCKDB: a foreign file (SQLite, ...) is refused, never auto-detected (which
-            # would try to download a scanner extension)
-            options = f"TYPE DUCKDB, ROW_GROUP_SIZE {ROW_GROUP_SIZE}" + (
-                ", READ_ONLY" if read_only else "")
-            _instance.execute(
-                f"attach {_literal(path)} as {_identifier(attachment.alias)} ({options})"
-            )
+            _attach(_instance, path, attachment.alias, read_only)
             _attached[path] = attachment
             if not read_only:
                 _written.add(path)
@@ -119,9 +113,18 @@ def lease(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
         return con
 
 
+def _attach(instance: duckdb.DuckDBPyConnection, path: str, alias: str,
+            read_only: bool) -> None:
+    # TYPE DUCKDB: a foreign file (SQLite, ...) is refused, never auto-detected (which would
+    # try to download a scanner extension)
+    options = f"TYPE DUCKDB, ROW_GROUP_SIZE {ROW_GROUP_SIZE}" + (
+        ", READ_ONLY" if read_only else "")
+    instance.execute(f"attach {_literal(path)} as {_identifier(alias)} ({options})")
+
+
 def release(path: str, con: duckdb.DuckDBPyConnection) -> None:
-    """End a lease from :func:`lease`; the last one detaches the file (DuckDB checkpoints it
-    and lets other processes have it)."""
+    """End a lease from :func:`lease`; the last one detaches the file (checkpointing it once
+    its WAL passes :data:`WAL_CHECKPOINT_BYTES`), so other processes can have it."""
     try:
         con.close()
     finally:
@@ -153,10 +156,10 @@ def fold_wal_at_exit() -> None:
                 break
             if _wal_bytes(path) == 0:
                 continue
-            alias = _identifier(_alias(path))
+            name = _alias(path)
+            alias = _identifier(name)
             try:
-                _instance.execute(f"attach {_literal(path)} as {alias} "
-                                  f"(TYPE DUCKDB, ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+                _attach(_instance, path, name, read_only=False)
             except Exception:  # busy elsewhere, gone or damaged: leave it be
                 continue
             with contextlib.suppress(Exception):  # else the WAL stays, replayed at next open

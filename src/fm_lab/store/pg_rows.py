@@ -60,7 +60,7 @@ def node_rows(run_id: str, nodes: Sequence[NodeRecord]) -> list[tuple[Any, ...]]
         started, ended = r.get("started"), r.get("ended")
         rows.append((
             run_id, r["node"], r["seq"], r.get("type"), r["status"], r.get("attempts", 0),
-            json_text(r["input"]) if r.get("input") is not None else None,
+            json_text(r.get("input")),
             "null" if r.get("output") is None else dumps(r["output"]),
             dumps(r["error"]) if r.get("error") else None,
             dumps(r["state_patch"]) if r.get("state_patch") else None,
