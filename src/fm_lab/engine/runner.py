@@ -304,7 +304,8 @@ class Runner:
                     del running[node_id]
                     if not self._record(node_id, outcome) and failure is None:
                         failure = (node_id, outcome)
-                await recorder.durable()  # dependents start once their inputs are durable
+                if not self._last(batch, running, failure):
+                    await recorder.durable()  # dependents start once their inputs are durable
                 if failure is not None:
                     self.run_status = "failed"
                     self.error = {"node": failure[0], **(failure[1].error or {})}
@@ -321,6 +322,20 @@ class Runner:
                 for task in running.values():
                     task.cancel()
                 await asyncio.gather(*running.values(), return_exceptions=True)
+
+    def _last(self, batch: list[Outcome], running: dict[str, asyncio.Task[None]],
+              failure: tuple[str, Outcome] | None) -> bool:
+        """True when ``batch`` ends the run: nothing runs or waits, and nothing can follow it
+        (a failure ends the run; a success has no outgoing edge). Its records then go in the
+        commit of the run's end (one commit, one ``fsync`` fewer): no node depends on them,
+        and a crash before that commit finds the run as it would mid-node."""
+        if not self.root or running or self._ready:
+            return False
+        if failure is not None:
+            return True
+        outgoing = self.plan.outgoing
+        return not any(outgoing[o.path[len(self.prefix):]] for o in batch
+                       if o.status == "succeeded")
 
     async def _execute(self, node_id: str) -> None:
         plan = self.plan
