@@ -217,3 +217,30 @@ def test_a_paused_process_whose_run_another_took_stops_writing_it(
     assert sorted(done["node_id"]) == ["a", "c", "d"]  # the first process stored no more
     assert not store.run_is_live(run_id)
     store.close()
+
+
+def test_a_new_run_takes_its_lock_without_waiting_for_an_earlier_holder(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settling (waiting out a commit of the run's last holder) is a round trip a run being
+    started skips: nobody held it. A resume still settles, and both hold the run's lock."""
+    from fm_lab.store.pg_store import PostgresStore
+
+    settled: list[str] = []
+    real_settle = PostgresStore.settle
+
+    def settle(self: PostgresStore, run_id: str) -> None:
+        settled.append(run_id)
+        real_settle(self, run_id)
+
+    monkeypatch.setattr(PostgresStore, "settle", settle)
+    store = open_store(pg_url)
+    try:
+        approve = {"id": "wait_once", "nodes": {
+            "ok": {"type": "approval", "config": {"message": "go?", "label": "ok"}}}}
+        run = fm_lab.run(approve, store=store)
+        assert run.status == "suspended" and settled == []
+        assert _holder(pg_url, run.run_id) is None  # released at the suspension
+        resumed = fm_lab.resume(run.run_id, {"approved": True}, label="ok", store=store)
+        assert resumed.status == "succeeded" and settled == [run.run_id]
+    finally:
+        store.close()

@@ -134,7 +134,7 @@ async def arun(
         run_id = new_run_id()
     else:
         _check_new_run_id(store, validate_run_id(run_id))
-    journal = store.open_journal(run_id)
+    journal = store.open_journal(run_id, new=True)
     try:
         session = RunSession(
             store=store,

@@ -120,9 +120,10 @@ class RunStore(Protocol):
         ...
 
     # -- writing a run
-    def open_journal(self, run_id: str) -> RunJournal | None:
+    def open_journal(self, run_id: str, new: bool = False) -> RunJournal | None:
         """The run's journal, locked by this process (None: records go straight to
-        :meth:`ingest`). Raises ``RunLockedError`` while another process runs it."""
+        :meth:`ingest`). Raises ``RunLockedError`` while another process runs it. ``new``:
+        the run is being started (nobody held it before, nothing of it is stored)."""
         ...
 
     def claim_run(self, run_id: str, audit: Sequence[AuditEntry] = ()) -> None:

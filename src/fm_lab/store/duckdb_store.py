@@ -93,6 +93,18 @@ _NODE_TYPES = {"node_id": "VARCHAR", "seq": "BIGINT", "node_type": "VARCHAR", "s
                "error": "VARCHAR", "state_patch": "VARCHAR", "started": "DOUBLE",
                "ended": "DOUBLE", "leaf": "BOOLEAN", "cache_key": "VARCHAR",
                "cached_from": "VARCHAR"}
+# the runs columns a run's end sets (status, outputs, error, state, ended_at, journal_seq), as a
+# running run has them
+_END_DEFAULTS = ("running", None, None, None, None, 0)
+
+
+def _end_values(record: RunEndRecord) -> tuple[Any, ...]:
+    """The values of the runs columns ``record`` (a run's end) sets, in _END_DEFAULTS' order."""
+    return (record["status"], dumps(record.get("outputs")),
+            dumps(record["error"]) if record.get("error") else None,
+            dumps(record.get("state")), record.get("ended"), record["seq"])
+
+
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<holder>.*?)(?:\. See|$)", re.S)
 _AUDIT_LOCKS: dict[str, threading.Lock] = {}
 _AUDIT_LOCKS_GUARD = threading.Lock()
@@ -438,19 +450,24 @@ class Store:
         }
 
     def _insert_run(
-        self, con: duckdb.DuckDBPyConnection, run_id: str, record: StartRecord
+        self, con: duckdb.DuckDBPyConnection, run_id: str, record: StartRecord,
+        end: RunEndRecord | None = None,
     ) -> AuditEntry | None:
-        """Store the run's row (and its workflow version if new); return its audit entry."""
+        """Store the run's row (and its workflow version if new), as ``end`` left it if
+        given; return its audit entry."""
         version = self._save_spec(con, record)
+        ended = _END_DEFAULTS if end is None else _end_values(end)
         con.execute(
-            "insert into runs (run_id, workflow_id, workflow_version, status, inputs, "
-            "created_at, owner_pid, owner_host, parent_run_id, trace_id, started_by, "
-            "workflow_hash, policy, forked_from, forked_at_node) values (?, ?, ?, 'running', ?, "
+            "insert into runs (run_id, workflow_id, workflow_version, status, outputs, error, "
+            "state, ended_at, journal_seq, inputs, created_at, owner_pid, owner_host, "
+            "parent_run_id, trace_id, started_by, workflow_hash, policy, forked_from, "
+            "forked_at_node) values (?, ?, ?, ?, ?, ?, ?, to_timestamp(?), ?, ?, "
             "to_timestamp(?), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 run_id,
                 record["workflow_id"],
                 version,
+                *ended,
                 dumps(record["inputs"]),
                 record["created"],
                 record["pid"],
@@ -576,7 +593,7 @@ class Store:
             )
             self._append_audit(con, audit)
 
-    def open_journal(self, run_id: str) -> RunJournal | None:
+    def open_journal(self, run_id: str, new: bool = False) -> RunJournal | None:
         """The run's journal (None for a memory store, which keeps nothing across processes)."""
         if self.memory:
             return None
@@ -721,21 +738,10 @@ class Store:
         )
 
     def _end_run(self, con: duckdb.DuckDBPyConnection, run_id: str, record: RunEndRecord) -> None:
-        ended = record.get("ended")
         con.execute(  # journal_seq too: the run's end is usually an ingest's last record
             "update runs set status = ?, outputs = ?, error = ?, state = ?, "
-            "ended_at = case when ? is null then null else to_timestamp(?) end, "
-            "journal_seq = ? where run_id = ?",
-            [
-                record["status"],
-                dumps(record.get("outputs")),
-                dumps(record["error"]) if record.get("error") else None,
-                dumps(record.get("state")),
-                ended,
-                ended,
-                record["seq"],
-                run_id,
-            ],
+            "ended_at = to_timestamp(?), journal_seq = ? where run_id = ?",
+            [*_end_values(record), run_id],
         )
 
     def run_is_live(self, run_id: str) -> bool:

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 class RecordTables(Protocol):
     """How a store writes each kind of record into its tables (on connection ``con``)."""
 
-    def _insert_run(self, con: Any, run_id: str, record: StartRecord) -> AuditEntry | None: ...
+    def _insert_run(self, con: Any, run_id: str, record: StartRecord,
+                    end: RunEndRecord | None = None) -> AuditEntry | None: ...
 
     def _insert_nodes(self, con: Any, run_id: str, nodes: list[NodeRecord]) -> None: ...
 
@@ -54,16 +55,22 @@ def apply_records(tables: RecordTables, con: Any, run_id: str, nodes: list[NodeR
                   insert_spans: Callable[[], None]) -> list[AuditEntry]:
     """Write ``nodes`` and ``others`` (spans through ``insert_spans``, after the run's row and
     its nodes) in the order above; return the audit entries of the start and the answers that
-    took effect (an answer written again by a later segment of the run is no new action)."""
+    took effect (an answer written again by a later segment of the run is no new action).
+    A run started and ended in one ingest (a short run) has its row inserted as it ended:
+    one statement, not an insert and an update."""
     audit: list[AuditEntry] = []
+    ends = [r for r in others if r["k"] == "run"]
+    merged = ends[0] if len(ends) == 1 and others[-1] is ends[0] and any(
+        r["k"] == "start" for r in others) else None
     for record in others:
-        if record["k"] == "start" and (entry := tables._insert_run(con, run_id, record)):
+        if record["k"] == "start" and (
+                entry := tables._insert_run(con, run_id, record, merged)):
             audit.append(entry)
     if nodes:
         tables._insert_nodes(con, run_id, nodes)
     insert_spans()
     for record in others:
-        if record["k"] == "run":
+        if record["k"] == "run" and record is not merged:
             tables._end_run(con, run_id, record)
         elif record["k"] == "suspend":
             tables._insert_suspension(con, run_id, record)

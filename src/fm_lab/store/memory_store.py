@@ -108,7 +108,7 @@ class MemoryStore:
         """Nothing to release."""
 
     # ---- writing -------------------------------------------------------------------------
-    def open_journal(self, run_id: str) -> RunJournal | None:
+    def open_journal(self, run_id: str, new: bool = False) -> RunJournal | None:
         """None: records go straight to :meth:`ingest`."""
         return None
 

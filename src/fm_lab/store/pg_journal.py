@@ -58,12 +58,13 @@ class PgJournal:
     ingests = True  # a commit stores the records in the run tables
     created = False  # never "missing": nothing lives outside the server
 
-    def __init__(self, store: PostgresStore, run_id: str) -> None:
+    def __init__(self, store: PostgresStore, run_id: str, settle: bool = True) -> None:
         self.store = store
         self.run_id = run_id
         store.locks.acquire(run_id)
         try:
-            store.settle(run_id)  # a commit of the run's last holder under way ends first
+            if settle:  # a commit of the run's last holder under way ends first
+                store.settle(run_id)
         except BaseException:
             store.locks.release(run_id)
             raise

@@ -300,12 +300,13 @@ class PostgresStore:
         return self._schema  # the store migrated (or read the schema) when it connected
 
     # ---- writing a run -------------------------------------------------------------------
-    def open_journal(self, run_id: str) -> RunJournal | None:
+    def open_journal(self, run_id: str, new: bool = False) -> RunJournal | None:
         """The run's journal: its commits go into the tables; the run is locked for this
-        process until the journal is closed (``RunLockedError`` while another holds it)."""
+        process until the journal is closed (``RunLockedError`` while another holds it).
+        ``new``: a run being started, whose earlier holder (none) need not be waited for."""
         if self.read_only:
             raise StoreError(f"{self.path} is open read-only: it cannot run workflows")
-        return PgJournal(self, run_id)
+        return PgJournal(self, run_id, settle=not new)
 
     def settle(self, run_id: str) -> None:
         """Wait for a commit of ``run_id`` under way (by the process that held it before this
@@ -449,7 +450,7 @@ class PostgresStore:
         audit: list[AuditEntry] = []
         if start is not None and start["seq"] > stored_seq:  # the run's row first
             workflow_id, is_run = start["workflow_id"], True
-            if (started := self._insert_run(con, run_id, start, versions)) is not None:
+            if (started := self._insert_run(con, run_id, start, versions=versions)) is not None:
                 audit.append(started)
         audit += apply_records(
             self, con, run_id, nodes, [r for r in others if r["k"] != "start"],
@@ -501,18 +502,22 @@ class PostgresStore:
         return version
 
     def _insert_run(self, con: PgConnection, run_id: str, record: StartRecord,
+                    end: RunEndRecord | None = None,
                     versions: psycopg.Cursor[Any] | None = None) -> AuditEntry | None:
-        """Store the run's row (and its workflow version if new); return its audit entry."""
+        """Store the run's row (and its workflow version if new), as ``end`` left it if
+        given; return its audit entry."""
         version = self._save_spec(con, record, versions)
+        ended = {"status": "running"} if end is None else {**run_end(end),
+                                                          "journal_seq": end["seq"]}
         con.execute(
-            "insert into runs (run_id, workflow_id, workflow_version, status, inputs, "
-            "created_at, owner_pid, owner_host, parent_run_id, trace_id, started_by, "
-            "workflow_hash, policy, forked_from, forked_at_node) "
-            "values (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "insert into runs (run_id, workflow_id, workflow_version, inputs, created_at, "
+            "owner_pid, owner_host, parent_run_id, trace_id, started_by, workflow_hash, policy, "
+            f"forked_from, forked_at_node, {', '.join(ended)}) "
+            f"values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?{', ?' * len(ended)})",
             [run_id, record["workflow_id"], version, dumps(record["inputs"]),
              timestamp(record["created"]), record["pid"], record["host"], record["parent"],
              record.get("trace_id"), record.get("by"), record["hash"], record.get("policy"),
-             record.get("forked_from"), record.get("forked_at_node")])
+             record.get("forked_from"), record.get("forked_at_node"), *ended.values()])
         return start_entry(run_id, record, version)
 
     @staticmethod

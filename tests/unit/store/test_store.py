@@ -109,3 +109,38 @@ def test_the_wait_for_a_busy_file_comes_from_the_environment(tmp_path, monkeypat
         Store(tmp_path / "a.duckdb")
     monkeypatch.delenv("FM_LAB_LOCK_TIMEOUT_S")
     assert Store(tmp_path / "a.duckdb").lock_timeout_s == 10.0
+
+
+def test_a_short_runs_row_is_inserted_as_it_ended(tmp_path, monkeypatch):
+    """A run started and ended in one ingest gets its row in one insert (no update after);
+    a resumed run's end still updates the row the start stored."""
+    ends = []
+    real_end = Store._end_run
+
+    def end_run(self, con, run_id, record):
+        ends.append((run_id, record["status"]))
+        real_end(self, con, run_id, record)
+
+    monkeypatch.setattr(Store, "_end_run", end_run)
+    store = Store(tmp_path / "s.duckdb")
+    run = fm_lab.run({"id": "short", "nodes": {
+        "a": {"type": "template", "config": {"template": "x{{ inputs.n }}"}}}},
+        {"n": 2}, store=store)
+    assert ends == []
+    row = store.runs().set_index("run_id").loc[run.run_id]
+    assert (row["status"], row["outputs"], row["error"]) == ("succeeded", '{"a":"x2"}', None)
+    assert row["ended_at"] is not None and row["ended_at"] >= row["created_at"]
+    with store.connection() as con:
+        seq, state = con.execute("select journal_seq, state from runs where run_id = ?",
+                                 [run.run_id]).fetchone()
+    assert seq > store.load_run(run.run_id).nodes["a"]["seq"]  # the end's: nothing to ingest
+    assert state == "{}"
+
+    approve = {"id": "held", "nodes": {
+        "ok": {"type": "approval", "config": {"message": "go?", "label": "ok"}}}}
+    waiting = fm_lab.run(approve, store=store)
+    assert waiting.status == "suspended" and ends == []  # inserted as suspended
+    assert store.runs().set_index("run_id").loc[waiting.run_id]["status"] == "suspended"
+    done = fm_lab.resume(waiting.run_id, {"approved": True}, label="ok", store=store)
+    assert done.status == "succeeded" and ends == [(waiting.run_id, "succeeded")]
+    assert store.runs().set_index("run_id").loc[waiting.run_id]["status"] == "succeeded"
