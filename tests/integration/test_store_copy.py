@@ -441,3 +441,70 @@ def test_a_knowledge_base_of_another_embedder_or_content_is_refused(tmp_path: Pa
     kept = fm_lab.kb.open("notes", store=target).search("cat", k=5, mode="fts")
     assert list(kept["text"]) == ["the cat eats salmon now"]
     target.close()
+
+
+EDIT_SOURCE = """
+import sys
+import fm_lab, fm_lab.kb
+from fm_lab.memory.embedders import HashingEmbedder
+store = fm_lab.connect(sys.argv[1])
+kb = fm_lab.kb.open("notes", store=store, embedder=HashingEmbedder(64))
+kb.add_text("the train to lyon now leaves at ten, from platform two", source="a.txt")
+kb.add_text("a new note written during the copy", source="c.txt")
+store.close()
+"""
+
+
+@pytest.mark.parametrize("source_kind", ["file", "postgres"])
+def test_a_knowledge_base_edited_by_another_process_during_the_copy_is_copied_as_planned(
+        source_kind: str, tmp_path: Path, pg_url: str, capsys: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process replaces a document and adds one between the copy's plan and its
+    write: the copy writes the documents it planned, whole, as they were (one snapshot of the
+    source: a LanceDB version, a repeatable-read transaction on pgvector), and says so; the
+    next copy brings the new document and keeps the target's copy of the edited one."""
+    import subprocess
+    import sys
+
+    import fm_lab.kb
+    from fm_lab.kb import copy_chunks
+    from fm_lab.memory.embedders import HashingEmbedder
+
+    path = str(tmp_path / "personal.duckdb")
+    source, target = (path, pg_url) if source_kind == "file" else (pg_url, path)
+    personal = fm_lab.connect(source)
+    notes = fm_lab.kb.create("notes", store=personal, embedder=HashingEmbedder(64),
+                             chunk_size=40, overlap=0)
+    notes.add_text("the train to lyon leaves at nine, from platform one, every day",
+                   source="a.txt")
+    notes.add_text("the cat eats tuna", source="b.txt")
+    before = notes.documents().sort_values("doc_id").reset_index(drop=True)
+    chunks = notes.count()
+    _fill(personal)
+    personal.close()
+    plan = copy_chunks._plan
+    edited: list[bool] = []
+
+    def plan_then_edit(ours: Any, theirs: Any) -> Any:
+        planned = plan(ours, theirs)
+        if not edited:  # another process writes the source after the plan, before the write
+            subprocess.run([sys.executable, "-c", EDIT_SOURCE, source], check=True,
+                           timeout=120)
+            edited.append(True)
+        return planned
+
+    monkeypatch.setattr(copy_chunks, "_plan", plan_then_edit)
+    assert main(["store", "copy", source, target]) == 0
+    assert f"knowledge base notes (hashing-v1-64): copied {chunks} chunks of 2 documents" \
+        in capsys.readouterr().out
+    team = fm_lab.connect(target)
+    copied = fm_lab.kb.open("notes", store=team)
+    assert copied.count() == chunks
+    pd.testing.assert_frame_equal(
+        copied.documents().sort_values("doc_id").reset_index(drop=True), before)
+    assert "nine" in " ".join(copied.search("train lyon", k=5, mode="fts")["text"])
+    team.close()
+
+    assert main(["store", "copy", source, target]) == 1  # the edited document differs now
+    out = capsys.readouterr().out
+    assert "copied 1 chunks of 1 documents" in out and "1 documents differ" in out

@@ -72,8 +72,9 @@ def copy_knowledge_bases(source: SqlStore, target: SqlStore,
     if here is None:
         return []
     there = place(target)
-    return [_copy(source, target, here, there, name[len(PREFIX):], dry_run)
-            for name in here.names(source) if name.startswith(PREFIX)]
+    with here.snapshot(source):  # what is planned is what is written, whole
+        return [_copy(source, target, here, there, name[len(PREFIX):], dry_run)
+                for name in here.names(source) if name.startswith(PREFIX)]
 
 
 def _copy(source: SqlStore, target: SqlStore, here: Place, there: Place | None, name: str,

@@ -59,8 +59,17 @@ def message_table(store: SqlStore) -> VectorTable | None:
 def copy_message_vectors(source: SqlStore, target: SqlStore,
                          dry_run: bool = False) -> VectorCopy:
     """Add ``source``'s message vectors to ``target``'s index for the messages ``target``
-    holds and has no vector for (see the module docstring)."""
-    table = message_table(source)
+    holds and has no vector for (see the module docstring); ``source`` is read as one
+    snapshot (:meth:`~fm_lab.memory.vector_rows.Place.snapshot`)."""
+    where = place(source)
+    if where is None:
+        return VectorCopy(None, 0, 0)
+    with where.snapshot(source):
+        return _copy(target, message_table(source), dry_run)
+
+
+def _copy(target: SqlStore, table: VectorTable | None, dry_run: bool) -> VectorCopy:
+    """:func:`copy_message_vectors` inside the source's snapshot."""
     has_vector = {} if table is None else {
         str(row["message_id"]): bool(row[INDEXED])
         for rows in table.batches(["message_id", INDEXED]) for row in rows}

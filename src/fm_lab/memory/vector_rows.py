@@ -1,9 +1,15 @@
 """A store's vector tables read for ``fm-lab store copy``: where they are (the store's own
 pgvector tables or its LanceDB folder), each table's embedder stamp, and its rows a batch at a
-time with the vector as a list of floats, so a copy never holds a whole table's vectors."""
+time with the vector as a list of floats, so a copy never holds a whole table's vectors.
+
+A copy reads a table twice (which rows it lacks, then those rows' vectors) while other
+processes may write it: a LanceDB table is read at the version it had when opened, and
+pgvector tables inside :meth:`Place.snapshot` in one repeatable-read transaction, so both
+reads see the same rows and the copy writes what it planned, whole."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -57,6 +63,17 @@ class Place:
             return [str(r[0]) for r in rows]
         return sorted(table_names(connect(self.folder))) if self.folder.exists() else []
 
+    @contextlib.contextmanager
+    def snapshot(self, store: SqlStore) -> Iterator[None]:
+        """Reads of this place's tables in the block see one state of them (see the module):
+        pgvector tables through one connection in a repeatable-read transaction."""
+        if self.folder is not None:  # LanceDB: each table is pinned to its version
+            yield
+            return
+        with store.hold(), store.connection() as con, con.raw.transaction():
+            con.execute("set transaction isolation level repeatable read")
+            yield
+
     def table(self, store: SqlStore, name: str) -> VectorTable | None:
         """Table ``name`` there (None when there is none)."""
         if self.folder is None:
@@ -64,6 +81,7 @@ class Place:
         if name not in self.names(store):
             return None
         lance = connect(self.folder).open_table(name)
+        lance.checkout(lance.version)  # read as it is now, whatever others write meanwhile
         meta = lance.schema.metadata or {}
         stamp = StampOnly(meta.get(EMBEDDER_KEY, b"").decode(),
                           int(meta.get(DIM_KEY, b"0").decode() or 0))
