@@ -161,7 +161,7 @@ class Runner:
             self.run_status, self.outputs = "failed", None
             self.error = {"node": None, **classify(exc, "engine"), "kind": "system"}
             self._append_end()
-        self.stored = await recorder.aflush(wait=True)
+        self.stored = await recorder.aflush(wait=True, final=True)
         session.emit({"type": "run", "status": self.run_status, "error": self.error,
                       "outputs": self.outputs})
 

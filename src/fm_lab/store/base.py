@@ -115,6 +115,12 @@ class RunStore(Protocol):
         """True inside this thread's :meth:`hold` (a flush must not wait on itself)."""
         ...
 
+    def defer(self, run_id: str, records: Sequence[JournalRecord],
+              texts: Mapping[int, bytes] | None = None) -> bool:
+        """Queue a finished run's records to be stored with others' (True: keep its journal
+        until then), or refuse (False: ingest them now)."""
+        ...
+
     def close(self) -> None:
         """Release whatever the store keeps open."""
         ...

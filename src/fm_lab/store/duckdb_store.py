@@ -11,9 +11,9 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from fm_lab.store import attachments, codec, migrations
+from fm_lab.store import attachments, codec, migrations, run_groups
 from fm_lab.store.audit import AUDIT_COLUMNS, AuditEntry, AuditRow, chain, entry, start_entry
 from fm_lab.store.base import (
     JOURNAL,
@@ -88,14 +88,37 @@ if TYPE_CHECKING:
 
     from fm_lab.spec.models import Workflow
 
-_NODE_TYPES = {"node_id": "VARCHAR", "seq": "BIGINT", "node_type": "VARCHAR", "status": "VARCHAR",
-               "attempts": "INTEGER", "input": "VARCHAR", "output": "VARCHAR",
+_NODE_TYPES = {"run_id": "VARCHAR", "node_id": "VARCHAR", "seq": "BIGINT",
+               "node_type": "VARCHAR", "status": "VARCHAR", "attempts": "INTEGER",
+               "input": "VARCHAR", "output": "VARCHAR",
                "error": "VARCHAR", "state_patch": "VARCHAR", "started": "DOUBLE",
                "ended": "DOUBLE", "leaf": "BOOLEAN", "cache_key": "VARCHAR",
                "cached_from": "VARCHAR"}
 # the runs columns a run's end sets (status, outputs, error, state, ended_at, journal_seq), as a
 # running run has them
 _END_DEFAULTS = ("running", None, None, None, None, 0)
+# the columns a run's row is inserted with, and the DuckDB type of each value (times: epoch s)
+_RUN_TYPES = {"run_id": "VARCHAR", "workflow_id": "VARCHAR", "workflow_version": "INTEGER",
+              "status": "VARCHAR", "outputs": "VARCHAR", "error": "VARCHAR", "state": "VARCHAR",
+              "ended_at": "DOUBLE", "journal_seq": "BIGINT", "inputs": "VARCHAR",
+              "created_at": "DOUBLE", "owner_pid": "INTEGER", "owner_host": "VARCHAR",
+              "parent_run_id": "VARCHAR", "trace_id": "VARCHAR", "started_by": "VARCHAR",
+              "workflow_hash": "VARCHAR", "policy": "VARCHAR", "forked_from": "VARCHAR",
+              "forked_at_node": "VARCHAR"}
+_RUN_TIMES = ("ended_at", "created_at")
+_AUDIT_TYPES = {"seq": "BIGINT", "acted_at": "TIMESTAMPTZ", "actor": "VARCHAR",
+                "action": "VARCHAR", "run_id": "VARCHAR", "path": "VARCHAR", "before": "VARCHAR",
+                "after": "VARCHAR", "prev_hash": "VARCHAR", "hash": "VARCHAR"}
+
+
+def _insert_runs_sql(source: str | None) -> str:
+    """The insert of runs rows: one row of parameters (``source`` None) or a relation's."""
+    names = ", ".join(_RUN_TYPES)
+    if source is None:
+        marks = ", ".join("to_timestamp(?)" if c in _RUN_TIMES else "?" for c in _RUN_TYPES)
+        return f"insert into runs ({names}) values ({marks})"
+    picked = ", ".join(f"to_timestamp({c})" if c in _RUN_TIMES else c for c in _RUN_TYPES)
+    return f"insert into runs ({names}) select {picked} from {source}"
 
 
 def _end_values(record: RunEndRecord) -> tuple[Any, ...]:
@@ -235,9 +258,14 @@ class Store:
         return id_path(self.journal_dir, run_id, ".cancel")
 
     @contextlib.contextmanager
-    def connection(self, timeout_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connection(self, timeout_s: float | None = None, *,
+                   settle: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         """A DuckDB connection for the duration of the block (opened on demand, waiting up to
-        ``timeout_s``, default ``lock_timeout_s``, for another process to release the file)."""
+        ``timeout_s``, default ``lock_timeout_s``, for another process to release the file).
+        Runs queued for the file (:meth:`defer`) are stored first, unless ``settle`` is False
+        (a read that cannot concern them)."""
+        if settle and run_groups.pending(self.path):
+            self.store_groups()
         with self._lock:
             if self._con is None:
                 self._con = self._open(self.lock_timeout_s if timeout_s is None else timeout_s)
@@ -265,18 +293,26 @@ class Store:
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[Store]:
-        """Keep the file open across many operations (a batch), releasing it afterwards."""
+        """Keep the file open across many operations (a batch), releasing it afterwards.
+        Short runs that end inside are stored in groups (:meth:`defer`), the last at the
+        end of the block."""
         with self.connection():
             with self._lock:
                 self._holds += 1
             try:
                 yield self
             finally:
-                with self._lock:
-                    self._holds -= 1
+                try:
+                    self.store_groups()
+                finally:
+                    with self._lock:
+                        self._holds -= 1
 
     def close(self) -> None:
-        """Close the DuckDB connection (a memory store loses its data)."""
+        """Close the DuckDB connection (a memory store loses its data), after storing the
+        runs queued for the file."""
+        if not self.memory:
+            self.store_groups()
         with self._lock:
             if self._con is not None:
                 self._release()
@@ -404,6 +440,8 @@ class Store:
         """Store a workflow spec if this exact content is new; return its version number."""
         workflow_id, digest = record["workflow_id"], record["hash"]
         known = self._versions.get((workflow_id, digest))
+        if known is None:  # saved earlier in this transaction (a group of runs)
+            known = self._new_versions.get((workflow_id, digest))
         if known is not None:
             return known
         row = con.execute(
@@ -455,33 +493,94 @@ class Store:
     ) -> AuditEntry | None:
         """Store the run's row (and its workflow version if new), as ``end`` left it if
         given; return its audit entry."""
+        values, entry = self._run_row(con, run_id, record, end)
+        con.execute(_insert_runs_sql(None), values)
+        return entry
+
+    def _run_row(self, con: duckdb.DuckDBPyConnection, run_id: str, record: StartRecord,
+                 end: RunEndRecord | None) -> tuple[list[Any], AuditEntry | None]:
+        """A run's row (:data:`_RUN_TYPES` order; its workflow version saved if new) and
+        the audit entry of its start."""
         version = self._save_spec(con, record)
         ended = _END_DEFAULTS if end is None else _end_values(end)
-        con.execute(
-            "insert into runs (run_id, workflow_id, workflow_version, status, outputs, error, "
-            "state, ended_at, journal_seq, inputs, created_at, owner_pid, owner_host, "
-            "parent_run_id, trace_id, started_by, workflow_hash, policy, forked_from, "
-            "forked_at_node) values (?, ?, ?, ?, ?, ?, ?, to_timestamp(?), ?, ?, "
-            "to_timestamp(?), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                run_id,
-                record["workflow_id"],
-                version,
-                *ended,
-                dumps(record["inputs"]),
-                record["created"],
-                record["pid"],
-                record["host"],
-                record["parent"],
-                record.get("trace_id"),
-                record.get("by"),
-                record["hash"],
-                record.get("policy"),
-                record.get("forked_from"),
-                record.get("forked_at_node"),
-            ],
-        )
-        return start_entry(run_id, record, version)
+        values = [run_id, record["workflow_id"], version, *ended, dumps(record["inputs"]),
+                  record["created"], record["pid"], record["host"], record["parent"],
+                  record.get("trace_id"), record.get("by"), record["hash"],
+                  record.get("policy"), record.get("forked_from"),
+                  record.get("forked_at_node")]
+        return values, start_entry(run_id, record, version)
+
+    def defer(self, run_id: str, records: Sequence[JournalRecord],
+              texts: Mapping[int, bytes] | None = None) -> bool:
+        """Inside :meth:`hold`, on this thread: queue a whole short run's records for one
+        ingest with others (:mod:`fm_lab.store.run_groups`); False (nothing queued) when
+        they must be ingested now. The run's journal must be kept until its group is
+        stored."""
+        if self.memory or self.read_only or not self._holds or not self.held_here() \
+                or not run_groups.fits(records):
+            return False
+        if run_groups.add(self.path, run_groups.Deferred(run_id, records, dict(texts or {}))):
+            self.store_groups()
+        return True
+
+    def store_groups(self) -> None:
+        """Ingest the runs queued for this file (by any store of it in this process) in one
+        transaction, then remove their journals; if that fails, the journals stay for the
+        next open (a warning says so)."""
+        runs = run_groups.take(self.path)
+        if not runs:
+            return
+        try:
+            with self.connection() as con:
+                self._store_group(con, runs)
+        except Exception as exc:
+            run_groups.failed(self.path, runs, exc)
+            self.recover_later()
+            return
+        for run in runs:
+            self.journal_path(run.run_id).unlink(missing_ok=True)
+
+    def _store_group(self, con: duckdb.DuckDBPyConnection,
+                     runs: list[run_groups.Deferred]) -> None:
+        """Insert ``runs`` (each its start to its end): one statement per table for all of
+        them. A run the file has already (a recovery ingested its journal meanwhile) takes
+        :meth:`ingest`, which skips what is stored."""
+        from fm_lab.store.columns import relation
+        from fm_lab.store.span_table import insert_columns, short_columns
+
+        stored = {str(r[0]) for r in con.execute(
+            "select run_id from runs where run_id in (select unnest(?::varchar[]))",
+            [[r.run_id for r in runs]]).fetchall()}
+        fresh = [r for r in runs if r.run_id not in stored]
+        self._new_versions.clear()
+        if fresh:
+            with self._transaction(con, audited=True):
+                rows, audit, run_ids, nodes = [], [], [], []
+                spans: dict[str, list[Any]] = {}
+                for run in fresh:
+                    start = cast("StartRecord", run.records[0])
+                    end = cast("RunEndRecord", run.records[-1])
+                    values, entry = self._run_row(con, run.run_id, start, end)
+                    rows.append(values)
+                    audit += [entry] if entry is not None else []
+                    ran, traced = run_groups.node_and_span_records(run)
+                    run_ids += [run.run_id] * len(ran)
+                    nodes += ran
+                    for name, column in short_columns(run.run_id, start["workflow_id"], ran,
+                                                      traced, run.texts).items():
+                        spans.setdefault(name, []).extend(column)
+                cols = dict(zip(_RUN_TYPES, (list(c) for c in zip(*rows, strict=True)),
+                                strict=True))
+                with relation(con, "_fm_runs", cols, _RUN_TYPES) as (source, params):
+                    con.execute(_insert_runs_sql(source), params).fetchall()
+                if nodes:
+                    self._insert_node_rows(con, run_ids, nodes)
+                insert_columns(con, spans)
+                self._append_audit(con, audit)
+            self._versions.update(self._new_versions)
+        for run in runs:
+            if run.run_id in stored:
+                self.ingest(run.run_id, run.records, texts=run.texts)
 
     @contextlib.contextmanager
     def _transaction(self, con: duckdb.DuckDBPyConnection, audited: bool) -> Iterator[None]:
@@ -498,12 +597,17 @@ class Store:
         head = con.execute("select seq, hash from audit_log order by seq desc limit 1").fetchone()
         rows = [[values[column] for column in AUDIT_COLUMNS] for values in
                 map(dict, chain(entries, (int(head[0]), str(head[1])) if head else None))]
-        insert = (f"insert into audit_log ({', '.join(AUDIT_COLUMNS)}) "
-                  f"values ({', '.join('?' * len(AUDIT_COLUMNS))})")
-        if len(rows) == 1:  # a run's start: execute is ~0.4 ms cheaper than executemany
-            con.execute(insert, rows[0])
-        else:
-            con.executemany(insert, rows)
+        names = ", ".join(AUDIT_COLUMNS)
+        if len(rows) == 1:  # a run's start
+            con.execute(f"insert into audit_log ({names}) values "
+                        f"({', '.join('?' * len(AUDIT_COLUMNS))})", rows[0])
+            return
+        from fm_lab.store.columns import relation
+
+        cols = dict(zip(AUDIT_COLUMNS, (list(c) for c in zip(*rows, strict=True)), strict=True))
+        with relation(con, "_fm_audit", cols, _AUDIT_TYPES) as (source, params):
+            con.execute(f"insert into audit_log ({names}) select {names} from {source}",
+                        params).fetchall()
 
     def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Append entries to the audit log, numbered and hash-chained."""
@@ -659,9 +763,16 @@ class Store:
     def _insert_nodes(
         self, con: duckdb.DuckDBPyConnection, run_id: str, nodes: list[NodeRecord]
     ) -> None:
+        self._insert_node_rows(con, [run_id] * len(nodes), nodes)
+
+    @staticmethod
+    def _insert_node_rows(con: duckdb.DuckDBPyConnection, run_ids: list[str],
+                          nodes: list[NodeRecord]) -> None:
+        """Insert node records, ``run_ids[i]`` being the run of ``nodes[i]``."""
         from fm_lab.store.columns import relation
 
         cols: dict[str, list[Any]] = {
+            "run_id": run_ids,
             "node_id": [r["node"] for r in nodes],
             "seq": [r["seq"] for r in nodes],
             "node_type": [r.get("type") for r in nodes],
@@ -681,10 +792,10 @@ class Store:
         }
         with relation(con, "_fm_nodes", cols, _NODE_TYPES) as (source, params):
             con.execute(
-                "insert into node_executions select ?, node_id, seq, node_type, status, attempts,"
-                " input, output, error, state_patch, to_timestamp(started), to_timestamp(ended),"
-                f" (ended - started) * 1000, leaf, cache_key, cached_from from {source}",
-                [run_id, *params],
+                "insert into node_executions select run_id, node_id, seq, node_type, status, "
+                "attempts, input, output, error, state_patch, to_timestamp(started), "
+                "to_timestamp(ended), (ended - started) * 1000, leaf, cache_key, cached_from "
+                f"from {source}", params,
             ).fetchall()
 
     def _insert_spans(
@@ -767,6 +878,8 @@ class Store:
         to report."""
         if self.memory or not self.journal_dir.exists():
             return []
+        if run_id is None or run_groups.queued(self.path, run_id):
+            self.store_groups()  # queued runs' journals are this process's, not a dead one's
         paths = (
             [self.journal_path(run_id)]
             if run_id
@@ -911,7 +1024,8 @@ class Store:
     def run_status(self, run_id: str) -> str:
         """The stored status of a run (raises RunNotFoundError)."""
         self._check_stored(run_id)
-        with self.connection() as con:
+        # a sweep asks this of every new run id: queued runs are stored only if it is one
+        with self.connection(settle=run_groups.queued(self.path, run_id)) as con:
             row = con.execute("select status from runs where run_id = ?", [run_id]).fetchone()
         if row is None:
             raise RunNotFoundError(self._missing(run_id))

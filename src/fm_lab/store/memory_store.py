@@ -104,6 +104,11 @@ class MemoryStore:
         """Never: ingest never waits on another holder."""
         return False
 
+    def defer(self, run_id: str, records: Sequence[JournalRecord],
+              texts: Mapping[int, bytes] | None = None) -> bool:
+        """Never: an ingest here is a few dict updates."""
+        return False
+
     def close(self) -> None:
         """Nothing to release."""
 

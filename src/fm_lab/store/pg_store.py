@@ -252,6 +252,11 @@ class PostgresStore:
         """Never blocking: other threads take other pooled connections."""
         return False
 
+    def defer(self, run_id: str, records: Sequence[JournalRecord],
+              texts: Mapping[int, bytes] | None = None) -> bool:
+        """Never: a run's commits stored its records as they came."""
+        return False
+
     def close(self) -> None:
         """Close the pool and release this process's run locks."""
         with self._pool_lock:

@@ -196,10 +196,7 @@ def insert_split(con: duckdb.DuckDBPyConnection, run_id: str | None, workflow_id
     if len(spans) <= SMALL and len(nodes) <= SMALL:
         # a short run's spans, node and span records alike, in one statement from Python
         # columns: DuckDB's from_json costs ~5 ms to plan whatever the rows, ~3x the insert
-        as_journaled = [json.loads(known[r["seq"]]) if r.get("seq") in known else r
-                        for r in spans]
-        insert_columns(con, rows_from_records(run_id, workflow_id, [*nodes, *as_journaled],
-                                              limit))
+        insert_columns(con, short_columns(run_id, workflow_id, nodes, spans, known, limit))
         return
     cols = rows_from_records(run_id, workflow_id, nodes, limit) if nodes else None
     if not spans:
@@ -221,6 +218,17 @@ def insert_split(con: duckdb.DuckDBPyConnection, run_id: str | None, workflow_id
         con.execute(_INSERT_SPAN_RECORDS, params).fetchall()
     finally:
         con.unregister("_fm_span_lines")
+
+
+def short_columns(run_id: str | None, workflow_id: str | None, nodes: list[NodeRecord],
+                  spans: list[SpanRecord], texts: Mapping[int, bytes] | None = None,
+                  limit: int = MAX_CHARS) -> dict[str, list[Any]]:
+    """The span columns of a few node records (those with a span) and span records, each
+    span record as the journal wrote it (``texts``, by ``seq``) where known."""
+    known = texts or {}
+    as_journaled = [json.loads(known[r["seq"]]) if r.get("seq") in known else r for r in spans]
+    return rows_from_records(run_id, workflow_id,
+                             [*(n for n in nodes if n.get("span")), *as_journaled], limit)
 
 
 def replace_spans(con: duckdb.DuckDBPyConnection, span_ids: list[str],

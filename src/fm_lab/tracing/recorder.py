@@ -126,27 +126,29 @@ class Recorder:
         else:
             self.commit()
 
-    async def aflush(self, wait: bool) -> bool:
+    async def aflush(self, wait: bool, final: bool = False) -> bool:
         """:meth:`flush` on a writer thread (the loop goes on meanwhile), after the periodic
         ingest under way, if any. Inline when this thread holds the store (a batch sweep):
         a writer thread would wait for it, and it for the writer; and into a memory store,
         whose ingest is a few milliseconds of CPU (handing it to a thread and back cost more);
         and when the journal's commits stored everything already (a server store), which
-        leaves nothing to do but forget the records."""
+        leaves nothing to do but forget the records. ``final``: the run's last flush, which
+        a held store may queue to store with other runs (False: the journal keeps them)."""
         if self._ingesting is not None:
             await asyncio.wait([self._ingesting])
         journal = self.journal
         if (self.store.held_here() or self.store.memory
                 or (journal is not None and journal.ingests and not journal.pending)):
-            return self.flush(wait)
+            return self.flush(wait, final)
         return await asyncio.get_running_loop().run_in_executor(writer(), self.flush, wait)
 
-    def flush(self, wait: bool) -> bool:
-        """Ingest into DuckDB; False when the file is busy (the journal keeps the records)."""
+    def flush(self, wait: bool, final: bool = False) -> bool:
+        """Ingest into DuckDB; False when the file is busy or, ``final``, when the store
+        queued the records to store them with other runs (the journal keeps them)."""
         with self._flush_lock:
-            return self._flush(wait)
+            return self._flush(wait, final)
 
-    def _flush(self, wait: bool) -> bool:
+    def _flush(self, wait: bool, final: bool = False) -> bool:
         self.last_ingest = time.monotonic()
         with self._lock:
             batch, self.unflushed = self.unflushed, []
@@ -157,6 +159,9 @@ class Recorder:
             self.commit()
             self.ingested_once = True
             return True
+        if final and self.journal is not None and self.store.defer(self.run_id, batch, texts):
+            self.ingested_once = True
+            return False
         try:
             self.store.ingest(self.run_id, batch, wait=wait, texts=texts)
         except BaseException as exc:

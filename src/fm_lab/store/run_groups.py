@@ -1,0 +1,121 @@
+"""Short runs finished while a DuckDB file store is held, ingested together.
+
+Inside :meth:`~fm_lab.store.duckdb_store.Store.hold` (a sweep, or a loop of short runs the
+caller scoped) no other process can open the file, so nothing outside this process can miss a
+run that is not in the file yet. A run that started and ended since it was last ingested (its
+records: its start, nodes, spans, its end) is then not ingested at its end but queued here,
+its journal kept on disk; the queue goes into the file in one transaction (one insert per
+table for every queued run) when it holds :data:`GROUP_RUNS` runs or :data:`GROUP_RECORDS`
+records, when the hold ends, when the store closes, and before anything in this process
+reads or writes the file through any store (:func:`take` in ``Store.connection``). Journals
+are removed once the group is stored; a process that dies first leaves them, and the next
+open ingests them as any dead process's journals.
+
+A short run's ingest costs about 8 DuckDB statements of 0.3-2 ms each, several times the
+engine's own cost of the run; a group pays them once (``benchmarks/engine_overhead.py``,
+``--section fixed``, ``held`` rows).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fm_lab.store.records import JournalRecord
+
+GROUP_RUNS = 64  # runs queued before the group is stored
+GROUP_RECORDS = 20_000  # or records
+_KINDS = frozenset({"start", "node", "span", "run"})
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A finished run waiting in a group: its records (start first, end last) and its span
+    records' journal text by ``seq``."""
+
+    run_id: str
+    records: Sequence[JournalRecord]
+    texts: dict[int, bytes] = field(default_factory=dict)
+
+
+@dataclass
+class _Group:
+    runs: list[Deferred] = field(default_factory=list)
+    records: int = 0
+
+
+_groups: dict[str, _Group] = {}  # by store path
+_lock = threading.Lock()
+
+
+def fits(records: Sequence[JournalRecord]) -> bool:
+    """True for a whole short run: its start, nodes and spans (up to
+    :data:`~fm_lab.store.columns.SMALL` of each, as a short run's ingest takes them), its
+    end last, nothing else (suspensions, answers and steps take the store's own ingest)."""
+    from fm_lab.store.columns import SMALL
+
+    if not records or records[0]["k"] != "start" or records[-1]["k"] != "run" \
+            or len(records) > 2 * SMALL + 2:
+        return False
+    kinds = Counter(r["k"] for r in records)
+    return (set(kinds) <= _KINDS and kinds["run"] == 1 and kinds["node"] <= SMALL
+            and kinds["span"] <= SMALL)
+
+
+def add(path: str, run: Deferred) -> bool:
+    """Queue ``run`` for the store at ``path``; True when the group is full (to be stored)."""
+    with _lock:
+        group = _groups.setdefault(path, _Group())
+        group.runs.append(run)
+        group.records += len(run.records)
+        return len(group.runs) >= GROUP_RUNS or group.records >= GROUP_RECORDS
+
+
+def take(path: str) -> list[Deferred]:
+    """The runs queued for ``path`` (none left queued): the caller stores them."""
+    with _lock:
+        group = _groups.pop(path, None)
+    return [] if group is None else group.runs
+
+
+def queued(path: str, run_id: str) -> bool:
+    """Whether ``run_id`` waits in ``path``'s group."""
+    with _lock:
+        group = _groups.get(path)
+        return group is not None and any(r.run_id == run_id for r in group.runs)
+
+
+def pending(path: str) -> bool:
+    """Whether any run waits in ``path``'s group."""
+    with _lock:
+        return path in _groups
+
+
+def failed(path: str, runs: Sequence[Deferred], exc: BaseException) -> None:
+    """Log that storing ``runs`` failed: their journals stay for the next open to ingest."""
+    logging.getLogger("fm_lab").warning(
+        "storing %d finished runs in %s failed (%s); their journals are kept and the next "
+        "open of the store ingests them", len(runs), path, str(exc).split("\n")[0])
+
+
+def _forget_after_fork() -> None:
+    """A forked child's groups are its parent's to store."""
+    global _lock
+    _lock = threading.Lock()
+    _groups.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def node_and_span_records(run: Deferred) -> tuple[list[Any], list[Any]]:
+    """The node records and span records of ``run``."""
+    nodes = [r for r in run.records if r["k"] == "node"]
+    spans = [r for r in run.records if r["k"] == "span"]
+    return nodes, spans

@@ -1,0 +1,192 @@
+"""Short runs that end while a DuckDB file store is held go into the file in groups
+(store/run_groups.py): stored as one by one, seen by every read in the process, never lost."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import fm_lab
+from fm_lab.store import Store, run_groups
+from fm_lab.store.audit import verify
+from fm_lab.store.ids import RunIdInUseError
+
+CHAIN = {"id": "grouped", "nodes": {
+    "a": {"type": "template", "config": {"template": "x{{ inputs.n }}"}},
+    "b": {"type": "template", "config": {"template": "{{ nodes.a.output }}y"}}},
+    "edges": ["a -> b"]}
+APPROVE = {"id": "asks", "nodes": {
+    "ok": {"type": "approval", "config": {"message": "go?", "label": "ok"}},
+    "done": {"type": "template", "config": {"template": "{{ nodes.ok.output.approved }}"}}},
+    "edges": ["ok -> done"]}
+
+
+@pytest.fixture
+def groups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each group stored (spied on)."""
+    sizes: list[int] = []
+    real = Store._store_group
+
+    def spy(self: Store, con: Any, runs: list[run_groups.Deferred]) -> None:
+        sizes.append(len(runs))
+        real(self, con, runs)
+
+    monkeypatch.setattr(Store, "_store_group", spy)
+    return sizes
+
+
+def _tables(store: Store) -> dict[str, pd.DataFrame]:
+    """What the runs left in the file, without ids and times (which differ run to run)."""
+    runs = store.sql("select status, inputs, outputs, state, error, journal_seq, "
+                     "workflow_version, started_by, policy, owner_pid, ended_at is not null "
+                     "as ended from runs order by inputs")
+    nodes = store.sql("select r.inputs, n.node_id, n.seq, n.node_type, n.status, n.attempts, "
+                      "n.input, n.output, n.leaf from node_executions n join runs r using "
+                      "(run_id) order by r.inputs, n.seq")
+    spans = store.sql("select r.inputs, s.kind, s.name, s.status, s.input, s.output, "
+                      "s.input_size, s.output_size, s.attributes, s.node_id, s.workflow_id, "
+                      "s.parent_span_id is null as root from spans s join runs r using "
+                      "(run_id) order by r.inputs, s.kind, s.name")
+    audit = store.sql("select action, after from audit_log order by seq")
+    return {"runs": runs, "nodes": nodes, "spans": spans, "audit": audit}
+
+
+def test_runs_ending_in_a_hold_are_stored_in_groups_as_one_by_one(
+        tmp_path: Path, groups: list[int]) -> None:
+    grouped, single = Store(tmp_path / "grouped.duckdb"), Store(tmp_path / "single.duckdb")
+    count = run_groups.GROUP_RUNS + 6
+    with grouped.hold():
+        for n in range(count):
+            fm_lab.run(CHAIN, {"n": f"{n:03d}"}, store=grouped)
+    for n in range(count):
+        fm_lab.run(CHAIN, {"n": f"{n:03d}"}, store=single)
+    assert groups == [run_groups.GROUP_RUNS, 6]  # full, then the rest at the hold's end
+    ours, theirs = _tables(grouped), _tables(single)
+    for name in ours:
+        pd.testing.assert_frame_equal(ours[name], theirs[name], obj=name)
+    assert len(ours["runs"]) == count and set(ours["runs"]["status"]) == {"succeeded"}
+    assert verify(grouped.audit_rows()) == []
+    assert not list(grouped.journal_dir.glob("*.journal"))  # stored: no journal left
+
+
+def test_every_read_in_the_process_sees_the_runs_finished_so_far(
+        tmp_path: Path, groups: list[int]) -> None:
+    path = tmp_path / "s.duckdb"
+    store = Store(path)
+    with store.hold():
+        first = fm_lab.run(CHAIN, {"n": 1}, store=store)
+        assert run_groups.pending(store.path)  # queued, its journal kept
+        assert (store.journal_dir / f"{first.run_id}.journal").exists()
+        assert store.load_run(first.run_id).nodes["b"]["output"] == "x1y"
+        assert groups == [1]
+        second = fm_lab.run(CHAIN, {"n": 2}, store=store)
+        other = Store(path)  # another store of the same file in this process
+        assert set(other.runs()["run_id"]) == {first.run_id, second.run_id}
+        assert groups == [1, 1]
+        assert first.nodes_df()["output"].tolist() == ['"x1"', '"x1y"']
+
+
+def test_a_new_run_id_checked_in_a_sweep_does_not_store_the_group(
+        tmp_path: Path, groups: list[int]) -> None:
+    """A caller-given run id is checked against the store: that read concerns no queued run,
+    so the group keeps growing (a sweep gives every run its id)."""
+    store = Store(tmp_path / "s.duckdb")
+    with store.hold():
+        for n in range(5):
+            fm_lab.run(CHAIN, {"n": n}, run_id=f"item-{n}", store=store)
+        assert groups == []
+        with pytest.raises(RunIdInUseError, match="item-3"):
+            fm_lab.run(CHAIN, {"n": 3}, run_id="item-3", store=store)
+        assert groups == [5]
+    assert sorted(store.runs()["run_id"]) == [f"item-{n}" for n in range(5)]
+
+
+def test_a_sweep_stores_its_runs_in_groups(tmp_path: Path, groups: list[int]) -> None:
+    import fm_lab.batch
+
+    store = Store(tmp_path / "s.duckdb")
+    frame = fm_lab.batch.map(CHAIN, [{"n": n} for n in range(30)], store=store,
+                             concurrency=4)
+    assert frame["status"].tolist() == ["succeeded"] * 30
+    assert frame["outputs"].map(lambda o: o["b"]).tolist() == [f"x{n}y" for n in range(30)]
+    assert sum(groups) == 30 and len(groups) < 30
+
+
+def test_runs_that_suspend_or_resume_are_stored_at_once(
+        tmp_path: Path, groups: list[int]) -> None:
+    store = Store(tmp_path / "s.duckdb")
+    with store.hold():
+        waiting = fm_lab.run(APPROVE, store=store)
+        assert waiting.status == "suspended" and groups == []
+        assert not run_groups.pending(store.path)
+        done = fm_lab.resume(waiting.run_id, {"approved": True}, label="ok", store=store)
+        assert done.status == "succeeded" and groups == []
+    assert store.runs().set_index("run_id").loc[waiting.run_id, "status"] == "succeeded"
+
+
+def test_a_group_that_cannot_be_stored_keeps_its_journals_for_the_next_open(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "s.duckdb"
+    store = Store(path)
+
+    def refuse(self: Store, con: Any, runs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched, caplog.at_level(logging.WARNING, "fm_lab"):
+        patched.setattr(Store, "_store_group", refuse)
+        with store.hold():
+            ids = [fm_lab.run(CHAIN, {"n": n}, store=store).run_id for n in range(3)]
+    assert "storing 3 finished runs" in caplog.text and "No space left" in caplog.text
+    assert {p.stem for p in store.journal_dir.glob("*.journal")} == set(ids)
+    store.close()
+    reopened = Store(path)  # a new open ingests the journals, as a dead process's
+    assert sorted(reopened.runs()["run_id"]) == sorted(ids)
+    assert not list(reopened.journal_dir.glob("*.journal"))
+
+
+KILLED_IN_A_HOLD = """
+import os, sys
+import fm_lab
+store = fm_lab.Store(sys.argv[1])
+with store.hold():
+    for n in range(7):
+        fm_lab.run({"id": "k", "nodes": {"a": {"type": "template",
+                    "config": {"template": "{{ inputs.n }}"}}}}, {"n": n}, store=store)
+    print("ran", flush=True)
+    os._exit(0)  # as a SIGKILL would: no hold exit, no atexit
+"""
+
+
+def test_a_process_that_dies_in_a_hold_loses_no_finished_run(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    done = subprocess.run([sys.executable, "-c", KILLED_IN_A_HOLD, str(path)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.stdout.strip() == "ran", done.stderr
+    assert len(list(Path(f"{path}.journal").glob("*.journal"))) == 7  # queued, not stored
+    store = Store(path)
+    runs = store.runs()
+    assert len(runs) == 7 and set(runs["status"]) == {"succeeded"}
+    assert sorted(runs["outputs"]) == sorted(f'{{"a":{n}}}' for n in range(7))
+
+
+def test_only_whole_short_runs_wait_in_a_group() -> None:
+    from fm_lab.store.columns import SMALL
+
+    start, end = {"k": "start", "seq": 1}, {"k": "run", "seq": 999}
+    nodes = [{"k": "node", "seq": s} for s in range(2, 5)]
+    assert run_groups.fits([start, *nodes, end])
+    assert not run_groups.fits([*nodes, end])  # a later segment: the start was ingested
+    assert not run_groups.fits([start, *nodes])  # not ended
+    assert not run_groups.fits([start, {"k": "suspend", "seq": 2}, end])
+    assert not run_groups.fits([start, end, {"k": "run", "seq": 1000}])
+    many = [{"k": "span", "seq": s} for s in range(2, SMALL + 3)]
+    assert not run_groups.fits([start, *many, end])  # a long run's spans: the bulk path
