@@ -527,18 +527,20 @@ class Store:
         """Ingest the runs queued for this file (by any store of it in this process) in one
         transaction, then remove their journals; if that fails, the journals stay for the
         next open (a warning says so)."""
-        runs = run_groups.take(self.path)
-        if not runs:
+        if not run_groups.pending(self.path):
             return
-        try:
-            with self.connection() as con:
-                self._store_group(con, runs)
-        except Exception as exc:
-            run_groups.failed(self.path, runs, exc)
-            self.recover_later()
-            return
-        for run in runs:
-            self.journal_path(run.run_id).unlink(missing_ok=True)
+        with self._lock, run_groups.storing(self.path) as runs:
+            if not runs:
+                return  # stored by another thread meanwhile: now in the file
+            try:
+                with self.connection(settle=False) as con:
+                    self._store_group(con, runs)
+            except Exception as exc:
+                run_groups.failed(self.path, runs, exc)
+                self.recover_later()
+                return
+            for run in runs:
+                self.journal_path(run.run_id).unlink(missing_ok=True)
 
     def _store_group(self, con: duckdb.DuckDBPyConnection,
                      runs: list[run_groups.Deferred]) -> None:

@@ -18,11 +18,12 @@ engine's own cost of the run; a group pays them once (``benchmarks/engine_overhe
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,10 +49,12 @@ class Deferred:
 class _Group:
     runs: list[Deferred] = field(default_factory=list)
     records: int = 0
+    storing: int = 0  # threads inside storing(): queued runs may be on their way in
+    lock: threading.RLock = field(default_factory=threading.RLock)  # one storer at a time
 
 
 _groups: dict[str, _Group] = {}  # by store path
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards _groups and the counts (never held while storing)
 
 
 def fits(records: Sequence[JournalRecord]) -> bool:
@@ -77,24 +80,39 @@ def add(path: str, run: Deferred) -> bool:
         return len(group.runs) >= GROUP_RUNS or group.records >= GROUP_RECORDS
 
 
-def take(path: str) -> list[Deferred]:
-    """The runs queued for ``path`` (none left queued): the caller stores them."""
+@contextlib.contextmanager
+def storing(path: str) -> Iterator[list[Deferred]]:
+    """The runs queued for ``path``, taken to be stored in the block. One thread at a time
+    (others wait here, so none reads the file while runs it should see are on their way
+    in); callers take their store's own lock first, then this one."""
     with _lock:
-        group = _groups.pop(path, None)
-    return [] if group is None else group.runs
+        group = _groups.setdefault(path, _Group())
+        group.storing += 1
+    try:
+        with group.lock:
+            with _lock:
+                runs, group.runs, group.records = group.runs, [], 0
+            yield runs
+    finally:
+        with _lock:
+            group.storing -= 1
+            if not group.runs and not group.storing and _groups.get(path) is group:
+                del _groups[path]
 
 
 def queued(path: str, run_id: str) -> bool:
-    """Whether ``run_id`` waits in ``path``'s group."""
+    """Whether ``run_id`` waits in ``path``'s group (or is being stored)."""
     with _lock:
         group = _groups.get(path)
-        return group is not None and any(r.run_id == run_id for r in group.runs)
+        return group is not None and (group.storing > 0
+                                      or any(r.run_id == run_id for r in group.runs))
 
 
 def pending(path: str) -> bool:
-    """Whether any run waits in ``path``'s group."""
+    """Whether runs wait in ``path``'s group or are being stored."""
     with _lock:
-        return path in _groups
+        group = _groups.get(path)
+        return group is not None and (bool(group.runs) or group.storing > 0)
 
 
 def failed(path: str, runs: Sequence[Deferred], exc: BaseException) -> None:

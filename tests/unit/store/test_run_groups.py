@@ -190,3 +190,37 @@ def test_only_whole_short_runs_wait_in_a_group() -> None:
     assert not run_groups.fits([start, end, {"k": "run", "seq": 1000}])
     many = [{"k": "span", "seq": s} for s in range(2, SMALL + 3)]
     assert not run_groups.fits([start, *many, end])  # a long run's spans: the bulk path
+
+
+def test_a_reader_waits_while_another_thread_stores_the_group(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs taken from the queue to be stored are not visible until they are in: another
+    thread reading the file meanwhile waits for them, never finds them missing."""
+    import threading
+
+    path = tmp_path / "s.duckdb"
+    held = Store(path)
+    entered, release = threading.Event(), threading.Event()
+    real = Store._store_group
+
+    def slow(self: Store, con: Any, runs: list[run_groups.Deferred]) -> None:
+        entered.set()
+        assert release.wait(60)
+        real(self, con, runs)
+
+    with held.hold():
+        run = fm_lab.run(CHAIN, {"n": 7}, store=held)
+        monkeypatch.setattr(Store, "_store_group", slow)
+        storer = threading.Thread(target=lambda: Store(path).runs())  # stores the group
+        storer.start()
+        assert entered.wait(60)
+        found: list[Any] = []
+        reader = threading.Thread(  # a third store of the file, while the group goes in
+            target=lambda: found.append(Store(path, read_only=True).load_run(run.run_id)))
+        reader.start()
+        reader.join(0.5)
+        assert reader.is_alive()  # waiting for the group, not answering without it
+        release.set()
+        storer.join(60)
+        reader.join(60)
+        assert found and found[0].nodes["b"]["output"] == "x7y"
