@@ -565,7 +565,7 @@ class Store:
                     values, entry = self._run_row(con, run.run_id, start, end)
                     rows.append(values)
                     audit += [entry] if entry is not None else []
-                    ran, traced = run_groups.node_and_span_records(run)
+                    ran, traced, _ = split_records(run.records)
                     run_ids += [run.run_id] * len(ran)
                     nodes += ran
                     for name, column in short_columns(run.run_id, start["workflow_id"], ran,

@@ -7,13 +7,13 @@ records: its start, nodes, spans, its end) is then not ingested at its end but q
 its journal kept on disk; the queue goes into the file in one transaction (one insert per
 table for every queued run) when it holds :data:`GROUP_RUNS` runs or :data:`GROUP_RECORDS`
 records, when the hold ends, when the store closes, and before anything in this process
-reads or writes the file through any store (:func:`take` in ``Store.connection``). Journals
+reads or writes the file through any store (:func:`storing`, from ``Store.connection``). Journals
 are removed once the group is stored; a process that dies first leaves them, and the next
 open ingests them as any dead process's journals.
 
 A short run's ingest costs about 8 DuckDB statements of 0.3-2 ms each, several times the
 engine's own cost of the run; a group pays them once (``benchmarks/engine_overhead.py``,
-``--section fixed``, ``held`` rows).
+``--section fixed``, the ``held`` row).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from fm_lab.store.records import JournalRecord
@@ -130,10 +130,3 @@ def _forget_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
-
-
-def node_and_span_records(run: Deferred) -> tuple[list[Any], list[Any]]:
-    """The node records and span records of ``run``."""
-    nodes = [r for r in run.records if r["k"] == "node"]
-    spans = [r for r in run.records if r["k"] == "span"]
-    return nodes, spans
