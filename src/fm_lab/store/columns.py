@@ -25,8 +25,12 @@ def arrow_table(cols: dict[str, list[Any]], types: dict[str, str]) -> Any:
     """An Arrow table of ``cols``, typed by their DuckDB ``types``."""
     import pyarrow as pa
 
-    return pa.table({name: pa.array(cols[name], getattr(pa, _ARROW[types[name]])())
-                     for name in types})
+    def arrow_type(kind: str) -> Any:
+        if kind == "TIMESTAMPTZ":  # timezone-aware datetimes (audit rows' acted_at)
+            return pa.timestamp("us", tz="UTC")
+        return getattr(pa, _ARROW[kind])()
+
+    return pa.table({name: pa.array(cols[name], arrow_type(types[name])) for name in types})
 
 
 @contextmanager

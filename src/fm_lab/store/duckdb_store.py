@@ -512,21 +512,25 @@ class Store:
 
     def defer(self, run_id: str, records: Sequence[JournalRecord],
               texts: Mapping[int, bytes] | None = None) -> bool:
-        """Inside :meth:`hold`, on this thread: queue a whole short run's records for one
-        ingest with others (:mod:`fm_lab.store.run_groups`); False (nothing queued) when
-        they must be ingested now. The run's journal must be kept until its group is
-        stored."""
+        """Inside :meth:`hold`, on this thread: queue a whole short run (its records' journal
+        ``texts`` included) for one ingest with others (:mod:`fm_lab.store.run_groups`);
+        False (nothing queued) when it must be ingested now. The run's journal must be kept
+        until its group is stored."""
         if self.memory or self.read_only or not self._holds or not self.held_here() \
                 or not run_groups.fits(records):
             return False
-        if run_groups.add(self.path, run_groups.Deferred(run_id, records, dict(texts or {}))):
+        run = run_groups.Deferred.of(run_id, records, texts or {})
+        if run is None:
+            return False
+        if run_groups.full(self.path):  # stored before this run joins (its journal is open)
             self.store_groups()
+        run_groups.add(self.path, run)
         return True
 
     def store_groups(self) -> None:
         """Ingest the runs queued for this file (by any store of it in this process) in one
-        transaction, then remove their journals; if that fails, the journals stay for the
-        next open (a warning says so)."""
+        transaction, then remove their journals. If that fails (or is interrupted) they are
+        queued again, each safe in its journal, and the error is raised."""
         if not run_groups.pending(self.path):
             return
         with self._lock, run_groups.storing(self.path) as runs:
@@ -535,12 +539,31 @@ class Store:
             try:
                 with self.connection(settle=False) as con:
                     self._store_group(con, runs)
-            except Exception as exc:
-                run_groups.failed(self.path, runs, exc)
-                self.recover_later()
-                return
+            except BaseException as exc:
+                run_groups.put_back(self.path, runs)
+                if isinstance(exc, StoreError) or not isinstance(exc, Exception):
+                    raise
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise StoreError(
+                    f"storing {len(runs)} finished runs in {self.path} failed "
+                    f"({type(exc).__name__}: {first}); they stay queued, each safe in its "
+                    "journal, and go in at the next use of the store or its next open"
+                ) from exc
             for run in runs:
-                self.journal_path(run.run_id).unlink(missing_ok=True)
+                self._drop_journal(run.run_id)
+
+    def _drop_journal(self, run_id: str) -> None:
+        """Remove a stored run's journal, unless a process (this one, resuming the run) holds
+        it: that holder ingests what it has (nothing new) and ends it."""
+        path = self.journal_path(run_id)
+        fd = try_lock(path)
+        if fd is None:
+            return
+        try:
+            if os.fstat(fd).st_ino == _inode_of(path):
+                path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
 
     def _store_group(self, con: duckdb.DuckDBPyConnection,
                      runs: list[run_groups.Deferred]) -> None:
@@ -560,12 +583,13 @@ class Store:
                 rows, audit, run_ids, nodes = [], [], [], []
                 spans: dict[str, list[Any]] = {}
                 for run in fresh:
-                    start = cast("StartRecord", run.records[0])
-                    end = cast("RunEndRecord", run.records[-1])
+                    records = run.records()
+                    start = cast("StartRecord", records[0])
+                    end = cast("RunEndRecord", records[-1])
                     values, entry = self._run_row(con, run.run_id, start, end)
                     rows.append(values)
                     audit += [entry] if entry is not None else []
-                    ran, traced, _ = split_records(run.records)
+                    ran, traced, _ = split_records(records)
                     run_ids += [run.run_id] * len(ran)
                     nodes += ran
                     for name, column in short_columns(run.run_id, start["workflow_id"], ran,
@@ -582,7 +606,7 @@ class Store:
             self._versions.update(self._new_versions)
         for run in runs:
             if run.run_id in stored:
-                self.ingest(run.run_id, run.records, texts=run.texts)
+                self.ingest(run.run_id, run.records(), texts=run.texts)
 
     @contextlib.contextmanager
     def _transaction(self, con: duckdb.DuckDBPyConnection, audited: bool) -> Iterator[None]:
@@ -703,6 +727,8 @@ class Store:
         """The run's journal (None for a memory store, which keeps nothing across processes)."""
         if self.memory:
             return None
+        if not new and run_groups.queued(self.path, run_id):
+            self.store_groups()  # a queued run resumed: its rows go in, its journal ends
         return Journal(self.journal_path(run_id), self.durability)
 
     def ingest(

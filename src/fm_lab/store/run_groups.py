@@ -7,9 +7,12 @@ records: its start, nodes, spans, its end) is then not ingested at its end but q
 its journal kept on disk; the queue goes into the file in one transaction (one insert per
 table for every queued run) when it holds :data:`GROUP_RUNS` runs or :data:`GROUP_RECORDS`
 records, when the hold ends, when the store closes, and before anything in this process
-reads or writes the file through any store (:func:`storing`, from ``Store.connection``). Journals
-are removed once the group is stored; a process that dies first leaves them, and the next
-open ingests them as any dead process's journals.
+reads or writes the file through any store (:func:`storing`, from ``Store.connection``). A
+queued run keeps its records' journal text, not the record objects (the caller may change
+its inputs and outputs once the run returned). Journals are removed once the group is stored,
+each only if nobody holds it (a resume of the run does); a process that dies first leaves
+them, and the next open ingests them as any dead process's journals. A group that cannot be
+stored, or whose storing is interrupted, is queued again and the error raised.
 
 A short run's ingest costs about 8 DuckDB statements of 0.3-2 ms each, several times the
 engine's own cost of the run; a group pays them once (``benchmarks/engine_overhead.py``,
@@ -19,11 +22,11 @@ engine's own cost of the run; a group pays them once (``benchmarks/engine_overhe
 from __future__ import annotations
 
 import contextlib
-import logging
+import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -37,12 +40,24 @@ _KINDS = frozenset({"start", "node", "span", "run"})
 
 @dataclass(frozen=True)
 class Deferred:
-    """A finished run waiting in a group: its records (start first, end last) and its span
-    records' journal text by ``seq``."""
+    """A finished run waiting in a group: its records' journal text by ``seq`` (start first,
+    end last). The text, not the record objects: those are the caller's outputs and inputs,
+    which it may change once the run has returned; the journal's text is what happened."""
 
     run_id: str
-    records: Sequence[JournalRecord]
-    texts: dict[int, bytes] = field(default_factory=dict)
+    texts: dict[int, bytes]
+
+    @classmethod
+    def of(cls, run_id: str, records: Sequence[JournalRecord],
+           texts: Mapping[int, bytes]) -> Deferred | None:
+        """The run to queue, or None when a record's journal text is not at hand."""
+        if any(r["seq"] not in texts for r in records):
+            return None
+        return cls(run_id, {r["seq"]: texts[r["seq"]] for r in records})
+
+    def records(self) -> list[JournalRecord]:
+        """The records, decoded from their journal text as a recovery would."""
+        return [json.loads(self.texts[seq]) for seq in sorted(self.texts)]
 
 
 @dataclass
@@ -71,13 +86,28 @@ def fits(records: Sequence[JournalRecord]) -> bool:
             and kinds["span"] <= SMALL)
 
 
-def add(path: str, run: Deferred) -> bool:
-    """Queue ``run`` for the store at ``path``; True when the group is full (to be stored)."""
+def add(path: str, run: Deferred) -> None:
+    """Queue ``run`` for the store at ``path``."""
     with _lock:
         group = _groups.setdefault(path, _Group())
         group.runs.append(run)
-        group.records += len(run.records)
-        return len(group.runs) >= GROUP_RUNS or group.records >= GROUP_RECORDS
+        group.records += len(run.texts)
+
+
+def full(path: str) -> bool:
+    """Whether ``path``'s group is to be stored before another run joins it."""
+    with _lock:
+        group = _groups.get(path)
+        return group is not None and (len(group.runs) >= GROUP_RUNS
+                                      or group.records >= GROUP_RECORDS)
+
+
+def put_back(path: str, runs: Sequence[Deferred]) -> None:
+    """Queue ``runs`` again, first (storing them failed or was interrupted)."""
+    with _lock:
+        group = _groups.setdefault(path, _Group())
+        group.runs[:0] = runs
+        group.records += sum(len(r.texts) for r in runs)
 
 
 @contextlib.contextmanager
@@ -113,13 +143,6 @@ def pending(path: str) -> bool:
     with _lock:
         group = _groups.get(path)
         return group is not None and (bool(group.runs) or group.storing > 0)
-
-
-def failed(path: str, runs: Sequence[Deferred], exc: BaseException) -> None:
-    """Log that storing ``runs`` failed: their journals stay for the next open to ingest."""
-    logging.getLogger("fm_lab").warning(
-        "storing %d finished runs in %s failed (%s); their journals are kept and the next "
-        "open of the store ingests them", len(runs), path, str(exc).split("\n")[0])
 
 
 def _forget_after_fork() -> None:

@@ -64,7 +64,7 @@ class Recorder:
         self.journal = journal
         self.seq = seq
         self.unflushed: list[JournalRecord] = []
-        self.unflushed_texts: dict[int, bytes] = {}  # span records' journal text, by seq
+        self.unflushed_texts: dict[int, bytes] = {}  # every record's journal text, by seq
         self.last_ingest = time.monotonic()
         self.ingested_once = ingested_once
         self._redact = redactor()
@@ -91,8 +91,8 @@ class Recorder:
                 # a span never fails its node for its payload: what JSON cannot hold is repr'd
                 self._mask(record, _jsonable)
                 text = self._encode(record)
-            if text is not None and record.get("k") == "span":
-                self.unflushed_texts[self.seq] = text
+            if text is not None:  # spans' text spares encoding them again; every record's
+                self.unflushed_texts[self.seq] = text  # lets a held store queue the run
             self.unflushed.append(cast("JournalRecord", record))
         if self.committer is not None:
             self.committer.soon()  # durable within one write and fsync, nobody has to ask

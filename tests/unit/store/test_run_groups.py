@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import pytest
 import fm_lab
 from fm_lab.store import Store, run_groups
 from fm_lab.store.audit import verify
+from fm_lab.store.errors import StoreError
 from fm_lab.store.ids import RunIdInUseError
 
 CHAIN = {"id": "grouped", "nodes": {
@@ -131,25 +131,102 @@ def test_runs_that_suspend_or_resume_are_stored_at_once(
     assert store.runs().set_index("run_id").loc[waiting.run_id, "status"] == "succeeded"
 
 
-def test_a_group_that_cannot_be_stored_keeps_its_journals_for_the_next_open(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
-    path = tmp_path / "s.duckdb"
-    store = Store(path)
+def test_a_group_that_cannot_be_stored_says_so_and_stays_queued(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Storing fails (a full disk): the hold's end raises one clear error, the runs stay
+    queued, each in its journal, and the next use of the store puts them in."""
+    store = Store(tmp_path / "s.duckdb")
 
     def refuse(self: Store, con: Any, runs: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    with monkeypatch.context() as patched, caplog.at_level(logging.WARNING, "fm_lab"):
+    with monkeypatch.context() as patched:
         patched.setattr(Store, "_store_group", refuse)
-        with store.hold():
+        with pytest.raises(StoreError, match=r"storing 3 finished runs .* No space left on "
+                           r"device\); they stay queued"), store.hold():
             ids = [fm_lab.run(CHAIN, {"n": n}, store=store).run_id for n in range(3)]
-    assert "storing 3 finished runs" in caplog.text and "No space left" in caplog.text
-    assert {p.stem for p in store.journal_dir.glob("*.journal")} == set(ids)
-    store.close()
-    reopened = Store(path)  # a new open ingests the journals, as a dead process's
-    assert sorted(reopened.runs()["run_id"]) == sorted(ids)
-    assert not list(reopened.journal_dir.glob("*.journal"))
+        assert run_groups.pending(store.path)
+        assert {p.stem for p in store.journal_dir.glob("*.journal")} == set(ids)
+    assert sorted(store.runs()["run_id"]) == sorted(ids)  # the next use stores them
+    assert not list(store.journal_dir.glob("*.journal"))
+
+
+def test_an_interrupted_group_store_loses_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while a group goes in: the interrupt goes through, the runs stay queued, and
+    any store of the file puts them in next."""
+    path = tmp_path / "s.duckdb"
+    store = Store(path)
+    real = Store._store_group
+    interrupted: list[bool] = []
+
+    def interrupt(self: Store, con: Any, runs: Any) -> None:
+        if not interrupted:
+            interrupted.append(True)
+            raise KeyboardInterrupt
+        real(self, con, runs)
+
+    monkeypatch.setattr(Store, "_store_group", interrupt)
+    with pytest.raises(KeyboardInterrupt), store.hold():
+        ids = [fm_lab.run(CHAIN, {"n": n}, store=store).run_id for n in range(5)]
+    assert sorted(store.runs()["run_id"]) == sorted(ids)  # queued again, not lost
+
+
+def test_a_queued_run_stores_what_its_journal_says_whatever_the_caller_changes_after(
+        tmp_path: Path) -> None:
+    """A queued run is stored from its journal's text: a parameters dict the caller reuses,
+    or outputs it edits once the run has returned, do not leak in."""
+    store = Store(tmp_path / "s.duckdb")
+    echo = {"id": "echo", "nodes": {"a": {"type": "template",
+                                          "config": {"template": "{{ inputs.cfg }}"}}}}
+    params: dict[str, Any] = {"cfg": {"v": 0}}
+    with store.hold():
+        runs = []
+        for v in range(3):
+            params["cfg"]["v"] = v  # one dict, changed between runs
+            runs.append(fm_lab.run(echo, params, store=store))
+        runs[0].outputs["a"]["v"] = "edited"
+        runs[0]._nodes["a"]["status"] = "edited"
+    stored = store.runs().set_index("run_id")
+    assert [stored.loc[r.run_id, "inputs"] for r in runs] == [
+        f'{{"cfg":{{"v":{v}}}}}' for v in range(3)]
+    assert stored.loc[runs[0].run_id, "outputs"] == '{"a":{"v":0}}'
+    assert store.node_executions(runs[0].run_id)["status"].tolist() == ["succeeded"]
+
+
+def test_a_queued_runs_journal_held_by_another_is_left_to_it(tmp_path: Path) -> None:
+    """Storing a group removes a run's journal only when nobody holds it: resuming a queued
+    run stores the group first, and a journal locked meanwhile is left to its holder."""
+    from fm_lab.store.journal import Journal
+
+    path = tmp_path / "s.duckdb"
+    store, other = Store(path), Store(path)
+    with store.hold():
+        first = fm_lab.run(CHAIN, {"n": 1}, store=store)
+        second = fm_lab.run(CHAIN, {"n": 2}, store=store)
+        resumer = other.open_journal(first.run_id)  # as fm_lab.resume does
+        assert resumer is not None and not run_groups.queued(store.path, first.run_id)
+        assert other.run_status(first.run_id) == "succeeded"  # stored before the journal
+        assert other.run_is_live(first.run_id)  # and the journal is the resumer's
+        resumer.close()
+        third = fm_lab.run(CHAIN, {"n": 3}, store=store)
+        held = Journal(store.journal_path(third.run_id))  # somebody locks it meanwhile
+        store.store_groups()
+        assert store.run_status(third.run_id) == "succeeded"
+        assert store.journal_path(third.run_id).exists()  # left to its holder
+        held.close()
+    assert second.run_id in set(store.runs()["run_id"])
+
+
+def test_many_audit_entries_go_in_at_once(tmp_path: Path) -> None:
+    """More entries than fit list parameters go through Arrow, times included."""
+    from fm_lab.store.audit import entry
+
+    store = Store(tmp_path / "s.duckdb")
+    store.append_audit([entry("store.setting", "ann", path=f"k{i}", after=i)
+                        for i in range(300)])
+    rows = store.audit_rows()
+    assert len(rows) == 300 and verify(rows) == []
 
 
 KILLED_IN_A_HOLD = """
