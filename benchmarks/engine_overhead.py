@@ -670,9 +670,10 @@ def run_fixed(runs: int, log: Callable[[str], None]) -> dict[str, Any]:
             stored_s = 0.0  # 'held': the hold's end, which stores the last group of runs
             try:
                 held.__enter__()
-                # the first three runs warm both up; held, a whole group (its first store
-                # imports pyarrow, as the first ingest of a long run would)
-                warm = run_groups.GROUP_RUNS if fm_mode == "held" else 3
+                # the first three runs warm both up; held, a whole group and the run that
+                # stores it as it joins (the first store imports pyarrow, as the first
+                # ingest of a long run would)
+                warm = run_groups.GROUP_RUNS + 1 if fm_mode == "held" else 3
                 try:
                     for i in range(runs + warm):
                         gc.collect()
