@@ -116,9 +116,10 @@ class RunStore(Protocol):
         ...
 
     def defer(self, run_id: str, records: Sequence[JournalRecord],
-              texts: Mapping[int, bytes] | None = None) -> bool:
-        """Queue a finished run's records to be stored with others' (True: keep its journal
-        until then), or refuse (False: ingest them now)."""
+              texts: Mapping[int, bytes] | None = None,
+              journal: RunJournal | None = None) -> bool:
+        """Queue a finished run's records to be stored with others' (True: keep its
+        ``journal`` until then), or refuse (False: ingest them now)."""
         ...
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -300,13 +301,16 @@ class Store:
             with self._lock:
                 self._holds += 1
             try:
-                yield self
-            finally:
                 try:
-                    self.store_groups()
-                finally:
-                    with self._lock:
-                        self._holds -= 1
+                    yield self
+                except BaseException:
+                    with contextlib.suppress(StoreError):  # the block's error is the one
+                        self.store_groups()  # to see; what cannot go in stays queued
+                    raise
+                self.store_groups()
+            finally:
+                with self._lock:
+                    self._holds -= 1
 
     def close(self) -> None:
         """Close the DuckDB connection (a memory store loses its data), after storing the
@@ -511,26 +515,38 @@ class Store:
         return values, start_entry(run_id, record, version)
 
     def defer(self, run_id: str, records: Sequence[JournalRecord],
-              texts: Mapping[int, bytes] | None = None) -> bool:
+              texts: Mapping[int, bytes] | None = None,
+              journal: RunJournal | None = None) -> bool:
         """Inside :meth:`hold`, on this thread: queue a whole short run (its records' journal
         ``texts`` included) for one ingest with others (:mod:`fm_lab.store.run_groups`);
-        False (nothing queued) when it must be ingested now. The run's journal must be kept
-        until its group is stored."""
+        False (nothing queued) when it must be ingested now. Its ``journal`` stays on disk,
+        locked (the run looks live to other processes, which leave it alone), until its
+        group is stored."""
         if self.memory or self.read_only or not self._holds or not self.held_here() \
-                or not run_groups.fits(records):
+                or not isinstance(journal, Journal) or not run_groups.fits(records):
             return False
         run = run_groups.Deferred.of(run_id, records, texts or {})
         if run is None:
             return False
         if run_groups.full(self.path):  # stored before this run joins (its journal is open)
-            self.store_groups()
-        run_groups.add(self.path, run)
+            try:
+                self.store_groups()
+            except StoreError as exc:  # queued again: the hold's end or the next read says it
+                import logging
+
+                logging.getLogger("fm_lab").warning("%s", exc)
+        run_groups.add(self.path, dataclasses.replace(run, lock=journal.keep_lock()))
         return True
 
     def store_groups(self) -> None:
         """Ingest the runs queued for this file (by any store of it in this process) in one
         transaction, then remove their journals. If that fails (or is interrupted) they are
-        queued again, each safe in its journal, and the error is raised."""
+        queued again, each safe in its journal, and the error is raised. A read-only store
+        leaves them to the writable one that queued them (it waits for a group on its way
+        in, and reads the file without those still queued)."""
+        if self.read_only:
+            run_groups.wait_stored(self.path)
+            return
         if not run_groups.pending(self.path):
             return
         with self._lock, run_groups.storing(self.path) as runs:
@@ -550,20 +566,17 @@ class Store:
                     "journal, and go in at the next use of the store or its next open"
                 ) from exc
             for run in runs:
-                self._drop_journal(run.run_id)
+                self._drop_journal(run)
 
-    def _drop_journal(self, run_id: str) -> None:
-        """Remove a stored run's journal, unless a process (this one, resuming the run) holds
-        it: that holder ingests what it has (nothing new) and ends it."""
-        path = self.journal_path(run_id)
-        fd = try_lock(path)
-        if fd is None:
-            return
+    def _drop_journal(self, run: run_groups.Deferred) -> None:
+        """Remove a stored run's journal (the lock its group kept, if it is this file's) and
+        let go of its lock."""
+        path = self.journal_path(run.run_id)
         try:
-            if os.fstat(fd).st_ino == _inode_of(path):
+            if run.lock is not None and os.fstat(run.lock).st_ino == _inode_of(path):
                 path.unlink(missing_ok=True)
         finally:
-            os.close(fd)
+            run.release()
 
     def _store_group(self, con: duckdb.DuckDBPyConnection,
                      runs: list[run_groups.Deferred]) -> None:
@@ -885,8 +898,8 @@ class Store:
 
     def run_is_live(self, run_id: str) -> bool:
         """True while a process runs ``run_id`` (it holds the run's journal lock)."""
-        if self.memory:
-            return False
+        if self.memory or run_groups.queued(self.path, run_id):
+            return False  # a queued run has ended; only its journal is held, until stored
         path = self.journal_path(run_id)
         if not path.exists():
             return False

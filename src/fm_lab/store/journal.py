@@ -160,6 +160,11 @@ class Journal:
             if self.durability == "fsync":
                 os.fsync(self._fd)
 
+    def keep_lock(self) -> int:
+        """A duplicate of the journal's descriptor, sharing its lock: the run stays locked
+        (live, to other processes) until this is closed too, after the journal is."""
+        return os.dup(self._fd)
+
     def close(self, remove: bool = False) -> None:
         """Release the lock (after a commit under way on another thread); ``remove`` deletes
         the file (its records are ingested)."""

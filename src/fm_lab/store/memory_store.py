@@ -105,7 +105,8 @@ class MemoryStore:
         return False
 
     def defer(self, run_id: str, records: Sequence[JournalRecord],
-              texts: Mapping[int, bytes] | None = None) -> bool:
+              texts: Mapping[int, bytes] | None = None,
+              journal: RunJournal | None = None) -> bool:
         """Never: an ingest here is a few dict updates."""
         return False
 

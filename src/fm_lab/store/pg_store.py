@@ -253,7 +253,8 @@ class PostgresStore:
         return False
 
     def defer(self, run_id: str, records: Sequence[JournalRecord],
-              texts: Mapping[int, bytes] | None = None) -> bool:
+              texts: Mapping[int, bytes] | None = None,
+              journal: RunJournal | None = None) -> bool:
         """Never: a run's commits stored its records as they came."""
         return False
 

@@ -9,9 +9,9 @@ table for every queued run) when it holds :data:`GROUP_RUNS` runs or :data:`GROU
 records, when the hold ends, when the store closes, and before anything in this process
 reads or writes the file through any store (:func:`storing`, from ``Store.connection``). A
 queued run keeps its records' journal text, not the record objects (the caller may change
-its inputs and outputs once the run returned). Journals are removed once the group is stored,
-each only if nobody holds it (a resume of the run does); a process that dies first leaves
-them, and the next open ingests them as any dead process's journals. A group that cannot be
+its inputs and outputs once the run returned), and its journal locked (other processes leave
+it alone). Journals are removed once the group is stored; a process that dies first leaves
+them, unlocked, and the next open ingests them as any dead process's journals. A group that cannot be
 stored, or whose storing is interrupted, is queued again and the error raised.
 
 A short run's ingest costs about 8 DuckDB statements of 0.3-2 ms each, several times the
@@ -46,6 +46,7 @@ class Deferred:
 
     run_id: str
     texts: dict[int, bytes]
+    lock: int | None = None  # a descriptor holding the journal's lock until it is stored
 
     @classmethod
     def of(cls, run_id: str, records: Sequence[JournalRecord],
@@ -54,6 +55,12 @@ class Deferred:
         if any(r["seq"] not in texts for r in records):
             return None
         return cls(run_id, {r["seq"]: texts[r["seq"]] for r in records})
+
+    def release(self) -> None:
+        """Let go of the journal's lock (the run is stored, or this process forgets it)."""
+        if self.lock is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.lock)
 
     def records(self) -> list[JournalRecord]:
         """The records, decoded from their journal text as a recovery would."""
@@ -130,6 +137,17 @@ def storing(path: str) -> Iterator[list[Deferred]]:
                 del _groups[path]
 
 
+def wait_stored(path: str) -> None:
+    """Wait while another thread stores ``path``'s group (for a reader that cannot store
+    it: a read-only store)."""
+    with _lock:
+        group = _groups.get(path)
+        if group is None or not group.storing:
+            return
+    with group.lock:
+        pass
+
+
 def queued(path: str, run_id: str) -> bool:
     """Whether ``run_id`` waits in ``path``'s group (or is being stored)."""
     with _lock:
@@ -146,9 +164,12 @@ def pending(path: str) -> bool:
 
 
 def _forget_after_fork() -> None:
-    """A forked child's groups are its parent's to store."""
+    """A forked child's groups are its parent's to store (and their journals' locks)."""
     global _lock
     _lock = threading.Lock()
+    for group in _groups.values():
+        for run in group.runs:
+            run.release()  # this copy of the descriptor only: the parent's keeps the lock
     _groups.clear()
 
 

@@ -159,7 +159,8 @@ class Recorder:
             self.commit()
             self.ingested_once = True
             return True
-        if final and self.journal is not None and self.store.defer(self.run_id, batch, texts):
+        if final and self.journal is not None and self.store.defer(self.run_id, batch, texts,
+                                                                   self.journal):
             self.ingested_once = True
             return False
         try:

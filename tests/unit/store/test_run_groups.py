@@ -194,28 +194,98 @@ def test_a_queued_run_stores_what_its_journal_says_whatever_the_caller_changes_a
     assert store.node_executions(runs[0].run_id)["status"].tolist() == ["succeeded"]
 
 
-def test_a_queued_runs_journal_held_by_another_is_left_to_it(tmp_path: Path) -> None:
-    """Storing a group removes a run's journal only when nobody holds it: resuming a queued
-    run stores the group first, and a journal locked meanwhile is left to its holder."""
-    from fm_lab.store.journal import Journal
+def test_a_queued_run_stays_locked_and_a_resume_stores_it_first(tmp_path: Path) -> None:
+    """A queued run's journal stays locked until its group is stored, so no other process
+    takes it for a dead one's; resuming it here stores the group first."""
+    from fm_lab.store.journal import RunLockedError, try_lock
 
     path = tmp_path / "s.duckdb"
     store, other = Store(path), Store(path)
     with store.hold():
         first = fm_lab.run(CHAIN, {"n": 1}, store=store)
-        second = fm_lab.run(CHAIN, {"n": 2}, store=store)
+        assert try_lock(store.journal_path(first.run_id)) is None  # held, though it ended
+        assert not store.run_is_live(first.run_id)  # this process knows it has ended
         resumer = other.open_journal(first.run_id)  # as fm_lab.resume does
         assert resumer is not None and not run_groups.queued(store.path, first.run_id)
         assert other.run_status(first.run_id) == "succeeded"  # stored before the journal
-        assert other.run_is_live(first.run_id)  # and the journal is the resumer's
-        resumer.close()
-        third = fm_lab.run(CHAIN, {"n": 3}, store=store)
-        held = Journal(store.journal_path(third.run_id))  # somebody locks it meanwhile
-        store.store_groups()
-        assert store.run_status(third.run_id) == "succeeded"
-        assert store.journal_path(third.run_id).exists()  # left to its holder
-        held.close()
-    assert second.run_id in set(store.runs()["run_id"])
+        with pytest.raises(RunLockedError):
+            other.open_journal(first.run_id)  # the resumer's now
+        resumer.close(remove=True)
+    assert not list(store.journal_dir.glob("*.journal"))
+
+
+OTHER_PROCESS = """
+import sys, fm_lab
+run = fm_lab.run({"id": "other", "nodes": {"a": {"type": "template",
+                  "config": {"template": "o"}}}}, store=fm_lab.Store(sys.argv[1]))
+print(run.status)
+"""
+
+
+def test_another_process_works_beside_a_hold_with_queued_runs(tmp_path: Path) -> None:
+    """Another process opening the store while runs are queued does not take their journals
+    for a dead process's (it would wait for the held file, then fail to open): it runs, its
+    records wait in its journal, and the next open stores them."""
+    path = tmp_path / "s.duckdb"
+    store = Store(path)
+    with store.hold():
+        fm_lab.run(CHAIN, {"n": 1}, store=store)
+        done = subprocess.run(
+            [sys.executable, "-c", OTHER_PROCESS, str(path)], capture_output=True, text=True,
+            timeout=120, env={**os.environ, "FM_LAB_LOCK_TIMEOUT_S": "0.2",
+                              "PYTHONPATH": os.pathsep.join(sys.path)})
+        assert done.stdout.strip() == "succeeded", done.stderr
+    assert set(Store(path).runs()["workflow_id"]) == {"grouped", "other"}
+
+
+def test_a_run_joining_a_group_that_cannot_be_stored_is_not_failed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The group before it could not go in: the run that would join it still succeeds and is
+    queued; the hold's end raises, and the next use stores them all."""
+    import logging
+
+    monkeypatch.setattr(run_groups, "GROUP_RUNS", 2)
+    store = Store(tmp_path / "s.duckdb")
+
+    def refuse(self: Store, con: Any, runs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched, caplog.at_level(logging.WARNING, "fm_lab"):
+        patched.setattr(Store, "_store_group", refuse)
+        with pytest.raises(StoreError, match="storing 3 finished runs"), store.hold():
+            runs = [fm_lab.run(CHAIN, {"n": n}, store=store) for n in range(3)]
+            assert [r.status for r in runs] == ["succeeded"] * 3
+    assert "storing 2 finished runs" in caplog.text
+    assert len(store.runs()) == 3
+
+
+def test_a_read_only_store_leaves_the_queue_to_the_writer(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    store = Store(path)
+    fm_lab.run(CHAIN, {"n": 0}, store=store)
+    with store.hold():
+        fm_lab.run(CHAIN, {"n": 1}, store=store)
+        reader = Store(path, read_only=True)
+        reader.store_groups()  # nothing: a read-only store writes nothing
+        assert run_groups.pending(store.path)
+    assert len(Store(path, read_only=True).runs()) == 2
+
+
+def test_an_error_in_the_hold_is_the_one_raised(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path / "s.duckdb")
+
+    def refuse(self: Store, con: Any, runs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Store, "_store_group", refuse)
+    with pytest.raises(ValueError, match="the block's own"), store.hold():
+        fm_lab.run(CHAIN, {"n": 1}, store=store)
+        raise ValueError("the block's own")
+    assert run_groups.pending(store.path)  # still queued, safe in its journal
+    monkeypatch.undo()
+    assert len(store.runs()) == 1
 
 
 def test_many_audit_entries_go_in_at_once(tmp_path: Path) -> None:
