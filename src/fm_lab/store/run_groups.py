@@ -11,8 +11,8 @@ reads or writes the file through any store (:func:`storing`, from ``Store.connec
 queued run keeps its records' journal text, not the record objects (the caller may change
 its inputs and outputs once the run returned), and its journal locked (other processes leave
 it alone). Journals are removed once the group is stored; a process that dies first leaves
-them, unlocked, and the next open ingests them as any dead process's journals. A group that cannot be
-stored, or whose storing is interrupted, is queued again and the error raised.
+them, unlocked, and the next open ingests them as any dead process's journals. A group that
+cannot be stored, or whose storing is interrupted, is queued again and the error raised.
 
 A short run's ingest costs about 8 DuckDB statements of 0.3-2 ms each, several times the
 engine's own cost of the run; a group pays them once (``benchmarks/engine_overhead.py``,
