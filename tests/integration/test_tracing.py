@@ -4,6 +4,7 @@ the files, usage and cost roll-ups, plots and the ``fm-lab traces``/``usage`` co
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -24,6 +25,7 @@ import pytest
 
 import fm_lab
 from fm_lab.cli import main as cli_main
+from fm_lab.store import run_groups
 from fm_lab.tracing import pricing, redact, span
 from fm_lab.tracing.redact import Redactor
 
@@ -462,8 +464,11 @@ def _flaky_with_secret(token: str, attempts: list) -> str:
     return "ok"
 
 
+@pytest.mark.parametrize("held", [False, True], ids=["one_by_one", "held_group"])
 def test_secrets_are_masked_everywhere_they_could_be_stored(
-        store_path, register, monkeypatch, tmp_path):
+        held, store_path, register, monkeypatch, tmp_path):
+    """Also inside store.hold(), where a short run is stored later from its journal's text
+    (store/run_groups.py)."""
     monkeypatch.setenv("MY_SERVICE_API_KEY", ENV_SECRET)
     monkeypatch.setattr(redact, "_REDACTOR", Redactor())  # fresh: reads the environment now
     marked = fm_lab.secret(MARKED)
@@ -484,7 +489,9 @@ def test_secrets_are_masked_everywhere_they_could_be_stored(
     call >> snoop
     retry >> snoop
     store = fm_lab.Store(store_path)
-    run = fm_lab.run(b.build(), {"token": OPENAI_KEY, "cookie": COOKIE}, store=store)
+    with store.hold() if held else contextlib.nullcontext():
+        run = fm_lab.run(b.build(), {"token": OPENAI_KEY, "cookie": COOKIE}, store=store)
+        assert run_groups.pending(store.path) == held  # queued: stored from the journal text
     assert run.status == "succeeded", run.error
     assert run.node("retry").attempts == 2
 

@@ -30,6 +30,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from fm_lab.store.columns import SMALL
+
 if TYPE_CHECKING:
     from fm_lab.store.records import JournalRecord
 
@@ -83,8 +85,6 @@ def fits(records: Sequence[JournalRecord]) -> bool:
     """True for a whole short run: its start, nodes and spans (up to
     :data:`~fm_lab.store.columns.SMALL` of each, as a short run's ingest takes them), its
     end last, nothing else (suspensions, answers and steps take the store's own ingest)."""
-    from fm_lab.store.columns import SMALL
-
     if not records or records[0]["k"] != "start" or records[-1]["k"] != "run" \
             or len(records) > 2 * SMALL + 2:
         return False
