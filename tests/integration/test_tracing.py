@@ -464,11 +464,11 @@ def _flaky_with_secret(token: str, attempts: list) -> str:
     return "ok"
 
 
-@pytest.mark.parametrize("held", [False, True], ids=["one_by_one", "held_group"])
+@pytest.mark.parametrize("stored", ["one_by_one", "later", "held_group"])
 def test_secrets_are_masked_everywhere_they_could_be_stored(
-        held, store_path, register, monkeypatch, tmp_path):
-    """Also inside store.hold(), where a short run is stored later from its journal's text
-    (store/run_groups.py)."""
+        stored, store_path, register, monkeypatch, tmp_path):
+    """Also where a short run is stored later, with others, from its journal's text
+    (store/run_groups.py): outside a hold, or inside one."""
     monkeypatch.setenv("MY_SERVICE_API_KEY", ENV_SECRET)
     monkeypatch.setattr(redact, "_REDACTOR", Redactor())  # fresh: reads the environment now
     marked = fm_lab.secret(MARKED)
@@ -488,10 +488,11 @@ def test_secrets_are_masked_everywhere_they_could_be_stored(
         "journal_dir": f"{store_path}.journal", "copy_to": str(copy)})
     call >> snoop
     retry >> snoop
-    store = fm_lab.Store(store_path)
-    with store.hold() if held else contextlib.nullcontext():
+    store = fm_lab.Store(store_path, group_delay_s=0 if stored == "one_by_one" else 60)
+    with store.hold() if stored == "held_group" else contextlib.nullcontext():
         run = fm_lab.run(b.build(), {"token": OPENAI_KEY, "cookie": COOKIE}, store=store)
-        assert run_groups.pending(store.path) == held  # queued: stored from the journal text
+        # queued: stored from the journal text
+        assert run_groups.pending(store.path) == (stored != "one_by_one")
     assert run.status == "succeeded", run.error
     assert run.node("retry").attempts == 2
 

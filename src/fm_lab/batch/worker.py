@@ -154,10 +154,13 @@ def run_notebook_item(source: str, output: str, parameters: dict[str, Any], trac
     folder = Path(batch_dir)
     scratch = id_path(folder / "tmp", name, f"-{uuid.uuid4().hex[:8]}.duckdb")
     scratch.parent.mkdir(parents=True, exist_ok=True)
+    journals = Path(str(scratch) + ".journal")
     env = {"FM_LAB_TRACEPARENT": traceparent, "FM_LAB_STORE": str(scratch)}
     try:
         result = execute_notebook(source, output, parameters, env=env, **options)
-        if scratch.exists():
+        # the kernel's last runs may be in their journals only (stored a moment after they
+        # ended): opening the store takes them in, as any ended process's journals
+        if scratch.exists() or any(journals.glob("*.journal")):
             store = Store(scratch)
             try:
                 export_rows(store, name, folder)
@@ -165,5 +168,5 @@ def run_notebook_item(source: str, output: str, parameters: dict[str, Any], trac
                 store.close()
     finally:
         scratch.unlink(missing_ok=True)
-        shutil.rmtree(Path(str(scratch) + ".journal"), ignore_errors=True)
+        shutil.rmtree(journals, ignore_errors=True)
     return result

@@ -113,6 +113,12 @@ def lease(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
         return con
 
 
+def attached(path: str) -> bool:
+    """Whether a store in this process has the file at ``path`` open now."""
+    with _lock:
+        return path in _attached
+
+
 def _attach(instance: duckdb.DuckDBPyConnection, path: str, alias: str,
             read_only: bool) -> None:
     # TYPE DUCKDB: a foreign file (SQLite, ...) is refused, never auto-detected (which would

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from fm_lab.store import attachments, codec, migrations, run_groups
+from fm_lab.store import attachments, codec, env, group_timer, group_wait, migrations, run_groups
 from fm_lab.store.audit import AUDIT_COLUMNS, AuditEntry, AuditRow, chain, entry, start_entry
 from fm_lab.store.base import (
     JOURNAL,
@@ -43,6 +43,7 @@ from fm_lab.store.journal import (
     RunJournal,
     scan_journal,
     split_records,
+    taken_if_dead,
     try_lock,
 )
 from fm_lab.store.provenance import missing_run, note_created
@@ -171,16 +172,7 @@ LOCK_TIMEOUT_ENV = "FM_LAB_LOCK_TIMEOUT_S"
 def lock_timeout() -> float:
     """How long a store waits for a file another process holds: ``$FM_LAB_LOCK_TIMEOUT_S``
     (seconds), else 10."""
-    text = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
-    if not text:
-        return 10.0
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not seconds >= 0:
-        raise StoreError(f"{LOCK_TIMEOUT_ENV}={text!r} is not a number of seconds")
-    return seconds
+    return env.seconds(LOCK_TIMEOUT_ENV, 10.0)
 
 
 class Store:
@@ -204,6 +196,7 @@ class Store:
         read_only: bool = False,
         durability: Durability = "fsync",
         lock_timeout_s: float | None = None,
+        group_delay_s: float | None = None,
     ) -> None:
         self.memory = str(path) == ":memory:"
         if self.memory:  # nothing another process can see or shard into
@@ -212,6 +205,9 @@ class Store:
         self.read_only = read_only
         self.durability: Durability = "none" if self.memory else durability
         self.lock_timeout_s = lock_timeout() if lock_timeout_s is None else lock_timeout_s
+        # outside a hold, how long a finished short run may wait to be stored with others
+        self.group_delay_s = (run_groups.group_delay() if group_delay_s is None
+                              else group_delay_s)
         self._lock = threading.RLock()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._leases = 0
@@ -269,6 +265,10 @@ class Store:
             self.store_groups()
         with self._lock:
             if self._con is None:
+                if settle and not self.memory and not attachments.attached(self.path):
+                    group_wait.wait_for_others(
+                        self.journal_dir, self._queued_here,
+                        self.lock_timeout_s if timeout_s is None else timeout_s)
                 self._con = self._open(self.lock_timeout_s if timeout_s is None else timeout_s)
             self._leases += 1
             owner, self._owner = self._owner, threading.get_ident()
@@ -517,13 +517,16 @@ class Store:
     def defer(self, run_id: str, records: Sequence[JournalRecord],
               texts: Mapping[int, bytes] | None = None,
               journal: RunJournal | None = None) -> bool:
-        """Inside :meth:`hold`, on this thread: queue a whole short run (its records' journal
-        ``texts`` included) for one ingest with others (:mod:`fm_lab.store.run_groups`);
-        False (nothing queued) when it must be ingested now. Its ``journal`` stays on disk,
-        locked (the run looks live to other processes, which leave it alone), until its
-        group is stored."""
-        if self.memory or self.read_only or not self._holds or not self.held_here() \
-                or not isinstance(journal, Journal) or not run_groups.fits(records):
+        """Queue a whole short run (its records' journal ``texts`` included) for one ingest
+        with others (:mod:`fm_lab.store.run_groups`): inside :meth:`hold`, on the holding
+        thread, until the hold ends; outside one, for :attr:`group_delay_s` at most. False
+        (nothing queued) when it must be ingested now. Its ``journal`` stays on disk, locked
+        (the run looks live to other processes, which wait for it before they open the
+        file), until its group is stored."""
+        held = self._holds > 0
+        if self.memory or self.read_only or not isinstance(journal, Journal) \
+                or (not self.held_here() if held else self.group_delay_s <= 0) \
+                or not run_groups.fits(records):
             return False
         run = run_groups.Deferred.of(run_id, records, texts or {})
         if run is None:
@@ -536,20 +539,34 @@ class Store:
 
                 logging.getLogger("fm_lab").warning("%s", exc)
         run_groups.add(self.path, dataclasses.replace(run, lock=journal.keep_lock()))
+        if not held:
+            group_timer.schedule(self.path, self.store_groups, self.group_delay_s)
         return True
 
-    def store_groups(self) -> None:
+    def store_groups(self, wait: bool = True) -> bool:
         """Ingest the runs queued for this file (by any store of it in this process) in one
         transaction, then remove their journals. If that fails (or is interrupted) they are
         queued again, each safe in its journal, and the error is raised. A read-only store
         leaves them to the writable one that queued them (it waits for a group on its way
-        in, and reads the file without those still queued)."""
-        if self.read_only:
+        in, and reads the file without those still queued). ``wait=False``: return False at
+        once, storing nothing, while another thread uses this store."""
+        if self.read_only:  # the writable store that queued them stores them now, unless
+            if not attachments.attached(self.path):  # this process has the file read-only
+                group_timer.store_now(self.path)
             run_groups.wait_stored(self.path)
-            return
+            return True
         if not run_groups.pending(self.path):
-            return
-        with self._lock, run_groups.storing(self.path) as runs:
+            return True
+        if not self._lock.acquire(blocking=wait):
+            return False
+        try:
+            self._store_queued()
+        finally:
+            self._lock.release()
+        return True
+
+    def _store_queued(self) -> None:
+        with run_groups.storing(self.path) as runs:
             if not runs:
                 return  # stored by another thread meanwhile: now in the file
             try:
@@ -656,8 +673,19 @@ class Store:
     @property
     def file_missing(self) -> bool:
         """True for a file store whose file is not there (yet, or any more): readers answer
-        empty rather than create it."""
-        return not self.memory and not Path(self.path).exists()
+        empty rather than create it. Finished runs on their way in (queued here, or by
+        another process) are waited for first: the first runs make the file."""
+        if self.memory or Path(self.path).exists():
+            return False
+        if run_groups.pending(self.path):
+            self.store_groups()
+        if self.journal_dir.is_dir():
+            group_wait.wait_for_others(self.journal_dir, self._queued_here,
+                                       self.lock_timeout_s)
+        return not Path(self.path).exists()
+
+    def _queued_here(self, run_id: str) -> bool:
+        return run_groups.queued(self.path, run_id)
 
     # ---- settings ------------------------------------------------------------------------
     def settings(self, fresh: bool = False) -> dict[str, Any]:
@@ -928,10 +956,9 @@ class Store:
         )
         recovered = []
         for path in paths:
-            fd = try_lock(path)
-            if fd is None:
-                continue
-            try:
+            with taken_if_dead(path) as fd:
+                if fd is None:
+                    continue
                 if os.fstat(fd).st_ino != _inode_of(path):
                     continue  # its run finished and removed it between our open and lock
                 scan = scan_journal(path)
@@ -947,8 +974,6 @@ class Store:
                 self._mark_drained(path.stem)
                 path.unlink(missing_ok=True)
                 recovered.append(path.stem)
-            finally:
-                os.close(fd)
         for stale in self.journal_dir.glob("*.cancel"):  # requests for runs no longer live
             if not (self.journal_dir / f"{stale.stem}.journal").exists():
                 stale.unlink(missing_ok=True)
@@ -1066,7 +1091,9 @@ class Store:
         """The stored status of a run (raises RunNotFoundError)."""
         self._check_stored(run_id)
         # a sweep asks this of every new run id: queued runs are stored only if it is one
-        with self.connection(settle=run_groups.queued(self.path, run_id)) as con:
+        # (queued here, or by another process: its journal is there)
+        with self.connection(settle=run_groups.queued(self.path, run_id)
+                             or self.journal_path(run_id).exists()) as con:
             row = con.execute("select status from runs where run_id = ?", [run_id]).fetchone()
         if row is None:
             raise RunNotFoundError(self._missing(run_id))
@@ -1074,7 +1101,7 @@ class Store:
 
     def _check_stored(self, run_id: str) -> None:
         """Raise RunNotFoundError, without creating the file, when there is no store file."""
-        if not self.memory and not os.path.exists(self.path):
+        if self.file_missing:
             raise RunNotFoundError(self._missing(run_id))
 
     def _missing(self, run_id: str) -> str:

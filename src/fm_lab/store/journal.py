@@ -17,7 +17,7 @@ import json
 import os
 import threading
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
@@ -34,6 +34,48 @@ def encode_record(record: Mapping[str, Any]) -> bytes:
     informative copies) with orjson, everything else with the standard encoder, which keeps
     what a resumed run reads back exactly (NaN stays NaN)."""
     return dumpb(record) if record.get("k") == "span" else dumps(record).encode()
+
+
+_END_PREFIX = b'{"k":"run"'  # a run's end record, as encode_record writes it (compact JSON)
+_TAIL = 4096  # bytes read at a time, from the end, to find a journal's last line
+
+_here: set[Path] = set()  # journals this process has open (their lock is its own)
+_here_lock = threading.Lock()
+
+
+def open_here(path: Path) -> bool:
+    """Whether this process has the journal at ``path`` open (a lock it holds itself)."""
+    with _here_lock:
+        return path in _here
+
+
+def _forget_after_fork() -> None:
+    global _here_lock
+    _here_lock = threading.Lock()
+    _here.clear()  # the parent's journals: the parent runs them
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def ends_run(path: Path) -> bool:
+    """Whether the journal's last line is its run's end record (the run finished; the
+    journal waits to be stored). False for a missing or empty file."""
+    try:
+        with open(path, "rb") as file:
+            end = file.seek(0, os.SEEK_END)
+            tail, at = b"", end
+            while at > 0:
+                at = max(0, at - _TAIL)
+                file.seek(at)
+                tail = file.read(min(_TAIL, end - at)) + tail
+                start = tail.rfind(b"\n", 0, len(tail) - 1)
+                if start >= 0 or at == 0:
+                    line = tail[start + 1:]
+                    return line[9:9 + len(_END_PREFIX)] == _END_PREFIX and line.endswith(b"\n")
+    except OSError:
+        return False
+    return False
 
 
 class RunLockedError(RuntimeError):
@@ -104,6 +146,9 @@ class Journal:
             # recovery in another process removed the file between open and lock: start over
             os.close(self._fd)
             self.__init__(path, durability)  # type: ignore[misc]
+            return
+        with _here_lock:
+            _here.add(path)
 
     def append(self, record: JournalRecord | dict[str, Any]) -> bytes:
         """Queue ``record`` (see :mod:`fm_lab.store.records`; span records come from
@@ -176,6 +221,8 @@ class Journal:
                     self.path.unlink()
             os.close(self._fd)
             self._fd = -1
+            with _here_lock:
+                _here.discard(self.path)
 
 
 
@@ -328,6 +375,24 @@ def _inode(path: Path) -> int | None:
         return path.stat().st_ino
     except FileNotFoundError:
         return None
+
+
+@contextlib.contextmanager
+def taken_if_dead(path: Path) -> Iterator[int | None]:
+    """The journal's descriptor, locked, if its owner is gone (else None), for the block; the
+    journal counts as this process's meanwhile (:func:`open_here`)."""
+    fd = try_lock(path)
+    if fd is None:
+        yield None
+        return
+    with _here_lock:
+        _here.add(path)
+    try:
+        yield fd
+    finally:
+        with _here_lock:
+            _here.discard(path)
+        os.close(fd)
 
 
 def try_lock(path: Path) -> int | None:

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fm_lab.store.journal import ends_run
+
 log = logging.getLogger("fm_lab.store")
 _NAME = "store.json"
 
@@ -57,6 +59,10 @@ def missing_run(run_id: str, db_path: str, journal_dir: Path, journal: Path) -> 
         parts.append(f"this store file was created {_when(known.get('created'))}, after the "
                      f"previous one (created {_when(known['replaced'])}) disappeared: runs "
                      "stored before are lost with it")
-    if journal.exists() and journal.stat().st_size > 0:  # (a resume's lock makes it empty)
+    if ends_run(journal):
+        parts.append(f"its journal {journal} is there and ends with the run's end: the "
+                     "process that ran it has not stored it yet (it is stopped, or cannot "
+                     "open the store file)")
+    elif journal.exists() and journal.stat().st_size > 0:  # (a resume's lock empties it)
         parts.append(f"its journal {journal} is there (a live process may be running it)")
     return "; ".join(parts)

@@ -1,22 +1,28 @@
-"""Short runs finished while a DuckDB file store is held, ingested together.
-
-Inside :meth:`~fm_lab.store.duckdb_store.Store.hold` (a sweep, or a loop of short runs the
-caller scoped) no other process can open the file, so nothing outside this process can miss a
-run that is not in the file yet. A run that started and ended since it was last ingested (its
-records: its start, nodes, spans, its end) is then not ingested at its end but queued here,
-its journal kept on disk; the queue goes into the file in one transaction (one insert per
-table for every queued run) when it holds :data:`GROUP_RUNS` runs or :data:`GROUP_RECORDS`
-records, when the hold ends, when the store closes, and before anything in this process
-reads or writes the file through any store (:func:`storing`, from ``Store.connection``). A
-queued run keeps its records' journal text, not the record objects (the caller may change
-its inputs and outputs once the run returned), and its journal locked (other processes leave
-it alone). Journals are removed once the group is stored; a process that dies first leaves
-them, unlocked, and the next open ingests them as any dead process's journals. A group that
-cannot be stored, or whose storing is interrupted, is queued again and the error raised.
+"""Short runs finished in a DuckDB file store, ingested together a moment later.
 
 A short run's ingest costs about 8 DuckDB statements of 0.3-2 ms each, several times the
-engine's own cost of the run; a group pays them once (``benchmarks/engine_overhead.py``,
-``--section fixed``, the ``held`` row).
+engine's own cost of the run; a group of runs pays them once (``benchmarks/engine_overhead.py``,
+``--section fixed``). A run that started and ended since it was last ingested (its records:
+its start, nodes, spans, its end) is therefore not ingested at its end but queued here, its
+journal kept on disk, durable and locked (other processes leave it alone). The queue goes into
+the file in one transaction (one insert per table for every queued run):
+
+- when it holds :data:`GROUP_RUNS` runs, :data:`GROUP_RECORDS` records or
+  :data:`GROUP_BYTES` of journal text;
+- :data:`GROUP_DELAY_S` after its first run joined, on a background thread (outside a hold;
+  ``Store(group_delay_s=...)``, ``$FM_LAB_GROUP_DELAY_S``; 0 stores each run at its end);
+- when a :meth:`~fm_lab.store.duckdb_store.Store.hold` ends (inside one, no other process can
+  open the file, and the queue waits for the hold's end), when the store closes, and at the
+  interpreter's exit;
+- before anything in this process reads or writes the file through any store (:func:`storing`,
+  from ``Store.connection``). Another process about to open the file waits for the runs queued
+  here first (:mod:`fm_lab.store.group_wait`): a read sees every run that ended before it.
+
+A queued run keeps its records' journal text, not the record objects (the caller may change
+its inputs and outputs once the run returned). Journals are removed once the group is stored;
+a process that dies first leaves them, unlocked, and the next open ingests them as any dead
+process's journals. A group that cannot be stored, or whose storing is interrupted, is queued
+again and the error raised (logged, on the background thread, which tries again later).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from fm_lab.store import env
 from fm_lab.store.columns import SMALL
 
 if TYPE_CHECKING:
@@ -37,6 +44,9 @@ if TYPE_CHECKING:
 
 GROUP_RUNS = 64  # runs queued before the group is stored
 GROUP_RECORDS = 20_000  # or records
+GROUP_BYTES = 16 * 1024 * 1024  # or bytes of journal text
+GROUP_DELAY_S = 0.05  # outside a hold, a group is stored this long after its first run joined
+GROUP_DELAY_ENV = "FM_LAB_GROUP_DELAY_S"
 _KINDS = frozenset({"start", "node", "span", "run"})
 
 
@@ -64,6 +74,11 @@ class Deferred:
             with contextlib.suppress(OSError):
                 os.close(self.lock)
 
+    @property
+    def size(self) -> int:
+        """Bytes of journal text."""
+        return sum(map(len, self.texts.values()))
+
     def records(self) -> list[JournalRecord]:
         """The records, decoded from their journal text as a recovery would."""
         return [json.loads(self.texts[seq]) for seq in sorted(self.texts)]
@@ -73,12 +88,20 @@ class Deferred:
 class _Group:
     runs: list[Deferred] = field(default_factory=list)
     records: int = 0
+    size: int = 0  # bytes of journal text
     storing: int = 0  # threads inside storing(): queued runs may be on their way in
     lock: threading.RLock = field(default_factory=threading.RLock)  # one storer at a time
 
 
 _groups: dict[str, _Group] = {}  # by store path
 _lock = threading.Lock()  # guards _groups and the counts (never held while storing)
+
+
+def group_delay() -> float:
+    """How long a finished run may wait to be stored with others outside a hold:
+    ``$FM_LAB_GROUP_DELAY_S`` (seconds, up to 60; 0: not at all), else
+    :data:`GROUP_DELAY_S`."""
+    return env.seconds(GROUP_DELAY_ENV, GROUP_DELAY_S, maximum=60)
 
 
 def fits(records: Sequence[JournalRecord]) -> bool:
@@ -99,6 +122,7 @@ def add(path: str, run: Deferred) -> None:
         group = _groups.setdefault(path, _Group())
         group.runs.append(run)
         group.records += len(run.texts)
+        group.size += run.size
 
 
 def full(path: str) -> bool:
@@ -106,7 +130,8 @@ def full(path: str) -> bool:
     with _lock:
         group = _groups.get(path)
         return group is not None and (len(group.runs) >= GROUP_RUNS
-                                      or group.records >= GROUP_RECORDS)
+                                      or group.records >= GROUP_RECORDS
+                                      or group.size >= GROUP_BYTES)
 
 
 def put_back(path: str, runs: Sequence[Deferred]) -> None:
@@ -115,6 +140,7 @@ def put_back(path: str, runs: Sequence[Deferred]) -> None:
         group = _groups.setdefault(path, _Group())
         group.runs[:0] = runs
         group.records += sum(len(r.texts) for r in runs)
+        group.size += sum(r.size for r in runs)
 
 
 @contextlib.contextmanager
@@ -128,7 +154,7 @@ def storing(path: str) -> Iterator[list[Deferred]]:
     try:
         with group.lock:
             with _lock:
-                runs, group.runs, group.records = group.runs, [], 0
+                runs, group.runs, group.records, group.size = group.runs, [], 0, 0
             yield runs
     finally:
         with _lock:

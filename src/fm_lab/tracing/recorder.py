@@ -140,7 +140,7 @@ class Recorder:
         if (self.store.held_here() or self.store.memory
                 or (journal is not None and journal.ingests and not journal.pending)):
             return self.flush(wait, final)
-        return await asyncio.get_running_loop().run_in_executor(writer(), self.flush, wait)
+        return await asyncio.get_running_loop().run_in_executor(writer(), self.flush, wait, final)
 
     def flush(self, wait: bool, final: bool = False) -> bool:
         """Ingest into DuckDB; False when the file is busy or, ``final``, when the store

@@ -24,7 +24,7 @@ def test_two_stores_on_one_file_share_it_while_one_holds_it(tmp_path):
 
 def test_a_released_file_is_free_for_another_process(tmp_path):
     path = tmp_path / "s.duckdb"
-    store = Store(path)
+    store = Store(path, group_delay_s=0)  # stored at the run's end: the file is released
     fm_lab.run(WF, store=store)
     script = f"import duckdb; print(duckdb.connect({str(path)!r}).sql('from runs').shape)"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -47,12 +47,12 @@ def test_files_with_the_same_name_get_their_own_catalog(tmp_path):
 
 def test_a_writer_waits_for_a_read_only_store_of_this_process(tmp_path):
     path = tmp_path / "s.duckdb"
-    fm_lab.run(WF, store=Store(path))
+    fm_lab.run(WF, store=Store(path, group_delay_s=0))
     reader = Store(path, read_only=True)
     with reader.hold():
         with pytest.raises(StoreLockedError, match="held by a read-only Store in this process"):
             Store(path, lock_timeout_s=0.05).runs()
-        run = fm_lab.run(WF, store=Store(path, lock_timeout_s=0.05))  # file busy: journaled
+        run = fm_lab.run(WF, store=Store(path, lock_timeout_s=0.05, group_delay_s=0))  # busy
         assert run.status == "succeeded"
         assert len(reader.runs()) == 1
     con = duckdb.connect(str(path), read_only=True)  # not yet: nobody opened the file since
@@ -84,7 +84,7 @@ def _wal(path):
 
 def test_a_short_run_stays_in_the_wal_and_every_opener_sees_it(tmp_path):
     path = tmp_path / "s.duckdb"
-    fm_lab.run(WF, store=Store(path))
+    fm_lab.run(WF, store=Store(path, group_delay_s=0))
     assert str(path) not in attachments._attached
     assert 0 < _wal(path) <= attachments.WAL_CHECKPOINT_BYTES  # detached, not checkpointed
     script = (f"import duckdb; con = duckdb.connect({str(path)!r}, read_only=True); "
@@ -97,7 +97,7 @@ def test_a_short_run_stays_in_the_wal_and_every_opener_sees_it(tmp_path):
 
 def test_the_wal_is_folded_into_the_file_once_it_passes_the_threshold(tmp_path):
     path = tmp_path / "s.duckdb"
-    store = Store(path)
+    store = Store(path, group_delay_s=0)
     sizes = []
     for _ in range(12):
         fm_lab.run(WF, store=store)
@@ -121,7 +121,8 @@ def test_a_process_killed_after_its_run_loses_nothing(tmp_path):
 
 def test_a_process_that_exits_folds_its_wal_into_the_file(tmp_path):
     path = tmp_path / "s.duckdb"
-    script = (f"import fm_lab; fm_lab.run({WF!r}, store=fm_lab.Store({str(path)!r})); "
+    script = (f"import fm_lab; fm_lab.run({WF!r}, store=fm_lab.Store({str(path)!r}, "
+              "group_delay_s=0)); "
               f"import os; print(os.path.getsize({str(path)!r} + '.wal'))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True)

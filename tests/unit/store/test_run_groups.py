@@ -60,7 +60,8 @@ def _tables(store: Store) -> dict[str, pd.DataFrame]:
 
 def test_runs_ending_in_a_hold_are_stored_in_groups_as_one_by_one(
         tmp_path: Path, groups: list[int]) -> None:
-    grouped, single = Store(tmp_path / "grouped.duckdb"), Store(tmp_path / "single.duckdb")
+    grouped = Store(tmp_path / "grouped.duckdb")
+    single = Store(tmp_path / "single.duckdb", group_delay_s=0)
     count = run_groups.GROUP_RUNS + 6
     with grouped.hold():
         for n in range(count):
@@ -371,3 +372,168 @@ def test_a_reader_waits_while_another_thread_stores_the_group(
         storer.join(60)
         reader.join(60)
         assert found and found[0].nodes["b"]["output"] == "x7y"
+
+
+# ---- outside a hold: finished runs are stored a moment later, in the background --------------
+def _journals(store: Store) -> list[Path]:
+    return sorted(store.journal_dir.glob("*.journal"))
+
+
+def _until(condition: Any, timeout_s: float = 30.0) -> bool:
+    """Poll ``condition`` (no timing is asserted: a generous bound for a loaded machine)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_finished_run_is_stored_a_moment_later_with_no_further_call(
+        tmp_path: Path, groups: list[int]) -> None:
+    store = Store(tmp_path / "s.duckdb", group_delay_s=0.05)
+    run = fm_lab.run(CHAIN, {"n": 1}, store=store)
+    assert run.status == "succeeded"
+    assert _until(lambda: not _journals(store))  # no read, no close: the background stored it
+    assert groups == [1]
+    assert store.run_status(run.run_id) == "succeeded"
+
+
+def test_runs_in_a_plain_loop_are_stored_in_groups_as_one_by_one(
+        tmp_path: Path, groups: list[int]) -> None:
+    grouped = Store(tmp_path / "grouped.duckdb", group_delay_s=60)
+    single = Store(tmp_path / "single.duckdb", group_delay_s=0)
+    count = run_groups.GROUP_RUNS + 6
+    for n in range(count):
+        fm_lab.run(CHAIN, {"n": f"{n:03d}"}, store=grouped)
+    assert groups == [run_groups.GROUP_RUNS] and len(_journals(grouped)) == 6
+    for n in range(count):
+        fm_lab.run(CHAIN, {"n": f"{n:03d}"}, store=single)
+        assert not _journals(single)  # delay 0: each stored at its end
+    assert groups == [run_groups.GROUP_RUNS]  # each ingested alone
+    ours, theirs = _tables(grouped), _tables(single)  # the read stores the last 6 first
+    assert groups[-1] == 6 and not _journals(grouped)
+    for name in ours:
+        pd.testing.assert_frame_equal(ours[name], theirs[name], obj=name)
+    assert verify(grouped.audit_rows()) == []
+
+
+def test_a_store_that_closes_stores_its_queued_runs(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.duckdb", group_delay_s=60)
+    run = fm_lab.run(CHAIN, {"n": 1}, store=store)
+    assert len(_journals(store)) == 1
+    store.close()
+    assert not _journals(store)
+    assert Store(tmp_path / "s.duckdb").run_status(run.run_id) == "succeeded"
+
+
+READER = """
+import sys, fm_lab
+print(fm_lab.Store(sys.argv[1], read_only=True).run_status(sys.argv[2]), flush=True)
+"""
+
+
+@pytest.mark.parametrize("made", [True, False], ids=["file_there", "first_run"])
+def test_another_process_reading_waits_for_the_runs_queued_here(
+        tmp_path: Path, made: bool) -> None:
+    """A reader in another process sees a run that ended before it read, while its group still
+    waits here (for a minute): it waits for the group, stored here once it waits."""
+    path = tmp_path / "s.duckdb"
+    store = Store(path, group_delay_s=60)
+    if made:
+        fm_lab.run(CHAIN, {"n": 0}, store=Store(path, group_delay_s=0))  # the file is there
+    run = fm_lab.run(CHAIN, {"n": 1}, store=store)
+    assert len(_journals(store)) == 1
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(path), run.run_id], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "FM_LAB_LOCK_TIMEOUT_S": "60",
+             "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        # the reader is waiting (or not started yet): it has answered nothing
+        assert not _until(lambda: reader.poll() is not None, timeout_s=1.0)
+        store.store_groups()
+        out, err = reader.communicate(timeout=120)
+    finally:
+        reader.kill()
+    assert out.strip() == "succeeded", err
+
+
+WRITER = """
+import os, sys, fm_lab
+store = fm_lab.Store(sys.argv[1], group_delay_s=60)
+run = fm_lab.run({"id": "w", "nodes": {"a": {"type": "template",
+                  "config": {"template": "w"}}}}, store=store)
+print(run.run_id, flush=True)
+if sys.argv[2] == "kill":
+    os._exit(0)  # as a SIGKILL would: no close, no atexit
+"""
+
+
+def test_a_process_that_exits_stores_its_queued_runs(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    done = subprocess.run([sys.executable, "-c", WRITER, str(path), "exit"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    assert not list(Path(f"{path}.journal").glob("*.journal"))  # stored at exit
+    assert Store(path).run_status(done.stdout.strip()) == "succeeded"
+
+
+def test_a_process_killed_before_its_group_is_stored_loses_no_run(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    done = subprocess.run([sys.executable, "-c", WRITER, str(path), "kill"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    assert len(list(Path(f"{path}.journal").glob("*.journal"))) == 1  # durable, unstored
+    store = Store(path)
+    assert store.run_status(done.stdout.strip()) == "succeeded"  # recovered at the open
+    assert not _journals(store)
+
+
+def test_a_group_the_background_cannot_store_is_logged_and_tried_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    real = Store._store_group
+    failures = [1]
+
+    def failing_once(self: Store, con: Any, runs: list[run_groups.Deferred]) -> None:
+        if failures:
+            failures.pop()
+            raise RuntimeError("disk on fire")
+        real(self, con, runs)
+
+    monkeypatch.setattr(Store, "_store_group", failing_once)
+    store = Store(tmp_path / "s.duckdb", group_delay_s=0.01)
+    run = fm_lab.run(CHAIN, {"n": 1}, store=store)
+    assert _until(lambda: not _journals(store))  # the second try stored it
+    assert "disk on fire" in caplog.text and "tried again" in caplog.text
+    assert store.run_status(run.run_id) == "succeeded"
+
+
+def test_the_group_delay_comes_from_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(run_groups.GROUP_DELAY_ENV, "0")
+    store = Store(tmp_path / "s.duckdb")
+    assert store.group_delay_s == 0
+    fm_lab.run(CHAIN, {"n": 1}, store=store)
+    assert not _journals(store)
+    monkeypatch.setenv(run_groups.GROUP_DELAY_ENV, "soon")
+    with pytest.raises(StoreError, match="FM_LAB_GROUP_DELAY_S='soon' is not a number"):
+        Store(tmp_path / "t.duckdb")
+
+
+def test_a_reader_that_waited_long_enough_says_the_run_waits_to_be_stored(
+        tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    run = fm_lab.run(CHAIN, {"n": 1}, store=Store(path, group_delay_s=60))
+    done = subprocess.run(
+        [sys.executable, "-c", READER, str(path), run.run_id], capture_output=True, text=True,
+        timeout=120, env={**os.environ, "FM_LAB_LOCK_TIMEOUT_S": "0.3",
+                          "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode != 0
+    assert "ends with the run's end: the process that ran it has not stored it yet" \
+        in done.stderr

@@ -37,7 +37,7 @@ def test_workflow_versions_follow_content(tmp_path):
 
 def test_the_file_is_released_between_operations(tmp_path):
     path = tmp_path / "s.duckdb"
-    store = Store(path)
+    store = Store(path, group_delay_s=0)  # each run stored at its end
     fm_lab.run(WF, store=store)
     con = duckdb.connect(str(path), read_only=True)  # would fail if the store still held it
     assert con.execute("select count(*) from runs").fetchone() == (1,)
