@@ -249,6 +249,9 @@ def entry() -> NoReturn:
     if any(t.is_alive() and not t.daemon and not (pool and t.name.startswith(pool))
            for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
+    groups = sys.modules.get("fm_lab.store.group_timer")  # loaded if a run was queued
+    if groups is not None:
+        groups.store_all()  # before atexit's hooks (DuckDB's interrupt its queries)
     atexit._run_exitfuncs()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):

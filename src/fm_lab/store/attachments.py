@@ -119,6 +119,14 @@ def attached(path: str) -> bool:
         return path in _attached
 
 
+def attached_read_only(path: str) -> bool:
+    """Whether a read-only store in this process has the file at ``path`` open now (a
+    writer here must wait for it)."""
+    with _lock:
+        attachment = _attached.get(path)
+        return attachment is not None and attachment.read_only
+
+
 def _attach(instance: duckdb.DuckDBPyConnection, path: str, alias: str,
             read_only: bool) -> None:
     # TYPE DUCKDB: a foreign file (SQLite, ...) is refused, never auto-detected (which would

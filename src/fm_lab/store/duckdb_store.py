@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import logging
 import os
 import re
 import socket
@@ -41,10 +42,11 @@ from fm_lab.store.journal import (
     Journal,
     JournalDamagedError,
     RunJournal,
+    ends_run,
+    locked_elsewhere,
     scan_journal,
     split_records,
     taken_if_dead,
-    try_lock,
 )
 from fm_lab.store.provenance import missing_run, note_created
 from fm_lab.store.records import (
@@ -83,6 +85,8 @@ from fm_lab.store.settings import (
 from fm_lab.store.sql_guard import refuse_audit_changes
 from fm_lab.store.transaction import transaction
 from fm_lab.store.versions import pick_version, spec_record
+
+_log = logging.getLogger("fm_lab")
 
 if TYPE_CHECKING:
     import duckdb
@@ -161,9 +165,7 @@ def _warn_once(path: Path, message: str, *args: Any) -> None:
     if key in _WARNED:
         return
     _WARNED.add(key)
-    import logging
-
-    logging.getLogger("fm_lab").warning(message, path, *args)
+    _log.warning(message, path, *args)
 
 
 LOCK_TIMEOUT_ENV = "FM_LAB_LOCK_TIMEOUT_S"
@@ -265,11 +267,13 @@ class Store:
             self.store_groups()
         with self._lock:
             if self._con is None:
-                if settle and not self.memory and not attachments.attached(self.path):
-                    group_wait.wait_for_others(
-                        self.journal_dir, self._queued_here,
-                        self.lock_timeout_s if timeout_s is None else timeout_s)
-                self._con = self._open(self.lock_timeout_s if timeout_s is None else timeout_s)
+                wait_s = self.lock_timeout_s if timeout_s is None else timeout_s
+                deadline = time.monotonic() + wait_s  # one wait, for the runs and the file
+                if settle and not self.memory and not attachments.attached(self.path) \
+                        and group_wait.wait_for_others(self.journal_dir, self._queued_here,
+                                                       wait_s) and not self.read_only:
+                    self._recovery_due = True  # a dead process's finished runs: take them
+                self._con = self._open(max(0.0, deadline - time.monotonic()))
             self._leases += 1
             owner, self._owner = self._owner, threading.get_ident()
             try:
@@ -525,7 +529,8 @@ class Store:
         file), until its group is stored."""
         held = self._holds > 0
         if self.memory or self.read_only or not isinstance(journal, Journal) \
-                or (not self.held_here() if held else self.group_delay_s <= 0) \
+                or (not self.held_here() if held
+                    else self.group_delay_s <= 0 or run_groups.in_fork()) \
                 or not run_groups.fits(records):
             return False
         run = run_groups.Deferred.of(run_id, records, texts or {})
@@ -535,9 +540,7 @@ class Store:
             try:
                 self.store_groups()
             except StoreError as exc:  # queued again: the hold's end or the next read says it
-                import logging
-
-                logging.getLogger("fm_lab").warning("%s", exc)
+                _log.warning("%s", exc)
         run_groups.add(self.path, dataclasses.replace(run, lock=journal.keep_lock()))
         if not held:
             group_timer.schedule(self.path, self.store_groups, self.group_delay_s)
@@ -552,11 +555,16 @@ class Store:
         once, storing nothing, while another thread uses this store."""
         if self.read_only:  # the writable store that queued them stores them now, unless
             if not attachments.attached(self.path):  # this process has the file read-only
-                group_timer.store_now(self.path)
+                try:
+                    group_timer.store_now(self.path)
+                except StoreError as exc:  # the read goes on without them
+                    _log.debug("%s", exc)
             run_groups.wait_stored(self.path)
             return True
         if not run_groups.pending(self.path):
             return True
+        if not wait and (self._holds or attachments.attached_read_only(self.path)):
+            return bool(self._holds)  # held: its end stores them; read-only here: later
         if not self._lock.acquire(blocking=wait):
             return False
         try:
@@ -567,6 +575,7 @@ class Store:
 
     def _store_queued(self) -> None:
         with run_groups.storing(self.path) as runs:
+            runs[:] = [run for run in runs if self._journal_kept(run)]
             if not runs:
                 return  # stored by another thread meanwhile: now in the file
             try:
@@ -584,6 +593,18 @@ class Store:
                 ) from exc
             for run in runs:
                 self._drop_journal(run)
+
+    def _journal_kept(self, run: run_groups.Deferred) -> bool:
+        """Whether a queued run's journal is still the file it locked; if it was deleted
+        (the store's folder removed meanwhile), the run is forgotten, not stored (in a new
+        file at the same path, it would come back from nowhere)."""
+        if run.lock is None or os.fstat(run.lock).st_ino == _inode_of(self.journal_path(
+                run.run_id)):
+            return True
+        _log.warning("the journal of run %s was deleted before the run was stored in %s: "
+                     "the run is not stored", run.run_id, self.path)
+        run.release()
+        return False
 
     def _drop_journal(self, run: run_groups.Deferred) -> None:
         """Remove a stored run's journal (the lock its group kept, if it is this file's) and
@@ -679,9 +700,10 @@ class Store:
             return False
         if run_groups.pending(self.path):
             self.store_groups()
-        if self.journal_dir.is_dir():
-            group_wait.wait_for_others(self.journal_dir, self._queued_here,
-                                       self.lock_timeout_s)
+        if self.journal_dir.is_dir() and group_wait.wait_for_others(
+                self.journal_dir, self._queued_here, self.lock_timeout_s) \
+                and not self.read_only:
+            self.recover_journals()  # a dead process's finished runs make the file
         return not Path(self.path).exists()
 
     def _queued_here(self, run_id: str) -> bool:
@@ -789,7 +811,9 @@ class Store:
         copy (a re-ingest after a crash)."""
         if not records:
             return
-        with self.connection(None if wait else 0.0) as con:
+        # a write: it needs no other process's queued runs (a recovery holding a dead
+        # process's journal must not wait for another recovery's)
+        with self.connection(None if wait else 0.0, settle=False) as con:
             row = fetch_dict(con.execute("select journal_seq from runs where run_id = ?",
                                          [run_id]))
             fresh = unstored(records, int(row["journal_seq"]) if row else 0)
@@ -929,13 +953,8 @@ class Store:
         if self.memory or run_groups.queued(self.path, run_id):
             return False  # a queued run has ended; only its journal is held, until stored
         path = self.journal_path(run_id)
-        if not path.exists():
-            return False
-        fd = try_lock(path)
-        if fd is None:
-            return True
-        os.close(fd)
-        return False
+        # ended in another process, which stores it a moment later: not live
+        return locked_elsewhere(path) and not ends_run(path)
 
     def recover_later(self) -> None:
         """Ingest leftover journals the next time this process opens the file."""
@@ -982,7 +1001,7 @@ class Store:
     def _mark_drained(self, run_id: str) -> None:
         """A dead process's run whose journal is now wholly stored: no process owns it, so a
         later resume that finds no journal knows nothing was lost."""
-        with self.connection() as con:
+        with self.connection(settle=False) as con:
             con.execute("update runs set owner_pid = null where run_id = ? and status = "
                         "'running'", [run_id])
 

@@ -2,9 +2,15 @@
 (:mod:`fm_lab.store.run_groups`), and, at the interpreter's exit, whatever is still queued.
 
 One daemon thread per process serves every file. A file's storer (its store's
-``store_groups``) is called with ``wait=False``: it returns False when the store is busy on
-another thread (tried again shortly) and raises when the group cannot go in (logged, tried
-again later, each time after a longer wait: the runs stay safe in their journals).
+``store_groups``) is called with ``wait=False``: it returns False when the store is busy (another
+thread uses it, or this process has the file open read-only: tried again after a growing wait)
+and raises when the group cannot go in (logged once, tried again later, each time after a
+longer wait: the runs stay safe in their journals).
+
+The exit stores what is queued before any ``atexit`` hook runs (``threading``'s own exit hooks,
+which also run before DuckDB's: those interrupt its queries), after waiting for a store under
+way on the thread; a fork waits for such a store too, so that a child never inherits a file
+DuckDB has attached, or a lock held by a thread it does not have.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from dataclasses import dataclass
 
 Storer = Callable[[bool], bool]  # store_groups(wait): False when it could not start now
 
-_BUSY_RETRY_S = 0.01
-_RETRY_MAX_S = 5.0
+_BUSY_RETRY_S = 0.01  # first wait after a busy store, doubling up to _BUSY_RETRY_MAX_S
+_BUSY_RETRY_MAX_S = 1.0
+_RETRY_MAX_S = 5.0  # longest wait after a failed store
 
 log = logging.getLogger("fm_lab")
 
@@ -31,11 +38,14 @@ class _Due:
     store: Storer
     delay_s: float
     failures: int = 0
+    busy: int = 0
 
 
 _due: dict[str, _Due] = {}  # by store path
 _cond = threading.Condition()
 _thread: threading.Thread | None = None
+_in_flight = False  # the thread is storing a group
+_closing = False  # the exit has begun: the thread starts no new store
 _exit_hook = False
 
 
@@ -47,13 +57,24 @@ def schedule(path: str, store: Storer, delay_s: float) -> None:
         if path in _due:
             return
         _due[path] = _Due(time.monotonic() + delay_s, store, delay_s)
-        if not _exit_hook:  # registered after the store modules' own exit hooks: runs first
-            atexit.register(store_all)
+        if not _exit_hook:
+            _register_exit()
             _exit_hook = True
         if _thread is None:
             _thread = threading.Thread(target=_serve, name="fm_lab-run-groups", daemon=True)
             _thread.start()
-        _cond.notify()
+        _cond.notify_all()
+
+
+def _register_exit() -> None:
+    register = getattr(threading, "_register_atexit", None)  # before atexit's hooks
+    if register is not None:
+        try:
+            register(store_all)
+            return
+        except RuntimeError:  # the interpreter is shutting down already
+            pass
+    atexit.register(store_all)
 
 
 def store_now(path: str) -> None:
@@ -66,17 +87,19 @@ def store_now(path: str) -> None:
     try:
         entry.store(True)
     except BaseException:  # the runs stay queued: tried again in the background
-        with _cond:
-            _due.setdefault(path, _Due(time.monotonic() + entry.delay_s, entry.store,
-                                       entry.delay_s, entry.failures + 1))
-            _cond.notify()
+        _again(path, entry, entry.delay_s, entry.failures + 1, 0)
         raise
 
 
 def store_all() -> None:
-    """Store every file's queued runs now (at exit; what cannot go in stays in its journal,
-    for the next process that opens the file)."""
+    """Store every file's queued runs now, after the store under way on the thread if any
+    (at exit; what cannot go in stays in its journal, for the next process that opens the
+    file)."""
+    global _closing
     with _cond:
+        _closing = True
+        while _in_flight:
+            _cond.wait()
         due = list(_due.values())
         _due.clear()
     for entry in due:
@@ -87,19 +110,28 @@ def store_all() -> None:
 
 
 def _serve() -> None:
+    global _in_flight
     while True:
         with _cond:
             ready = _take_ready()
             while not ready:
-                now = time.monotonic()
                 first = min((d.at for d in _due.values()), default=None)
-                _cond.wait(None if first is None else max(0.0, first - now))
+                _cond.wait(None if first is None or _closing
+                           else max(0.0, first - time.monotonic()))
                 ready = _take_ready()
-        for path, entry in ready:
-            _store(path, entry)
+            _in_flight = True
+        try:
+            for path, entry in ready:
+                _store(path, entry)
+        finally:
+            with _cond:
+                _in_flight = False
+                _cond.notify_all()
 
 
 def _take_ready() -> list[tuple[str, _Due]]:
+    if _closing:
+        return []
     now = time.monotonic()
     ready = [(path, entry) for path, entry in _due.items() if entry.at <= now]
     for path, _ in ready:
@@ -111,24 +143,43 @@ def _store(path: str, entry: _Due) -> None:
     try:
         if entry.store(False):
             return
-        retry_s, failures = _BUSY_RETRY_S, entry.failures
+        busy = entry.busy + 1
+        _again(path, entry, min(_BUSY_RETRY_S * 2 ** (busy - 1), _BUSY_RETRY_MAX_S),
+               entry.failures, busy)
     except Exception as exc:
         failures = entry.failures + 1
-        retry_s = min(entry.delay_s * 2 ** failures, _RETRY_MAX_S)
         if failures == 1:
             log.warning("%s (tried again in the background)", exc)
+        _again(path, entry, min(entry.delay_s * 2 ** failures, _RETRY_MAX_S), failures, 0)
+
+
+def _again(path: str, entry: _Due, after_s: float, failures: int, busy: int) -> None:
     with _cond:
         if path not in _due:
-            _due[path] = _Due(time.monotonic() + retry_s, entry.store, entry.delay_s, failures)
-            _cond.notify()
+            _due[path] = _Due(time.monotonic() + after_s, entry.store, entry.delay_s,
+                              failures, busy)
+            _cond.notify_all()
+
+
+def _before_fork() -> None:
+    """Hold the schedule through the fork, once no store is under way."""
+    _cond.acquire()
+    while _in_flight:
+        _cond.wait()
+
+
+def _after_fork_in_parent() -> None:
+    _cond.release()
 
 
 def _forget_after_fork() -> None:
     """A forked child has no storer thread, and its parent's groups are the parent's."""
-    global _cond, _thread
+    global _cond, _thread, _in_flight, _closing
     _cond = threading.Condition()
     _thread = None
+    _in_flight = _closing = False
     _due.clear()
 
 
-os.register_at_fork(after_in_child=_forget_after_fork)
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                    after_in_child=_forget_after_fork)

@@ -377,6 +377,25 @@ def _inode(path: Path) -> int | None:
         return None
 
 
+def locked_elsewhere(path: Path) -> bool:
+    """Whether another live process holds the journal (False if it is gone, its owner died,
+    or it cannot be read). Probed with a shared lock on a read-only descriptor: a reader
+    needs no write access to the store's folder."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
 @contextlib.contextmanager
 def taken_if_dead(path: Path) -> Iterator[int | None]:
     """The journal's descriptor, locked, if its owner is gone (else None), for the block; the

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fm_lab.store.journal import ends_run
+from fm_lab.store.journal import ends_run, locked_elsewhere
 
 log = logging.getLogger("fm_lab.store")
 _NAME = "store.json"
@@ -60,9 +60,10 @@ def missing_run(run_id: str, db_path: str, journal_dir: Path, journal: Path) -> 
                      f"previous one (created {_when(known['replaced'])}) disappeared: runs "
                      "stored before are lost with it")
     if ends_run(journal):
-        parts.append(f"its journal {journal} is there and ends with the run's end: the "
-                     "process that ran it has not stored it yet (it is stopped, or cannot "
-                     "open the store file)")
+        parts.append(f"its journal {journal} is there and ends with the run's end: " + (
+            "the process that ran it has not stored it yet (it is stopped, or cannot open "
+            "the store file)" if locked_elsewhere(journal) else "the process that ran it "
+            "ended before storing it; the next writable open of the store takes it in"))
     elif journal.exists() and journal.stat().st_size > 0:  # (a resume's lock empties it)
         parts.append(f"its journal {journal} is there (a live process may be running it)")
     return "; ".join(parts)

@@ -189,10 +189,21 @@ def pending(path: str) -> bool:
         return group is not None and (bool(group.runs) or group.storing > 0)
 
 
+_forked = False  # this process is a fork: see in_fork()
+
+
+def in_fork() -> bool:
+    """Whether this process was forked from one that imported this module. A forked worker
+    (a ``multiprocessing`` fork pool's) usually ends with ``os._exit`` or a ``SIGTERM``, which
+    skip the exit's storing: outside a hold, its runs are stored at their end."""
+    return _forked
+
+
 def _forget_after_fork() -> None:
     """A forked child's groups are its parent's to store (and their journals' locks)."""
-    global _lock
+    global _lock, _forked
     _lock = threading.Lock()
+    _forked = True
     for group in _groups.values():
         for run in group.runs:
             run.release()  # this copy of the descriptor only: the parent's keeps the lock

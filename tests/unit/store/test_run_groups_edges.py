@@ -1,0 +1,309 @@
+"""Finished runs queued to be stored a moment later (store/run_groups.py, group_timer.py,
+group_wait.py) at the edges a review found: the exit, forks, recoveries meeting, holds,
+read-only stores and readers, a deleted folder. Where a test bounds a wait, the bound is a
+fraction of a lock timeout set long: it tells "waited for the timeout" from "did not wait"."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fm_lab
+from fm_lab.store import Store, run_groups
+
+CHAIN = {"id": "grouped", "nodes": {
+    "a": {"type": "template", "config": {"template": "x{{ inputs.n }}"}}}}
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+def _journals(path: Path) -> list[str]:
+    return sorted(p.name for p in Path(f"{path}.journal").glob("*.journal"))
+
+
+def _made(path: Path) -> None:
+    """The store file is there (a run stored at its end)."""
+    fm_lab.run(CHAIN, {"n": -1}, store=Store(path, group_delay_s=0))
+
+
+@pytest.fixture
+def slow_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group store that takes a second inside its transaction (a big group, a slow disk)."""
+    real = Store._append_audit
+
+    def slow(con: Any, entries: Any) -> None:
+        time.sleep(1.0)
+        real(con, entries)
+
+    monkeypatch.setattr(Store, "_append_audit", staticmethod(slow))
+
+
+# ---- the exit ---------------------------------------------------------------------------------
+ENDS_JUST_AFTER = """
+import sys, time, fm_lab
+from fm_lab.store import Store
+W = {"id": "w", "nodes": {"a": {"type": "template", "config": {"template": "w"}}}}
+if sys.argv[3] == "slow":
+    real = Store._append_audit
+    def slow(con, entries):
+        time.sleep(1.0)
+        real(con, entries)
+    Store._append_audit = staticmethod(slow)
+fm_lab.run(W, store=Store(sys.argv[1], group_delay_s=0))  # the file is there
+print(fm_lab.run(W, store=Store(sys.argv[1], group_delay_s=0.05)).run_id, flush=True)
+time.sleep(float(sys.argv[2]))  # the background thread is storing it as the script ends
+"""
+
+
+@pytest.mark.parametrize("sleep_s, storing", [("0.055", "fast"), ("0.065", "fast"),
+                                              ("0.3", "slow")])
+def test_an_exit_while_the_background_stores_waits_for_it_and_stores_the_run(
+        tmp_path: Path, sleep_s: str, storing: str) -> None:
+    """DuckDB's own exit hooks would interrupt the store (a SIGABRT as the daemon thread is
+    torn down inside DuckDB); the exit's storing runs before them, after the thread's."""
+    for i in range(3 if storing == "fast" else 1):
+        path = tmp_path / f"s{i}.duckdb"
+        done = subprocess.run([sys.executable, "-c", ENDS_JUST_AFTER, str(path), sleep_s,
+                               storing], capture_output=True, text=True, timeout=120, env=ENV)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert not _journals(path), done.stderr[-2000:]
+        assert done.stdout.strip() in set(Store(path, read_only=True).runs()["run_id"])
+
+
+# ---- forks ------------------------------------------------------------------------------------
+_PATH: list[Path] = []
+
+
+def _run_in_child(n: int) -> str:
+    return fm_lab.run(CHAIN, {"n": n}, store=Store(_PATH[0])).run_id
+
+
+def test_runs_of_a_fork_pool_are_seen_by_the_parent(tmp_path: Path) -> None:
+    """A fork pool's workers end with os._exit or SIGTERM (no exit hooks): a forked child
+    stores each run at its end, as before."""
+    _PATH[:] = [tmp_path / "s.duckdb"]
+    _made(_PATH[0])
+    store = Store(_PATH[0])
+    with mp.get_context("fork").Pool(2) as pool:  # its end terminates the workers
+        ids = pool.map(_run_in_child, range(4))
+    assert set(ids) <= set(store.runs()["run_id"]), _journals(_PATH[0])
+    assert set(ids) <= set(Store(_PATH[0], read_only=True).runs()["run_id"])
+
+
+DIES_AFTER_A_RUN = """
+import os, sys, fm_lab
+store = fm_lab.Store(sys.argv[1], group_delay_s=60)
+print(fm_lab.run({"id": "w", "nodes": {"a": {"type": "template", "config": {
+    "template": "w"}}}}, store=store).run_id, flush=True)
+os._exit(0)
+"""
+
+
+def test_a_store_already_open_takes_in_a_dead_process_finished_runs(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    _made(path)
+    store = Store(path)  # opened (and recovered) before the other process ran
+    done = subprocess.run([sys.executable, "-c", DIES_AFTER_A_RUN, str(path)],
+                          capture_output=True, text=True, timeout=120, env=ENV, check=True)
+    assert len(_journals(path)) == 1
+    assert store.run_status(done.stdout.strip()) == "succeeded"
+    assert not _journals(path)
+
+
+def _read_later(target: Any) -> None:
+    time.sleep(2.0)  # the parent's storing is over by now
+    if isinstance(target, Store):
+        target.runs()
+    else:
+        fm_lab.run(CHAIN, {"n": 9}, store=Store(target, group_delay_s=0))
+        Store(target, group_delay_s=0).runs()
+
+
+@pytest.mark.parametrize("target", ["same_store", "new_store"])
+def test_a_fork_while_a_group_is_stored_waits_for_it(
+        tmp_path: Path, slow_group: None, target: str) -> None:
+    """Else the child inherits a file DuckDB has attached (every open then fails) and locks
+    held by a thread it does not have (it hangs)."""
+    path = tmp_path / "s.duckdb"
+    store = Store(path, group_delay_s=0.01)
+    fm_lab.run(CHAIN, {"n": 1}, store=store)
+    time.sleep(0.3)  # the background thread is inside the group's transaction
+    child = mp.get_context("fork").Process(
+        target=_read_later, args=(store if target == "same_store" else path,))
+    child.start()
+    child.join(60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+        child.join()
+    assert not alive, "the forked child hangs"
+    assert child.exitcode == 0
+
+
+# ---- processes meeting ------------------------------------------------------------------------
+KILLED_WITH_RUNS = """
+import os, sys, fm_lab
+W = {"id": "w", "nodes": {"a": {"type": "template", "config": {"template": "w"}}}}
+fm_lab.run(W, store=fm_lab.Store(sys.argv[1], group_delay_s=0))  # the file is there
+store = fm_lab.Store(sys.argv[1], group_delay_s=60)
+for _ in range(8):
+    fm_lab.run(W, store=store)
+os._exit(0)
+"""
+OPENER = """
+import os, sys, time
+import fm_lab
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.001)
+t0 = time.monotonic()
+fm_lab.Store(sys.argv[1])
+print(f"{time.monotonic() - t0:.2f}", flush=True)
+"""
+
+
+def test_two_processes_recovering_at_once_do_not_wait_for_each_other(tmp_path: Path) -> None:
+    """Each holds a dead process's journal while it ingests it: neither waits for the
+    other's (an ingest waits for no other process's runs)."""
+    env = {**ENV, "FM_LAB_LOCK_TIMEOUT_S": "30"}
+    path, go = tmp_path / "s.duckdb", tmp_path / "go"
+    subprocess.run([sys.executable, "-c", KILLED_WITH_RUNS, str(path)], check=True, env=env,
+                   timeout=120)
+    assert len(_journals(path)) == 8
+    openers = [subprocess.Popen([sys.executable, "-c", OPENER, str(path), str(go)],
+                                stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    time.sleep(2)  # both have imported fm_lab
+    go.touch()
+    took = [float(p.communicate(timeout=300)[0]) for p in openers]
+    assert max(took) < 15, took  # waiting for each other: 30 s per journal
+    assert not _journals(path)
+    assert len(Store(path).runs()) == 9
+
+
+READER = """
+import sys, time, fm_lab
+t0 = time.monotonic()
+try:
+    fm_lab.Store(sys.argv[1], read_only=True).runs()
+    print("read", f"{time.monotonic() - t0:.2f}", flush=True)
+except Exception as exc:
+    print(type(exc).__name__, f"{time.monotonic() - t0:.2f}", flush=True)
+"""
+
+
+def test_a_reader_waits_the_lock_timeout_once_for_runs_and_file_together(
+        tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    store = Store(path)
+    with store.hold():
+        fm_lab.run(CHAIN, {"n": 1}, store=store)  # queued until the hold ends
+        done = subprocess.run([sys.executable, "-c", READER, str(path)], capture_output=True,
+                              text=True, timeout=120,
+                              env={**ENV, "FM_LAB_LOCK_TIMEOUT_S": "6"})
+    name, seconds = done.stdout.split()
+    assert name == "StoreLockedError", done.stderr
+    assert float(seconds) < 10, seconds  # not 6 for the runs, then 6 for the file
+
+
+# ---- read-only stores and readers -------------------------------------------------------------
+def test_a_reader_without_write_access_to_the_journals_can_read(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    run = fm_lab.run(CHAIN, {"n": 0}, store=Store(path, group_delay_s=0))
+    other = Path(f"{path}.journal") / "01aaaaaaaaaaaaaaaaaa.journal"  # another user's run
+    other.write_bytes(b"")
+    if os.geteuid() != 0:
+        other.chmod(0o200)  # not readable
+    elif subprocess.run(["chattr", "+i", str(other)], capture_output=True).returncode:
+        pytest.skip("root, and no chattr here")  # (root may write any file)
+    try:
+        reader = Store(path, read_only=True)
+        assert reader.run_status(run.run_id) == "succeeded"
+        assert len(reader.runs()) == 1
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(other)], capture_output=True)
+
+
+def test_reads_in_a_read_only_hold_do_not_wait_for_a_writer_here(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    _made(path)
+    reader = Store(path, read_only=True)
+    writer = Store(path, group_delay_s=0.05, lock_timeout_s=30)
+    slowest = 0.0
+    with reader.hold():
+        fm_lab.run(CHAIN, {"n": 1}, store=writer)  # queued: the file is open read-only here
+        for _ in range(3):
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            reader.runs()
+            slowest = max(slowest, time.monotonic() - t0)
+    assert slowest < 15, slowest  # waiting for the writer: 30 s
+    assert len(Store(path).runs()) == 2
+
+
+HOLDS_READ_ONLY = """
+import sys, time, fm_lab
+store = fm_lab.Store(sys.argv[1], read_only=True)
+with store.hold():
+    store.runs()
+    print("holding", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_read_only_read_goes_on_when_the_writer_cannot_store(tmp_path: Path) -> None:
+    """Another process reads the file (a shared lock): the writable store here cannot store
+    its queue, but a read-only read can still read."""
+    path = tmp_path / "s.duckdb"
+    _made(path)
+    fm_lab.run(CHAIN, {"n": 1}, store=Store(path, group_delay_s=60, lock_timeout_s=1))
+    other = subprocess.Popen([sys.executable, "-c", HOLDS_READ_ONLY, str(path)],
+                             stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "holding"
+        assert len(Store(path, read_only=True, lock_timeout_s=1).runs()) >= 1
+    finally:
+        other.kill()
+        other.communicate()
+
+
+# ---- a deleted folder, a hold -----------------------------------------------------------------
+def test_runs_queued_when_the_folder_is_deleted_are_dropped_not_resurrected(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "gone"
+    store = Store(folder / "s.duckdb", group_delay_s=60)
+    fm_lab.run(CHAIN, {"n": 1}, store=store)
+    shutil.rmtree(folder)
+    store.close()  # no "damaged store" error: the run's journal is gone, the run with it
+    assert "was deleted before the run was stored" in caplog.text
+    assert not run_groups.pending(store.path)  # nothing left for the background to retry
+    assert Store(folder / "s.duckdb").runs().empty  # a new store there starts empty
+
+
+def test_the_background_thread_leaves_a_hold_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[bool] = []
+    real = Store.store_groups
+
+    def spy(self: Store, wait: bool = True) -> bool:
+        calls.append(wait)
+        return real(self, wait)
+
+    monkeypatch.setattr(Store, "store_groups", spy)
+    store = Store(tmp_path / "s.duckdb")
+    fm_lab.run(CHAIN, {"n": 0}, store=store)  # schedules the background store (50 ms)
+    with store.hold():
+        fm_lab.run(CHAIN, {"n": 1}, store=store)  # queued until the hold ends
+        time.sleep(0.2)  # the background store was due: it has found the hold
+        calls.clear()
+        assert store.store_groups(wait=False)  # the hold's end stores them
+        assert run_groups.pending(store.path)
+        time.sleep(1)
+    assert calls.count(False) <= 2, calls  # not every 10 ms, nor backing off
+    assert len(store.runs()) == 2
