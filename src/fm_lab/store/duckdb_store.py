@@ -87,6 +87,7 @@ from fm_lab.store.transaction import transaction
 from fm_lab.store.versions import pick_version, spec_record
 
 _log = logging.getLogger("fm_lab")
+BACKGROUND_FILE_WAIT_S = 0.05  # the background storer's wait for a file another process has
 
 if TYPE_CHECKING:
     import duckdb
@@ -315,6 +316,8 @@ class Store:
             finally:
                 with self._lock:
                     self._holds -= 1
+                if not self._holds and run_groups.pending(self.path):  # joined at its end
+                    group_timer.schedule(self.path, self.store_groups, self.group_delay_s)
 
     def close(self) -> None:
         """Close the DuckDB connection (a memory store loses its data), after storing the
@@ -353,6 +356,12 @@ class Store:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
             except duckdb.Error as exc:  # attaching failed: a damaged file or WAL
+                if "file handle conflict" in str(exc).lower() and run_groups.in_fork():
+                    raise StoreError(
+                        f"the fm_lab store {self.path} was open in the process this one was "
+                        "forked from (a fork inside store.hold(), or while another thread "
+                        "used the store), and DuckDB cannot open it again here; start worker "
+                        "processes with the 'spawn' method, or outside the hold") from None
                 raise StoreCorruptError.from_duckdb(self.path, exc) from None
         try:
             if not self._migrated:
@@ -529,8 +538,8 @@ class Store:
         file), until its group is stored."""
         held = self._holds > 0
         if self.memory or self.read_only or not isinstance(journal, Journal) \
-                or (not self.held_here() if held
-                    else self.group_delay_s <= 0 or run_groups.in_fork()) \
+                or (not self.held_here() if held else self.group_delay_s <= 0
+                    or run_groups.in_fork() or group_timer.closing()) \
                 or not run_groups.fits(records):
             return False
         run = run_groups.Deferred.of(run_id, records, texts or {})
@@ -546,13 +555,15 @@ class Store:
             group_timer.schedule(self.path, self.store_groups, self.group_delay_s)
         return True
 
-    def store_groups(self, wait: bool = True) -> bool:
+    def store_groups(self, wait: bool | float = True) -> bool:
         """Ingest the runs queued for this file (by any store of it in this process) in one
         transaction, then remove their journals. If that fails (or is interrupted) they are
         queued again, each safe in its journal, and the error is raised. A read-only store
         leaves them to the writable one that queued them (it waits for a group on its way
-        in, and reads the file without those still queued). ``wait=False``: return False at
-        once, storing nothing, while another thread uses this store."""
+        in, and reads the file without those still queued). ``wait``: how long to wait for
+        another thread using this store (True: as long as it takes; False: not at all, for the
+        background thread, which also waits for no other process's file; a number: seconds);
+        False, storing nothing, when that is not enough."""
         if self.read_only:  # the writable store that queued them stores them now, unless
             if not attachments.attached(self.path):  # this process has the file read-only
                 try:
@@ -563,23 +574,32 @@ class Store:
             return True
         if not run_groups.pending(self.path):
             return True
-        if not wait and (self._holds or attachments.attached_read_only(self.path)):
+        background = wait is False
+        if background and (self._holds or attachments.attached_read_only(self.path)):
             return bool(self._holds)  # held: its end stores them; read-only here: later
-        if not self._lock.acquire(blocking=wait):
+        acquired = (self._lock.acquire(blocking=False) if background
+                    else self._lock.acquire() if wait is True
+                    else self._lock.acquire(timeout=float(wait)))
+        if not acquired:
             return False
         try:
-            self._store_queued()
+            self._store_queued(BACKGROUND_FILE_WAIT_S if background
+                               else None if wait is True else float(wait))
+        except StoreLockedError:
+            if not background:
+                raise
+            return False  # another process has the file: tried again later
         finally:
             self._lock.release()
         return True
 
-    def _store_queued(self) -> None:
+    def _store_queued(self, file_wait_s: float | None = None) -> None:
         with run_groups.storing(self.path) as runs:
             runs[:] = [run for run in runs if self._journal_kept(run)]
             if not runs:
                 return  # stored by another thread meanwhile: now in the file
             try:
-                with self.connection(settle=False) as con:
+                with self.connection(file_wait_s, settle=False) as con:
                     self._store_group(con, runs)
             except BaseException as exc:
                 run_groups.put_back(self.path, runs)

@@ -7,10 +7,12 @@ thread uses it, or this process has the file open read-only: tried again after a
 and raises when the group cannot go in (logged once, tried again later, each time after a
 longer wait: the runs stay safe in their journals).
 
-The exit stores what is queued before any ``atexit`` hook runs (``threading``'s own exit hooks,
-which also run before DuckDB's: those interrupt its queries), after waiting for a store under
-way on the thread; a fork waits for such a store too, so that a child never inherits a file
-DuckDB has attached, or a lock held by a thread it does not have.
+The thread waits for no file: a store file another process holds makes the store busy (tried
+again later). The exit stores what is queued before any ``atexit`` hook runs (``threading``'s
+own exit hooks, which also run before DuckDB's: those interrupt its queries), after waiting
+for a store under way on the thread; a run ending after that is stored at its end. A fork
+waits for such a store too, so that a child does not inherit the file DuckDB has attached for
+it, or a lock held by a thread it does not have. Every such wait is bounded.
 """
 
 from __future__ import annotations
@@ -23,11 +25,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-Storer = Callable[[bool], bool]  # store_groups(wait): False when it could not start now
+# store_groups(wait): wait for the store's lock (True: as long as it takes, False: not at
+# all, a number: that many seconds); False when it could not store now
+Storer = Callable[[bool | float], bool]
 
 _BUSY_RETRY_S = 0.01  # first wait after a busy store, doubling up to _BUSY_RETRY_MAX_S
 _BUSY_RETRY_MAX_S = 1.0
 _RETRY_MAX_S = 5.0  # longest wait after a failed store
+EXIT_WAIT_S = 30.0  # the exit waits at most this long for a store under way on the thread
+EXIT_LOCK_WAIT_S = 2.0  # and this long for each store another thread is using (a hold)
+FORK_WAIT_S = 5.0  # a fork waits at most this long for a store under way
 
 log = logging.getLogger("fm_lab")
 
@@ -54,7 +61,7 @@ def schedule(path: str, store: Storer, delay_s: float) -> None:
     delay runs from its first run)."""
     global _exit_hook, _thread
     with _cond:
-        if path in _due:
+        if path in _due or _closing:
             return
         _due[path] = _Due(time.monotonic() + delay_s, store, delay_s)
         if not _exit_hook:
@@ -75,6 +82,11 @@ def _register_exit() -> None:
         except RuntimeError:  # the interpreter is shutting down already
             pass
     atexit.register(store_all)
+
+
+def closing() -> bool:
+    """Whether the exit has stored the queues: a run ending after that is stored at once."""
+    return _closing
 
 
 def store_now(path: str) -> None:
@@ -98,14 +110,13 @@ def store_all() -> None:
     global _closing
     with _cond:
         _closing = True
-        while _in_flight:
-            _cond.wait()
+        _cond.wait_for(lambda: not _in_flight, EXIT_WAIT_S)
         due = list(_due.values())
         _due.clear()
     for entry in due:
-        try:
-            entry.store(True)
-        except Exception as exc:  # the exit goes on; the journals keep the runs
+        try:  # a store another thread holds (a daemon thread's hold) is left to its journals
+            entry.store(EXIT_LOCK_WAIT_S)
+        except BaseException as exc:  # the exit goes on; the journals keep the runs
             log.warning("%s", exc)
 
 
@@ -162,10 +173,11 @@ def _again(path: str, entry: _Due, after_s: float, failures: int, busy: int) -> 
 
 
 def _before_fork() -> None:
-    """Hold the schedule through the fork, once no store is under way."""
+    """Hold the schedule through the fork, once no store is under way (a few ms: the
+    thread waits for no file; at most :data:`FORK_WAIT_S`), unless this is the thread."""
     _cond.acquire()
-    while _in_flight:
-        _cond.wait()
+    if threading.current_thread() is not _thread:
+        _cond.wait_for(lambda: not _in_flight, FORK_WAIT_S)
 
 
 def _after_fork_in_parent() -> None:

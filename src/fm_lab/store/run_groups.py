@@ -89,6 +89,7 @@ class _Group:
     runs: list[Deferred] = field(default_factory=list)
     records: int = 0
     size: int = 0  # bytes of journal text
+    in_store: set[str] = field(default_factory=set)  # runs a storer has taken, on their way in
     storing: int = 0  # threads inside storing(): queued runs may be on their way in
     lock: threading.RLock = field(default_factory=threading.RLock)  # one storer at a time
 
@@ -151,13 +152,17 @@ def storing(path: str) -> Iterator[list[Deferred]]:
     with _lock:
         group = _groups.setdefault(path, _Group())
         group.storing += 1
+    taken: set[str] = set()
     try:
         with group.lock:
             with _lock:
                 runs, group.runs, group.records, group.size = group.runs, [], 0, 0
+                taken = {run.run_id for run in runs}
+                group.in_store |= taken
             yield runs
     finally:
         with _lock:
+            group.in_store -= taken
             group.storing -= 1
             if not group.runs and not group.storing and _groups.get(path) is group:
                 del _groups[path]
@@ -178,7 +183,7 @@ def queued(path: str, run_id: str) -> bool:
     """Whether ``run_id`` waits in ``path``'s group (or is being stored)."""
     with _lock:
         group = _groups.get(path)
-        return group is not None and (group.storing > 0
+        return group is not None and (run_id in group.in_store
                                       or any(r.run_id == run_id for r in group.runs))
 
 
