@@ -381,18 +381,10 @@ def locked_elsewhere(path: Path) -> bool:
     """Whether another live process holds the journal (False if it is gone, its owner died,
     or it cannot be read). Probed with a shared lock on a read-only descriptor: a reader
     needs no write access to the store's folder."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
+    fd = _lock_if_free(path, os.O_RDONLY, fcntl.LOCK_SH)
+    if fd is None:
+        return path.exists() and os.access(path, os.R_OK)
+    os.close(fd)
     return False
 
 
@@ -416,12 +408,23 @@ def taken_if_dead(path: Path) -> Iterator[int | None]:
 
 def try_lock(path: Path) -> int | None:
     """Lock an existing journal if its owner is gone; returns the fd to close, or None."""
+    return _lock_if_free(path, os.O_WRONLY, fcntl.LOCK_EX)
+
+
+def _lock_if_free(path: Path, mode: int, lock: int) -> int | None:
+    """A descriptor of ``path`` opened with ``mode`` and locked with ``lock`` at once, or
+    None (the file is gone, a read-only probe cannot read it, or another process holds a
+    conflicting lock)."""
     try:
-        fd = os.open(path, os.O_WRONLY)
+        fd = os.open(path, mode)
     except FileNotFoundError:
         return None
+    except PermissionError:
+        if mode != os.O_RDONLY:
+            raise
+        return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, lock | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
