@@ -30,7 +30,27 @@ def arrow_table(cols: dict[str, list[Any]], types: dict[str, str]) -> Any:
             return pa.timestamp("us", tz="UTC")
         return getattr(pa, _ARROW[kind])()
 
-    return pa.table({name: pa.array(cols[name], arrow_type(types[name])) for name in types})
+    def column(name: str) -> Any:
+        kind = types[name]
+        try:
+            return pa.array(cols[name], arrow_type(kind))
+        except (pa.ArrowTypeError, pa.ArrowInvalid):  # an int in a text column, ...: cast
+            return pa.array([_cast(kind, v) for v in cols[name]], arrow_type(kind))
+
+    return pa.table({name: column(name) for name in types})
+
+
+def _cast(kind: str, value: Any) -> Any:
+    """``value`` as DuckDB casts a list parameter to ``kind`` (what the small path does)."""
+    if value is None:
+        return None
+    if kind == "VARCHAR":
+        return ("true" if value else "false") if isinstance(value, bool) else str(value)
+    if kind in ("BIGINT", "INTEGER"):
+        return int(value)
+    if kind == "DOUBLE":
+        return float(value)
+    return value
 
 
 @contextmanager

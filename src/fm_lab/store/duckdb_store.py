@@ -266,14 +266,18 @@ class Store:
         (a read that cannot concern them)."""
         if settle and run_groups.pending(self.path):
             self.store_groups()
+        wait_s = self.lock_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + wait_s  # one wait, for the runs and the file
+        # others' finished runs are waited for without this store's lock, which this
+        # process's background thread may need meanwhile to store its own (that other
+        # process may be waiting for them)
+        if settle and self._con is None and not self.memory \
+                and not attachments.attached(self.path) \
+                and group_wait.wait_for_others(self.journal_dir, self._queued_here, wait_s) \
+                and not self.read_only:
+            self._recovery_due = True  # a dead process's finished runs: take them
         with self._lock:
             if self._con is None:
-                wait_s = self.lock_timeout_s if timeout_s is None else timeout_s
-                deadline = time.monotonic() + wait_s  # one wait, for the runs and the file
-                if settle and not self.memory and not attachments.attached(self.path) \
-                        and group_wait.wait_for_others(self.journal_dir, self._queued_here,
-                                                       wait_s) and not self.read_only:
-                    self._recovery_due = True  # a dead process's finished runs: take them
                 self._con = self._open(max(0.0, deadline - time.monotonic()))
             self._leases += 1
             owner, self._owner = self._owner, threading.get_ident()
@@ -477,7 +481,7 @@ class Store:
             "values (?, ?, ?, ?, ?, ?)",
             [workflow_id, version, digest, record["spec"].get("name"), dumps(record["spec"]),
              record.get("by")],
-        )
+        ).fetchall()  # no result left open: a group's next insert may register Arrow
         self._new_versions[workflow_id, digest] = version
         return version
 
@@ -550,6 +554,8 @@ class Store:
                 self.store_groups()
             except StoreError as exc:  # queued again: the hold's end or the next read says it
                 _log.warning("%s", exc)
+            if run_groups.full(self.path, run_groups.OVERFULL):
+                return False  # the group stays as big as it may be: this run goes alone
         run_groups.add(self.path, dataclasses.replace(run, lock=journal.keep_lock()))
         if not held:
             group_timer.schedule(self.path, self.store_groups, self.group_delay_s)
@@ -602,17 +608,35 @@ class Store:
                 with self.connection(file_wait_s, settle=False) as con:
                     self._store_group(con, runs)
             except BaseException as exc:
-                run_groups.put_back(self.path, runs)
                 if isinstance(exc, StoreError) or not isinstance(exc, Exception):
+                    run_groups.put_back(self.path, runs)
                     raise
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                raise StoreError(
-                    f"storing {len(runs)} finished runs in {self.path} failed "
-                    f"({type(exc).__name__}: {first}); they stay queued, each safe in its "
-                    "journal, and go in at the next use of the store or its next open"
-                ) from exc
+                # something in one run the group could not take: each alone, as a recovery
+                # would; what still fails stays queued
+                failed = self._store_one_by_one(runs)
+                run_groups.put_back(self.path, failed)
+                if failed:
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    raise StoreError(
+                        f"storing {len(failed)} finished runs in {self.path} failed "
+                        f"({type(exc).__name__}: {first}); they stay queued, each safe in its "
+                        "journal, and are tried again at the next use of the store or its "
+                        "next open") from exc
+                return
             for run in runs:
                 self._drop_journal(run)
+
+    def _store_one_by_one(self, runs: list[run_groups.Deferred]) -> list[run_groups.Deferred]:
+        """Ingest each run alone (a group failed); return those that failed too."""
+        failed = []
+        for run in runs:
+            try:
+                self.ingest(run.run_id, run.records(), texts=run.texts)
+            except Exception:
+                failed.append(run)
+                continue
+            self._drop_journal(run)
+        return failed
 
     def _journal_kept(self, run: run_groups.Deferred) -> bool:
         """Whether a queued run's journal is still the file it locked; if it was deleted

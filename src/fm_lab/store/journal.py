@@ -37,7 +37,7 @@ def encode_record(record: Mapping[str, Any]) -> bytes:
 
 
 _END_PREFIX = b'{"k":"run"'  # a run's end record, as encode_record writes it (compact JSON)
-_TAIL = 4096  # bytes read at a time, from the end, to find a journal's last line
+_TAIL = 65536  # bytes read at a time, from the end, to find a journal's last line
 
 _here: set[Path] = set()  # journals this process has open (their lock is its own)
 _here_lock = threading.Lock()
@@ -60,22 +60,29 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 def ends_run(path: Path) -> bool:
     """Whether the journal's last line is its run's end record (the run finished; the
-    journal waits to be stored). False for a missing or empty file."""
+    journal waits to be stored). False for a missing or empty file. Reads back from the end
+    to the start of the last line (once, whatever its length), then that line's first bytes."""
     try:
         with open(path, "rb") as file:
             end = file.seek(0, os.SEEK_END)
-            tail, at = b"", end
+            if end == 0:
+                return False
+            file.seek(end - 1)
+            if file.read(1) != b"\n":
+                return False  # torn, or still being written
+            start, at = 0, end - 1  # the last line starts after the newline before ``at``
             while at > 0:
-                at = max(0, at - _TAIL)
-                file.seek(at)
-                tail = file.read(min(_TAIL, end - at)) + tail
-                start = tail.rfind(b"\n", 0, len(tail) - 1)
-                if start >= 0 or at == 0:
-                    line = tail[start + 1:]
-                    return line[9:9 + len(_END_PREFIX)] == _END_PREFIX and line.endswith(b"\n")
+                size = min(_TAIL, at)
+                file.seek(at - size)
+                found = file.read(size).rfind(b"\n")
+                if found >= 0:
+                    start = at - size + found + 1
+                    break
+                at -= size
+            file.seek(start)
+            return file.read(9 + len(_END_PREFIX))[9:] == _END_PREFIX
     except OSError:
         return False
-    return False
 
 
 class RunLockedError(RuntimeError):

@@ -126,13 +126,18 @@ def add(path: str, run: Deferred) -> None:
         group.size += run.size
 
 
-def full(path: str) -> bool:
-    """Whether ``path``'s group is to be stored before another run joins it."""
+def full(path: str, times: int = 1) -> bool:
+    """Whether ``path``'s group is to be stored before another run joins it (``times``:
+    whether it holds that many groups' worth: one that could not be stored takes runs up to
+    :data:`OVERFULL` times the caps, then none)."""
     with _lock:
         group = _groups.get(path)
-        return group is not None and (len(group.runs) >= GROUP_RUNS
-                                      or group.records >= GROUP_RECORDS
-                                      or group.size >= GROUP_BYTES)
+        return group is not None and (len(group.runs) >= GROUP_RUNS * times
+                                      or group.records >= GROUP_RECORDS * times
+                                      or group.size >= GROUP_BYTES * times)
+
+
+OVERFULL = 4
 
 
 def put_back(path: str, runs: Sequence[Deferred]) -> None:

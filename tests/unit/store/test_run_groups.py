@@ -42,6 +42,27 @@ def groups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return sizes
 
 
+def _full_disk(patched: pytest.MonkeyPatch, once: bool = False) -> None:
+    """Storing fails as on a full disk: a group, then each of its runs alone (``once``: the
+    first attempt only)."""
+    real_group, real_alone = Store._store_group, Store._store_one_by_one
+    failing = [True]
+
+    def group(self: Store, con: Any, runs: list[run_groups.Deferred]) -> None:
+        if failing[0]:
+            raise OSError(28, "No space left on device")
+        real_group(self, con, runs)
+
+    def alone(self: Store, runs: list[run_groups.Deferred]) -> list[run_groups.Deferred]:
+        if failing[0]:
+            failing[0] = not once
+            return list(runs)
+        return real_alone(self, runs)
+
+    patched.setattr(Store, "_store_group", group)
+    patched.setattr(Store, "_store_one_by_one", alone)
+
+
 def _tables(store: Store) -> dict[str, pd.DataFrame]:
     """What the runs left in the file, without ids and times (which differ run to run)."""
     runs = store.sql("select status, inputs, outputs, state, error, journal_seq, "
@@ -137,12 +158,8 @@ def test_a_group_that_cannot_be_stored_says_so_and_stays_queued(
     """Storing fails (a full disk): the hold's end raises one clear error, the runs stay
     queued, each in its journal, and the next use of the store puts them in."""
     store = Store(tmp_path / "s.duckdb")
-
-    def refuse(self: Store, con: Any, runs: Any) -> None:
-        raise OSError(28, "No space left on device")
-
     with monkeypatch.context() as patched:
-        patched.setattr(Store, "_store_group", refuse)
+        _full_disk(patched)
         with pytest.raises(StoreError, match=r"storing 3 finished runs .* No space left on "
                            r"device\); they stay queued"), store.hold():
             ids = [fm_lab.run(CHAIN, {"n": n}, store=store).run_id for n in range(3)]
@@ -248,12 +265,8 @@ def test_a_run_joining_a_group_that_cannot_be_stored_is_not_failed(
 
     monkeypatch.setattr(run_groups, "GROUP_RUNS", 2)
     store = Store(tmp_path / "s.duckdb")
-
-    def refuse(self: Store, con: Any, runs: Any) -> None:
-        raise OSError(28, "No space left on device")
-
     with monkeypatch.context() as patched, caplog.at_level(logging.WARNING, "fm_lab"):
-        patched.setattr(Store, "_store_group", refuse)
+        _full_disk(patched)
         with pytest.raises(StoreError, match="storing 3 finished runs"), store.hold():
             runs = [fm_lab.run(CHAIN, {"n": n}, store=store) for n in range(3)]
             assert [r.status for r in runs] == ["succeeded"] * 3
@@ -276,11 +289,7 @@ def test_a_read_only_store_leaves_the_queue_to_the_writer(tmp_path: Path) -> Non
 def test_an_error_in_the_hold_is_the_one_raised(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     store = Store(tmp_path / "s.duckdb")
-
-    def refuse(self: Store, con: Any, runs: Any) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(Store, "_store_group", refuse)
+    _full_disk(monkeypatch)
     with pytest.raises(ValueError, match="the block's own"), store.hold():
         fm_lab.run(CHAIN, {"n": 1}, store=store)
         raise ValueError("the block's own")
@@ -496,20 +505,11 @@ def test_a_process_that_ends_with_runs_queued_loses_none(tmp_path: Path, ending:
 def test_a_group_the_background_cannot_store_is_logged_and_tried_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    real = Store._store_group
-    failures = [1]
-
-    def failing_once(self: Store, con: Any, runs: list[run_groups.Deferred]) -> None:
-        if failures:
-            failures.pop()
-            raise RuntimeError("disk on fire")
-        real(self, con, runs)
-
-    monkeypatch.setattr(Store, "_store_group", failing_once)
+    _full_disk(monkeypatch, once=True)
     store = Store(tmp_path / "s.duckdb", group_delay_s=0.01)
     run = fm_lab.run(CHAIN, {"n": 1}, store=store)
     assert _until(lambda: not _journals(store))  # the second try stored it
-    assert "disk on fire" in caplog.text and "tried again" in caplog.text
+    assert "No space left on device" in caplog.text and "tried again" in caplog.text
     assert store.run_status(run.run_id) == "succeeded"
 
 
@@ -536,3 +536,20 @@ def test_a_reader_that_waited_long_enough_says_the_run_waits_to_be_stored(
     assert done.returncode != 0
     assert "ends with the run's end: the process that ran it has not stored it yet" \
         in done.stderr
+
+
+def test_a_run_the_group_cannot_take_does_not_hold_the_others_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group fails on something in one run: each goes in alone, as a recovery would."""
+    real = Store._store_group
+
+    def fails_with_the_bad_one(self: Store, con: Any, runs: list[run_groups.Deferred]) -> None:
+        if any(b'"bad"' in b"".join(run.texts.values()) for run in runs):
+            raise ValueError("a value the group's insert cannot take")
+        real(self, con, runs)
+
+    monkeypatch.setattr(Store, "_store_group", fails_with_the_bad_one)
+    store = Store(tmp_path / "s.duckdb", group_delay_s=60)
+    ids = [fm_lab.run(CHAIN, {"n": n}, store=store).run_id for n in ("a", "bad", "c")]
+    assert set(store.runs()["run_id"]) == set(ids)  # all three, each alone
+    assert not _journals(store)

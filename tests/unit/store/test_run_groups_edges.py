@@ -504,3 +504,110 @@ def test_a_child_forked_inside_a_hold_is_told_why_it_cannot_open_the_store(
     child.join(60)
     assert said.startswith("StoreError: ") and "was open in the process this one was " \
         "forked from" in said and "'spawn'" in said, said
+
+
+# ---- a third review: values a group's Arrow path refused, big groups and lines, busy peers -----
+def _spanning(x: str) -> str:
+    from fm_lab.tracing.spans import span
+
+    for i in range(5):
+        with span(f"s{i}", kind="tool", resource_id=42) as each:  # an int where text goes
+            each.output = i
+    return x
+
+
+def test_a_group_past_the_arrow_threshold_takes_what_a_single_run_takes(
+        tmp_path: Path) -> None:
+    """64 runs of 6 spans: the group's spans go in through Arrow, which refused an int in a
+    text column where DuckDB's list parameters cast it."""
+    fm_lab.register_function(_spanning, name="spanning_int_ids")
+    flow = {"id": "sp", "nodes": {"a": {"type": "code", "config": {
+        "function": "spanning_int_ids", "args": {"x": "{{ inputs.n }}"}}}}}
+    store = Store(tmp_path / "s.duckdb", group_delay_s=60)
+    ids = [fm_lab.run(flow, {"n": str(i)}, store=store).run_id for i in range(64)]
+    assert set(ids) <= set(fm_lab.runs(limit=None, store=store)["run_id"])
+    ids_stored = store.sql("select distinct resource_id from spans where kind = 'tool'")
+    assert ids_stored["resource_id"].tolist() == ["42"]
+
+
+HOLDS_THE_FILE = """
+import sys, time
+from fm_lab.store import Store
+with Store(sys.argv[1]).hold():
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_runs_ending_while_another_process_holds_the_file_all_go_in(tmp_path: Path) -> None:
+    """The group cannot be stored meanwhile: it grows to its cap times OVERFULL (past the
+    Arrow threshold), then runs go alone; all are stored once the file is free."""
+    path = tmp_path / "s.duckdb"
+    _made(path)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDS_THE_FILE, str(path), "4"],
+                              stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        store = Store(path, lock_timeout_s=0.01)
+        ids = [fm_lab.run(CHAIN, {"n": i}, store=store).run_id for i in range(300)]
+    finally:
+        holder.communicate(timeout=60)
+    store.lock_timeout_s = 30
+    assert set(ids) <= set(fm_lab.runs(limit=None, store=store)["run_id"])
+
+
+def test_the_end_of_a_journal_is_found_behind_a_huge_last_line(tmp_path: Path) -> None:
+    from fm_lab.store.journal import encode_record, ends_run
+
+    def line(record: dict[str, Any]) -> bytes:
+        import zlib
+
+        body = encode_record(record)
+        return b"%08x %s\n" % (zlib.crc32(body), body)
+
+    big = "x" * (8 * 1024 * 1024)
+    start = line({"k": "start", "seq": 1})
+    ended, running = tmp_path / "ended.journal", tmp_path / "running.journal"
+    ended.write_bytes(start + line({"k": "run", "seq": 2, "outputs": {"a": big}}))
+    running.write_bytes(start + line({"k": "node", "seq": 2, "output": big}))
+    assert ends_run(ended) and not ends_run(running)
+    assert not ends_run(tmp_path / "missing.journal")
+
+
+BUSY_PEER = """
+import sys, threading, time, fm_lab
+from fm_lab.store import Store
+store = Store(sys.argv[1])
+flow = {"id": "w", "nodes": {"a": {"type": "template", "config": {"template": "{{ inputs.n }}"}}}}
+stop = time.monotonic() + float(sys.argv[2])
+reads = []
+def work(k):
+    i = 0
+    while time.monotonic() < stop:
+        fm_lab.run(flow, {"n": f"{k}-{i}"}, store=store)
+        i += 1
+def read():
+    while time.monotonic() < stop:
+        t = time.monotonic()
+        fm_lab.runs(store=store)
+        reads.append(time.monotonic() - t)
+        time.sleep(0.02)
+threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+threads.append(threading.Thread(target=read))
+for t in threads: t.start()
+for t in threads: t.join()
+print(max(reads), flush=True)
+"""
+
+
+def test_two_busy_processes_do_not_wait_out_each_others_lock_timeout(tmp_path: Path) -> None:
+    """Each reads while its threads run short runs: a read waiting for the other's queued
+    runs held its own store's lock, which its background thread needed to store the runs the
+    other was waiting for."""
+    path = tmp_path / "s.duckdb"
+    _made(path)
+    env = {**ENV, "FM_LAB_LOCK_TIMEOUT_S": "30"}
+    procs = [subprocess.Popen([sys.executable, "-c", BUSY_PEER, str(path), "4"],
+                              stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    slowest = [float(p.communicate(timeout=300)[0]) for p in procs]
+    assert max(slowest) < 15, slowest  # waiting each other out: 30 s
