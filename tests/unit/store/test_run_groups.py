@@ -442,6 +442,15 @@ READER = """
 import sys, fm_lab
 print(fm_lab.Store(sys.argv[1], read_only=True).run_status(sys.argv[2]), flush=True)
 """
+SAYS_WHAT_IT_WAITS_FOR = """
+from fm_lab.store import group_wait
+found = group_wait.queued_elsewhere
+def said(*args):
+    queued, dead = found(*args)
+    print("waiting for", len(queued), flush=True)
+    return queued, dead
+group_wait.queued_elsewhere = said
+"""
 
 
 @pytest.mark.parametrize("made", [True, False], ids=["file_there", "first_run"])
@@ -456,14 +465,14 @@ def test_another_process_reading_waits_for_the_runs_queued_here(
     run = fm_lab.run(CHAIN, {"n": 1}, store=store)
     assert len(_journals(store)) == 1
     reader = subprocess.Popen(
-        [sys.executable, "-c", READER, str(path), run.run_id], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "FM_LAB_LOCK_TIMEOUT_S": "60",
+        [sys.executable, "-c", SAYS_WHAT_IT_WAITS_FOR + READER, str(path), run.run_id],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "FM_LAB_LOCK_TIMEOUT_S": "600",
              "PYTHONPATH": os.pathsep.join(sys.path)})
     try:
-        # the reader is waiting (or not started yet): it has answered nothing
-        assert not _until(lambda: reader.poll() is not None, timeout_s=1.0)
-        store.store_groups()
+        assert reader.stdout is not None
+        assert reader.stdout.readline().strip() == "waiting for 1"  # found the queued run
+        store.store_groups()  # only now: the reader waits for it until then
         out, err = reader.communicate(timeout=120)
     finally:
         reader.kill()
