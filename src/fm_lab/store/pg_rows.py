@@ -91,22 +91,18 @@ def span_rows(run_id: str | None, workflow_id: str | None,
     return list(zip(*order, strict=True))
 
 
-def json_rows(names: Sequence[str], rows: Sequence[Sequence[Any]],
-              extra: Sequence[dict[str, Any]] | None = None) -> str | None:
-    """``rows`` as a JSON array of objects by column name (``extra``: more keys per row), or
-    None when a value would not come back the same (a NaN or infinite float, a huge integer):
-    the caller then takes a path with typed parameters."""
+def json_rows(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> str | None:
+    """``rows`` as a JSON array of objects by column name, or None when a value would not come
+    back the same (a NaN or infinite float, a huge integer): the caller then takes a path with
+    typed parameters."""
     import orjson
 
     objects = []
-    for index, row in enumerate(rows):
+    for row in rows:
         for value in row:
             if isinstance(value, float) and not math.isfinite(value):
                 return None
-        obj = dict(zip(names, row, strict=True))
-        if extra is not None:
-            obj.update(extra[index])
-        objects.append(obj)
+        objects.append(dict(zip(names, row, strict=True)))
     try:
         return orjson.dumps(objects).decode()
     except (TypeError, orjson.JSONEncodeError):

@@ -10,9 +10,10 @@ JSON columns come back as their text, as DuckDB returns them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,6 +21,28 @@ if TYPE_CHECKING:
     import psycopg
 
 DIALECT = "postgres"
+
+
+@contextlib.contextmanager
+def pipelined_transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """One transaction on the autocommit connection ``conn`` in pipeline mode: ``begin``, the
+    block's statements and ``commit`` go out together, and only the block's fetches and the
+    end wait for the server. psycopg's ``transaction()`` inside a pipeline syncs on entering,
+    before its commit and after it (three more round trips). A block that raises, or a
+    statement the server refuses, leaves nothing: the transaction is rolled back."""
+    from psycopg import pq
+
+    try:
+        with conn.pipeline():
+            conn.execute("begin")
+            yield
+            conn.execute("commit")
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status in (
+                pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
+            with contextlib.suppress(Exception):
+                conn.execute("rollback")
+        raise
 
 
 @functools.lru_cache(maxsize=1024)

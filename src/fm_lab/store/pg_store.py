@@ -51,6 +51,7 @@ from fm_lab.store.journal import split_records
 from fm_lab.store.pg_journal import LeaseMissingError, PgJournal
 from fm_lab.store.pg_locks import HELD, KEEPALIVE, RunLocks
 from fm_lab.store.pg_password import split_password
+from fm_lab.store.pg_pool import open_pool
 from fm_lab.store.pg_rows import (
     COPY_SPANS_FROM,
     NODE_COLUMNS,
@@ -62,7 +63,7 @@ from fm_lab.store.pg_rows import (
     timestamp,
 )
 from fm_lab.store.pg_schema import LATEST_VERSION, MIGRATIONS
-from fm_lab.store.pg_sql import PgConnection, configure
+from fm_lab.store.pg_sql import PgConnection, configure, pipelined_transaction
 from fm_lab.store.pg_vectors import enable_pgvector
 from fm_lab.store.records import (
     JournalRecord,
@@ -172,14 +173,12 @@ class PostgresStore:
         return options
 
     def _pool_now(self) -> psycopg_pool.ConnectionPool[Any]:
-        import psycopg_pool
-
         with self._pool_lock:
             if self._pool is None or self._pool_pid != os.getpid():
                 # a forked child (a Dask or multiprocessing worker) opens its own
-                self._pool = psycopg_pool.ConnectionPool(
+                self._pool = open_pool(
                     self.url, min_size=1, max_size=self.pool_size, kwargs=self._options(),
-                    configure=configure, open=True, name="fm_lab", timeout=30.0)
+                    configure=configure, name="fm_lab", timeout=30.0)
                 self._pool_pid = os.getpid()
             return self._pool
 
@@ -428,8 +427,8 @@ class PostgresStore:
                     return
         spanned = sum(1 for r in records if r["k"] == "span" or r.get("span"))
         with (self.connection() as con,
-              con.raw.pipeline() if spanned < COPY_SPANS_FROM else contextlib.nullcontext(),
-              con.raw.transaction()):
+              pipelined_transaction(con.raw) if spanned < COPY_SPANS_FROM
+              else con.raw.transaction()):
             self._ingest(con, run_id, records, lease)
 
     def _ingest(self, con: PgConnection, run_id: str, records: Sequence[JournalRecord],

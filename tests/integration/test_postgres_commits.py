@@ -1,0 +1,142 @@
+"""How a PostgreSQL store's commits go to the server: a batch the run holds part of stores only
+the rest, a retried batch stores nothing twice (store/pg_commit.py); a general-path
+transaction sent in a pipeline leaves nothing when a statement fails or the block raises
+(store/pg_sql.py); the pool hands out the connection returned last (store/pg_pool.py)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+import fm_lab
+from fm_lab.store import open_store
+from fm_lab.store.pg_pool import MostRecentFirst
+from fm_lab.store.pg_sql import pipelined_transaction
+
+pytestmark = pytest.mark.slow
+
+CHAIN = {
+    "id": "chain",
+    "nodes": {
+        "a": {"type": "template", "config": {"template": "x{{ inputs.n }}"}},
+        "b": {"type": "template", "config": {"template": "{{ nodes.a.output }}y"}},
+    },
+    "edges": ["a -> b"],
+}
+
+
+@pytest.fixture
+def store(pg_url: str) -> Iterator[Any]:
+    made = open_store(pg_url)
+    yield made
+    made.close()
+
+
+def _node(seq: int, name: str, status: str, output: Any, span: str) -> dict[str, Any]:
+    return {"k": "node", "seq": seq, "node": name, "type": "template", "status": status,
+            "attempts": 1, "input": {}, "output": output, "started": 1.0e9, "ended": 1.0e9 + 1,
+            "span": span, "trace": "0" * 32, "pspan": None, "entity": name}
+
+
+def _count(store: Any, sql: str, params: list[Any]) -> int:
+    return int(store.sql(sql, params).iloc[0, 0])
+
+
+def test_a_batch_the_run_holds_part_of_stores_only_the_rest_once(store: Any) -> None:
+    run = fm_lab.run(CHAIN, {"n": 1}, store=store)
+    stored = store.load_run(run.run_id).journal_seq
+    batch = [_node(stored, "a", "failed", "old", "s-a"),  # at journal_seq: stored already
+             _node(stored + 1, "extra", "succeeded", "new", "s-extra")]
+    for _ in range(2):  # the second time, as a commit retried after its reply was lost
+        store.ingest(run.run_id, batch)
+        loaded = store.load_run(run.run_id)
+        assert loaded.journal_seq == stored + 1
+        assert loaded.nodes["a"]["status"] == "succeeded"
+        assert loaded.nodes["extra"]["output"] == "new"
+        for table, column, value in (("node_executions", "node_id", "extra"),
+                                     ("spans", "span_id", "s-extra"),
+                                     ("spans", "span_id", "s-a")):
+            expected = 0 if value == "s-a" else 1
+            assert _count(store, f"select count(*) from {table} where run_id = ? "
+                          f"and {column} = ?", [run.run_id, value]) == expected
+
+
+def test_a_whole_batch_after_journal_seq_goes_in_one_statement_and_a_retry_adds_nothing(
+        store: Any) -> None:
+    run = fm_lab.run(CHAIN, {"n": 2}, store=store)
+    stored = store.load_run(run.run_id).journal_seq
+    batch = [_node(stored + 1, "c", "succeeded", 1, "s-c"),
+             _node(stored + 2, "d", "succeeded", 2, "s-d")]
+    statements: list[str] = []
+    with store.hold(), store.connection() as con:
+        con.raw.add_notice_handler(lambda _: None)
+        original = psycopg.Cursor.execute
+
+        def spy(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            statements.append(str(query))
+            return original(cursor, query, *args, **kwargs)
+
+        psycopg.Cursor.execute = spy  # type: ignore[method-assign]
+        try:
+            store.ingest(run.run_id, batch)
+            store.ingest(run.run_id, batch)
+        finally:
+            psycopg.Cursor.execute = original  # type: ignore[method-assign]
+    assert len(statements) == 2 and all(s.startswith("with r as") for s in statements)
+    assert _count(store, "select count(*) from node_executions where run_id = ? and "
+                  "node_id in ('c', 'd')", [run.run_id]) == 2
+    assert _count(store, "select count(*) from spans where run_id = ? and span_id in "
+                  "('s-c', 's-d')", [run.run_id]) == 2
+    assert store.load_run(run.run_id).journal_seq == stored + 2
+
+
+def test_a_pipelined_transaction_leaves_nothing_when_a_statement_fails_or_the_block_raises(
+        store: Any) -> None:
+    with store.connection() as con:
+        raw = con.raw
+        raw.execute("create table kept (x int)")
+        with pytest.raises(psycopg.errors.DivisionByZero), pipelined_transaction(raw):
+            raw.execute("insert into kept values (1)")
+            raw.execute("select 1 / 0")
+            raw.execute("insert into kept values (2)")
+        assert raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with pytest.raises(RuntimeError, match="block"), pipelined_transaction(raw):
+            raw.execute("insert into kept values (3)")
+            raise RuntimeError("the block failed")
+        assert raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with pipelined_transaction(raw):
+            raw.execute("insert into kept values (4)")
+            read = raw.execute("select count(*) from kept")
+            assert read.fetchone() == (1,)  # the block's own write, before its commit
+        assert raw.execute("select array_agg(x) from kept").fetchone() == ([4],)
+
+
+def test_the_pool_hands_out_the_connection_returned_last(store: Any) -> None:
+    def backend() -> int:
+        with store.connection() as con:
+            return int(con.raw.info.backend_pid)
+
+    assert isinstance(store._pool_now()._pool, MostRecentFirst)
+    inside = threading.Event()
+    leave = threading.Event()
+    pids: dict[str, int] = {}
+
+    def hold_one() -> None:
+        with store.connection() as con:
+            pids["other"] = int(con.raw.info.backend_pid)
+            inside.set()
+            leave.wait(600)  # a hang guard, not a timing assertion
+
+    worker = threading.Thread(target=hold_one)
+    worker.start()
+    assert inside.wait(600)
+    pids["mine"] = backend()  # the pool opens a second connection beside the held one
+    leave.set()
+    worker.join(600)
+    assert pids["mine"] != pids["other"]
+    # both are idle now; the one returned last (the worker's) comes first, again and again
+    assert [backend() for _ in range(5)] == [pids["other"]] * 5
