@@ -107,6 +107,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tracing as span_data  # the tracing benchmark's synthetic spans
 
 FANOUT_CONCURRENCY = 64
+SHORT_CHAIN = 2  # the short chain timed in the same turns: what a run costs beside its nodes
 SYSTEMS = ("fm_lab", "dbos", "langgraph")
 COMMITS = ("sync", "async")
 PEER_PACKAGES = {  # system -> (import name, pip name)
@@ -278,12 +279,19 @@ class FmSystem:
     def __init__(self, store: Any, nodes: int) -> None:
         self.store = store
         self.chain_wf = Workflow.from_dict(fm_chain_spec(nodes))
+        self.short_wf = Workflow.from_dict(fm_chain_spec(SHORT_CHAIN))
         self.fanout_wf = Workflow.from_dict(fm_fanout_spec())
         self.nodes = nodes
 
     def chain(self) -> None:
-        result = fm_lab.run(self.chain_wf, store=self.store)
-        if result.status != "succeeded" or result.outputs != {f"n{self.nodes - 1}": self.nodes}:
+        self._chain(self.chain_wf, self.nodes)
+
+    def short(self) -> None:
+        self._chain(self.short_wf, SHORT_CHAIN)
+
+    def _chain(self, workflow: Workflow, nodes: int) -> None:
+        result = fm_lab.run(workflow, store=self.store)
+        if result.status != "succeeded" or result.outputs != {f"n{nodes - 1}": nodes}:
             raise RuntimeError(f"fm_lab chain: {result.status} {result.outputs}")
 
     def fanout(self, m: int) -> None:
@@ -405,6 +413,10 @@ class DbosSystem:
         if self._chain(self.nodes) != self.nodes:
             raise RuntimeError("DBOS chain: wrong result")
 
+    def short(self) -> None:
+        if self._chain(SHORT_CHAIN) != SHORT_CHAIN:
+            raise RuntimeError("DBOS chain: wrong result")
+
     def fanout(self, m: int) -> None:
         out = asyncio.run(self._fanout(m))
         if out != [i + 1 for i in range(m)]:
@@ -449,14 +461,18 @@ class LangGraphSystem:
         self._cm = PostgresSaver.from_conn_string(url)
         saver = self._cm.__enter__()
         saver.setup()
-        chain = StateGraph(ChainState)
-        for i in range(nodes):
-            chain.add_node(f"n{i}", _lg_inc)
-        chain.add_edge(START, "n0")
-        for i in range(nodes - 1):
-            chain.add_edge(f"n{i}", f"n{i + 1}")
-        chain.add_edge(f"n{nodes - 1}", END)
-        self.chain_graph = chain.compile(checkpointer=saver)
+
+        def chain_graph(length: int) -> Any:
+            chain = StateGraph(ChainState)
+            for i in range(length):
+                chain.add_node(f"n{i}", _lg_inc)
+            chain.add_edge(START, "n0")
+            for i in range(length - 1):
+                chain.add_edge(f"n{i}", f"n{i + 1}")
+            chain.add_edge(f"n{length - 1}", END)
+            return chain.compile(checkpointer=saver)
+
+        self.chain_graph, self.short_graph = chain_graph(nodes), chain_graph(SHORT_CHAIN)
         fan = StateGraph(MapState)
         fan.add_node("worker", _lg_worker)
         fan.add_conditional_edges(START, lambda s: [Send("worker", {"item": i})
@@ -466,10 +482,16 @@ class LangGraphSystem:
         self.nodes = nodes
 
     def chain(self) -> None:
-        out = self.chain_graph.invoke(
-            {"x": 0}, {"configurable": {"thread_id": uuid.uuid4().hex},
-                       "recursion_limit": self.nodes + 10}, durability="sync")
-        if out["x"] != self.nodes:
+        self._chain(self.chain_graph, self.nodes)
+
+    def short(self) -> None:
+        self._chain(self.short_graph, SHORT_CHAIN)
+
+    @staticmethod
+    def _chain(graph: Any, nodes: int) -> None:
+        out = graph.invoke({"x": 0}, {"configurable": {"thread_id": uuid.uuid4().hex},
+                                      "recursion_limit": nodes + 10}, durability="sync")
+        if out["x"] != nodes:
             raise RuntimeError("LangGraph chain: wrong result")
 
     def fanout(self, m: int) -> None:
@@ -494,6 +516,10 @@ class Line:
     per_unit_ms: float
     per_run_ms: float  # median
     runs_ms: list[float] = field(default_factory=list)
+    # chains: from the medians of the long and the short chain, what one more node adds and
+    # what a run costs beside its nodes
+    node_added_ms: float | None = None
+    run_fixed_ms: float | None = None
 
 
 def make_system(kind: str, url: str, commit: str, nodes: int) -> Any:
@@ -560,6 +586,10 @@ class Isolated:
         self._conn.send(("chain", ()))
         return float(self._reply())
 
+    def short(self) -> float:
+        self._conn.send(("short", ()))
+        return float(self._reply())
+
     def fanout(self, m: int) -> float:
         self._conn.send(("fanout", (m,)))
         return float(self._reply())
@@ -606,16 +636,26 @@ def timed_turns(systems: dict[str, Any], call: Callable[[Any], float | None], re
     """``call(system)`` ``warm`` times each untimed, then ``reps`` timed rounds in which the
     systems take turns (a slow spell of the machine hits them alike); seconds per call (as the
     system's own process timed it, when it runs in one)."""
+    return timed_turns_of(systems, {"": call}, reps, warm)[""]
+
+
+def timed_turns_of(systems: dict[str, Any], calls: dict[str, Callable[[Any], float | None]],
+                   reps: int, warm: int) -> dict[str, dict[str, list[float]]]:
+    """:func:`timed_turns` of several calls, each round making every call on each system in
+    turn; seconds per call, by call and system."""
     for system in systems.values():
-        for _ in range(warm):
-            call(system)
-    times: dict[str, list[float]] = {name: [] for name in systems}
+        for call in calls.values():
+            for _ in range(warm):
+                call(system)
+    times: dict[str, dict[str, list[float]]] = {c: {name: [] for name in systems}
+                                                for c in calls}
     for _ in range(reps):
         for name, system in systems.items():
-            gc.collect()
-            t0 = time.perf_counter()
-            took = call(system)
-            times[name].append(time.perf_counter() - t0 if took is None else took)
+            for label, call in calls.items():
+                gc.collect()
+                t0 = time.perf_counter()
+                took = call(system)
+                times[label][name].append(time.perf_counter() - t0 if took is None else took)
     return times
 
 
@@ -642,15 +682,21 @@ def run_chain_and_fanout(server: Server, sizes: Sizes, commits: list[str], only:
                     probes[commit + "_select1"] = probed["select 1"]
                     probes[commit + "_pg_locks"] = probed["pg_locks"]
                 try:
-                    times = timed_turns(chained, lambda s: s.chain(), sizes.runs, warm=2)
+                    both = timed_turns_of(chained, {"long": lambda s: s.chain(),
+                                                    "short": lambda s: s.short()},
+                                          sizes.runs, warm=2)
                 finally:
                     if "fm_lab/pg-nolease" in chained:
                         chained["fm_lab/pg-nolease"].close()
-                for name, secs in times.items():
+                for name, secs in both["long"].items():
                     ms = [s * 1000 for s in secs]
+                    median, short = statistics.median(ms), statistics.median(
+                        [s * 1000 for s in both["short"][name]])
+                    added = (median - short) / (sizes.nodes - SHORT_CHAIN)
                     lines.append(Line("chain", commit, name, "node",
-                                      sum(ms) / (len(ms) * sizes.nodes),
-                                      statistics.median(ms), ms))
+                                      sum(ms) / (len(ms) * sizes.nodes), median, ms,
+                                      node_added_ms=added,
+                                      run_fixed_ms=short - SHORT_CHAIN * added))
             if "fanout" in sections:
                 log(f"[{commit} commit] fan-out of {sizes.items} items x {sizes.fanout_reps} ...")
                 times = timed_turns(systems, lambda s: s.fanout(sizes.items),
@@ -696,6 +742,8 @@ def render_lines(lines: list[Line], probes: dict[str, float], sizes: Sizes) -> s
                 more = ", ..." if len(ln.runs_ms) > 8 else ""
                 w(f"{commit:<8}{ln.system:<16}{ln.per_unit_ms:>10.3f}{ln.per_run_ms:>10.1f}   "
                   f"{ratio:<20}[{shown}{more}]\n")
+            if section == "chain":
+                w(_added_and_fixed(group, ours, sizes))
             if section == "chain" and commit in probes:
                 w(f"{'':<8}(commit probe on this server, {commit}: "
                   f"{probes[commit]:.3f} ms per one-row commit before, "
@@ -716,11 +764,34 @@ def render_lines(lines: list[Line], probes: dict[str, float], sizes: Sizes) -> s
             peers = [ln for ln in chain if ln.commit == commit and ln.system in SYSTEMS]
             if ours is None or not peers:
                 continue
-            ratios = {ln.system: ln.per_unit_ms / ours.per_unit_ms for ln in peers}
-            met = all(r >= GOAL for r in ratios.values())
-            w(f"  {commit:<6}: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items())
-              + f"  -> {'MET' if met else 'NOT MET'}\n")
+            for what, value in ((f"ms/node of the {sizes.nodes}-node chain",
+                                 lambda ln: ln.per_unit_ms),
+                                ("ms one more node adds", lambda ln: ln.node_added_ms)):
+                ratios = {ln.system: value(ln) / value(ours) for ln in peers}
+                met = all(r >= GOAL for r in ratios.values())
+                w(f"  {commit:<6}{what + ':':<36}" + ", ".join(
+                    f"{k} {v:.2f}x" for k, v in ratios.items())
+                  + f"  -> {'MET' if met else 'NOT MET'}\n")
     return out.getvalue()
+
+
+def _added_and_fixed(group: list[Line], ours: Line | None, sizes: Sizes) -> str:
+    """The chain section's second view of one commit mode: what one more node adds and what a
+    run costs beside its nodes (from the medians of the long chain and the short one)."""
+    text = (f"{'':<8}(from the {sizes.nodes}-node and the {SHORT_CHAIN}-node chain, medians: "
+            "ms one more node adds / ms a run costs beside its nodes, and the peer's over "
+            "fm_lab/pg's: ")
+    parts = []
+    for ln in group:
+        if ln.node_added_ms is None or ln.run_fixed_ms is None:
+            continue
+        part = f"{ln.system} {ln.node_added_ms:.3f} / {ln.run_fixed_ms:.2f}"
+        if ours is not None and ln.system in ("dbos", "langgraph"):
+            assert ours.node_added_ms is not None and ours.run_fixed_ms is not None
+            part += (f" ({ln.node_added_ms / ours.node_added_ms:.2f}x / "
+                     f"{ln.run_fixed_ms / ours.run_fixed_ms:.2f}x)")
+        parts.append(part)
+    return text + "; ".join(parts) + ")\n"
 
 
 # ---- span ingestion --------------------------------------------------------------------------
@@ -1064,6 +1135,8 @@ def main(argv: list[str] | None = None) -> int:
     sections = {s.strip() for s in args.section.split(",") if s.strip()}
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     commits = [c for c in COMMITS if c in {s.strip() for s in args.commit.split(",")}]
+    if sizes.nodes <= SHORT_CHAIN:
+        parser.error(f"--nodes: the chain needs more than {SHORT_CHAIN} nodes")
     for bad, allowed, what in ((sections, {"chain", "fanout", "spans", "usage"}, "--section"),
                                (only, set(SYSTEMS), "--only"), (set(commits), set(COMMITS), "")):
         if not bad <= allowed:

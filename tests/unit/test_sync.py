@@ -1,0 +1,178 @@
+"""``run_sync`` (fm_lab/sync.py): the main thread keeps one event loop for call after call, and
+each call still behaves as ``asyncio.run``: the caller's context copied in, nothing leaked out,
+left-over tasks cancelled and async generators closed before it returns; an interrupted call
+leaves the next one a fresh loop; other threads, and a running loop's thread, get their own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import signal
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from fm_lab.sync import run_sync
+
+NAME: contextvars.ContextVar[str] = contextvars.ContextVar("NAME", default="unset")
+
+
+async def _loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
+
+
+def test_the_main_thread_keeps_one_loop_for_call_after_call() -> None:
+    assert threading.current_thread() is threading.main_thread()
+    first, second = run_sync(_loop()), run_sync(_loop())
+    assert first is second and not first.is_closed()
+
+
+def test_each_call_runs_in_a_copy_of_the_callers_context() -> None:
+    async def read_and_set() -> str:
+        seen = NAME.get()
+        NAME.set("inside")
+        return seen
+
+    token = NAME.set("caller")
+    try:
+        assert run_sync(read_and_set()) == "caller"
+        assert NAME.get() == "caller"  # the call's change stays in its copy
+        NAME.set("later")
+        assert run_sync(read_and_set()) == "later"  # no earlier call's copy comes back
+    finally:
+        NAME.reset(token)
+
+
+def test_tasks_a_call_leaves_are_cancelled_before_it_returns() -> None:
+    seen: list[str] = []
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    async def leave_one() -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(forever())
+        await asyncio.sleep(0)  # it starts
+        return task
+
+    task = run_sync(leave_one())
+    assert task.cancelled() and seen == ["cancelled"]
+    assert run_sync(_loop()) is task.get_loop()  # the loop serves the next call
+
+
+def test_async_generators_a_call_leaves_open_are_closed_before_it_returns() -> None:
+    closed: list[bool] = []
+
+    async def numbers() -> AsyncIterator[int]:
+        try:
+            for i in range(10):
+                yield i
+        finally:
+            closed.append(True)
+
+    async def take_one() -> tuple[int, Any]:
+        gen = numbers()
+        return await gen.__anext__(), gen  # the generator stays alive, suspended
+
+    first, gen = run_sync(take_one())
+    assert (first, closed) == (0, [True])
+    again, gen = run_sync(take_one())  # the kept loop still takes new generators, unwarned
+    assert (again, closed) == (0, [True, True])
+    del gen
+
+
+def test_an_error_in_the_call_is_raised_and_the_loop_kept() -> None:
+    async def boom() -> None:
+        raise ValueError("boom")
+
+    before = run_sync(_loop())
+    with pytest.raises(ValueError, match="boom"):
+        run_sync(boom())
+    assert run_sync(_loop()) is before
+
+
+def test_an_interrupted_call_leaves_the_next_one_a_fresh_loop() -> None:
+    async def interrupted() -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the call's task is cancelled
+        await asyncio.sleep(3600)
+
+    before = run_sync(_loop())
+    with pytest.raises(KeyboardInterrupt):
+        run_sync(interrupted())
+    assert before.is_closed()
+    after = run_sync(_loop())
+    assert after is not before and not after.is_closed()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_other_threads_get_a_loop_per_call() -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    def twice() -> None:
+        loops.extend([run_sync(_loop()), run_sync(_loop())])
+
+    worker = threading.Thread(target=twice)
+    worker.start()
+    worker.join(600)  # a hang guard, not a timing assertion
+    assert len(loops) == 2 and loops[0] is not loops[1]
+    assert all(loop.is_closed() for loop in loops)
+
+
+def test_inside_a_running_loop_the_call_runs_on_a_thread_of_its_own() -> None:
+    async def notebook_cell() -> tuple[str, str]:
+        async def where() -> str:
+            return threading.current_thread().name
+
+        token = NAME.set("cell")
+        try:
+            inner = run_sync(where())  # as fm_lab.run inside Jupyter's running loop
+            copied = run_sync(_name())
+        finally:
+            NAME.reset(token)
+        return inner, copied
+
+    async def _name() -> str:
+        return NAME.get()
+
+    inner, copied = asyncio.run(notebook_cell())
+    assert inner.startswith("fm_lab-run") and copied == "cell"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_runs_on_a_loop_of_its_own() -> None:
+    parent_loop = run_sync(_loop())
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave at once
+        try:
+            child_loop = run_sync(_loop())
+            ok = child_loop is not parent_loop and run_sync(_loop()) is child_loop
+            os.write(write, b"ok" if ok else b"same")
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        assert pipe.read() == b"ok"
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert run_sync(_loop()) is parent_loop
+
+
+def test_a_call_that_leaves_callbacks_scheduled_leaves_the_next_one_a_fresh_loop() -> None:
+    fired: list[str] = []
+
+    async def schedule_later() -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.01, fired.append, "late")  # asyncio.run drops it with its loop
+        return loop
+
+    before = run_sync(schedule_later())
+    after = run_sync(_loop())
+    assert before.is_closed() and after is not before and fired == []
+    assert run_sync(_loop()) is after  # a clean call keeps its loop again
