@@ -124,7 +124,7 @@ def test_other_threads_get_a_loop_per_call() -> None:
     assert all(loop.is_closed() for loop in loops)
 
 
-def test_inside_a_running_loop_the_call_runs_on_a_thread_of_its_own() -> None:
+def test_inside_a_running_loop_the_call_runs_on_a_thread_in_the_callers_context() -> None:
     async def notebook_cell() -> tuple[str, str]:
         async def where() -> str:
             return threading.current_thread().name
@@ -176,3 +176,71 @@ def test_a_call_that_leaves_callbacks_scheduled_leaves_the_next_one_a_fresh_loop
     after = run_sync(_loop())
     assert before.is_closed() and after is not before and fired == []
     assert run_sync(_loop()) is after  # a clean call keeps its loop again
+
+
+def _cell(body: Any) -> Any:
+    """Run ``body`` (a coroutine) as a notebook cell runs: on a running loop in the main
+    thread, with Python's own SIGINT handler (a kernel interrupt raises KeyboardInterrupt)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(body)
+    finally:
+        loop.close()
+
+
+def test_calls_inside_a_running_loop_share_one_kept_thread_and_loop() -> None:
+    async def where() -> tuple[str, asyncio.AbstractEventLoop]:
+        return threading.current_thread().name, asyncio.get_running_loop()
+
+    async def cell() -> list[tuple[str, asyncio.AbstractEventLoop]]:
+        return [run_sync(where()), run_sync(where())]
+
+    (name, first), (_, second) = _cell(cell())
+    assert name == "fm_lab-run" and first is second and not first.is_closed()
+
+
+def test_a_call_made_inside_a_call_gets_a_thread_of_its_own() -> None:
+    async def inner() -> str:
+        return f"inner on {threading.current_thread().name}"
+
+    async def outer() -> tuple[str, str]:
+        return run_sync(inner()), threading.current_thread().name  # a node calling fm_lab.run
+
+    async def cell() -> tuple[str, str]:
+        return run_sync(outer())
+
+    nested, outer_thread = _cell(cell())
+    assert nested == "inner on fm_lab-run" and outer_thread == "fm_lab-run"
+
+
+def test_a_kernel_interrupt_cancels_the_call_and_is_raised_once_it_wound_down() -> None:
+    started, wound = threading.Event(), []
+
+    async def long_run() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0)  # winding down takes a turn of its loop
+            wound.append("cancelled")
+            raise
+
+    def interrupt() -> None:
+        assert started.wait(600)  # a hang guard, not a timing assertion
+        os.kill(os.getpid(), signal.SIGINT)
+
+    async def cell() -> None:
+        threading.Thread(target=interrupt).start()
+        run_sync(long_run())
+
+    with pytest.raises(KeyboardInterrupt):
+        _cell(cell())
+    assert wound == ["cancelled"]  # before the interrupt reached the cell
+
+    async def after() -> str:
+        return "still serving"
+
+    async def next_cell() -> str:
+        return run_sync(after())
+
+    assert _cell(next_cell()) == "still serving"
