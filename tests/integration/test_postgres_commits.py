@@ -1,7 +1,9 @@
 """How a PostgreSQL store's commits go to the server: a batch the run holds part of stores only
-the rest, a retried batch stores nothing twice (store/pg_commit.py); a general-path
-transaction sent in a pipeline leaves nothing when a statement fails or the block raises
-(store/pg_sql.py); the pool hands out the connection returned last (store/pg_pool.py)."""
+the rest, a retried batch stores nothing twice (store/pg_commit.py); a run's start of a known
+workflow version goes in one round trip with its audit entry hashed by the server, the chain
+intact (store/pg_start.py); a general-path transaction sent in a pipeline leaves nothing when
+a statement fails or the block raises (store/pg_sql.py); the pool hands out the connection
+returned last (store/pg_pool.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,10 @@ import psycopg
 import pytest
 
 import fm_lab
-from fm_lab.store import open_store
+from fm_lab.spec.models import Workflow
+from fm_lab.store import Store, open_store, pg_start
+from fm_lab.store.audit import verify
+from fm_lab.store.pg_journal import LeaseMissingError
 from fm_lab.store.pg_pool import MostRecentFirst
 from fm_lab.store.pg_sql import pipelined_transaction
 
@@ -140,3 +145,84 @@ def test_the_pool_hands_out_the_connection_returned_last(store: Any) -> None:
     assert pids["mine"] != pids["other"]
     # both are idle now; the one returned last (the worker's) comes first, again and again
     assert [backend() for _ in range(5)] == [pids["other"]] * 5
+
+
+def _spy_starts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    taken: list[bool] = []
+    original = pg_start.commit
+
+    def spy(*args: Any, **kwargs: Any) -> bool:
+        taken.append(original(*args, **kwargs))
+        return taken[-1]
+
+    monkeypatch.setattr(pg_start, "commit", spy)
+    return taken
+
+
+def test_a_start_of_a_known_version_takes_one_trip_and_logs_as_the_general_path(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = _spy_starts(monkeypatch)
+    monkeypatch.setenv("FM_LAB_USER", "zoë.ünal")  # hashed by the server as UTF-8
+    first = fm_lab.run(CHAIN, {"n": 1}, store=store)  # a new version: the general path
+    assert taken == []
+    later = [fm_lab.run(CHAIN, {"n": n}, store=store) for n in range(2, 5)]
+    assert taken == [True, True, True]
+    rows = store.audit_rows()
+    assert verify(rows) == []
+    starts = [r for r in rows if r["action"] == "run.start"]
+    assert [r["run_id"] for r in starts] == [first.run_id] + [r.run_id for r in later]
+    assert {r["after"] for r in starts} == {starts[0]["after"]}  # same version, same hash
+    assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
+    assert {r["actor"] for r in starts} == {"zoë.ünal"}
+    for run in later:
+        loaded = store.load_run(run.run_id)
+        assert loaded.status == "succeeded"
+    assert store.runs()["workflow_version"].tolist() == [1] * 4
+
+
+def test_a_retried_start_stores_one_run_and_one_entry(store: Any) -> None:
+    fm_lab.run(CHAIN, {"n": 1}, store=store)  # the version is known from here on
+    workflow = Workflow.from_dict(CHAIN)
+    record = {**Store.start_record("retried", workflow, {"n": 2}), "seq": 1, "by": "ann"}
+    store.locks.acquire("retried")
+    try:
+        for _ in range(2):  # the second time, as a start whose reply was lost
+            store.ingest("retried", [record], lease=store.locks.session_pid())
+    finally:
+        store.locks.release("retried")
+    assert _count(store, "select count(*) from runs where run_id = ?", ["retried"]) == 1
+    assert _count(store, "select count(*) from audit_log where run_id = ?", ["retried"]) == 1
+    assert verify(store.audit_rows()) == []
+
+
+def test_a_start_without_the_lease_stores_nothing(store: Any) -> None:
+    fm_lab.run(CHAIN, {"n": 1}, store=store)
+    record = {**Store.start_record("unleased", Workflow.from_dict(CHAIN), {}), "seq": 1,
+              "by": "ann"}
+    entries = len(store.audit_rows())
+    with pytest.raises(LeaseMissingError):  # no session of this process holds the run
+        store.ingest("unleased", [record], lease=store.locks.session_pid() or 1)
+    assert _count(store, "select count(*) from runs where run_id = ?", ["unleased"]) == 0
+    assert len(store.audit_rows()) == entries
+
+
+def test_starts_from_many_threads_at_once_keep_the_chain_whole(store: Any) -> None:
+    fm_lab.run(CHAIN, {"n": 0}, store=store)
+    errors: list[BaseException] = []
+
+    def runs(worker: int) -> None:
+        try:
+            for n in range(8):
+                fm_lab.run(CHAIN, {"n": worker * 100 + n}, store=store)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=runs, args=(w,)) for w in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(600)  # a hang guard, not a timing assertion
+    assert errors == []
+    rows = store.audit_rows()
+    assert verify(rows) == [] and len(rows) == 1 + 6 * 8
+    assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))

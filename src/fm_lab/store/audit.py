@@ -116,11 +116,19 @@ def _json(value: Any) -> str | None:
     return None if value is None else canonical(value)
 
 
+def content_tail(at: dt.datetime, actor: str, action: str, run_id: str | None,
+                 path: str | None, before: str | None, after: str | None) -> str:
+    """What an entry's hash covers after its ``seq``: the hash is the sha256 of
+    ``f"{prev_hash}\\n[{seq},{tail}"`` (``canonical([seq, at, actor, ...])``), so a server
+    can number an entry and hash it from this text alone (``store/pg_start.py``)."""
+    return canonical([at.astimezone(dt.UTC).isoformat(timespec="microseconds"), actor, action,
+                      run_id, path, before, after])[1:]
+
+
 def _hash(prev_hash: str, seq: int, at: dt.datetime, actor: str, action: str,
           run_id: str | None, path: str | None, before: str | None, after: str | None) -> str:
-    content = canonical([seq, at.astimezone(dt.UTC).isoformat(timespec="microseconds"), actor,
-                         action, run_id, path, before, after])
-    return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
+    tail = content_tail(at, actor, action, run_id, path, before, after)
+    return hashlib.sha256(f"{prev_hash}\n[{seq},{tail}".encode()).hexdigest()
 
 
 def chain(entries: Iterable[AuditEntry], head: tuple[int, str] | None) -> list[AuditRow]:

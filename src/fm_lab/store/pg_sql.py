@@ -132,6 +132,9 @@ class PgConnection:
         self.raw = conn
         self._made: psycopg.Cursor[Any] | None = None
         self._registered: set[str] = set()
+        # workflow versions stored or read by the block's transaction: (workflow_id, content
+        # hash) -> version, for the store to remember once it commits
+        self.versions: dict[tuple[str, str], int] = {}
 
     @property
     def _cursor(self) -> psycopg.Cursor[Any]:

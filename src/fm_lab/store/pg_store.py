@@ -21,9 +21,9 @@ import os
 import socket
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from fm_lab.store import codec, migrations, pg_commit
+from fm_lab.store import codec, migrations, pg_commit, pg_start
 from fm_lab.store.audit import (
     AUDIT_COLUMNS,
     AuditEntry,
@@ -150,6 +150,9 @@ class PostgresStore:
         self._local = threading.local()  # this thread's held connection (hold())
         self._migrated = False
         self._pgvector = pgvector
+        # (workflow_id, content hash) -> its stored version, once a commit stored or read it
+        # (versions are only added): a start of a known version takes one round trip
+        self._versions: dict[tuple[str, str], int] = {}
         self._schema = migrations.report(self.path, 0, set(), (), MIGRATIONS)
         self._connect_check()
 
@@ -416,7 +419,9 @@ class PostgresStore:
         be stored (``LeaseMissingError`` otherwise; see :mod:`fm_lab.store.pg_journal`).
 
         A few node and span records and a run's end go as one statement
-        (:mod:`fm_lab.store.pg_commit`); anything else (a run's start, suspensions, answers,
+        (:mod:`fm_lab.store.pg_commit`), a run's start of a workflow version this store has
+        stored or read in one round trip (:mod:`fm_lab.store.pg_start`); anything else (a
+        run's first start of a version, suspensions, answers,
         steps, many spans) in a pipeline: the reads in one round trip, the writes and the
         commit in another (COPY, from :data:`COPY_SPANS_FROM` spans, is not pipelined)."""
         if not records:
@@ -425,11 +430,19 @@ class PostgresStore:
             with self.connection() as con:
                 if pg_commit.commit(con.raw, run_id, records, lease):
                     return
+        elif lease is not None and pg_start.fits(records):
+            start = cast("StartRecord", records[0])
+            version = self._versions.get((start["workflow_id"], start["hash"]))
+            if version is not None:
+                with self.connection() as con:
+                    if pg_start.commit(con.raw, run_id, start, version, lease, _AUDIT_LOCK):
+                        return
         spanned = sum(1 for r in records if r["k"] == "span" or r.get("span"))
         with (self.connection() as con,
               pipelined_transaction(con.raw) if spanned < COPY_SPANS_FROM
               else con.raw.transaction()):
             self._ingest(con, run_id, records, lease)
+        self._versions.update(con.versions)  # committed: stored for good
 
     def _ingest(self, con: PgConnection, run_id: str, records: Sequence[JournalRecord],
                 lease: int | None) -> None:
@@ -497,9 +510,12 @@ class PostgresStore:
         (``versions``: asked for by :meth:`_spec_versions` already)."""
         found = (versions or self._spec_versions(con, record)).fetchone()
         stored, latest = found if found else (None, None)
+        key = (record["workflow_id"], record["hash"])
         if stored is not None:
+            con.versions[key] = int(stored)
             return int(stored)
         version: int = max(record["version"], int(latest or 0) + 1)
+        con.versions[key] = version
         con.execute("insert into workflows (workflow_id, version, hash, name, spec, saved_by) "
                     "values (?, ?, ?, ?, ?, ?)",
                     [record["workflow_id"], version, record["hash"], record["spec"].get("name"),
