@@ -13,7 +13,10 @@ Sections (``--section``; all by default):
    ``PostgresSaver``, each run a new ``thread_id`` with ``durability="sync"``, so every
    super-step's checkpoint is written before the next starts). R runs each (default 20), the
    systems taking turns run by run. Figures: ms per node (total / (R*N)) and the median ms per
-   run. fm_lab on its default embedded DuckDB file (journal + fsync) is a reference line.
+   run. Each turn also runs a 2-node chain, so a second line splits the cost in two, from the
+   medians: what one more node adds ((long - short) / (N - 2)) and what a run costs beside
+   its nodes; the goal is reported for both. fm_lab on its default embedded DuckDB file
+   (journal + fsync) is a reference line.
    Every system makes each node durable before its successor starts, so at
    ``synchronous_commit=on`` a node cannot cost less than one WAL flush: the commit probe
    (a one-row insert per transaction on the same server) prints that floor.
