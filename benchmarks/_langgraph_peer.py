@@ -29,6 +29,8 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
+from _langgraph_chain import chain_builder
+
 
 class ChainState(TypedDict, total=False):
     """State for chain/fanout graphs; the no-op nodes never write to it."""
@@ -107,14 +109,7 @@ def _timed_invoke(
 
 def _chain_builder(n: int) -> StateGraph:
     """node_0 -> ... -> node_{n-1}, no-op nodes."""
-    builder = StateGraph(ChainState)
-    for i in range(n):
-        builder.add_node(f"node_{i}", _noop)
-    builder.add_edge(START, "node_0")
-    for i in range(n - 1):
-        builder.add_edge(f"node_{i}", f"node_{i + 1}")
-    builder.add_edge(f"node_{n - 1}", END)
-    return builder
+    return chain_builder(n, ChainState, _noop)
 
 
 def chain(n: int, db_path: str | None) -> float:

@@ -465,15 +465,10 @@ class LangGraphSystem:
         saver = self._cm.__enter__()
         saver.setup()
 
+        from _langgraph_chain import chain_builder
+
         def chain_graph(length: int) -> Any:
-            chain = StateGraph(ChainState)
-            for i in range(length):
-                chain.add_node(f"n{i}", _lg_inc)
-            chain.add_edge(START, "n0")
-            for i in range(length - 1):
-                chain.add_edge(f"n{i}", f"n{i + 1}")
-            chain.add_edge(f"n{length - 1}", END)
-            return chain.compile(checkpointer=saver)
+            return chain_builder(length, ChainState, _lg_inc, "n").compile(checkpointer=saver)
 
         self.chain_graph, self.short_graph = chain_graph(nodes), chain_graph(SHORT_CHAIN)
         fan = StateGraph(MapState)

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from tests.unit.engine.test_engine_on_stores import CHAIN
 
 import fm_lab
 from fm_lab.spec.models import Workflow
@@ -24,14 +25,6 @@ from fm_lab.store.pg_sql import pipelined_transaction
 
 pytestmark = pytest.mark.slow
 
-CHAIN = {
-    "id": "chain",
-    "nodes": {
-        "a": {"type": "template", "config": {"template": "x{{ inputs.n }}"}},
-        "b": {"type": "template", "config": {"template": "{{ nodes.a.output }}y"}},
-    },
-    "edges": ["a -> b"],
-}
 
 
 @pytest.fixture
