@@ -32,8 +32,10 @@ T = TypeVar("T")
 def _run_once(runner: asyncio.Runner, coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on ``runner`` as ``asyncio.run`` would, keeping the loop for the next
     call: in a copy of the caller's context; afterwards the tasks it left are cancelled, its
-    async generators closed, and the loop is no longer this thread's current loop."""
+    async generators closed; meanwhile the loop is this thread's current loop (for code that
+    asks the policy), afterwards no longer."""
     try:
+        asyncio.set_event_loop(runner.get_loop())  # the Runner sets it on its first run only
         return runner.run(coro, context=contextvars.copy_context())
     finally:
         _tidy(runner.get_loop())
@@ -73,8 +75,15 @@ def _close_kept() -> None:
         runner.close()
 
 
+# a forked child's loops inherited from its parent: never closed nor collected there (closing
+# one would unregister the parent's self-pipe from the epoll instance both processes share,
+# and the parent's loop would no longer wake for work done on other threads)
+_inherited: list[object] = []
+
+
 def _forget_after_fork() -> None:
     global _kept, _loop_thread
+    _inherited.extend([_kept, _loop_thread])  # the loop thread holds its current loop
     _kept = None  # the parent's loop: its selector and self-pipe are not this process's
     _loop_thread = _LoopThread()  # nor its loop thread (nor its lock's state)
 
@@ -170,8 +179,9 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self._busy = threading.Lock()
-        self._calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
+        self.calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
         self._started = False
+        self.loop: asyncio.AbstractEventLoop | None = None  # the thread's, while it serves
 
     def run(self, coro: Coroutine[Any, Any, T], context: contextvars.Context) -> T:
         """Run ``coro`` in ``context`` on the thread, waiting for it."""
@@ -182,25 +192,25 @@ class _LoopThread:
             return call.wait()  # type: ignore[no-any-return]
         try:
             if not self._started:
-                threading.Thread(target=_serve, args=(self._calls,), name="fm_lab-run",
+                threading.Thread(target=_serve, args=(self,), name="fm_lab-run",
                                  daemon=True).start()
                 self._started = True
-            self._calls.put(call)
+            self.calls.put(call)
             return call.wait()  # type: ignore[no-any-return]
         finally:
             self._busy.release()
 
 
-def _serve(calls: queue.SimpleQueue[_Call]) -> None:
+def _serve(owner: _LoopThread) -> None:
     """The loop thread: run each call on a kept loop (a fresh one after a call that left
     callbacks scheduled)."""
-    loop = asyncio.new_event_loop()
+    loop = owner.loop = asyncio.new_event_loop()
     while True:
-        call = calls.get()
+        call = owner.calls.get()
         _serve_call(loop, call)
         if _callbacks_left(loop):
             loop.close()
-            loop = asyncio.new_event_loop()
+            loop = owner.loop = asyncio.new_event_loop()
 
 
 def _serve_one(call: _Call) -> None:
@@ -219,14 +229,18 @@ def _serve_call(loop: asyncio.AbstractEventLoop, call: _Call) -> None:
     task = loop.create_task(call.coro, context=call.context)
     call.loop, call.task = loop, task
     call.started.set()
+    failure: BaseException | None = None
     try:
         outcome = loop.run_until_complete(task)
     except BaseException as exc:
-        call.result.set_exception(exc)
-    else:
-        call.result.set_result(outcome)
+        failure = exc
+    try:
+        _tidy(loop)  # before the caller resumes, as asyncio.run
     finally:
-        _tidy(loop)
+        if failure is not None:
+            call.result.set_exception(failure)
+        else:
+            call.result.set_result(outcome)
 
 
 _loop_thread = _LoopThread()

@@ -8,6 +8,7 @@ returned last (store/pg_pool.py)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from tests.unit.engine.test_engine_on_stores import CHAIN
 
 import fm_lab
 from fm_lab.spec.models import Workflow
-from fm_lab.store import Store, open_store, pg_start
+from fm_lab.store import Store, open_store, pg_pool, pg_start
 from fm_lab.store.audit import verify
 from fm_lab.store.pg_journal import LeaseMissingError
 from fm_lab.store.pg_pool import MostRecentFirst
@@ -219,3 +220,79 @@ def test_starts_from_many_threads_at_once_keep_the_chain_whole(store: Any) -> No
     rows = store.audit_rows()
     assert verify(rows) == [] and len(rows) == 1 + 6 * 8
     assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
+
+
+def test_a_version_from_a_rolled_back_ingest_is_not_remembered(pg_url: str) -> None:
+    """A held connection outlives a failed ingest: the version its rolled-back transaction
+    stored must not reach the store's cache through the next committed ingest."""
+    mine, theirs = open_store(pg_url), open_store(pg_url)
+    first = {"id": "first", "nodes": {"a": {"type": "template", "config": {"template": "A"}}}}
+    other = {"id": "other", "nodes": {"a": {"type": "template", "config": {"template": "O"}}}}
+
+    def start(run_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {**Store.start_record(run_id, Workflow.from_dict(spec), {}), "seq": 1,
+                "by": "ann"}
+
+    try:
+        with mine.hold():
+            mine.locks.acquire("r1")
+            refused = {"k": "node", "seq": 2, "node": "a\x00", "type": "template",
+                       "status": "succeeded", "attempts": 1, "input": {}, "output": 1,
+                       "started": 1e9, "ended": 1e9 + 1}  # a NUL the server refuses
+            with pytest.raises(Exception):  # noqa: B017 - rolled back: nothing of r1 stored
+                mine.ingest("r1", [start("r1", first), refused],
+                            lease=mine.locks.session_pid())
+            mine.locks.acquire("r2")  # a later ingest on the same held connection commits
+            mine.ingest("r2", [start("r2", other)], lease=mine.locks.session_pid())
+        changed = {**first, "nodes": {"a": {"type": "template", "config": {"template": "B"}}}}
+        fm_lab.run(changed, {}, store=theirs)  # other content of "first" becomes version 1
+        run = fm_lab.run(first, {}, store=mine)
+        row = mine.sql("select r.workflow_hash, w.hash from runs r join workflows w on "
+                       "w.workflow_id = r.workflow_id and w.version = r.workflow_version "
+                       "where r.run_id = ?", [run.run_id]).iloc[0]
+        assert row.iloc[0] == row.iloc[1]  # the run's version holds the run's content
+    finally:
+        mine.close()
+        theirs.close()
+
+
+def test_a_connection_a_server_ended_while_idle_is_replaced_before_use(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One connection does the work while the others sit idle; a server's idle limit (here
+    ``idle_session_timeout``, as a bouncer's or a firewall's) ends them, and the next burst of
+    concurrent work must not be handed a dead one."""
+    from urllib.parse import quote
+
+    monkeypatch.setattr(pg_pool, "CHECK_IDLE_S", 0.2)
+    url = pg_url.replace("options=", "options=" + quote("-c idle_session_timeout=3000 "), 1)
+    store = open_store(url)
+    errors: list[str] = []
+
+    def one(barrier: threading.Barrier) -> None:
+        try:
+            with store.connection() as con:
+                barrier.wait(600)  # both connections out at once: a hang guard only
+                con.raw.execute("select 1").fetchone()
+        except Exception as exc:  # reported below
+            errors.append(f"{type(exc).__name__}: {exc}")
+            barrier.abort()
+
+    def burst() -> None:
+        barrier = threading.Barrier(2)
+        workers = [threading.Thread(target=one, args=(barrier,)) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(600)
+
+    try:
+        burst()  # the pool holds two connections now
+        ended = store.sql("select count(*) from pg_stat_activity").iloc[0, 0]
+        deadline = time.monotonic() + 600  # the server ends the idle one: wait for it
+        while store.sql("select count(*) from pg_stat_activity").iloc[0, 0] >= ended:
+            assert time.monotonic() < deadline, "the server never ended the idle session"
+            time.sleep(0.1)
+        burst()
+        assert errors == []
+    finally:
+        store.close()

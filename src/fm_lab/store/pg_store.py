@@ -180,8 +180,8 @@ class PostgresStore:
             if self._pool is None or self._pool_pid != os.getpid():
                 # a forked child (a Dask or multiprocessing worker) opens its own
                 self._pool = open_pool(
-                    self.url, min_size=1, max_size=self.pool_size, kwargs=self._options(),
-                    configure=configure, name="fm_lab", timeout=30.0)
+                    self.url, configure, min_size=1, max_size=self.pool_size,
+                    kwargs=self._options(), name="fm_lab", timeout=30.0)
                 self._pool_pid = os.getpid()
             return self._pool
 
@@ -441,6 +441,7 @@ class PostgresStore:
         with (self.connection() as con,
               pipelined_transaction(con.raw) if spanned < COPY_SPANS_FROM
               else con.raw.transaction()):
+            con.versions.clear()  # only this transaction's (a held con outlives rollbacks)
             self._ingest(con, run_id, records, lease)
         self._versions.update(con.versions)  # committed: stored for good
 
