@@ -33,6 +33,18 @@ async def _loop() -> asyncio.AbstractEventLoop:
     return asyncio.get_running_loop()
 
 
+async def _until_cancelled(seen: list[str], winding_down: bool = False) -> None:
+    """Sleep until cancelled, then note it in ``seen`` (after a turn of the loop when
+    ``winding_down``, as cleanup that awaits)."""
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        if winding_down:
+            await asyncio.sleep(0.01)
+        seen.append("cancelled")
+        raise
+
+
 def test_the_main_thread_keeps_one_loop_for_call_after_call() -> None:
     assert threading.current_thread() is threading.main_thread()
     first, second = run_sync(_loop()), run_sync(_loop())
@@ -58,15 +70,8 @@ def test_each_call_runs_in_a_copy_of_the_callers_context() -> None:
 def test_tasks_a_call_leaves_are_cancelled_before_it_returns() -> None:
     seen: list[str] = []
 
-    async def forever() -> None:
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            seen.append("cancelled")
-            raise
-
     async def leave_one() -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(forever())
+        task = asyncio.get_running_loop().create_task(_until_cancelled(seen))
         await asyncio.sleep(0)  # it starts
         return task
 
@@ -228,12 +233,7 @@ def test_a_kernel_interrupt_cancels_the_call_and_is_raised_once_it_wound_down(
 
     async def long_run() -> None:
         started.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            await asyncio.sleep(0)  # winding down takes a turn of its loop
-            wound.append("cancelled")
-            raise
+        await _until_cancelled(wound, winding_down=True)
 
     def interrupt() -> None:
         assert started.wait(600)  # a hang guard, not a timing assertion
@@ -266,16 +266,8 @@ def test_the_running_loop_is_the_current_loop_in_every_call() -> None:
 def test_inside_a_running_loop_a_call_returns_after_its_cleanup() -> None:
     events: list[str] = []
 
-    async def background() -> None:
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            await asyncio.sleep(0.01)  # winding down takes turns of its loop
-            events.append("cleaned up")
-            raise
-
     async def call() -> str:
-        asyncio.get_running_loop().create_task(background())
+        asyncio.get_running_loop().create_task(_until_cancelled(events, winding_down=True))
         await asyncio.sleep(0)
         return "result"
 
@@ -283,7 +275,7 @@ def test_inside_a_running_loop_a_call_returns_after_its_cleanup() -> None:
         events.append(f"returned {run_sync(call())}")
 
     _cell(cell())
-    assert events == ["cleaned up", "returned result"]  # as asyncio.run orders them
+    assert events == ["cancelled", "returned result"]  # as asyncio.run orders them
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
