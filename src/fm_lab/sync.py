@@ -160,15 +160,25 @@ class _Call:
         """The coroutine's result; Ctrl-C (a kernel interrupt) cancels it, as it does a
         script's ``asyncio.run``, and is raised once it has wound down."""
         try:
-            return self.result.result()
+            return self._outcome()
         except KeyboardInterrupt:
             if not self.result.cancel():  # it started: cancel its task, wait for its end
                 self.started.wait()
                 assert self.loop is not None and self.task is not None
                 self.loop.call_soon_threadsafe(self.task.cancel)
                 with contextlib.suppress(BaseException):  # its CancelledError, or its end
-                    self.result.result()
+                    self._outcome()
             raise
+
+    def _outcome(self) -> Any:
+        """The result, waited for in turns of 0.1 s: a SIGINT the kernel delivers to another
+        thread of the process sets Python's flag without waking this one, whose Ctrl-C then
+        waited for the whole run (seen in a loaded test process); each turn checks it."""
+        while True:
+            try:
+                return self.result.result(timeout=0.1)
+            except TimeoutError:
+                continue
 
 
 class _LoopThread:

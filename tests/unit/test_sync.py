@@ -113,7 +113,7 @@ def test_an_error_in_the_call_is_raised_and_the_loop_kept() -> None:
 
 def test_an_interrupted_call_leaves_the_next_one_a_fresh_loop(python_sigint: None) -> None:
     async def interrupted() -> None:
-        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the call's task is cancelled
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)  # Ctrl-C
         await asyncio.sleep(3600)
 
     before = run_sync(_loop())
@@ -237,7 +237,9 @@ def test_a_kernel_interrupt_cancels_the_call_and_is_raised_once_it_wound_down(
 
     def interrupt() -> None:
         assert started.wait(600)  # a hang guard, not a timing assertion
-        os.kill(os.getpid(), signal.SIGINT)
+        # delivered to this thread, not the waiting main one: a kernel's SIGINT may land on
+        # any thread of the process, and the main thread must still notice it
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
 
     async def cell() -> None:
         threading.Thread(target=interrupt).start()
