@@ -112,6 +112,12 @@ def test_a_pipelined_transaction_leaves_nothing_when_a_statement_fails_or_the_bl
             read = raw.execute("select count(*) from kept")
             assert read.fetchone() == (1,)  # the block's own write, before its commit
         assert raw.execute("select array_agg(x) from kept").fetchone() == ([4],)
+        with pytest.raises(RuntimeError), raw.transaction():  # inside the caller's own
+            with pipelined_transaction(raw):
+                raw.execute("insert into kept values (5)")
+            assert raw.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+            raise RuntimeError("the caller's transaction fails after the block")
+        assert raw.execute("select array_agg(x) from kept").fetchone() == ([4],)
 
 
 def test_the_pool_hands_out_the_connection_returned_last(store: Any) -> None:
@@ -296,3 +302,28 @@ def test_a_connection_a_server_ended_while_idle_is_replaced_before_use(
         assert errors == []
     finally:
         store.close()
+
+
+HOSTILE = ["O'Brien \"q\" \\ back", "zoë\u2028line\u2029sep", "emoji 🎉 \U0001d518", "x" * 20000,
+           "%s %(run)s {}", "tab\tnl\ncr\r", "\u00e9" * 3000, "\x7f\x01ctl", "\ufeffbom"]
+
+
+def test_one_trip_starts_hash_hostile_actors_and_run_ids_as_the_chain_does(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server hashes what Python would: quotes, backslashes, placeholders, line and
+    paragraph separators, astral characters, control characters, a BOM, 20,000 characters."""
+    taken = _spy_starts(monkeypatch)
+    fm_lab.run(CHAIN, {"n": 0}, store=store)  # the version is known from here on
+    for i, actor in enumerate(HOSTILE):
+        run_id = f"r'un\"{i}\\é"
+        record = {**Store.start_record(run_id, Workflow.from_dict(CHAIN), {"v": actor}),
+                  "seq": 1, "by": actor, "created": 1.0e9 + i + 0.1234567}
+        store.locks.acquire(run_id)
+        try:
+            store.ingest(run_id, [record], lease=store.locks.session_pid())
+        finally:
+            store.locks.release(run_id)
+    assert taken == [True] * len(HOSTILE)
+    rows = store.audit_rows()
+    assert verify(rows) == []
+    assert [r["actor"] for r in rows if r["action"] == "run.start"][1:] == HOSTILE

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fm_lab.store.codec import dumps
-from fm_lab.store.records import JournalRecord, NodeRecord, RunEndRecord
+from fm_lab.store.records import JournalRecord, NodeRecord, RunEndRecord, StartRecord
 
 COPY_SPANS_FROM = 32  # span rows per ingest from which COPY beats a pipelined insert
 NODE_COLUMNS = ("run_id", "node_id", "seq", "node_type", "status", "attempts", "input", "output",
@@ -43,6 +43,26 @@ def timestamp(seconds: float | None) -> dt.datetime | None:
 def json_text(value: Any) -> str | None:
     """``value`` as fm_lab's JSON text (None stays SQL NULL)."""
     return None if value is None else dumps(value)
+
+
+# the ``runs`` columns a run's start sets, with their types (in the tables' order)
+RUN_START_TYPES = {
+    "run_id": "text", "workflow_id": "text", "workflow_version": "integer", "inputs": "text",
+    "created_at": "timestamptz", "owner_pid": "integer", "owner_host": "text",
+    "parent_run_id": "text", "trace_id": "text", "started_by": "text", "workflow_hash": "text",
+    "policy": "text", "forked_from": "text", "forked_at_node": "text"}
+
+
+def run_start(run_id: str, record: StartRecord, version: int) -> dict[str, Any]:
+    """The ``runs`` columns (:data:`RUN_START_TYPES`, by name) of run ``run_id`` that its
+    start ``record`` sets, its workflow stored at ``version``."""
+    return {"run_id": run_id, "workflow_id": record["workflow_id"], "workflow_version": version,
+            "inputs": dumps(record["inputs"]), "created_at": timestamp(record["created"]),
+            "owner_pid": record["pid"], "owner_host": record["host"],
+            "parent_run_id": record["parent"], "trace_id": record.get("trace_id"),
+            "started_by": record.get("by"), "workflow_hash": record["hash"],
+            "policy": record.get("policy"), "forked_from": record.get("forked_from"),
+            "forked_at_node": record.get("forked_at_node")}
 
 
 def run_end(record: RunEndRecord) -> dict[str, Any]:

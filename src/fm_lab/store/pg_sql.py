@@ -29,9 +29,15 @@ def pipelined_transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
     block's statements and ``commit`` go out together, and only the block's fetches and the
     end wait for the server. psycopg's ``transaction()`` inside a pipeline syncs on entering,
     before its commit and after it (three more round trips). A block that raises, or a
-    statement the server refuses, leaves nothing: the transaction is rolled back."""
+    statement the server refuses, leaves nothing: the transaction is rolled back. Inside a
+    transaction the caller has open, the block is psycopg's savepoint (a ``begin`` there
+    would be ignored and the ``commit`` would end the caller's transaction)."""
     from psycopg import pq
 
+    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        with conn.transaction():
+            yield
+        return
     try:
         with conn.pipeline():
             conn.execute("begin")

@@ -22,26 +22,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store.audit import GENESIS, content_tail, start_entry
-from fm_lab.store.codec import canonical, dumps
+from fm_lab.store.codec import canonical
 from fm_lab.store.pg_locks import HELD
-from fm_lab.store.pg_rows import timestamp
+from fm_lab.store.pg_rows import RUN_START_TYPES, run_start
 from fm_lab.store.pg_sql import pipelined_transaction
 
 if TYPE_CHECKING:
     import psycopg
 
     from fm_lab.store.records import JournalRecord, StartRecord
-
-_RUN_COLUMNS = (
-    ("run_id", "run", "text"), ("workflow_id", "workflow_id", "text"),
-    ("workflow_version", "version", "integer"), ("inputs", "inputs", "text"),
-    ("created_at", "created", "timestamptz"), ("owner_pid", "pid", "integer"),
-    ("owner_host", "host", "text"), ("parent_run_id", "parent", "text"),
-    ("trace_id", "trace_id", "text"), ("started_by", "by", "text"),
-    ("workflow_hash", "hash", "text"), ("policy", "policy", "text"),
-    ("forked_from", "forked_from", "text"), ("forked_at_node", "forked_at_node", "text"),
-    ("journal_seq", "seq", "bigint"))
-
 
 def fits(records: Sequence[JournalRecord]) -> bool:
     """True for a lone start record (what the engine commits before a run's first node)."""
@@ -52,8 +41,9 @@ def fits(records: Sequence[JournalRecord]) -> bool:
 def statement(audited: bool) -> str:
     """The start statement, appending the ``run.start`` entry when ``audited``."""
     held = HELD.replace("%s", "%(lease)s", 1).replace("%s", "%(run)s", 1)
-    columns = ", ".join(column for column, _, _ in _RUN_COLUMNS)
-    values = ", ".join(f"%({name})s::{kind}" for _, name, kind in _RUN_COLUMNS)
+    typed = {**RUN_START_TYPES, "journal_seq": "bigint"}
+    columns = ", ".join(typed)
+    values = ", ".join(f"%({column})s::{kind}" for column, kind in typed.items())
     parts = [
         f"with r as (select {held} as held, exists (select 1 from runs where run_id = "
         "%(run)s) as found)",
@@ -78,14 +68,8 @@ def commit(conn: psycopg.Connection[Any], run_id: str, record: StartRecord, vers
     trip; True when the run is stored (now, or by an earlier try), False with nothing stored
     when the ``lease`` session (a backend pid) does not hold the run (the general path then
     says so)."""
-    params: dict[str, Any] = {
-        "run": run_id, "lease": lease, "workflow_id": record["workflow_id"],
-        "version": version, "inputs": dumps(record["inputs"]),
-        "created": timestamp(record["created"]), "pid": record["pid"], "host": record["host"],
-        "parent": record["parent"], "trace_id": record.get("trace_id"),
-        "by": record.get("by"), "hash": record["hash"], "policy": record.get("policy"),
-        "forked_from": record.get("forked_from"),
-        "forked_at_node": record.get("forked_at_node"), "seq": record["seq"]}
+    params: dict[str, Any] = {**run_start(run_id, record, version), "run": run_id,
+                              "lease": lease, "journal_seq": record["seq"]}
     entry = start_entry(run_id, record, version)
     if entry is not None:
         at = dt.datetime.fromtimestamp(entry["at"], dt.UTC)

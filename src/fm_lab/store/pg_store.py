@@ -59,6 +59,7 @@ from fm_lab.store.pg_rows import (
     json_text,
     node_rows,
     run_end,
+    run_start,
     span_rows,
     timestamp,
 )
@@ -531,15 +532,9 @@ class PostgresStore:
         version = self._save_spec(con, record, versions)
         ended = {"status": "running"} if end is None else {**run_end(end),
                                                           "journal_seq": end["seq"]}
-        con.execute(
-            "insert into runs (run_id, workflow_id, workflow_version, inputs, created_at, "
-            "owner_pid, owner_host, parent_run_id, trace_id, started_by, workflow_hash, policy, "
-            f"forked_from, forked_at_node, {', '.join(ended)}) "
-            f"values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?{', ?' * len(ended)})",
-            [run_id, record["workflow_id"], version, dumps(record["inputs"]),
-             timestamp(record["created"]), record["pid"], record["host"], record["parent"],
-             record.get("trace_id"), record.get("by"), record["hash"], record.get("policy"),
-             record.get("forked_from"), record.get("forked_at_node"), *ended.values()])
+        row = {**run_start(run_id, record, version), **ended}
+        con.execute(f"insert into runs ({', '.join(row)}) values ({', '.join('?' * len(row))})",
+                    list(row.values()))
         return start_entry(run_id, record, version)
 
     @staticmethod
