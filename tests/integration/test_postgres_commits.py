@@ -3,7 +3,8 @@ the rest, a retried batch stores nothing twice (store/pg_commit.py); a run's sta
 workflow version goes in one round trip with its audit entry hashed by the server, the chain
 intact (store/pg_start.py); a general-path transaction sent in a pipeline leaves nothing when
 a statement fails or the block raises (store/pg_sql.py); the pool hands out the connection
-returned last (store/pg_pool.py)."""
+returned last (store/pg_pool.py); a new run is taken with its start and given up with its end,
+commits between go to the lock session while it is free (store/pg_locks.py)."""
 
 from __future__ import annotations
 
@@ -327,3 +328,157 @@ def test_one_trip_starts_hash_hostile_actors_and_run_ids_as_the_chain_does(
     rows = store.audit_rows()
     assert verify(rows) == []
     assert [r["actor"] for r in rows if r["action"] == "run.start"][1:] == HOSTILE
+
+
+def _lock_statements(store: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements of ``store``'s lock session that take or give up a run on their own
+    (not riding on a commit)."""
+    from fm_lab.store import pg_locks
+
+    seen: list[str] = []
+    original = psycopg.Connection.execute
+
+    def spy(conn: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        if query in (pg_locks._TAKE, pg_locks._GIVE_UP) and conn is store.locks._conn:
+            seen.append("take" if query == pg_locks._TAKE else "give up")
+        return original(conn, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", spy)
+    return seen
+
+
+def test_a_new_run_is_taken_with_its_start_and_given_up_with_its_end(
+        store: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate, entered = threading.Event(), threading.Event()
+
+    @fm_lab.register_function(name="pg_commits_gate")
+    def wait_at_gate(x: int) -> int:
+        entered.set()
+        gate.wait(600)  # a hang guard, not a timing assertion
+        return x
+
+    gated = {"id": "gated", "nodes": {
+        "a": {"type": "code", "config": {"function": "pg_commits_gate", "args": {"x": 1}}},
+        "b": {"type": "code", "config": {"function": "pg_commits_gate", "args": {"x": 2}}}},
+        "edges": [{"source": "a", "target": "b"}]}
+    gate.set()
+    fm_lab.run(gated, store=store)  # its version is known from here on
+    gate.clear()
+    entered.clear()
+    lone = _lock_statements(store, monkeypatch)
+    done: list[Any] = []
+    runner = threading.Thread(target=lambda: done.append(fm_lab.run(gated, store=store)))
+    runner.start()
+    try:
+        assert entered.wait(600)
+        live = store.runs().query("status == 'running'")["run_id"].tolist()
+        assert len(live) == 1
+        other = open_store(pg_url)  # another process's view: the run is held meanwhile
+        try:
+            assert other.run_is_live(live[0])
+        finally:
+            other.close()
+    finally:
+        gate.set()
+        runner.join(600)
+    assert done and done[0].status == "succeeded" and done[0].run_id == live[0]
+    assert lone == []  # no round trip of its own to take the run or to give it up
+    assert not store.locks.holds(live[0])
+    after = open_store(pg_url)
+    try:
+        after.locks.acquire(live[0])  # given up: anyone may take it now
+        after.locks.release(live[0])
+    finally:
+        after.close()
+    assert verify(store.audit_rows()) == []
+
+
+@pytest.mark.parametrize("version_known", [True, False])
+def test_a_new_run_whose_id_another_process_takes_meanwhile_is_refused_with_nothing_stored(
+        store: Any, pg_url: str, version_known: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fm_lab.engine import api
+    from fm_lab.store.journal import RunLockedError
+
+    if version_known:
+        fm_lab.run(CHAIN, {"n": 1}, store=store)
+    entries = len(store.audit_rows())
+    other = open_store(pg_url)
+    checked = api._check_new_run_id
+
+    def then_taken(target: Any, run_id: str) -> None:  # the id was free when checked
+        checked(target, run_id)
+        other.locks.acquire(run_id)
+
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(api, "_check_new_run_id", then_taken)
+            with pytest.raises(RunLockedError, match=r"run contested .* is locked by another"):
+                fm_lab.run(CHAIN, {"n": 2}, run_id="contested", store=store)
+        assert _count(store, "select count(*) from runs where run_id = ?", ["contested"]) == 0
+        assert len(store.audit_rows()) == entries
+        assert not store.locks.holds("contested")
+        other.locks.release("contested")
+        run = fm_lab.run(CHAIN, {"n": 3}, run_id="contested", store=store)
+        assert run.status == "succeeded" and not other.run_is_live("contested")
+    finally:
+        other.close()
+
+
+def test_a_take_whose_write_fails_gives_the_lock_back(store: Any, pg_url: str) -> None:
+    from fm_lab.store.pg_locks import TAKING
+
+    def take_then_fail(session: Any) -> bool:
+        session.execute(f"select {TAKING}", ["doomed", "doomed"])
+        session.execute("select 1 / 0")  # the server refuses the write after the take
+        return True
+
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        store.locks.take_with("doomed", take_then_fail)
+    assert not store.locks.holds("doomed")
+    other = open_store(pg_url)
+    try:
+        other.locks.acquire("doomed")  # not left locked by the failed take
+        other.locks.release("doomed")
+    finally:
+        other.close()
+
+
+def test_a_commit_goes_to_a_pooled_connection_while_the_lock_session_is_busy(
+        store: Any) -> None:
+    run = fm_lab.run(CHAIN, {"n": 1}, store=store)
+    seq = store.load_run(run.run_id).journal_seq
+    store.locks.acquire(run.run_id)
+    try:
+        busy, free = threading.Event(), threading.Event()
+
+        def another_commit(session: Any) -> bool:  # holds the session meanwhile
+            busy.set()
+            free.wait(600)
+            return False
+
+        holder = threading.Thread(target=store.locks.write_held,
+                                  args=(run.run_id, another_commit))
+        holder.start()
+        assert busy.wait(600)
+        try:  # not waited for: the caller takes a pooled connection
+            assert not store.ingest_held(run.run_id, [_node(seq + 1, "x", "succeeded", 1,
+                                                            "s-x")])
+        finally:
+            free.set()
+            holder.join(600)
+        assert store.ingest_held(run.run_id, [_node(seq + 1, "x", "succeeded", 1, "s-x")])
+    finally:
+        store.locks.release(run.run_id)
+    assert store.load_run(run.run_id).nodes["x"]["output"] == 1
+    assert not store.ingest_held(run.run_id, [_node(seq + 2, "y", "succeeded", 2, "s-y")])
+
+
+def test_the_lock_session_commits_as_the_stores_connections_do(pg_url: str) -> None:
+    quick = open_store(pg_url, durability="process")
+    try:
+        run = fm_lab.run(CHAIN, {"n": 1}, store=quick)
+        assert run.status == "succeeded"
+        session = quick.locks._connection()
+        assert session.execute("show synchronous_commit").fetchone() == ("off",)
+    finally:
+        quick.close()

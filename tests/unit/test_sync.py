@@ -125,6 +125,52 @@ def test_an_interrupted_call_leaves_the_next_one_a_fresh_loop(python_sigint: Non
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_ctrl_c_cancels_the_call_which_winds_down_first(python_sigint: None) -> None:
+    wound_down: list[str] = []
+
+    async def interrupted() -> None:
+        try:
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            await asyncio.sleep(3600)
+        finally:
+            wound_down.append(repr(signal.getsignal(signal.SIGINT)))
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sync(interrupted())
+    assert wound_down == ["<fm_lab: Ctrl-C cancels the run>"]  # cancelled, not killed
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_call_that_handles_its_ctrl_c_returns_its_result(python_sigint: None) -> None:
+    async def stubborn() -> str:
+        try:
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            return "kept going"
+        return "not interrupted"
+
+    assert run_sync(stubborn()) == "kept going"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_sigint_handler_set_by_someone_else_is_kept(python_sigint: None) -> None:
+    seen: list[int] = []
+
+    def theirs(signum: int, frame: object) -> None:
+        seen.append(signum)
+
+    async def interrupted() -> str:
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        await asyncio.sleep(0.01)
+        return "done"
+
+    signal.signal(signal.SIGINT, theirs)
+    assert run_sync(interrupted()) == "done"
+    assert seen == [signal.SIGINT] and signal.getsignal(signal.SIGINT) is theirs
+
+
 def test_other_threads_get_a_loop_per_call() -> None:
     loops: list[asyncio.AbstractEventLoop] = []
 

@@ -24,7 +24,7 @@ import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from fm_lab.store.pg_locks import HELD
+from fm_lab.store.pg_locks import GIVE_UP_ENDED, HELD
 from fm_lab.store.pg_rows import (
     COPY_SPANS_FROM,
     NODE_COLUMNS,
@@ -35,6 +35,7 @@ from fm_lab.store.pg_rows import (
     run_end,
     span_rows,
 )
+from fm_lab.store.pg_sql import pipelined_transaction
 
 if TYPE_CHECKING:
     import psycopg
@@ -85,11 +86,13 @@ def statement(lease: bool, replace: bool, end: bool) -> str:
 
 
 def commit(conn: psycopg.Connection[Any], run_id: str, records: Sequence[JournalRecord],
-           lease: int | None) -> bool:
+           lease: int | None, give_up: bool = False) -> bool:
     """Store ``records`` (:func:`fits` them, in ``seq`` order) of run ``run_id`` in one
     statement; False, with nothing stored, when ``run_id`` names no run, the ``lease`` session
     (a backend pid) does not hold it, the run holds part of the batch already, or a value does
-    not fit JSON."""
+    not fit JSON. ``give_up``: ``conn`` is the lock session holding the run (``lease`` None),
+    and gives the run up once the batch is committed, in the same round trip: True then
+    when it did."""
     nodes: list[NodeRecord] = [r for r in records if r["k"] == "node"]
     spanned = [r for r in records if r["k"] == "span" or r.get("span")]
     node_json = json_rows(NODE_COLUMNS, node_rows(run_id, nodes))
@@ -106,9 +109,22 @@ def commit(conn: psycopg.Connection[Any], run_id: str, records: Sequence[Journal
     if end["k"] == "run":
         params.update(run_end(end))
     sql = statement(lease is not None, workflow is not None, end["k"] == "run")
+    if give_up:
+        gave_up: list[psycopg.Cursor[Any]] = []
+        with pipelined_transaction(conn, then=lambda: gave_up.append(conn.execute(
+                GIVE_UP_ENDED, [run_id, run_id, run_id, last]))):
+            stored = conn.execute(sql, params, prepare=True)
+        # fetched once the pipeline's one sync came back: a fetch inside waits for the server
+        return _stored(stored.fetchone(), first, last) and gave_up[0].fetchone() is not None
     with conn.cursor() as cursor:  # prepared at once (psycopg would after five): a new
         cursor.execute(sql, params, prepare=True)  # process's first commits are not planned
         row = cursor.fetchone()
-    # stored now (the batch came after journal_seq) or before (a retry); not when the run
-    # holds only part of it (the general path stores the rest)
+    return _stored(row, first, last)
+
+
+def _stored(row: tuple[Any, ...] | None, first: int, last: int) -> bool:
+    """Whether the batch of seqs ``first``..``last`` is stored, from the run's ``journal_seq``
+    before the statement (``row``): stored now (the batch came after it) or before (a retry);
+    not when the run holds only part of it (the general path stores the rest), nor when there
+    is no run."""
     return row is not None and not first <= int(row[0]) < last

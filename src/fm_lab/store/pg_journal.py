@@ -4,7 +4,8 @@ There is no local file: a record is durable once its transaction commits on the 
 every other process can read it and recover the run. Records queued together (nodes that
 finish together) share one commit, as the file journal's lines share one ``fsync``; the
 engine's group commit (:mod:`fm_lab.store.committer`) works unchanged. The run is held by an
-advisory lock (:mod:`fm_lab.store.pg_locks`) from opening to :meth:`PgJournal.close`.
+advisory lock (:mod:`fm_lab.store.pg_locks`) from opening (a new run: from its start's commit,
+which takes it) to :meth:`PgJournal.close` (or its end's commit, which gives it up).
 
 Every commit stores only while this process's lock session holds the run (checked in the
 commit's own transaction). When the session ended under the run (the server restarted, the
@@ -26,7 +27,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from fm_lab.store.journal import JournalError, encode_record
+from fm_lab.store.journal import JournalError, RunLockedError, encode_record
 
 if TYPE_CHECKING:
     from fm_lab.store.pg_store import PostgresStore
@@ -58,16 +59,19 @@ class PgJournal:
     ingests = True  # a commit stores the records in the run tables
     created = False  # never "missing": nothing lives outside the server
 
-    def __init__(self, store: PostgresStore, run_id: str, settle: bool = True) -> None:
+    def __init__(self, store: PostgresStore, run_id: str, new: bool = False) -> None:
         self.store = store
         self.run_id = run_id
-        store.locks.acquire(run_id)
-        try:
-            if settle:  # a commit of the run's last holder under way ends first
+        # a new run is taken by its first commit (its start), in the same round trip; any
+        # other is taken now, after the commit under way of its last holder, if any, ended
+        self._taken = not new
+        if not new:
+            store.locks.acquire(run_id)
+            try:
                 store.settle(run_id)
-        except BaseException:
-            store.locks.release(run_id)
-            raise
+            except BaseException:
+                store.locks.release(run_id)
+                raise
         self._pending: list[JournalRecord] = []
         self._texts: dict[int, bytes] = {}
         self._lock = threading.Lock()
@@ -120,6 +124,8 @@ class PgJournal:
                 with self._lock:
                     self._pending[:0] = batch
                     self._texts.update(texts)
+                if isinstance(exc, RunLockedError):  # a new run another process holds:
+                    raise  # nothing is stored, nothing failed (see open_journal's new)
                 self._failed_seq = int(batch[-1]["seq"])
                 self.failure = exc if isinstance(exc, RunLostError) else JournalError(
                     errno.EIO, f"storing run {self.run_id} in {self.store.path} failed "
@@ -138,8 +144,7 @@ class PgJournal:
         delay = 0.05
         while True:
             try:
-                self.store.ingest(self.run_id, batch, texts=texts,
-                                  lease=self.store.locks.session_pid())
+                self._ingest(batch, texts)
                 return
             except (LeaseMissingError, psycopg.OperationalError) as exc:
                 if isinstance(exc, psycopg.OperationalError) and not _lost_connection(exc):
@@ -150,6 +155,22 @@ class PgJournal:
                 delay = min(delay * 2, 1.0)
                 with contextlib.suppress(psycopg.OperationalError):  # the server is not back
                     self._regain()
+
+    def _ingest(self, batch: list[JournalRecord], texts: dict[int, bytes]) -> None:
+        """One try at storing ``batch``. A new run's first commit takes the run with it, its
+        last commit (its end) gives the run up with it, each in one round trip when it fits
+        one; a commit between goes to the lock session when that is free (no lease check, no
+        pooled connection: :meth:`RunLocks.write_held`), else to a pooled connection, whose
+        statement checks the lease."""
+        store = self.store
+        if not self._taken:
+            store.ingest_taking(self.run_id, batch, texts)  # RunLockedError: held elsewhere
+            self._taken = True
+        elif batch[-1]["k"] == "run":
+            if not store.ingest_giving_up(self.run_id, batch):
+                store.ingest(self.run_id, batch, texts=texts, lease=store.locks.session_pid())
+        elif not store.ingest_held(self.run_id, batch):
+            store.ingest(self.run_id, batch, texts=texts, lease=store.locks.session_pid())
 
     def _regain(self) -> None:
         """Hold the run again after the lock session ended, or raise :class:`RunLostError`
@@ -174,7 +195,7 @@ class PgJournal:
         if not self._commit_lock.acquire(blocking=False):
             return True  # a commit under way checks the lease itself
         try:
-            if self.failure is None and not self._closed and not self._ended:
+            if self.failure is None and self._taken and not self._closed and not self._ended:
                 self._regain()
         except RunLostError as exc:
             self.failure = exc

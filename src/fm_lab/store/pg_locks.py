@@ -14,12 +14,20 @@ backend pid, which a commit probes in one lock-table lookup), and the running en
 :meth:`RunLocks.regain` at each tick. A lost lock is taken again on a new session when nobody
 else took it meanwhile; otherwise the run is lost to this process
 (:mod:`fm_lab.store.pg_journal`).
+
+A run's commits ride on the lock session when they can: a new run's start takes the run in
+its own transaction (:data:`TAKING`, :meth:`RunLocks.take_with`), its end gives it up after
+its commit in the same round trip (:data:`GIVE_UP_ENDED`, :meth:`RunLocks.give_up_with`), and
+a commit in between goes there while no other thread uses the session
+(:meth:`RunLocks.write_held`): the session holds the lease, so there is nothing to check.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store.journal import RunLockedError
@@ -42,9 +50,13 @@ _OWN_LEASE = _LEASE.format(pid="pg_backend_pid()")
 HELD = "not pg_try_advisory_xact_lock_shared(" + _LEASE.format(pid="%s") + ")"
 # take a run (its lock, then, only when that was taken, the lease of this session: no other
 # live session has this pid, so nobody else holds it), and give it up (the lease first)
-_TAKE = (f"select case when pg_try_advisory_lock({_KEY}) "
-         f"then pg_try_advisory_lock({_OWN_LEASE}) else false end")
-_GIVE_UP = f"select pg_advisory_unlock({_OWN_LEASE}), pg_advisory_unlock({_KEY})"
+TAKING = (f"case when pg_try_advisory_lock({_KEY}) "
+          f"then pg_try_advisory_lock({_OWN_LEASE}) else false end")  # %s: the run, twice
+_TAKE = f"select {TAKING}"
+_GIVING_UP = f"pg_advisory_unlock({_OWN_LEASE}), pg_advisory_unlock({_KEY})"
+_GIVE_UP = f"select {_GIVING_UP}"
+# give a run up once its end is stored: %s the run twice, then the run and its end's seq
+GIVE_UP_ENDED = f"select {_GIVING_UP} from runs where run_id = %s and journal_seq >= %s"
 # a dead peer's session ends within about this many seconds (TCP keepalives)
 KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
              "keepalives_count": 3}
@@ -53,9 +65,13 @@ KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 10, "keepalives
 class RunLocks:
     """This process's advisory locks on runs of one PostgreSQL store (see the module)."""
 
-    def __init__(self, conninfo: str, describe: str) -> None:
+    def __init__(self, conninfo: str, describe: str,
+                 options: dict[str, Any] | None = None) -> None:
         self._conninfo = conninfo
         self._describe = describe  # the store's URL without its password, for messages
+        # the session's settings: the store's connections', as a run's commits go here too
+        self._options = {**(options or {}), "autocommit": True,
+                         "application_name": "fm_lab run locks", **KEEPALIVE}
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
         self._pid = 0
@@ -68,8 +84,7 @@ class RunLocks:
             # a forked child holds none of its parent's locks, a new session none of the
             # ended one's
             self._held.clear()
-            self._conn = psycopg.connect(self._conninfo, autocommit=True,
-                                         application_name="fm_lab run locks", **KEEPALIVE)
+            self._conn = psycopg.connect(self._conninfo, **self._options)
             self._pid = os.getpid()
         return self._conn
 
@@ -93,8 +108,11 @@ class RunLocks:
             if run_id not in self._held and self._try_lock(run_id):
                 self._held.add(run_id)
                 return
-            raise RunLockedError(f"run {run_id} in {self._describe} is locked by another live "
-                                 "process: that process is still running this run")
+            raise self._locked(run_id)
+
+    def _locked(self, run_id: str) -> RunLockedError:
+        return RunLockedError(f"run {run_id} in {self._describe} is locked by another live "
+                              "process: that process is still running this run")
 
     def session_pid(self) -> int:
         """The backend pid of the lock session (0 before it exists; the dead one's after the
@@ -139,6 +157,71 @@ class RunLocks:
                         self._conn.execute(_GIVE_UP, [run_id, run_id])
                     except psycopg.OperationalError:  # the session ended: nothing is held
                         self._conn.close()
+
+    def holds(self, run_id: str) -> bool:
+        """True while this process holds ``run_id`` (as far as it knows: a session the
+        server ended is noticed at its next statement)."""
+        with self._lock:
+            return run_id in self._held
+
+    def take_with(self, run_id: str, write: Callable[[psycopg.Connection[Any]], bool]) -> None:
+        """Take ``run_id`` and write its first records in one round trip: ``write(session)``
+        runs on the lock session, takes the run's lock with :data:`TAKING` in its own
+        transaction and returns whether it did (the records are then stored). Raises
+        :class:`RunLockedError`, with nothing stored, when another process (or this one,
+        elsewhere) holds the run. A session lock outlives the rollback of the transaction
+        that took it: when ``write`` fails, the lock is given up again."""
+        import psycopg
+
+        with self._lock:
+            if run_id in self._held:
+                raise self._locked(run_id)
+            conn = self._connection()
+            try:
+                took = write(conn)
+            except psycopg.Error:
+                if not conn.closed:  # not a lost session, which held nothing any more
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute(_GIVE_UP, [run_id, run_id])
+                raise
+            if not took:
+                raise self._locked(run_id)
+            self._held.add(run_id)
+
+    def give_up_with(self, run_id: str,
+                     write: Callable[[psycopg.Connection[Any]], bool]) -> bool:
+        """Write ``run_id``'s last records and give the run up in one round trip:
+        ``write(session)`` runs on the lock session, which holds the run (no lease to check),
+        and gives the run up with :data:`GIVE_UP_ENDED` after its commit; True when it did.
+        False, with nothing done, when this process does not hold the run on a live
+        session, or when ``write`` stored nothing (the run stays held)."""
+        with self._lock:
+            conn = self._conn
+            if (run_id not in self._held or conn is None or conn.closed
+                    or self._pid != os.getpid()):
+                return False
+            if not write(conn):
+                return False
+            self._held.discard(run_id)
+            return True
+
+    def write_held(self, run_id: str, write: Callable[[psycopg.Connection[Any]], bool]) -> bool:
+        """``write(session)`` on the lock session, when it holds ``run_id`` and is free right
+        now: a commit there needs no lease check (the session holds the lease) and no pooled
+        connection, and one server process does all of a run's work while it runs alone.
+        False, with nothing done, when another thread is using the session (its caller then
+        takes a pooled connection), when the session does not hold the run, or when
+        ``write`` stored nothing."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            conn = self._conn
+            if (run_id not in self._held or conn is None or conn.closed
+                    or self._pid != os.getpid()):
+                return False
+            return write(conn)
+        finally:
+            self._lock.release()
 
     def live(self, run_id: str) -> bool:
         """True while some process (this one included) holds ``run_id``'s lock."""

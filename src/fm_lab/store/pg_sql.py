@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,17 +24,22 @@ DIALECT = "postgres"
 
 
 @contextlib.contextmanager
-def pipelined_transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
+def pipelined_transaction(conn: psycopg.Connection[Any],
+                          then: Callable[[], object] | None = None) -> Iterator[None]:
     """One transaction on the autocommit connection ``conn`` in pipeline mode: ``begin``, the
     block's statements and ``commit`` go out together, and only the block's fetches and the
     end wait for the server. psycopg's ``transaction()`` inside a pipeline syncs on entering,
     before its commit and after it (three more round trips). A block that raises, or a
-    statement the server refuses, leaves nothing: the transaction is rolled back. Inside a
-    transaction the caller has open, the block is psycopg's savepoint (a ``begin`` there
-    would be ignored and the ``commit`` would end the caller's transaction)."""
+    statement the server refuses, leaves nothing: the transaction is rolled back. ``then()``
+    sends what follows the commit in the same round trip (a statement after a failed one is
+    skipped by the server). Inside a transaction the caller has open, the block is psycopg's
+    savepoint (a ``begin`` there would be ignored and the ``commit`` would end the caller's
+    transaction), and ``then`` is not allowed."""
     from psycopg import pq
 
     if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        if then is not None:
+            raise RuntimeError("pipelined_transaction(then=...) inside an open transaction")
         with conn.transaction():
             yield
         return
@@ -43,6 +48,8 @@ def pipelined_transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
             conn.execute("begin")
             yield
             conn.execute("commit")
+            if then is not None:
+                then()
     except BaseException:
         if not conn.closed and conn.info.transaction_status in (
                 pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):

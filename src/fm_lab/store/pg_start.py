@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from fm_lab.store.audit import GENESIS, content_tail, start_entry
 from fm_lab.store.codec import canonical
-from fm_lab.store.pg_locks import HELD
+from fm_lab.store.pg_locks import HELD, TAKING
 from fm_lab.store.pg_rows import RUN_START_TYPES, run_start
 from fm_lab.store.pg_sql import pipelined_transaction
 
@@ -38,9 +38,11 @@ def fits(records: Sequence[JournalRecord]) -> bool:
 
 
 @functools.cache
-def statement(audited: bool) -> str:
-    """The start statement, appending the ``run.start`` entry when ``audited``."""
-    held = HELD.replace("%s", "%(lease)s", 1).replace("%s", "%(run)s", 1)
+def statement(audited: bool, take: bool = False) -> str:
+    """The start statement, appending the ``run.start`` entry when ``audited``; checking the
+    lease, or (``take``, on the lock session) taking the run."""
+    held = (TAKING.replace("%s", "%(run)s") if take
+            else HELD.replace("%s", "%(lease)s", 1).replace("%s", "%(run)s", 1))
     typed = {**RUN_START_TYPES, "journal_seq": "bigint"}
     columns = ", ".join(typed)
     values = ", ".join(f"%({column})s::{kind}" for column, kind in typed.items())
@@ -63,11 +65,13 @@ def statement(audited: bool) -> str:
 
 
 def commit(conn: psycopg.Connection[Any], run_id: str, record: StartRecord, version: int,
-           lease: int, audit_lock: int) -> bool:
+           lease: int | None, audit_lock: int) -> bool:
     """Store the start ``record`` of ``run_id`` (its workflow at ``version``) in one round
     trip; True when the run is stored (now, or by an earlier try), False with nothing stored
     when the ``lease`` session (a backend pid) does not hold the run (the general path then
-    says so)."""
+    says so). ``lease`` None: ``conn`` is the lock session, and takes the run in the same
+    transaction (:data:`~fm_lab.store.pg_locks.TAKING`); False then when another process
+    holds it."""
     params: dict[str, Any] = {**run_start(run_id, record, version), "run": run_id,
                               "lease": lease, "journal_seq": record["seq"]}
     entry = start_entry(run_id, record, version)
@@ -80,6 +84,7 @@ def commit(conn: psycopg.Connection[Any], run_id: str, record: StartRecord, vers
     with pipelined_transaction(conn):  # begin, the lock, the statement, commit: one sync
         if entry is not None:  # one extender of the chain at a time, as the general path
             conn.execute("select pg_advisory_xact_lock(%s)", [audit_lock])
-        cursor = conn.execute(statement(entry is not None), params, prepare=True)
+        cursor = conn.execute(statement(entry is not None, lease is None), params,
+                              prepare=True)
     row = cursor.fetchone()  # fetched by the pipeline's sync, after the commit
     return row is not None and bool(row[0])

@@ -143,7 +143,7 @@ class PostgresStore:
         self.read_only = read_only
         self.durability: Durability = durability
         self.pool_size = max(2, pool_size)
-        self.locks = RunLocks(url, self.path)
+        self.locks = RunLocks(url, self.path, self._options())  # commits go there too
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
@@ -312,10 +312,12 @@ class PostgresStore:
     def open_journal(self, run_id: str, new: bool = False) -> RunJournal | None:
         """The run's journal: its commits go into the tables; the run is locked for this
         process until the journal is closed (``RunLockedError`` while another holds it).
-        ``new``: a run being started, whose earlier holder (none) need not be waited for."""
+        ``new``: a run being started, taken by its first commit (its start, in the same round
+        trip: ``RunLockedError`` comes from that commit then), with no earlier holder to wait
+        for; its end gives it up in its commit's round trip too."""
         if self.read_only:
             raise StoreError(f"{self.path} is open read-only: it cannot run workflows")
-        return PgJournal(self, run_id, settle=not new)
+        return PgJournal(self, run_id, new=new)
 
     def settle(self, run_id: str) -> None:
         """Wait for a commit of ``run_id`` under way (by the process that held it before this
@@ -445,6 +447,41 @@ class PostgresStore:
             con.versions.clear()  # only this transaction's (a held con outlives rollbacks)
             self._ingest(con, run_id, records, lease)
         self._versions.update(con.versions)  # committed: stored for good
+
+    def ingest_taking(self, run_id: str, records: Sequence[JournalRecord],
+                      texts: Mapping[int, bytes] | None = None) -> None:
+        """A new run's first commit: take the run for this process and store ``records``. A
+        lone start of a workflow version this store knows goes in one round trip on the lock
+        session, which takes the run in the start's transaction (:mod:`fm_lab.store.pg_start`);
+        anything else takes the run first, then :meth:`ingest`-s. ``RunLockedError``, with
+        nothing stored, when another process holds the run."""
+        locks = self.locks
+        if not locks.holds(run_id) and pg_start.fits(records):
+            start = cast("StartRecord", records[0])
+            version = self._versions.get((start["workflow_id"], start["hash"]))
+            if version is not None:
+                locks.take_with(run_id, lambda session: pg_start.commit(
+                    session, run_id, start, version, None, _AUDIT_LOCK))
+                return
+        if not locks.holds(run_id):  # a retry, after a lost session was regained
+            locks.acquire(run_id)
+        self.ingest(run_id, records, texts=texts, lease=locks.session_pid())
+
+    def ingest_held(self, run_id: str, records: Sequence[JournalRecord]) -> bool:
+        """Store ``records`` of a run this process holds on its lock session, when they fit
+        one statement and the session is free (:meth:`RunLocks.write_held`); True when done.
+        False, with nothing done: :meth:`ingest` them."""
+        return pg_commit.fits(records) and self.locks.write_held(
+            run_id, lambda session: pg_commit.commit(session, run_id, records, None))
+
+    def ingest_giving_up(self, run_id: str, records: Sequence[JournalRecord]) -> bool:
+        """A run's last commit (its end): when ``records`` fit one statement and this process
+        holds the run, store them on the lock session and give the run up after the commit,
+        in one round trip (:func:`fm_lab.store.pg_commit.commit`); True when done. False, with
+        nothing done: :meth:`ingest` them, and release the run after."""
+        return pg_commit.fits(records) and self.locks.give_up_with(
+            run_id, lambda session: pg_commit.commit(session, run_id, records, None,
+                                                     give_up=True))
 
     def _ingest(self, con: PgConnection, run_id: str, records: Sequence[JournalRecord],
                 lease: int | None) -> None:
