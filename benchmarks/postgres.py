@@ -12,11 +12,12 @@ Sections (``--section``; all by default):
    calling N ``@DBOS.step()`` functions; LangGraph: a ``StateGraph`` of N nodes compiled with
    ``PostgresSaver``, each run a new ``thread_id`` with ``durability="sync"``, so every
    super-step's checkpoint is written before the next starts). R runs each (default 20), the
-   systems taking turns run by run. Figures: ms per node (total / (R*N)) and the median ms per
-   run. Each turn also runs a 2-node chain, so a second line splits the cost in two, from the
-   medians: what one more node adds ((long - short) / (N - 2)) and what a run costs beside
-   its nodes; the goal is reported for both. fm_lab on its default embedded DuckDB file
-   (journal + fsync) is a reference line.
+   systems taking turns run by run. Figures: ms per node of the median run (median / N, as the
+   fan-out's figure is its median: a slow spell of a shared machine moves a mean, printed
+   beside it) and the median ms per run. Each turn also runs a 2-node chain, so a second
+   line splits the cost in two, from the medians: what one more node adds ((long - short) /
+   (N - 2)) and what a run costs beside its nodes; the goal is reported for both. fm_lab on
+   its default embedded DuckDB file (journal + fsync) is a reference line.
    Every system makes each node durable before its successor starts, so at
    ``synchronous_commit=on`` a node cannot cost less than one WAL flush: the commit probe
    (a one-row insert per transaction on the same server) prints that floor.
@@ -511,7 +512,7 @@ class Line:
     commit: str
     system: str
     unit: str  # "node" or "item"
-    per_unit_ms: float
+    per_unit_ms: float  # of the median run, as ms/run (a slow spell moves a mean)
     per_run_ms: float  # median
     runs_ms: list[float] = field(default_factory=list)
     # chains: from the medians of the long and the short chain, what one more node adds and
@@ -692,7 +693,7 @@ def run_chain_and_fanout(server: Server, sizes: Sizes, commits: list[str], only:
                         [s * 1000 for s in both["short"][name]])
                     added = (median - short) / (sizes.nodes - SHORT_CHAIN)
                     lines.append(Line("chain", commit, name, "node",
-                                      sum(ms) / (len(ms) * sizes.nodes), median, ms,
+                                      median / sizes.nodes, median, ms,
                                       node_added_ms=added,
                                       run_fixed_ms=short - SHORT_CHAIN * added))
             if "fanout" in sections:
@@ -721,7 +722,7 @@ def render_lines(lines: list[Line], probes: dict[str, float], sizes: Sizes) -> s
         if not rows:
             continue
         w(f"\n{section}: {what}\n")
-        w(f"{'commit':<8}{'system':<16}{'ms/' + unit:>10}{'ms/run':>10}   "
+        w(f"{'commit':<8}{'system':<16}{'ms/' + unit:>10}{'ms/run':>10}{'(mean)':>9}   "
           f"{'peer / fm_lab(pg)':<20}runs (ms)\n")
         for commit in COMMITS:
             group = [ln for ln in rows if ln.commit == commit]
@@ -738,8 +739,9 @@ def render_lines(lines: list[Line], probes: dict[str, float], sizes: Sizes) -> s
                     ratio = f"({ln.per_unit_ms / ours.per_unit_ms:.2f}x, ref)"
                 shown = ", ".join(f"{v:.0f}" for v in ln.runs_ms[:8])
                 more = ", ..." if len(ln.runs_ms) > 8 else ""
-                w(f"{commit:<8}{ln.system:<16}{ln.per_unit_ms:>10.3f}{ln.per_run_ms:>10.1f}   "
-                  f"{ratio:<20}[{shown}{more}]\n")
+                mean = statistics.fmean(ln.runs_ms) if ln.runs_ms else float("nan")
+                w(f"{commit:<8}{ln.system:<16}{ln.per_unit_ms:>10.3f}{ln.per_run_ms:>10.1f}"
+                  f"{mean:>9.1f}   {ratio:<20}[{shown}{more}]\n")
             if section == "chain":
                 w(_added_and_fixed(group, ours, sizes))
             if section == "chain" and commit in probes:
