@@ -482,3 +482,101 @@ def test_the_lock_session_commits_as_the_stores_connections_do(pg_url: str) -> N
         assert session.execute("show synchronous_commit").fetchone() == ("off",)
     finally:
         quick.close()
+
+
+def _start_of(run_id: str) -> dict[str, Any]:
+    return {**Store.start_record(run_id, Workflow.from_dict(CHAIN), {"n": 1}), "seq": 1,
+            "by": "ann"}
+
+
+def test_a_second_new_run_of_one_id_in_one_process_is_refused_and_frees_nothing(
+        store: Any, pg_url: str) -> None:
+    from fm_lab.store.journal import RunLockedError
+
+    fm_lab.run(CHAIN, {"n": 0}, store=store)  # the version is known: one-trip starts
+    first = store.open_journal("twice", new=True)
+    first.append(_start_of("twice"))
+    first.commit()
+    second = store.open_journal("twice", new=True)
+    second.append(_start_of("twice"))
+    with pytest.raises(RunLockedError, match=r"run twice .* is locked"):
+        second.commit()
+    second.close()
+    other = open_store(pg_url)
+    try:
+        assert other.run_is_live("twice")  # still the first journal's
+        first.close()
+        assert not other.run_is_live("twice")
+    finally:
+        other.close()
+
+
+def test_a_commit_beside_a_busy_lock_session_does_not_wait_for_it(store: Any) -> None:
+    run = fm_lab.run(CHAIN, {"n": 1}, store=store)
+    seq = store.load_run(run.run_id).journal_seq
+    journal = store.open_journal(run.run_id)  # held by this process, as a resume holds it
+    try:
+        busy, free = threading.Event(), threading.Event()
+        gave_up_waiting: list[bool] = []
+
+        def another_commit(session: Any) -> bool:  # holds the session meanwhile
+            busy.set()
+            gave_up_waiting.append(not free.wait(120))  # a hang guard, not a timing assert
+            return False
+
+        holder = threading.Thread(target=store.locks.write_held,
+                                  args=("someone-else", another_commit))
+        store.locks._held.add("someone-else")
+        holder.start()
+        assert busy.wait(600)
+        journal.append(_node(seq + 1, "beside", "succeeded", 7, "s-beside"))
+        journal.commit()  # on a pooled connection, with the lease check
+        free.set()
+        holder.join(600)
+        assert gave_up_waiting == [False]
+    finally:
+        store.locks._held.discard("someone-else")
+        journal.close()
+    assert store.load_run(run.run_id).nodes["beside"]["output"] == 7
+
+
+def test_an_interrupted_take_gives_the_lock_back(store: Any, pg_url: str) -> None:
+    from fm_lab.store.pg_locks import TAKING
+
+    def take_then_interrupt(session: Any) -> bool:
+        session.execute(f"select {TAKING}", ["stopped", "stopped"])
+        raise KeyboardInterrupt  # Ctrl-C while the start's round trip was under way
+
+    with pytest.raises(KeyboardInterrupt):
+        store.locks.take_with("stopped", take_then_interrupt)
+    assert not store.locks.holds("stopped") and not store.run_is_live("stopped")
+    other = open_store(pg_url)
+    try:
+        assert not other.run_is_live("stopped")
+    finally:
+        other.close()
+
+
+def test_a_lost_reply_to_the_ends_commit_still_ends_the_run_as_stored(
+        store: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fm_lab.store import pg_commit
+
+    fm_lab.run(CHAIN, {"n": 0}, store=store)
+    real = pg_commit.commit
+    lost: list[int] = []
+
+    def reply_lost(conn: Any, run_id: str, records: Any, lease: Any,
+                   give_up: bool = False) -> bool:
+        stored = real(conn, run_id, records, lease, give_up)
+        if give_up and not lost:  # stored and given up; then the session ends unanswered
+            lost.append(conn.info.backend_pid)
+            with psycopg.connect(pg_url, autocommit=True) as admin:
+                admin.execute("select pg_terminate_backend(%s)", [lost[0]])
+            conn.execute("select 1")  # raises: the connection is gone
+        return stored
+
+    monkeypatch.setattr(pg_commit, "commit", reply_lost)
+    run = fm_lab.run(CHAIN, {"n": 5}, store=store)
+    assert lost and run.status == "succeeded"
+    assert store.load_run(run.run_id).status == "succeeded"
+    assert not store.run_is_live(run.run_id) and not store.locks.holds(run.run_id)

@@ -130,7 +130,9 @@ class RunStore(Protocol):
     def open_journal(self, run_id: str, new: bool = False) -> RunJournal | None:
         """The run's journal, locked by this process (None: records go straight to
         :meth:`ingest`). Raises ``RunLockedError`` while another process runs it. ``new``:
-        the run is being started (nobody held it before, nothing of it is stored)."""
+        the run is being started (nobody held it before, nothing of it is stored); a store
+        may take it with its first commit instead, which then raises ``RunLockedError``
+        (the PostgreSQL store: one round trip fewer)."""
         ...
 
     def claim_run(self, run_id: str, audit: Sequence[AuditEntry] = ()) -> None:

@@ -6,7 +6,8 @@ workflow span and end record. Such a batch goes as one statement where the gener
 check the lease, insert nodes, insert spans, store the end, move ``journal_seq``, commit). The
 rows go as JSON arrays (one parameter each, read back into the tables' row types); the rules
 are the general path's, in SQL: the run row is locked (``for update``) while the committing
-process's lock session holds the run's lease (:data:`fm_lab.store.pg_locks.HELD`); the batch
+process's lock session holds the run's lease (:data:`fm_lab.store.pg_locks.HELD`; a commit on
+the lock session itself, which holds the lease, checks nothing: ``lease`` None); the batch
 is stored when its first record comes after the run's ``journal_seq`` (a commit retried after
 its reply was lost stores nothing again; a batch the run holds part of stores nothing here and
 takes the general path, which stores the rest); a run's workflow span replaces its stored copy

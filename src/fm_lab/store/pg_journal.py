@@ -8,11 +8,13 @@ advisory lock (:mod:`fm_lab.store.pg_locks`) from opening (a new run: from its s
 which takes it) to :meth:`PgJournal.close` (or its end's commit, which gives it up).
 
 Every commit stores only while this process's lock session holds the run (checked in the
-commit's own transaction). When the session ended under the run (the server restarted, the
-backend was terminated) or the connection broke, the commit takes the lock again on a new
-session and retries, for up to :data:`RECONNECT_S`, as long as nobody else took the run
-meanwhile; if somebody did, the run is lost to this process and it stores nothing more of
-it. A commit that fails otherwise (a constraint, a value the server refuses) fails the run:
+commit's own transaction, or made on that session, which ends with the lease). When the session
+ended under the run (the server restarted, the backend was terminated) or the connection broke,
+the commit takes the lock again on a new session and retries, for up to :data:`RECONNECT_S`, as
+long as nobody else took the run meanwhile (or the run shows this process's own retried batch
+stored: an end whose reply was lost); if somebody did, the run is lost to this process and it
+stores nothing more of it. A new run's first commit, which takes the run, retries by taking it
+again. A commit that fails otherwise (a constraint, a value the server refuses) fails the run:
 the failure is sticky, as a failed ``fsync`` is for a file journal, and only the run's end
 (status ``failed`` and why) is still stored, after what was committed before.
 """
@@ -153,8 +155,9 @@ class PgJournal:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
-                with contextlib.suppress(psycopg.OperationalError):  # the server is not back
-                    self._regain()
+                if self._taken:  # else the next try takes the run (a lost session held none)
+                    with contextlib.suppress(psycopg.OperationalError):  # the server is not back
+                        self._regain(through=int(batch[-1]["seq"]))
 
     def _ingest(self, batch: list[JournalRecord], texts: dict[int, bytes]) -> None:
         """One try at storing ``batch``. A new run's first commit takes the run with it, its
@@ -163,21 +166,26 @@ class PgJournal:
         pooled connection: :meth:`RunLocks.write_held`), else to a pooled connection, whose
         statement checks the lease."""
         store = self.store
-        if not self._taken:
-            store.ingest_taking(self.run_id, batch, texts)  # RunLockedError: held elsewhere
+        if not self._taken:  # RunLockedError when another process or journal holds the run
+            if store.ingest_taking(self.run_id, batch):
+                self._taken = True
+                return
+            store.locks.acquire(self.run_id)
             self._taken = True
-        elif batch[-1]["k"] == "run":
+        if batch[-1]["k"] == "run":
             if not store.ingest_giving_up(self.run_id, batch):
                 store.ingest(self.run_id, batch, texts=texts, lease=store.locks.session_pid())
         elif not store.ingest_held(self.run_id, batch):
             store.ingest(self.run_id, batch, texts=texts, lease=store.locks.session_pid())
 
-    def _regain(self) -> None:
+    def _regain(self, through: int | None = None) -> None:
         """Hold the run again after the lock session ended, or raise :class:`RunLostError`
-        when another process took it meanwhile (or ran it since)."""
+        when another process took it meanwhile (or ran it since). ``through``: the last seq
+        of the batch being retried; stored already (its reply was lost), it shows this
+        process's own end, not a takeover."""
         state = self.store.locks.regain(self.run_id)
         if state == "held" or (state == "taken" and self.store.still_owned(
-                self.run_id, os.getpid(), socket.gethostname())):
+                self.run_id, os.getpid(), socket.gethostname(), through)):
             return
         self.store.locks.release(self.run_id)
         raise RunLostError(
@@ -232,7 +240,8 @@ class PgJournal:
             if self._closed:
                 return
             self._closed = True
-            self.store.locks.release(self.run_id)
+            if self._taken:  # not one another journal holds (a new run refused at its start)
+                self.store.locks.release(self.run_id)
 
 
 def _lost_connection(exc: BaseException) -> bool:

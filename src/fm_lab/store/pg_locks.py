@@ -10,7 +10,8 @@ on a journal file, for many machines.
 The lease can end while the process lives (the server restarts, an administrator terminates
 the session): every commit checks, in its own transaction, that this process's lock session
 still holds the run (:data:`HELD`: the session also holds a lease key, the run's id with its
-backend pid, which a commit probes in one lock-table lookup), and the running engine asks
+backend pid, which a commit probes in one lock-table lookup), or runs on that session itself
+(which fails with the session), and the running engine asks
 :meth:`RunLocks.regain` at each tick. A lost lock is taken again on a new session when nobody
 else took it meanwhile; otherwise the run is lost to this process
 (:mod:`fm_lab.store.pg_journal`).
@@ -24,9 +25,9 @@ a commit in between goes there while no other thread uses the session
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,19 @@ KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 10, "keepalives
              "keepalives_count": 3}
 
 
+_instances: weakref.WeakSet[RunLocks] = weakref.WeakSet()
+
+
+def _forget_after_fork() -> None:
+    """A forked child gets fresh thread locks: a parent's thread may have held one (its
+    session, which the child never uses, during a commit) at the fork."""
+    for locks in list(_instances):
+        locks._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 class RunLocks:
     """This process's advisory locks on runs of one PostgreSQL store (see the module)."""
 
@@ -75,7 +89,9 @@ class RunLocks:
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
         self._pid = 0
+        self._backend_pid = 0  # the session's, read without the lock (it is held by commits)
         self._held: set[str] = set()
+        _instances.add(self)
 
     def _connection(self) -> psycopg.Connection[Any]:
         import psycopg
@@ -86,6 +102,7 @@ class RunLocks:
             self._held.clear()
             self._conn = psycopg.connect(self._conninfo, **self._options)
             self._pid = os.getpid()
+            self._backend_pid = int(self._conn.info.backend_pid)
         return self._conn
 
     def _try_lock(self, run_id: str) -> bool:
@@ -116,12 +133,13 @@ class RunLocks:
 
     def session_pid(self) -> int:
         """The backend pid of the lock session (0 before it exists; the dead one's after the
-        server ended it, until :meth:`regain` notices)."""
-        with self._lock:
-            conn = self._conn
-            if conn is None or conn.closed or self._pid != os.getpid():
-                return 0
-            return int(conn.info.backend_pid)
+        server ended it, until :meth:`regain` notices). Without waiting for the session: a
+        commit on a pooled connection while another thread's commit uses the session (see
+        :meth:`write_held`) must not wait for it."""
+        conn = self._conn
+        if conn is None or conn.closed or self._pid != os.getpid():
+            return 0
+        return self._backend_pid
 
     def regain(self, run_id: str) -> str:
         """Make sure this process holds ``run_id`` (which it took before): ``"held"`` when its
@@ -160,9 +178,8 @@ class RunLocks:
 
     def holds(self, run_id: str) -> bool:
         """True while this process holds ``run_id`` (as far as it knows: a session the
-        server ended is noticed at its next statement)."""
-        with self._lock:
-            return run_id in self._held
+        server ended is noticed at its next statement); without waiting for the session."""
+        return run_id in self._held and self._pid == os.getpid()
 
     def take_with(self, run_id: str, write: Callable[[psycopg.Connection[Any]], bool]) -> None:
         """Take ``run_id`` and write its first records in one round trip: ``write(session)``
@@ -170,19 +187,21 @@ class RunLocks:
         transaction and returns whether it did (the records are then stored). Raises
         :class:`RunLockedError`, with nothing stored, when another process (or this one,
         elsewhere) holds the run. A session lock outlives the rollback of the transaction
-        that took it: when ``write`` fails, the lock is given up again."""
-        import psycopg
-
+        that took it: when ``write`` fails or is interrupted, the lock is given up again (if
+        that fails too, the session is ended, which frees it)."""
         with self._lock:
             if run_id in self._held:
                 raise self._locked(run_id)
             conn = self._connection()
             try:
                 took = write(conn)
-            except psycopg.Error:
-                if not conn.closed:  # not a lost session, which held nothing any more
-                    with contextlib.suppress(psycopg.Error):
+            except BaseException:  # a refused write, a lost session, an interrupt (Ctrl-C)
+                if not conn.closed:  # a lost session held nothing any more
+                    try:
                         conn.execute(_GIVE_UP, [run_id, run_id])
+                    except BaseException:  # the lock may be held: end the session with it
+                        conn.close()  # (this process's other runs take theirs again)
+                        raise
                 raise
             if not took:
                 raise self._locked(run_id)

@@ -325,13 +325,15 @@ class PostgresStore:
         with self.connection() as con:  # one statement: its own transaction, one round trip
             con.execute("select 1 from runs where run_id = ? for update", [run_id])
 
-    def still_owned(self, run_id: str, pid: int, host: str) -> bool:
+    def still_owned(self, run_id: str, pid: int, host: str, through: int | None = None) -> bool:
         """True unless another process claimed ``run_id`` or ended it: it is stored as running
-        by process ``pid`` on ``host``, or not stored yet."""
+        by process ``pid`` on ``host``, or not stored yet; or (``through``) stored by that
+        process through seq ``through`` (its own end, whose reply was lost)."""
         with self.connection() as con:
-            row = con.execute("select status, owner_pid, owner_host from runs "
+            row = con.execute("select status, owner_pid, owner_host, journal_seq from runs "
                               "where run_id = ?", [run_id]).fetchone()
-        return row is None or (row[0] == "running" and row[1] == pid and row[2] == host)
+        return row is None or (row[1] == pid and row[2] == host and (
+            row[0] == "running" or (through is not None and int(row[3]) >= through)))
 
     def claim_run(self, run_id: str, audit: Sequence[AuditEntry] = ()) -> None:
         """Mark a stored run running and owned by this process (a resume), logging ``audit``
@@ -448,24 +450,22 @@ class PostgresStore:
             self._ingest(con, run_id, records, lease)
         self._versions.update(con.versions)  # committed: stored for good
 
-    def ingest_taking(self, run_id: str, records: Sequence[JournalRecord],
-                      texts: Mapping[int, bytes] | None = None) -> None:
-        """A new run's first commit: take the run for this process and store ``records``. A
-        lone start of a workflow version this store knows goes in one round trip on the lock
-        session, which takes the run in the start's transaction (:mod:`fm_lab.store.pg_start`);
-        anything else takes the run first, then :meth:`ingest`-s. ``RunLockedError``, with
-        nothing stored, when another process holds the run."""
-        locks = self.locks
-        if not locks.holds(run_id) and pg_start.fits(records):
-            start = cast("StartRecord", records[0])
-            version = self._versions.get((start["workflow_id"], start["hash"]))
-            if version is not None:
-                locks.take_with(run_id, lambda session: pg_start.commit(
-                    session, run_id, start, version, None, _AUDIT_LOCK))
-                return
-        if not locks.holds(run_id):  # a retry, after a lost session was regained
-            locks.acquire(run_id)
-        self.ingest(run_id, records, texts=texts, lease=locks.session_pid())
+    def ingest_taking(self, run_id: str, records: Sequence[JournalRecord]) -> bool:
+        """A new run's first commit, when ``records`` are a lone start of a workflow version
+        this store knows: take the run for this process and store the start in one round
+        trip on the lock session, which takes the run in the start's transaction
+        (:mod:`fm_lab.store.pg_start`); True when done. ``RunLockedError``, with nothing
+        stored, when another process (or another journal here) holds the run. False, with
+        nothing done, for anything else: take the run, then :meth:`ingest`."""
+        if not pg_start.fits(records):
+            return False
+        start = cast("StartRecord", records[0])
+        version = self._versions.get((start["workflow_id"], start["hash"]))
+        if version is None:
+            return False
+        self.locks.take_with(run_id, lambda session: pg_start.commit(
+            session, run_id, start, version, None, _AUDIT_LOCK))
+        return True
 
     def ingest_held(self, run_id: str, records: Sequence[JournalRecord]) -> bool:
         """Store ``records`` of a run this process holds on its lock session, when they fit
