@@ -13,7 +13,7 @@ environment), it is no protection against a user who sets ``FM_LAB_USER`` to som
 
 from __future__ import annotations
 
-import getpass
+import functools
 import os
 from collections.abc import Iterable
 
@@ -65,10 +65,26 @@ def current_user() -> str:
         if value is not None:
             return check_name(value, f"{variable}")
     try:
-        name = getpass.getuser()
+        name = _os_user()
     except (KeyError, OSError):  # a uid without a passwd entry (some containers)
         name = f"uid-{os.getuid()}"
     return check_name(name, "the operating-system user name")
+
+
+def _os_user() -> str:
+    """``getpass.getuser()``, the password database read once per uid: each run asks, and
+    the lookup took ~0.07 ms of a run's start."""
+    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):  # getpass's, in its order
+        if value := os.environ.get(variable):
+            return value
+    return _passwd_name(os.getuid())
+
+
+@functools.lru_cache(maxsize=8)
+def _passwd_name(uid: int) -> str:
+    import pwd
+
+    return pwd.getpwuid(uid).pw_name
 
 
 def current_roles() -> frozenset[str]:

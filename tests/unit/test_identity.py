@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import getpass
+import os
+import pwd
+from typing import Any
 
 import pytest
 
+from fm_lab import identity
 from fm_lab.identity import (
     InvalidIdentityError,
     check_name,
@@ -49,12 +53,34 @@ def test_a_bad_user_name_is_refused_naming_the_variable(
     assert "\n" not in str(raised.value)
 
 
+def _no_login_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.delenv(variable, raising=False)
+    identity._passwd_name.cache_clear()
+
+
 def test_the_os_user_falls_back_to_the_uid(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_user() -> str:
+    def no_user(uid: int) -> Any:
         raise KeyError("getpwuid(): uid not found")
 
-    monkeypatch.setattr(getpass, "getuser", no_user)
-    assert current_user().startswith("uid-")
+    _no_login_variables(monkeypatch)
+    monkeypatch.setattr(pwd, "getpwuid", no_user)
+    assert current_user() == f"uid-{os.getuid()}"
+    identity._passwd_name.cache_clear()
+
+
+def test_the_password_database_is_read_once_per_uid(monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_login_variables(monkeypatch)
+    real, calls = pwd.getpwuid, []
+
+    def counted(uid: int) -> Any:
+        calls.append(uid)
+        return real(uid)
+
+    monkeypatch.setattr(pwd, "getpwuid", counted)
+    assert current_user() == current_user() == real(os.getuid()).pw_name
+    assert calls == [os.getuid()]  # getpass.getuser() read it on every call
+    identity._passwd_name.cache_clear()
 
 
 def test_roles_are_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
