@@ -22,6 +22,9 @@ SPAN_COLUMNS = ("trace_id", "span_id", "parent_span_id", "run_id", "kind", "name
                 "attributes", "events", "model", "provider", "input_tokens", "output_tokens",
                 "cached_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd")
 RUN_END_COLUMNS = ("status", "outputs", "error", "state", "ended_at")
+# where span_table.COLUMNS has the start and the end (SPAN_COLUMNS: as timestamps, then the
+# duration); every other column is in the same order in both
+_STARTED = SPAN_COLUMNS.index("started_at")
 # span columns of plain text (names, labels, ids), not JSON (whose text escapes a NUL byte)
 _SPAN_TEXT = tuple(i for i, c in enumerate(SPAN_COLUMNS) if c in (
     "trace_id", "span_id", "parent_span_id", "kind", "name", "entity_id", "workflow_id",
@@ -94,21 +97,24 @@ def node_rows(run_id: str, nodes: Sequence[NodeRecord]) -> list[tuple[Any, ...]]
 def span_rows(run_id: str | None, workflow_id: str | None,
               records: Sequence[JournalRecord]) -> list[tuple[Any, ...]]:
     """``spans`` rows (in :data:`SPAN_COLUMNS` order) for the spans of ``records`` (node
-    records with a span, span records), in order."""
-    from fm_lab.store.span_table import rows_from_records
+    records with a span, span records), in order: the DuckDB store's rows
+    (:func:`~fm_lab.store.span_table.span_values`) with timestamps and the duration, and names
+    PostgreSQL text can hold."""
+    from fm_lab.store.span_table import span_values
 
-    cols = rows_from_records(run_id, workflow_id, records)
-    if not cols["span_id"]:
-        return []
-    duration = [None if s is None or e is None else (e - s) * 1000
-                for s, e in zip(cols["started"], cols["ended"], strict=True)]
-    order = [cols.get(c, []) for c in SPAN_COLUMNS]
-    order[SPAN_COLUMNS.index("started_at")] = [timestamp(s) for s in cols["started"]]
-    order[SPAN_COLUMNS.index("ended_at")] = [timestamp(e) for e in cols["ended"]]
-    order[SPAN_COLUMNS.index("duration_ms")] = duration
-    for index in _SPAN_TEXT:  # names and labels: PostgreSQL text holds no NUL byte
-        order[index] = [no_nul(v) for v in order[index]]
-    return list(zip(*order, strict=True))
+    rows = []
+    for record in records:
+        values = span_values(record, run_id, workflow_id)
+        if values is None:
+            continue
+        started, ended = values[_STARTED], values[_STARTED + 1]
+        row = [*values[:_STARTED], timestamp(started), timestamp(ended),
+               None if started is None or ended is None else (ended - started) * 1000,
+               *values[_STARTED + 2:]]
+        for index in _SPAN_TEXT:  # names and labels: PostgreSQL text holds no NUL byte
+            row[index] = no_nul(row[index])
+        rows.append(tuple(row))
+    return rows
 
 
 def json_rows(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> str | None:

@@ -38,85 +38,60 @@ def rows_from_records(run_id: str | None, workflow_id: str | None,
                       ) -> dict[str, list[Any]]:
     """Column lists for the spans of ``records``: node records (which carry their span) and
     span records (other kinds are skipped)."""
-    cols: dict[str, list[Any]] = {name: [] for name in COLUMNS}
-    (trace_id, span_id, parent_span_id, run, kind_, name_, entity_id, workflow, node_id, agent,
-     resource_id, started, ended, status, input_, output, input_size, output_size, error_,
-     attributes, events, model, provider, input_tokens, output_tokens, cached_tokens,
-     cache_write_tokens, reasoning_tokens, cost_usd) = (cols[c] for c in COLUMNS)
+    rows = [row for r in records
+            if (row := span_values(r, run_id, workflow_id, limit)) is not None]
+    if not rows:
+        return {name: [] for name in COLUMNS}
+    columns = zip(*rows, strict=True)
+    return {name: list(column) for name, column in zip(COLUMNS, columns, strict=True)}
+
+
+def span_values(r: JournalRecord, run_id: str | None, workflow_id: str | None,
+                limit: int = MAX_CHARS) -> tuple[Any, ...] | None:
+    """The span of one record as a row in :data:`COLUMNS` order (None: a record without one):
+    a span record, or a node record (which carries its span). Payloads are JSON text, cut to
+    ``limit`` characters (their sizes are of the whole)."""
     encode = _encode
-    for r in records:
-        if r["k"] == "span":
-            get = r.get
-            trace_id.append(r["trace"])
-            span_id.append(r["span"])
-            parent_span_id.append(get("parent"))
-            run.append(get("run") or run_id)
-            kind_.append(r["kind"])
-            name_.append(get("name"))
-            entity_id.append(get("entity"))
-            workflow.append(get("workflow") or workflow_id)
-            node_id.append(get("node"))
-            agent.append(get("agent"))
-            resource_id.append(get("resource"))
-            status.append(get("status"))
-            attrs, evts = get("attrs"), get("events")
-            attributes.append(encode(attrs) if attrs else None)
-            events.append(encode(evts) if evts else None)
-            model.append(get("model"))
-            provider.append(get("provider"))
-            input_tokens.append(get("input_tokens"))
-            output_tokens.append(get("output_tokens"))
-            cached_tokens.append(get("cached_tokens"))
-            cache_write_tokens.append(get("cache_write_tokens"))
-            reasoning_tokens.append(get("reasoning_tokens"))
-            cost_usd.append(get("cost_usd"))
-            started.append(get("started"))
-            ended.append(get("ended"))
-            in_value, out_value, error = get("input"), get("output"), get("error")
-        elif r["k"] == "node":
-            get = r.get
-            if not get("span"):
-                continue
-            path = r["node"]
-            trace_id.append(r["trace"])
-            span_id.append(r["span"])
-            parent_span_id.append(get("pspan"))
-            run.append(run_id)
-            kind_.append("item" if path.endswith("]") else "node")
-            name_.append(path)
-            entity_id.append(get("entity"))
-            workflow.append(workflow_id)
-            node_id.append(path)
-            agent.append(None)
-            resource_id.append(None)
-            status.append(_NODE_STATUS.get(r["status"], r["status"]))
-            node_attrs: dict[str, Any] = {"node_type": get("type"), "attempts": get("attempts")}
-            cached_from = get("cached_from")
-            if cached_from:
-                node_attrs["fm_lab.cache.hit"] = True
-                node_attrs["fm_lab.cache.source"] = cached_from
-            attributes.append(encode(node_attrs))
-            evts = get("events")
-            events.append(encode(evts) if evts else None)
-            for column in (model, provider, input_tokens, output_tokens, cached_tokens,
-                           cache_write_tokens, reasoning_tokens, cost_usd):
-                column.append(None)
-            started.append(get("started"))
-            ended.append(get("ended"))
-            in_value, out_value, error = get("input"), get("output"), get("error")
-        else:
-            continue
-        for value, text_col, size_col in ((in_value, input_, input_size),
-                                          (out_value, output, output_size)):
-            if value is None:
-                text_col.append(None)
-                size_col.append(None)
-                continue
-            text = encode(value)
-            size_col.append(len(text))
-            text_col.append(text if len(text) <= limit else encode(text[:limit] + "…"))
-        error_.append(encode(error) if error else None)
-    return cols
+    get = r.get
+    if r["k"] == "span":
+        attrs, evts = get("attrs"), get("events")
+        head: tuple[Any, ...] = (
+            r["trace"], r["span"], get("parent"), get("run") or run_id, r["kind"], get("name"),
+            get("entity"), get("workflow") or workflow_id, get("node"), get("agent"),
+            get("resource"), get("started"), get("ended"), get("status"))
+        tail: tuple[Any, ...] = (
+            encode(attrs) if attrs else None, encode(evts) if evts else None, get("model"),
+            get("provider"), get("input_tokens"), get("output_tokens"), get("cached_tokens"),
+            get("cache_write_tokens"), get("reasoning_tokens"), get("cost_usd"))
+    elif r["k"] == "node" and get("span"):
+        path = r["node"]
+        node_attrs: dict[str, Any] = {"node_type": get("type"), "attempts": get("attempts")}
+        cached_from = get("cached_from")
+        if cached_from:
+            node_attrs["fm_lab.cache.hit"] = True
+            node_attrs["fm_lab.cache.source"] = cached_from
+        evts = get("events")
+        head = (r["trace"], r["span"], get("pspan"), run_id,
+                "item" if path.endswith("]") else "node", path, get("entity"), workflow_id,
+                path, None, None, get("started"), get("ended"),
+                _NODE_STATUS.get(r["status"], r["status"]))
+        tail = (encode(node_attrs), encode(evts) if evts else None,
+                None, None, None, None, None, None, None, None)
+    else:
+        return None
+    in_text, in_size = _payload_text(get("input"), limit)
+    out_text, out_size = _payload_text(get("output"), limit)
+    error = get("error")
+    return (*head, in_text, out_text, in_size, out_size, encode(error) if error else None,
+            *tail)
+
+
+def _payload_text(value: Any, limit: int) -> tuple[str | None, int | None]:
+    """A payload's JSON text, cut to ``limit`` characters, and the size of the whole."""
+    if value is None:
+        return None, None
+    text = _encode(value)
+    return (text if len(text) <= limit else _encode(text[:limit] + "…")), len(text)
 
 
 TYPES = {name: "BIGINT" if name in _INTS else "DOUBLE" if name in _FLOATS else "VARCHAR"

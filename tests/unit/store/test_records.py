@@ -179,3 +179,41 @@ def test_an_outcome_is_built_by_keyword() -> None:
         Outcome("a", "succeeded")  # type: ignore[misc]
     record: NodeRecord = node_record(Outcome(path="a", status="failed"), "t", "a", "tr")
     assert "cache_key" not in record and "cached_from" not in record and "leaf" not in record
+
+
+def test_postgres_span_rows_are_the_duckdb_columns_row_by_row() -> None:
+    """pg_rows.span_rows and span_table.rows_from_records share span_values: the same spans,
+    PostgreSQL's with timestamps, the duration, and names without NUL bytes."""
+    from fm_lab.store.pg_rows import SPAN_COLUMNS, span_rows
+
+    records = [*_records(),
+               {"k": "span", "trace": "t" * 32, "span": "x" * 16, "parent": None,
+                "run": None, "kind": "llm", "name": "na\x00me", "entity": None,
+                "workflow": None, "started": 5.0, "ended": None, "status": "error",
+                "input": "y" * 5000, "output": None, "error": {"message": "boom"},
+                "attrs": {"k": 1}, "events": [{"e": 1}], "model": "m", "provider": "p",
+                "input_tokens": 3, "output_tokens": 4, "cached_tokens": 0,
+                "cache_write_tokens": None, "reasoning_tokens": 1, "cost_usd": 0.5,
+                "seq": 90},
+               {"k": "node", "node": "loop[3]", "type": "code", "status": "failed",
+                "attempts": 1, "input": None, "output": None, "error": {"m": 1},
+                "started": 6.0, "ended": 6.5, "span": "i" * 16, "pspan": None,
+                "trace": "t" * 32, "entity": "loop", "events": None, "seq": 91}]
+    cols = rows_from_records(RUN, "w", records)
+    rows = span_rows(RUN, "w", records)
+    assert len(rows) == len(cols["span_id"]) == 5
+    for index, row in enumerate(rows):
+        got = dict(zip(SPAN_COLUMNS, row, strict=True))
+        for name in COLUMNS:
+            if name in ("started", "ended"):
+                stamp, seconds = got[name + "_at"], cols[name][index]
+                assert (stamp.timestamp() if stamp else None) == seconds
+            elif name == "name" and cols[name][index] is not None:
+                assert got[name] == cols[name][index].replace("\x00", "\ufffd")
+            else:
+                assert got[name] == cols[name][index], name
+        started, ended = cols["started"][index], cols["ended"][index]
+        assert got["duration_ms"] == (None if ended is None else (ended - started) * 1000)
+    assert rows[3][SPAN_COLUMNS.index("name")] == "na\ufffdme"
+    assert len(cols["input"][3]) < 5000 and cols["input_size"][3] == 5002  # cut, sized whole
+    assert rows[4][SPAN_COLUMNS.index("kind")] == "item"
