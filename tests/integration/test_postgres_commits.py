@@ -565,9 +565,9 @@ def test_a_lost_reply_to_the_ends_commit_still_ends_the_run_as_stored(
     real = pg_commit.commit
     lost: list[int] = []
 
-    def reply_lost(conn: Any, run_id: str, records: Any, lease: Any,
-                   give_up: bool = False) -> bool:
-        stored = real(conn, run_id, records, lease, give_up)
+    def reply_lost(conn: Any, run_id: str, records: Any, lease: Any, give_up: bool = False,
+                   **more: Any) -> bool:
+        stored = real(conn, run_id, records, lease, give_up, **more)
         if give_up and not lost:  # stored and given up; then the session ends unanswered
             lost.append(conn.info.backend_pid)
             with psycopg.connect(pg_url, autocommit=True) as admin:

@@ -22,7 +22,7 @@ test: that halved the server's time for a node's span.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fm_lab.store.pg_locks import GIVE_UP_ENDED, HELD
@@ -87,16 +87,17 @@ def statement(lease: bool, replace: bool, end: bool) -> str:
 
 
 def commit(conn: psycopg.Connection[Any], run_id: str, records: Sequence[JournalRecord],
-           lease: int | None, give_up: bool = False) -> bool:
+           lease: int | None, give_up: bool = False,
+           known_rows: Mapping[int, tuple[Any, ...]] | None = None) -> bool:
     """Store ``records`` (:func:`fits` them, in ``seq`` order) of run ``run_id`` in one
     statement; False, with nothing stored, when ``run_id`` names no run, the ``lease`` session
     (a backend pid) does not hold it, the run holds part of the batch already, or a value does
     not fit JSON. ``give_up``: ``conn`` is the lock session holding the run (``lease`` None),
     and gives the run up once the batch is committed, in the same round trip: True then
-    when it did."""
+    when it did. ``known_rows``: node rows made before, by seq (:func:`pg_rows.node_rows`)."""
     nodes: list[NodeRecord] = [r for r in records if r["k"] == "node"]
     spanned = [r for r in records if r["k"] == "span" or r.get("span")]
-    node_json = json_rows(NODE_COLUMNS, node_rows(run_id, nodes))
+    node_json = json_rows(NODE_COLUMNS, node_rows(run_id, nodes, known_rows))
     span_json = json_rows(SPAN_COLUMNS, span_rows(run_id, None, spanned))
     if node_json is None or span_json is None:
         return False

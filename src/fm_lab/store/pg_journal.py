@@ -29,11 +29,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, cast
 
+from fm_lab.store.codec import dumps
 from fm_lab.store.journal import JournalError, RunLockedError, encode_record
+from fm_lab.store.pg_rows import node_row
 
 if TYPE_CHECKING:
     from fm_lab.store.pg_store import PostgresStore
-    from fm_lab.store.records import JournalRecord
+    from fm_lab.store.records import JournalRecord, NodeRecord
 
 # how long a commit keeps trying while the server cannot be reached (a restart takes seconds)
 RECONNECT_S = float(os.environ.get("FM_LAB_PG_RECONNECT_S", "30"))
@@ -76,6 +78,7 @@ class PgJournal:
                 raise
         self._pending: list[JournalRecord] = []
         self._texts: dict[int, bytes] = {}
+        self._rows: dict[int, tuple[Any, ...]] = {}  # queued node records' rows, by seq
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
         self.queued = 0
@@ -89,12 +92,24 @@ class PgJournal:
         return f"PgJournal({self.run_id!r})"
 
     def append(self, record: JournalRecord | dict[str, Any]) -> bytes:
-        """Queue ``record`` (durable once :meth:`commit` returns); returns its JSON text."""
-        body = encode_record(record)  # refuses what cannot be stored, here, not at commit
+        """Queue ``record`` (durable once :meth:`commit` returns); returns its JSON text (a
+        node record's is its row instead, kept for the commit: empty). What cannot be stored
+        is refused here, not at commit (``NotSerialisableError``)."""
+        kind = record.get("k")
+        if kind == "node":  # its payloads by the journal's encoder, once: the commit's row
+            node = cast("NodeRecord", record)
+            row = node_row(self.run_id, node)
+            if node.get("events"):
+                dumps(node["events"])
+            body = b""
+        else:
+            body = encode_record(record)
         with self._lock:
             self._pending.append(cast("JournalRecord", record))
-            if record.get("k") == "span":
+            if kind == "span":
                 self._texts[int(record["seq"])] = body
+            elif kind == "node":
+                self._rows[int(record["seq"])] = row
             self.queued += 1
         return body
 
@@ -134,6 +149,9 @@ class PgJournal:
                     f"({one_line(exc, self.store.url, self.store.path)}): its last records "
                     "are not stored")
                 raise self.failure from exc
+            with self._lock:
+                for record in batch:
+                    self._rows.pop(int(record["seq"]), None)
             self.durable = count
             self._ended = self._ended or batch[-1]["k"] == "run"  # the end comes last
 
@@ -172,10 +190,11 @@ class PgJournal:
                 return
             store.locks.acquire(self.run_id)
             self._taken = True
+        rows = self._rows  # read here; another thread may add to it meanwhile (a new seq)
         if batch[-1]["k"] == "run":
-            if not store.ingest_giving_up(self.run_id, batch):
+            if not store.ingest_giving_up(self.run_id, batch, rows):
                 store.ingest(self.run_id, batch, texts=texts, lease=store.locks.session_pid())
-        elif not store.ingest_held(self.run_id, batch):
+        elif not store.ingest_held(self.run_id, batch, rows):
             store.ingest(self.run_id, batch, texts=texts, lease=store.locks.session_pid())
 
     def _regain(self, through: int | None = None) -> None:
@@ -228,7 +247,7 @@ class PgJournal:
         except Exception as exc:
             raise failure from exc
         with self._lock:
-            self._pending, self._texts = [], {}
+            self._pending, self._texts, self._rows = [], {}, {}
             self.durable = self.queued
 
     def reset(self) -> None:

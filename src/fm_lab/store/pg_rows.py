@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fm_lab.store.codec import dumps
@@ -76,22 +76,29 @@ def run_end(record: RunEndRecord) -> dict[str, Any]:
         timestamp(record.get("ended"))), strict=True))
 
 
-def node_rows(run_id: str, nodes: Sequence[NodeRecord]) -> list[tuple[Any, ...]]:
-    """``node_executions`` rows (in :data:`NODE_COLUMNS` order) of node records."""
-    rows = []
-    for r in nodes:
-        started, ended = r.get("started"), r.get("ended")
-        rows.append((
-            run_id, r["node"], r["seq"], r.get("type"), r["status"], r.get("attempts", 0),
-            json_text(r.get("input")),
-            "null" if r.get("output") is None else dumps(r["output"]),
-            dumps(r["error"]) if r.get("error") else None,
-            dumps(r["state_patch"]) if r.get("state_patch") else None,
-            timestamp(started), timestamp(ended),
-            None if started is None or ended is None else (ended - started) * 1000,
-            r.get("leaf"), r.get("cache_key"),
-            dumps(r["cached_from"]) if r.get("cached_from") else None))
-    return rows
+def node_rows(run_id: str, nodes: Sequence[NodeRecord],
+              known: Mapping[int, tuple[Any, ...]] | None = None) -> list[tuple[Any, ...]]:
+    """``node_executions`` rows (in :data:`NODE_COLUMNS` order) of node records; ``known``:
+    rows made before, by seq (a journal makes a node's row as it queues the record)."""
+    if known:
+        return [known.get(r["seq"]) or node_row(run_id, r) for r in nodes]
+    return [node_row(run_id, r) for r in nodes]
+
+
+def node_row(run_id: str, r: NodeRecord) -> tuple[Any, ...]:
+    """The ``node_executions`` row of one node record: its payloads as fm_lab's JSON
+    (``NotSerialisableError`` for a value JSON cannot hold)."""
+    started, ended = r.get("started"), r.get("ended")
+    return (
+        run_id, r["node"], r["seq"], r.get("type"), r["status"], r.get("attempts", 0),
+        json_text(r.get("input")),
+        "null" if r.get("output") is None else dumps(r["output"]),
+        dumps(r["error"]) if r.get("error") else None,
+        dumps(r["state_patch"]) if r.get("state_patch") else None,
+        timestamp(started), timestamp(ended),
+        None if started is None or ended is None else (ended - started) * 1000,
+        r.get("leaf"), r.get("cache_key"),
+        dumps(r["cached_from"]) if r.get("cached_from") else None)
 
 
 def span_rows(run_id: str | None, workflow_id: str | None,

@@ -467,21 +467,25 @@ class PostgresStore:
             session, run_id, start, version, None, _AUDIT_LOCK))
         return True
 
-    def ingest_held(self, run_id: str, records: Sequence[JournalRecord]) -> bool:
+    def ingest_held(self, run_id: str, records: Sequence[JournalRecord],
+                    known_rows: Mapping[int, tuple[Any, ...]] | None = None) -> bool:
         """Store ``records`` of a run this process holds on its lock session, when they fit
         one statement and the session is free (:meth:`RunLocks.write_held`); True when done.
-        False, with nothing done: :meth:`ingest` them."""
+        False, with nothing done: :meth:`ingest` them. ``known_rows``: their node rows, made
+        before, by seq."""
         return pg_commit.fits(records) and self.locks.write_held(
-            run_id, lambda session: pg_commit.commit(session, run_id, records, None))
+            run_id, lambda session: pg_commit.commit(session, run_id, records, None,
+                                                     known_rows=known_rows))
 
-    def ingest_giving_up(self, run_id: str, records: Sequence[JournalRecord]) -> bool:
+    def ingest_giving_up(self, run_id: str, records: Sequence[JournalRecord],
+                         known_rows: Mapping[int, tuple[Any, ...]] | None = None) -> bool:
         """A run's last commit (its end): when ``records`` fit one statement and this process
         holds the run, store them on the lock session and give the run up after the commit,
         in one round trip (:func:`fm_lab.store.pg_commit.commit`); True when done. False, with
         nothing done: :meth:`ingest` them, and release the run after."""
         return pg_commit.fits(records) and self.locks.give_up_with(
             run_id, lambda session: pg_commit.commit(session, run_id, records, None,
-                                                     give_up=True))
+                                                     give_up=True, known_rows=known_rows))
 
     def _ingest(self, con: PgConnection, run_id: str, records: Sequence[JournalRecord],
                 lease: int | None) -> None:
