@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fm_lab.store.codec import dumpb
 from fm_lab.store.columns import SMALL, relation
@@ -52,46 +52,50 @@ def span_values(r: JournalRecord, run_id: str | None, workflow_id: str | None,
     a span record, or a node record (which carries its span). Payloads are JSON text, cut to
     ``limit`` characters (their sizes are of the whole)."""
     encode = _encode
-    get = r.get
-    if r["k"] == "span":
-        attrs, evts = get("attrs"), get("events")
-        head: tuple[Any, ...] = (
-            r["trace"], r["span"], get("parent"), get("run") or run_id, r["kind"], get("name"),
-            get("entity"), get("workflow") or workflow_id, get("node"), get("agent"),
-            get("resource"), get("started"), get("ended"), get("status"))
-        tail: tuple[Any, ...] = (
-            encode(attrs) if attrs else None, encode(evts) if evts else None, get("model"),
-            get("provider"), get("input_tokens"), get("output_tokens"), get("cached_tokens"),
-            get("cache_write_tokens"), get("reasoning_tokens"), get("cost_usd"))
-    elif r["k"] == "node" and get("span"):
-        path = r["node"]
-        node_attrs: dict[str, Any] = {"node_type": get("type"), "attempts": get("attempts")}
-        cached_from = get("cached_from")
-        if cached_from:
-            node_attrs["fm_lab.cache.hit"] = True
-            node_attrs["fm_lab.cache.source"] = cached_from
-        evts = get("events")
-        head = (r["trace"], r["span"], get("pspan"), run_id,
-                "item" if path.endswith("]") else "node", path, get("entity"), workflow_id,
-                path, None, None, get("started"), get("ended"),
-                _NODE_STATUS.get(r["status"], r["status"]))
-        tail = (encode(node_attrs), encode(evts) if evts else None,
-                None, None, None, None, None, None, None, None)
-    else:
+    rec = cast("dict[str, Any]", r)  # a span or a node record, told apart by ``k`` below
+    get = rec.get
+    kind = rec["k"]
+    if kind != "span" and (kind != "node" or not get("span")):
         return None
-    in_text, in_size = _payload_text(get("input"), limit)
-    out_text, out_size = _payload_text(get("output"), limit)
-    error = get("error")
-    return (*head, in_text, out_text, in_size, out_size, encode(error) if error else None,
-            *tail)
-
-
-def _payload_text(value: Any, limit: int) -> tuple[str | None, int | None]:
-    """A payload's JSON text, cut to ``limit`` characters, and the size of the whole."""
-    if value is None:
-        return None, None
-    text = _encode(value)
-    return (text if len(text) <= limit else _encode(text[:limit] + "…")), len(text)
+    in_value, out_value, error = get("input"), get("output"), get("error")
+    if in_value is None:
+        in_text = in_size = None
+    else:
+        in_text = encode(in_value)
+        in_size = len(in_text)
+        if in_size > limit:
+            in_text = encode(in_text[:limit] + "…")
+    if out_value is None:
+        out_text = out_size = None
+    else:
+        out_text = encode(out_value)
+        out_size = len(out_text)
+        if out_size > limit:
+            out_text = encode(out_text[:limit] + "…")
+    error_text = encode(error) if error else None
+    evts = get("events")
+    events = encode(evts) if evts else None
+    if kind == "span":
+        attrs = get("attrs")
+        return (rec["trace"], rec["span"], get("parent"), get("run") or run_id, rec["kind"],
+                get("name"), get("entity"), get("workflow") or workflow_id, get("node"),
+                get("agent"), get("resource"), get("started"), get("ended"), get("status"),
+                in_text, out_text, in_size, out_size, error_text,
+                encode(attrs) if attrs else None, events, get("model"), get("provider"),
+                get("input_tokens"), get("output_tokens"), get("cached_tokens"),
+                get("cache_write_tokens"), get("reasoning_tokens"), get("cost_usd"))
+    path = rec["node"]
+    node_attrs: dict[str, Any] = {"node_type": get("type"), "attempts": get("attempts")}
+    cached_from = get("cached_from")
+    if cached_from:
+        node_attrs["fm_lab.cache.hit"] = True
+        node_attrs["fm_lab.cache.source"] = cached_from
+    return (rec["trace"], rec["span"], get("pspan"), run_id,
+            "item" if path.endswith("]") else "node", path, get("entity"), workflow_id, path,
+            None, None, get("started"), get("ended"),
+            _NODE_STATUS.get(rec["status"], rec["status"]),
+            in_text, out_text, in_size, out_size, error_text, encode(node_attrs), events,
+            None, None, None, None, None, None, None, None)
 
 
 TYPES = {name: "BIGINT" if name in _INTS else "DOUBLE" if name in _FLOATS else "VARCHAR"

@@ -217,3 +217,4 @@ def test_postgres_span_rows_are_the_duckdb_columns_row_by_row() -> None:
     assert rows[3][SPAN_COLUMNS.index("name")] == "na\ufffdme"
     assert len(cols["input"][3]) < 5000 and cols["input_size"][3] == 5002  # cut, sized whole
     assert rows[4][SPAN_COLUMNS.index("kind")] == "item"
+    assert span_rows(RUN, "w", records * 3) == rows * 3  # many: column by column, the same
