@@ -57,21 +57,9 @@ def span_values(r: JournalRecord, run_id: str | None, workflow_id: str | None,
     kind = rec["k"]
     if kind != "span" and (kind != "node" or not get("span")):
         return None
-    in_value, out_value, error = get("input"), get("output"), get("error")
-    if in_value is None:
-        in_text = in_size = None
-    else:
-        in_text = encode(in_value)
-        in_size = len(in_text)
-        if in_size > limit:
-            in_text = encode(in_text[:limit] + "…")
-    if out_value is None:
-        out_text = out_size = None
-    else:
-        out_text = encode(out_value)
-        out_size = len(out_text)
-        if out_size > limit:
-            out_text = encode(out_text[:limit] + "…")
+    error = get("error")
+    in_text, in_size = _payload_text(get("input"), limit)
+    out_text, out_size = _payload_text(get("output"), limit)
     error_text = encode(error) if error else None
     evts = get("events")
     events = encode(evts) if evts else None
@@ -96,6 +84,15 @@ def span_values(r: JournalRecord, run_id: str | None, workflow_id: str | None,
             _NODE_STATUS.get(rec["status"], rec["status"]),
             in_text, out_text, in_size, out_size, error_text, encode(node_attrs), events,
             None, None, None, None, None, None, None, None)
+
+
+def _payload_text(value: Any, limit: int) -> tuple[str | None, int | None]:
+    """A payload's JSON text, cut to ``limit`` characters, and the size of the whole."""
+    if value is None:
+        return None, None
+    text = _encode(value)
+    size = len(text)
+    return (text if size <= limit else _encode(text[:limit] + "…")), size
 
 
 TYPES = {name: "BIGINT" if name in _INTS else "DOUBLE" if name in _FLOATS else "VARCHAR"
