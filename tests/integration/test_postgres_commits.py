@@ -580,3 +580,24 @@ def test_a_lost_reply_to_the_ends_commit_still_ends_the_run_as_stored(
     assert lost and run.status == "succeeded"
     assert store.load_run(run.run_id).status == "succeeded"
     assert not store.run_is_live(run.run_id) and not store.locks.holds(run.run_id)
+
+
+def test_a_node_stored_by_its_commit_is_the_record_as_it_was_queued_in_both_tables(
+        store: Any) -> None:
+    """The journal makes a node's rows as it queues the record: a payload changed before the
+    commit (a listener holding the output) changes neither node_executions nor spans."""
+    run = fm_lab.run(CHAIN, {"n": 1}, store=store)
+    seq = store.load_run(run.run_id).journal_seq
+    journal = store.open_journal(run.run_id)
+    try:
+        output = {"v": "queued"}
+        record = _node(seq + 1, "x", "succeeded", output, "s" * 16)
+        assert journal.append(record) is None  # no text kept: its rows are
+        output["v"] = "changed later"
+        journal.commit()
+    finally:
+        journal.close()
+    stored = store.sql("select output from node_executions where run_id = ? and node_id = 'x'",
+                       [run.run_id]).iloc[0, 0]
+    span = store.sql("select output from spans where span_id = ?", ["s" * 16]).iloc[0, 0]
+    assert stored == span == '{"v":"queued"}'

@@ -31,6 +31,7 @@ from fm_lab.store.pg_rows import (
     NODE_COLUMNS,
     RUN_END_COLUMNS,
     SPAN_COLUMNS,
+    NodeRows,
     json_rows,
     node_rows,
     run_end,
@@ -88,17 +89,18 @@ def statement(lease: bool, replace: bool, end: bool) -> str:
 
 def commit(conn: psycopg.Connection[Any], run_id: str, records: Sequence[JournalRecord],
            lease: int | None, give_up: bool = False,
-           known_rows: Mapping[int, tuple[Any, ...]] | None = None) -> bool:
+           known_rows: Mapping[int, NodeRows] | None = None) -> bool:
     """Store ``records`` (:func:`fits` them, in ``seq`` order) of run ``run_id`` in one
     statement; False, with nothing stored, when ``run_id`` names no run, the ``lease`` session
     (a backend pid) does not hold it, the run holds part of the batch already, or a value does
     not fit JSON. ``give_up``: ``conn`` is the lock session holding the run (``lease`` None),
     and gives the run up once the batch is committed, in the same round trip: True then
-    when it did. ``known_rows``: node rows made before, by seq (:func:`pg_rows.node_rows`)."""
+    when it did. ``known_rows``: node records' rows made as they were queued, by seq
+    (:data:`~fm_lab.store.pg_rows.NodeRows`)."""
     nodes: list[NodeRecord] = [r for r in records if r["k"] == "node"]
     spanned = [r for r in records if r["k"] == "span" or r.get("span")]
     node_json = json_rows(NODE_COLUMNS, node_rows(run_id, nodes, known_rows))
-    span_json = json_rows(SPAN_COLUMNS, span_rows(run_id, None, spanned))
+    span_json = json_rows(SPAN_COLUMNS, span_rows(run_id, None, spanned, known_rows))
     if node_json is None or span_json is None:
         return False
     first, last = records[0]["seq"], records[-1]["seq"]

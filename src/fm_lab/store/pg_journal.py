@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from fm_lab.store.codec import dumps
 from fm_lab.store.journal import JournalError, RunLockedError, encode_record
-from fm_lab.store.pg_rows import node_row
+from fm_lab.store.pg_rows import NodeRows, queued_rows
 
 if TYPE_CHECKING:
     from fm_lab.store.pg_store import PostgresStore
@@ -78,7 +78,7 @@ class PgJournal:
                 raise
         self._pending: list[JournalRecord] = []
         self._texts: dict[int, bytes] = {}
-        self._rows: dict[int, tuple[Any, ...]] = {}  # queued node records' rows, by seq
+        self._rows: dict[int, NodeRows] = {}  # queued node records' rows, by seq
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
         self.queued = 0
@@ -91,25 +91,28 @@ class PgJournal:
     def __repr__(self) -> str:
         return f"PgJournal({self.run_id!r})"
 
-    def append(self, record: JournalRecord | dict[str, Any]) -> bytes:
-        """Queue ``record`` (durable once :meth:`commit` returns); returns its JSON text (a
-        node record's is its row instead, kept for the commit: empty). What cannot be stored
-        is refused here, not at commit (``NotSerialisableError``)."""
+    def append(self, record: JournalRecord | dict[str, Any]) -> bytes | None:
+        """Queue ``record`` (durable once :meth:`commit` returns); returns its JSON text, or
+        None for a node record, whose rows are made here instead and kept for the commit
+        (the record as it is now: both tables store the same). A payload that cannot be
+        stored is refused here, not at commit (``NotSerialisableError``); the engine fills a
+        node record's other fields with names and numbers."""
         kind = record.get("k")
-        if kind == "node":  # its payloads by the journal's encoder, once: the commit's row
+        body: bytes | None = None
+        if kind == "node":  # its payloads by the journal's encoder, once: the commit's rows
             node = cast("NodeRecord", record)
-            row = node_row(self.run_id, node)
+            rows = queued_rows(self.run_id, node)
             if node.get("events"):
                 dumps(node["events"])
-            body = b""
         else:
             body = encode_record(record)
         with self._lock:
             self._pending.append(cast("JournalRecord", record))
             if kind == "span":
+                assert body is not None
                 self._texts[int(record["seq"])] = body
             elif kind == "node":
-                self._rows[int(record["seq"])] = row
+                self._rows[int(record["seq"])] = rows
             self.queued += 1
         return body
 

@@ -25,7 +25,7 @@ RUN_END_COLUMNS = ("status", "outputs", "error", "state", "ended_at")
 # where span_table.COLUMNS has the start and the end (SPAN_COLUMNS: as timestamps, then the
 # duration); every other column is in the same order in both
 _STARTED = SPAN_COLUMNS.index("started_at")
-_ROW_BY_ROW = 8  # records from which span_rows goes column by column
+_ROW_BY_ROW = 8  # span_rows goes row by row up to this many records, then column by column
 # span columns of plain text (names, labels, ids), not JSON (whose text escapes a NUL byte)
 _SPAN_TEXT = tuple(i for i, c in enumerate(SPAN_COLUMNS) if c in (
     "trace_id", "span_id", "parent_span_id", "kind", "name", "entity_id", "workflow_id",
@@ -77,12 +77,26 @@ def run_end(record: RunEndRecord) -> dict[str, Any]:
         timestamp(record.get("ended"))), strict=True))
 
 
+# a node record's rows made as a journal queues it: its ``node_executions`` row and its span's
+# values (span_table.COLUMNS order, the workflow id left to the commit), by the record's seq
+NodeRows = tuple[tuple[Any, ...], tuple[Any, ...] | None]
+
+
+def queued_rows(run_id: str, record: NodeRecord) -> NodeRows:
+    """:data:`NodeRows` of a node record, both from the record as it is now
+    (``NotSerialisableError`` for a payload JSON cannot hold)."""
+    from fm_lab.store.span_table import span_values
+
+    return node_row(run_id, record), span_values(record, run_id, None)
+
+
 def node_rows(run_id: str, nodes: Sequence[NodeRecord],
-              known: Mapping[int, tuple[Any, ...]] | None = None) -> list[tuple[Any, ...]]:
+              known: Mapping[int, NodeRows] | None = None) -> list[tuple[Any, ...]]:
     """``node_executions`` rows (in :data:`NODE_COLUMNS` order) of node records; ``known``:
-    rows made before, by seq (a journal makes a node's row as it queues the record)."""
+    rows made as they were queued, by seq."""
     if known:
-        return [known.get(r["seq"]) or node_row(run_id, r) for r in nodes]
+        return [made[0] if (made := known.get(r["seq"])) else node_row(run_id, r)
+                for r in nodes]
     return [node_row(run_id, r) for r in nodes]
 
 
@@ -103,18 +117,21 @@ def node_row(run_id: str, r: NodeRecord) -> tuple[Any, ...]:
 
 
 def span_rows(run_id: str | None, workflow_id: str | None,
-              records: Sequence[JournalRecord]) -> list[tuple[Any, ...]]:
+              records: Sequence[JournalRecord],
+              known: Mapping[int, NodeRows] | None = None) -> list[tuple[Any, ...]]:
     """``spans`` rows (in :data:`SPAN_COLUMNS` order) for the spans of ``records`` (node
     records with a span, span records), in order: the DuckDB store's rows
     (:mod:`fm_lab.store.span_table`) with timestamps and the duration, and names PostgreSQL
-    text can hold. A commit's few records go row by row, a COPY's many column by column
-    (~1.7x faster for a thousand, ~2x slower for one)."""
+    text can hold. A commit's few records go row by row (a node's span from ``known``, made as
+    it was queued, when the workflow id is left to the commit), a COPY's many column by column
+    (~1.2x faster for a thousand, ~3x slower for one)."""
     from fm_lab.store.span_table import rows_from_records, span_values
 
     if len(records) <= _ROW_BY_ROW:
         rows = []
         for record in records:
-            values = span_values(record, run_id, workflow_id)
+            made = known.get(record["seq"]) if known and workflow_id is None else None
+            values = made[1] if made else span_values(record, run_id, workflow_id)
             if values is None:
                 continue
             started, ended = values[_STARTED], values[_STARTED + 1]

@@ -56,6 +56,7 @@ from fm_lab.store.pg_rows import (
     COPY_SPANS_FROM,
     NODE_COLUMNS,
     SPAN_COLUMNS,
+    NodeRows,
     json_text,
     node_rows,
     run_end,
@@ -468,7 +469,7 @@ class PostgresStore:
         return True
 
     def ingest_held(self, run_id: str, records: Sequence[JournalRecord],
-                    known_rows: Mapping[int, tuple[Any, ...]] | None = None) -> bool:
+                    known_rows: Mapping[int, NodeRows] | None = None) -> bool:
         """Store ``records`` of a run this process holds on its lock session, when they fit
         one statement and the session is free (:meth:`RunLocks.write_held`); True when done.
         False, with nothing done: :meth:`ingest` them. ``known_rows``: their node rows, made
@@ -478,7 +479,7 @@ class PostgresStore:
                                                      known_rows=known_rows))
 
     def ingest_giving_up(self, run_id: str, records: Sequence[JournalRecord],
-                         known_rows: Mapping[int, tuple[Any, ...]] | None = None) -> bool:
+                         known_rows: Mapping[int, NodeRows] | None = None) -> bool:
         """A run's last commit (its end): when ``records`` fit one statement and this process
         holds the run, store them on the lock session and give the run up after the commit,
         in one round trip (:func:`fm_lab.store.pg_commit.commit`); True when done. False, with

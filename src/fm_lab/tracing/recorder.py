@@ -64,7 +64,8 @@ class Recorder:
         self.journal = journal
         self.seq = seq
         self.unflushed: list[JournalRecord] = []
-        self.unflushed_texts: dict[int, bytes] = {}  # every record's journal text, by seq
+        self.unflushed_texts: dict[int, bytes] = {}  # records' journal text, by seq (a
+        # PostgreSQL journal keeps none for node records: it makes their rows instead)
         self.last_ingest = time.monotonic()
         self.ingested_once = ingested_once
         self._redact = redactor()

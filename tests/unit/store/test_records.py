@@ -181,6 +181,14 @@ def test_an_outcome_is_built_by_keyword() -> None:
     assert "cache_key" not in record and "cached_from" not in record and "leaf" not in record
 
 
+def test_postgres_span_columns_follow_the_duckdb_ones() -> None:
+    from fm_lab.store.pg_rows import SPAN_COLUMNS
+
+    start = SPAN_COLUMNS.index("started_at")  # pg_rows relies on it: timestamps, then duration
+    assert SPAN_COLUMNS[start:start + 3] == ("started_at", "ended_at", "duration_ms")
+    assert (*SPAN_COLUMNS[:start], "started", "ended", *SPAN_COLUMNS[start + 3:]) == COLUMNS
+
+
 def test_postgres_span_rows_are_the_duckdb_columns_row_by_row() -> None:
     """pg_rows.span_rows and span_table.rows_from_records share span_values: the same spans,
     PostgreSQL's with timestamps, the duration, and names without NUL bytes."""
