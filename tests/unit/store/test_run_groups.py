@@ -133,7 +133,9 @@ def test_a_new_run_id_checked_in_a_sweep_does_not_store_the_group(
 def test_a_sweep_stores_its_runs_in_groups(tmp_path: Path, groups: list[int]) -> None:
     import fm_lab.batch
 
-    store = Store(tmp_path / "s.duckdb")
+    # a group waits up to 2 s for more runs (0.05 s by default): on a loaded machine four
+    # concurrent runs could end further apart than that, each then stored alone
+    store = Store(tmp_path / "s.duckdb", group_delay_s=2.0)
     frame = fm_lab.batch.map(CHAIN, [{"n": n} for n in range(30)], store=store,
                              concurrency=4)
     assert frame["status"].tolist() == ["succeeded"] * 30
