@@ -601,3 +601,39 @@ def test_a_node_stored_by_its_commit_is_the_record_as_it_was_queued_in_both_tabl
                        [run.run_id]).iloc[0, 0]
     span = store.sql("select output from spans where span_id = ?", ["s" * 16]).iloc[0, 0]
     assert stored == span == '{"v":"queued"}'
+
+
+@pytest.mark.parametrize("version_known", [True, False])
+def test_a_new_run_whose_id_another_run_took_meanwhile_is_refused_and_the_other_kept(
+        store: Any, pg_url: str, version_known: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between fm_lab.run(run_id=...)'s check that the id is free and its start, another
+    process starts and finishes a run under that id: the start is refused (before, it was
+    taken for a retry of its own and every later commit for one too: stored nothing, said
+    nothing)."""
+    from fm_lab.engine import api
+    from fm_lab.store.ids import RunIdInUseError
+
+    if version_known:
+        fm_lab.run(CHAIN, {"n": 1}, store=store)
+    other = open_store(pg_url)
+    checked, raced = api._check_new_run_id, []
+
+    def then_taken(target: Any, run_id: str) -> None:  # free when checked, then taken
+        checked(target, run_id)
+        if target is store:  # not the other process's own check
+            raced.append(fm_lab.run(CHAIN, {"n": 7}, run_id=run_id, store=other))
+
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(api, "_check_new_run_id", then_taken)
+            with pytest.raises(RunIdInUseError, match="run id 'raced' was taken by another"):
+                fm_lab.run(CHAIN, {"n": 2}, run_id="raced", store=store)
+        assert raced[0].status == "succeeded"
+        kept = store.load_run("raced")
+        assert kept.status == "succeeded" and kept.nodes["b"]["output"] == "x7y"
+        starts = [r for r in store.audit_rows() if r["run_id"] == "raced"]
+        assert [r["action"] for r in starts] == ["run.start"]
+        assert not store.locks.holds("raced") and not other.run_is_live("raced")
+        assert verify(store.audit_rows()) == []
+    finally:
+        other.close()

@@ -30,6 +30,7 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 from fm_lab.store.codec import dumps
+from fm_lab.store.ids import RunIdInUseError
 from fm_lab.store.journal import JournalError, RunLockedError, encode_record
 from fm_lab.store.pg_rows import NodeRows, queued_rows
 
@@ -144,8 +145,8 @@ class PgJournal:
                 with self._lock:
                     self._pending[:0] = batch
                     self._texts.update(texts)
-                if isinstance(exc, RunLockedError):  # a new run another process holds:
-                    raise  # nothing is stored, nothing failed (see open_journal's new)
+                if isinstance(exc, RunLockedError | RunIdInUseError):  # a new run another
+                    raise  # process holds or started: nothing is stored, nothing failed
                 self._failed_seq = int(batch[-1]["seq"])
                 self.failure = exc if isinstance(exc, RunLostError) else JournalError(
                     errno.EIO, f"storing run {self.run_id} in {self.store.path} failed "

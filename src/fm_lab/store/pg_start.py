@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from fm_lab.store.audit import GENESIS, content_tail, start_entry
 from fm_lab.store.codec import canonical
+from fm_lab.store.ids import RunIdInUseError
 from fm_lab.store.pg_locks import HELD, TAKING
 from fm_lab.store.pg_rows import RUN_START_TYPES, run_start
 from fm_lab.store.pg_sql import pipelined_transaction
@@ -48,7 +49,7 @@ def statement(audited: bool, take: bool = False) -> str:
     values = ", ".join(f"%({column})s::{kind}" for column, kind in typed.items())
     parts = [
         f"with r as (select {held} as held, exists (select 1 from runs where run_id = "
-        "%(run)s) as found)",
+        "%(run)s) as found, (select trace_id from runs where run_id = %(run)s) as trace)",
         f"ins as (insert into runs ({columns}, status) select {values}, 'running' from r "
         "where r.held and not r.found returning run_id)"]
     if audited:
@@ -61,7 +62,7 @@ def statement(audited: bool, take: bool = False) -> str:
             "%(action)s::text, %(run)s::text, null, null, %(after)s::text, n.prev, "
             "encode(sha256(convert_to(n.prev || E'\\n[' || n.seq || ',' || %(tail)s::text, "
             "'UTF8')), 'hex') from n where exists (select 1 from ins))"]
-    return ", ".join(parts) + " select held, found from r"
+    return ", ".join(parts) + " select held, found, trace from r"
 
 
 def commit(conn: psycopg.Connection[Any], run_id: str, record: StartRecord, version: int,
@@ -71,7 +72,8 @@ def commit(conn: psycopg.Connection[Any], run_id: str, record: StartRecord, vers
     when the ``lease`` session (a backend pid) does not hold the run (the general path then
     says so). ``lease`` None: ``conn`` is the lock session, and takes the run in the same
     transaction (:data:`~fm_lab.store.pg_locks.TAKING`); False then when another process
-    holds it."""
+    holds it. ``RunIdInUseError``, with nothing stored, when a run of that id another process
+    started is stored (:func:`started_elsewhere`)."""
     params: dict[str, Any] = {**run_start(run_id, record, version), "run": run_id,
                               "lease": lease, "journal_seq": record["seq"]}
     entry = start_entry(run_id, record, version)
@@ -87,4 +89,21 @@ def commit(conn: psycopg.Connection[Any], run_id: str, record: StartRecord, vers
         cursor = conn.execute(statement(entry is not None, lease is None), params,
                               prepare=True)
     row = cursor.fetchone()  # fetched by the pipeline's sync, after the commit
+    if row is not None and row[0] and row[1] and started_elsewhere(row[2], record):
+        raise id_in_use(run_id)  # nothing was stored (a run of that id is), the take undone
     return row is not None and bool(row[0])
+
+
+def started_elsewhere(stored_trace: str | None, record: StartRecord) -> bool:
+    """Whether a stored run of the start ``record``'s id (its ``trace_id``
+    ``stored_trace``) is another run, started under the same id by another process after
+    this one checked the id was free, not this start's own, stored by an earlier try. A
+    start without a trace id (older journals) cannot tell: it is taken for its own."""
+    mine = record.get("trace_id")
+    return mine is not None and stored_trace is not None and stored_trace != mine
+
+
+def id_in_use(run_id: str) -> RunIdInUseError:
+    """The error of a start whose id another run took meanwhile."""
+    return RunIdInUseError(f"run id {run_id!r} was taken by another run (started by another "
+                           "process after this one checked it was free); nothing was stored")

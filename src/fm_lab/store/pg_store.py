@@ -105,7 +105,7 @@ _VIEWS = ("create or replace view all_runs as select * from runs; "
           "create or replace view all_node_executions as select * from node_executions; "
           "create or replace view all_spans as select * from spans;")
 # the reads an ingest makes before it writes, sent together (one round trip in a pipeline)
-_RUN_ROW = "select journal_seq, workflow_id from runs where run_id = %s for update"
+_RUN_ROW = "select journal_seq, workflow_id, trace_id from runs where run_id = %s for update"
 _WORKFLOW_LOCK = "select pg_advisory_xact_lock(hashtextextended('fm_lab.workflow:' || %s, 0))"
 _SPEC_VERSIONS = ("select (select version from workflows where workflow_id = %s and hash = %s), "
                   "(select max(version) from workflows where workflow_id = %s)")
@@ -502,6 +502,8 @@ class PostgresStore:
         row = run.fetchone()
         if held is not None and not ((found := held.fetchone()) and found[0]):
             raise LeaseMissingError(run_id)
+        if start is not None and row is not None and pg_start.started_elsewhere(row[2], start):
+            raise pg_start.id_in_use(run_id)  # the transaction stores nothing
         stored_seq = int(row[0]) if row else 0
         fresh = unstored(records, stored_seq)
         if not fresh:
