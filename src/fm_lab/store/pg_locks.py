@@ -215,11 +215,8 @@ class RunLocks:
         False, with nothing done, when this process does not hold the run on a live
         session, or when ``write`` stored nothing (the run stays held)."""
         with self._lock:
-            conn = self._conn
-            if (run_id not in self._held or conn is None or conn.closed
-                    or self._pid != os.getpid()):
-                return False
-            if not write(conn):
+            conn = self._holding(run_id)
+            if conn is None or not write(conn):
                 return False
             self._held.discard(run_id)
             return True
@@ -234,13 +231,18 @@ class RunLocks:
         if not self._lock.acquire(blocking=False):
             return False
         try:
-            conn = self._conn
-            if (run_id not in self._held or conn is None or conn.closed
-                    or self._pid != os.getpid()):
-                return False
-            return write(conn)
+            conn = self._holding(run_id)
+            return conn is not None and write(conn)
         finally:
             self._lock.release()
+
+    def _holding(self, run_id: str) -> psycopg.Connection[Any] | None:
+        """The lock session, when it is this process's, alive, and holds ``run_id``."""
+        conn = self._conn
+        if (run_id not in self._held or conn is None or conn.closed
+                or self._pid != os.getpid()):
+            return None
+        return conn
 
     def live(self, run_id: str) -> bool:
         """True while some process (this one included) holds ``run_id``'s lock."""
